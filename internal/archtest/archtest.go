@@ -1,0 +1,68 @@
+// Package archtest holds the tests that keep hush's shape: a package
+// comment on every package and the dependency direction described in
+// ARCHITECTURE.md. It has no code of its own beyond the rule table.
+package archtest
+
+// Rule forbids packages under From (a module-relative path prefix) from
+// importing anything matching Deny, unless it also matches Allow.
+type Rule struct {
+	From   string   // module-relative package prefix, e.g. "crypto"
+	Allow  []string // import path prefixes always allowed ("std" = standard library)
+	Only   bool     // when true, every import must match Allow
+	Deny   []string // import path prefixes forbidden
+	Reason string
+}
+
+// Module is the module path.
+const Module = "github.com/hushnet/hush"
+
+// Rules is the dependency direction of ARCHITECTURE.md and STYLE.md §9.
+var Rules = []Rule{
+	{
+		From:   "crypto",
+		Allow:  []string{"std", "golang.org/x/crypto", Module + "/crypto"},
+		Only:   true,
+		Reason: "crypto imports only the standard library and golang.org/x/crypto",
+	},
+	{
+		From:   "relay",
+		Deny:   []string{Module + "/node", Module + "/api", Module + "/cmd"},
+		Reason: "the relay does not import the node",
+	},
+	{
+		From:   "sync",
+		Deny:   []string{Module + "/node", Module + "/api", Module + "/cmd"},
+		Reason: "sync does not import the node",
+	},
+	{
+		From:   "pushbridge",
+		Deny:   []string{Module + "/node", Module + "/api", Module + "/cmd"},
+		Reason: "the push bridge does not import the node",
+	},
+	{
+		From:   "node",
+		Deny:   []string{Module + "/api", Module + "/cmd"},
+		Reason: "node sits below api and cmd",
+	},
+	{
+		From:   "api",
+		Deny:   []string{Module + "/cmd"},
+		Reason: "api sits below cmd",
+	},
+	{
+		From:   "internal",
+		Deny:   []string{Module + "/node", Module + "/api", Module + "/cmd", Module + "/relay", Module + "/sync", Module + "/pushbridge"},
+		Reason: "internal/store and internal/wire are leaves",
+	},
+}
+
+// Exclusive lists imports that only one part of the tree may use: the
+// import prefix maps to the module-relative package prefixes allowed.
+var Exclusive = map[string][]string{
+	"github.com/syndtr/goleveldb":         {"internal/store"},
+	"github.com/prometheus/client_golang": {"cmd"},
+	"github.com/skip2/go-qrcode":          {"cmd"},
+	"github.com/schollz/progressbar":      {"cmd"},
+	"github.com/libp2p/go-libp2p-pubsub":  {"node", "relay"},
+	"golang.org/x/term":                   {"cmd"},
+}

@@ -1,0 +1,148 @@
+package archtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type pkg struct {
+	ImportPath string
+	Dir        string
+	Name       string
+	Standard   bool
+	Imports    []string
+	GoFiles    []string
+}
+
+// listPackages runs `go list` over the module once.
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", Module+"/...")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go list: %v\n%s", err, errb.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(&out)
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 3 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+func rel(importPath string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(importPath, Module), "/")
+}
+
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+func TestDependencyDirection(t *testing.T) {
+	for _, p := range listPackages(t) {
+		r := rel(p.ImportPath)
+		for _, rule := range Rules {
+			if !under(r, rule.From) {
+				continue
+			}
+			for _, imp := range p.Imports {
+				allowed := false
+				for _, a := range rule.Allow {
+					if (a == "std" && isStd(imp)) || under(imp, a) {
+						allowed = true
+					}
+				}
+				if allowed {
+					continue
+				}
+				if rule.Only {
+					t.Errorf("%s imports %s: %s", p.ImportPath, imp, rule.Reason)
+				}
+				for _, d := range rule.Deny {
+					if under(imp, d) {
+						t.Errorf("%s imports %s: %s", p.ImportPath, imp, rule.Reason)
+					}
+				}
+			}
+		}
+		for _, imp := range p.Imports {
+			for prefix, owners := range Exclusive {
+				if !under(imp, prefix) {
+					continue
+				}
+				ok := false
+				for _, o := range owners {
+					if under(r, o) {
+						ok = true
+					}
+				}
+				if !ok {
+					t.Errorf("%s imports %s, which only %v may import", p.ImportPath, imp, owners)
+				}
+			}
+		}
+	}
+}
+
+// The rules must be able to fail: check the matcher on known cases.
+func TestRuleMatcher(t *testing.T) {
+	if !isStd("crypto/ecdh") || isStd("golang.org/x/crypto/argon2") {
+		t.Fatal("isStd misclassifies")
+	}
+	if !under("crypto/ratchet", "crypto") || under("cryptox", "crypto") {
+		t.Fatal("under misclassifies")
+	}
+}
+
+func TestPackageComments(t *testing.T) {
+	for _, p := range listPackages(t) {
+		documented := false
+		for _, f := range p.GoFiles {
+			file, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, f), nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if file.Doc == nil {
+				continue
+			}
+			text := file.Doc.Text()
+			if p.Name == "main" && strings.HasPrefix(text, "Command ") ||
+				strings.HasPrefix(text, "Package "+p.Name+" ") {
+				documented = true
+			}
+		}
+		if !documented {
+			t.Errorf("%s has no package comment starting %q", p.ImportPath, "Package "+p.Name)
+		}
+	}
+}
+
+// Top-level layout required by the design card.
+func TestLayout(t *testing.T) {
+	root := filepath.Join("..", "..")
+	for _, name := range []string{"cmd", "node", "crypto", "relay", "sync", "pushbridge", "docs", "go.mod", "go.sum", "Makefile", "README.md"} {
+		if _, err := os.Stat(filepath.Join(root, name)); err != nil {
+			t.Errorf("top-level %s missing: %v", name, err)
+		}
+	}
+}
