@@ -1,0 +1,121 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// mdnsService is the mDNS service name hush nodes announce on the LAN.
+const mdnsService = "_hush._udp"
+
+// DefaultListenAddrs are used when HostConfig.ListenAddrs is empty: TCP
+// and QUIC on every interface, on ports the OS picks.
+var DefaultListenAddrs = []string{
+	"/ip4/0.0.0.0/tcp/0",
+	"/ip4/0.0.0.0/udp/0/quic-v1",
+}
+
+// HostConfig configures the libp2p host. The zero value works.
+type HostConfig struct {
+	// Key is the libp2p host key (the PeerID). It is separate from the
+	// messaging identity. Required.
+	Key crypto.PrivKey
+	// ListenAddrs are multiaddrs to listen on; default DefaultListenAddrs.
+	ListenAddrs []string
+	// NoMDNS turns LAN discovery off; default on.
+	NoMDNS bool
+	// ConnLow and ConnHigh are the connection manager watermarks;
+	// default 64 and 256.
+	ConnLow, ConnHigh int
+	// Logger receives host events; discarded by default.
+	Logger *slog.Logger
+}
+
+// newHost builds the libp2p host: TCP and QUIC, Noise, yamux, the resource
+// manager and connection manager on, AutoNAT v2, hole punching and the
+// circuit-relay v2 client enabled (the relay issue only adds servers).
+func newHost(cfg HostConfig) (host.Host, error) {
+	if cfg.Key == nil {
+		return nil, fmt.Errorf("node: host key missing")
+	}
+	addrs := cfg.ListenAddrs
+	if len(addrs) == 0 {
+		addrs = DefaultListenAddrs
+	}
+	low, high := cfg.ConnLow, cfg.ConnHigh
+	if low == 0 {
+		low = 64
+	}
+	if high == 0 {
+		high = 256
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	if err != nil {
+		return nil, fmt.Errorf("node: resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(cfg.Key),
+		libp2p.ListenAddrStrings(addrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+		libp2p.EnableAutoNATv2(),
+		libp2p.DisableMetrics(),
+		libp2p.UserAgent("hush/1"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("node: libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// lanDiscovery connects to hush peers found by mDNS.
+type lanDiscovery struct {
+	h   host.Host
+	log *slog.Logger
+}
+
+func (d *lanDiscovery) HandlePeerFound(pi peer.AddrInfo) {
+	if pi.ID == d.h.ID() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.h.Connect(ctx, pi); err != nil {
+		d.log.Debug("mdns peer unreachable", "err", err)
+	}
+}
+
+// startMDNS starts LAN discovery; the returned function stops it.
+func startMDNS(h host.Host, log *slog.Logger) (func() error, error) {
+	svc := mdns.NewMdnsService(h, mdnsService, &lanDiscovery{h: h, log: log})
+	if err := svc.Start(); err != nil {
+		return nil, fmt.Errorf("node: mdns: %w", err)
+	}
+	return svc.Close, nil
+}
