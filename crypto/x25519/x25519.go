@@ -11,6 +11,7 @@ package x25519
 
 import (
 	"crypto/ecdh"
+	"crypto/subtle"
 	"errors"
 )
 
@@ -42,6 +43,11 @@ func ParsePublicKey(b []byte) (*ecdh.PublicKey, error) {
 func DH(priv *ecdh.PrivateKey, pub *ecdh.PublicKey) ([]byte, error) {
 	s, err := priv.ECDH(pub)
 	if err != nil {
+		// crypto/ecdh reports an all-zero output as an error.
+		return nil, ErrInvalidKey
+	}
+	// Belt and braces: never hand an all-zero secret to a KDF.
+	if subtle.ConstantTimeCompare(s, make([]byte, len(s))) == 1 {
 		return nil, ErrInvalidKey
 	}
 	return s, nil
