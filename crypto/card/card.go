@@ -33,13 +33,13 @@ const Scheme = "hush://"
 
 // Limits, checked before allocating.
 const (
-	MaxNameSize      = 64   // bytes of UTF-8 display name
-	MaxPeerIDSize    = 128  // bytes of a libp2p peer ID
-	MaxAddrs         = 8    // transport addresses per device
-	MaxAddrSize      = 256  // bytes per binary multiaddr
-	MaxMailboxes     = 4    // relay mailboxes per device
-	MaxRelayAddrSize = 512  // bytes of a relay's binary multiaddr
-	MaxDepositSize   = 64   // bytes of a deposit ID or capability
+	MaxNameSize      = 64  // bytes of UTF-8 display name
+	MaxPeerIDSize    = 128 // bytes of a libp2p peer ID
+	MaxAddrs         = 8   // transport addresses per device
+	MaxAddrSize      = 256 // bytes per binary multiaddr
+	MaxMailboxes     = 4   // relay mailboxes per device
+	MaxRelayAddrSize = 512 // bytes of a relay's binary multiaddr
+	MaxDepositSize   = 64  // bytes of a deposit ID or capability
 	MaxCardSize      = 64 << 10
 	// MaxLinkSize is the longest link ParseLink reads.
 	MaxLinkSize = len(Scheme) + (MaxCardSize*8+4)/5
