@@ -228,8 +228,13 @@ func ParseBundle(b []byte, signer ed25519.PublicKey, now time.Time) (*Bundle, er
 	if len(signer) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("pqxdh: parse bundle: %w: signing key of %d bytes", ErrInvalidKey, len(signer))
 	}
-	if len(b) > MaxBundleSize {
-		return nil, fmt.Errorf("pqxdh: parse bundle: %w: %d bytes, limit %d", ErrMalformed, len(b), MaxBundleSize)
+	switch base := 2 + ecPrekeySize + kemPrekeySize + 1; len(b) {
+	case base, base + ecPrekeySize, base + kemPrekeySize, base + ecPrekeySize + kemPrekeySize:
+	case 2 + ecPrekeySize, 2 + ecPrekeySize + 1:
+		// A signed prekey alone: the post-quantum prekey was stripped.
+		return nil, fmt.Errorf("pqxdh: parse bundle: %w", ErrNoPQPrekey)
+	default:
+		return nil, fmt.Errorf("pqxdh: parse bundle: %w: %d bytes is no valid bundle size", ErrMalformed, len(b))
 	}
 	t := now.Unix()
 	r := codec.NewReader(b)
@@ -239,9 +244,6 @@ func ParseBundle(b []byte, signer ed25519.PublicKey, now time.Time) (*Bundle, er
 	out := &Bundle{}
 	if p := parseEC(r, KindSigned, signer, t); p != nil {
 		out.SignedPrekey = *p
-	}
-	if r.Err() == nil && r.Remaining() == 0 {
-		return nil, fmt.Errorf("pqxdh: parse bundle: %w", ErrNoPQPrekey)
 	}
 	if p := parseKEM(r, KindPQLastResort, signer, t); p != nil {
 		out.PQPrekey = *p
