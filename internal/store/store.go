@@ -1,0 +1,369 @@
+// Package store is hush's encrypted, persistent key-value store and the
+// only package that imports goleveldb.
+//
+// A store is a directory holding a goleveldb database (db/), a small
+// keyring file and, when the user chose no passphrase, a 0600 key file.
+// A random 32-byte data key (DEK) is wrapped in the keyring by a key
+// derived from the passphrase with Argon2id, or by the key file. Every
+// record is sealed with XChaCha20-Poly1305 under a per-table key and bound
+// to its physical leveldb key; identifiers are replaced on disk by keyed
+// hashes, so neither names, message IDs nor values appear in clear.
+//
+// Data lives in named tables (DB.Table). A record is either plain (one
+// value per id) or sequenced (many values per id, ordered by a uint64
+// sequence number: message logs, mailboxes). Writes are fsynced unless
+// Config.NoSync is set; a synced write costs a disk flush, so callers that
+// write many records (the outbox, relay mailboxes) should group them in a
+// Batch, which commits atomically with one flush.
+//
+// The format is specified in docs/protocol/store.md.
+package store
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hushnet/hush/crypto/suite"
+	"github.com/syndtr/goleveldb/leveldb"
+	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/storage"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// Sentinel errors; callers branch on them with errors.Is.
+var (
+	ErrNotFound           = errors.New("store: not found")
+	ErrWrongPassphrase    = errors.New("store: wrong passphrase")
+	ErrPassphraseRequired = errors.New("store: store is protected by a passphrase; none given")
+	ErrNotProtected       = errors.New("store: store has no passphrase; one was given")
+	ErrCorrupt            = errors.New("store: corrupt store")
+	ErrLocked             = errors.New("store: store is in use by another process")
+	ErrClosed             = errors.New("store: store is closed")
+	ErrSchemaTooNew       = errors.New("store: store schema is newer than this program")
+	ErrInvalidTable       = errors.New("store: invalid table name")
+)
+
+// Config configures Open. The zero value opens (or creates) a store with
+// no passphrase, default Argon2id parameters for later passphrase changes,
+// synced writes, schema version 1 and no logging.
+type Config struct {
+	// Passphrase unlocks the store. Empty (the default) means no
+	// passphrase: the wrapping key is a random 32-byte file store.key
+	// (mode 0600) next to the database, and DB.Protected reports false.
+	Passphrase []byte
+
+	// KDF holds the Argon2id parameters used when a passphrase keyring is
+	// created or re-wrapped (at creation and by ChangePassphrase). Opening
+	// an existing store uses the parameters recorded in its keyring. Zero
+	// fields take DefaultKDF's values: t=3, m=64 MiB, p=4.
+	KDF KDFParams
+
+	// NoSync skips the fsync after each write or batch commit. Default
+	// false: a write is durable when it returns.
+	NoSync bool
+
+	// SchemaVersion is the schema version this program reads and writes.
+	// Default: one more than the highest Migration.From, or 1 with no
+	// migrations. A new store starts at this version; an older one is
+	// migrated; a newer one fails with ErrSchemaTooNew.
+	SchemaVersion uint32
+
+	// Migrations upgrade the schema one version at a time, in order of
+	// From, at Open. Default none.
+	Migrations []Migration
+
+	// Logger receives open, migration and compaction events; never
+	// identifiers, values or keys. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Migration upgrades a store from schema version From to From+1. Run
+// reads through db and writes through b; b is committed together with the
+// new schema version, so a migration is applied exactly once or not at
+// all.
+type Migration struct {
+	From uint32
+	Run  func(db *DB, b *Batch) error
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	dir    string
+	ldb    *leveldb.DB
+	stor   storage.Storage
+	wo     *opt.WriteOptions
+	log    *slog.Logger
+	kdf    KDFParams
+	schema uint32
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	closed    bool
+	protected bool
+	dek       []byte
+	indexRoot []byte
+	tables    map[string]*tableKeys
+}
+
+// metaTable holds the store's own records, such as the schema version.
+const metaTable = "_meta"
+
+var metaSchemaID = []byte("schema")
+
+// Open opens the store in dir, creating it (and dir, mode 0700) if it does
+// not exist. A store in use by another process gives ErrLocked; a wrong
+// passphrase gives ErrWrongPassphrase and changes nothing on disk.
+func Open(dir string, cfg Config) (*DB, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	kdf := cfg.KDF.withDefaults()
+	if len(cfg.Passphrase) != 0 {
+		if err := kdf.validate(); err != nil {
+			return nil, fmt.Errorf("store: config: %v", err)
+		}
+	}
+	target, migrations, err := planSchema(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	dbPath := filepath.Join(dir, dbDir)
+	if err := os.MkdirAll(dbPath, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+
+	// Take goleveldb's LOCK before touching the keyring, so two processes
+	// never race on creating it.
+	stor, err := storage.OpenFile(dbPath, false)
+	if err != nil {
+		if isLockHeld(err) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys)}
+	db.wo = &opt.WriteOptions{Sync: !cfg.NoSync}
+	ok := false
+	defer func() {
+		if !ok {
+			if db.ldb != nil {
+				db.ldb.Close()
+			}
+			stor.Close()
+		}
+	}()
+
+	kr, err := readKeyring(dir)
+	if err != nil {
+		return nil, err
+	}
+	var dek []byte
+	created := false
+	if kr != nil {
+		if dek, err = loadDEK(dir, kr, cfg.Passphrase); err != nil {
+			return nil, err
+		}
+		db.protected = kr.kdf != kdfKeyFile
+	} else {
+		if nonEmpty, err := hasFiles(dbPath); err != nil {
+			return nil, fmt.Errorf("store: open: %w", err)
+		} else if nonEmpty {
+			return nil, fmt.Errorf("%w: database present but keyring missing", ErrCorrupt)
+		}
+		dek = make([]byte, dekSize)
+		fillRandom(dek)
+		var kek []byte
+		if len(cfg.Passphrase) == 0 {
+			kek = make([]byte, dekSize)
+			fillRandom(kek)
+		}
+		if err := installKeyring(dir, newKeyring(cfg.Passphrase, kek, dek, kdf), kek); err != nil {
+			return nil, err
+		}
+		db.protected = len(cfg.Passphrase) != 0
+		created = true
+	}
+	db.dek = dek
+	db.indexRoot = suite.HKDF(dek, nil, labelIndexRoot, suite.KeySize)
+
+	db.ldb, err = leveldb.Open(stor, &opt.Options{
+		// Sealed values do not compress.
+		Compression: opt.NoCompression,
+	})
+	if err != nil {
+		if lerrors.IsCorrupted(err) {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("store: open database: %w", err)
+	}
+	if err := db.upgrade(target, migrations); err != nil {
+		return nil, err
+	}
+	ok = true
+	log.Info("store opened", "created", created, "protected", db.protected, "schema", db.schema)
+	return db, nil
+}
+
+// hasFiles reports whether dir holds anything besides goleveldb's LOCK.
+func hasFiles(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if e.Name() != "LOCK" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func fillRandom(b []byte) {
+	if _, err := rand.Read(b); err != nil {
+		panic("store: crypto/rand failed: " + err.Error())
+	}
+}
+
+// Protected reports whether the store is wrapped by a passphrase (false:
+// by the store.key file next to it, which any reader of the disk can use).
+func (db *DB) Protected() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.protected
+}
+
+// SchemaVersion reports the store's schema version.
+func (db *DB) SchemaVersion() uint32 { return db.schema }
+
+// Close closes the store and forgets its keys (best effort: Go cannot
+// guarantee memory is wiped). Closing twice is harmless.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.mu.Unlock()
+	err := db.ldb.Close()
+	if serr := db.stor.Close(); err == nil {
+		err = serr
+	}
+	db.mu.Lock()
+	clear(db.dek)
+	clear(db.indexRoot)
+	for _, tk := range db.tables {
+		clear(tk.valueKey)
+		clear(tk.indexKey)
+	}
+	db.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// ChangePassphrase re-wraps the data key: oldPassphrase must unlock the
+// current keyring (empty if the store has no passphrase) and
+// newPassphrase becomes the passphrase (empty: switch to a store.key
+// file, removed again when a passphrase is set). Records are not
+// rewritten. New passphrases use Config.KDF's parameters.
+func (db *DB) ChangePassphrase(oldPassphrase, newPassphrase []byte) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return ErrClosed
+	}
+	kr, err := readKeyring(db.dir)
+	if err != nil {
+		return err
+	}
+	if kr == nil {
+		return fmt.Errorf("%w: keyring missing", ErrCorrupt)
+	}
+	dek, err := loadDEK(db.dir, kr, oldPassphrase)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(dek, db.dek) {
+		return fmt.Errorf("%w: keyring does not hold this store's key", ErrCorrupt)
+	}
+	var kek []byte
+	if len(newPassphrase) == 0 {
+		kek = make([]byte, dekSize)
+		fillRandom(kek)
+	} else if err := db.kdf.validate(); err != nil {
+		return fmt.Errorf("store: config: %v", err)
+	}
+	if err := installKeyring(db.dir, newKeyring(newPassphrase, kek, dek, db.kdf), kek); err != nil {
+		return err
+	}
+	db.protected = len(newPassphrase) != 0
+	db.log.Info("store passphrase changed", "protected", db.protected)
+	return nil
+}
+
+// Table returns the table called name. Names are 1 to 64 characters from
+// [a-z0-9_.-], starting with a letter or digit; an invalid name gives a
+// Table whose every method returns ErrInvalidTable. Table is cheap after
+// the first call for a name.
+func (db *DB) Table(name string) *Table {
+	if !validTableName(name) {
+		return &Table{db: db, err: fmt.Errorf("%w: %q", ErrInvalidTable, name)}
+	}
+	return db.table(name)
+}
+
+func (db *DB) table(name string) *Table {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return &Table{db: db, err: ErrClosed}
+	}
+	tk, ok := db.tables[name]
+	if !ok {
+		tk = deriveTableKeys(db.dek, db.indexRoot, name)
+		db.tables[name] = tk
+	}
+	return &Table{db: db, keys: tk}
+}
+
+// Compact compacts the table's key range, rewriting its files so that
+// deleted and overwritten values are dropped from disk. In an LSM tree a
+// Delete only writes a tombstone: the old sealed value survives in .log
+// and .ldb files until compaction. Callers that delete key material
+// (ratchet state) call Compact afterwards.
+func (db *DB) Compact(t *Table) error {
+	if t.err != nil {
+		return t.err
+	}
+	if err := db.ldb.CompactRange(*util.BytesPrefix(t.keys.tag[:])); err != nil {
+		return db.wrapErr("compact", t, err)
+	}
+	db.log.Debug("store table compacted")
+	return nil
+}
+
+// wrapErr maps a goleveldb error to the store's errors, naming the table.
+func (db *DB) wrapErr(op string, t *Table, err error) error {
+	switch {
+	case errors.Is(err, leveldb.ErrClosed):
+		return ErrClosed
+	case lerrors.IsCorrupted(err):
+		return fmt.Errorf("%w: %s in table %q: %v", ErrCorrupt, op, t.keys.name, err)
+	default:
+		return fmt.Errorf("store: %s in table %q: %w", op, t.keys.name, err)
+	}
+}
