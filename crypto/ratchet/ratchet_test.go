@@ -419,3 +419,284 @@ func TestPostCompromiseRecovery(t *testing.T) {
 		dec(t, bob, m, fmt.Sprint("a", 3+i))
 	}
 }
+
+func TestAttackTruncatedFrames(t *testing.T) {
+	alice, bob := newPair(t)
+	dec(t, bob, enc(t, alice, "a0"), "a0")
+	for _, m := range [][]byte{enc(t, alice, "same chain"), func() []byte {
+		dec(t, alice, enc(t, bob, "b"), "b")
+		return enc(t, alice, "new chain")
+	}()} {
+		for n := range len(m) {
+			reject(t, bob, m[:n], nil, t0)
+		}
+		if _, err := bob.DecryptAt(m, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reject(t, bob, make([]byte, MaxMessageSize+1), ErrMalformed, t0)
+}
+
+func TestAttackSpliceSessions(t *testing.T) {
+	alice1, bob1 := newPair(t)
+	alice2, bob2 := newPair(t)
+	dec(t, bob1, enc(t, alice1, "x"), "x")
+	dec(t, bob2, enc(t, alice2, "y"), "y")
+	m1, m2 := enc(t, alice1, "one"), enc(t, alice2, "two")
+	reject(t, bob1, m2, nil, t0)
+	// Header of one session, body of the other.
+	spliced := append(bytes.Clone(m1[:HeaderSize]), m2[HeaderSize:]...)
+	reject(t, bob1, spliced, ErrDecrypt, t0)
+	// Headers swapped between two messages of one session.
+	m3 := enc(t, alice1, "three")
+	swapped := append(bytes.Clone(m3[:HeaderSize]), m1[HeaderSize:]...)
+	reject(t, bob1, swapped, ErrDecrypt, t0)
+	dec(t, bob1, m1, "one")
+	dec(t, bob1, m3, "three")
+	dec(t, bob2, m2, "two")
+}
+
+func TestSkippedKeyExpiry(t *testing.T) {
+	alice, bob := newPair(t)
+	m0, m1, m2, m3 := enc(t, alice, "m0"), enc(t, alice, "m1"), enc(t, alice, "m2"), enc(t, alice, "m3")
+	dec(t, bob, m3, "m3") // stores keys for m0, m1, m2 at t0
+	decAt(t, bob, m0, "m0", t0.Add(SkippedKeyLifetime-time.Second))
+	reject(t, bob, m1, ErrExpired, t0.Add(SkippedKeyLifetime))
+	if n := bob.Expire(t0.Add(SkippedKeyLifetime - time.Second)); n != 0 {
+		t.Fatalf("Expire dropped %d live keys", n)
+	}
+	if n := bob.Expire(t0.Add(SkippedKeyLifetime)); n != 2 {
+		t.Fatalf("Expire dropped %d keys, want 2", n)
+	}
+	reject(t, bob, m1, ErrDuplicate, t0.Add(SkippedKeyLifetime))
+	reject(t, bob, m2, ErrDuplicate, t0.Add(SkippedKeyLifetime))
+
+	// A successful decrypt also purges expired keys.
+	l1, l2 := enc(t, alice, "l1"), enc(t, alice, "l2")
+	_ = l1
+	decAt(t, bob, l2, "l2", t0)
+	if bob.StoredKeys() != 1 {
+		t.Fatalf("%d keys stored, want 1", bob.StoredKeys())
+	}
+	decAt(t, bob, enc(t, alice, "l3"), "l3", t0.Add(31*day))
+	if bob.StoredKeys() != 0 {
+		t.Fatal("expired key kept after a successful decrypt")
+	}
+}
+
+func TestCounterOverflow(t *testing.T) {
+	alice, bob := newPair(t)
+	alice.ns = reservedCounter - 1
+	m, err := alice.Encrypt([]byte("last"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseHeader(m[:HeaderSize])
+	if err != nil || h.N != reservedCounter-1 {
+		t.Fatalf("last header %+v, %v", h, err)
+	}
+	before := state(t, alice)
+	if _, err := alice.Encrypt([]byte("one too many")); !errors.Is(err, ErrCounterExhausted) {
+		t.Fatalf("Encrypt at 2^32-1: %v", err)
+	}
+	if !bytes.Equal(before, state(t, alice)) || alice.CanSend() {
+		t.Fatal("exhausted Encrypt changed the session or CanSend is true")
+	}
+	// The receiver never accepts the reserved counter, and bounds the
+	// skip to it.
+	reject(t, bob, m, ErrTooManySkipped, t0)
+	reject(t, bob, withHeader(m, 0, reservedCounter), ErrMalformed, t0)
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	alice, bob := newPair(t)
+	var withheld [][]byte
+	var names []string
+	for round := range 8 {
+		from, to := alice, bob
+		if round%2 == 1 {
+			from, to = bob, alice
+		}
+		for i := range 4 {
+			name := fmt.Sprint(round, i)
+			m := enc(t, from, name)
+			if i == 1 || i == 2 {
+				withheld, names = append(withheld, m), append(names, name)
+				continue
+			}
+			dec(t, to, m, name)
+		}
+	}
+	if len(bob.old) == 0 || bob.StoredKeys() == 0 {
+		t.Fatal("test needs old chains and skipped keys")
+	}
+	for _, s := range []*Session{alice, bob} {
+		b := state(t, s)
+		r, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(state(t, r), b) {
+			t.Fatal("Unmarshal then MarshalBinary differs")
+		}
+		if !bytes.Equal(state(t, s.Clone()), b) {
+			t.Fatal("Clone differs")
+		}
+	}
+	ra, _ := Unmarshal(state(t, alice))
+	rb, _ := Unmarshal(state(t, bob))
+	c := rb.Clone()
+	for i, m := range withheld {
+		to := rb
+		if names[i][0]%2 == 1 { // odd rounds were Bob's
+			to = ra
+		}
+		dec(t, to, m, names[i])
+	}
+	if rb.StoredKeys() != 0 || ra.StoredKeys() != 0 {
+		t.Fatal("keys left after delivering every withheld message")
+	}
+	if c.StoredKeys() == 0 {
+		t.Fatal("Clone shares skipped keys with the original")
+	}
+	dec(t, rb, enc(t, ra, "after restore"), "after restore")
+	dec(t, ra, enc(t, rb, "reply"), "reply")
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	alice, bob := newPair(t)
+	m0, m1 := enc(t, alice, "0"), enc(t, alice, "1")
+	_ = m0
+	dec(t, bob, m1, "1")
+	good := state(t, bob)
+	if _, err := Unmarshal(good); err != nil {
+		t.Fatal(err)
+	}
+	skipped := len(good) - 2 - 2 - 44 // offset of the one skipped key's n
+	mutate := func(off int, v byte) []byte { b := bytes.Clone(good); b[off] = v; return b }
+	cases := map[string][]byte{
+		"empty":             nil,
+		"trailing byte":     append(bytes.Clone(good), 0),
+		"state version":     mutate(0, 2),
+		"protocol version":  mutate(1, 2),
+		"suite":             mutate(2, 2),
+		"unknown flag":      mutate(3, good[3]|0x80),
+		"ckr flag cleared":  mutate(3, good[3]&^flagCKr),
+		"dhr flag cleared":  mutate(3, good[3]&^flagDHr),
+		"skipped n too big": mutate(skipped, 0xff),
+		"too many chains":   append(bytes.Clone(good[:len(good)-2]), 0, MaxOldChains+1),
+	}
+	for n := range len(good) {
+		cases[fmt.Sprint("prefix ", n)] = good[:n]
+	}
+	for name, b := range cases {
+		if _, err := Unmarshal(b); !errors.Is(err, ErrInvalidState) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A key count over the cap is rejected before allocating.
+	over := binary.BigEndian.AppendUint16(bytes.Clone(good[:len(good)-2-2-44]), MaxStoredKeys+1)
+	if _, err := Unmarshal(over); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("key count over cap: %v", err)
+	}
+}
+
+func TestNewSessionRejects(t *testing.T) {
+	spk := x25519.GenerateKey()
+	sk := make([]byte, 32)
+	if _, err := NewInitiator(sk[:31], spk.PublicKey(), nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("short sk: %v", err)
+	}
+	if _, err := NewResponder(append(sk, 0), spk, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("long sk: %v", err)
+	}
+	if _, err := NewInitiator(sk, spk.PublicKey(), make([]byte, MaxAD+1)); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("long AD: %v", err)
+	}
+	if _, err := NewInitiator(sk, nil, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("nil key: %v", err)
+	}
+	if _, err := NewResponder(sk, nil, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("nil key: %v", err)
+	}
+	alice, err := NewInitiator(sk, spk.PublicKey(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Encrypt(make([]byte, MaxPlaintext+1)); !errors.Is(err, ErrPlaintextTooLarge) {
+		t.Errorf("large plaintext: %v", err)
+	}
+	if _, err := alice.Encrypt(make([]byte, MaxPlaintext)); err != nil {
+		t.Errorf("MaxPlaintext: %v", err)
+	}
+}
+
+func TestParseHeader(t *testing.T) {
+	h := Header{PN: 7, N: 9}
+	rand.Read(h.RatchetKey[:])
+	b, _ := h.MarshalBinary()
+	if len(b) != HeaderSize {
+		t.Fatalf("header of %d bytes", len(b))
+	}
+	got, err := ParseHeader(b)
+	if err != nil || got != h {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	bad := map[string][]byte{
+		"version":  append([]byte{2}, b[1:]...),
+		"suite":    append([]byte{1, 2}, b[2:]...),
+		"short":    b[:HeaderSize-1],
+		"trailing": append(bytes.Clone(b), 0),
+		"counter":  binary.BigEndian.AppendUint32(bytes.Clone(b[:38]), reservedCounter),
+	}
+	for name, in := range bad {
+		if _, err := ParseHeader(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func BenchmarkEncryptDecrypt256(b *testing.B) {
+	alice, bob := newPair(b)
+	pt := make([]byte, 256)
+	b.SetBytes(256)
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := alice.Encrypt(pt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bob.DecryptAt(m, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDHStep(b *testing.B) {
+	alice, bob := newPair(b)
+	pt := make([]byte, 256)
+	from, to := alice, bob
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := from.Encrypt(pt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := to.DecryptAt(m, t0); err != nil {
+			b.Fatal(err)
+		}
+		from, to = to, from
+	}
+}
+
+func BenchmarkRejectTampered(b *testing.B) {
+	alice, bob := newPair(b)
+	m, _ := alice.Encrypt(make([]byte, 256))
+	m[len(m)-1] ^= 1
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bob.DecryptAt(m, t0); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}
