@@ -374,7 +374,7 @@ func TestAttackStaleBundle(t *testing.T) {
 }
 
 // resign re-signs an ECPrekey or KEMPrekey after a test edits it.
-func resignEC(p *ECPrekey, k ed25519.PrivateKey)  { p.Signature = ed25519.Sign(k, p.message()) }
+func resignEC(p *ECPrekey, k ed25519.PrivateKey)   { p.Signature = ed25519.Sign(k, p.message()) }
 func resignKEM(p *KEMPrekey, k ed25519.PrivateKey) { p.Signature = ed25519.Sign(k, p.message()) }
 
 func TestAttackBadPrekeySignature(t *testing.T) {
