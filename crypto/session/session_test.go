@@ -1,0 +1,404 @@
+package session
+
+import (
+	"bytes"
+	"crypto/hpke"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/pqxdh"
+	"github.com/hushnet/hush/crypto/suite"
+)
+
+var now = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+type dev struct {
+	local  *Local
+	opener *envelope.Opener
+}
+
+func newDev(t testing.TB) *dev { return newDevOTK(t, 10) }
+
+// newDevOTK makes a device with n one-time prekeys.
+func newDevOTK(t testing.TB, n int) *dev {
+	t.Helper()
+	a, err := identity.NewAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := identity.NewDevice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := a.Certify(d, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := pqxdh.NewPrekeyStore(d.SigningKey(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 0 {
+		if err := pk.GenerateOneTime(n, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := LocalMailbox(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dev{local: &Local{Cert: cert, Device: d, Prekeys: pk}, opener: o}
+}
+
+func (d *dev) bundle(t testing.TB) *pqxdh.Bundle {
+	t.Helper()
+	b, err := d.local.Prekeys.Bundle(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Go through the wire form, as a peer would.
+	parsed, err := pqxdh.ParseBundle(b.Marshal(), d.local.Cert.SigningKey(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsed
+}
+
+// send encrypts on set and seals the body to the recipient's mailbox.
+func send(t testing.TB, from *dev, set *Set, to *dev, text string) []byte {
+	t.Helper()
+	kind, body, err := set.Encrypt(from.local, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := envelope.Seal(to.local.Cert.MailboxKey(), &envelope.Inner{
+		SenderAccount: from.local.Cert.Account(),
+		SenderDevice:  from.local.Cert.DeviceID(),
+		Kind:          kind,
+		Body:          body,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
+func receive(t testing.TB, to *dev, set *Set, sealed []byte) (string, error) {
+	t.Helper()
+	in, err := to.opener.Open(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := set.Decrypt(to.local, in, now)
+	return string(pt), err
+}
+
+func mustReceive(t testing.TB, to *dev, set *Set, sealed []byte, want string) {
+	t.Helper()
+	got, err := receive(t, to, set, sealed)
+	if err != nil {
+		t.Fatalf("receive %q: %v", want, err)
+	}
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func kindOf(t testing.TB, to *dev, sealed []byte) envelope.Kind {
+	in, err := to.opener.Open(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.Kind
+}
+
+func TestConversation(t *testing.T) {
+	alice, bob := newDev(t), newDev(t)
+	aSet := NewSet(bob.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	m1 := send(t, alice, aSet, bob, "hello")
+	m2 := send(t, alice, aSet, bob, "still there?")
+	if kindOf(t, bob, m1) != envelope.KindPrekeyMessage || kindOf(t, bob, m2) != envelope.KindPrekeyMessage {
+		t.Fatal("messages before the first reply must be prekey messages")
+	}
+	sender, err := PrekeySender(mustOpen(t, bob, m2).Body)
+	if err != nil || !sender.Equal(alice.local.Cert) {
+		t.Fatalf("PrekeySender: %v", err)
+	}
+	bSet := NewSet(sender)
+	// The second message arrives first: either can start the session.
+	mustReceive(t, bob, bSet, m2, "still there?")
+	mustReceive(t, bob, bSet, m1, "hello")
+	r1 := send(t, bob, bSet, alice, "hi alice")
+	if kindOf(t, alice, r1) != envelope.KindMessage {
+		t.Fatal("the responder sends plain messages")
+	}
+	mustReceive(t, alice, aSet, r1, "hi alice")
+	m3 := send(t, alice, aSet, bob, "great")
+	if kindOf(t, bob, m3) != envelope.KindMessage {
+		t.Fatal("after a reply the initiator must stop sending prekey messages")
+	}
+	mustReceive(t, bob, bSet, m3, "great")
+
+	// Replays are rejected, state unchanged.
+	before, _ := bSet.MarshalBinary()
+	if _, err := receive(t, bob, bSet, m1); err == nil {
+		t.Fatal("replayed prekey message accepted")
+	}
+	if _, err := receive(t, bob, bSet, m3); err == nil {
+		t.Fatal("replayed message accepted")
+	}
+	after, _ := bSet.MarshalBinary()
+	if !bytes.Equal(before, after) {
+		t.Fatal("a rejected replay changed the session state")
+	}
+}
+
+func mustOpen(t testing.TB, to *dev, sealed []byte) *envelope.Inner {
+	in, err := to.opener.Open(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// Both sides start a session at once (Sesame §2): each receives the
+// other's prekey message; sessions converge on whichever last decrypted.
+func TestSimultaneousInitiation(t *testing.T) {
+	alice, bob := newDev(t), newDev(t)
+	aSet, bSet := NewSet(bob.local.Cert), NewSet(alice.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bSet.Start(bob.local, alice.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	a1 := send(t, alice, aSet, bob, "from alice")
+	b1 := send(t, bob, bSet, alice, "from bob")
+	mustReceive(t, bob, bSet, a1, "from alice")
+	mustReceive(t, alice, aSet, b1, "from bob")
+	for i := range 4 {
+		a := send(t, alice, aSet, bob, "ping")
+		mustReceive(t, bob, bSet, a, "ping")
+		b := send(t, bob, bSet, alice, "pong")
+		mustReceive(t, alice, aSet, b, "pong")
+		_ = i
+	}
+}
+
+func TestAttackForgedSender(t *testing.T) {
+	alice, bob, mallory := newDev(t), newDev(t), newDev(t)
+	aSet := NewSet(bob.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	bSet := NewSet(alice.local.Cert)
+	mustReceive(t, bob, bSet, send(t, alice, aSet, bob, "hi"), "hi")
+	// Mallory seals her own session's message but claims Alice inside.
+	mSet := NewSet(bob.local.Cert)
+	if err := mSet.Start(mallory.local, bob.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	kind, body, err := mSet.Encrypt(mallory.local, []byte("i am alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := envelope.Seal(bob.local.Cert.MailboxKey(), &envelope.Inner{
+		SenderAccount: alice.local.Cert.Account(), SenderDevice: alice.local.Cert.DeviceID(), Kind: kind, Body: body})
+	if _, err := receive(t, bob, bSet, sealed); !errors.Is(err, ErrRemoteChanged) && !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("forged sender: got %v", err)
+	}
+	// Mallory's envelope with her true identity does not match Alice's set.
+	sealed = send(t, mallory, mSet, bob, "x")
+	if _, err := receive(t, bob, bSet, sealed); !errors.Is(err, ErrWrongSender) {
+		t.Fatalf("wrong sender: got %v, want ErrWrongSender", err)
+	}
+}
+
+func TestAttackTamperedBody(t *testing.T) {
+	alice, bob := newDev(t), newDev(t)
+	aSet := NewSet(bob.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	kind, body, err := aSet.Encrypt(alice.local, []byte("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bSet := NewSet(alice.local.Cert)
+	storeBefore, _ := bob.local.Prekeys.MarshalBinary()
+	for i := range body {
+		b := bytes.Clone(body)
+		b[i] ^= 0x40
+		in := &envelope.Inner{SenderAccount: alice.local.Cert.Account(), SenderDevice: alice.local.Cert.DeviceID(), Kind: kind, Body: b}
+		if _, err := bSet.Decrypt(bob.local, in, now); err == nil {
+			t.Fatalf("byte %d flipped: accepted", i)
+		}
+	}
+	storeAfter, _ := bob.local.Prekeys.MarshalBinary()
+	if !bytes.Equal(storeBefore, storeAfter) || bSet.HasSession() {
+		t.Fatal("rejected prekey messages changed state")
+	}
+	in := &envelope.Inner{SenderAccount: alice.local.Cert.Account(), SenderDevice: alice.local.Cert.DeviceID(), Kind: kind, Body: body}
+	if pt, err := bSet.Decrypt(bob.local, in, now); err != nil || string(pt) != "payload" {
+		t.Fatalf("the genuine message no longer decrypts: %v", err)
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	alice, bob := newDev(t), newDev(t)
+	aSet := NewSet(bob.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	bSet := NewSet(alice.local.Cert)
+	mustReceive(t, bob, bSet, send(t, alice, aSet, bob, "one"), "one")
+	for _, s := range []**Set{&aSet, &bSet} {
+		b, err := (*s).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *s, err = Unmarshal(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustReceive(t, alice, aSet, send(t, bob, bSet, alice, "two"), "two")
+	mustReceive(t, bob, bSet, send(t, alice, aSet, bob, "three"), "three")
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	alice, bob := newDev(f), newDev(f)
+	set := NewSet(bob.local.Cert)
+	if err := set.Start(alice.local, bob.bundle(f)); err != nil {
+		f.Fatal(err)
+	}
+	b, _ := set.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		if _, err := s.MarshalBinary(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzDecrypt(f *testing.F) {
+	alice, bob := newDev(f), newDev(f)
+	aSet := NewSet(bob.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(f)); err != nil {
+		f.Fatal(err)
+	}
+	_, body, _ := aSet.Encrypt(alice.local, []byte("seed"))
+	f.Add(uint8(envelope.KindPrekeyMessage), body)
+	f.Add(uint8(envelope.KindMessage), body[:40])
+	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
+		bSet := NewSet(alice.local.Cert)
+		in := &envelope.Inner{SenderAccount: alice.local.Cert.Account(), SenderDevice: alice.local.Cert.DeviceID(), Kind: envelope.Kind(kind), Body: body}
+		bSet.Decrypt(bob.local, in, now)
+	})
+}
+
+// The figures the foundation issue asks for, in one run: the full
+// per-message path (ratchet + envelope, seal and open) against HPKE alone
+// and raw XChaCha20-Poly1305 for the same 256-byte message.
+func BenchmarkMessage256(b *testing.B) {
+	alice, bob := newDev(b), newDev(b)
+	aSet := NewSet(bob.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(b)); err != nil {
+		b.Fatal(err)
+	}
+	bSet := NewSet(alice.local.Cert)
+	mustReceive(b, bob, bSet, send(b, alice, aSet, bob, "x"), "x")
+	mustReceive(b, alice, aSet, send(b, bob, bSet, alice, "y"), "y")
+	msg := bytes.Repeat([]byte{'m'}, 256)
+	mailbox := bob.local.Cert.MailboxKey()
+	b.ReportAllocs()
+	b.SetBytes(256)
+	for b.Loop() {
+		kind, body, err := aSet.Encrypt(alice.local, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sealed, err := envelope.Seal(mailbox, &envelope.Inner{SenderAccount: alice.local.Cert.Account(), SenderDevice: alice.local.Cert.DeviceID(), Kind: kind, Body: body})
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, err := bob.opener.Open(sealed)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bSet.Decrypt(bob.local, in, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHPKESealOpen256 is HPKE alone on a 512-byte plaintext (the
+// envelope bucket a 256-byte message lands in).
+func BenchmarkHPKESealOpen256(b *testing.B) {
+	bob := newDev(b)
+	pub, err := hpke.NewDHKEMPublicKey(bob.local.Cert.MailboxKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	priv, err := hpke.NewDHKEMPrivateKey(bob.local.Device.MailboxKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	pt := make([]byte, 512-16-50)
+	b.ReportAllocs()
+	b.SetBytes(256)
+	for b.Loop() {
+		ct, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), []byte("info"), pt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), []byte("info"), ct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkXChaCha256(b *testing.B) {
+	key := make([]byte, 32)
+	pt := make([]byte, 256)
+	b.ReportAllocs()
+	b.SetBytes(256)
+	for b.Loop() {
+		if _, err := suite.Open(key, suite.Seal(key, pt, nil), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHandshake is a full session start: PQXDH on a parsed bundle,
+// the first prekey message, and the responder accepting it.
+func BenchmarkHandshake(b *testing.B) {
+	alice, bob := newDev(b), newDevOTK(b, 0)
+	bundle := bob.bundle(b) // last-resort keys only, so it can be reused
+	msg := []byte("hello")
+	b.ReportAllocs()
+	for b.Loop() {
+		aSet := NewSet(bob.local.Cert)
+		if err := aSet.Start(alice.local, bundle); err != nil {
+			b.Fatal(err)
+		}
+		kind, body, err := aSet.Encrypt(alice.local, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bSet := NewSet(alice.local.Cert)
+		in := &envelope.Inner{SenderAccount: alice.local.Cert.Account(), SenderDevice: alice.local.Cert.DeviceID(), Kind: kind, Body: body}
+		if _, err := bSet.Decrypt(bob.local, in, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
