@@ -216,14 +216,17 @@ func Open(dir string, cfg Config) (*DB, error) {
 	return db, nil
 }
 
-// hasFiles reports whether dir holds anything besides goleveldb's LOCK.
+// hasFiles reports whether dir holds database files: anything besides
+// the LOCK and LOG files goleveldb's storage creates on open.
 func hasFiles(dir string) (bool, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return false, err
 	}
 	for _, e := range entries {
-		if e.Name() != "LOCK" {
+		switch e.Name() {
+		case "LOCK", "LOG", "LOG.old":
+		default:
 			return true, nil
 		}
 	}
