@@ -2,7 +2,10 @@ module github.com/hushnet/hush
 
 go 1.26.0
 
-require github.com/syndtr/goleveldb v1.0.0
+require (
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
+	github.com/syndtr/goleveldb v1.0.0
+)
 
 require (
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect
