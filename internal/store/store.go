@@ -104,6 +104,8 @@ type DB struct {
 	kdf    KDFParams
 	schema uint32
 
+	group groupCommitter // CommitGrouped
+
 	// mu guards the fields below.
 	mu        sync.Mutex
 	closed    bool

@@ -1,0 +1,69 @@
+package store
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func TestCommitGrouped(t *testing.T) {
+	db, err := Open(t.TempDir(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tab := db.Table("grouped")
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := db.Batch()
+			b.Put(tab, []byte(fmt.Sprintf("a%d", i)), []byte("x"))
+			b.Put(tab, []byte(fmt.Sprintf("b%d", i)), []byte("y"))
+			if err := db.CommitGrouped(b); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	n := 0
+	if err := tab.Scan(func(id, v []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 128 {
+		t.Fatalf("%d records after 64 grouped batches of 2, want 128", n)
+	}
+	// A batch with a sticky error fails alone.
+	bad := db.Batch()
+	bad.Put(db.Table("Bad Name!"), []byte("k"), []byte("v"))
+	if err := db.CommitGrouped(bad); err == nil {
+		t.Fatal("a batch with an error committed")
+	}
+}
+
+func BenchmarkCommitGroupedParallel(b *testing.B) {
+	db, err := Open(b.TempDir(), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	tab := db.Table("bench")
+	val := make([]byte, 256)
+	b.SetParallelism(16)
+	var i int64
+	var mu sync.Mutex
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			i++
+			id := []byte(fmt.Sprint(i))
+			mu.Unlock()
+			batch := db.Batch()
+			batch.Put(tab, id, val)
+			if err := db.CommitGrouped(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
