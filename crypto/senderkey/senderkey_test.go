@@ -223,7 +223,8 @@ func forgeWithChainKey(t testing.TB, d *Distribution, iter uint32, pt string, si
 // Row 8a: M holds Alice's chain key but not her signing key.
 func TestAttackForgedSenderChainKey(t *testing.T) {
 	ms := newGroup(t, 3, 1)
-	alice, bob, mallory := ms[0], ms[1], ms[2]
+	alice, bob := ms[0], ms[1]
+	// Mallory (ms[2]) holds Alice's chain key but signs with her own key.
 	_, mKey, _ := ed25519.GenerateKey(nil)
 	// What Mallory received from Alice is exactly what Bob received.
 	d := alice.sk.Distribution()
@@ -242,7 +243,6 @@ func TestAttackForgedSenderChainKey(t *testing.T) {
 	if s := bob.recv.senders[alice.device][0]; s.next != 0 || len(s.skipped) != 0 {
 		t.Fatal("forgery advanced Alice's chain")
 	}
-	_ = mallory
 	mustDecrypt(t, bob.recv, encrypt(t, alice.sk, "real"), "real", alice.device)
 }
 
@@ -594,11 +594,10 @@ func TestStateRoundTrip(t *testing.T) {
 
 func TestUnmarshalRejects(t *testing.T) {
 	ms := newGroup(t, 3, 1)
-	for i := range 3 {
+	for range 3 {
 		mustDecrypt(t, ms[1].recv, encrypt(t, ms[0].sk, "x"), "x", ms[0].device)
 		encrypt(t, ms[2].sk, "lost")
 		mustDecrypt(t, ms[1].recv, encrypt(t, ms[2].sk, "y"), "y", ms[2].device)
-		_ = i
 	}
 	good := snapshot(t, ms[1].recv)
 	r := NewReceiver([GroupIDSize]byte{9})
