@@ -266,13 +266,13 @@ func (db *DB) Close() error {
 	if serr := db.stor.Close(); err == nil {
 		err = serr
 	}
+	// Table handles may still be in use by other goroutines (their calls
+	// now fail with ErrClosed), so only the root keys, read under mu, are
+	// wiped; table keys are dropped for the garbage collector.
 	db.mu.Lock()
 	clear(db.dek)
 	clear(db.indexRoot)
-	for _, tk := range db.tables {
-		clear(tk.valueKey)
-		clear(tk.indexKey)
-	}
+	db.tables = nil
 	db.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("store: close: %w", err)

@@ -891,3 +891,33 @@ func TestMissingKeyringRefused(t *testing.T) {
 		t.Fatalf("store without keyring: %v", err)
 	}
 }
+
+func TestConcurrentUseAndClose(t *testing.T) {
+	db := mustOpen(t, t.TempDir(), cfg(""))
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			tb := db.Table(fmt.Sprintf("t%d", g%2))
+			for i := range 200 {
+				id := fmt.Appendf(nil, "%d-%d", g, i)
+				if err := tb.Put(id, id); err != nil {
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					t.Error(err)
+					return
+				}
+				if v, err := tb.Get(id); err != nil && !errors.Is(err, ErrClosed) || err == nil && !bytes.Equal(v, id) {
+					t.Errorf("Get: %q %v", v, err)
+					return
+				}
+			}
+		}()
+	}
+	<-done
+	db.Close()
+	for range 3 {
+		<-done
+	}
+}
