@@ -177,7 +177,16 @@ func checkName(name string) error {
 // Parse decodes a card and verifies it at time now: the account signature
 // over the whole card, the device list, and each device's prekey bundle
 // under that device's certified signing key (including prekey expiry).
-func Parse(b []byte, now time.Time) (*Card, error) {
+func Parse(b []byte, now time.Time) (*Card, error) { return parse(b, &now) }
+
+// ParseStored parses a card that was verified with Parse when it arrived
+// and kept since: every signature is checked again, but prekey validity is
+// judged at the card's creation time, so an old card still loads. Callers
+// must re-check prekey expiry (pqxdh.ParseBundle) before starting a
+// session from it.
+func ParseStored(b []byte) (*Card, error) { return parse(b, nil) }
+
+func parse(b []byte, at *time.Time) (*Card, error) {
 	if len(b) > MaxCardSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxCardSize)
 	}
@@ -208,6 +217,10 @@ func Parse(b []byte, now time.Time) (*Card, error) {
 		return nil, fmt.Errorf("%w: creation time out of range", ErrMalformed)
 	}
 	c.Created = time.Unix(int64(created), 0)
+	now := c.Created
+	if at != nil {
+		now = *at
+	}
 	if n == 0 {
 		return nil, fmt.Errorf("%w: no devices", ErrMalformed)
 	}

@@ -274,3 +274,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseStoredIgnoresExpiry(t *testing.T) {
+	enc := newParty(t, "Old").card.Marshal()
+	later := now.Add(400 * 24 * time.Hour)
+	if _, err := Parse(enc, later); err == nil {
+		t.Fatal("expired card parsed")
+	}
+	c, err := ParseStored(enc)
+	if err != nil {
+		t.Fatalf("ParseStored: %v", err)
+	}
+	if !c.Created.Equal(now) {
+		t.Fatal("creation time lost")
+	}
+	b := append([]byte(nil), enc...)
+	b[len(b)-1] ^= 1
+	if _, err := ParseStored(b); err == nil {
+		t.Fatal("ParseStored skipped the signature check")
+	}
+}

@@ -72,6 +72,10 @@ func (s *Set) Remote() *identity.DeviceCert { return s.remote }
 // HasSession reports whether a session exists to send on.
 func (s *Set) HasSession() bool { return len(s.sessions) > 0 && s.sessions[0].r.CanSend() }
 
+// Initiating reports whether the next Encrypt produces a prekey message
+// (the active session was started here and the peer has not replied yet).
+func (s *Set) Initiating() bool { return len(s.sessions) > 0 && s.sessions[0].initial != nil }
+
 // ad is the associated data: both certificates, initiator first.
 func ad(initiator, responder *identity.DeviceCert) []byte {
 	w := codec.NewWriter(512)

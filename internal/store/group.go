@@ -25,35 +25,46 @@ type groupReq struct {
 // Config.NoSync) while the others wait, and every caller gets the result
 // of the write that carried its batch. Batches keep their order of
 // arrival; each is applied atomically, and so is the group.
-func (db *DB) CommitGrouped(b *Batch) error {
+func (db *DB) CommitGrouped(b *Batch) error { return db.CommitGroupedAsync(b)() }
+
+// CommitGroupedAsync queues b for a grouped commit and returns the function
+// that waits for it. The queue position is fixed when CommitGroupedAsync
+// returns, so a caller can queue under its own lock (fixing the order of
+// its batches) and wait after releasing it.
+func (db *DB) CommitGroupedAsync(b *Batch) (wait func() error) {
 	if b.err != nil {
-		return b.err
+		err := b.err
+		return func() error { return err }
 	}
 	if b.lb.Len() == 0 {
-		return nil
+		return func() error { return nil }
 	}
 	g := &db.group
 	r := &groupReq{b: b, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
-	if g.leading {
+	g.mu.Unlock()
+	return func() error {
+		g.mu.Lock()
+		if g.leading {
+			g.mu.Unlock()
+			return <-r.done
+		}
+		g.leading = true
+		for len(g.pending) > 0 {
+			reqs := g.pending
+			g.pending = nil
+			g.mu.Unlock()
+			err := db.writeGroup(reqs)
+			for _, q := range reqs {
+				q.done <- err
+			}
+			g.mu.Lock()
+		}
+		g.leading = false
 		g.mu.Unlock()
 		return <-r.done
 	}
-	g.leading = true
-	for len(g.pending) > 0 {
-		reqs := g.pending
-		g.pending = nil
-		g.mu.Unlock()
-		err := db.writeGroup(reqs)
-		for _, q := range reqs {
-			q.done <- err
-		}
-		g.mu.Lock()
-	}
-	g.leading = false
-	g.mu.Unlock()
-	return <-r.done
 }
 
 func (db *DB) writeGroup(reqs []*groupReq) error {
