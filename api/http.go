@@ -1,0 +1,170 @@
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HTTP paths.
+const (
+	PathRPC    = "/api/v1/rpc"
+	PathEvents = "/api/v1/events"
+	PathHealth = "/api/v1/health"
+)
+
+// sseHeartbeat is how often an idle event stream gets a comment line, so
+// proxies and clients notice dead connections.
+var sseHeartbeat = 15 * time.Second
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathHealth, s.handleHealth)
+	mux.Handle("POST "+PathRPC, s.requireToken(http.HandlerFunc(s.handleRPC)))
+	mux.Handle("GET "+PathEvents, s.requireToken(http.HandlerFunc(s.handleEvents)))
+	return s.checkHost(mux)
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+// checkHost rejects requests whose Host is not this listener on loopback,
+// so a web page on a rebound DNS name cannot reach the API.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostOK[strings.ToLower(r.Host)] {
+			httpError(w, http.StatusForbidden, "invalid Host header; use 127.0.0.1:PORT or localhost:PORT")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireToken checks Authorization: Bearer <token> or X-API-Key in
+// constant time.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	want := []byte(s.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("X-API-Key")
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			scheme, tok, ok := strings.Cut(auth, " ")
+			if ok && strings.EqualFold(scheme, "Bearer") {
+				got = strings.TrimSpace(tok)
+			}
+		}
+		if got == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hush"`)
+			httpError(w, http.StatusUnauthorized, "missing API token; send Authorization: Bearer <contents of api.token>")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hush", error="invalid_token"`)
+			httpError(w, http.StatusUnauthorized, "wrong API token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.maxSize)))
+	rc.SetReadDeadline(time.Time{})
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			w.Write(encode(errorResponse(nullID, newError(CodeInvalidRequest,
+				"invalid request: request is larger than %d bytes", s.maxSize))))
+			return
+		}
+		httpError(w, http.StatusBadRequest, "reading request: "+err.Error())
+		return
+	}
+	resp := s.h.ServeMessage(r.Context(), body)
+	if resp == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Write(append(resp, '\n'))
+}
+
+// handleEvents streams events as server-sent events: "id:" is the event's
+// Seq and "data:" its JSON (the type is inside, so every event reaches
+// EventSource.onmessage). Last-Event-ID (or ?after=N) resumes after that
+// sequence number.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	var after uint64
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("after")
+	}
+	if last != "" {
+		n, err := strconv.ParseUint(strings.TrimSpace(last), 10, 64)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, "Last-Event-ID must be an event sequence number")
+			return
+		}
+		after = n
+	}
+	rc := http.NewResponseController(w)
+	events, cancel := s.h.b.Subscribe(after)
+	defer cancel()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": hush events\n\n")
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	tick := time.NewTicker(sseHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+			fmt.Fprint(w, ": ping\n\n")
+		case ev, ok := <-events:
+			if !ok {
+				// Dropped for falling behind; the client reconnects with
+				// Last-Event-ID and catches up.
+				fmt.Fprint(w, "event: dropped\ndata: {}\n\n")
+				rc.Flush()
+				return
+			}
+			data, err := json.Marshal(ev)
+			if err != nil {
+				s.log.Warn("encoding event", "err", err)
+				continue
+			}
+			fmt.Fprintf(w, "id: %d\ndata: %s\n\n", ev.Seq, data)
+		}
+		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
