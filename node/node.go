@@ -2,14 +2,25 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/store"
 )
-
-// errTODO marks node methods whose implementation is in progress.
-var errTODO = errors.New("node: not implemented yet")
 
 // Config configures a node. The zero value needs only Home.
 type Config struct {
@@ -19,7 +30,8 @@ type Config struct {
 	// Passphrase unlocks the store; empty for a store made with
 	// --no-passphrase.
 	Passphrase []byte
-	// ListenAddrs are libp2p multiaddrs; default DefaultListenAddrs.
+	// ListenAddrs are libp2p multiaddrs. Default: the addresses of the
+	// previous run (so contacts' links stay valid), else DefaultListenAddrs.
 	ListenAddrs []string
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
@@ -38,79 +50,302 @@ type InitOptions struct {
 	KDF        store.KDFParams
 }
 
-// Init creates a new identity (account, first device, prekeys, host key)
-// in home. It fails with ErrIdentityExists if one is there.
-func Init(home string, opts InitOptions) (*Self, error) { return nil, errTODO }
+// storeDir is where a home keeps its encrypted store.
+func storeDir(home string) string { return filepath.Join(home, "store") }
 
 // Node is a running hush device.
 type Node struct {
-	cfg Config
+	cfg  Config
+	log  *slog.Logger
+	db   *store.DB
+	tabs tables
+
+	account *identity.Account // nil on a device that is not the account's primary
+	device  *identity.Device
+	cert    *identity.DeviceCert
+	list    *identity.DeviceList
+	local   *session.Local
+	opener  *envelope.Opener
+
+	events *hub
+
+	ready     chan struct{}
+	closeOnce sync.Once
+
+	// mu guards everything below and serialises every change to sessions,
+	// contacts, messages and the outbox, so the store always sees
+	// consistent batches.
+	mu       sync.Mutex
+	profile  profileRec
+	settings settingsRec
+	contacts map[identity.AccountID]*contact
+	sets     map[identity.DeviceID]*session.Set
+	seq      uint64 // last allocated sequence number
+	host     host.Host
+	queues   map[identity.DeviceID]*peerQueue
+	waiters  map[string][]chan struct{} // message ID → WaitState callers
+	dirty    map[[msgIDSize]byte]*dirtyMsg
+	runCtx   context.Context // set while Run runs; delivery loops use it
+	closed   bool
+
+	wg sync.WaitGroup // delivery loops
+}
+
+type tables struct {
+	identity, contacts, sessions, messages, msgIndex, outbox, txns *store.Table
+}
+
+// profileRec is the identity table's "profile" record.
+type profileRec struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// settingsRec is the identity table's "settings" record.
+type settingsRec struct {
+	NoReadReceipts bool     `json:"no_read_receipts,omitempty"`
+	ListenAddrs    []string `json:"listen_addrs,omitempty"` // bound last run
+	Seq            uint64   `json:"seq"`
+}
+
+// Identity table record IDs.
+var (
+	idAccount  = []byte("account")
+	idDevice   = []byte("device")
+	idHostKey  = []byte("host")
+	idProfile  = []byte("profile")
+	idList     = []byte("list")
+	idCert     = []byte("cert")
+	idPrekeys  = []byte("prekeys")
+	idSettings = []byte("settings")
+)
+
+func openStore(home string, passphrase []byte, kdf store.KDFParams, log *slog.Logger) (*store.DB, error) {
+	if home == "" {
+		return nil, errors.New("node: home directory not set")
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, fmt.Errorf("node: create home: %w", err)
+	}
+	db, err := store.Open(storeDir(home), store.Config{Passphrase: passphrase, KDF: kdf, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+func openTables(db *store.DB) tables {
+	return tables{
+		identity: db.Table("identity"),
+		contacts: db.Table("contacts"),
+		sessions: db.Table("sessions"),
+		messages: db.Table("messages"),
+		msgIndex: db.Table("msgindex"),
+		outbox:   db.Table("outbox"),
+		txns:     db.Table("txns"),
+	}
 }
 
 // New opens the store in cfg.Home and loads the identity. It does no
 // network I/O; Run starts the host and the delivery loops.
-func New(cfg Config) (*Node, error) { return nil, errTODO }
-
-// Run serves until ctx is done, then releases everything it started.
-func (n *Node) Run(ctx context.Context) error { return errTODO }
-
-// Ready is closed once Run has the host listening.
-func (n *Node) Ready() <-chan struct{} { return nil }
-
-// Close releases the store. It is idempotent.
-func (n *Node) Close() error { return nil }
-
-// Self describes this device, including its contact link.
-func (n *Node) Self() (Self, error) { return Self{}, errTODO }
-
-// AddContact adds (or refreshes) a contact from a hush:// link. Adding the
-// same link again is a no-op. If name is taken by another account and that
-// contact is verified, the new key is recorded but sending stays blocked
-// until VerifyContact; for an unverified contact the returned Contact has
-// KeyChanged set so the caller can warn.
-func (n *Node) AddContact(name, link string) (Contact, error) { return Contact{}, errTODO }
-
-// Contacts lists the address book, sorted by name.
-func (n *Node) Contacts() ([]Contact, error) { return nil, errTODO }
-
-// RemoveContact deletes a contact, its sessions and its pending outbox
-// entries; its message history is deleted too.
-func (n *Node) RemoveContact(name string) error { return errTODO }
-
-// VerifyContact marks the contact's current key as verified (the user
-// compared safety numbers) and unblocks sending after a key change.
-func (n *Node) VerifyContact(name string) (Contact, error) { return Contact{}, errTODO }
-
-// SafetyNumber returns the 60-digit safety number with a contact.
-func (n *Node) SafetyNumber(name string) (string, error) { return "", errTODO }
-
-// Send stores the message durably, then returns it (state queued); the
-// outbox delivers it in the background. A request whose TxnID was seen
-// before returns the original message instead of sending again.
-func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) { return Message{}, errTODO }
-
-// WaitState blocks until message id reaches state (or a later one), the
-// message fails, or ctx ends.
-func (n *Node) WaitState(ctx context.Context, id string, state MessageState) (Message, error) {
-	return Message{}, errTODO
+func New(cfg Config) (*Node, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if _, err := os.Stat(storeDir(cfg.Home)); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoIdentity
+	}
+	db, err := openStore(cfg.Home, cfg.Passphrase, cfg.KDF, log)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      log,
+		db:       db,
+		tabs:     openTables(db),
+		events:   newHub(),
+		ready:    make(chan struct{}),
+		contacts: make(map[identity.AccountID]*contact),
+		sets:     make(map[identity.DeviceID]*session.Set),
+		queues:   make(map[identity.DeviceID]*peerQueue),
+		waiters:  make(map[string][]chan struct{}),
+		dirty:    make(map[[msgIDSize]byte]*dirtyMsg),
+	}
+	if err := n.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return n, nil
 }
 
-// Messages returns the last limit messages with a contact (0: all),
-// oldest first.
-func (n *Node) Messages(contact string, limit int) ([]Message, error) { return nil, errTODO }
+func (n *Node) load() error {
+	t := n.tabs.identity
+	devBytes, err := t.Get(idDevice)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNoIdentity
+	}
+	if err != nil {
+		return fmt.Errorf("node: load identity: %w", err)
+	}
+	if n.device, err = identity.ParseDevice(devBytes); err != nil {
+		return fmt.Errorf("node: load device: %w", err)
+	}
+	if b, err := t.Get(idAccount); err == nil {
+		if n.account, err = identity.ParseAccount(b); err != nil {
+			return fmt.Errorf("node: load account: %w", err)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := n.getJSON(t, idProfile, &n.profile); err != nil {
+		return err
+	}
+	if err := n.getJSON(t, idSettings, &n.settings); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	n.seq = n.settings.Seq
+	certBytes, err := t.Get(idCert)
+	if err != nil {
+		return fmt.Errorf("node: load certificate: %w", err)
+	}
+	if n.cert, err = identity.ParseDeviceCert(certBytes); err != nil {
+		return fmt.Errorf("node: load certificate: %w", err)
+	}
+	listBytes, err := t.Get(idList)
+	if err != nil {
+		return fmt.Errorf("node: load device list: %w", err)
+	}
+	if n.list, err = identity.ParseDeviceList(listBytes); err != nil {
+		return fmt.Errorf("node: load device list: %w", err)
+	}
+	pk, err := t.Get(idPrekeys)
+	if err != nil {
+		return fmt.Errorf("node: load prekeys: %w", err)
+	}
+	prekeys, err := unmarshalPrekeys(pk, n.device)
+	if err != nil {
+		return err
+	}
+	n.local = &session.Local{Cert: n.cert, Device: n.device, Prekeys: prekeys}
+	if n.opener, err = envelope.NewOpener(n.device.MailboxKey()); err != nil {
+		return err
+	}
+	return n.loadContacts()
+}
 
-// MarkRead marks every incoming message from contact as read and, unless
-// read receipts are off, tells the contact.
-func (n *Node) MarkRead(contact string) error { return errTODO }
+func (n *Node) getJSON(t *store.Table, id []byte, v any) error {
+	b, err := t.Get(id)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("node: decode %s record: %w", t.Name(), err)
+	}
+	return nil
+}
 
-// SetTyping tells a contact this user is (or stopped) typing. Best effort:
-// typing indicators are not queued.
-func (n *Node) SetTyping(contact string, typing bool) error { return errTODO }
+func putJSON(b *store.Batch, t *store.Table, id []byte, v any) {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		panic("node: encode record: " + err.Error()) // only plain structs are encoded
+	}
+	b.Put(t, id, enc)
+}
 
-// SetReadReceipts turns sending read receipts on or off (default on).
-func (n *Node) SetReadReceipts(on bool) error { return errTODO }
+func putSeqJSON(b *store.Batch, t *store.Table, id []byte, seq uint64, v any) {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		panic("node: encode record: " + err.Error())
+	}
+	b.PutSeq(t, id, seq, enc)
+}
 
-// Subscribe returns a channel of events after seq (0: only new ones) and a
-// cancel function. A subscriber that falls too far behind is dropped: its
-// channel is closed.
-func (n *Node) Subscribe(after uint64) (<-chan Event, func()) { return nil, func() {} }
+// nextSeqLocked allocates a sequence number, ordered across restarts.
+func (n *Node) nextSeqLocked() uint64 {
+	n.seq++
+	return n.seq
+}
+
+// saveSeqLocked records the sequence high-water mark in b.
+func (n *Node) saveSeqLocked(b *store.Batch) {
+	n.settings.Seq = n.seq
+	putJSON(b, n.tabs.identity, idSettings, &n.settings)
+}
+
+// commit writes b durably, grouped with concurrent commits.
+func (n *Node) commit(b *store.Batch) error {
+	if err := n.db.CommitGrouped(b); err != nil {
+		n.log.Error("store commit failed", "err", err)
+		return fmt.Errorf("node: store: %w", err)
+	}
+	return nil
+}
+
+// Ready is closed once Run has the host listening.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Close releases the store. It is idempotent; Run must have returned.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		n.events.close()
+		err = n.db.Close()
+	})
+	return err
+}
+
+// Self describes this device, including its contact link.
+func (n *Node) Self() (Self, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.ownCardLocked(time.Now())
+	if err != nil {
+		return Self{}, err
+	}
+	s := Self{
+		Name:        n.profile.Name,
+		Account:     n.cert.Account().Hex(),
+		Device:      n.cert.DeviceID().Hex(),
+		Link:        c.Link(),
+		Fingerprint: fingerprint(n.cert.Account()),
+		Protected:   n.db.Protected(),
+	}
+	if n.host != nil {
+		s.PeerID = n.host.ID().String()
+		for _, a := range n.host.Addrs() {
+			s.Addrs = append(s.Addrs, a.String()+"/p2p/"+s.PeerID)
+		}
+	}
+	return s, nil
+}
+
+// fingerprint groups the account key's hex in fours for reading aloud.
+func fingerprint(id identity.AccountID) string {
+	h := id.Hex()
+	out := make([]byte, 0, len(h)+len(h)/4)
+	for i := 0; i < len(h); i += 4 {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = append(out, h[i:i+4]...)
+	}
+	return string(out)
+}
+
+func newMessageID() [msgIDSize]byte {
+	var id [msgIDSize]byte
+	rand.Read(id[:])
+	return id
+}
+
+// Card returns this device's current contact card.
+func (n *Node) Card() (*card.Card, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ownCardLocked(time.Now())
+}

@@ -112,12 +112,12 @@ type Self struct {
 
 // SendRequest asks for one message to go to a contact.
 type SendRequest struct {
-	To      string `json:"to"`
-	Kind    Kind   `json:"kind,omitempty"`   // default text
-	Text    string `json:"text,omitempty"`   // text, reply, edit (new text), reaction (emoji)
-	Target  string `json:"target,omitempty"` // reply, edit, delete, reaction: the message ID acted on
-	TxnID   string `json:"txn_id,omitempty"` // client transaction ID: a retried request with the same ID is not sent twice
-	Remove  bool   `json:"remove,omitempty"` // reaction: take the emoji back
+	To     string `json:"to"`
+	Kind   Kind   `json:"kind,omitempty"`   // default text
+	Text   string `json:"text,omitempty"`   // text, reply, edit (new text), reaction (emoji)
+	Target string `json:"target,omitempty"` // reply, edit, delete, reaction: the message ID acted on
+	TxnID  string `json:"txn_id,omitempty"` // client transaction ID: a retried request with the same ID is not sent twice
+	Remove bool   `json:"remove,omitempty"` // reaction: take the emoji back
 }
 
 // EventType names an event.

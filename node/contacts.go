@@ -1,0 +1,274 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/safety"
+	"github.com/hushnet/hush/internal/store"
+)
+
+// contactRec is a contacts-table record, keyed by account ID.
+type contactRec struct {
+	Name       string    `json:"name"`
+	Card       []byte    `json:"card"`
+	Verified   bool      `json:"verified,omitempty"`
+	KeyChanged bool      `json:"key_changed,omitempty"` // the key under this name changed since the user last verified or added it
+	Blocked    bool      `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again
+	Request    bool      `json:"request,omitempty"`
+	Added      time.Time `json:"added"`
+}
+
+type contact struct {
+	rec  contactRec
+	card *card.Card
+}
+
+func (c *contact) account() identity.AccountID { return c.card.Account() }
+
+func (c *contact) view() Contact {
+	return Contact{
+		Name:       c.rec.Name,
+		Account:    c.account().Hex(),
+		Verified:   c.rec.Verified,
+		KeyChanged: c.rec.KeyChanged,
+		Devices:    c.card.List.Len(),
+		Added:      c.rec.Added,
+		Request:    c.rec.Request,
+	}
+}
+
+// parseStoredCard parses a card from the store. Stored cards were verified
+// when received; prekey expiry is not re-checked here (Start re-parses the
+// bundle with the current time).
+func parseStoredCard(b []byte) (*card.Card, error) {
+	return card.ParseStored(b)
+}
+
+func (n *Node) loadContacts() error {
+	return n.tabs.contacts.Scan(func(id, v []byte) error {
+		var rec contactRec
+		if err := jsonUnmarshal(v, &rec); err != nil {
+			return err
+		}
+		c, err := parseStoredCard(rec.Card)
+		if err != nil {
+			return fmt.Errorf("node: stored contact card: %w", err)
+		}
+		n.contacts[c.Account()] = &contact{rec: rec, card: c}
+		return nil
+	})
+}
+
+// byNameLocked finds a contact by name.
+func (n *Node) byNameLocked(name string) (*contact, error) {
+	for _, c := range n.contacts {
+		if c.rec.Name == name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownContact, name)
+}
+
+func (n *Node) saveContact(b *store.Batch, c *contact) {
+	acc := c.account()
+	putJSON(b, n.tabs.contacts, acc[:], &c.rec)
+}
+
+// AddContact adds (or refreshes) a contact from a hush:// link. Adding the
+// same link again is a no-op. If name is taken by another account and that
+// contact is verified, the new key is recorded but sending stays blocked
+// until VerifyContact; for an unverified contact the returned Contact has
+// KeyChanged set so the caller can warn.
+func (n *Node) AddContact(name, link string) (Contact, error) {
+	if err := checkName(name); err != nil {
+		return Contact{}, err
+	}
+	now := time.Now()
+	c, err := card.ParseLink(link, now)
+	if err != nil {
+		return Contact{}, fmt.Errorf("invalid contact link: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return Contact{}, ErrClosed
+	}
+	if c.Account() == n.cert.Account() {
+		return Contact{}, errors.New("that link is your own")
+	}
+	b := n.db.Batch()
+	var events []Event
+	existing := n.contacts[c.Account()]
+	switch {
+	case existing != nil:
+		// Same person: refresh the card if it is newer; a pending message
+		// request becomes a contact under the name the user chose.
+		if cardNewer(c, existing.card) {
+			existing.card = c
+			existing.rec.Card = c.Marshal()
+		}
+		if existing.rec.Request || existing.rec.Name != name {
+			if other, err := n.byNameLocked(name); err == nil && other != existing {
+				return Contact{}, fmt.Errorf("%w: %q", ErrContactExists, name)
+			}
+			existing.rec.Name = name
+			existing.rec.Request = false
+		}
+		n.saveContact(b, existing)
+		events = append(events, Event{Type: EventContact, Contact: ptr(existing.view())})
+		if err := n.commit(b); err != nil {
+			return Contact{}, err
+		}
+		n.learnAddrsLocked(existing.card)
+		n.publishLocked(events)
+		return existing.view(), nil
+	}
+	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c}
+	if old, err := n.byNameLocked(name); err == nil {
+		// The name now points at a different account key.
+		nc.rec.KeyChanged = true
+		nc.rec.Blocked = old.rec.Verified || old.rec.Blocked
+		n.deleteContactLocked(b, old)
+	}
+	n.contacts[c.Account()] = nc
+	n.saveContact(b, nc)
+	if err := n.commit(b); err != nil {
+		delete(n.contacts, c.Account())
+		return Contact{}, err
+	}
+	n.learnAddrsLocked(c)
+	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(nc.view())}})
+	return nc.view(), nil
+}
+
+// cardNewer reports whether c should replace old for the same account.
+func cardNewer(c, old *card.Card) bool {
+	if bytes.Equal(c.Marshal(), old.Marshal()) {
+		return false
+	}
+	if c.List.Version() != old.List.Version() {
+		return c.List.Follows(old.List) == nil
+	}
+	return c.Created.After(old.Created) || c.Created.Equal(old.Created)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// learnAddrsLocked tells the peerstore where a contact's devices listen.
+func (n *Node) learnAddrsLocked(c *card.Card) {
+	if n.host == nil {
+		return
+	}
+	for _, d := range c.Devices {
+		pid, err := peer.IDFromBytes(d.PeerID)
+		if err != nil {
+			continue
+		}
+		var addrs []ma.Multiaddr
+		for _, a := range d.Addrs {
+			if m, err := ma.NewMultiaddrBytes(a); err == nil {
+				addrs = append(addrs, m)
+			}
+		}
+		n.host.Peerstore().AddAddrs(pid, addrs, 7*24*time.Hour)
+	}
+}
+
+// Contacts lists the address book, sorted by name.
+func (n *Node) Contacts() ([]Contact, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Contact, 0, len(n.contacts))
+	for _, c := range n.contacts {
+		out = append(out, c.view())
+	}
+	slices.SortFunc(out, func(a, b Contact) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// RemoveContact deletes a contact, its sessions, its pending outbox
+// entries and its message history.
+func (n *Node) RemoveContact(name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.byNameLocked(name)
+	if err != nil {
+		return err
+	}
+	b := n.db.Batch()
+	n.deleteContactLocked(b, c)
+	if err := n.commit(b); err != nil {
+		return err
+	}
+	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(c.view())}})
+	return nil
+}
+
+// deleteContactLocked removes a contact and everything about it.
+func (n *Node) deleteContactLocked(b *store.Batch, c *contact) {
+	acc := c.account()
+	b.Delete(n.tabs.contacts, acc[:])
+	for _, d := range c.card.List.Devices() {
+		id := d.DeviceID()
+		b.Delete(n.tabs.sessions, id[:])
+		delete(n.sets, id)
+		if q := n.queues[id]; q != nil {
+			for _, e := range q.pending {
+				b.DeleteSeq(n.tabs.outbox, id[:], e.Seq)
+			}
+			q.pending = nil
+		}
+	}
+	n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
+		var m msgRec
+		if jsonUnmarshal(v, &m) == nil {
+			if id, err := parseMsgID(m.ID); err == nil {
+				b.Delete(n.tabs.msgIndex, id[:])
+			}
+		}
+		b.DeleteSeq(n.tabs.messages, acc[:], seq)
+		return nil
+	})
+	delete(n.contacts, acc)
+}
+
+// VerifyContact marks the contact's current key as verified (the user
+// compared safety numbers) and unblocks sending after a key change.
+func (n *Node) VerifyContact(name string) (Contact, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.byNameLocked(name)
+	if err != nil {
+		return Contact{}, err
+	}
+	c.rec.Verified, c.rec.KeyChanged, c.rec.Blocked = true, false, false
+	b := n.db.Batch()
+	n.saveContact(b, c)
+	if err := n.commit(b); err != nil {
+		return Contact{}, err
+	}
+	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(c.view())}})
+	return c.view(), nil
+}
+
+// SafetyNumber returns the 60-digit safety number with a contact, grouped
+// in blocks of five.
+func (n *Node) SafetyNumber(name string) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.byNameLocked(name)
+	if err != nil {
+		return "", err
+	}
+	return safety.Format(safety.Number(n.cert.Account(), c.account())), nil
+}

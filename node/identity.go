@@ -1,0 +1,188 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/pqxdh"
+	"github.com/hushnet/hush/internal/store"
+)
+
+// Init creates a new identity (account, first device, prekeys, host key)
+// in home. It fails with ErrIdentityExists if one is there.
+func Init(home string, opts InitOptions) (*Self, error) {
+	if err := checkName(opts.Name); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(storeDir(home)); err == nil {
+		return nil, ErrIdentityExists
+	}
+	db, err := openStore(home, opts.Passphrase, opts.KDF, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	now := time.Now()
+	account, err := identity.NewAccount()
+	if err != nil {
+		return nil, err
+	}
+	device, err := identity.NewDevice()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := account.Certify(device, now)
+	if err != nil {
+		return nil, err
+	}
+	list, err := account.NewDeviceList(nil, []*identity.DeviceCert{cert}, now)
+	if err != nil {
+		return nil, err
+	}
+	prekeys, err := pqxdh.NewPrekeyStore(device.SigningKey(), now)
+	if err != nil {
+		return nil, err
+	}
+	hostKey, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, err
+	}
+	hostBytes, err := crypto.MarshalPrivateKey(hostKey)
+	if err != nil {
+		return nil, err
+	}
+	accBytes, _ := account.MarshalBinary()
+	devBytes, _ := device.MarshalBinary()
+	pkBytes, err := prekeys.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	t := openTables(db)
+	b := db.Batch()
+	b.Put(t.identity, idAccount, accBytes)
+	b.Put(t.identity, idDevice, devBytes)
+	b.Put(t.identity, idHostKey, hostBytes)
+	b.Put(t.identity, idCert, cert.Marshal())
+	b.Put(t.identity, idList, list.Marshal())
+	b.Put(t.identity, idPrekeys, pkBytes)
+	putJSON(b, t.identity, idProfile, &profileRec{Name: opts.Name, Created: now.UTC()})
+	putJSON(b, t.identity, idSettings, &settingsRec{})
+	if err := b.Commit(); err != nil {
+		return nil, fmt.Errorf("node: save identity: %w", err)
+	}
+	c, err := buildCard(account, opts.Name, list, cert, prekeys, "", nil, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Self{
+		Name:        opts.Name,
+		Account:     cert.Account().Hex(),
+		Device:      cert.DeviceID().Hex(),
+		Link:        c.Link(),
+		Fingerprint: fingerprint(cert.Account()),
+		Protected:   db.Protected(),
+	}, nil
+}
+
+func unmarshalPrekeys(b []byte, d *identity.Device) (*pqxdh.PrekeyStore, error) {
+	s, err := pqxdh.UnmarshalPrekeyStore(b, d.SigningKey())
+	if err != nil {
+		return nil, fmt.Errorf("node: load prekeys: %w", err)
+	}
+	return s, nil
+}
+
+// checkName validates a display or contact name: 1 to MaxNameSize bytes
+// of UTF-8 without control characters or surrounding space.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrInvalidName)
+	case len(name) > MaxNameSize:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidName, MaxNameSize)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: not UTF-8", ErrInvalidName)
+	case strings.TrimSpace(name) != name:
+		return fmt.Errorf("%w: leading or trailing space", ErrInvalidName)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: control character", ErrInvalidName)
+		}
+	}
+	return nil
+}
+
+// buildCard makes a card for this single-device account. Prekey bundles
+// in a card carry no one-time prekeys: a link may be opened by many
+// people, and a one-time key must go to at most one.
+func buildCard(a *identity.Account, name string, list *identity.DeviceList, cert *identity.DeviceCert,
+	prekeys *pqxdh.PrekeyStore, pid peer.ID, addrs []ma.Multiaddr, now time.Time) (*card.Card, error) {
+	if a == nil {
+		return nil, errors.New("node: this device does not hold the account key")
+	}
+	full, err := prekeys.Bundle(now)
+	if err != nil {
+		return nil, err
+	}
+	bundle := &pqxdh.Bundle{SignedPrekey: full.SignedPrekey, PQPrekey: full.PQPrekey}
+	d := card.Device{ID: cert.DeviceID(), Bundle: bundle}
+	if pid != "" {
+		d.PeerID = []byte(pid)
+		for _, addr := range addrs {
+			if len(d.Addrs) == card.MaxAddrs {
+				break
+			}
+			d.Addrs = append(d.Addrs, addr.Bytes())
+		}
+	}
+	return card.New(a, name, list, []card.Device{d}, now)
+}
+
+// ownCardLocked builds the current card with live transport addresses.
+// Prekey rotation happens inside Bundle; the rotated store is saved.
+func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
+	var pid peer.ID
+	var addrs []ma.Multiaddr
+	if n.host != nil {
+		pid, addrs = n.host.ID(), n.host.Addrs()
+	}
+	c, err := buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, pid, addrs, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.savePrekeysLocked(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (n *Node) savePrekeysLocked() error {
+	pk, err := n.local.Prekeys.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return n.tabs.identity.Put(idPrekeys, pk)
+}
+
+func (n *Node) hostKey() (crypto.PrivKey, error) {
+	b, err := n.tabs.identity.Get(idHostKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoIdentity
+	}
+	if err != nil {
+		return nil, err
+	}
+	return crypto.UnmarshalPrivateKey(b)
+}

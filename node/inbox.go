@@ -1,0 +1,290 @@
+package node
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/ratchet"
+	"github.com/hushnet/hush/crypto/session"
+	"github.com/hushnet/hush/internal/wire"
+)
+
+// ProtocolMsg is direct delivery between devices (docs/protocol/messaging.md).
+const ProtocolMsg = "/hush/msg/1"
+
+// Direct-delivery framing.
+const (
+	directVersion  byte = 1
+	maxDirectFrame      = 2 + identity.AccountIDSize + identity.DeviceIDSize + 1 + 4 + envelope.MaxBody
+	streamIdle          = 2 * time.Minute // a delivery stream idle this long is closed
+)
+
+// Per-frame acknowledgement status bytes.
+const (
+	ackOK       byte = 0 // stored (or already had it)
+	ackRejected byte = 1 // can never be accepted (undecryptable, unknown sender)
+	ackRetry    byte = 2 // not now (store failure); send again later
+)
+
+// encodeDirect frames an outbox entry: the same inner fields a sealed
+// envelope carries, sent over the Noise-secured stream without the HPKE
+// layer (the peer already knows who is connected).
+func encodeDirect(self *identity.DeviceCert, e *outEntry) []byte {
+	w := codec.NewWriter(64 + len(e.Body))
+	w.U8(directVersion)
+	acc, dev := self.Account(), self.DeviceID()
+	w.Fixed(acc[:])
+	w.Fixed(dev[:])
+	w.U8(e.Kind)
+	w.Bytes32(e.Body)
+	return w.Bytes()
+}
+
+var errFrame = errors.New("malformed delivery frame")
+
+func decodeDirect(b []byte) (*envelope.Inner, error) {
+	r := codec.NewReader(b)
+	if v := r.U8(); r.Err() == nil && v != directVersion {
+		return nil, fmt.Errorf("%w: version %d", errFrame, v)
+	}
+	in := &envelope.Inner{}
+	copy(in.SenderAccount[:], r.Fixed(identity.AccountIDSize))
+	copy(in.SenderDevice[:], r.Fixed(identity.DeviceIDSize))
+	in.Kind = envelope.Kind(r.U8())
+	in.Body = r.Bytes32(envelope.MaxBody)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errFrame, err)
+	}
+	return in, nil
+}
+
+// handleMsgStream serves /hush/msg/1: it reads delivery frames, commits
+// what they carry in groups and answers one status byte per frame, in
+// order, after the commit.
+func (n *Node) handleMsgStream(s network.Stream) {
+	defer s.Close()
+	br := bufio.NewReaderSize(s, 64<<10)
+	for {
+		s.SetReadDeadline(time.Now().Add(streamIdle))
+		first, err := wire.ReadFrame(br, maxDirectFrame)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				n.log.Debug("delivery stream closed", "err", err)
+				s.Reset()
+			}
+			return
+		}
+		frames := [][]byte{first}
+		for len(frames) < deliverWindow && frameBuffered(br) {
+			f, err := wire.ReadFrame(br, maxDirectFrame)
+			if err != nil {
+				s.Reset()
+				return
+			}
+			frames = append(frames, f)
+		}
+		statuses := n.receive(frames)
+		s.SetWriteDeadline(time.Now().Add(streamDeadline))
+		if err := wire.WriteFrame(s, statuses); err != nil {
+			s.Reset()
+			return
+		}
+	}
+}
+
+// frameBuffered reports whether a whole frame is already buffered.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < wire.HeaderSize {
+		return false
+	}
+	hdr, err := br.Peek(wire.HeaderSize)
+	if err != nil {
+		return false
+	}
+	size := binary.BigEndian.Uint32(hdr)
+	return uint64(br.Buffered()) >= uint64(wire.HeaderSize)+uint64(size)
+}
+
+// receive decrypts and applies frames in one transaction.
+func (n *Node) receive(frames [][]byte) []byte {
+	now := time.Now()
+	statuses := make([]byte, len(frames))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		for i := range statuses {
+			statuses[i] = ackRetry
+		}
+		return statuses
+	}
+	t := n.newTxnLocked()
+	for i, f := range frames {
+		statuses[i] = n.receiveOneLocked(t, f, now)
+	}
+	n.saveSeqLocked(t.b)
+	if err := n.finishLocked(t); err != nil {
+		for i := range statuses {
+			statuses[i] = ackRetry
+		}
+	}
+	return statuses
+}
+
+func (n *Node) receiveOneLocked(t *txn, frame []byte, now time.Time) byte {
+	in, err := decodeDirect(frame)
+	if err != nil {
+		n.log.Debug("rejected delivery frame", "err", err)
+		return ackRejected
+	}
+	acc := identity.AccountID(in.SenderAccount)
+	c := n.contacts[acc]
+	var cert *identity.DeviceCert
+	if c != nil {
+		cert = c.card.List.Device(in.SenderDevice)
+	}
+	if cert == nil {
+		if in.Kind != envelope.KindPrekeyMessage {
+			return ackRejected
+		}
+		if cert, err = session.PrekeySender(in.Body); err != nil || cert.Account() != acc || cert.DeviceID() != in.SenderDevice {
+			return ackRejected
+		}
+	}
+	_, known := n.sets[cert.DeviceID()]
+	set, err := n.setForLocked(cert)
+	if err != nil {
+		return ackRetry
+	}
+	forget := func() {
+		if !known && !set.HasSession() {
+			delete(n.sets, cert.DeviceID())
+		}
+	}
+	pt, err := set.Decrypt(n.local, in, now)
+	if err != nil {
+		forget()
+		if errors.Is(err, ratchet.ErrDuplicate) {
+			return ackOK // already stored when it first arrived
+		}
+		n.log.Debug("undecryptable message", "err", err)
+		return ackRejected
+	}
+	p, perr := parsePayload(pt)
+	if c == nil {
+		// A first message from someone who has our link: a message request.
+		if perr != nil || p.Card == nil {
+			delete(n.sets, cert.DeviceID())
+			return ackRejected
+		}
+		cc, err := card.Parse(p.Card, now)
+		if err != nil || cc.Account() != acc {
+			delete(n.sets, cert.DeviceID())
+			return ackRejected
+		}
+		c = &contact{rec: contactRec{Name: n.freeNameLocked(cc.Name), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
+		n.contacts[acc] = c
+		n.saveContact(t.b, c)
+		n.learnAddrsLocked(cc)
+		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
+	} else if perr == nil && p.Card != nil {
+		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == acc && cardNewer(cc, c.card) {
+			c.card, c.rec.Card = cc, cc.Marshal()
+			n.saveContact(t.b, c)
+			n.learnAddrsLocked(cc)
+		}
+	}
+	if err := n.saveSetLocked(t.b, set); err != nil {
+		return ackRetry
+	}
+	if in.Kind == envelope.KindPrekeyMessage {
+		pk, err := n.local.Prekeys.MarshalBinary()
+		if err != nil {
+			return ackRetry
+		}
+		t.b.Put(n.tabs.identity, idPrekeys, pk)
+	}
+	if perr != nil {
+		n.log.Debug("malformed payload", "err", perr)
+		return ackOK // the session advanced; nothing to show
+	}
+	n.applyLocked(t, c, p)
+	return ackOK
+}
+
+// freeNameLocked returns name, or name with a number, unused by contacts.
+func (n *Node) freeNameLocked(name string) string {
+	cand := name
+	for i := 2; ; i++ {
+		if _, err := n.byNameLocked(cand); err != nil {
+			return cand
+		}
+		cand = fmt.Sprintf("%s (%d)", name, i)
+	}
+}
+
+// applyLocked applies an incoming payload from contact c.
+func (n *Node) applyLocked(t *txn, c *contact, p *payload) {
+	acc := c.account()
+	name := c.rec.Name
+	switch p.Type {
+	case ptText:
+		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
+			return // shown once, whatever the number of paths
+		}
+		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
+			Time: time.UnixMilli(int64(p.TimeMS)).UTC()}
+		if p.Target != ([msgIDSize]byte{}) {
+			m.ReplyTo = hex.EncodeToString(p.Target[:])
+		}
+		n.putMsgLocked(t, p.ID, indexRec{Account: acc[:], Seq: n.nextSeqLocked()}, m)
+		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(m.view(name))})
+	case ptEdit, ptDelete, ptReaction:
+		m, ix, err := n.loadMsgLocked(p.Target)
+		if err != nil || string(ix.Account) != string(acc[:]) {
+			return
+		}
+		switch p.Type {
+		case ptEdit:
+			if m.Dir != "in" || m.Deleted {
+				return
+			}
+			m.Text, m.Edited = p.Text, true
+		case ptDelete:
+			if m.Dir != "in" {
+				return
+			}
+			m.Text, m.Deleted, m.Reactions = "", true, nil
+		case ptReaction:
+			if m.Deleted {
+				return
+			}
+			applyReaction(m, p.Text, name, p.Flags&flagRemove != 0)
+		}
+		n.putMsgLocked(t, p.Target, ix, m)
+		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(name))})
+	case ptDelivery, ptRead:
+		state := StateDelivered
+		if p.Type == ptRead {
+			state = StateRead
+		}
+		for _, id := range p.IDs {
+			if _, ix, err := n.loadMsgLocked(id); err == nil && string(ix.Account) == string(acc[:]) {
+				n.setStateByIDLocked(t, id, state, "")
+			}
+		}
+	case ptTyping:
+		on := p.Flags&flagOn != 0
+		t.events = append(t.events, Event{Type: EventTyping, Typing: &on, From: name})
+	}
+}

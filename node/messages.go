@@ -1,0 +1,528 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/pqxdh"
+	"github.com/hushnet/hush/crypto/session"
+	"github.com/hushnet/hush/internal/store"
+)
+
+// msgRec is a messages-table record: id = contact account, seq = local
+// order of arrival or sending.
+type msgRec struct {
+	ID        string              `json:"id"`
+	Dir       string              `json:"dir"`
+	Text      string              `json:"text"`
+	State     MessageState        `json:"state"`
+	Time      time.Time           `json:"time"`
+	ReplyTo   string              `json:"reply_to,omitempty"`
+	Edited    bool                `json:"edited,omitempty"`
+	Deleted   bool                `json:"deleted,omitempty"`
+	Reactions map[string][]string `json:"reactions,omitempty"`
+	Error     string              `json:"error,omitempty"`
+}
+
+// indexRec is a msgindex-table record: where a message ID lives.
+type indexRec struct {
+	Account []byte `json:"a"`
+	Seq     uint64 `json:"s"`
+}
+
+func jsonUnmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("node: decode record: %w", err)
+	}
+	return nil
+}
+
+func parseMsgID(s string) ([msgIDSize]byte, error) {
+	var id [msgIDSize]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != msgIDSize {
+		return id, fmt.Errorf("%w: %q is not a message ID", ErrUnknownMessage, s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func (m *msgRec) view(contactName string) Message {
+	return Message{
+		ID: m.ID, Contact: contactName, Direction: m.Dir, Text: m.Text, State: m.State,
+		Time: m.Time, ReplyTo: m.ReplyTo, Edited: m.Edited, Deleted: m.Deleted,
+		Reactions: m.Reactions, Error: m.Error,
+	}
+}
+
+// loadMsgLocked finds a message by ID.
+func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
+	if d := n.dirty[id]; d != nil {
+		m := d.rec
+		return &m, d.ix, nil
+	}
+	var ix indexRec
+	b, err := n.tabs.msgIndex.Get(id[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ix, ErrUnknownMessage
+	}
+	if err != nil {
+		return nil, ix, err
+	}
+	if err := jsonUnmarshal(b, &ix); err != nil {
+		return nil, ix, err
+	}
+	v, err := n.tabs.messages.GetSeq(ix.Account, ix.Seq)
+	if err != nil {
+		return nil, ix, fmt.Errorf("node: message index points nowhere: %w", err)
+	}
+	var m msgRec
+	if err := jsonUnmarshal(v, &m); err != nil {
+		return nil, ix, err
+	}
+	return &m, ix, nil
+}
+
+// txnRec maps a client transaction ID to the message it created.
+type txnRec struct {
+	MsgID string `json:"m"`
+}
+
+// Send stores the message durably, then returns it (state queued); the
+// outbox delivers it in the background. A request whose TxnID was seen
+// before returns the original message instead of sending again.
+func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
+	kind := req.Kind
+	if kind == "" {
+		kind = KindText
+		if req.Target != "" {
+			kind = KindReply
+		}
+	}
+	if err := checkText(kind, req.Text); err != nil {
+		return Message{}, err
+	}
+	now := time.Now()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return Message{}, ErrClosed
+	}
+	c, err := n.byNameLocked(req.To)
+	if err != nil {
+		n.mu.Unlock()
+		return Message{}, err
+	}
+	if c.rec.Blocked {
+		n.mu.Unlock()
+		return Message{}, fmt.Errorf("%w (%s)", ErrKeyChanged, req.To)
+	}
+	if req.TxnID != "" {
+		if b, err := n.tabs.txns.Get([]byte(req.TxnID)); err == nil {
+			var t txnRec
+			if jsonUnmarshal(b, &t) == nil {
+				if id, err := parseMsgID(t.MsgID); err == nil {
+					if m, _, err := n.loadMsgLocked(id); err == nil {
+						n.mu.Unlock()
+						return m.view(c.rec.Name), nil
+					}
+				}
+			}
+		}
+	}
+	acc := c.account()
+	t := n.newTxnLocked()
+	p := &payload{ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), Text: req.Text}
+	var rec *msgRec
+	switch kind {
+	case KindText, KindReply:
+		p.Type = ptText
+		rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: req.Text, State: StateQueued, Time: now.UTC()}
+		if kind == KindReply {
+			target, _, err := n.targetLocked(req.Target, acc, "")
+			if err != nil {
+				n.mu.Unlock()
+				return Message{}, err
+			}
+			p.Target = target
+			rec.ReplyTo = req.Target
+		}
+		n.putMsgLocked(t, p.ID, indexRec{Account: acc[:], Seq: n.nextSeqLocked()}, rec)
+		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(rec.view(c.rec.Name))})
+	case KindEdit, KindDelete, KindReaction:
+		onlyOwn := "out"
+		if kind == KindReaction {
+			onlyOwn = ""
+		}
+		target, tix, err := n.targetLocked(req.Target, acc, onlyOwn)
+		if err != nil {
+			n.mu.Unlock()
+			return Message{}, err
+		}
+		p.Target = target
+		tm, _, _ := n.loadMsgLocked(target)
+		switch kind {
+		case KindEdit:
+			p.Type = ptEdit
+			tm.Text, tm.Edited = req.Text, true
+		case KindDelete:
+			p.Type = ptDelete
+			p.Text = ""
+			tm.Text, tm.Deleted, tm.Reactions = "", true, nil
+		case KindReaction:
+			p.Type = ptReaction
+			if req.Remove {
+				p.Flags |= flagRemove
+			}
+			applyReaction(tm, req.Text, "me", req.Remove)
+		}
+		n.putMsgLocked(t, target, tix, tm)
+		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(tm.view(c.rec.Name))})
+		rec = tm
+	default:
+		n.mu.Unlock()
+		return Message{}, fmt.Errorf("unknown message kind %q", kind)
+	}
+	if err := n.encryptToLocked(t, c, p, kind == KindText || kind == KindReply, now); err != nil {
+		n.dropQueuedLocked(t.queued)
+		n.mu.Unlock()
+		return Message{}, err
+	}
+	if req.TxnID != "" {
+		putJSON(t.b, n.tabs.txns, []byte(req.TxnID), &txnRec{MsgID: rec.ID})
+	}
+	n.saveSeqLocked(t.b)
+	err = n.finishLocked(t)
+	n.mu.Unlock()
+	if err != nil {
+		return Message{}, fmt.Errorf("node: store: %w", err)
+	}
+	return rec.view(c.rec.Name), nil
+}
+
+func checkText(kind Kind, text string) error {
+	switch kind {
+	case KindDelete:
+		return nil
+	case KindReaction:
+		if text == "" || len(text) > maxReactionBytes || !utf8.ValidString(text) {
+			return fmt.Errorf("%w: a reaction is 1 to %d bytes of UTF-8", ErrEmptyMessage, maxReactionBytes)
+		}
+		return nil
+	}
+	if strings.TrimSpace(text) == "" {
+		return ErrEmptyMessage
+	}
+	if len(text) > MaxTextSize {
+		return fmt.Errorf("%w: %d bytes, the limit is %d bytes", ErrMessageTooLarge, len(text), MaxTextSize)
+	}
+	if !utf8.ValidString(text) {
+		return errors.New("message text is not valid UTF-8")
+	}
+	return nil
+}
+
+// targetLocked resolves the message an action refers to; it must belong
+// to the conversation with acc and, if dir is set, go in that direction.
+func (n *Node) targetLocked(idHex string, acc identity.AccountID, dir string) ([msgIDSize]byte, indexRec, error) {
+	id, err := parseMsgID(idHex)
+	if err != nil {
+		return id, indexRec{}, err
+	}
+	m, ix, err := n.loadMsgLocked(id)
+	if err != nil || string(ix.Account) != string(acc[:]) {
+		return id, ix, fmt.Errorf("%w %s in this conversation", ErrUnknownMessage, idHex)
+	}
+	if dir != "" && m.Dir != dir {
+		return id, ix, fmt.Errorf("%w: you can only edit or delete your own messages", ErrUnknownMessage)
+	}
+	if m.Deleted {
+		return id, ix, fmt.Errorf("%w: message %s was deleted", ErrUnknownMessage, idHex)
+	}
+	return id, ix, nil
+}
+
+func applyReaction(m *msgRec, emoji, who string, remove bool) {
+	if m.Reactions == nil {
+		m.Reactions = map[string][]string{}
+	}
+	list := m.Reactions[emoji]
+	out := list[:0]
+	for _, w := range list {
+		if w != who {
+			out = append(out, w)
+		}
+	}
+	if !remove {
+		out = append(out, who)
+	}
+	if len(out) == 0 {
+		delete(m.Reactions, emoji)
+	} else {
+		m.Reactions[emoji] = out
+	}
+	if len(m.Reactions) == 0 {
+		m.Reactions = nil
+	}
+}
+
+// setFor returns the session set with a remote device, loading it from
+// the store or creating an empty one.
+func (n *Node) setForLocked(cert *identity.DeviceCert) (*session.Set, error) {
+	id := cert.DeviceID()
+	if s := n.sets[id]; s != nil {
+		return s, nil
+	}
+	b, err := n.tabs.sessions.Get(id[:])
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s := session.NewSet(cert)
+		n.sets[id] = s
+		return s, nil
+	case err != nil:
+		return nil, err
+	}
+	s, err := session.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("node: stored session: %w", err)
+	}
+	n.sets[id] = s
+	return s, nil
+}
+
+func (n *Node) saveSetLocked(b *store.Batch, s *session.Set) error {
+	enc, err := s.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	id := s.Remote().DeviceID()
+	return b.Put(n.tabs.sessions, id[:], enc)
+}
+
+// encryptToLocked encrypts p for every device of c, writes the outbox
+// entries and session states into b, and queues the entries (not yet
+// releasable until b is committed).
+func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now time.Time) error {
+	b := t.b
+	sent := 0
+	for _, d := range c.card.List.Devices() {
+		set, err := n.setForLocked(d)
+		if err != nil {
+			return err
+		}
+		if !set.HasSession() {
+			cd := c.card.Device(d.DeviceID())
+			if cd == nil {
+				continue // a listed device without prekeys in the card: unreachable until it sends
+			}
+			bundle, err := pqxdh.ParseBundle(cd.Bundle.Marshal(), d.SigningKey(), now)
+			if err != nil {
+				return fmt.Errorf("cannot start a session with %s: %w (ask for a fresh link)", c.rec.Name, err)
+			}
+			if err := set.Start(n.local, bundle); err != nil {
+				return err
+			}
+		}
+		pp := *p
+		if set.Initiating() {
+			own, err := n.ownCardLocked(now)
+			if err != nil {
+				return err
+			}
+			pp.Card = own.Marshal()
+		}
+		kind, body, err := set.Encrypt(n.local, pp.marshal())
+		if err != nil {
+			return fmt.Errorf("node: encrypt: %w", err)
+		}
+		if err := n.saveSetLocked(b, set); err != nil {
+			return err
+		}
+		e := &outEntry{outRec: outRec{
+			Seq: n.nextSeqLocked(), MsgID: hex.EncodeToString(p.ID[:]), Track: track,
+			Account: c.account().Hex(), Kind: uint8(kind), Body: body, Created: now.UTC(),
+		}, device: d.DeviceID()}
+		putSeqJSON(b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+		n.queueLocked(d, e)
+		t.queued = append(t.queued, e)
+		sent++
+	}
+	if sent == 0 {
+		return fmt.Errorf("%s has no reachable device", c.rec.Name)
+	}
+	return nil
+}
+
+// WaitState blocks until message id reaches state (or a later one), the
+// message fails, or ctx ends.
+func (n *Node) WaitState(ctx context.Context, idHex string, state MessageState) (Message, error) {
+	id, err := parseMsgID(idHex)
+	if err != nil {
+		return Message{}, err
+	}
+	for {
+		n.mu.Lock()
+		m, ix, err := n.loadMsgLocked(id)
+		if err != nil {
+			n.mu.Unlock()
+			return Message{}, err
+		}
+		name := n.nameOfLocked(ix.Account)
+		if m.State.rank() >= state.rank() || m.State == StateFailed {
+			n.mu.Unlock()
+			return m.view(name), nil
+		}
+		ch := make(chan struct{})
+		n.waiters[idHex] = append(n.waiters[idHex], ch)
+		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return m.view(name), ctx.Err()
+		}
+	}
+}
+
+func (n *Node) nameOfLocked(acc []byte) string {
+	id, err := identity.ParseAccountID(acc)
+	if err != nil {
+		return ""
+	}
+	if c := n.contacts[id]; c != nil {
+		return c.rec.Name
+	}
+	return ""
+}
+
+// wakeWaitersLocked releases WaitState callers of a message.
+func (n *Node) wakeWaitersLocked(id string) {
+	for _, ch := range n.waiters[id] {
+		close(ch)
+	}
+	delete(n.waiters, id)
+}
+
+// publishLocked publishes events and wakes waiters on the messages.
+func (n *Node) publishLocked(events []Event) {
+	for _, ev := range events {
+		if ev.Message != nil {
+			n.wakeWaitersLocked(ev.Message.ID)
+		}
+		n.events.publish(ev)
+	}
+}
+
+// Messages returns the last limit messages with a contact (0: all),
+// oldest first.
+func (n *Node) Messages(contactName string, limit int) ([]Message, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.byNameLocked(contactName)
+	if err != nil {
+		return nil, err
+	}
+	acc := c.account()
+	var out []Message
+	fn := func(seq uint64, v []byte) error {
+		var m msgRec
+		if err := jsonUnmarshal(v, &m); err != nil {
+			return err
+		}
+		out = append(out, m.view(c.rec.Name))
+		return nil
+	}
+	if limit > 0 {
+		err = n.tabs.messages.ScanSeqReverse(acc[:], 0, ^uint64(0), limit, fn)
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	} else {
+		err = n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), fn)
+	}
+	if out == nil {
+		out = []Message{}
+	}
+	return out, err
+}
+
+// MarkRead marks every incoming message from contact as read and, unless
+// read receipts are off, tells the contact.
+func (n *Node) MarkRead(contactName string) error {
+	now := time.Now()
+	n.mu.Lock()
+	c, err := n.byNameLocked(contactName)
+	if err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	acc := c.account()
+	t := n.newTxnLocked()
+	var ids [][msgIDSize]byte
+	type upd struct {
+		seq uint64
+		m   msgRec
+	}
+	var updates []upd
+	err = n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
+		var m msgRec
+		if err := jsonUnmarshal(v, &m); err != nil {
+			return err
+		}
+		if m.Dir == "in" && m.State != StateRead {
+			updates = append(updates, upd{seq, m})
+		}
+		return nil
+	})
+	if err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	for _, u := range updates {
+		id, err := parseMsgID(u.m.ID)
+		if err != nil {
+			continue
+		}
+		if cur, _, err := n.loadMsgLocked(id); err == nil {
+			u.m = *cur // a newer, uncommitted version
+		}
+		u.m.State = StateRead
+		n.putMsgLocked(t, id, indexRec{Account: acc[:], Seq: u.seq}, &u.m)
+		if len(ids) < maxReceiptIDs {
+			ids = append(ids, id)
+		}
+		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(u.m.view(c.rec.Name))})
+	}
+	if len(ids) == 0 {
+		n.mu.Unlock()
+		return nil
+	}
+	if !n.settings.NoReadReceipts && !c.rec.Blocked {
+		p := &payload{Type: ptRead, ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), IDs: ids}
+		if err := n.encryptToLocked(t, c, p, false, now); err != nil {
+			n.dropQueuedLocked(t.queued)
+			n.mu.Unlock()
+			return err
+		}
+	}
+	n.saveSeqLocked(t.b)
+	err = n.finishLocked(t)
+	n.mu.Unlock()
+	return err
+}
+
+// SetReadReceipts turns sending read receipts on or off (default on).
+func (n *Node) SetReadReceipts(on bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.settings.NoReadReceipts = !on
+	b := n.db.Batch()
+	putJSON(b, n.tabs.identity, idSettings, &n.settings)
+	return n.commit(b)
+}

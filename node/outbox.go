@@ -1,0 +1,316 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/internal/wire"
+)
+
+// Outbox delivery parameters.
+const (
+	deliverWindow  = 256              // frames written before waiting for their acks
+	streamDeadline = 15 * time.Second // per round of frames and acks
+	dialTimeout    = 10 * time.Second
+	backoffMin     = 500 * time.Millisecond
+	backoffMax     = 30 * time.Second
+)
+
+// outRec is an outbox-table record: id = recipient device, seq = order.
+type outRec struct {
+	Seq     uint64    `json:"seq"`
+	MsgID   string    `json:"msg"`
+	Track   bool      `json:"track,omitempty"` // acks move the message's state
+	Account string    `json:"acct"`
+	Kind    uint8     `json:"kind"`
+	Body    []byte    `json:"body"` // session output, sent as is (retries resend the same bytes)
+	Created time.Time `json:"created"`
+	// Ephemeral entries (typing indicators) are dropped instead of sent
+	// once older than ephemeralTTL.
+	Ephemeral bool `json:"eph,omitempty"`
+}
+
+// ephemeralTTL is how long a typing indicator may wait for delivery.
+const ephemeralTTL = 5 * time.Second
+
+type outEntry struct {
+	outRec
+	device  identity.DeviceID
+	durable bool // committed: may leave the node
+}
+
+// peerQueue holds one remote device's pending entries, in seq order.
+type peerQueue struct {
+	cert    *identity.DeviceCert
+	pending []*outEntry
+	wake    chan struct{}
+	running bool
+}
+
+// queueLocked appends e to its device's queue (not yet durable).
+func (n *Node) queueLocked(cert *identity.DeviceCert, e *outEntry) {
+	q := n.queues[e.device]
+	if q == nil {
+		q = &peerQueue{cert: cert, wake: make(chan struct{}, 1)}
+		n.queues[e.device] = q
+	}
+	q.pending = append(q.pending, e)
+}
+
+// releaseQueuedLocked marks entries durable and wakes their workers.
+func (n *Node) releaseQueuedLocked(es []*outEntry) {
+	for _, e := range es {
+		e.durable = true
+		if q := n.queues[e.device]; q != nil {
+			n.kickLocked(q)
+		}
+	}
+}
+
+// dropQueuedLocked removes entries whose batch failed to commit.
+func (n *Node) dropQueuedLocked(es []*outEntry) {
+	for _, e := range es {
+		q := n.queues[e.device]
+		if q == nil {
+			continue
+		}
+		for i, p := range q.pending {
+			if p == e {
+				q.pending = append(q.pending[:i], q.pending[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (n *Node) kickLocked(q *peerQueue) {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	if !q.running && n.host != nil && n.runCtx != nil {
+		q.running = true
+		n.wg.Add(1)
+		go n.deliverLoop(n.runCtx, q)
+	}
+}
+
+// loadOutbox queues every entry left in the store (after a restart).
+func (n *Node) loadOutboxLocked() error {
+	return n.tabs.outbox.ScanAllSeq(func(id []byte, seq uint64, v []byte) error {
+		var r outRec
+		if err := jsonUnmarshal(v, &r); err != nil {
+			return err
+		}
+		dev := identity.DeviceID(id)
+		cert := n.deviceCertLocked(dev)
+		if cert == nil {
+			return nil // contact gone; the entry is deleted with it
+		}
+		n.queueLocked(cert, &outEntry{outRec: r, device: dev, durable: true})
+		return nil
+	})
+}
+
+// deviceCertLocked finds a contact device's certificate.
+func (n *Node) deviceCertLocked(id identity.DeviceID) *identity.DeviceCert {
+	for _, c := range n.contacts {
+		if d := c.card.List.Device(id); d != nil {
+			return d
+		}
+	}
+	if s := n.sets[id]; s != nil {
+		return s.Remote()
+	}
+	return nil
+}
+
+// peerOfLocked returns the libp2p peer of a contact device.
+func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
+	for _, c := range n.contacts {
+		if d := c.card.Device(id); d != nil {
+			pid, err := peer.IDFromBytes(d.PeerID)
+			return pid, err == nil
+		}
+	}
+	return "", false
+}
+
+// deliverLoop delivers one device's queue in order, retrying with
+// back-off, until ctx ends. It keeps one stream open between rounds.
+func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
+	defer n.wg.Done()
+	var s network.Stream
+	defer func() {
+		if s != nil {
+			s.Reset()
+		}
+	}()
+	backoff := backoffMin
+	for {
+		n.mu.Lock()
+		n.dropStaleLocked(q)
+		var batch []*outEntry
+		for _, e := range q.pending {
+			if !e.durable || len(batch) == deliverWindow {
+				break
+			}
+			batch = append(batch, e)
+		}
+		pid, ok := n.peerOfLocked(q.cert.DeviceID())
+		n.mu.Unlock()
+		if len(batch) == 0 || !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.wake:
+				continue
+			}
+		}
+		var err error
+		if s == nil {
+			s, err = n.openMsgStream(ctx, pid)
+		}
+		if err == nil {
+			err = n.deliverRound(s, batch)
+		}
+		if err == nil {
+			backoff = backoffMin
+			continue
+		}
+		if s != nil {
+			s.Reset()
+			s = nil
+		}
+		n.log.Debug("delivery failed, retrying", "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// dropStaleLocked removes expired ephemeral entries from q.
+func (n *Node) dropStaleLocked(q *peerQueue) {
+	cutoff := time.Now().Add(-ephemeralTTL)
+	kept := q.pending[:0]
+	var stale []*outEntry
+	for _, e := range q.pending {
+		if e.Ephemeral && e.durable && e.Created.Before(cutoff) {
+			stale = append(stale, e)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	q.pending = kept
+	if len(stale) == 0 {
+		return
+	}
+	b := n.db.Batch()
+	for _, e := range stale {
+		b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+	}
+	if err := b.Commit(); err != nil {
+		n.log.Warn("dropping stale typing indicators", "err", err)
+	}
+}
+
+func (n *Node) openMsgStream(ctx context.Context, pid peer.ID) (network.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	return n.host.NewStream(ctx, pid, ProtocolMsg)
+}
+
+// deliverRound writes batch as frames and reads one status per frame.
+func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
+	s.SetDeadline(time.Now().Add(streamDeadline))
+	buf := make([]byte, 0, 64*len(batch))
+	for _, e := range batch {
+		var err error
+		buf, err = wire.AppendFrame(buf, encodeDirect(n.cert, e))
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := s.Write(buf); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	statuses := make([]byte, 0, len(batch))
+	for len(statuses) < len(batch) {
+		f, err := wire.ReadFrame(s, deliverWindow)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("read acks: %w", err)
+		}
+		statuses = append(statuses, f...)
+	}
+	if len(statuses) != len(batch) {
+		return errors.New("peer acknowledged more frames than were sent")
+	}
+	n.settle(batch, statuses)
+	return nil
+}
+
+// settle records the outcome of delivered entries.
+func (n *Node) settle(batch []*outEntry, statuses []byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.newTxnLocked()
+	var done []*outEntry
+	for i, e := range batch {
+		st := statuses[i]
+		if st == ackRetry {
+			break
+		}
+		done = append(done, e)
+		t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+		if !e.Track {
+			continue
+		}
+		state, errText := StateDelivered, ""
+		if st != ackOK {
+			state, errText = StateFailed, "the recipient's device could not decrypt the message"
+		}
+		n.setStateLocked(t, e.MsgID, state, errText)
+	}
+	if err := n.finishLocked(t); err != nil {
+		return // entries stay queued and go again; the receiver dedupes
+	}
+	for _, e := range done {
+		q := n.queues[e.device]
+		if q != nil && len(q.pending) > 0 && q.pending[0] == e {
+			q.pending = q.pending[1:]
+		}
+	}
+}
+
+// setStateLocked moves an outgoing message forward to state, never back.
+func (n *Node) setStateLocked(t *txn, idHex string, state MessageState, errText string) {
+	id, err := parseMsgID(idHex)
+	if err != nil {
+		return
+	}
+	n.setStateByIDLocked(t, id, state, errText)
+}
+
+func (n *Node) setStateByIDLocked(t *txn, id [msgIDSize]byte, state MessageState, errText string) {
+	m, ix, err := n.loadMsgLocked(id)
+	if err != nil || m.Dir != "out" || m.State.rank() >= state.rank() {
+		return
+	}
+	m.State, m.Error = state, errText
+	n.putMsgLocked(t, id, ix, m)
+	t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(n.nameOfLocked(ix.Account)))})
+}

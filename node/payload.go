@@ -1,0 +1,102 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/codec"
+)
+
+// payloadVersion is the version of the plaintext inside a ratchet message.
+const payloadVersion byte = 1
+
+// payloadType says what a payload does (docs/protocol/messaging.md).
+type payloadType uint8
+
+const (
+	ptText     payloadType = 1 // text, optionally a reply (target set)
+	ptEdit     payloadType = 2 // replace the text of target
+	ptDelete   payloadType = 3 // recall target for everyone
+	ptReaction payloadType = 4 // add (or, with flagRemove, remove) an emoji on target
+	ptDelivery payloadType = 5 // delivery receipt for ids
+	ptRead     payloadType = 6 // read receipt for ids
+	ptTyping   payloadType = 7 // typing indicator (flagOn)
+)
+
+const (
+	flagRemove = 0x01 // reaction taken back
+	flagOn     = 0x01 // typing started
+)
+
+// Payload limits.
+const (
+	msgIDSize        = 16
+	maxReceiptIDs    = 1000
+	maxReactionBytes = 64
+)
+
+var errPayload = errors.New("malformed message payload")
+
+// payload is the plaintext of one ratchet message between two devices.
+type payload struct {
+	Type   payloadType
+	ID     [msgIDSize]byte
+	TimeMS uint64
+	Target [msgIDSize]byte // zero if none
+	Text   string
+	Flags  uint8
+	IDs    [][msgIDSize]byte // receipts
+	Card   []byte            // sender's contact card, on the first messages of a session
+}
+
+func (p *payload) marshal() []byte {
+	w := codec.NewWriter(64 + len(p.Text) + len(p.Card) + 16*len(p.IDs))
+	w.U8(payloadVersion)
+	w.U8(uint8(p.Type))
+	w.Fixed(p.ID[:])
+	w.U64(p.TimeMS)
+	w.Fixed(p.Target[:])
+	w.Bytes32([]byte(p.Text))
+	w.U8(p.Flags)
+	w.U16(uint16(len(p.IDs)))
+	for _, id := range p.IDs {
+		w.Fixed(id[:])
+	}
+	w.Bytes32(p.Card)
+	return w.Bytes()
+}
+
+func parsePayload(b []byte) (*payload, error) {
+	r := codec.NewReader(b)
+	if v := r.U8(); r.Err() == nil && v != payloadVersion {
+		return nil, fmt.Errorf("%w: version %d", errPayload, v)
+	}
+	p := &payload{Type: payloadType(r.U8())}
+	copy(p.ID[:], r.Fixed(msgIDSize))
+	p.TimeMS = r.U64()
+	copy(p.Target[:], r.Fixed(msgIDSize))
+	p.Text = string(r.Bytes32(MaxTextSize))
+	p.Flags = r.U8()
+	n := r.Count(maxReceiptIDs)
+	for range n {
+		var id [msgIDSize]byte
+		copy(id[:], r.Fixed(msgIDSize))
+		p.IDs = append(p.IDs, id)
+	}
+	p.Card = codec.Clone(r.Bytes32(card.MaxCardSize))
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errPayload, err)
+	}
+	if p.Type < ptText || p.Type > ptTyping {
+		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
+	}
+	if !utf8.ValidString(p.Text) {
+		return nil, fmt.Errorf("%w: text is not UTF-8", errPayload)
+	}
+	if p.Type == ptReaction && len(p.Text) > maxReactionBytes {
+		return nil, fmt.Errorf("%w: reaction too long", errPayload)
+	}
+	return p, nil
+}

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Run starts the libp2p host and the delivery loops and serves until ctx
+// is done; then it stops everything it started and returns. The store
+// stays open until Close.
+func (n *Node) Run(ctx context.Context) error {
+	key, err := n.hostKey()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	listen := n.cfg.ListenAddrs
+	remembered := len(listen) == 0 && len(n.settings.ListenAddrs) > 0
+	if len(listen) == 0 {
+		listen = n.settings.ListenAddrs
+	}
+	n.mu.Unlock()
+	h, err := newHost(HostConfig{Key: key, ListenAddrs: listen, NoMDNS: n.cfg.NoMDNS, Logger: n.log})
+	if err != nil && remembered {
+		// Last run's ports are taken: pick new ones (contacts learn them
+		// from the next card we send).
+		n.log.Warn("previous listen addresses unavailable, choosing new ones", "err", err)
+		h, err = newHost(HostConfig{Key: key, NoMDNS: n.cfg.NoMDNS, Logger: n.log})
+	}
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h.SetStreamHandler(ProtocolMsg, n.handleMsgStream)
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { n.peerConnected(c) }})
+
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.host, n.runCtx = h, runCtx
+	for _, c := range n.contacts {
+		n.learnAddrsLocked(c.card)
+	}
+	if err := n.loadOutboxLocked(); err != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("node: load outbox: %w", err)
+	}
+	n.settings.ListenAddrs = boundAddrs(h.Network().ListenAddresses())
+	b := n.db.Batch()
+	putJSON(b, n.tabs.identity, idSettings, &n.settings)
+	if err := b.Commit(); err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	for _, q := range n.queues {
+		n.kickLocked(q)
+	}
+	n.mu.Unlock()
+
+	if !n.cfg.NoMDNS {
+		stop, err := startMDNS(h, n.log)
+		if err != nil {
+			n.log.Warn("LAN discovery unavailable", "err", err)
+		} else {
+			defer stop()
+		}
+	}
+	close(n.ready)
+	<-ctx.Done()
+
+	cancel()
+	h.RemoveStreamHandler(ProtocolMsg)
+	n.mu.Lock()
+	n.runCtx = nil
+	n.mu.Unlock()
+	n.wg.Wait()
+	n.mu.Lock()
+	n.host = nil
+	for _, q := range n.queues {
+		q.running = false
+	}
+	n.mu.Unlock()
+	return nil
+}
+
+// boundAddrs turns the listener's resolved addresses into config strings.
+func boundAddrs(addrs []ma.Multiaddr) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// peerConnected wakes the delivery loops waiting for that peer.
+func (n *Node) peerConnected(c network.Conn) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, q := range n.queues {
+		if pid, ok := n.peerOfLocked(id); ok && pid == c.RemotePeer() {
+			select {
+			case q.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// SetTyping tells a contact this user is (or stopped) typing. Typing
+// indicators are never retried: one that cannot go within a few seconds
+// is dropped.
+func (n *Node) SetTyping(contactName string, typing bool) error {
+	now := time.Now()
+	n.mu.Lock()
+	c, err := n.byNameLocked(contactName)
+	if err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	if c.rec.Blocked {
+		n.mu.Unlock()
+		return ErrKeyChanged
+	}
+	p := &payload{Type: ptTyping, ID: newMessageID(), TimeMS: uint64(now.UnixMilli())}
+	if typing {
+		p.Flags = flagOn
+	}
+	t := n.newTxnLocked()
+	if err := n.encryptToLocked(t, c, p, false, now); err != nil {
+		n.dropQueuedLocked(t.queued)
+		n.mu.Unlock()
+		return err
+	}
+	for _, e := range t.queued {
+		e.Ephemeral = true
+	}
+	n.saveSeqLocked(t.b)
+	err = n.finishLocked(t)
+	n.mu.Unlock()
+	return err
+}

@@ -1,0 +1,65 @@
+package node
+
+import (
+	"github.com/hushnet/hush/internal/store"
+)
+
+// txn collects one change: the store batch, message records written
+// through it (visible to readers before the commit lands), outbox entries
+// to release once durable and events to publish after.
+type txn struct {
+	b      *store.Batch
+	msgs   [][msgIDSize]byte
+	queued []*outEntry
+	events []Event
+}
+
+// dirtyMsg is a message record written in a batch not yet committed.
+type dirtyMsg struct {
+	rec  msgRec
+	ix   indexRec
+	refs int
+}
+
+func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
+
+// putMsgLocked writes a message record (and its index entry) in t and
+// makes it visible to loadMsgLocked until t is finished.
+func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
+	putSeqJSON(t.b, n.tabs.messages, ix.Account, ix.Seq, m)
+	putJSON(t.b, n.tabs.msgIndex, id[:], &ix)
+	d := n.dirty[id]
+	if d == nil {
+		d = &dirtyMsg{}
+		n.dirty[id] = d
+	}
+	d.rec, d.ix = *m, ix
+	d.refs++
+	t.msgs = append(t.msgs, id)
+}
+
+// finishLocked commits t grouped with concurrent commits. It must be
+// called with n.mu held; it releases the lock while waiting for the disk
+// and holds it again when it returns. On success the queued entries may
+// leave and the events are published; on failure nothing of t happened.
+func (n *Node) finishLocked(t *txn) error {
+	wait := n.db.CommitGroupedAsync(t.b)
+	n.mu.Unlock()
+	err := wait()
+	n.mu.Lock()
+	for _, id := range t.msgs {
+		if d := n.dirty[id]; d != nil {
+			if d.refs--; d.refs == 0 {
+				delete(n.dirty, id)
+			}
+		}
+	}
+	if err != nil {
+		n.dropQueuedLocked(t.queued)
+		n.log.Error("store commit failed", "err", err)
+		return err
+	}
+	n.releaseQueuedLocked(t.queued)
+	n.publishLocked(t.events)
+	return nil
+}
