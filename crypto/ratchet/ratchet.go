@@ -53,8 +53,9 @@ const (
 	MaxOldChains = 5
 	// SkippedKeyLifetime is how long a skipped message key is kept.
 	SkippedKeyLifetime = 30 * 24 * time.Hour
-	// MaxPlaintext is the largest plaintext Encrypt accepts (256 KiB).
-	MaxPlaintext = 256 << 10
+	// MaxPlaintext is the largest plaintext Encrypt accepts (252 KiB): a
+	// prekey message carrying it still fits the largest envelope body.
+	MaxPlaintext = 252 << 10
 	// MaxAD is the largest associated data a session binds.
 	MaxAD = 4096
 )

@@ -10,6 +10,7 @@ import (
 	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/pqxdh"
+	"github.com/hushnet/hush/crypto/ratchet"
 	"github.com/hushnet/hush/crypto/suite"
 )
 
@@ -400,5 +401,25 @@ func BenchmarkHandshake(b *testing.B) {
 		if _, err := bSet.Decrypt(bob.local, in, now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The largest plaintext the ratchet accepts, sent as a prekey message (the
+// biggest body a session produces), must still fit in an envelope.
+func TestLargestMessageFitsEnvelope(t *testing.T) {
+	alice, bob := newDev(t), newDev(t)
+	aSet := NewSet(bob.local.Cert)
+	if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+		t.Fatal(err)
+	}
+	kind, body, err := aSet.Encrypt(alice.local, make([]byte, ratchet.MaxPlaintext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kind != envelope.KindPrekeyMessage {
+		t.Fatal("want a prekey message")
+	}
+	if _, err := envelope.Seal(bob.local.Cert.MailboxKey(), &envelope.Inner{Kind: kind, Body: body}); err != nil {
+		t.Fatalf("largest prekey message does not fit an envelope: %v", err)
 	}
 }
