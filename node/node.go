@@ -30,8 +30,9 @@ type Config struct {
 	// Passphrase unlocks the store; empty for a store made with
 	// --no-passphrase.
 	Passphrase []byte
-	// ListenAddrs are libp2p multiaddrs. Default: the addresses of the
-	// previous run (so contacts' links stay valid), else DefaultListenAddrs.
+	// ListenAddrs are libp2p multiaddrs; default DefaultListenAddrs. When
+	// they are what the previous run was given, the ports it bound are
+	// reused (so contacts' links stay valid across restarts).
 	ListenAddrs []string
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
@@ -105,6 +106,7 @@ type profileRec struct {
 type settingsRec struct {
 	NoReadReceipts bool     `json:"no_read_receipts,omitempty"`
 	ListenAddrs    []string `json:"listen_addrs,omitempty"` // bound last run
+	ListenAsked    []string `json:"listen_asked,omitempty"` // what last run was asked to listen on
 	Seq            uint64   `json:"seq"`
 }
 

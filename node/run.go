@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -18,9 +19,13 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	n.mu.Lock()
-	listen := n.cfg.ListenAddrs
-	remembered := len(listen) == 0 && len(n.settings.ListenAddrs) > 0
-	if len(listen) == 0 {
+	asked := n.cfg.ListenAddrs
+	if len(asked) == 0 {
+		asked = DefaultListenAddrs
+	}
+	listen := asked
+	remembered := slices.Equal(asked, n.settings.ListenAsked) && len(n.settings.ListenAddrs) > 0
+	if remembered {
 		listen = n.settings.ListenAddrs
 	}
 	n.mu.Unlock()
@@ -28,8 +33,8 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil && remembered {
 		// Last run's ports are taken: pick new ones (contacts learn them
 		// from the next card we send).
-		n.log.Warn("previous listen addresses unavailable, choosing new ones", "err", err)
-		h, err = newHost(HostConfig{Key: key, NoMDNS: n.cfg.NoMDNS, Logger: n.log})
+		n.log.Warn("previous listen ports unavailable, choosing new ones", "err", err)
+		h, err = newHost(HostConfig{Key: key, ListenAddrs: asked, NoMDNS: n.cfg.NoMDNS, Logger: n.log})
 	}
 	if err != nil {
 		return err
@@ -55,6 +60,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("node: load outbox: %w", err)
 	}
 	n.settings.ListenAddrs = boundAddrs(h.Network().ListenAddresses())
+	n.settings.ListenAsked = asked
 	b := n.db.Batch()
 	putJSON(b, n.tabs.identity, idSettings, &n.settings)
 	if err := b.Commit(); err != nil {
