@@ -170,6 +170,9 @@ var nullID = json.RawMessage("null")
 // command sets it, else it comes from the build info.
 var Version = ""
 
+// BuildVersion is the hush version the version method reports.
+func BuildVersion() string { return version() }
+
 func version() string {
 	if Version != "" {
 		return Version

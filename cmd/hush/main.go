@@ -1,33 +1,242 @@
-// Command hush is the hush desktop node: `hush daemon` runs it and the
-// other verbs talk to the running daemon through its local API.
+// Command hush is the hush desktop node: `hush init` creates an identity,
+// `hush daemon` runs the node with its local API, and the other verbs are
+// clients of the running daemon over its Unix socket (HOME/api.sock).
 //
-// Only the foundation exists so far (crypto, store, wire); the node, the
-// daemon and the verbs arrive with the node issue, so `hush demo` says so.
+// Run `hush help` for the verbs; docs/API.md describes the API they use.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
-	}
-	switch os.Args[1] {
-	case "demo":
-		fmt.Println("hush demo: not yet — the node, daemon and CLI arrive with the node issue.")
-		fmt.Println("What exists today: crypto (PQXDH, Double Ratchet, sealed envelopes, sender keys, STREAM),")
-		fmt.Println("the encrypted store and wire framing; run `make test` and `make bench` to exercise them.")
-	case "help", "-h", "--help":
-		usage()
-	default:
-		fmt.Fprintf(os.Stderr, "hush: unknown command %q (run `hush help`)\n", os.Args[1])
-		os.Exit(2)
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	os.Exit(run(context.Background(), os.Args[1:], e))
+}
+
+// env is the process environment a verb sees; tests substitute it.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	home           string // resolved --home
+}
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// exitError carries a message and a status; an empty message prints
+// nothing (the verb already explained).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (x exitError) Error() string { return x.msg }
+
+type verb struct {
+	name    string
+	summary string // one line, with the argument synopsis
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+var verbs []verb
+
+func init() {
+	verbs = []verb{
+		{"init", "init --name NAME (--passphrase-file F | --no-passphrase)   create an identity", runInit},
+		{"daemon", "daemon [--listen MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--passphrase-file F]", runDaemon},
+		{"id", "id [--qr]                      your contact link, fingerprint (and QR code)", runID},
+		{"contact", "contact add NAME LINK | list [--json] | verify NAME [--yes] | remove NAME", runContact},
+		{"send", "send NAME TEXT [--wait delivered|read] [--timeout 30s] [--reply-to ID]", runSend},
+		{"react", "react NAME MSGID EMOJI [--remove]   react to a message", runReact},
+		{"edit", "edit NAME MSGID TEXT           edit a message you sent", runEdit},
+		{"delete", "delete NAME MSGID              delete a message you sent, for everyone", runDelete},
+		{"read", "read NAME                      mark NAME's messages as read", runRead},
+		{"messages", "messages NAME [--limit N] [--json]   conversation history, oldest first", runMessages},
+		{"chat", "chat NAME                      interactive chat in the terminal", runChat},
+		{"demo", "demo                           show hush working on embedded defaults", runDemo},
+		{"version", "version                        print the version", runVersion},
+		{"help", "help                           this text", runHelp},
 	}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hush <command>\n\ncommands:\n  demo   show hush working on embedded defaults\n  help   this text")
+func usageText() string {
+	var b strings.Builder
+	b.WriteString("usage: hush [--home DIR] <command> [arguments]\n\ncommands:\n")
+	for _, v := range verbs {
+		fmt.Fprintf(&b, "  hush %s\n", v.summary)
+	}
+	b.WriteString("\nHOME is --home, else $HUSH_HOME, else $XDG_DATA_HOME/hush, else ~/.local/share/hush.\n")
+	b.WriteString("Every verb but init, daemon, demo, version and help talks to the running daemon.\n")
+	return b.String()
+}
+
+// run is main without the exit: it returns the process status.
+func run(ctx context.Context, args []string, e *env) int {
+	err := dispatch(ctx, args, e)
+	if err == nil {
+		return 0
+	}
+	var u usageError
+	var x exitError
+	switch {
+	case errors.As(err, &u):
+		fmt.Fprintf(e.stderr, "hush: %s (run `hush help`)\n", oneLine(u.msg))
+		return 2
+	case errors.As(err, &x):
+		if x.msg != "" {
+			fmt.Fprintf(e.stderr, "hush: %s\n", oneLine(x.msg))
+		}
+		return x.code
+	default:
+		fmt.Fprintf(e.stderr, "hush: %s\n", oneLine(err.Error()))
+		return 1
+	}
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+func dispatch(ctx context.Context, args []string, e *env) error {
+	global := flag.NewFlagSet("hush", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	home := global.String("home", "", "home directory")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, usageText())
+			return nil
+		}
+		return usageError{err.Error()}
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(e.stderr, usageText())
+		return exitError{code: 2}
+	}
+	name := rest[0]
+	for _, v := range verbs {
+		if v.name == name {
+			h, err := resolveHome(*home, e.getenv)
+			if err != nil {
+				return err
+			}
+			e.home = h
+			return v.run(ctx, e, rest[1:])
+		}
+	}
+	if name == "-h" || name == "--help" {
+		fmt.Fprint(e.stdout, usageText())
+		return nil
+	}
+	return usagef("unknown command %q", name)
+}
+
+// resolveHome picks the home directory: the flag, $HUSH_HOME,
+// $XDG_DATA_HOME/hush, then ~/.local/share/hush.
+func resolveHome(flagHome string, getenv func(string) string) (string, error) {
+	h := flagHome
+	if h == "" {
+		h = getenv("HUSH_HOME")
+	}
+	if h == "" {
+		if x := getenv("XDG_DATA_HOME"); x != "" {
+			h = filepath.Join(x, "hush")
+		}
+	}
+	if h == "" {
+		u := getenv("HOME")
+		if u == "" {
+			var err error
+			if u, err = os.UserHomeDir(); err != nil {
+				return "", fmt.Errorf("cannot find a home directory; pass --home DIR")
+			}
+		}
+		h = filepath.Join(u, ".local", "share", "hush")
+	}
+	abs, err := filepath.Abs(h)
+	if err != nil {
+		return "", fmt.Errorf("home directory %q: %w", h, err)
+	}
+	return abs, nil
+}
+
+// newFlags returns a verb's flag set; --home is accepted after the verb too.
+func newFlags(e *env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("hush "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Func("home", "home directory", func(s string) error {
+		h, err := filepath.Abs(s)
+		if err != nil {
+			return err
+		}
+		e.home = h
+		return nil
+	})
+	return fs
+}
+
+// parseArgs parses flags wherever they appear among the positional
+// arguments ("send alice hi --wait delivered"); everything after "--" is
+// positional. It checks the positional count against min and max (-1: no
+// limit).
+func parseArgs(e *env, fs *flag.FlagSet, args []string, min, max int, synopsis string) ([]string, error) {
+	var tail []string
+	for i, a := range args {
+		if a == "--" {
+			args, tail = args[:i], args[i+1:]
+			break
+		}
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(e.stdout, "usage: hush %s\n", synopsis)
+				fs.SetOutput(e.stdout)
+				fs.PrintDefaults()
+				return nil, exitError{code: 0}
+			}
+			return nil, usagef("%s: %v; usage: hush %s", fs.Name(), err, synopsis)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	pos = append(pos, tail...)
+	if len(pos) < min || (max >= 0 && len(pos) > max) {
+		return nil, usagef("usage: hush %s", synopsis)
+	}
+	return pos, nil
+}
+
+func runDemo(_ context.Context, e *env, args []string) error {
+	if _, err := parseArgs(e, newFlags(e, "demo"), args, 0, 0, "demo"); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "hush demo: not yet — the demo arrives with the node (relay and two nodes on loopback).")
+	fmt.Fprintln(e.stdout, "Meanwhile: hush init, hush daemon, and the client verbs in `hush help`.")
+	return nil
+}
+
+func runHelp(_ context.Context, e *env, args []string) error {
+	fmt.Fprint(e.stdout, usageText())
+	return nil
 }

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hushnet/hush/api"
+	"github.com/hushnet/hush/node"
+	"github.com/skip2/go-qrcode"
+)
+
+// socketPath is where the daemon for home listens.
+func socketPath(home string) string { return filepath.Join(home, api.SocketFile) }
+
+// call runs one API method against the daemon for e.home.
+func call(ctx context.Context, e *env, method string, params, result any) error {
+	err := api.NewClient(socketPath(e.home)).Call(ctx, method, params, result)
+	return clientError(e, err)
+}
+
+// clientError turns API client errors into what the user should read.
+func clientError(e *env, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, api.ErrNoDaemon) {
+		return exitError{code: 1, msg: fmt.Sprintf("no daemon running for %s; start it with: hush --home %s daemon", e.home, e.home)}
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return exitError{code: 1, msg: ae.Message}
+	}
+	return exitError{code: 1, msg: strings.TrimPrefix(err.Error(), "api: ")}
+}
+
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return fmt.Errorf("daemon sent malformed JSON: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func runID(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "id")
+	qr := fs.Bool("qr", false, "also print the link as a QR code")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if _, err := parseArgs(e, fs, args, 0, 0, "id [--qr] [--json]"); err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := call(ctx, e, "getSelf", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, raw)
+	}
+	var self node.Self
+	if err := json.Unmarshal(raw, &self); err != nil {
+		return fmt.Errorf("daemon sent a malformed identity: %w", err)
+	}
+	fmt.Fprintln(e.stdout, self.Link)
+	if *qr {
+		// Upper case fits QR alphanumeric mode: a smaller code for the same link.
+		code, err := qrcode.New(strings.ToUpper(self.Link), qrcode.Low)
+		if err != nil {
+			return fmt.Errorf("making QR code: %w", err)
+		}
+		fmt.Fprint(e.stdout, code.ToSmallString(false))
+	}
+	fmt.Fprintf(e.stdout, "name:        %s\n", self.Name)
+	fmt.Fprintf(e.stdout, "fingerprint: %s\n", self.Fingerprint)
+	fmt.Fprintf(e.stdout, "device:      %s\n", self.Device)
+	if self.PeerID != "" {
+		fmt.Fprintf(e.stdout, "peer id:     %s\n", self.PeerID)
+	}
+	for _, a := range self.Addrs {
+		fmt.Fprintf(e.stdout, "listening:   %s\n", a)
+	}
+	if self.Protected {
+		fmt.Fprintln(e.stdout, "store:       protected by a passphrase")
+	} else {
+		fmt.Fprintln(e.stdout, "store:       no passphrase (key in a 0600 file next to the data)")
+	}
+	fmt.Fprintln(e.stdout, "Compare safety numbers with a contact: hush contact verify NAME")
+	return nil
+}
+
+func runContact(ctx context.Context, e *env, args []string) error {
+	const synopsis = "contact add NAME LINK | list [--json] | verify NAME [--yes] | remove NAME"
+	if len(args) == 0 {
+		return usagef("usage: hush %s", synopsis)
+	}
+	switch args[0] {
+	case "add":
+		return contactAdd(ctx, e, args[1:])
+	case "list", "ls":
+		return contactList(ctx, e, args[1:])
+	case "verify":
+		return contactVerify(ctx, e, args[1:])
+	case "remove", "rm":
+		return contactRemove(ctx, e, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintf(e.stdout, "usage: hush %s\n", synopsis)
+		return nil
+	}
+	return usagef("unknown contact command %q; usage: hush %s", args[0], synopsis)
+}
+
+func contactAdd(ctx context.Context, e *env, args []string) error {
+	pos, err := parseArgs(e, newFlags(e, "contact add"), args, 2, 2, "contact add NAME LINK")
+	if err != nil {
+		return err
+	}
+	var c node.Contact
+	if err := call(ctx, e, "addContact", map[string]string{"name": pos[0], "link": pos[1]}, &c); err != nil {
+		return err
+	}
+	if c.KeyChanged {
+		fmt.Fprintf(e.stderr, "hush: warning: %s's identity key changed; compare safety numbers, then run: hush contact verify %s\n", c.Name, c.Name)
+	}
+	fmt.Fprintf(e.stdout, "added %s (%d device%s)\n", c.Name, c.Devices, plural(c.Devices))
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func contactList(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "contact list")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	if _, err := parseArgs(e, fs, args, 0, 0, "contact list [--json]"); err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := call(ctx, e, "listContacts", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, raw)
+	}
+	var cs []node.Contact
+	if err := json.Unmarshal(raw, &cs); err != nil {
+		return fmt.Errorf("daemon sent a malformed contact list: %w", err)
+	}
+	if len(cs) == 0 {
+		fmt.Fprintln(e.stdout, "no contacts yet; add one with: hush contact add NAME LINK")
+		return nil
+	}
+	for _, c := range cs {
+		var notes []string
+		if c.Verified {
+			notes = append(notes, "verified")
+		} else {
+			notes = append(notes, "not verified")
+		}
+		if c.KeyChanged {
+			notes = append(notes, "KEY CHANGED")
+		}
+		if c.Request {
+			notes = append(notes, "message request")
+		}
+		fmt.Fprintf(e.stdout, "%-20s %d device%s  %s\n", c.Name, c.Devices, plural(c.Devices), strings.Join(notes, ", "))
+	}
+	return nil
+}
+
+// groupSafetyNumber prints 60 digits as 12 blocks of 5, four per line.
+func groupSafetyNumber(sn string) string {
+	var b strings.Builder
+	for i := 0; i < len(sn); i += 5 {
+		end := min(i+5, len(sn))
+		b.WriteString(sn[i:end])
+		switch {
+		case end == len(sn):
+			b.WriteByte('\n')
+		case (i/5)%4 == 3:
+			b.WriteByte('\n')
+		default:
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
+func contactVerify(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "contact verify")
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	pos, err := parseArgs(e, fs, args, 1, 1, "contact verify NAME [--yes]")
+	if err != nil {
+		return err
+	}
+	name := pos[0]
+	var sn api.SafetyNumberResult
+	if err := call(ctx, e, "safetyNumber", map[string]string{"name": name}, &sn); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Safety number with %s:\n\n%s\n", name, groupSafetyNumber(sn.SafetyNumber))
+	if !*yes {
+		fmt.Fprintf(e.stdout, "Compare it with what %s sees, in person or over a channel you trust.\n", name)
+		fmt.Fprint(e.stdout, "Do the numbers match? [y/N] ")
+		line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			return exitError{code: 1, msg: fmt.Sprintf("%s not verified", name)}
+		}
+	}
+	var c node.Contact
+	if err := call(ctx, e, "verifyContact", map[string]string{"name": name}, &c); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s is verified.\n", c.Name)
+	return nil
+}
+
+func contactRemove(ctx context.Context, e *env, args []string) error {
+	pos, err := parseArgs(e, newFlags(e, "contact remove"), args, 1, 1, "contact remove NAME")
+	if err != nil {
+		return err
+	}
+	if err := call(ctx, e, "removeContact", map[string]string{"name": pos[0]}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "removed %s and your conversation with them\n", pos[0])
+	return nil
+}
+
+// stateFlag accepts the states --wait can wait for.
+func parseWait(s string) (node.MessageState, error) {
+	switch s {
+	case "", "none":
+		return "", nil
+	case "sent", "delivered", "read":
+		return node.MessageState(s), nil
+	}
+	return "", usagef("--wait must be sent, delivered or read")
+}
+
+func runSend(ctx context.Context, e *env, args []string) error {
+	const synopsis = "send NAME TEXT [--wait delivered|read] [--timeout 30s] [--reply-to ID]"
+	fs := newFlags(e, "send")
+	wait := fs.String("wait", "", "wait until the message is sent, delivered or read")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long --wait waits")
+	replyTo := fs.String("reply-to", "", "reply to this message ID")
+	txn := fs.String("txn-id", "", "client transaction ID: a retry with the same ID is not sent twice")
+	pos, err := parseArgs(e, fs, args, 2, -1, synopsis)
+	if err != nil {
+		return err
+	}
+	state, err := parseWait(*wait)
+	if err != nil {
+		return err
+	}
+	if *timeout <= 0 || *timeout > api.MaxWaitTimeout {
+		return usagef("--timeout must be between 1ms and %v", api.MaxWaitTimeout)
+	}
+	p := api.SendParams{To: pos[0], Text: strings.Join(pos[1:], " "), TxnID: *txn}
+	if *replyTo != "" {
+		p.Kind, p.Target = string(node.KindReply), *replyTo
+	}
+	return sendAndReport(ctx, e, p, state, *timeout)
+}
+
+func sendAndReport(ctx context.Context, e *env, p api.SendParams, wait node.MessageState, timeout time.Duration) error {
+	var m node.Message
+	if err := call(ctx, e, "send", p, &m); err != nil {
+		return err
+	}
+	if wait == "" {
+		fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
+	defer cancel()
+	err := call(ctx, e, "waitMessage", map[string]any{"id": m.ID, "state": wait, "timeoutMs": timeout.Milliseconds()}, &m)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
+	if m.State == node.StateFailed {
+		msg := "message failed"
+		if m.Error != "" {
+			msg += ": " + m.Error
+		}
+		return exitError{code: 1, msg: msg}
+	}
+	return nil
+}
+
+func runReact(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "react")
+	remove := fs.Bool("remove", false, "take the reaction back")
+	pos, err := parseArgs(e, fs, args, 3, 3, "react NAME MSGID EMOJI [--remove]")
+	if err != nil {
+		return err
+	}
+	return sendAndReport(ctx, e, api.SendParams{To: pos[0], Kind: string(node.KindReaction), Target: pos[1], Text: pos[2], Remove: *remove}, "", 0)
+}
+
+func runEdit(ctx context.Context, e *env, args []string) error {
+	pos, err := parseArgs(e, newFlags(e, "edit"), args, 3, -1, "edit NAME MSGID TEXT")
+	if err != nil {
+		return err
+	}
+	return sendAndReport(ctx, e, api.SendParams{To: pos[0], Kind: string(node.KindEdit), Target: pos[1], Text: strings.Join(pos[2:], " ")}, "", 0)
+}
+
+func runDelete(ctx context.Context, e *env, args []string) error {
+	pos, err := parseArgs(e, newFlags(e, "delete"), args, 2, 2, "delete NAME MSGID")
+	if err != nil {
+		return err
+	}
+	return sendAndReport(ctx, e, api.SendParams{To: pos[0], Kind: string(node.KindDelete), Target: pos[1]}, "", 0)
+}
+
+func runRead(ctx context.Context, e *env, args []string) error {
+	pos, err := parseArgs(e, newFlags(e, "read"), args, 1, 1, "read NAME")
+	if err != nil {
+		return err
+	}
+	return call(ctx, e, "markRead", map[string]string{"contact": pos[0]}, nil)
+}
+
+func runMessages(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "messages")
+	limit := fs.Int("limit", 50, "show the last N messages (0: all)")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	pos, err := parseArgs(e, fs, args, 1, 1, "messages NAME [--limit N] [--json]")
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("--limit must not be negative")
+	}
+	var raw json.RawMessage
+	if err := call(ctx, e, "listMessages", map[string]any{"contact": pos[0], "limit": *limit}, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, raw)
+	}
+	var ms []node.Message
+	if err := json.Unmarshal(raw, &ms); err != nil {
+		return fmt.Errorf("daemon sent malformed messages: %w", err)
+	}
+	if len(ms) == 0 {
+		fmt.Fprintf(e.stdout, "no messages with %s yet\n", pos[0])
+	}
+	for _, m := range ms {
+		fmt.Fprintln(e.stdout, formatMessage(m))
+	}
+	return nil
+}
+
+// formatMessage is one message for people: time, arrow, ID, state, text,
+// then what happened to it.
+func formatMessage(m node.Message) string {
+	arrow := "←"
+	if m.Direction == "out" {
+		arrow = "→"
+	}
+	text := m.Text
+	if m.Deleted {
+		text = "(deleted)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s %-9s %s", m.Time.Local().Format("2006-01-02 15:04"), arrow, m.ID, m.State, oneLine(text))
+	if m.ReplyTo != "" {
+		fmt.Fprintf(&b, "  (reply to %s)", m.ReplyTo)
+	}
+	if m.Edited && !m.Deleted {
+		b.WriteString("  (edited)")
+	}
+	if len(m.Reactions) > 0 {
+		emojis := make([]string, 0, len(m.Reactions))
+		for em := range m.Reactions {
+			emojis = append(emojis, em)
+		}
+		sort.Strings(emojis)
+		var rs []string
+		for _, em := range emojis {
+			rs = append(rs, em+" "+strings.Join(m.Reactions[em], ","))
+		}
+		fmt.Fprintf(&b, "  [%s]", strings.Join(rs, "; "))
+	}
+	if m.State == node.StateFailed && m.Error != "" {
+		fmt.Fprintf(&b, "  (failed: %s)", m.Error)
+	}
+	return b.String()
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/hushnet/hush/api"
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node"
+)
+
+// readPassphrase reads a passphrase file ("-" is stdin), stripping one
+// trailing newline; an empty passphrase is refused.
+func readPassphrase(e *env, path string) ([]byte, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(io.LimitReader(e.stdin, 64<<10))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading passphrase file: %w", err)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) == 0 {
+		return nil, errors.New("the passphrase file is empty; an empty passphrase is not allowed (use --no-passphrase for none)")
+	}
+	return b, nil
+}
+
+func runInit(_ context.Context, e *env, args []string) error {
+	const synopsis = "init --name NAME (--passphrase-file F | --no-passphrase)"
+	fs := newFlags(e, "init")
+	name := fs.String("name", "", "your display name")
+	passFile := fs.String("passphrase-file", "", "file holding the store passphrase (- for stdin)")
+	noPass := fs.Bool("no-passphrase", false, "keep the store key in a 0600 file instead")
+	if _, err := parseArgs(e, fs, args, 0, 0, synopsis); err != nil {
+		return err
+	}
+	if *name == "" {
+		return usagef("--name is required; usage: hush %s", synopsis)
+	}
+	if (*passFile == "") == !*noPass {
+		return usagef("give exactly one of --passphrase-file and --no-passphrase; usage: hush %s", synopsis)
+	}
+	var pass []byte
+	if *passFile != "" {
+		var err error
+		if pass, err = readPassphrase(e, *passFile); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(e.home, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", e.home, err)
+	}
+	self, err := node.Init(e.home, node.InitOptions{Name: *name, Passphrase: pass})
+	if err != nil {
+		if errors.Is(err, node.ErrIdentityExists) {
+			return fmt.Errorf("an identity already exists in %s", e.home)
+		}
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("another daemon is using %s", e.home)
+		}
+		return fmt.Errorf("init: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "Created identity %q in %s.\n\n", self.Name, e.home)
+	fmt.Fprintln(e.stdout, "Your contact link (give it to the people you want to talk to):")
+	fmt.Fprintln(e.stdout, self.Link)
+	fmt.Fprintln(e.stdout)
+	if len(pass) > 0 {
+		fmt.Fprintln(e.stdout, "The store is encrypted under your passphrase; start the daemon with --passphrase-file.")
+	} else {
+		fmt.Fprintln(e.stdout, "The store is NOT passphrase-protected: its key is stored in a 0600 file next to the data")
+		fmt.Fprintf(e.stdout, "in %s. Anyone who can read that directory can read your messages.\n", e.home)
+	}
+	fmt.Fprintf(e.stdout, "Next: hush --home %s daemon\n", e.home)
+	return nil
+}
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func runDaemon(ctx context.Context, e *env, args []string) error {
+	const synopsis = "daemon [--listen MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--passphrase-file F] [--log-format text|json]"
+	fs := newFlags(e, "daemon")
+	var listen multiFlag
+	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable)")
+	apiAddr := fs.String("api-addr", "127.0.0.1:0", `HTTP API address on loopback ("" for none; port 0 picks one)`)
+	noMDNS := fs.Bool("no-mdns", false, "turn LAN discovery off")
+	passFile := fs.String("passphrase-file", "", "file holding the store passphrase (- for stdin)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if _, err := parseArgs(e, fs, args, 0, 0, synopsis); err != nil {
+		return err
+	}
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(e.stderr, nil))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(e.stderr, nil))
+	default:
+		return usagef("--log-format must be text or json")
+	}
+	var pass []byte
+	if *passFile != "" {
+		var err error
+		if pass, err = readPassphrase(e, *passFile); err != nil {
+			return err
+		}
+	}
+
+	n, err := node.New(node.Config{Home: e.home, Passphrase: pass, ListenAddrs: listen, NoMDNS: *noMDNS, Logger: log})
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrLocked):
+		return fmt.Errorf("another daemon is using %s", e.home)
+	case errors.Is(err, store.ErrWrongPassphrase) && len(pass) == 0:
+		return errors.New("wrong passphrase (this store has one; pass --passphrase-file F)")
+	case errors.Is(err, store.ErrWrongPassphrase):
+		return errors.New("wrong passphrase")
+	case errors.Is(err, node.ErrNoIdentity):
+		return fmt.Errorf("no identity in %s; create one with: hush --home %s init --name NAME", e.home, e.home)
+	default:
+		return fmt.Errorf("starting node: %w", err)
+	}
+	defer n.Close()
+
+	srv := api.NewServer(n, api.Config{Home: e.home, HTTPAddr: *apiAddr, Logger: log})
+	if err := srv.Listen(); err != nil {
+		if errors.Is(err, api.ErrSocketInUse) {
+			return fmt.Errorf("another daemon is using %s", e.home)
+		}
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- n.Run(ctx) }()
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- srv.Serve(ctx) }()
+	log.Info("api listening", "socket", srv.SocketPath(), "http", srv.HTTPAddr())
+
+	var firstErr error
+	nodeDone, apiDone := false, false
+	select {
+	case <-n.Ready():
+		printAddrs(e, n)
+	case err := <-runErr:
+		nodeDone, firstErr = true, err
+	case err := <-apiErr:
+		apiDone, firstErr = true, err
+	case <-ctx.Done():
+	}
+	if !nodeDone && !apiDone && firstErr == nil {
+		select {
+		case err := <-runErr:
+			nodeDone, firstErr = true, err
+		case err := <-apiErr:
+			apiDone, firstErr = true, err
+		case <-ctx.Done():
+		}
+	}
+	log.Info("shutting down")
+	cancel()
+	if !apiDone {
+		if err := <-apiErr; firstErr == nil {
+			firstErr = err
+		}
+	}
+	if !nodeDone {
+		if err := <-runErr; firstErr == nil {
+			firstErr = err
+		}
+	}
+	srv.Close()
+	if err := n.Close(); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil && !errors.Is(firstErr, context.Canceled) {
+		return fmt.Errorf("daemon: %w", firstErr)
+	}
+	return nil
+}
+
+// printAddrs prints one line per listen address, each ending in
+// /p2p/<PeerID> so it can be dialled as is.
+func printAddrs(e *env, n *node.Node) {
+	self, err := n.Self()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "hush: reading own addresses: %v\n", err)
+		return
+	}
+	for _, a := range self.Addrs {
+		if self.PeerID != "" && !strings.Contains(a, "/p2p/") {
+			a += "/p2p/" + self.PeerID
+		}
+		fmt.Fprintln(e.stdout, a)
+	}
+}
+
+func runVersion(_ context.Context, e *env, args []string) error {
+	if _, err := parseArgs(e, newFlags(e, "version"), args, 0, 0, "version"); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "hush %s (api %d, %s)\n", api.BuildVersion(), api.APIVersion, runtime.Version())
+	return nil
+}
