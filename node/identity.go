@@ -28,7 +28,7 @@ func Init(home string, opts InitOptions) (*Self, error) {
 	if _, err := os.Stat(storeDir(home)); err == nil {
 		return nil, ErrIdentityExists
 	}
-	db, err := openStore(home, opts.Passphrase, opts.KDF, nil)
+	db, err := openStore(home, opts.Passphrase, opts.KDF, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +152,17 @@ func buildCard(a *identity.Account, name string, list *identity.DeviceList, cert
 
 // ownCardLocked builds the current card with live transport addresses.
 // Prekey rotation happens inside Bundle; the rotated store is saved.
+// The card is cached for cardTTL or until the addresses change: building
+// one signs it and re-verifies every prekey (about a millisecond).
 func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 	var pid peer.ID
 	var addrs []ma.Multiaddr
 	if n.host != nil {
 		pid, addrs = n.host.ID(), n.host.Addrs()
+	}
+	key := fmt.Sprint(pid, addrs)
+	if n.ownCard != nil && n.ownCardKey == key && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt) {
+		return n.ownCard, nil
 	}
 	c, err := buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, pid, addrs, now)
 	if err != nil {
@@ -165,8 +171,12 @@ func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 	if err := n.savePrekeysLocked(); err != nil {
 		return nil, err
 	}
+	n.ownCard, n.ownCardKey, n.ownCardAt = c, key, now
 	return c, nil
 }
+
+// cardTTL bounds how long a built card is reused.
+const cardTTL = 10 * time.Minute
 
 func (n *Node) savePrekeysLocked() error {
 	pk, err := n.local.Prekeys.MarshalBinary()

@@ -197,7 +197,7 @@ func (n *Node) receiveOneLocked(t *txn, frame []byte, now time.Time) byte {
 		n.saveContact(t.b, c)
 		n.learnAddrsLocked(cc)
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
-	} else if perr == nil && p.Card != nil {
+	} else if perr == nil && p.Card != nil && string(p.Card) != string(c.rec.Card) {
 		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == acc && cardNewer(cc, c.card) {
 			c.card, c.rec.Card = cc, cc.Marshal()
 			n.saveContact(t.b, c)

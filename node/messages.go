@@ -68,6 +68,10 @@ func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
 		m := d.rec
 		return &m, d.ix, nil
 	}
+	if c := n.recent[id]; c != nil {
+		m := c.rec
+		return &m, c.ix, nil
+	}
 	var ix indexRec
 	b, err := n.tabs.msgIndex.Get(id[:])
 	if errors.Is(err, store.ErrNotFound) {
@@ -87,6 +91,7 @@ func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
 	if err := jsonUnmarshal(v, &m); err != nil {
 		return nil, ix, err
 	}
+	n.cacheMsgLocked(id, &m, ix)
 	return &m, ix, nil
 }
 

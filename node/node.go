@@ -36,6 +36,12 @@ type Config struct {
 	ListenAddrs []string
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
+	// NoSync skips the fsync after each commit: a message is then safe
+	// from a killed process (the write has reached the kernel) but not
+	// from a power loss, like SQLite's WAL with synchronous=NORMAL.
+	// Default false: every commit is fsynced before Send returns and
+	// before a delivery is acknowledged.
+	NoSync bool
 	// KDF overrides the Argon2id parameters when a store is created (tests
 	// use small ones). Zero means the RFC 9106 second recommended option.
 	KDF store.KDFParams
@@ -76,18 +82,24 @@ type Node struct {
 	// mu guards everything below and serialises every change to sessions,
 	// contacts, messages and the outbox, so the store always sees
 	// consistent batches.
-	mu       sync.Mutex
-	profile  profileRec
-	settings settingsRec
-	contacts map[identity.AccountID]*contact
-	sets     map[identity.DeviceID]*session.Set
-	seq      uint64 // last allocated sequence number
-	host     host.Host
-	queues   map[identity.DeviceID]*peerQueue
-	waiters  map[string][]chan struct{} // message ID → WaitState callers
-	dirty    map[[msgIDSize]byte]*dirtyMsg
-	runCtx   context.Context // set while Run runs; delivery loops use it
-	closed   bool
+	mu          sync.Mutex
+	profile     profileRec
+	settings    settingsRec
+	contacts    map[identity.AccountID]*contact
+	sets        map[identity.DeviceID]*session.Set
+	seq         uint64 // last allocated sequence number
+	host        host.Host
+	queues      map[identity.DeviceID]*peerQueue
+	waiters     map[string][]chan struct{} // message ID → WaitState callers
+	dirty       map[[msgIDSize]byte]*dirtyMsg
+	recent      map[[msgIDSize]byte]*cachedMsg
+	recentOrder [][msgIDSize]byte
+	runCtx      context.Context // set while Run runs; delivery loops use it
+
+	ownCard    *card.Card // cached, see ownCardLocked
+	ownCardKey string
+	ownCardAt  time.Time
+	closed     bool
 
 	wg sync.WaitGroup // delivery loops
 }
@@ -122,14 +134,14 @@ var (
 	idSettings = []byte("settings")
 )
 
-func openStore(home string, passphrase []byte, kdf store.KDFParams, log *slog.Logger) (*store.DB, error) {
+func openStore(home string, passphrase []byte, kdf store.KDFParams, noSync bool, log *slog.Logger) (*store.DB, error) {
 	if home == "" {
 		return nil, errors.New("node: home directory not set")
 	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("node: create home: %w", err)
 	}
-	db, err := store.Open(storeDir(home), store.Config{Passphrase: passphrase, KDF: kdf, Logger: log})
+	db, err := store.Open(storeDir(home), store.Config{Passphrase: passphrase, KDF: kdf, NoSync: noSync, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +170,7 @@ func New(cfg Config) (*Node, error) {
 	if _, err := os.Stat(storeDir(cfg.Home)); errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoIdentity
 	}
-	db, err := openStore(cfg.Home, cfg.Passphrase, cfg.KDF, log)
+	db, err := openStore(cfg.Home, cfg.Passphrase, cfg.KDF, cfg.NoSync, log)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +186,7 @@ func New(cfg Config) (*Node, error) {
 		queues:   make(map[identity.DeviceID]*peerQueue),
 		waiters:  make(map[string][]chan struct{}),
 		dirty:    make(map[[msgIDSize]byte]*dirtyMsg),
+		recent:   make(map[[msgIDSize]byte]*cachedMsg),
 	}
 	if err := n.load(); err != nil {
 		db.Close()

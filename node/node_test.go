@@ -21,7 +21,15 @@ type running struct {
 
 func startNode(t testing.TB, home string) *running {
 	t.Helper()
-	n, err := New(Config{Home: home, NoMDNS: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, KDF: testKDF})
+	return startNodeCfg(t, Config{Home: home})
+}
+
+// startNodeCfg runs a node on loopback without mDNS.
+func startNodeCfg(t testing.TB, cfg Config) *running {
+	t.Helper()
+	cfg.NoMDNS, cfg.ListenAddrs, cfg.KDF = true, []string{"/ip4/127.0.0.1/tcp/0"}, testKDF
+	home := cfg.Home
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

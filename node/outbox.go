@@ -263,18 +263,23 @@ func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
 	return nil
 }
 
-// settle records the outcome of delivered entries.
+// settle records the outcome of delivered entries. The entries leave the
+// queue at once; the store catches up in the background (grouped with
+// other commits), so the delivery loop never waits for that fsync. If the
+// commit fails the entries stay in the store and go again after a
+// restart; the receiver dedupes.
 func (n *Node) settle(batch []*outEntry, statuses []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t := n.newTxnLocked()
-	var done []*outEntry
 	for i, e := range batch {
 		st := statuses[i]
 		if st == ackRetry {
 			break
 		}
-		done = append(done, e)
+		if q := n.queues[e.device]; q != nil && len(q.pending) > 0 && q.pending[0] == e {
+			q.pending = q.pending[1:]
+		}
 		t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
 		if !e.Track {
 			continue
@@ -285,15 +290,7 @@ func (n *Node) settle(batch []*outEntry, statuses []byte) {
 		}
 		n.setStateLocked(t, e.MsgID, state, errText)
 	}
-	if err := n.finishLocked(t); err != nil {
-		return // entries stay queued and go again; the receiver dedupes
-	}
-	for _, e := range done {
-		q := n.queues[e.device]
-		if q != nil && len(q.pending) > 0 && q.pending[0] == e {
-			q.pending = q.pending[1:]
-		}
-	}
+	n.finishInBackgroundLocked(t)
 }
 
 // setStateLocked moves an outgoing message forward to state, never back.

@@ -36,6 +36,27 @@ func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) 
 	d.rec, d.ix = *m, ix
 	d.refs++
 	t.msgs = append(t.msgs, id)
+	n.cacheMsgLocked(id, m, ix)
+}
+
+// recentMsgs bounds the cache of message records (state updates and
+// receipts mostly touch recent messages).
+const recentMsgs = 4096
+
+type cachedMsg struct {
+	rec msgRec
+	ix  indexRec
+}
+
+func (n *Node) cacheMsgLocked(id [msgIDSize]byte, m *msgRec, ix indexRec) {
+	if _, ok := n.recent[id]; !ok {
+		if len(n.recentOrder) >= recentMsgs {
+			delete(n.recent, n.recentOrder[0])
+			n.recentOrder = n.recentOrder[1:]
+		}
+		n.recentOrder = append(n.recentOrder, id)
+	}
+	n.recent[id] = &cachedMsg{rec: *m, ix: ix}
 }
 
 // finishLocked commits t grouped with concurrent commits. It must be
@@ -47,6 +68,24 @@ func (n *Node) finishLocked(t *txn) error {
 	n.mu.Unlock()
 	err := wait()
 	n.mu.Lock()
+	return n.afterCommitLocked(t, err)
+}
+
+// finishInBackgroundLocked queues t's commit now (fixing its order) and
+// finishes it in a goroutine, for callers that must not wait.
+func (n *Node) finishInBackgroundLocked(t *txn) {
+	wait := n.db.CommitGroupedAsync(t.b)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		err := wait()
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.afterCommitLocked(t, err)
+	}()
+}
+
+func (n *Node) afterCommitLocked(t *txn, err error) error {
 	for _, id := range t.msgs {
 		if d := n.dirty[id]; d != nil {
 			if d.refs--; d.refs == 0 {
@@ -55,6 +94,9 @@ func (n *Node) finishLocked(t *txn) error {
 		}
 	}
 	if err != nil {
+		for _, id := range t.msgs {
+			delete(n.recent, id) // may hold what was not written; reload from the store
+		}
 		n.dropQueuedLocked(t.queued)
 		n.log.Error("store commit failed", "err", err)
 		return err

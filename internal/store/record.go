@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/suite"
@@ -46,8 +48,9 @@ const (
 type tableKeys struct {
 	name     string
 	tag      [tagSize]byte
-	valueKey []byte // K_t
-	indexKey []byte // K_index_t
+	valueKey []byte    // K_t
+	indexKey []byte    // K_index_t
+	macs     sync.Pool // keyed HMAC-SHA-256 states for indexKey, reused
 }
 
 func deriveTableKeys(dek, indexRoot []byte, name string) *tableKeys {
@@ -67,10 +70,15 @@ func deriveTableKeys(dek, indexRoot []byte, name string) *tableKeys {
 func (tk *tableKeys) idPrefix(id []byte) []byte {
 	k := make([]byte, plainKeyLen, seqKeyLen)
 	copy(k, tk.tag[:])
-	m := hmac.New(sha256.New, tk.indexKey)
+	m, _ := tk.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, tk.indexKey)
+	}
+	m.Reset()
 	m.Write(id)
 	var sum [sha256.Size]byte
 	copy(k[tagSize:], m.Sum(sum[:0])[:idHashSize])
+	tk.macs.Put(m)
 	return k
 }
 

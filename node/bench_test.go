@@ -1,0 +1,319 @@
+package node
+
+// Benchmarks for the node issue, in one run: 256 B round trips on a raw
+// loopback TCP socket and on a raw libp2p stream between two processes
+// (the baselines), and node-to-node messages (Send on one node → message
+// event on a node in another process), latency and sustained throughput.
+//
+// The second process is this test binary re-executed with HUSH_BENCH_CHILD
+// set (see TestMain).
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+const benchChildEnv = "HUSH_BENCH_CHILD"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(benchChildEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "tcp-echo":
+		childTCPEcho()
+	case "p2p-echo":
+		childP2PEcho()
+	case "node":
+		childNode(os.Getenv("HUSH_BENCH_HOME"))
+	}
+	os.Exit(0)
+}
+
+// child starts this binary in a mode and returns its first stdout line
+// and a reader for the rest. The child exits when its stdin closes.
+func child(b *testing.B, mode string, env ...string) (string, *bufio.Reader, func()) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append(env, benchChildEnv+"="+mode)...)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		b.Fatalf("child %s: %v", mode, err)
+	}
+	return strings.TrimSpace(line), r, func() { stdin.Close(); cmd.Wait() }
+}
+
+func waitStdin() { io.Copy(io.Discard, os.Stdin) }
+
+func childTCPEcho() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(l.Addr())
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(c, c)
+		}
+	}()
+	waitStdin()
+}
+
+const echoProto = "/hush-bench/echo/1"
+
+func childP2PEcho() {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		panic(err)
+	}
+	h.SetStreamHandler(echoProto, func(s network.Stream) { io.Copy(s, s); s.Close() })
+	fmt.Printf("%s/p2p/%s\n", h.Addrs()[0], h.ID())
+	waitStdin()
+	h.Close()
+}
+
+// childNode runs the node in home and prints "ready LINK", then one line
+// "msg ID UNIXNANO" per incoming message event.
+func childNode(home string) {
+	n, err := New(Config{Home: home, NoMDNS: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoSync: os.Getenv("HUSH_BENCH_NOSYNC") != ""})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	<-n.Ready()
+	events, _ := n.Subscribe(0)
+	s, _ := n.Self()
+	out := bufio.NewWriterSize(os.Stdout, 1<<16)
+	fmt.Fprintf(out, "ready %s\n", s.Link)
+	out.Flush()
+	go func() {
+		replied := false
+		for ev := range events {
+			if ev.Type == EventMessage && ev.Message.Direction == "in" {
+				fmt.Fprintf(out, "msg %s %d\n", ev.Message.ID, time.Now().UnixNano())
+				out.Flush()
+				if !replied {
+					// Answer the first message, as a person would, so the
+					// sender's session leaves the prekey-message phase.
+					replied = true
+					go n.Send(ctx, SendRequest{To: ev.Message.Contact, Text: "hi"})
+				}
+			}
+		}
+	}()
+	waitStdin()
+	cancel()
+	<-done
+	n.Close()
+}
+
+func reportPercentiles(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	p := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) }
+	b.ReportMetric(p(0.5), "p50-µs")
+	b.ReportMetric(p(0.99), "p99-µs")
+}
+
+func BenchmarkBaselineTCPRoundTrip256(b *testing.B) {
+	addr, _, stop := child(b, "tcp-echo")
+	defer stop()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 256)
+	var lat []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		c.Write(buf)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportPercentiles(b, lat)
+}
+
+func BenchmarkBaselineLibp2pRoundTrip256(b *testing.B) {
+	addr, _, stop := child(b, "p2p-echo")
+	defer stop()
+	h, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	m, _ := ma.NewMultiaddr(addr)
+	pi, _ := peer.AddrInfoFromP2pAddr(m)
+	ctx := context.Background()
+	if err := h.Connect(ctx, *pi); err != nil {
+		b.Fatal(err)
+	}
+	s, err := h.NewStream(ctx, pi.ID, echoProto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, 256)
+	var lat []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		s.Write(buf)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportPercentiles(b, lat)
+}
+
+// benchPair starts node A here and node B in a child process, contacts
+// both ways, and returns A, a channel of (ID, arrival) from B, and stop.
+func benchPair(b *testing.B, noSync bool) (*running, <-chan [2]string, func()) {
+	bHome := newHome(b, "bob")
+	env := []string{"HUSH_BENCH_HOME=" + bHome}
+	if noSync {
+		env = append(env, "HUSH_BENCH_NOSYNC=1")
+	}
+	line, r, stopChild := child(b, "node", env...)
+	link, ok := strings.CutPrefix(line, "ready ")
+	if !ok {
+		b.Fatalf("child said %q", line)
+	}
+	a := startNodeCfg(b, Config{Home: newHome(b, "alice"), NoSync: noSync})
+	if _, err := a.n.AddContact("bob", link); err != nil {
+		b.Fatal(err)
+	}
+	arrivals := make(chan [2]string, 1<<16)
+	go func() {
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				close(arrivals)
+				return
+			}
+			f := strings.Fields(l)
+			if len(f) == 3 && f[0] == "msg" {
+				arrivals <- [2]string{f[1], f[2]}
+			}
+		}
+	}()
+	// Warm up: the first message carries the PQXDH handshake.
+	if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "warm-up"}); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-arrivals:
+	case <-time.After(20 * time.Second):
+		b.Fatal("warm-up message never arrived")
+	}
+	waitFor(b, "the reply", func() bool { return len(texts(b, a.n, "bob", "in")) == 1 })
+	return a, arrivals, func() { a.stop(b); stopChild() }
+}
+
+// BenchmarkNodeMessageLatency256: Send on node A → message event on node B
+// (another process), one message at a time, 256 B of text.
+func BenchmarkNodeMessageLatency256(b *testing.B) {
+	b.Run("fsync", func(b *testing.B) { benchLatency(b, false) })
+	b.Run("nosync", func(b *testing.B) { benchLatency(b, true) })
+}
+
+func benchLatency(b *testing.B, noSync bool) {
+	a, arrivals, stop := benchPair(b, noSync)
+	defer stop()
+	text := strings.Repeat("x", 256)
+	var lat []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		m, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: text})
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := <-arrivals
+		if got[0] != m.ID {
+			b.Fatalf("arrived %s, sent %s", got[0], m.ID)
+		}
+		at, _ := strconv.ParseInt(got[1], 10, 64)
+		lat = append(lat, time.Unix(0, at).Sub(t0))
+	}
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkNodeThroughput256: 64 concurrent senders on node A; reports
+// messages/s until B has every one (nothing lost, nothing doubled).
+func BenchmarkNodeThroughput256(b *testing.B) {
+	b.Run("fsync", func(b *testing.B) { benchThroughput(b, false) })
+	b.Run("nosync", func(b *testing.B) { benchThroughput(b, true) })
+}
+
+func benchThroughput(b *testing.B, noSync bool) {
+	a, arrivals, stop := benchPair(b, noSync)
+	defer stop()
+	text := strings.Repeat("y", 256)
+	const senders = 64
+	total := b.N
+	b.ResetTimer()
+	t0 := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(total) {
+				if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: text}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	seen := make(map[string]bool, total)
+	timeout := time.After(120 * time.Second)
+	for len(seen) < total {
+		select {
+		case got, ok := <-arrivals:
+			if !ok {
+				b.Fatal("child exited")
+			}
+			if seen[got[0]] {
+				b.Fatalf("message %s arrived twice", got[0])
+			}
+			seen[got[0]] = true
+		case <-timeout:
+			b.Fatalf("only %d of %d messages arrived", len(seen), total)
+		}
+	}
+	elapsed := time.Since(t0)
+	wg.Wait()
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
+}
