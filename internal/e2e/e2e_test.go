@@ -52,7 +52,7 @@ type user struct {
 	bin    string
 	home   string
 	daemon *exec.Cmd
-	log    *bytes.Buffer
+	log    *syncBuffer
 	pass   string // passphrase file, "" for --no-passphrase
 }
 
@@ -98,7 +98,7 @@ func (u *user) start() {
 	}
 	cmd := exec.Command(u.bin, args...)
 	if u.log == nil {
-		u.log = &bytes.Buffer{} // kept across restarts: the leak check reads all of it
+		u.log = &syncBuffer{} // kept across restarts: the leak check reads all of it
 	}
 	cmd.Stdout, cmd.Stderr = u.log, u.log
 	if err := cmd.Start(); err != nil {
@@ -140,6 +140,24 @@ func (u *user) stop() {
 
 func (u *user) link() string {
 	return strings.SplitN(u.mustRun("id"), "\n", 2)[0]
+}
+
+// syncBuffer collects a daemon's output while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 type message struct {
