@@ -227,15 +227,6 @@ func parseArgs(e *env, fs *flag.FlagSet, args []string, min, max int, synopsis s
 	return pos, nil
 }
 
-func runDemo(_ context.Context, e *env, args []string) error {
-	if _, err := parseArgs(e, newFlags(e, "demo"), args, 0, 0, "demo"); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "hush demo: not yet — the demo arrives with the node (relay and two nodes on loopback).")
-	fmt.Fprintln(e.stdout, "Meanwhile: hush init, hush daemon, and the client verbs in `hush help`.")
-	return nil
-}
-
 func runHelp(_ context.Context, e *env, args []string) error {
 	fmt.Fprint(e.stdout, usageText())
 	return nil

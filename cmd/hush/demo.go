@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hushnet/hush/api"
+	"github.com/hushnet/hush/node"
+)
+
+// runDemo shows hush working on embedded defaults: it creates two
+// identities in a temporary directory, starts two real `hush daemon`
+// processes on loopback, makes them contacts, exchanges messages through
+// the local API, prints both sides of the conversation, then stops every
+// process it started (by PID) and deletes the directory.
+func runDemo(ctx context.Context, e *env, args []string) error {
+	if _, err := parseArgs(e, newFlags(e, "demo"), args, 0, 0, "demo"); err != nil {
+		return err
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 50*time.Second)
+	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "hush-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	say := func(format string, a ...any) { fmt.Fprintf(e.stdout, format+"\n", a...) }
+
+	say("hush demo — two nodes on 127.0.0.1, end-to-end encrypted (PQXDH + Double Ratchet)")
+	say("working directory: %s (deleted at the end)\n", dir)
+	var daemons []*demoDaemon
+	defer func() {
+		for _, d := range daemons {
+			d.stop()
+		}
+	}()
+	for _, name := range []string{"Alice", "Bob"} {
+		home := filepath.Join(dir, strings.ToLower(name))
+		if _, err := node.Init(home, node.InitOptions{Name: name}); err != nil {
+			return fmt.Errorf("init %s: %w", name, err)
+		}
+		d, err := startDemoDaemon(ctx, self, home, filepath.Join(dir, strings.ToLower(name)+".log"))
+		if err != nil {
+			return fmt.Errorf("start %s's daemon: %w", name, err)
+		}
+		daemons = append(daemons, d)
+		say("started %s's daemon (pid %d)", name, d.cmd.Process.Pid)
+	}
+	alice, bob := daemons[0], daemons[1]
+
+	var sa, sb node.Self
+	if err := alice.c.Call(ctx, "getSelf", nil, &sa); err != nil {
+		return err
+	}
+	if err := bob.c.Call(ctx, "getSelf", nil, &sb); err != nil {
+		return err
+	}
+	say("Alice's contact link: %s… (%d characters)", sa.Link[:40], len(sa.Link))
+	if err := alice.c.Call(ctx, "addContact", map[string]any{"name": "Bob", "link": sb.Link}, nil); err != nil {
+		return err
+	}
+	if err := bob.c.Call(ctx, "addContact", map[string]any{"name": "Alice", "link": sa.Link}, nil); err != nil {
+		return err
+	}
+	var number struct {
+		SafetyNumber string `json:"safetyNumber"`
+	}
+	if err := alice.c.Call(ctx, "safetyNumber", map[string]any{"name": "Bob"}, &number); err != nil {
+		return err
+	}
+	say("links exchanged; safety number (same on both sides): %s\n", number.SafetyNumber)
+
+	send := func(d *demoDaemon, to, text string) (node.Message, error) {
+		var m node.Message
+		err := d.c.Call(ctx, "send", map[string]any{"to": to, "text": text}, &m)
+		return m, err
+	}
+	wait := func(d *demoDaemon, id, state string) error {
+		return d.c.Call(ctx, "waitMessage", map[string]any{"id": id, "state": state, "timeoutMs": 20000}, nil)
+	}
+	first, err := send(alice, "Bob", "Hi Bob! This is end-to-end encrypted 🔐")
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := wait(alice, first.ID, "delivered"); err != nil {
+		return err
+	}
+	say("first message (it carries the PQXDH handshake) delivered %v after send returned", time.Since(t0).Round(time.Millisecond))
+	reply, err := send(bob, "Alice", "Hi Alice 👋 no server saw that.")
+	if err != nil {
+		return err
+	}
+	if err := wait(bob, reply.ID, "delivered"); err != nil {
+		return err
+	}
+	if _, err := send(alice, "Bob", "Typo in this mesage"); err != nil {
+		return err
+	}
+	var hist []node.Message
+	if err := alice.c.Call(ctx, "listMessages", map[string]any{"contact": "Bob"}, &hist); err != nil {
+		return err
+	}
+	last := hist[len(hist)-1]
+	edit := map[string]any{"to": "Bob", "kind": "edit", "target": last.ID, "text": "Typo fixed in this message"}
+	if err := alice.c.Call(ctx, "send", edit, nil); err != nil {
+		return err
+	}
+	if err := bob.c.Call(ctx, "send", map[string]any{"to": "Alice", "kind": "reaction", "target": first.ID, "text": "❤️"}, nil); err != nil {
+		return err
+	}
+	if err := wait(alice, last.ID, "delivered"); err != nil {
+		return err
+	}
+	if err := bob.c.Call(ctx, "markRead", map[string]any{"contact": "Alice"}, nil); err != nil {
+		return err
+	}
+	if err := wait(alice, last.ID, "read"); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // let the reaction land
+
+	for _, side := range []struct {
+		d     *demoDaemon
+		who   string
+		other string
+	}{{alice, "Alice", "Bob"}, {bob, "Bob", "Alice"}} {
+		var ms []node.Message
+		if err := side.d.c.Call(ctx, "listMessages", map[string]any{"contact": side.other}, &ms); err != nil {
+			return err
+		}
+		say("\n%s's view of the conversation with %s:", side.who, side.other)
+		for _, m := range ms {
+			arrow := "→"
+			if m.Direction == "in" {
+				arrow = "←"
+			}
+			extra := ""
+			if m.Edited {
+				extra += " (edited)"
+			}
+			for emoji, who := range m.Reactions {
+				extra += fmt.Sprintf(" [%s %s]", emoji, strings.Join(who, ","))
+			}
+			say("  %s %-9s %s%s", arrow, m.State, m.Text, extra)
+		}
+	}
+	for _, d := range daemons {
+		d.stop()
+	}
+	daemons = nil
+	say("\nstopped both daemons; demo took %v.", time.Since(start).Round(100*time.Millisecond))
+	say("Try it yourself: hush --home /tmp/me init --name Me --no-passphrase && hush --home /tmp/me daemon")
+	return nil
+}
+
+type demoDaemon struct {
+	cmd     *exec.Cmd
+	c       *api.Client
+	done    chan error
+	stopped bool
+}
+
+func startDemoDaemon(ctx context.Context, self, home, logPath string) (*demoDaemon, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "--home", home, "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--api-addr", "")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	d := &demoDaemon{cmd: cmd, c: api.NewClient(filepath.Join(home, api.SocketFile)), done: make(chan error, 1)}
+	go func() { d.done <- cmd.Wait(); logf.Close() }()
+	for {
+		err := d.c.Call(ctx, "version", nil, nil)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, api.ErrNoDaemon) {
+			d.stop()
+			return nil, err
+		}
+		select {
+		case err := <-d.done:
+			b, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("daemon exited (%v): %s", err, strings.TrimSpace(string(b)))
+		case <-ctx.Done():
+			d.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop ends the daemon by its PID: SIGTERM, then SIGKILL after 10 s.
+func (d *demoDaemon) stop() {
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
