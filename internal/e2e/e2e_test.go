@@ -29,7 +29,7 @@ var (
 )
 
 // hushBin builds cmd/hush once per test binary.
-func hushBin(t *testing.T) string {
+func hushBin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "hush-e2e-bin")
@@ -48,7 +48,7 @@ func hushBin(t *testing.T) string {
 }
 
 type user struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	home   string
 	daemon *exec.Cmd
@@ -56,7 +56,7 @@ type user struct {
 	pass   string // passphrase file, "" for --no-passphrase
 }
 
-func newUser(t *testing.T, name string) *user {
+func newUser(t testing.TB, name string) *user {
 	// The directory is not named after the user, so a path in a log is
 	// not mistaken for a leaked name.
 	u := &user{t: t, bin: hushBin(t), home: filepath.Join(t.TempDir(), "home")}
@@ -203,7 +203,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // befriend exchanges links both ways.
-func befriend(t *testing.T, a, b *user, aName, bName string) {
+func befriend(t testing.TB, a, b *user, aName, bName string) {
 	a.mustRun("contact", "add", bName, b.link())
 	b.mustRun("contact", "add", aName, a.link())
 }
