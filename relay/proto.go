@@ -1,0 +1,510 @@
+// Package relay is hush's store-and-forward mailbox service,
+// /hush/mailbox/1 (docs/RELAY.md): the protocol messages, the server a
+// community runs (hush-relay) and the client a node uses. Mailboxes hold
+// sealed envelopes for offline devices; deposits carry no sender identity;
+// owners fetch or subscribe with a signed challenge and acknowledge to
+// delete.
+package relay
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/wire"
+)
+
+// ProtocolID is the mailbox protocol.
+const ProtocolID = "/hush/mailbox/1"
+
+// Sizes of identifiers and fields.
+const (
+	IDSize        = 32 // mailbox and deposit IDs
+	MessageIDSize = 16
+	NonceSize     = 32
+	MaxInviteSize = 256
+	MaxBundleSize = 4096 // an encoded prekey bundle (pqxdh.MaxBundleSize is 3539)
+	MaxOneTime    = 100  // one-time bundles per PutPrekeys
+	MaxErrorText  = 256
+	// MaxFrame caps every frame on the protocol: the largest envelope plus
+	// room for the message fields, or a full PutPrekeys.
+	MaxFrame = envelope.MaxEnvelopeSize + 512
+)
+
+// Signature labels (identity-style: u16 length ‖ label ‖ message).
+const (
+	labelCreate    = "hush/v1/mailbox-create"
+	labelSubscribe = "hush/v1/mailbox-subscribe"
+	labelPrekeys   = "hush/v1/mailbox-prekeys"
+	labelDelete    = "hush/v1/mailbox-delete"
+	labelPoW       = "hush/v1/mailbox-pow"
+)
+
+// Kind is a message kind on the wire.
+type Kind = wire.Kind
+
+// Message kinds (docs/RELAY.md "Messages").
+const (
+	KindCreate     Kind = 1
+	KindCreated    Kind = 2
+	KindDeposit    Kind = 3
+	KindReceipt    Kind = 4
+	KindHello      Kind = 5
+	KindChallenge  Kind = 6
+	KindSubscribe  Kind = 7
+	KindDeliver    Kind = 8
+	KindAck        Kind = 9
+	KindDrained    Kind = 10
+	KindPutPrekeys Kind = 11
+	KindGetPrekeys Kind = 12
+	KindPrekeys    Kind = 13
+	KindOK         Kind = 14
+	KindError      Kind = 15
+	KindPing       Kind = 16
+	KindDelete     Kind = 17
+)
+
+// ID is a mailbox or deposit ID.
+type ID [IDSize]byte
+
+// MessageID names one stored envelope.
+type MessageID [MessageIDSize]byte
+
+// ErrorCode is the code of an Error message.
+type ErrorCode uint16
+
+// Error codes (docs/RELAY.md "Error codes").
+const (
+	CodeBadRequest     ErrorCode = 1
+	CodeAuth           ErrorCode = 2
+	CodeNotFound       ErrorCode = 3
+	CodeQuota          ErrorCode = 4
+	CodeTooLarge       ErrorCode = 5
+	CodeRateLimited    ErrorCode = 6
+	CodeFull           ErrorCode = 7
+	CodeCreationClosed ErrorCode = 8
+	CodeInternal       ErrorCode = 9
+)
+
+// Sentinel errors, one per code; a *RemoteError matches its sentinel with
+// errors.Is.
+var (
+	ErrBadRequest     = errors.New("relay: bad request")
+	ErrAuth           = errors.New("relay: authentication failed")
+	ErrNotFound       = errors.New("relay: no such mailbox")
+	ErrQuota          = errors.New("relay: mailbox full (quota)")
+	ErrTooLarge       = errors.New("relay: envelope too large")
+	ErrRateLimited    = errors.New("relay: rate limited, retry later")
+	ErrFull           = errors.New("relay: relay storage full")
+	ErrCreationClosed = errors.New("relay: mailbox creation refused")
+	ErrInternal       = errors.New("relay: relay failed to store")
+)
+
+var codeErrors = map[ErrorCode]error{
+	CodeBadRequest: ErrBadRequest, CodeAuth: ErrAuth, CodeNotFound: ErrNotFound,
+	CodeQuota: ErrQuota, CodeTooLarge: ErrTooLarge, CodeRateLimited: ErrRateLimited,
+	CodeFull: ErrFull, CodeCreationClosed: ErrCreationClosed, CodeInternal: ErrInternal,
+}
+
+// RemoteError is an Error message received from a relay.
+type RemoteError struct {
+	Code    ErrorCode
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	if s := codeErrors[e.Code]; s != nil {
+		return fmt.Sprintf("%v: %s", s, e.Message)
+	}
+	return fmt.Sprintf("relay: error %d: %s", e.Code, e.Message)
+}
+
+// Is matches the sentinel of the code.
+func (e *RemoteError) Is(target error) bool { return codeErrors[e.Code] == target }
+
+// CodeOf returns the wire code for err (CodeInternal if unknown).
+func CodeOf(err error) ErrorCode {
+	for c, s := range codeErrors {
+		if errors.Is(err, s) {
+			return c
+		}
+	}
+	return CodeInternal
+}
+
+// knownKinds is every kind a decoder accepts.
+var knownKinds = wire.NewKindSet(KindCreate, KindCreated, KindDeposit, KindReceipt, KindHello,
+	KindChallenge, KindSubscribe, KindDeliver, KindAck, KindDrained, KindPutPrekeys,
+	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete)
+
+// Create asks for a new mailbox.
+type Create struct {
+	Owner  ed25519.PublicKey
+	Time   uint64
+	Invite []byte
+	Nonce  uint64 // proof of work
+	Sig    []byte
+}
+
+// Created answers Create.
+type Created struct {
+	Mailbox     ID
+	Deposit     ID
+	MaxMessages uint32
+	MaxBytes    uint64
+	TTLSeconds  uint64
+}
+
+// Deposit stores an envelope in the mailbox behind a deposit ID.
+type Deposit struct {
+	Deposit  ID
+	Envelope []byte
+}
+
+// Receipt confirms a durable deposit.
+type Receipt struct{ Message MessageID }
+
+// Hello opens an owner session.
+type Hello struct{ Mailbox ID }
+
+// Challenge is the nonce the owner signs.
+type Challenge struct {
+	Nonce [NonceSize]byte
+	Time  uint64
+}
+
+// Subscribe proves ownership and starts delivery.
+type Subscribe struct {
+	Mailbox ID
+	Nonce   [NonceSize]byte
+	Live    bool
+	Sig     []byte
+}
+
+// Deliver carries one stored envelope to the owner.
+type Deliver struct {
+	Message  MessageID
+	StoredAt uint64 // unix seconds
+	Envelope []byte
+}
+
+// Ack deletes a delivered envelope.
+type Ack struct{ Message MessageID }
+
+// PutPrekeys replaces the mailbox's prekey bundles.
+type PutPrekeys struct {
+	Mailbox    ID
+	Time       uint64
+	LastResort []byte
+	OneTime    [][]byte
+	Sig        []byte
+}
+
+// GetPrekeys asks for one bundle of the mailbox behind a deposit ID.
+type GetPrekeys struct{ Deposit ID }
+
+// Prekeys answers GetPrekeys.
+type Prekeys struct {
+	Bundle  []byte
+	OneTime bool
+}
+
+// ErrorMsg is an Error message.
+type ErrorMsg struct {
+	Code    ErrorCode
+	Message string
+}
+
+// Delete removes a mailbox and everything in it.
+type Delete struct {
+	Mailbox ID
+	Time    uint64
+	Sig     []byte
+}
+
+// Encode returns the frame payload (kind ‖ body) for a message value.
+func Encode(m any) []byte {
+	w := codec.NewWriter(64)
+	switch v := m.(type) {
+	case *Create:
+		w.U8(uint8(KindCreate))
+		w.Fixed(v.createBody())
+		w.Fixed(v.Sig)
+	case *Created:
+		w.U8(uint8(KindCreated))
+		w.Fixed(v.Mailbox[:])
+		w.Fixed(v.Deposit[:])
+		w.U32(v.MaxMessages)
+		w.U64(v.MaxBytes)
+		w.U64(v.TTLSeconds)
+	case *Deposit:
+		w = codec.NewWriter(len(v.Envelope) + 40)
+		w.U8(uint8(KindDeposit))
+		w.Fixed(v.Deposit[:])
+		w.Bytes32(v.Envelope)
+	case *Receipt:
+		w.U8(uint8(KindReceipt))
+		w.Fixed(v.Message[:])
+	case *Hello:
+		w.U8(uint8(KindHello))
+		w.Fixed(v.Mailbox[:])
+	case *Challenge:
+		w.U8(uint8(KindChallenge))
+		w.Fixed(v.Nonce[:])
+		w.U64(v.Time)
+	case *Subscribe:
+		w.U8(uint8(KindSubscribe))
+		w.Fixed(v.subscribeBody())
+		w.Fixed(v.Sig)
+	case *Deliver:
+		w = codec.NewWriter(len(v.Envelope) + 32)
+		w.U8(uint8(KindDeliver))
+		w.Fixed(v.Message[:])
+		w.U64(v.StoredAt)
+		w.Bytes32(v.Envelope)
+	case *Ack:
+		w.U8(uint8(KindAck))
+		w.Fixed(v.Message[:])
+	case *PutPrekeys:
+		w = codec.NewWriter(4096 * (1 + len(v.OneTime)))
+		w.U8(uint8(KindPutPrekeys))
+		w.Fixed(v.prekeysBody())
+		w.Fixed(v.Sig)
+	case *GetPrekeys:
+		w.U8(uint8(KindGetPrekeys))
+		w.Fixed(v.Deposit[:])
+	case *Prekeys:
+		w.U8(uint8(KindPrekeys))
+		w.Bytes16(v.Bundle)
+		w.Bool(v.OneTime)
+	case *ErrorMsg:
+		w.U8(uint8(KindError))
+		w.U16(uint16(v.Code))
+		msg := v.Message
+		if len(msg) > MaxErrorText {
+			msg = msg[:MaxErrorText]
+		}
+		w.String16(msg)
+	case *Delete:
+		w.U8(uint8(KindDelete))
+		w.Fixed(v.deleteBody())
+		w.Fixed(v.Sig)
+	case okMsg:
+		w.U8(uint8(KindOK))
+	case drainedMsg:
+		w.U8(uint8(KindDrained))
+	case pingMsg:
+		w.U8(uint8(KindPing))
+	default:
+		panic(fmt.Sprintf("relay: Encode of %T", m))
+	}
+	return w.Bytes()
+}
+
+// Bodiless messages.
+type (
+	okMsg      struct{}
+	drainedMsg struct{}
+	pingMsg    struct{}
+)
+
+// OK, Drained and Ping are the bodiless messages, for Encode.
+var (
+	OK      = okMsg{}
+	Drained = drainedMsg{}
+	Ping    = pingMsg{}
+)
+
+func (c *Create) createBody() []byte {
+	w := codec.NewWriter(64 + len(c.Invite))
+	w.Fixed(c.Owner)
+	w.U64(c.Time)
+	w.Bytes16(c.Invite)
+	w.U64(c.Nonce)
+	return w.Bytes()
+}
+
+func (s *Subscribe) subscribeBody() []byte {
+	w := codec.NewWriter(80)
+	w.Fixed(s.Mailbox[:])
+	w.Fixed(s.Nonce[:])
+	w.Bool(s.Live)
+	return w.Bytes()
+}
+
+func (p *PutPrekeys) prekeysBody() []byte {
+	w := codec.NewWriter(4096 * (1 + len(p.OneTime)))
+	w.Fixed(p.Mailbox[:])
+	w.U64(p.Time)
+	w.Bytes16(p.LastResort)
+	w.U16(uint16(len(p.OneTime)))
+	for _, b := range p.OneTime {
+		w.Bytes16(b)
+	}
+	return w.Bytes()
+}
+
+func (d *Delete) deleteBody() []byte {
+	w := codec.NewWriter(48)
+	w.Fixed(d.Mailbox[:])
+	w.U64(d.Time)
+	return w.Bytes()
+}
+
+// Decode parses a frame payload into one of the message types above
+// (pointers), or OK, Drained or Ping. It rejects unknown kinds, oversize
+// fields and trailing bytes.
+func Decode(b []byte) (any, error) {
+	kind, body, err := wire.DecodeMessage(b, knownKinds)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	r := codec.NewReader(body)
+	var m any
+	switch kind {
+	case KindCreate:
+		v := &Create{Owner: codec.Clone(r.Fixed(ed25519.PublicKeySize)), Time: r.U64(),
+			Invite: codec.Clone(r.Bytes16(MaxInviteSize)), Nonce: r.U64()}
+		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+		m = v
+	case KindCreated:
+		v := &Created{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		copy(v.Deposit[:], r.Fixed(IDSize))
+		v.MaxMessages, v.MaxBytes, v.TTLSeconds = r.U32(), r.U64(), r.U64()
+		m = v
+	case KindDeposit:
+		v := &Deposit{}
+		copy(v.Deposit[:], r.Fixed(IDSize))
+		v.Envelope = r.Bytes32(envelope.MaxEnvelopeSize)
+		m = v
+	case KindReceipt:
+		v := &Receipt{}
+		copy(v.Message[:], r.Fixed(MessageIDSize))
+		m = v
+	case KindHello:
+		v := &Hello{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		m = v
+	case KindChallenge:
+		v := &Challenge{}
+		copy(v.Nonce[:], r.Fixed(NonceSize))
+		v.Time = r.U64()
+		m = v
+	case KindSubscribe:
+		v := &Subscribe{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		copy(v.Nonce[:], r.Fixed(NonceSize))
+		v.Live = r.Bool()
+		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+		m = v
+	case KindDeliver:
+		v := &Deliver{}
+		copy(v.Message[:], r.Fixed(MessageIDSize))
+		v.StoredAt = r.U64()
+		v.Envelope = r.Bytes32(envelope.MaxEnvelopeSize)
+		m = v
+	case KindAck:
+		v := &Ack{}
+		copy(v.Message[:], r.Fixed(MessageIDSize))
+		m = v
+	case KindPutPrekeys:
+		v := &PutPrekeys{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		v.Time = r.U64()
+		v.LastResort = codec.Clone(r.Bytes16(MaxBundleSize))
+		n := r.Count(MaxOneTime)
+		for range n {
+			v.OneTime = append(v.OneTime, codec.Clone(r.Bytes16(MaxBundleSize)))
+		}
+		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+		m = v
+	case KindGetPrekeys:
+		v := &GetPrekeys{}
+		copy(v.Deposit[:], r.Fixed(IDSize))
+		m = v
+	case KindPrekeys:
+		m = &Prekeys{Bundle: codec.Clone(r.Bytes16(MaxBundleSize)), OneTime: r.Bool()}
+	case KindError:
+		m = &ErrorMsg{Code: ErrorCode(r.U16()), Message: r.String16(MaxErrorText)}
+	case KindDelete:
+		v := &Delete{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		v.Time = r.U64()
+		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+		m = v
+	case KindOK:
+		m = OK
+	case KindDrained:
+		m = Drained
+	case KindPing:
+		m = Ping
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: kind %d: %v", ErrBadRequest, kind, err)
+	}
+	return m, nil
+}
+
+// signed returns the bytes an owner signature covers.
+func signed(label string, body []byte) []byte {
+	out := make([]byte, 0, 2+len(label)+len(body))
+	out = append(out, byte(len(label)>>8), byte(len(label)))
+	out = append(out, label...)
+	return append(out, body...)
+}
+
+// SignCreate signs c with the owner's private key.
+func SignCreate(c *Create, owner ed25519.PrivateKey) {
+	c.Owner = owner.Public().(ed25519.PublicKey)
+	c.Sig = ed25519.Sign(owner, signed(labelCreate, c.createBody()))
+}
+
+// VerifyCreate checks c's signature.
+func VerifyCreate(c *Create) bool {
+	return len(c.Owner) == ed25519.PublicKeySize && len(c.Sig) == ed25519.SignatureSize &&
+		ed25519.Verify(c.Owner, signed(labelCreate, c.createBody()), c.Sig)
+}
+
+// SignSubscribe signs s.
+func SignSubscribe(s *Subscribe, owner ed25519.PrivateKey) {
+	s.Sig = ed25519.Sign(owner, signed(labelSubscribe, s.subscribeBody()))
+}
+
+// VerifySubscribe checks s against the mailbox's owner key.
+func VerifySubscribe(s *Subscribe, owner ed25519.PublicKey) bool {
+	return len(s.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelSubscribe, s.subscribeBody()), s.Sig)
+}
+
+// SignPutPrekeys signs p.
+func SignPutPrekeys(p *PutPrekeys, owner ed25519.PrivateKey) {
+	p.Sig = ed25519.Sign(owner, signed(labelPrekeys, p.prekeysBody()))
+}
+
+// VerifyPutPrekeys checks p against the mailbox's owner key.
+func VerifyPutPrekeys(p *PutPrekeys, owner ed25519.PublicKey) bool {
+	return len(p.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelPrekeys, p.prekeysBody()), p.Sig)
+}
+
+// SignDelete signs d.
+func SignDelete(d *Delete, owner ed25519.PrivateKey) {
+	d.Sig = ed25519.Sign(owner, signed(labelDelete, d.deleteBody()))
+}
+
+// VerifyDelete checks d against the mailbox's owner key.
+func VerifyDelete(d *Delete, owner ed25519.PublicKey) bool {
+	return len(d.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelDelete, d.deleteBody()), d.Sig)
+}
+
+// PoWInput returns the bytes whose SHA-256 must start with the
+// operator's number of zero bits (docs/RELAY.md "Create").
+func PoWInput(c *Create) []byte {
+	w := codec.NewWriter(96)
+	w.Fixed([]byte(labelPoW))
+	w.Fixed(c.Owner)
+	w.U64(c.Time)
+	w.U64(c.Nonce)
+	return w.Bytes()
+}
