@@ -94,7 +94,16 @@ func (n *Node) handleMsgStream(s network.Stream) {
 			}
 			frames = append(frames, f)
 		}
-		statuses := n.receive(frames)
+		items := make([]*envelope.Inner, len(frames))
+		for i, f := range frames {
+			in, err := decodeDirect(f)
+			if err != nil {
+				n.log.Debug("rejected delivery frame", "err", err)
+				continue
+			}
+			items[i] = in
+		}
+		statuses := n.receive(items, false)
 		s.SetWriteDeadline(time.Now().Add(streamDeadline))
 		if err := wire.WriteFrame(s, statuses); err != nil {
 			s.Reset()
@@ -116,10 +125,13 @@ func frameBuffered(br *bufio.Reader) bool {
 	return uint64(br.Buffered()) >= uint64(wire.HeaderSize)+uint64(size)
 }
 
-// receive decrypts and applies frames in one transaction.
-func (n *Node) receive(frames [][]byte) []byte {
+// receive decrypts and applies messages in one transaction and returns a
+// status per message; a nil item is rejected. Messages that came through
+// a relay mailbox (viaMailbox) are answered with delivery receipts, since
+// their sender saw only the relay's receipt.
+func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 	now := time.Now()
-	statuses := make([]byte, len(frames))
+	statuses := make([]byte, len(items))
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -129,8 +141,24 @@ func (n *Node) receive(frames [][]byte) []byte {
 		return statuses
 	}
 	t := n.newTxnLocked()
-	for i, f := range frames {
-		statuses[i] = n.receiveOneLocked(t, f, now)
+	receipts := make(map[*contact][][msgIDSize]byte)
+	for i, in := range items {
+		if in == nil {
+			statuses[i] = ackRejected
+			continue
+		}
+		var c *contact
+		var newText *[msgIDSize]byte
+		statuses[i], c, newText = n.receiveOneLocked(t, in, now)
+		if viaMailbox && newText != nil && len(receipts[c]) < maxReceiptIDs {
+			receipts[c] = append(receipts[c], *newText)
+		}
+	}
+	for c, ids := range receipts {
+		p := &payload{Type: ptDelivery, ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), IDs: ids}
+		if err := n.encryptToLocked(t, c, p, false, now); err != nil {
+			n.log.Debug("delivery receipt not queued", "err", err)
+		}
 	}
 	n.saveSeqLocked(t.b)
 	if err := n.finishLocked(t); err != nil {
@@ -141,12 +169,10 @@ func (n *Node) receive(frames [][]byte) []byte {
 	return statuses
 }
 
-func (n *Node) receiveOneLocked(t *txn, frame []byte, now time.Time) byte {
-	in, err := decodeDirect(frame)
-	if err != nil {
-		n.log.Debug("rejected delivery frame", "err", err)
-		return ackRejected
-	}
+// receiveOneLocked decrypts and applies one message. It returns the
+// status, the sending contact and, for a newly stored text, its ID.
+func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte, *contact, *[msgIDSize]byte) {
+	var err error
 	acc := identity.AccountID(in.SenderAccount)
 	c := n.contacts[acc]
 	var cert *identity.DeviceCert
@@ -155,16 +181,16 @@ func (n *Node) receiveOneLocked(t *txn, frame []byte, now time.Time) byte {
 	}
 	if cert == nil {
 		if in.Kind != envelope.KindPrekeyMessage {
-			return ackRejected
+			return ackRejected, nil, nil
 		}
 		if cert, err = session.PrekeySender(in.Body); err != nil || cert.Account() != acc || cert.DeviceID() != in.SenderDevice {
-			return ackRejected
+			return ackRejected, nil, nil
 		}
 	}
 	_, known := n.sets[cert.DeviceID()]
 	set, err := n.setForLocked(cert)
 	if err != nil {
-		return ackRetry
+		return ackRetry, nil, nil
 	}
 	forget := func() {
 		if !known && !set.HasSession() {
@@ -175,22 +201,22 @@ func (n *Node) receiveOneLocked(t *txn, frame []byte, now time.Time) byte {
 	if err != nil {
 		forget()
 		if errors.Is(err, ratchet.ErrDuplicate) {
-			return ackOK // already stored when it first arrived
+			return ackOK, nil, nil // already stored when it first arrived
 		}
 		n.log.Debug("undecryptable message", "err", err)
-		return ackRejected
+		return ackRejected, nil, nil
 	}
 	p, perr := parsePayload(pt)
 	if c == nil {
 		// A first message from someone who has our link: a message request.
 		if perr != nil || p.Card == nil {
 			delete(n.sets, cert.DeviceID())
-			return ackRejected
+			return ackRejected, nil, nil
 		}
 		cc, err := card.Parse(p.Card, now)
 		if err != nil || cc.Account() != acc {
 			delete(n.sets, cert.DeviceID())
-			return ackRejected
+			return ackRejected, nil, nil
 		}
 		c = &contact{rec: contactRec{Name: n.freeNameLocked(cc.Name), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
 		n.contacts[acc] = c
@@ -205,21 +231,20 @@ func (n *Node) receiveOneLocked(t *txn, frame []byte, now time.Time) byte {
 		}
 	}
 	if err := n.saveSetLocked(t.b, set); err != nil {
-		return ackRetry
+		return ackRetry, nil, nil
 	}
 	if in.Kind == envelope.KindPrekeyMessage {
 		pk, err := n.local.Prekeys.MarshalBinary()
 		if err != nil {
-			return ackRetry
+			return ackRetry, nil, nil
 		}
 		t.b.Put(n.tabs.identity, idPrekeys, pk)
 	}
 	if perr != nil {
 		n.log.Debug("malformed payload", "err", perr)
-		return ackOK // the session advanced; nothing to show
+		return ackOK, c, nil // the session advanced; nothing to show
 	}
-	n.applyLocked(t, c, p)
-	return ackOK
+	return ackOK, c, n.applyLocked(t, c, p)
 }
 
 // freeNameLocked returns name, or name with a number, unused by contacts.
@@ -233,14 +258,15 @@ func (n *Node) freeNameLocked(name string) string {
 	}
 }
 
-// applyLocked applies an incoming payload from contact c.
-func (n *Node) applyLocked(t *txn, c *contact, p *payload) {
+// applyLocked applies an incoming payload from contact c and returns the
+// ID of a newly stored text message, if it stored one.
+func (n *Node) applyLocked(t *txn, c *contact, p *payload) *[msgIDSize]byte {
 	acc := c.account()
 	name := c.rec.Name
 	switch p.Type {
 	case ptText:
 		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
-			return // shown once, whatever the number of paths
+			return nil // shown once, whatever the number of paths
 		}
 		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
 			Time: time.UnixMilli(int64(p.TimeMS)).UTC()}
@@ -249,25 +275,26 @@ func (n *Node) applyLocked(t *txn, c *contact, p *payload) {
 		}
 		n.putMsgLocked(t, p.ID, indexRec{Account: acc[:], Seq: n.nextSeqLocked()}, m)
 		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(m.view(name))})
+		return &p.ID
 	case ptEdit, ptDelete, ptReaction:
 		m, ix, err := n.loadMsgLocked(p.Target)
 		if err != nil || string(ix.Account) != string(acc[:]) {
-			return
+			return nil
 		}
 		switch p.Type {
 		case ptEdit:
 			if m.Dir != "in" || m.Deleted {
-				return
+				return nil
 			}
 			m.Text, m.Edited = p.Text, true
 		case ptDelete:
 			if m.Dir != "in" {
-				return
+				return nil
 			}
 			m.Text, m.Deleted, m.Reactions = "", true, nil
 		case ptReaction:
 			if m.Deleted {
-				return
+				return nil
 			}
 			applyReaction(m, p.Text, name, p.Flags&flagRemove != 0)
 		}
@@ -287,4 +314,5 @@ func (n *Node) applyLocked(t *txn, c *contact, p *payload) {
 		on := p.Flags&flagOn != 0
 		t.events = append(t.events, Event{Type: EventTyping, Typing: &on, From: name})
 	}
+	return nil
 }
