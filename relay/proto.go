@@ -28,9 +28,13 @@ const (
 	MaxBundleSize = 4096 // an encoded prekey bundle (pqxdh.MaxBundleSize is 3539)
 	MaxOneTime    = 100  // one-time bundles per PutPrekeys
 	MaxErrorText  = 256
-	// MaxFrame caps every frame on the protocol: the largest envelope plus
-	// room for the message fields, or a full PutPrekeys.
-	MaxFrame = envelope.MaxEnvelopeSize + 512
+	// MaxFrame caps every frame on the protocol: the larger of the largest
+	// Deposit/Deliver (envelope plus room for the message fields) and a
+	// full PutPrekeys (100 one-time bundles of MaxBundleSize).
+	MaxFrame = max(envelope.MaxEnvelopeSize+512, maxPutPrekeys)
+	// maxPutPrekeys is kind ‖ mailbox ‖ time ‖ last resort ‖ count ‖
+	// one-time bundles ‖ sig at their maximum sizes.
+	maxPutPrekeys = 1 + IDSize + 8 + (2 + MaxBundleSize) + 2 + MaxOneTime*(2+MaxBundleSize) + 64
 )
 
 // Signature labels (identity-style: u16 length ‖ label ‖ message).

@@ -1,0 +1,256 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hushnet/hush/crypto/envelope"
+)
+
+// Creation modes (Config.Creation).
+const (
+	CreationOpen   = "open"
+	CreationInvite = "invite"
+	CreationClosed = "closed"
+)
+
+// Defaults of Config (docs/RELAY.md "Limits").
+const (
+	DefaultMaxEnvelope     = envelope.MaxEnvelopeSize
+	DefaultMaxMessages     = 1000
+	DefaultMaxMailboxBytes = 64 << 20
+	DefaultTTL             = 14 * 24 * time.Hour
+	DefaultMaxStoreBytes   = 4 << 30
+	DefaultPeerRate        = 200
+	DefaultPeerBurst       = 1000
+	DefaultIPRate          = 500
+	DefaultIPBurst         = 2000
+	DefaultMaxOneTime      = MaxOneTime
+	DefaultRequestTimeout  = 30 * time.Second
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultExpiryInterval  = time.Minute
+	DefaultOwnerGrace      = time.Hour
+	challengeLifetime      = 30 * time.Second
+	clockSkew              = 60 * time.Second
+)
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("336h", "30s"); a bare number is read as seconds.
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n float64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("relay: duration: want a string like \"336h\" or seconds")
+		}
+		*d = Duration(n * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("relay: duration: %v", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config configures a Server. The zero value is a working relay with the
+// defaults of docs/RELAY.md "Limits". It is also the JSON config file of
+// hush-relay (field names as below). For the rate limits, a negative
+// value turns the limit off.
+type Config struct {
+	// MaxEnvelope caps the size of one deposited envelope in bytes.
+	// Default 256 KiB (envelope.MaxEnvelopeSize, the largest bucket); it
+	// can only be lowered.
+	MaxEnvelope int `json:"max_envelope,omitempty"`
+	// MaxMessages is the per-mailbox quota of stored messages.
+	// Default 1,000.
+	MaxMessages int `json:"max_messages,omitempty"`
+	// MaxMailboxBytes is the per-mailbox quota of stored envelope bytes.
+	// Default 64 MiB.
+	MaxMailboxBytes int64 `json:"max_mailbox_bytes,omitempty"`
+	// TTL is how long an unacknowledged envelope is kept. Default 14 days.
+	TTL Duration `json:"ttl,omitempty"`
+	// MaxStoreBytes caps the envelope bytes stored in the whole relay;
+	// past it deposits get Full. Default 4 GiB.
+	MaxStoreBytes int64 `json:"max_store_bytes,omitempty"`
+	// PeerRate and PeerBurst are the token bucket for deposits (and other
+	// requests) per remote peer: tokens per second and bucket size.
+	// Default 200/s, burst 1,000; negative: no per-peer limit.
+	PeerRate  float64 `json:"peer_rate,omitempty"`
+	PeerBurst int     `json:"peer_burst,omitempty"`
+	// IPRate and IPBurst are the same per remote IP address.
+	// Default 500/s, burst 2,000; negative: no per-IP limit.
+	IPRate  float64 `json:"ip_rate,omitempty"`
+	IPBurst int     `json:"ip_burst,omitempty"`
+	// Creation is the mailbox creation mode: "open" (anyone), "invite"
+	// (a Create must carry one of InviteTokens) or "closed" (none).
+	// Default "open".
+	Creation string `json:"creation,omitempty"`
+	// InviteTokens are the tokens accepted in "invite" mode. Default none.
+	InviteTokens []string `json:"invite_tokens,omitempty"`
+	// PoWBits is the number of leading zero bits the creation proof of
+	// work must have (docs/RELAY.md "Create"). Default 0 (none).
+	PoWBits int `json:"pow_bits,omitempty"`
+	// MaxOneTime is the number of one-time prekey bundles kept per
+	// mailbox; extra bundles in a PutPrekeys are refused with Quota.
+	// Default 100.
+	MaxOneTime int `json:"max_one_time,omitempty"`
+	// RequestTimeout is the deadline of each request on a stream.
+	// Default 30 s.
+	RequestTimeout Duration `json:"request_timeout,omitempty"`
+	// IdleTimeout closes an owner subscription that sent nothing (no Ack,
+	// no Ping) for this long. Default 5 min.
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// ExpiryInterval is how often expired envelopes are removed.
+	// Default 1 min.
+	ExpiryInterval Duration `json:"expiry_interval,omitempty"`
+	// NoCircuitRelay turns the circuit relay v2 service off. Default
+	// false: the service runs, open only to mailbox owners.
+	NoCircuitRelay bool `json:"no_circuit_relay,omitempty"`
+	// OwnerGrace is how long a peer may still reserve a circuit-relay slot
+	// after its last owner subscription ended. Default 1 h.
+	OwnerGrace Duration `json:"owner_grace,omitempty"`
+
+	// Logger receives service events, never identifiers (mailbox, deposit
+	// or message IDs, peer IDs, addresses). Default: discarded.
+	Logger *slog.Logger `json:"-"`
+	// Metrics receives counters and gauges. Default: none.
+	Metrics Metrics `json:"-"`
+	// Now is the clock. Default time.Now; tests inject their own.
+	Now func() time.Time `json:"-"`
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() (Config, error) {
+	if c.MaxEnvelope <= 0 || c.MaxEnvelope > envelope.MaxEnvelopeSize {
+		c.MaxEnvelope = DefaultMaxEnvelope
+	}
+	if c.MaxMessages <= 0 {
+		c.MaxMessages = DefaultMaxMessages
+	}
+	if c.MaxMailboxBytes <= 0 {
+		c.MaxMailboxBytes = DefaultMaxMailboxBytes
+	}
+	if c.TTL <= 0 {
+		c.TTL = Duration(DefaultTTL)
+	}
+	if c.MaxStoreBytes <= 0 {
+		c.MaxStoreBytes = DefaultMaxStoreBytes
+	}
+	if c.PeerRate == 0 {
+		c.PeerRate = DefaultPeerRate
+	}
+	if c.PeerBurst <= 0 {
+		c.PeerBurst = DefaultPeerBurst
+	}
+	if c.IPRate == 0 {
+		c.IPRate = DefaultIPRate
+	}
+	if c.IPBurst <= 0 {
+		c.IPBurst = DefaultIPBurst
+	}
+	switch c.Creation {
+	case "":
+		c.Creation = CreationOpen
+	case CreationOpen, CreationInvite, CreationClosed:
+	default:
+		return c, fmt.Errorf("relay: config: creation %q: want open, invite or closed", c.Creation)
+	}
+	if c.PoWBits < 0 || c.PoWBits > 40 {
+		return c, fmt.Errorf("relay: config: pow_bits %d: want 0 to 40", c.PoWBits)
+	}
+	if c.MaxOneTime <= 0 || c.MaxOneTime > MaxOneTime {
+		c.MaxOneTime = DefaultMaxOneTime
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = Duration(DefaultRequestTimeout)
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if c.ExpiryInterval <= 0 {
+		c.ExpiryInterval = Duration(DefaultExpiryInterval)
+	}
+	if c.OwnerGrace <= 0 {
+		c.OwnerGrace = Duration(DefaultOwnerGrace)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Metrics == nil {
+		c.Metrics = NopMetrics{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// Metrics receives the relay's counters and gauges. Implementations must
+// be safe for concurrent use and cheap (they are called on the deposit
+// path). There are no per-mailbox or per-peer labels by design.
+type Metrics interface {
+	// DepositAccepted counts one stored envelope of size bytes.
+	DepositAccepted(size int)
+	// DepositRejected counts one refused deposit by its error code.
+	DepositRejected(code ErrorCode)
+	// Delivered counts envelopes sent to owners.
+	Delivered(n int)
+	// Acked counts envelopes deleted by acknowledgement.
+	Acked(n int)
+	// Expired counts envelopes deleted by the TTL.
+	Expired(n int)
+	// Stored sets the gauges of stored envelopes and their bytes.
+	Stored(messages, bytes int64)
+	// Mailboxes sets the gauge of mailboxes.
+	Mailboxes(n int64)
+	// Subscribers sets the gauge of open owner subscriptions.
+	Subscribers(n int64)
+}
+
+// NopMetrics discards everything; the default.
+type NopMetrics struct{}
+
+func (NopMetrics) DepositAccepted(int)       {}
+func (NopMetrics) DepositRejected(ErrorCode) {}
+func (NopMetrics) Delivered(int)             {}
+func (NopMetrics) Acked(int)                 {}
+func (NopMetrics) Expired(int)               {}
+func (NopMetrics) Stored(int64, int64)       {}
+func (NopMetrics) Mailboxes(int64)           {}
+func (NopMetrics) Subscribers(int64)         {}
+
+// String names an error code for logs and metric labels.
+func (c ErrorCode) String() string {
+	switch c {
+	case CodeBadRequest:
+		return "bad_request"
+	case CodeAuth:
+		return "auth"
+	case CodeNotFound:
+		return "not_found"
+	case CodeQuota:
+		return "quota"
+	case CodeTooLarge:
+		return "too_large"
+	case CodeRateLimited:
+		return "rate_limited"
+	case CodeFull:
+		return "full"
+	case CodeCreationClosed:
+		return "creation_closed"
+	case CodeInternal:
+		return "internal"
+	}
+	return fmt.Sprintf("code_%d", uint16(c))
+}

@@ -1,0 +1,805 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/internal/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Server is the mailbox service of a relay (docs/RELAY.md). It serves
+// /hush/mailbox/1 on a libp2p host, keeps its data in a store, and runs a
+// circuit relay v2 service open only to its mailbox owners.
+type Server struct {
+	cfg Config
+	h   host.Host
+	db  *store.DB
+	t   tables
+	log *slog.Logger
+	m   Metrics
+	acl *ownerACL
+
+	peerLim, ipLim *limiter
+
+	// mu guards the two indexes; a mailbox's own fields are guarded by its mu.
+	mu        sync.RWMutex
+	byMailbox map[ID]*mailbox
+	byDeposit map[ID]*mailbox
+
+	storedBytes atomic.Int64
+	storedMsgs  atomic.Int64
+	subscribers atomic.Int64
+	lastExpiry  atomic.Uint64 // highest expiry index seq handed out
+
+	ready chan struct{} // closed when Run serves
+	done  chan struct{} // closed when Run returns
+
+	// lifeMu guards the lifecycle fields below.
+	lifeMu   sync.Mutex
+	started  bool
+	closing  bool
+	runCtx   context.Context
+	cancel   context.CancelFunc
+	streams  map[network.Stream]struct{}
+	sessions map[*session]struct{}
+	handlers sync.WaitGroup
+}
+
+// New returns a relay server over h and db. It reads the mailbox records
+// (all are kept in memory) and does no other I/O; Run serves. The caller
+// owns h and db and closes them after Run returns.
+func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, h: h, db: db, t: openTables(db), log: cfg.Logger, m: cfg.Metrics,
+		acl:       &ownerACL{grace: time.Duration(cfg.OwnerGrace), now: cfg.Now, active: map[string]int{}, last: map[string]time.Time{}},
+		peerLim:   newLimiter(cfg.PeerRate, cfg.PeerBurst),
+		ipLim:     newLimiter(cfg.IPRate, cfg.IPBurst),
+		byMailbox: make(map[ID]*mailbox),
+		byDeposit: make(map[ID]*mailbox),
+		ready:     make(chan struct{}),
+		done:      make(chan struct{}),
+		streams:   make(map[network.Stream]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+	err = s.t.mailboxes.Scan(func(id, value []byte) error {
+		mb, err := parseMailbox(id, value)
+		if err != nil {
+			return err
+		}
+		s.byMailbox[mb.id] = mb
+		s.byDeposit[mb.deposit] = mb
+		s.storedBytes.Add(mb.bytes)
+		s.storedMsgs.Add(mb.count)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: load mailboxes: %w", err)
+	}
+	last, _, err := s.t.expiry.LastSeq(expiryID)
+	if err != nil {
+		return nil, fmt.Errorf("relay: load expiry index: %w", err)
+	}
+	s.lastExpiry.Store(last)
+	s.m.Mailboxes(int64(len(s.byMailbox)))
+	s.m.Stored(s.storedMsgs.Load(), s.storedBytes.Load())
+	return s, nil
+}
+
+// Ready is closed once Run serves the protocol.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Run serves until ctx ends or Close is called, then shuts down
+// gracefully: it stops accepting streams, lets in-flight requests finish
+// (their commits included), closes subscriptions and stops the circuit
+// relay. It returns nil after a graceful shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	s.lifeMu.Lock()
+	if s.started || s.closing {
+		s.lifeMu.Unlock()
+		return errors.New("relay: server already started or closed")
+	}
+	s.started = true
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.runCtx = ctx
+	s.lifeMu.Unlock()
+	defer close(s.done)
+	defer s.cancel()
+
+	var circ *circuit.Relay
+	if !s.cfg.NoCircuitRelay {
+		res := circuit.DefaultResources()
+		res.MaxReservations = 1024
+		var err error
+		circ, err = circuit.New(s.h, circuit.WithACL(s.acl), circuit.WithResources(res))
+		if err != nil {
+			return fmt.Errorf("relay: circuit relay: %w", err)
+		}
+	}
+	s.h.SetStreamHandler(ProtocolID, s.handle)
+	close(s.ready)
+	s.log.Info("relay serving", "mailboxes", s.mailboxCount(), "circuit_relay", circ != nil)
+
+	tick := time.NewTicker(time.Duration(s.cfg.ExpiryInterval))
+	defer tick.Stop()
+	s.expire()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			s.expire()
+			now := s.cfg.Now()
+			s.peerLim.sweep(now)
+			s.ipLim.sweep(now)
+			s.acl.sweep()
+		}
+	}
+
+	s.log.Info("relay shutting down")
+	s.h.RemoveStreamHandler(ProtocolID)
+	s.lifeMu.Lock()
+	s.closing = true
+	for st := range s.streams {
+		// Wake readers blocked between requests; a request being served
+		// finishes (its response has its own write deadline).
+		st.SetReadDeadline(time.Now())
+	}
+	for ss := range s.sessions {
+		ss.cancel()
+	}
+	s.lifeMu.Unlock()
+	s.handlers.Wait()
+	if circ != nil {
+		circ.Close()
+	}
+	s.log.Info("relay stopped")
+	return nil
+}
+
+// Close stops Run and waits for it to return. It is idempotent and safe
+// to call before Run.
+func (s *Server) Close() error {
+	s.lifeMu.Lock()
+	s.closing = true
+	started := s.started
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.lifeMu.Unlock()
+	if started {
+		<-s.done
+	}
+	return nil
+}
+
+func (s *Server) mailboxCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byMailbox)
+}
+
+// track registers a stream for shutdown; false when closing.
+func (s *Server) track(st network.Stream) bool {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.streams[st] = struct{}{}
+	s.handlers.Add(1)
+	return true
+}
+
+func (s *Server) untrack(st network.Stream) {
+	s.lifeMu.Lock()
+	delete(s.streams, st)
+	s.lifeMu.Unlock()
+	s.handlers.Done()
+}
+
+// conn is the state of one stream.
+type conn struct {
+	st      network.Stream
+	peerKey string // rate-limit keys; never logged
+	ipKey   string
+
+	// the current challenge (Hello), valid once
+	chal      [NonceSize]byte
+	chalBox   ID
+	chalAt    time.Time
+	chalValid bool
+}
+
+func (c *conn) write(m any) error { return wire.WriteFrame(c.st, Encode(m)) }
+
+func (c *conn) writeErr(code ErrorCode, text string) error {
+	return c.write(&ErrorMsg{Code: code, Message: text})
+}
+
+// ipKey is the rate-limit key of a remote address: the IPv4 address, or
+// the IPv6 /64.
+func ipKey(st network.Stream) string {
+	ip, err := manet.ToIP(st.Conn().RemoteMultiaddr())
+	if err != nil {
+		return ""
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return string(ip4)
+	}
+	return string(ip.Mask(net.CIDRMask(64, 128)))
+}
+
+// reqErr is a refused request: its code and a text for people.
+type reqErr struct {
+	code ErrorCode
+	text string
+}
+
+func fail(code ErrorCode, text string) *reqErr { return &reqErr{code, text} }
+
+func (s *Server) handle(st network.Stream) {
+	if !s.track(st) {
+		st.Reset()
+		return
+	}
+	defer s.untrack(st)
+	defer st.Close()
+	c := &conn{st: st, peerKey: string(st.Conn().RemotePeer()), ipKey: ipKey(st)}
+	timeout := time.Duration(s.cfg.RequestTimeout)
+	for {
+		st.SetReadDeadline(time.Now().Add(timeout))
+		payload, err := wire.ReadFrame(st, MaxFrame)
+		if err != nil {
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				st.SetWriteDeadline(time.Now().Add(timeout))
+				c.writeErr(CodeTooLarge, "frame too large")
+			}
+			return
+		}
+		st.SetDeadline(time.Now().Add(timeout))
+		msg, err := Decode(payload)
+		if err != nil {
+			c.writeErr(CodeBadRequest, "malformed request")
+			return
+		}
+		var resp any
+		var rerr *reqErr
+		switch m := msg.(type) {
+		case *Deposit:
+			resp, rerr = s.deposit(c, m)
+			if rerr != nil {
+				s.m.DepositRejected(rerr.code)
+			}
+		case *Create:
+			resp, rerr = s.create(c, m)
+		case *GetPrekeys:
+			resp, rerr = s.getPrekeys(c, m)
+		case *PutPrekeys:
+			resp, rerr = s.putPrekeys(m)
+		case *Delete:
+			resp, rerr = s.deleteMailbox(m)
+		case *Hello:
+			resp, rerr = s.hello(c, m)
+		case *Subscribe:
+			var mb *mailbox
+			mb, rerr = s.checkSubscribe(c, m)
+			if rerr == nil {
+				s.runSession(c, mb, m.Live)
+				return
+			}
+		case pingMsg:
+			continue
+		default:
+			c.writeErr(CodeBadRequest, "unexpected message")
+			return
+		}
+		if rerr != nil {
+			err = c.writeErr(rerr.code, rerr.text)
+		} else {
+			err = c.write(resp)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// allow applies the per-peer and per-IP token buckets.
+func (s *Server) allow(c *conn) bool {
+	now := s.cfg.Now()
+	return s.peerLim.allow(c.peerKey, now) && s.ipLim.allow(c.ipKey, now)
+}
+
+// reserveBytes adds n to the stored bytes unless that passes the cap.
+func (s *Server) reserveBytes(n int64) bool {
+	for {
+		cur := s.storedBytes.Load()
+		if cur+n > s.cfg.MaxStoreBytes {
+			return false
+		}
+		if s.storedBytes.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
+// nextExpiry returns a unique expiry index seq at or after now+TTL.
+func (s *Server) nextExpiry(now time.Time) uint64 {
+	e := uint64(now.Add(time.Duration(s.cfg.TTL)).UnixNano())
+	for {
+		last := s.lastExpiry.Load()
+		v := max(e, last+1)
+		if s.lastExpiry.CompareAndSwap(last, v) {
+			return v
+		}
+	}
+}
+
+func (s *Server) deposit(c *conn, d *Deposit) (any, *reqErr) {
+	if !s.allow(c) {
+		return nil, fail(CodeRateLimited, "too many requests; retry later")
+	}
+	if len(d.Envelope) > s.cfg.MaxEnvelope {
+		return nil, fail(CodeTooLarge, fmt.Sprintf("envelope over %d bytes", s.cfg.MaxEnvelope))
+	}
+	if _, err := envelope.ParseHeader(d.Envelope); err != nil {
+		return nil, fail(CodeBadRequest, "not a sealed envelope")
+	}
+	s.mu.RLock()
+	mb := s.byDeposit[d.Deposit]
+	s.mu.RUnlock()
+	if mb == nil {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	now := s.cfg.Now()
+	msg := &message{storedAt: uint64(now.Unix()), envelope: d.Envelope}
+	rand.Read(msg.id[:])
+	size := int64(len(d.Envelope))
+
+	mb.mu.Lock()
+	if mb.deleted {
+		mb.mu.Unlock()
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	if mb.count+1 > int64(s.cfg.MaxMessages) || mb.bytes+size > s.cfg.MaxMailboxBytes {
+		mb.mu.Unlock()
+		return nil, fail(CodeQuota, "mailbox full")
+	}
+	if !s.reserveBytes(size) {
+		mb.mu.Unlock()
+		return nil, fail(CodeFull, "relay storage full")
+	}
+	arrival := mb.next
+	mb.next++
+	mb.count++
+	mb.bytes += size
+	msg.expiry = s.nextExpiry(now)
+	ref := msgRef{mailbox: mb.id, msg: msg.id, arrival: arrival, expiry: msg.expiry, size: uint32(size)}
+	refb := ref.encode()
+	b := s.db.Batch()
+	b.PutSeq(s.t.messages, mb.id[:], arrival, msg.encode())
+	b.Put(s.t.msgids, msg.id[:], refb)
+	b.PutSeq(s.t.expiry, expiryID, msg.expiry, refb)
+	b.Put(s.t.mailboxes, mb.id[:], mb.recordLocked())
+	wait := s.db.CommitGroupedAsync(b)
+	mb.inflight.Add(1)
+	mb.mu.Unlock()
+
+	err := wait()
+	mb.inflight.Done()
+	if err != nil {
+		mb.mu.Lock()
+		mb.count--
+		mb.bytes -= size
+		mb.mu.Unlock()
+		s.storedBytes.Add(-size)
+		s.log.Error("deposit commit failed", "err", err)
+		return nil, fail(CodeInternal, "store failed; nothing stored")
+	}
+	s.m.DepositAccepted(int(size))
+	s.m.Stored(s.storedMsgs.Add(1), s.storedBytes.Load())
+
+	mb.mu.Lock()
+	sub := mb.sub
+	mb.mu.Unlock()
+	if sub != nil {
+		sub.push(ref, msg)
+	}
+	return &Receipt{Message: msg.id}, nil
+}
+
+func checkTime(now time.Time, t uint64) bool {
+	d := now.Sub(time.Unix(int64(t), 0))
+	return d <= clockSkew && d >= -clockSkew
+}
+
+// powBits counts the leading zero bits of SHA-256(PoWInput(c)).
+func powBits(c *Create) int {
+	sum := sha256.Sum256(PoWInput(c))
+	n := 0
+	for _, b := range sum {
+		if b != 0 {
+			return n + bits.LeadingZeros8(b)
+		}
+		n += 8
+	}
+	return n
+}
+
+func (s *Server) create(c *conn, m *Create) (any, *reqErr) {
+	if !s.allow(c) {
+		return nil, fail(CodeRateLimited, "too many requests; retry later")
+	}
+	if s.cfg.Creation == CreationClosed {
+		return nil, fail(CodeCreationClosed, "this relay accepts no new mailboxes")
+	}
+	if !checkTime(s.cfg.Now(), m.Time) {
+		return nil, fail(CodeAuth, "time outside the allowed window")
+	}
+	if !VerifyCreate(m) {
+		return nil, fail(CodeAuth, "bad signature")
+	}
+	if s.cfg.Creation == CreationInvite && !s.validInvite(m.Invite) {
+		return nil, fail(CodeCreationClosed, "an invite token is required")
+	}
+	if s.cfg.PoWBits > 0 && powBits(m) < s.cfg.PoWBits {
+		return nil, fail(CodeCreationClosed, fmt.Sprintf("proof of work: %d bits required", s.cfg.PoWBits))
+	}
+	mb := &mailbox{owner: m.Owner, created: uint64(s.cfg.Now().Unix())}
+	rand.Read(mb.id[:])
+	rand.Read(mb.deposit[:])
+	b := s.db.Batch()
+	b.Put(s.t.mailboxes, mb.id[:], mb.recordLocked())
+	b.Put(s.t.deposits, mb.deposit[:], mb.id[:])
+	if err := s.db.CommitGrouped(b); err != nil {
+		s.log.Error("mailbox create failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	s.mu.Lock()
+	s.byMailbox[mb.id] = mb
+	s.byDeposit[mb.deposit] = mb
+	n := len(s.byMailbox)
+	s.mu.Unlock()
+	s.m.Mailboxes(int64(n))
+	s.log.Debug("mailbox created")
+	return &Created{Mailbox: mb.id, Deposit: mb.deposit, MaxMessages: uint32(s.cfg.MaxMessages),
+		MaxBytes: uint64(s.cfg.MaxMailboxBytes), TTLSeconds: uint64(time.Duration(s.cfg.TTL) / time.Second)}, nil
+}
+
+func (s *Server) validInvite(tok []byte) bool {
+	ok := 0
+	for _, t := range s.cfg.InviteTokens {
+		if len(t) > 0 {
+			ok |= subtle.ConstantTimeCompare([]byte(t), tok)
+		}
+	}
+	return ok == 1
+}
+
+func (s *Server) lookupMailbox(id ID) *mailbox {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byMailbox[id]
+}
+
+func (s *Server) putPrekeys(m *PutPrekeys) (any, *reqErr) {
+	mb := s.lookupMailbox(m.Mailbox)
+	if mb == nil {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	if !checkTime(s.cfg.Now(), m.Time) {
+		return nil, fail(CodeAuth, "time outside the allowed window")
+	}
+	if !VerifyPutPrekeys(m, mb.owner) {
+		return nil, fail(CodeAuth, "bad signature")
+	}
+	if len(m.LastResort) == 0 {
+		return nil, fail(CodeBadRequest, "last-resort bundle missing")
+	}
+	if len(m.OneTime) > s.cfg.MaxOneTime {
+		return nil, fail(CodeQuota, fmt.Sprintf("at most %d one-time bundles", s.cfg.MaxOneTime))
+	}
+	rec := &prekeyRecord{lastResort: m.LastResort, oneTime: m.OneTime}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.deleted {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	b := s.db.Batch()
+	b.Put(s.t.prekeys, mb.id[:], rec.encode())
+	if err := s.db.CommitGrouped(b); err != nil {
+		s.log.Error("prekeys store failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	return OK, nil
+}
+
+func (s *Server) getPrekeys(c *conn, m *GetPrekeys) (any, *reqErr) {
+	if !s.allow(c) {
+		return nil, fail(CodeRateLimited, "too many requests; retry later")
+	}
+	s.mu.RLock()
+	mb := s.byDeposit[m.Deposit]
+	s.mu.RUnlock()
+	if mb == nil {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.deleted {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	raw, err := s.t.prekeys.Get(mb.id[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fail(CodeNotFound, "no prekeys")
+	}
+	if err != nil {
+		s.log.Error("prekeys read failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	rec, err := parsePrekeys(raw)
+	if err != nil {
+		s.log.Error("prekeys read failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	if len(rec.oneTime) == 0 {
+		return &Prekeys{Bundle: rec.lastResort}, nil
+	}
+	bundle := rec.oneTime[0]
+	rec.oneTime = rec.oneTime[1:]
+	b := s.db.Batch()
+	b.Put(s.t.prekeys, mb.id[:], rec.encode())
+	if err := s.db.CommitGrouped(b); err != nil {
+		s.log.Error("prekeys update failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	return &Prekeys{Bundle: bundle, OneTime: true}, nil
+}
+
+func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
+	mb := s.lookupMailbox(m.Mailbox)
+	if mb == nil {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	if !checkTime(s.cfg.Now(), m.Time) {
+		return nil, fail(CodeAuth, "time outside the allowed window")
+	}
+	if !VerifyDelete(m, mb.owner) {
+		return nil, fail(CodeAuth, "bad signature")
+	}
+	mb.mu.Lock()
+	if mb.deleted {
+		mb.mu.Unlock()
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	mb.deleted = true // no new deposits from here on
+	sub := mb.sub
+	mb.sub = nil
+	mb.mu.Unlock()
+	if sub != nil {
+		sub.cancel()
+	}
+	mb.inflight.Wait() // deposits already queued are committed
+
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	b := s.db.Batch()
+	err := s.t.messages.ScanSeq(mb.id[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
+		msg, err := parseMessage(v)
+		if err != nil {
+			return err
+		}
+		b.DeleteSeq(s.t.messages, mb.id[:], seq)
+		b.Delete(s.t.msgids, msg.id[:])
+		b.DeleteSeq(s.t.expiry, expiryID, msg.expiry)
+		return nil
+	})
+	b.Delete(s.t.mailboxes, mb.id[:])
+	b.Delete(s.t.deposits, mb.deposit[:])
+	b.Delete(s.t.prekeys, mb.id[:])
+	if err == nil {
+		err = s.db.CommitGrouped(b)
+	}
+	if err != nil {
+		mb.deleted = false
+		s.log.Error("mailbox delete failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	s.mu.Lock()
+	delete(s.byMailbox, mb.id)
+	delete(s.byDeposit, mb.deposit)
+	n := len(s.byMailbox)
+	s.mu.Unlock()
+	s.storedBytes.Add(-mb.bytes)
+	s.m.Stored(s.storedMsgs.Add(-mb.count), s.storedBytes.Load())
+	s.m.Mailboxes(int64(n))
+	mb.count, mb.bytes = 0, 0
+	return OK, nil
+}
+
+func (s *Server) hello(c *conn, m *Hello) (any, *reqErr) {
+	if s.lookupMailbox(m.Mailbox) == nil {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	rand.Read(c.chal[:])
+	c.chalBox = m.Mailbox
+	c.chalAt = s.cfg.Now()
+	c.chalValid = true
+	return &Challenge{Nonce: c.chal, Time: uint64(c.chalAt.Unix())}, nil
+}
+
+func (s *Server) checkSubscribe(c *conn, m *Subscribe) (*mailbox, *reqErr) {
+	valid := c.chalValid && m.Mailbox == c.chalBox && subtle.ConstantTimeCompare(m.Nonce[:], c.chal[:]) == 1
+	c.chalValid = false
+	if !valid {
+		return nil, fail(CodeAuth, "unknown or reused challenge")
+	}
+	if s.cfg.Now().Sub(c.chalAt) > challengeLifetime {
+		return nil, fail(CodeAuth, "stale challenge")
+	}
+	mb := s.lookupMailbox(m.Mailbox)
+	if mb == nil {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	if !VerifySubscribe(m, mb.owner) {
+		return nil, fail(CodeAuth, "bad signature")
+	}
+	return mb, nil
+}
+
+// expire deletes the envelopes whose TTL has passed, from the expiry
+// index, in rounds of at most expiryRound.
+func (s *Server) expire() {
+	const expiryRound = 4096
+	for {
+		now := uint64(s.cfg.Now().UnixNano())
+		type entry struct {
+			seq uint64
+			ref msgRef
+		}
+		var due []entry
+		errStop := errors.New("stop")
+		err := s.t.expiry.ScanSeq(expiryID, 0, now, func(seq uint64, v []byte) error {
+			ref, err := parseRef(v)
+			if err != nil {
+				return err
+			}
+			due = append(due, entry{seq, ref})
+			if len(due) >= expiryRound {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			s.log.Error("expiry scan failed", "err", err)
+			return
+		}
+		if len(due) == 0 {
+			return
+		}
+		byBox := make(map[ID][]msgRef)
+		for _, e := range due {
+			e.ref.expiry = e.seq
+			byBox[e.ref.mailbox] = append(byBox[e.ref.mailbox], e.ref)
+		}
+		n := 0
+		for id, refs := range byBox {
+			mb := s.lookupMailbox(id)
+			if mb == nil {
+				// Left over from a deleted mailbox: drop the records only.
+				b := s.db.Batch()
+				for _, r := range refs {
+					b.DeleteSeq(s.t.messages, id[:], r.arrival)
+					b.Delete(s.t.msgids, r.msg[:])
+					b.DeleteSeq(s.t.expiry, expiryID, r.expiry)
+				}
+				if err := s.db.CommitGrouped(b); err != nil {
+					s.log.Error("expiry delete failed", "err", err)
+					return
+				}
+				continue
+			}
+			k, err := s.deleteMessages(mb, refs, true)
+			if err != nil {
+				s.log.Error("expiry delete failed", "err", err)
+				return
+			}
+			n += k
+		}
+		if n > 0 {
+			s.m.Expired(n)
+			s.log.Debug("envelopes expired", "count", n)
+		}
+		if len(due) < expiryRound {
+			return
+		}
+	}
+}
+
+// deleteMessages deletes refs from mb (acks and expiry) in one grouped
+// commit, skipping those already deleted or being deleted. With
+// dropIndex, expiry entries of messages already gone are dropped too.
+func (s *Server) deleteMessages(mb *mailbox, refs []msgRef, dropIndex bool) (int, error) {
+	b := s.db.Batch()
+	var gone []MessageID
+	var freed int64
+	mb.mu.Lock()
+	if mb.deleted {
+		mb.mu.Unlock()
+		return 0, nil
+	}
+	if mb.deleting == nil {
+		mb.deleting = make(map[MessageID]struct{})
+	}
+	for _, r := range refs {
+		if _, busy := mb.deleting[r.msg]; busy {
+			continue
+		}
+		ok, err := s.t.msgids.Has(r.msg[:])
+		if err != nil {
+			mb.mu.Unlock()
+			return 0, err
+		}
+		if !ok {
+			if dropIndex {
+				b.DeleteSeq(s.t.expiry, expiryID, r.expiry)
+			}
+			continue
+		}
+		mb.deleting[r.msg] = struct{}{}
+		gone = append(gone, r.msg)
+		b.DeleteSeq(s.t.messages, mb.id[:], r.arrival)
+		b.Delete(s.t.msgids, r.msg[:])
+		b.DeleteSeq(s.t.expiry, expiryID, r.expiry)
+		freed += int64(r.size)
+	}
+	if len(gone) > 0 {
+		mb.count -= int64(len(gone))
+		mb.bytes -= freed
+		b.Put(s.t.mailboxes, mb.id[:], mb.recordLocked())
+	}
+	wait := s.db.CommitGroupedAsync(b)
+	mb.mu.Unlock()
+	err := wait()
+	mb.mu.Lock()
+	for _, id := range gone {
+		delete(mb.deleting, id)
+	}
+	if err != nil {
+		mb.count += int64(len(gone))
+		mb.bytes += freed
+	}
+	mb.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	if len(gone) > 0 {
+		s.storedBytes.Add(-freed)
+		s.m.Stored(s.storedMsgs.Add(-int64(len(gone))), s.storedBytes.Load())
+	}
+	return len(gone), nil
+}
+
+
+

@@ -1,0 +1,345 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hushnet/hush/internal/wire"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// session is an authenticated owner subscription on one stream.
+type session struct {
+	s    *Server
+	c    *conn
+	mb   *mailbox
+	live bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wake   chan struct{} // cap 1: pending has items
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	pending   []pushItem
+	delivered map[MessageID]msgRef // delivered on this session, not acked
+}
+
+type pushItem struct {
+	ref msgRef
+	msg *message
+}
+
+// maxPending bounds the pushes queued for a slow owner; past it the
+// session is closed and the owner resubscribes (nothing is lost: the
+// envelopes are on disk).
+const maxPending = 4096
+
+// push queues a committed deposit for a live session.
+func (ss *session) push(ref msgRef, msg *message) {
+	if !ss.live {
+		return
+	}
+	ss.mu.Lock()
+	if len(ss.pending) >= maxPending {
+		ss.mu.Unlock()
+		ss.cancel()
+		return
+	}
+	ss.pending = append(ss.pending, pushItem{ref, msg})
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runSession serves an authenticated subscription until the stream ends,
+// a newer subscription replaces it, the mailbox is deleted or the server
+// stops.
+func (s *Server) runSession(c *conn, mb *mailbox, live bool) {
+	s.lifeMu.Lock()
+	if s.closing || s.runCtx == nil {
+		s.lifeMu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(s.runCtx)
+	ss := &session{s: s, c: c, mb: mb, live: live, ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), delivered: make(map[MessageID]msgRef)}
+	s.sessions[ss] = struct{}{}
+	s.lifeMu.Unlock()
+	defer func() {
+		cancel()
+		s.lifeMu.Lock()
+		delete(s.sessions, ss)
+		s.lifeMu.Unlock()
+	}()
+
+	mb.mu.Lock()
+	if mb.deleted {
+		mb.mu.Unlock()
+		c.writeErr(CodeNotFound, "no such mailbox")
+		return
+	}
+	old := mb.sub
+	mb.sub = ss
+	mb.mu.Unlock()
+	if old != nil {
+		old.cancel()
+	}
+	defer func() {
+		mb.mu.Lock()
+		if mb.sub == ss {
+			mb.sub = nil
+		}
+		mb.mu.Unlock()
+	}()
+	owner := c.st.Conn().RemotePeer()
+	s.acl.up(owner)
+	defer s.acl.down(owner)
+	s.m.Subscribers(s.subscribers.Add(1))
+	defer func() { s.m.Subscribers(s.subscribers.Add(-1)) }()
+
+	acks := make(chan MessageID, 256)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		defer close(acks)
+		ss.readLoop(acks)
+	}()
+	go func() {
+		defer wg.Done()
+		ss.ackLoop(acks)
+	}()
+	ss.writeLoop()
+	cancel()
+	c.st.SetReadDeadline(time.Now()) // wake the reader
+	wg.Wait()
+}
+
+// writeLoop sends the backlog, Drained, then (live) each push.
+func (ss *session) writeLoop() {
+	st := ss.c.st
+	timeout := time.Duration(ss.s.cfg.RequestTimeout)
+	w := bufio.NewWriterSize(st, 64<<10)
+	buf := make([]byte, 0, 2048)
+	send := func(ref msgRef, msg *message) error {
+		ss.mu.Lock()
+		ss.delivered[msg.id] = ref
+		ss.mu.Unlock()
+		var err error
+		buf, err = wire.AppendFrame(buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Envelope: msg.envelope}))
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(buf)
+		return err
+	}
+	errStop := errors.New("stop")
+	backlog := make(map[uint64]struct{})
+	st.SetWriteDeadline(time.Now().Add(timeout))
+	n := 0
+	id := ss.mb.id
+	err := ss.s.t.messages.ScanSeq(id[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
+		if ss.ctx.Err() != nil {
+			return errStop
+		}
+		msg, err := parseMessage(v)
+		if err != nil {
+			return err
+		}
+		backlog[seq] = struct{}{}
+		n++
+		if n%256 == 0 {
+			st.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		return send(msgRef{mailbox: id, msg: msg.id, arrival: seq, expiry: msg.expiry, size: uint32(len(msg.envelope))}, msg)
+	})
+	if err != nil {
+		if err != errStop {
+			ss.s.log.Debug("backlog send failed", "err", err)
+		}
+		return
+	}
+	buf, _ = wire.AppendFrame(buf[:0], Encode(Drained))
+	w.Write(buf)
+	if err := w.Flush(); err != nil {
+		return
+	}
+	ss.s.m.Delivered(n)
+	if !ss.live {
+		<-ss.ctx.Done()
+		return
+	}
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case <-ss.wake:
+		}
+		ss.mu.Lock()
+		items := ss.pending
+		ss.pending = nil
+		ss.mu.Unlock()
+		st.SetWriteDeadline(time.Now().Add(timeout))
+		k := 0
+		for _, it := range items {
+			if _, dup := backlog[it.ref.arrival]; dup {
+				continue
+			}
+			if send(it.ref, it.msg) != nil {
+				return
+			}
+			k++
+		}
+		if w.Flush() != nil {
+			return
+		}
+		ss.s.m.Delivered(k)
+	}
+}
+
+// readLoop reads Acks and Pings; any frame resets the idle deadline.
+func (ss *session) readLoop(acks chan<- MessageID) {
+	st := ss.c.st
+	idle := time.Duration(ss.s.cfg.IdleTimeout)
+	fr := wire.NewFrameReader(st, MaxFrame)
+	for {
+		if ss.ctx.Err() != nil {
+			return
+		}
+		st.SetReadDeadline(time.Now().Add(idle))
+		payload, err := fr.Next()
+		if err != nil {
+			return
+		}
+		msg, err := Decode(payload)
+		if err != nil {
+			ss.cancel()
+			return
+		}
+		switch m := msg.(type) {
+		case *Ack:
+			select {
+			case acks <- m.Message:
+			case <-ss.ctx.Done():
+				return
+			}
+		case pingMsg:
+		default:
+			return
+		}
+	}
+}
+
+// ackLoop deletes acknowledged messages in batches: whatever acks have
+// arrived while the previous batch committed go into the next one.
+func (ss *session) ackLoop(acks <-chan MessageID) {
+	var refs []msgRef
+	for id := range acks {
+		refs = ss.collect(refs[:0], id)
+	more:
+		for len(refs) < 4096 {
+			select {
+			case id, ok := <-acks:
+				if !ok {
+					break more
+				}
+				refs = ss.collect(refs, id)
+			default:
+				break more
+			}
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		n, err := ss.s.deleteMessages(ss.mb, refs, false)
+		if err != nil {
+			ss.s.log.Error("ack commit failed", "err", err)
+			continue
+		}
+		ss.s.m.Acked(n)
+	}
+}
+
+// collect appends the reference of an acked message; an unknown or
+// repeated ack (or one for another mailbox) is ignored.
+func (ss *session) collect(refs []msgRef, id MessageID) []msgRef {
+	ss.mu.Lock()
+	ref, ok := ss.delivered[id]
+	delete(ss.delivered, id)
+	ss.mu.Unlock()
+	if ok {
+		return append(refs, ref)
+	}
+	raw, err := ss.s.t.msgids.Get(id[:])
+	if err != nil {
+		return refs
+	}
+	ref, err = parseRef(raw)
+	if err != nil || ref.mailbox != ss.mb.id {
+		return refs
+	}
+	return append(refs, ref)
+}
+
+// ownerACL admits to the circuit relay only peers that hold, or held in
+// the last OwnerGrace, an authenticated owner subscription.
+type ownerACL struct {
+	grace time.Duration
+	now   func() time.Time
+
+	mu     sync.Mutex // guards active and last
+	active map[string]int
+	last   map[string]time.Time
+}
+
+func (a *ownerACL) up(p peer.ID) {
+	a.mu.Lock()
+	a.active[string(p)]++
+	a.mu.Unlock()
+}
+
+func (a *ownerACL) down(p peer.ID) {
+	a.mu.Lock()
+	if a.active[string(p)]--; a.active[string(p)] <= 0 {
+		delete(a.active, string(p))
+	}
+	a.last[string(p)] = a.now()
+	a.mu.Unlock()
+}
+
+func (a *ownerACL) allowed(p peer.ID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.active[string(p)] > 0 {
+		return true
+	}
+	t, ok := a.last[string(p)]
+	return ok && a.now().Sub(t) < a.grace
+}
+
+func (a *ownerACL) sweep() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for p, t := range a.last {
+		if now.Sub(t) >= a.grace {
+			delete(a.last, p)
+		}
+	}
+}
+
+// AllowReserve admits a reservation from a current or recent owner.
+func (a *ownerACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.allowed(p) }
+
+// AllowConnect admits a relayed connection to a current or recent owner.
+func (a *ownerACL) AllowConnect(_ peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	return a.allowed(dest)
+}

@@ -1,0 +1,183 @@
+package relay
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/internal/store"
+)
+
+// Table names (docs/RELAY.md "Storage").
+const (
+	tableMailboxes = "mailboxes"
+	tableDeposits  = "deposits"
+	tableMessages  = "messages"
+	tableMsgIDs    = "msgids"
+	tableExpiry    = "expiry"
+	tablePrekeys   = "prekeys"
+)
+
+// expiryID is the single id of the expiry index; its seq is the expiry
+// time in unix nanoseconds (made unique by nextExpiry).
+var expiryID = []byte("x")
+
+type tables struct {
+	mailboxes, deposits, messages, msgids, expiry, prekeys *store.Table
+}
+
+func openTables(db *store.DB) tables {
+	return tables{
+		mailboxes: db.Table(tableMailboxes),
+		deposits:  db.Table(tableDeposits),
+		messages:  db.Table(tableMessages),
+		msgids:    db.Table(tableMsgIDs),
+		expiry:    db.Table(tableExpiry),
+		prekeys:   db.Table(tablePrekeys),
+	}
+}
+
+// mailbox is the in-memory state of one mailbox; its record is the
+// persistent part. All mailboxes are kept in memory (about 200 bytes
+// each), so a deposit needs no read.
+type mailbox struct {
+	id      ID
+	deposit ID
+	owner   ed25519.PublicKey
+	created uint64
+
+	// mu guards the fields below and orders the batches of this mailbox
+	// (they are queued for commit while it is held).
+	mu       sync.Mutex
+	count    int64
+	bytes    int64
+	next     uint64 // next arrival number
+	deleted  bool
+	inflight sync.WaitGroup         // deposits queued, not yet committed
+	deleting map[MessageID]struct{} // deletes queued but not yet committed
+	sub      *session               // the current owner subscription
+}
+
+// record encodes the mailbox record: owner ‖ deposit ‖ created ‖ count ‖
+// bytes ‖ next arrival.
+func (m *mailbox) recordLocked() []byte {
+	w := codec.NewWriter(128)
+	w.Fixed(m.owner)
+	w.Fixed(m.deposit[:])
+	w.U64(m.created)
+	w.U64(uint64(m.count))
+	w.U64(uint64(m.bytes))
+	w.U64(m.next)
+	return w.Bytes()
+}
+
+func parseMailbox(id, b []byte) (*mailbox, error) {
+	r := codec.NewReader(b)
+	m := &mailbox{owner: codec.Clone(r.Fixed(ed25519.PublicKeySize))}
+	copy(m.id[:], id)
+	copy(m.deposit[:], r.Fixed(IDSize))
+	m.created = r.U64()
+	m.count = int64(r.U64())
+	m.bytes = int64(r.U64())
+	m.next = r.U64()
+	if err := r.Done(); err != nil || len(id) != IDSize {
+		return nil, fmt.Errorf("relay: corrupt mailbox record: %v", err)
+	}
+	return m, nil
+}
+
+// message is a stored envelope: the value of messages[mailbox, arrival].
+type message struct {
+	id       MessageID
+	storedAt uint64 // unix seconds
+	expiry   uint64 // expiry index seq (unix ns)
+	envelope []byte
+}
+
+func (m *message) encode() []byte {
+	w := codec.NewWriter(40 + len(m.envelope))
+	w.Fixed(m.id[:])
+	w.U64(m.storedAt)
+	w.U64(m.expiry)
+	w.Bytes32(m.envelope)
+	return w.Bytes()
+}
+
+func parseMessage(b []byte) (*message, error) {
+	r := codec.NewReader(b)
+	m := &message{}
+	copy(m.id[:], r.Fixed(MessageIDSize))
+	m.storedAt, m.expiry = r.U64(), r.U64()
+	m.envelope = r.Bytes32(math.MaxUint32)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("relay: corrupt message record: %v", err)
+	}
+	return m, nil
+}
+
+// msgRef locates a message: the value of msgids[message ID] and of
+// expiry[x, t] (mailbox ‖ message ID ‖ arrival ‖ expiry ‖ size).
+type msgRef struct {
+	mailbox ID
+	msg     MessageID
+	arrival uint64
+	expiry  uint64
+	size    uint32
+}
+
+func (r *msgRef) encode() []byte {
+	w := codec.NewWriter(56)
+	w.Fixed(r.mailbox[:])
+	w.Fixed(r.msg[:])
+	w.U64(r.arrival)
+	w.U64(r.expiry)
+	w.U32(r.size)
+	return w.Bytes()
+}
+
+func parseRef(b []byte) (msgRef, error) {
+	r := codec.NewReader(b)
+	var ref msgRef
+	copy(ref.mailbox[:], r.Fixed(IDSize))
+	copy(ref.msg[:], r.Fixed(MessageIDSize))
+	ref.arrival, ref.expiry, ref.size = r.U64(), r.U64(), r.U32()
+	if err := r.Done(); err != nil {
+		return ref, fmt.Errorf("relay: corrupt index record: %v", err)
+	}
+	return ref, nil
+}
+
+// prekeyRecord is the value of prekeys[mailbox].
+type prekeyRecord struct {
+	lastResort []byte
+	oneTime    [][]byte
+}
+
+func (p *prekeyRecord) encode() []byte {
+	n := len(p.lastResort) + 4
+	for _, b := range p.oneTime {
+		n += len(b) + 2
+	}
+	w := codec.NewWriter(n)
+	w.Bytes16(p.lastResort)
+	w.U16(uint16(len(p.oneTime)))
+	for _, b := range p.oneTime {
+		w.Bytes16(b)
+	}
+	return w.Bytes()
+}
+
+func parsePrekeys(b []byte) (*prekeyRecord, error) {
+	r := codec.NewReader(b)
+	p := &prekeyRecord{lastResort: codec.Clone(r.Bytes16(MaxBundleSize))}
+	n := r.Count(MaxOneTime)
+	for range n {
+		p.oneTime = append(p.oneTime, codec.Clone(r.Bytes16(MaxBundleSize)))
+	}
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("relay: corrupt prekeys record: %v", err)
+	}
+	return p, nil
+}
