@@ -800,6 +800,3 @@ func (s *Server) deleteMessages(mb *mailbox, refs []msgRef, dropIndex bool) (int
 	}
 	return len(gone), nil
 }
-
-
-
