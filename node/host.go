@@ -41,6 +41,9 @@ type HostConfig struct {
 	// ConnLow and ConnHigh are the connection manager watermarks;
 	// default 64 and 256.
 	ConnLow, ConnHigh int
+	// StaticRelays are relays to hold circuit-relay reservations on when
+	// this host turns out to be unreachable (behind NAT); default none.
+	StaticRelays []peer.AddrInfo
 	// Logger receives host events; discarded by default.
 	Logger *slog.Logger
 }
@@ -73,7 +76,7 @@ func newHost(cfg HostConfig) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: connection manager: %w", err)
 	}
-	h, err := libp2p.New(
+	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrStrings(addrs...),
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -87,7 +90,11 @@ func newHost(cfg HostConfig) (host.Host, error) {
 		libp2p.EnableAutoNATv2(),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("hush/1"),
-	)
+	}
+	if len(cfg.StaticRelays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(cfg.StaticRelays))
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("node: libp2p host: %w", err)
 	}

@@ -81,7 +81,7 @@ func Init(home string, opts InitOptions) (*Self, error) {
 	if err := b.Commit(); err != nil {
 		return nil, fmt.Errorf("node: save identity: %w", err)
 	}
-	c, err := buildCard(account, opts.Name, list, cert, prekeys, "", nil, now)
+	c, err := buildCard(account, opts.Name, list, cert, prekeys, "", nil, nil, now)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func checkName(name string) error {
 // in a card carry no one-time prekeys: a link may be opened by many
 // people, and a one-time key must go to at most one.
 func buildCard(a *identity.Account, name string, list *identity.DeviceList, cert *identity.DeviceCert,
-	prekeys *pqxdh.PrekeyStore, pid peer.ID, addrs []ma.Multiaddr, now time.Time) (*card.Card, error) {
+	prekeys *pqxdh.PrekeyStore, pid peer.ID, addrs []ma.Multiaddr, boxes []card.Mailbox, now time.Time) (*card.Card, error) {
 	if a == nil {
 		return nil, errors.New("node: this device does not hold the account key")
 	}
@@ -137,7 +137,7 @@ func buildCard(a *identity.Account, name string, list *identity.DeviceList, cert
 		return nil, err
 	}
 	bundle := &pqxdh.Bundle{SignedPrekey: full.SignedPrekey, PQPrekey: full.PQPrekey}
-	d := card.Device{ID: cert.DeviceID(), Bundle: bundle}
+	d := card.Device{ID: cert.DeviceID(), Bundle: bundle, Mailboxes: boxes}
 	if pid != "" {
 		d.PeerID = []byte(pid)
 		for _, addr := range addrs {
@@ -164,7 +164,7 @@ func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 	if n.ownCard != nil && n.ownCardKey == key && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt) {
 		return n.ownCard, nil
 	}
-	c, err := buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, pid, addrs, now)
+	c, err := buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, pid, addrs, n.ownMailboxesLocked(), now)
 	if err != nil {
 		return nil, err
 	}

@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/relay"
 )
 
 // Config configures a node. The zero value needs only Home.
@@ -36,6 +38,10 @@ type Config struct {
 	ListenAddrs []string
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
+	// Relays are relay multiaddrs (ending in /p2p/<PeerID>) on which the
+	// node keeps a mailbox for when it is offline (docs/RELAY.md). Default
+	// none: only direct delivery.
+	Relays []string
 	// NoSync skips the fsync after each commit: a message is then safe
 	// from a killed process (the write has reached the kernel) but not
 	// from a power loss, like SQLite's WAL with synchronous=NORMAL.
@@ -73,6 +79,7 @@ type Node struct {
 	list    *identity.DeviceList
 	local   *session.Local
 	opener  *envelope.Opener
+	relays  *relay.Client // mailbox protocol client
 
 	events *hub
 
@@ -90,6 +97,7 @@ type Node struct {
 	seq         uint64 // last allocated sequence number
 	host        host.Host
 	queues      map[identity.DeviceID]*peerQueue
+	mailboxes   map[peer.ID]*mailboxRec    // this device's mailboxes, by relay
 	waiters     map[string][]chan struct{} // message ID → WaitState callers
 	dirty       map[[msgIDSize]byte]*dirtyMsg
 	recent      map[[msgIDSize]byte]*cachedMsg
@@ -105,7 +113,7 @@ type Node struct {
 }
 
 type tables struct {
-	identity, contacts, sessions, messages, msgIndex, outbox, txns *store.Table
+	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -150,13 +158,14 @@ func openStore(home string, passphrase []byte, kdf store.KDFParams, noSync bool,
 
 func openTables(db *store.DB) tables {
 	return tables{
-		identity: db.Table("identity"),
-		contacts: db.Table("contacts"),
-		sessions: db.Table("sessions"),
-		messages: db.Table("messages"),
-		msgIndex: db.Table("msgindex"),
-		outbox:   db.Table("outbox"),
-		txns:     db.Table("txns"),
+		identity:  db.Table("identity"),
+		contacts:  db.Table("contacts"),
+		sessions:  db.Table("sessions"),
+		messages:  db.Table("messages"),
+		msgIndex:  db.Table("msgindex"),
+		outbox:    db.Table("outbox"),
+		txns:      db.Table("txns"),
+		mailboxes: db.Table("mailboxes"),
 	}
 }
 
@@ -175,18 +184,20 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:      cfg,
-		log:      log,
-		db:       db,
-		tabs:     openTables(db),
-		events:   newHub(),
-		ready:    make(chan struct{}),
-		contacts: make(map[identity.AccountID]*contact),
-		sets:     make(map[identity.DeviceID]*session.Set),
-		queues:   make(map[identity.DeviceID]*peerQueue),
-		waiters:  make(map[string][]chan struct{}),
-		dirty:    make(map[[msgIDSize]byte]*dirtyMsg),
-		recent:   make(map[[msgIDSize]byte]*cachedMsg),
+		cfg:       cfg,
+		log:       log,
+		db:        db,
+		tabs:      openTables(db),
+		events:    newHub(),
+		relays:    &relay.Client{},
+		ready:     make(chan struct{}),
+		contacts:  make(map[identity.AccountID]*contact),
+		sets:      make(map[identity.DeviceID]*session.Set),
+		queues:    make(map[identity.DeviceID]*peerQueue),
+		mailboxes: make(map[peer.ID]*mailboxRec),
+		waiters:   make(map[string][]chan struct{}),
+		dirty:     make(map[[msgIDSize]byte]*dirtyMsg),
+		recent:    make(map[[msgIDSize]byte]*cachedMsg),
 	}
 	if err := n.load(); err != nil {
 		db.Close()
@@ -245,6 +256,9 @@ func (n *Node) load() error {
 	}
 	n.local = &session.Local{Cert: n.cert, Device: n.device, Prekeys: prekeys}
 	if n.opener, err = envelope.NewOpener(n.device.MailboxKey()); err != nil {
+		return err
+	}
+	if err := n.loadMailboxesLocked(); err != nil {
 		return err
 	}
 	return n.loadContacts()
@@ -329,6 +343,7 @@ func (n *Node) Self() (Self, error) {
 		Link:        c.Link(),
 		Fingerprint: fingerprint(n.cert.Account()),
 		Protected:   n.db.Protected(),
+		Mailboxes:   len(n.ownMailboxesLocked()),
 	}
 	if n.host != nil {
 		s.PeerID = n.host.ID().String()

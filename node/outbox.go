@@ -18,7 +18,7 @@ import (
 const (
 	deliverWindow  = 256              // frames written before waiting for their acks
 	streamDeadline = 15 * time.Second // per round of frames and acks
-	dialTimeout    = 10 * time.Second
+	dialTimeout    = 5 * time.Second
 	backoffMin     = 500 * time.Millisecond
 	backoffMax     = 30 * time.Second
 )
@@ -52,6 +52,8 @@ type peerQueue struct {
 	pending []*outEntry
 	wake    chan struct{}
 	running bool
+
+	directFailed time.Time // last failed direct attempt; relays are used for directRetryWait after it
 }
 
 // queueLocked appends e to its device's queue (not yet durable).
@@ -132,6 +134,16 @@ func (n *Node) deviceCertLocked(id identity.DeviceID) *identity.DeviceCert {
 	return nil
 }
 
+// hasMailboxesLocked reports whether a contact device lists relay mailboxes.
+func (n *Node) hasMailboxesLocked(id identity.DeviceID) bool {
+	for _, c := range n.contacts {
+		if d := c.card.Device(id); d != nil {
+			return len(d.Mailboxes) > 0
+		}
+	}
+	return false
+}
+
 // peerOfLocked returns the libp2p peer of a contact device.
 func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
 	for _, c := range n.contacts {
@@ -165,8 +177,10 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			batch = append(batch, e)
 		}
 		pid, ok := n.peerOfLocked(q.cert.DeviceID())
+		relays := n.hasMailboxesLocked(q.cert.DeviceID())
+		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
 		n.mu.Unlock()
-		if len(batch) == 0 || !ok {
+		if len(batch) == 0 || (!ok && !relays) {
 			select {
 			case <-ctx.Done():
 				return
@@ -175,11 +189,28 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			}
 		}
 		var err error
-		if s == nil {
-			s, err = n.openMsgStream(ctx, pid)
+		if !viaRelay {
+			if s == nil {
+				s, err = n.openMsgStream(ctx, pid)
+			}
+			if err == nil {
+				err = n.deliverRound(s, batch)
+			}
+			if err != nil && relays {
+				// The device is not reachable now: use its mailboxes
+				// for a while, then try directly again.
+				n.mu.Lock()
+				q.directFailed = time.Now()
+				n.mu.Unlock()
+				viaRelay = true
+				if s != nil {
+					s.Reset()
+					s = nil
+				}
+			}
 		}
-		if err == nil {
-			err = n.deliverRound(s, batch)
+		if viaRelay {
+			err = n.depositRound(ctx, q, batch)
 		}
 		if err == nil {
 			backoff = backoffMin
@@ -259,7 +290,7 @@ func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
 	if len(statuses) != len(batch) {
 		return errors.New("peer acknowledged more frames than were sent")
 	}
-	n.settle(batch, statuses)
+	n.settle(batch, statuses, StateDelivered)
 	return nil
 }
 
@@ -268,7 +299,7 @@ func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
 // other commits), so the delivery loop never waits for that fsync. If the
 // commit fails the entries stay in the store and go again after a
 // restart; the receiver dedupes.
-func (n *Node) settle(batch []*outEntry, statuses []byte) {
+func (n *Node) settle(batch []*outEntry, statuses []byte, okState MessageState) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t := n.newTxnLocked()
@@ -284,7 +315,7 @@ func (n *Node) settle(batch []*outEntry, statuses []byte) {
 		if !e.Track {
 			continue
 		}
-		state, errText := StateDelivered, ""
+		state, errText := okState, ""
 		if st != ackOK {
 			state, errText = StateFailed, "the recipient's device could not decrypt the message"
 		}

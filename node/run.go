@@ -7,6 +7,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+
+	"github.com/hushnet/hush/relay"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -17,6 +21,14 @@ func (n *Node) Run(ctx context.Context) error {
 	key, err := n.hostKey()
 	if err != nil {
 		return err
+	}
+	var relays []peer.AddrInfo
+	for _, addr := range n.cfg.Relays {
+		ri, err := relay.ParseRelayAddr(addr)
+		if err != nil {
+			return err
+		}
+		relays = append(relays, ri)
 	}
 	n.mu.Lock()
 	asked := n.cfg.ListenAddrs
@@ -29,12 +41,12 @@ func (n *Node) Run(ctx context.Context) error {
 		listen = n.settings.ListenAddrs
 	}
 	n.mu.Unlock()
-	h, err := newHost(HostConfig{Key: key, ListenAddrs: listen, NoMDNS: n.cfg.NoMDNS, Logger: n.log})
+	h, err := newHost(HostConfig{Key: key, ListenAddrs: listen, NoMDNS: n.cfg.NoMDNS, StaticRelays: relays, Logger: n.log})
 	if err != nil && remembered {
 		// Last run's ports are taken: pick new ones (contacts learn them
 		// from the next card we send).
 		n.log.Warn("previous listen ports unavailable, choosing new ones", "err", err)
-		h, err = newHost(HostConfig{Key: key, ListenAddrs: asked, NoMDNS: n.cfg.NoMDNS, Logger: n.log})
+		h, err = newHost(HostConfig{Key: key, ListenAddrs: asked, NoMDNS: n.cfg.NoMDNS, StaticRelays: relays, Logger: n.log})
 	}
 	if err != nil {
 		return err
@@ -69,6 +81,11 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	for _, q := range n.queues {
 		n.kickLocked(q)
+	}
+	for i, ri := range relays {
+		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, peerstore.PermanentAddrTTL)
+		n.wg.Add(1)
+		go n.mailboxLoop(runCtx, ri, n.cfg.Relays[i])
 	}
 	n.mu.Unlock()
 
@@ -113,6 +130,7 @@ func (n *Node) peerConnected(c network.Conn) {
 	defer n.mu.Unlock()
 	for id, q := range n.queues {
 		if pid, ok := n.peerOfLocked(id); ok && pid == c.RemotePeer() {
+			q.directFailed = time.Time{} // it is back: deliver directly again
 			select {
 			case q.wake <- struct{}{}:
 			default:

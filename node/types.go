@@ -108,6 +108,7 @@ type Self struct {
 	PeerID      string   `json:"peer_id"`
 	Addrs       []string `json:"addrs"`
 	Protected   bool     `json:"protected"` // the store has a passphrase
+	Mailboxes   int      `json:"mailboxes"` // relay mailboxes listed in the link
 }
 
 // SendRequest asks for one message to go to a contact.

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -108,11 +111,43 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
+// daemonConfig is HOME/config.json, read by `hush daemon` when present.
+// Flags add to (lists) or override (scalars) what it says.
+type daemonConfig struct {
+	Listen  []string `json:"listen,omitempty"`   // libp2p listen multiaddrs
+	Relays  []string `json:"relays,omitempty"`   // relay multiaddrs ending in /p2p/<id>
+	NoMDNS  bool     `json:"no_mdns,omitempty"`  // LAN discovery off
+	NoFsync bool     `json:"no_fsync,omitempty"` // see --no-fsync
+	APIAddr *string  `json:"api_addr,omitempty"` // HTTP API address ("" for none)
+}
+
+// configFile is the daemon's optional config file in the home directory.
+const configFile = "config.json"
+
+func loadDaemonConfig(home string) (daemonConfig, error) {
+	var c daemonConfig
+	f, err := os.Open(filepath.Join(home, configFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %w", filepath.Join(home, configFile), err)
+	}
+	return c, nil
+}
+
 func runDaemon(ctx context.Context, e *env, args []string) error {
-	const synopsis = "daemon [--listen MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--no-fsync] [--passphrase-file F] [--log-format text|json]"
+	const synopsis = "daemon [--listen MULTIADDR]... [--relay MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--no-fsync] [--passphrase-file F] [--log-format text|json]"
 	fs := newFlags(e, "daemon")
-	var listen multiFlag
+	var listen, relays multiFlag
 	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable)")
+	fs.Var(&relays, "relay", "relay multiaddr ending in /p2p/<id> to keep a mailbox on (repeatable)")
 	apiAddr := fs.String("api-addr", "127.0.0.1:0", `HTTP API address on loopback ("" for none; port 0 picks one)`)
 	noMDNS := fs.Bool("no-mdns", false, "turn LAN discovery off")
 	noFsync := fs.Bool("no-fsync", false, "do not fsync each commit: safe from a killed process, not from a power loss")
@@ -138,8 +173,23 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
+	cfg, err := loadDaemonConfig(e.home)
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if len(listen) == 0 {
+		listen = cfg.Listen
+	}
+	relays = append(cfg.Relays, relays...)
+	if !set["api-addr"] && cfg.APIAddr != nil {
+		*apiAddr = *cfg.APIAddr
+	}
+
 	tuneGC(e.getenv)
-	n, err := node.New(node.Config{Home: e.home, Passphrase: pass, ListenAddrs: listen, NoMDNS: *noMDNS, NoSync: *noFsync, Logger: log})
+	n, err := node.New(node.Config{Home: e.home, Passphrase: pass, ListenAddrs: listen, Relays: relays,
+		NoMDNS: *noMDNS || cfg.NoMDNS, NoSync: *noFsync || cfg.NoFsync, Logger: log})
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrLocked):

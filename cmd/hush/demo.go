@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,10 +18,11 @@ import (
 )
 
 // runDemo shows hush working on embedded defaults: it creates two
-// identities in a temporary directory, starts two real `hush daemon`
-// processes on loopback, makes them contacts, exchanges messages through
-// the local API, prints both sides of the conversation, then stops every
-// process it started (by PID) and deletes the directory.
+// identities in a temporary directory, starts a relay and two real
+// `hush daemon` processes on loopback, makes them contacts, exchanges
+// messages through the local API, sends one through the relay while the
+// recipient is offline, prints both sides of the conversation, then stops
+// every process it started (by PID) and deletes the directory.
 func runDemo(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, newFlags(e, "demo"), args, 0, 0, "demo"); err != nil {
 		return err
@@ -40,25 +43,42 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 	say("hush demo — two nodes on 127.0.0.1, end-to-end encrypted (PQXDH + Double Ratchet)")
 	say("working directory: %s (deleted at the end)\n", dir)
+	rly, err := startDemoRelay(ctx, filepath.Join(filepath.Dir(self), "hush-relay"), dir)
+	if err != nil {
+		return fmt.Errorf("start the relay: %w", err)
+	}
+	defer rly.stop()
+	say("started a relay (pid %d) at %s", rly.cmd.Process.Pid, rly.addr)
 	var daemons []*demoDaemon
 	defer func() {
 		for _, d := range daemons {
 			d.stop()
 		}
 	}()
+	homes := map[string]string{}
 	for _, name := range []string{"Alice", "Bob"} {
 		home := filepath.Join(dir, strings.ToLower(name))
+		homes[name] = home
 		if _, err := node.Init(home, node.InitOptions{Name: name}); err != nil {
 			return fmt.Errorf("init %s: %w", name, err)
+		}
+		cfg := fmt.Sprintf(`{"relays": [%q]}`, rly.addr)
+		if err := os.WriteFile(filepath.Join(home, "config.json"), []byte(cfg), 0o600); err != nil {
+			return err
 		}
 		d, err := startDemoDaemon(ctx, self, home, filepath.Join(dir, strings.ToLower(name)+".log"))
 		if err != nil {
 			return fmt.Errorf("start %s's daemon: %w", name, err)
 		}
 		daemons = append(daemons, d)
-		say("started %s's daemon (pid %d)", name, d.cmd.Process.Pid)
+		say("started %s's daemon (pid %d), with a mailbox on the relay", name, d.cmd.Process.Pid)
 	}
 	alice, bob := daemons[0], daemons[1]
+	for _, d := range daemons {
+		if err := waitMailbox(ctx, d); err != nil {
+			return err
+		}
+	}
 
 	var sa, sb node.Self
 	if err := alice.c.Call(ctx, "getSelf", nil, &sa); err != nil {
@@ -132,6 +152,27 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	time.Sleep(200 * time.Millisecond) // let the reaction land
 
+	// Bob goes offline; Alice's next message waits, sealed, on the relay.
+	bob.stop()
+	say("\nBob's daemon stopped (offline).")
+	offline, err := send(alice, "Bob", "Sent while you were offline: the relay kept it sealed 📬")
+	if err != nil {
+		return err
+	}
+	if err := wait(alice, offline.ID, "sent"); err != nil {
+		return err
+	}
+	say("Alice's message is on the relay (state: sent). Starting Bob again…")
+	if bob, err = startDemoDaemon(ctx, self, homes["Bob"], filepath.Join(dir, "bob2.log")); err != nil {
+		return err
+	}
+	daemons[1] = bob
+	t1 := time.Now()
+	if err := wait(alice, offline.ID, "delivered"); err != nil {
+		return err
+	}
+	say("Bob fetched it from his mailbox; Alice got his delivery receipt %v after he started.", time.Since(t1).Round(time.Millisecond))
+
 	for _, side := range []struct {
 		d     *demoDaemon
 		who   string
@@ -161,7 +202,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		d.stop()
 	}
 	daemons = nil
-	say("\nstopped both daemons; demo took %v.", time.Since(start).Round(100*time.Millisecond))
+	rly.stop()
+	say("\nstopped both daemons and the relay; demo took %v.", time.Since(start).Round(100*time.Millisecond))
 	say("Try it yourself: hush --home /tmp/me init --name Me --no-passphrase && hush --home /tmp/me daemon")
 	return nil
 }
@@ -219,5 +261,84 @@ func (d *demoDaemon) stop() {
 	case <-time.After(10 * time.Second):
 		d.cmd.Process.Kill()
 		<-d.done
+	}
+}
+
+// waitMailbox waits until the daemon's link lists its relay mailbox.
+func waitMailbox(ctx context.Context, d *demoDaemon) error {
+	for {
+		var s node.Self
+		if err := d.c.Call(ctx, "getSelf", nil, &s); err != nil {
+			return err
+		}
+		if s.Mailboxes > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no mailbox on the relay: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+type demoRelay struct {
+	cmd     *exec.Cmd
+	addr    string
+	done    chan error
+	stopped bool
+}
+
+// startDemoRelay runs hush-relay (built next to hush) on loopback.
+func startDemoRelay(ctx context.Context, bin, dir string) (*demoRelay, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%s not found: run `make build` first", bin)
+	}
+	logf, err := os.Create(filepath.Join(dir, "relay.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--data", filepath.Join(dir, "relay"), "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &demoRelay{cmd: cmd, done: make(chan error, 1)}
+	lines := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(out)
+		l, _ := br.ReadString('\n')
+		lines <- strings.TrimSpace(l)
+		io.Copy(logf, br)
+	}()
+	go func() { r.done <- cmd.Wait(); logf.Close() }()
+	select {
+	case r.addr = <-lines:
+	case <-ctx.Done():
+		r.stop()
+		return nil, ctx.Err()
+	}
+	if !strings.Contains(r.addr, "/p2p/") {
+		r.stop()
+		return nil, fmt.Errorf("relay printed %q, not an address", r.addr)
+	}
+	return r, nil
+}
+
+func (r *demoRelay) stop() {
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		r.cmd.Process.Kill()
+		<-r.done
 	}
 }

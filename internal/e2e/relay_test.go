@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// relayProc is a hush-relay process.
+type relayProc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	dir  string
+	cfg  string
+	addr string // first listen multiaddr with /p2p/
+	port string
+	log  *syncBuffer
+}
+
+func relayBin(t testing.TB) string {
+	hushBin(t) // builds into binDir
+	p := filepath.Join(binDir, "hush-relay")
+	if _, err := os.Stat(p); err != nil {
+		out, err := exec.Command("go", "build", "-o", binDir, "../../cmd/hush-relay").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build hush-relay: %v\n%s", err, out)
+		}
+	}
+	return p
+}
+
+// newRelay prepares a relay with a config (JSON object text, or "").
+func newRelay(t testing.TB, config string) *relayProc {
+	r := &relayProc{t: t, dir: filepath.Join(t.TempDir(), "relay-data"), log: &syncBuffer{}}
+	if config != "" {
+		r.cfg = filepath.Join(t.TempDir(), "relay.json")
+		if err := os.WriteFile(r.cfg, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// start runs the relay (on the same port after a restart) and waits for
+// its listen lines.
+func (r *relayProc) start() {
+	r.t.Helper()
+	listen := "/ip4/127.0.0.1/tcp/0"
+	if r.port != "" {
+		listen = "/ip4/127.0.0.1/tcp/" + r.port
+	}
+	args := []string{"--data", r.dir, "--listen", listen}
+	if r.cfg != "" {
+		args = append(args, "--config", r.cfg)
+	}
+	cmd := exec.Command(relayBin(r.t), args...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = r.log
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.cmd = cmd
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		r.t.Fatalf("relay printed no address: %v\n%s", err, r.log)
+	}
+	go io.Copy(r.log, stdout)
+	r.addr = strings.TrimSpace(line)
+	if !strings.Contains(r.addr, "/p2p/") {
+		r.t.Fatalf("relay address line %q has no /p2p/", r.addr)
+	}
+	parts := strings.Split(r.addr, "/")
+	r.port = parts[4]
+}
+
+func (r *relayProc) stop(sig syscall.Signal) {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Signal(sig)
+	r.cmd.Wait()
+	r.cmd = nil
+}
+
+// startWithRelays runs u's daemon with relays.
+func (u *user) startWithRelays(relays ...*relayProc) {
+	u.t.Helper()
+	var addrs []string
+	for _, r := range relays {
+		addrs = append(addrs, r.addr)
+	}
+	cfg, _ := json.Marshal(map[string]any{"relays": addrs})
+	if err := os.WriteFile(filepath.Join(u.home, "config.json"), cfg, 0o600); err != nil {
+		u.t.Fatal(err)
+	}
+	u.start()
+}
+
+// waitMailboxes waits until u's link lists n mailboxes (it was created on
+// every relay).
+func (u *user) waitMailboxes(n int) {
+	u.t.Helper()
+	eventually(u.t.(*testing.T), "mailboxes in the card", func() bool {
+		var c struct {
+			Mailboxes int `json:"mailboxes"`
+		}
+		out, _, code := u.run("id", "--json")
+		return code == 0 && json.Unmarshal([]byte(out), &c) == nil && c.Mailboxes >= n
+	})
+}
+
+func TestOfflineThroughRelay(t *testing.T) {
+	r := newRelay(t, "")
+	r.start()
+	defer r.stop(syscall.SIGTERM)
+	alice, bob := newUser(t, "alice"), newUser(t, "bob")
+	alice.startWithRelays(r)
+	defer alice.stop()
+	bob.startWithRelays(r)
+	bob.waitMailboxes(1)
+	befriend(t, alice, bob, "alice", "bob")
+	bob.stop()
+
+	var want []string
+	for i := range 100 {
+		text := fmt.Sprintf("offline %03d secret-relay-%d", i, i)
+		want = append(want, text)
+		alice.mustRun("send", "bob", text)
+	}
+	eventually(t, "all 100 sent to the relay", func() bool {
+		for _, m := range dir(alice.messages("bob"), "out") {
+			if m.State == "queued" {
+				return false
+			}
+		}
+		return true
+	})
+	alice.stop()
+
+	bob.start()
+	defer bob.stop()
+	eventually(t, "100 messages at bob", func() bool { return len(dir(bob.messages("alice"), "in")) >= 100 })
+	time.Sleep(time.Second)
+	in := dir(bob.messages("alice"), "in")
+	if len(in) != 100 {
+		t.Fatalf("bob has %d messages, want exactly 100", len(in))
+	}
+	for i, m := range in {
+		if m.Text != want[i] {
+			t.Fatalf("message %d is %q, want %q", i, m.Text, want[i])
+		}
+	}
+	// Alice learns they were delivered (receipts go back when she is on).
+	alice.start()
+	eventually(t, "delivery receipts", func() bool {
+		for _, m := range dir(alice.messages("bob"), "out") {
+			if m.State != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
+	// The relay's data holds no plaintext and no account identifiers.
+	r.stop(syscall.SIGTERM)
+	needles := append(want[:3], "alice", "bob", "secret-relay")
+	for _, u := range []*user{alice, bob} {
+		id := accountOfRunning(t, u)
+		needles = append(needles, id)
+	}
+	grepTree(t, r.dir, needles, "")
+	r.start()
+}
+
+func accountOfRunning(t *testing.T, u *user) string {
+	var self struct {
+		Account string `json:"account"`
+	}
+	if err := json.Unmarshal([]byte(u.mustRun("id", "--json")), &self); err != nil {
+		t.Fatal(err)
+	}
+	return self.Account
+}

@@ -1,0 +1,95 @@
+// Package group is hush's group engine: a deterministic, network-free state
+// machine for one group, as seen by one device.
+//
+// It holds the signed membership log (control operations ordered by a
+// Lamport clock, so every member computes the same State whatever the
+// arrival order), the epoch secrets from which the GossipSub topic of each
+// epoch is derived, this device's sender keys and the senderkey.Receiver for
+// everyone else's, a replay cache and a bounded store of recent messages for
+// anti-entropy. It performs no I/O: every call returns the bytes the caller
+// must publish on the group topic (Effects.Publish) or send over pairwise
+// sessions (Effects.Pairwise), and the caller tells it who sent what.
+//
+// The specification is docs/protocol/groups.md.
+package group
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/senderkey"
+)
+
+// Labels.
+const (
+	// LabelOp is the identity.Account.Sign label of a control operation.
+	LabelOp = "hush/v1/group-op"
+	// labelTopic is the HKDF info prefix of a topic name.
+	labelTopic = "hush/v1/group-topic"
+	// labelEpoch is the HKDF info prefix of an epoch secret.
+	labelEpoch = "hush/v1/group-epoch"
+	// TopicPrefix starts every group topic name.
+	TopicPrefix = "hush/g/"
+)
+
+// Version is the first byte of every encoding in this package.
+const Version = 1
+
+// Limits.
+const (
+	// MaxMembers bounds members plus pending invitations.
+	MaxMembers = 1000
+	// MaxDevicesPerMember is identity's device-list limit.
+	MaxDevicesPerMember = identity.MaxDevices
+	// MaxNameSize bounds the group name in bytes (UTF-8).
+	MaxNameSize = 64
+	// MaxOps bounds the operation log (the group must be re-created after).
+	MaxOps = 16384
+	// MaxPlaintext is the largest plaintext Seal accepts.
+	MaxPlaintext = senderkey.MaxPlaintext
+	// MaxWireSize is the largest group wire message: two bytes of framing
+	// and a senderkey message.
+	MaxWireSize = 2 + senderkey.MaxMessageSize
+	// MaxWelcomeSize bounds one Welcome part so it fits a pairwise envelope.
+	MaxWelcomeSize = 192 << 10
+	// DedupeWindow is how many accepted message IDs are remembered.
+	DedupeWindow = 10000
+	// StoreMessages and StoreBytes bound the messages kept for anti-entropy.
+	StoreMessages = 1000
+	StoreBytes    = 8 << 20
+	// MaxDigestChains and MaxRanges bound an anti-entropy digest; MaxRefs
+	// bounds one Want request.
+	MaxDigestChains = 4096
+	MaxRanges       = 64
+	MaxRefs         = 1000
+	// DefaultGrace is how long the previous epoch's messages are accepted
+	// after an epoch change.
+	DefaultGrace = 60 * time.Second
+	// keepEpochs is how many recent epochs keep secrets and snapshots.
+	keepEpochs = 8
+	// maxParked bounds ops and pairwise messages held for a missing
+	// predecessor.
+	maxParked = 256
+)
+
+// Errors. Callers branch on these with errors.Is.
+var (
+	ErrMalformed     = errors.New("group: malformed")
+	ErrTooLarge      = errors.New("group: too large")
+	ErrBadSignature  = errors.New("group: bad signature")
+	ErrWrongGroup    = errors.New("group: wrong group")
+	ErrNotMember     = errors.New("group: not a member")
+	ErrNotAdmin      = errors.New("group: not an admin")
+	ErrNotInvited    = errors.New("group: not invited")
+	ErrAlreadyMember = errors.New("group: already a member or invited")
+	ErrTooMany       = errors.New("group: member limit reached")
+	ErrBadOp         = errors.New("group: invalid operation")
+	ErrEpoch         = errors.New("group: stale or unknown epoch")
+	ErrReplay        = errors.New("group: replayed message")
+	ErrDecrypt       = errors.New("group: cannot decrypt")
+	ErrNotReady      = errors.New("group: no sender key for the current epoch yet")
+	ErrDuplicate     = errors.New("group: duplicate operation")
+	ErrParked        = errors.New("group: held until a missing predecessor arrives")
+	ErrWrongSender   = errors.New("group: sender not allowed")
+)

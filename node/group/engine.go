@@ -1,0 +1,894 @@
+package group
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/senderkey"
+	"github.com/hushnet/hush/crypto/suite"
+)
+
+// Config is what an Engine needs to know about this device. Account and
+// Device are required.
+type Config struct {
+	// Account signs this device's operations.
+	Account *identity.Account
+	// Device is this device's ID.
+	Device identity.DeviceID
+	// Devices lists this account's devices, written into Create and
+	// Accept ops. Default: just Device.
+	Devices []identity.DeviceID
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Grace is how long the previous epoch's traffic from remaining
+	// members is accepted after an epoch change. Default: DefaultGrace.
+	Grace time.Duration
+}
+
+func (c *Config) fill() error {
+	if c.Account == nil {
+		return errors.New("group: config without an account")
+	}
+	if len(c.Devices) == 0 {
+		c.Devices = []identity.DeviceID{c.Device}
+	}
+	if !slices.Contains(c.Devices, c.Device) {
+		c.Devices = append(slices.Clone(c.Devices), c.Device)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
+	}
+	return nil
+}
+
+// Pairwise is a message for one device, to be sent over the pairwise
+// (Double Ratchet) session with it. The receiving node passes it to
+// HandlePairwise with the session's authenticated account and device.
+type Pairwise struct {
+	Account identity.AccountID
+	Device  identity.DeviceID
+	Data    []byte
+}
+
+// Effects are what a call asks the caller to send. Publish messages go on
+// the group's current topic (Topic); Pairwise ones to single devices.
+type Effects struct {
+	Publish  [][]byte
+	Pairwise []Pairwise
+}
+
+func (fx *Effects) merge(o *Effects) {
+	if o != nil {
+		fx.Publish = append(fx.Publish, o.Publish...)
+		fx.Pairwise = append(fx.Pairwise, o.Pairwise...)
+	}
+}
+
+// MsgID is a group message's ID: SHA-256 of its wire bytes.
+type MsgID [32]byte
+
+// Received is an accepted group message.
+type Received struct {
+	ID        MsgID
+	Account   identity.AccountID
+	Device    identity.DeviceID
+	Epoch     uint64
+	Plaintext []byte // nil for an op message
+	// Op is set for a control-op message; OpErr says whether it applied
+	// (the message itself is accepted either way).
+	Op      *Op
+	OpErr   error
+	Effects Effects
+}
+
+type ownKey struct {
+	n    uint64
+	sk   *senderkey.SenderKey
+	sent map[identity.DeviceID]bool
+}
+
+type contribution struct {
+	dev  identity.DeviceID
+	c    [32]byte
+	sent map[identity.DeviceID]bool
+}
+
+type parkedPW struct {
+	acc  identity.AccountID
+	dev  identity.DeviceID
+	data []byte
+}
+
+// Engine is one group as seen by one device. It is safe for concurrent
+// use. Persist it (MarshalBinary) after every call that returns no error
+// and before sending its Effects.
+type Engine struct {
+	cfg  Config
+	self identity.AccountID
+
+	mu         sync.Mutex
+	ops        []*Op // guarded by mu; sorted by opCompare
+	opSet      map[[32]byte]bool
+	ro         *roster
+	parkedOps  []*Op
+	parkedPW   []parkedPW
+	secrets    map[[32]byte][32]byte // epoch id → epoch secret
+	contribs   map[[32]byte]*contribution
+	own        map[[32]byte]*ownKey // epoch id → this device's sender key
+	recv       *senderkey.Receiver
+	curID      [32]byte
+	epochStart time.Time
+	minEpoch   uint64
+	dedupe     map[MsgID]struct{}
+	dedupeQ    []MsgID
+	store      map[Ref][]byte
+	storeQ     []Ref
+	storeBytes int
+	seen       map[chainRef][]rng
+}
+
+func newEngine(cfg Config, id GroupID, genesis [32]byte) (*Engine, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	return &Engine{
+		cfg: cfg, self: cfg.Account.Public(),
+		opSet:    make(map[[32]byte]bool),
+		ro:       newRoster(id, genesis),
+		secrets:  make(map[[32]byte][32]byte),
+		contribs: make(map[[32]byte]*contribution),
+		own:      make(map[[32]byte]*ownKey),
+		recv:     senderkey.NewReceiver(id),
+		dedupe:   make(map[MsgID]struct{}),
+		store:    make(map[Ref][]byte),
+		seen:     make(map[chainRef][]rng),
+	}, nil
+}
+
+// Create makes a new group with a random ID, this account as its only
+// member and admin, and name.
+func Create(cfg Config, name string) (*Engine, error) {
+	var id GroupID
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("group: random ID: %w", err)
+	}
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	o := &Op{Kind: OpCreate, Group: id, Lamport: 1, Device: cfg.Device, Devices: slices.Clone(cfg.Devices), Name: name}
+	if err := signOp(cfg.Account, o); err != nil {
+		return nil, err
+	}
+	e, err := newEngine(cfg, id, o.hash)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.insertLocked(o); err != nil {
+		return nil, err
+	}
+	e.reconcileLocked(new(Effects))
+	return e, nil
+}
+
+// ID returns the group ID.
+func (e *Engine) ID() GroupID { return e.ro.id }
+
+// State returns a copy of the current group state.
+func (e *Engine) State() State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ro.state()
+}
+
+// IsMember reports whether this account is a member.
+func (e *Engine) IsMember() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ro.members[e.self] != nil
+}
+
+// Ops returns the encoded operation log in order.
+func (e *Engine) Ops() [][]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([][]byte, len(e.ops))
+	for i, o := range e.ops {
+		out[i] = o.Marshal()
+	}
+	return out
+}
+
+// Topic returns the current epoch's topic, or "" while its secret is
+// unknown (or this account is not a member).
+func (e *Engine) Topic() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := e.ro.epoch()
+	if cur == nil || e.ro.members[e.self] == nil {
+		return ""
+	}
+	s, ok := e.secrets[cur.id]
+	if !ok {
+		return ""
+	}
+	return topicName(e.ro.id, cur.n, s)
+}
+
+// Topics returns every topic to stay subscribed to: the current one and
+// those of earlier epochs still inside the grace window.
+func (e *Engine) Topics() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.expireLocked()
+	var out []string
+	if e.ro.members[e.self] == nil {
+		return nil
+	}
+	for i := len(e.ro.epochs) - 1; i >= 0; i-- {
+		ep := &e.ro.epochs[i]
+		if ep.n < e.minEpoch {
+			break
+		}
+		if s, ok := e.secrets[ep.id]; ok {
+			out = append(out, topicName(e.ro.id, ep.n, s))
+		}
+	}
+	return out
+}
+
+// TopicName derives the GossipSub topic of an epoch from its secret:
+// "hush/g/" ‖ hex(HKDF-SHA-256(secret, info = label ‖ group ID ‖ epoch)[:16]).
+func TopicName(id GroupID, epoch uint64, secret [32]byte) string { return topicName(id, epoch, secret) }
+
+func topicName(id GroupID, epoch uint64, secret [32]byte) string {
+	w := codec.NewWriter(len(labelTopic) + 40)
+	w.Fixed([]byte(labelTopic))
+	w.Fixed(id[:])
+	w.U64(epoch)
+	return TopicPrefix + hex.EncodeToString(suite.HKDF(secret[:], nil, string(w.Bytes()), 16))
+}
+
+func epochSecret(id GroupID, ep *epochRec, prev []byte, c [32]byte) [32]byte {
+	w := codec.NewWriter(len(labelEpoch) + 72)
+	w.Fixed([]byte(labelEpoch))
+	w.Fixed(id[:])
+	w.U64(ep.n)
+	w.Fixed(ep.id[:])
+	var s [32]byte
+	copy(s[:], suite.HKDF(c[:], prev, string(w.Bytes()), 32))
+	return s
+}
+
+// lamportLocked is the clock for a new local op.
+func (e *Engine) nextLamportLocked() uint64 {
+	if len(e.ops) == 0 {
+		return 1
+	}
+	return e.ops[len(e.ops)-1].Lamport + 1
+}
+
+// insertLocked adds a verified op to the log and recomputes the state. If
+// o itself does not apply, nothing changes and the rule's error is
+// returned.
+func (e *Engine) insertLocked(o *Op) error {
+	if o.Group != e.ro.id {
+		return ErrWrongGroup
+	}
+	if e.opSet[o.hash] {
+		return ErrDuplicate
+	}
+	if len(e.ops) >= MaxOps {
+		return fmt.Errorf("%w: operation log full", ErrTooMany)
+	}
+	pos, _ := slices.BinarySearchFunc(e.ops, o, opCompare)
+	if pos == len(e.ops) {
+		if err := e.ro.apply(o); err != nil {
+			return err
+		}
+		e.ops = append(e.ops, o)
+		e.opSet[o.hash] = true
+		return nil
+	}
+	// A late op: replay the whole log with it in place.
+	ops := slices.Insert(slices.Clone(e.ops), pos, o)
+	ro := newRoster(e.ro.id, e.ro.genesis)
+	var oerr error
+	for _, x := range ops {
+		if err := ro.apply(x); err != nil && x == o {
+			oerr = err
+		}
+	}
+	if oerr != nil {
+		return oerr
+	}
+	e.ops, e.ro = ops, ro
+	e.opSet[o.hash] = true
+	return nil
+}
+
+// parkable reports whether an op rejected with err may apply once a
+// missing predecessor arrives.
+func parkable(err error) bool {
+	return errors.Is(err, ErrNotMember) || errors.Is(err, ErrNotInvited) || errors.Is(err, ErrNotAdmin) ||
+		errors.Is(err, ErrEpoch) || errors.Is(err, ErrAlreadyMember)
+}
+
+// applyLocked inserts o, parks it if it may apply later, retries parked
+// ops after a success, and reconciles keys and secrets.
+func (e *Engine) applyLocked(o *Op, fx *Effects) error {
+	before := e.memberDevicesLocked()
+	err := e.insertLocked(o)
+	if errors.Is(err, ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
+		if parkable(err) && len(e.parkedOps) < maxParked && !slices.ContainsFunc(e.parkedOps, func(p *Op) bool { return p.hash == o.hash }) {
+			e.parkedOps = append(e.parkedOps, o)
+		}
+		return err
+	}
+	for progress := true; progress; {
+		progress = false
+		for i := 0; i < len(e.parkedOps); i++ {
+			p := e.parkedOps[i]
+			if err := e.insertLocked(p); err == nil || !parkable(err) {
+				e.parkedOps = slices.Delete(e.parkedOps, i, i+1)
+				i--
+				progress = progress || err == nil
+			}
+		}
+	}
+	after := e.memberDevicesLocked()
+	for d := range before {
+		if !after[d] {
+			e.recv.RemoveSender(d)
+		}
+	}
+	e.reconcileLocked(fx)
+	return nil
+}
+
+func (e *Engine) memberDevicesLocked() map[identity.DeviceID]bool {
+	m := make(map[identity.DeviceID]bool, len(e.ro.members))
+	for _, mem := range e.ro.members {
+		for _, d := range mem.Devices {
+			m[d] = true
+		}
+	}
+	return m
+}
+
+// reconcileLocked brings secrets, contributions and sender keys in line
+// with the current state, appending what must be sent to fx.
+func (e *Engine) reconcileLocked(fx *Effects) {
+	ro := e.ro
+	eps := ro.epochs
+	// 1. Contributions this device owes, and epoch secrets it can derive.
+	for i := range eps {
+		ep := &eps[i]
+		if ep.members == nil {
+			continue
+		}
+		if ep.authorAcc == e.self && ep.authorDev == e.cfg.Device {
+			c := e.contribs[ep.id]
+			if c == nil || c.dev != e.cfg.Device {
+				c = &contribution{dev: e.cfg.Device, sent: make(map[identity.DeviceID]bool)}
+				if _, err := rand.Read(c.c[:]); err != nil {
+					continue
+				}
+				e.contribs[ep.id] = c
+			}
+			for _, a := range sortedAccounts(ro.members) {
+				if !ep.members[a] {
+					continue
+				}
+				for _, d := range ro.members[a].Devices {
+					if d == e.cfg.Device || c.sent[d] {
+						continue
+					}
+					c.sent[d] = true
+					fx.Pairwise = append(fx.Pairwise, Pairwise{a, d, e.secretMsg(ep, c.c)})
+				}
+			}
+		}
+		if _, ok := e.secrets[ep.id]; ok {
+			continue
+		}
+		c := e.contribs[ep.id]
+		if c == nil || c.dev != ep.authorDev {
+			continue
+		}
+		if i == 0 {
+			e.secrets[ep.id] = epochSecret(ro.id, ep, nil, c.c)
+		} else if prev, ok := e.secrets[eps[i-1].id]; ok {
+			e.secrets[ep.id] = epochSecret(ro.id, ep, prev[:], c.c)
+		}
+	}
+	// 2. The current epoch: grace timer and this device's sender key.
+	cur := ro.epoch()
+	if cur == nil {
+		return
+	}
+	if cur.id != e.curID {
+		e.curID = cur.id
+		e.epochStart = e.cfg.Now()
+	}
+	e.expireLocked()
+	e.pruneLocked()
+	if ro.members[e.self] == nil {
+		return
+	}
+	secret, ok := e.secrets[cur.id]
+	if !ok {
+		return
+	}
+	k := e.own[cur.id]
+	if k == nil {
+		sk, err := senderkey.NewSenderKey(ro.id, cur.n, e.cfg.Device)
+		if err != nil {
+			return
+		}
+		k = &ownKey{n: cur.n, sk: sk, sent: make(map[identity.DeviceID]bool)}
+		e.own[cur.id] = k
+		// Our own chain, so our other devices' echoes and anti-entropy
+		// replies of our messages verify like anyone else's.
+		_ = e.recv.Add(sk.Distribution())
+	}
+	var dist []byte
+	for _, a := range sortedAccounts(ro.members) {
+		for _, d := range ro.members[a].Devices {
+			if d == e.cfg.Device || k.sent[d] {
+				continue
+			}
+			if dist == nil {
+				dist = e.keyMsg(cur, secret, k.sk)
+			}
+			k.sent[d] = true
+			fx.Pairwise = append(fx.Pairwise, Pairwise{a, d, dist})
+		}
+	}
+}
+
+// expireLocked ends the grace window of earlier epochs.
+func (e *Engine) expireLocked() {
+	cur := e.ro.epoch()
+	if cur == nil || e.minEpoch >= cur.n {
+		return
+	}
+	if e.cfg.Now().Sub(e.epochStart) < e.cfg.Grace {
+		return
+	}
+	e.minEpoch = cur.n
+	e.recv.RemoveEpochsBefore(cur.n)
+	for id, k := range e.own {
+		if k.n < cur.n {
+			delete(e.own, id)
+		}
+	}
+}
+
+// pruneLocked forgets secrets and contributions of epochs older than the
+// kept window.
+func (e *Engine) pruneLocked() {
+	eps := e.ro.epochs
+	if len(eps) <= keepEpochs {
+		return
+	}
+	keep := make(map[[32]byte]bool, keepEpochs)
+	for _, ep := range eps[len(eps)-keepEpochs:] {
+		keep[ep.id] = true
+	}
+	for id := range e.secrets {
+		if !keep[id] {
+			delete(e.secrets, id)
+		}
+	}
+	for id := range e.contribs {
+		if !keep[id] {
+			delete(e.contribs, id)
+		}
+	}
+	for id := range e.own {
+		if !keep[id] {
+			delete(e.own, id)
+		}
+	}
+}
+
+// makeOpLocked signs and applies a local op, seals it for the topic under
+// the epoch it was made in, and adds the op's pairwise copies.
+func (e *Engine) makeOpLocked(o *Op) (*Effects, error) {
+	cur := e.ro.epoch()
+	if cur == nil {
+		return nil, ErrNotMember
+	}
+	o.Group = e.ro.id
+	o.Epoch = cur.n
+	o.Lamport = e.nextLamportLocked()
+	o.Device = e.cfg.Device
+	if err := signOp(e.cfg.Account, o); err != nil {
+		return nil, err
+	}
+	// Who to tell pairwise, computed before the op changes the state.
+	var direct []Pairwise
+	switch o.Kind {
+	case OpRemove:
+		if m := e.ro.members[o.Target]; m != nil {
+			for _, d := range m.Devices {
+				direct = append(direct, Pairwise{o.Target, d, pairwiseOp(e.ro.id, o)})
+			}
+		}
+	case OpAccept, OpDecline:
+		if inv := e.ro.invited[e.self]; inv != nil {
+			direct = e.toInviterLocked(inv.by, pairwiseOp(e.ro.id, o))
+		}
+	}
+	oldKey := e.own[cur.id]
+	fx := new(Effects)
+	if err := e.applyLocked(o, fx); err != nil {
+		return nil, err
+	}
+	if oldKey != nil {
+		if w, err := e.sealLocked(oldKey, kindOpMsg, o.enc); err == nil {
+			fx.Publish = append([][]byte{w}, fx.Publish...)
+		}
+	}
+	if o.Kind == OpInvite {
+		for _, w := range e.welcomeLocked() {
+			for _, d := range o.Devices {
+				fx.Pairwise = append(fx.Pairwise, Pairwise{o.Target, d, w})
+			}
+		}
+	}
+	fx.Pairwise = append(fx.Pairwise, direct...)
+	return fx, nil
+}
+
+// toInviterLocked addresses data to the inviter's devices, or to every
+// admin's if the inviter is gone.
+func (e *Engine) toInviterLocked(by identity.AccountID, data []byte) []Pairwise {
+	var out []Pairwise
+	accs := []identity.AccountID{by}
+	if e.ro.members[by] == nil {
+		accs = nil
+		for _, a := range sortedAccounts(e.ro.members) {
+			if e.ro.members[a].Admin {
+				accs = append(accs, a)
+			}
+		}
+	}
+	for _, a := range accs {
+		if m := e.ro.members[a]; m != nil {
+			for _, d := range m.Devices {
+				out = append(out, Pairwise{a, d, data})
+			}
+		}
+	}
+	return out
+}
+
+// Invite invites account, whose devices are devices (admins only). The
+// Effects carry the op for the topic and a Welcome (the op log) for each
+// of the invitee's devices.
+func (e *Engine) Invite(account identity.AccountID, devices []identity.DeviceID) (*Effects, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.makeOpLocked(&Op{Kind: OpInvite, Target: account, Devices: slices.Clone(devices)})
+}
+
+// Accept accepts this account's pending invitation. The op goes pairwise
+// to the inviter, who publishes it; then members send their sender keys.
+func (e *Engine) Accept() (*Effects, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.makeOpLocked(&Op{Kind: OpAccept, Devices: slices.Clone(e.cfg.Devices)})
+}
+
+// Decline declines this account's pending invitation.
+func (e *Engine) Decline() (*Effects, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.makeOpLocked(&Op{Kind: OpDecline})
+}
+
+// Leave leaves the group; a new epoch starts without this account.
+func (e *Engine) Leave() (*Effects, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.makeOpLocked(&Op{Kind: OpLeave})
+}
+
+// Remove removes a member (or cancels an invitation); admins only. A
+// removal starts a new epoch whose secret this device picks.
+func (e *Engine) Remove(account identity.AccountID) (*Effects, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.makeOpLocked(&Op{Kind: OpRemove, Target: account})
+}
+
+// Promote makes a member an admin; admins only.
+func (e *Engine) Promote(account identity.AccountID) (*Effects, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.makeOpLocked(&Op{Kind: OpPromote, Target: account})
+}
+
+// Rename renames the group; admins only.
+func (e *Engine) Rename(name string) (*Effects, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.makeOpLocked(&Op{Kind: OpRename, Name: name})
+}
+
+// ApplyOp applies an encoded op received out of band (a Welcome, a relay,
+// anti-entropy). A duplicate is ignored. An op that breaks a rule returns
+// the rule's sentinel error and changes nothing; if it might apply once a
+// predecessor arrives it is held and retried.
+func (e *Engine) ApplyOp(b []byte) (*Effects, error) {
+	o, err := ParseOp(b)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fx := new(Effects)
+	if err := e.applyLocked(o, fx); err != nil {
+		return nil, err
+	}
+	return fx, nil
+}
+
+// Seal encrypts plaintext for the group under this device's sender key of
+// the current epoch and returns the wire message to publish on Topic and
+// its ID.
+func (e *Engine) Seal(plaintext []byte) ([]byte, MsgID, error) {
+	if len(plaintext) > MaxPlaintext {
+		return nil, MsgID{}, fmt.Errorf("%w: plaintext of %d bytes, limit %d", ErrTooLarge, len(plaintext), MaxPlaintext)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ro.members[e.self] == nil {
+		return nil, MsgID{}, ErrNotMember
+	}
+	k := e.own[e.curID]
+	if k == nil {
+		return nil, MsgID{}, ErrNotReady
+	}
+	w, err := e.sealLocked(k, kindAppMsg, plaintext)
+	if err != nil {
+		return nil, MsgID{}, err
+	}
+	return w, msgID(w), nil
+}
+
+func (e *Engine) sealLocked(k *ownKey, kind byte, pt []byte) ([]byte, error) {
+	ct, err := k.sk.Encrypt(pt)
+	if err != nil {
+		return nil, fmt.Errorf("group: seal: %w", err)
+	}
+	w := make([]byte, 0, 2+len(ct))
+	w = append(w, Version, kind)
+	w = append(w, ct...)
+	h, _ := parseWireHeader(w)
+	e.recordLocked(msgID(w), h, w)
+	return w, nil
+}
+
+// Open checks and decrypts a group wire message: framing and size, group,
+// epoch (current, or an earlier one inside the grace window), that the
+// sender device is a current member, replay, then senderkey's signature
+// check and decryption. An op message is applied as by ApplyOp.
+func (e *Engine) Open(wire []byte) (*Received, error) {
+	h, err := parseWireHeader(wire)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if h.group != e.ro.id {
+		return nil, ErrWrongGroup
+	}
+	e.expireLocked()
+	cur := e.ro.epoch()
+	if cur == nil || h.epoch < e.minEpoch || h.epoch > cur.n {
+		return nil, ErrEpoch
+	}
+	acc, ok := e.ro.memberOfDevice(h.device)
+	if !ok {
+		return nil, ErrNotMember
+	}
+	id := msgID(wire)
+	if _, dup := e.dedupe[id]; dup {
+		return nil, ErrReplay
+	}
+	pt, _, err := e.recv.Decrypt(wire[2:])
+	switch {
+	case errors.Is(err, senderkey.ErrDuplicate):
+		return nil, ErrReplay
+	case errors.Is(err, senderkey.ErrUnknownChain), errors.Is(err, senderkey.ErrEpochClosed):
+		return nil, fmt.Errorf("%w: no chain for this sender and epoch", ErrEpoch)
+	case err != nil:
+		return nil, ErrDecrypt
+	}
+	e.recordLocked(id, h, wire)
+	rec := &Received{ID: id, Account: acc, Device: h.device, Epoch: h.epoch}
+	if h.kind == kindAppMsg {
+		rec.Plaintext = pt
+		return rec, nil
+	}
+	o, err := ParseOp(pt)
+	if err != nil {
+		rec.OpErr = err
+		return rec, nil
+	}
+	rec.Op = o
+	rec.OpErr = e.applyLocked(o, &rec.Effects)
+	return rec, nil
+}
+
+// Tick ends grace windows that have run out; call it now and then (the
+// other calls do it too).
+func (e *Engine) Tick() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.expireLocked()
+}
+
+// HandlePairwise takes a group message that arrived over the pairwise
+// session with (account, device); the caller vouches for both. Key and
+// secret messages for an epoch this engine does not know yet are held
+// and retried when it arrives.
+func (e *Engine) HandlePairwise(account identity.AccountID, device identity.DeviceID, data []byte) (*Effects, error) {
+	p, err := parsePairwise(data)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p.group != e.ro.id {
+		return nil, ErrWrongGroup
+	}
+	fx := new(Effects)
+	err = e.handlePairwiseLocked(account, device, p, fx)
+	if errors.Is(err, ErrParked) {
+		if len(e.parkedPW) < maxParked {
+			e.parkedPW = append(e.parkedPW, parkedPW{account, device, codec.Clone(data)})
+		}
+		return fx, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Held key and secret messages may apply now.
+	for progress := true; progress; {
+		progress = false
+		for i := 0; i < len(e.parkedPW); i++ {
+			q := e.parkedPW[i]
+			qp, _ := parsePairwise(q.data)
+			if err := e.handlePairwiseLocked(q.acc, q.dev, qp, fx); !errors.Is(err, ErrParked) {
+				e.parkedPW = slices.Delete(e.parkedPW, i, i+1)
+				i--
+				progress = progress || err == nil
+			}
+		}
+	}
+	return fx, nil
+}
+
+func (e *Engine) epochByIDLocked(n uint64, id [32]byte) *epochRec {
+	if n >= uint64(len(e.ro.epochs)) {
+		return nil
+	}
+	ep := &e.ro.epochs[n]
+	if ep.id != id {
+		return nil
+	}
+	return ep
+}
+
+func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.DeviceID, p *pairwiseMsg, fx *Effects) error {
+	switch p.kind {
+	case pwWelcome:
+		for _, b := range p.ops {
+			if o, err := ParseOp(b); err == nil {
+				_ = e.applyLocked(o, fx)
+			}
+		}
+		return nil
+	case pwOp:
+		o, err := ParseOp(p.op)
+		if err != nil {
+			return err
+		}
+		wasNew := !e.opSet[o.hash]
+		if err := e.applyLocked(o, fx); err != nil {
+			return err
+		}
+		// An invitee's answer reaches the group through a member.
+		if wasNew && (o.Kind == OpAccept || o.Kind == OpDecline) {
+			if k := e.own[e.curID]; k != nil && e.ro.members[e.self] != nil {
+				if w, err := e.sealLocked(k, kindOpMsg, o.enc); err == nil {
+					fx.Publish = append(fx.Publish, w)
+				}
+			}
+		}
+		return nil
+	case pwSecret:
+		ep := e.epochByIDLocked(p.epoch, p.epochID)
+		if ep == nil {
+			if p.epoch+keepEpochs < uint64(len(e.ro.epochs)) {
+				return ErrEpoch
+			}
+			return ErrParked
+		}
+		if acc != ep.authorAcc || dev != ep.authorDev {
+			return ErrWrongSender
+		}
+		if ep.members == nil || !ep.members[e.self] {
+			return ErrNotMember
+		}
+		if c := e.contribs[ep.id]; c == nil || c.dev != dev {
+			e.contribs[ep.id] = &contribution{dev: dev, c: p.secret, sent: map[identity.DeviceID]bool{}}
+		}
+		e.reconcileLocked(fx)
+		return nil
+	case pwKey:
+		ep := e.epochByIDLocked(p.epoch, p.epochID)
+		if ep == nil {
+			if p.epoch+keepEpochs < uint64(len(e.ro.epochs)) {
+				return ErrEpoch
+			}
+			return ErrParked
+		}
+		e.expireLocked()
+		if ep.n < e.minEpoch {
+			return ErrEpoch
+		}
+		if !e.ro.isMemberDevice(acc, dev) || p.dist.Device != dev {
+			return ErrWrongSender
+		}
+		if p.dist.Epoch != ep.n || p.dist.GroupID != e.ro.id {
+			return ErrEpoch
+		}
+		if err := e.recv.Add(p.dist); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadOp, err)
+		}
+		if _, ok := e.secrets[ep.id]; !ok && ep.members != nil && ep.members[acc] {
+			e.secrets[ep.id] = p.secret
+		}
+		e.reconcileLocked(fx)
+		return nil
+	}
+	return ErrMalformed
+}
+
+// sortRefs orders refs for deterministic output.
+func sortRefs(rs []Ref) {
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if c := bytes.Compare(a.Device[:], b.Device[:]); c != 0 {
+			return c < 0
+		}
+		if a.Epoch != b.Epoch {
+			return a.Epoch < b.Epoch
+		}
+		if a.Chain != b.Chain {
+			return a.Chain < b.Chain
+		}
+		return a.Iteration < b.Iteration
+	})
+}

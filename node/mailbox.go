@@ -1,0 +1,305 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/relay"
+)
+
+// Mailbox parameters.
+const (
+	oneTimeBundles  = 20               // one-time prekey bundles uploaded per relay
+	relayTimeout    = 10 * time.Second // one request to a relay
+	mailboxBackoff  = 30 * time.Second // the longest wait before resubscribing
+	directRetryWait = 30 * time.Second // after a failed direct dial, use relays this long
+)
+
+// mailboxRec is a mailboxes-table record, keyed by the relay's peer ID.
+type mailboxRec struct {
+	Relay   string    `json:"relay"` // multiaddr ending in /p2p/<id>
+	Owner   []byte    `json:"owner"` // Ed25519 private key, fresh for this mailbox
+	Mailbox []byte    `json:"mailbox"`
+	Deposit []byte    `json:"deposit"`
+	Created time.Time `json:"created"`
+}
+
+// ownMailboxesLocked lists this device's mailboxes for its card.
+func (n *Node) ownMailboxesLocked() []card.Mailbox {
+	var out []card.Mailbox
+	for _, r := range n.mailboxes {
+		if len(out) == card.MaxMailboxes {
+			break
+		}
+		m, err := ma.NewMultiaddr(r.Relay)
+		if err != nil {
+			continue
+		}
+		out = append(out, card.Mailbox{Relay: m.Bytes(), DepositID: r.Deposit})
+	}
+	return out
+}
+
+// loadMailboxesLocked reads the mailbox records.
+func (n *Node) loadMailboxesLocked() error {
+	return n.tabs.mailboxes.Scan(func(id, v []byte) error {
+		var r mailboxRec
+		if err := jsonUnmarshal(v, &r); err != nil {
+			return err
+		}
+		n.mailboxes[peer.ID(id)] = &r
+		return nil
+	})
+}
+
+// mailboxLoop keeps a mailbox on one relay: it creates it once, uploads
+// prekeys, and holds a live subscription, draining what arrives and
+// acknowledging each envelope after it is stored. It reconnects with
+// back-off until ctx ends.
+func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
+	defer n.wg.Done()
+	backoff := backoffMin
+	uploaded := false
+	for ctx.Err() == nil {
+		err := n.serveMailbox(ctx, ri, addr, &uploaded)
+		if ctx.Err() != nil {
+			return
+		}
+		n.log.Debug("relay mailbox unavailable, retrying", "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, mailboxBackoff)
+	}
+}
+
+func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded *bool) error {
+	rec, err := n.ensureMailbox(ctx, ri, addr)
+	if err != nil {
+		return err
+	}
+	owner := ed25519.PrivateKey(rec.Owner)
+	var mbox relay.ID
+	copy(mbox[:], rec.Mailbox)
+	if !*uploaded {
+		if err := n.uploadPrekeys(ctx, ri, mbox, owner); err != nil {
+			n.log.Debug("prekey upload failed", "err", err)
+		} else {
+			*uploaded = true
+		}
+	}
+	sub, err := n.relays.Subscribe(ctx, n.hostOf(), ri, mbox, owner, true)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		var batch []*relay.Deliver
+		select {
+		case <-ctx.Done():
+			return nil
+		case d, ok := <-sub.Messages():
+			if !ok {
+				return sub.Err()
+			}
+			batch = append(batch, d)
+		}
+		// Take whatever else is already waiting: one commit for all.
+	more:
+		for len(batch) < deliverWindow {
+			select {
+			case d, ok := <-sub.Messages():
+				if !ok {
+					break more
+				}
+				batch = append(batch, d)
+			default:
+				break more
+			}
+		}
+		items := make([]*envelope.Inner, len(batch))
+		for i, d := range batch {
+			in, err := n.opener.Open(d.Envelope)
+			if err != nil {
+				n.log.Debug("undecryptable envelope from relay", "err", err)
+				continue
+			}
+			items[i] = in
+		}
+		statuses := n.receive(items, true)
+		for i, d := range batch {
+			if statuses[i] == ackRetry {
+				continue // stays on the relay; delivered again next time
+			}
+			if err := sub.Ack(d.Message); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ensureMailbox returns the mailbox on a relay, creating it on first use.
+func (n *Node) ensureMailbox(ctx context.Context, ri peer.AddrInfo, addr string) (*mailboxRec, error) {
+	n.mu.Lock()
+	rec := n.mailboxes[ri.ID]
+	n.mu.Unlock()
+	if rec != nil {
+		return rec, nil
+	}
+	_, owner, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+	defer cancel()
+	created, err := n.relays.Create(rctx, n.hostOf(), ri, owner, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create mailbox: %w", err)
+	}
+	rec = &mailboxRec{Relay: addr, Owner: owner, Mailbox: created.Mailbox[:], Deposit: created.Deposit[:], Created: time.Now().UTC()}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	b := n.db.Batch()
+	putJSON(b, n.tabs.mailboxes, []byte(ri.ID), rec)
+	if err := n.commit(b); err != nil {
+		return nil, err
+	}
+	n.mailboxes[ri.ID] = rec
+	n.ownCard = nil // the card now lists this mailbox
+	n.log.Info("mailbox created on relay")
+	return rec, nil
+}
+
+// uploadPrekeys gives the relay a last-resort bundle and one-time bundles
+// to hand to senders who start a session while this device is offline.
+func (n *Node) uploadPrekeys(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) error {
+	n.mu.Lock()
+	now := time.Now()
+	pk := n.local.Prekeys
+	if ec, _ := pk.OneTimeAvailable(); ec < oneTimeBundles {
+		if err := pk.GenerateOneTime(oneTimeBundles-ec, now); err != nil {
+			n.mu.Unlock()
+			return err
+		}
+	}
+	var oneTime [][]byte
+	var lastResort []byte
+	for range oneTimeBundles {
+		b, err := pk.Bundle(now)
+		if err != nil {
+			n.mu.Unlock()
+			return err
+		}
+		if b.OneTime == nil {
+			break
+		}
+		oneTime = append(oneTime, b.Marshal())
+		b.OneTime, b.PQOneTime = nil, nil
+		lastResort = b.Marshal()
+	}
+	if lastResort == nil {
+		b, err := pk.Bundle(now)
+		if err != nil {
+			n.mu.Unlock()
+			return err
+		}
+		b.OneTime, b.PQOneTime = nil, nil
+		lastResort = b.Marshal()
+	}
+	err := n.savePrekeysLocked()
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+	defer cancel()
+	return n.relays.PutPrekeys(rctx, n.hostOf(), ri, mbox, owner, lastResort, oneTime)
+}
+
+func (n *Node) hostOf() host.Host {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.host
+}
+
+// depositRound seals each entry to the recipient device's mailbox key and
+// deposits it into every mailbox the device lists. An entry counts as sent
+// once one relay gave a receipt; it stops the round at the first entry no
+// relay took, so order is kept.
+func (n *Node) depositRound(ctx context.Context, q *peerQueue, batch []*outEntry) error {
+	n.mu.Lock()
+	var boxes []card.Mailbox
+	for _, c := range n.contacts {
+		if d := c.card.Device(q.cert.DeviceID()); d != nil {
+			boxes = d.Mailboxes
+		}
+	}
+	h := n.host
+	n.mu.Unlock()
+	if len(boxes) == 0 {
+		return errNoMailbox
+	}
+	statuses := make([]byte, 0, len(batch))
+	acc, dev := n.cert.Account(), n.cert.DeviceID()
+	for _, e := range batch {
+		sealed, err := envelope.Seal(q.cert.MailboxKey(), &envelope.Inner{
+			SenderAccount: acc, SenderDevice: dev, Kind: envelope.Kind(e.Kind), Body: e.Body})
+		if err != nil {
+			statuses = append(statuses, ackRejected)
+			continue
+		}
+		ok := false
+		var lastErr error
+		for _, mb := range boxes {
+			ri, err := relayInfo(mb)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			var dep relay.ID
+			copy(dep[:], mb.DepositID)
+			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+			_, err = n.relays.Deposit(rctx, h, ri, dep, sealed)
+			cancel()
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			ok = true
+		}
+		if !ok {
+			if len(statuses) > 0 {
+				break
+			}
+			return fmt.Errorf("no relay took the message: %w", lastErr)
+		}
+		statuses = append(statuses, ackOK)
+	}
+	n.settle(batch[:len(statuses)], statuses, StateSent)
+	return nil
+}
+
+var errNoMailbox = errors.New("recipient lists no mailbox")
+
+func relayInfo(mb card.Mailbox) (peer.AddrInfo, error) {
+	m, err := ma.NewMultiaddrBytes(mb.Relay)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	pi, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	return *pi, nil
+}

@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/libp2p/go-libp2p"
+
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/relay"
+)
+
+// startRelay runs an in-process relay on loopback and returns its address.
+func startRelay(t testing.TB, cfg relay.Config) string {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(t.TempDir(), store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := relay.New(cfg, h, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	<-srv.Ready()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		db.Close()
+		h.Close()
+	})
+	return fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID())
+}
+
+func waitMailbox(t testing.TB, r *running) {
+	waitFor(t, "a mailbox on the relay", func() bool {
+		s, err := r.n.Self()
+		return err == nil && s.Mailboxes > 0
+	})
+}
+
+func TestOfflineDeliveryThroughRelay(t *testing.T) {
+	addr := startRelay(t, relay.Config{})
+	aHome, bHome := newHome(t, "alice"), newHome(t, "bob")
+	a := startNodeCfg(t, Config{Home: aHome, Relays: []string{addr}})
+	defer func() { a.stop(t) }()
+	b := startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	waitMailbox(t, a)
+	waitMailbox(t, b)
+	befriend(t, a, b)
+	b.stop(t)
+
+	ctx := context.Background()
+	var ids []string
+	for i := range 5 {
+		m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: fmt.Sprintf("offline %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	for _, id := range ids {
+		wctx, cancel := context.WithTimeout(ctx, 20e9)
+		m, err := a.n.WaitState(wctx, id, StateSent)
+		cancel()
+		if err != nil || m.State != StateSent {
+			t.Fatalf("message %s: state %s, %v (want sent: on the relay)", id, m.State, err)
+		}
+	}
+	b = startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	defer b.stop(t)
+	waitFor(t, "5 messages from the relay", func() bool { return len(texts(t, b.n, "alice", "in")) == 5 })
+	for i, s := range texts(t, b.n, "alice", "in") {
+		if s != fmt.Sprintf("offline %d", i) {
+			t.Fatalf("message %d is %q", i, s)
+		}
+	}
+	// Bob's delivery receipts move Alice's messages to delivered.
+	waitFor(t, "delivery receipts", func() bool {
+		msgs, _ := a.n.Messages("bob", 0)
+		for _, m := range msgs {
+			if m.State != StateDelivered {
+				return false
+			}
+		}
+		return true
+	})
+}
