@@ -124,6 +124,7 @@ type Engine struct {
 	ro         *roster
 	parkedOps  []*Op
 	parkedPW   []parkedPW
+	retrying   bool
 	secrets    map[[32]byte][32]byte // epoch id → epoch secret
 	contribs   map[[32]byte]*contribution
 	own        map[[32]byte]*ownKey // epoch id → this device's sender key
@@ -336,7 +337,10 @@ func (e *Engine) applyLocked(o *Op, fx *Effects) error {
 		return nil
 	}
 	if err != nil {
-		if parkable(err) && len(e.parkedOps) < maxParked && !slices.ContainsFunc(e.parkedOps, func(p *Op) bool { return p.hash == o.hash }) {
+		if parkable(err) && !slices.ContainsFunc(e.parkedOps, func(p *Op) bool { return p.hash == o.hash }) {
+			if len(e.parkedOps) >= maxParked {
+				e.parkedOps = e.parkedOps[1:]
+			}
 			e.parkedOps = append(e.parkedOps, o)
 		}
 		return err
@@ -359,6 +363,7 @@ func (e *Engine) applyLocked(o *Op, fx *Effects) error {
 		}
 	}
 	e.reconcileLocked(fx)
+	e.retryParkedLocked(fx)
 	return nil
 }
 
@@ -765,15 +770,28 @@ func (e *Engine) HandlePairwise(account identity.AccountID, device identity.Devi
 	fx := new(Effects)
 	err = e.handlePairwiseLocked(account, device, p, fx)
 	if errors.Is(err, ErrParked) {
-		if len(e.parkedPW) < maxParked {
-			e.parkedPW = append(e.parkedPW, parkedPW{account, device, codec.Clone(data)})
+		if len(e.parkedPW) >= maxParked {
+			e.parkedPW = e.parkedPW[1:]
 		}
+		e.parkedPW = append(e.parkedPW, parkedPW{account, device, codec.Clone(data)})
 		return fx, err
 	}
 	if err != nil {
 		return nil, err
 	}
-	// Held key and secret messages may apply now.
+	e.retryParkedLocked(fx)
+	return fx, nil
+}
+
+// retryParkedLocked retries held key and secret messages until none more
+// applies. Nested calls (an op applied by a retried message) return at
+// once; the outer loop picks up what they enabled.
+func (e *Engine) retryParkedLocked(fx *Effects) {
+	if e.retrying {
+		return
+	}
+	e.retrying = true
+	defer func() { e.retrying = false }()
 	for progress := true; progress; {
 		progress = false
 		for i := 0; i < len(e.parkedPW); i++ {
@@ -786,7 +804,6 @@ func (e *Engine) HandlePairwise(account identity.AccountID, device identity.Devi
 			}
 		}
 	}
-	return fx, nil
 }
 
 func (e *Engine) epochByIDLocked(n uint64, id [32]byte) *epochRec {
@@ -858,8 +875,12 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		if ep.n < e.minEpoch {
 			return ErrEpoch
 		}
-		if !e.ro.isMemberDevice(acc, dev) || p.dist.Device != dev {
+		if p.dist.Device != dev {
 			return ErrWrongSender
+		}
+		if !e.ro.isMemberDevice(acc, dev) {
+			// Perhaps its Accept has not arrived yet.
+			return ErrParked
 		}
 		if p.dist.Epoch != ep.n || p.dist.GroupID != e.ro.id {
 			return ErrEpoch
