@@ -46,8 +46,9 @@ const (
 	MaxNameSize = 64
 	// MaxOps bounds the operation log (the group must be re-created after).
 	MaxOps = 16384
-	// MaxPlaintext is the largest plaintext Seal accepts.
-	MaxPlaintext = senderkey.MaxPlaintext
+	// MaxPlaintext is the largest plaintext Seal accepts (one byte of the
+	// senderkey plaintext is the inner kind).
+	MaxPlaintext = senderkey.MaxPlaintext - 1
 	// MaxWireSize is the largest group wire message: two bytes of framing
 	// and a senderkey message.
 	MaxWireSize = 2 + senderkey.MaxMessageSize

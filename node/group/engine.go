@@ -222,7 +222,7 @@ func (e *Engine) Topic() string {
 	if cur == nil || e.ro.members[e.self] == nil {
 		return ""
 	}
-	s, ok := e.secrets[cur.id]
+	s, ok := e.secrets[cur.key]
 	if !ok {
 		return ""
 	}
@@ -244,7 +244,7 @@ func (e *Engine) Topics() []string {
 		if ep.n < e.minEpoch {
 			break
 		}
-		if s, ok := e.secrets[ep.id]; ok {
+		if s, ok := e.secrets[ep.key]; ok {
 			out = append(out, topicName(e.ro.id, ep.n, s))
 		}
 	}
@@ -410,7 +410,7 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 				}
 			}
 		}
-		if _, ok := e.secrets[ep.id]; ok {
+		if _, ok := e.secrets[ep.key]; ok {
 			continue
 		}
 		c := e.contribs[ep.id]
@@ -418,9 +418,9 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 			continue
 		}
 		if i == 0 {
-			e.secrets[ep.id] = epochSecret(ro.id, ep, nil, c.c)
-		} else if prev, ok := e.secrets[eps[i-1].id]; ok {
-			e.secrets[ep.id] = epochSecret(ro.id, ep, prev[:], c.c)
+			e.secrets[ep.key] = epochSecret(ro.id, ep, nil, c.c)
+		} else if prev, ok := e.secrets[eps[i-1].key]; ok {
+			e.secrets[ep.key] = epochSecret(ro.id, ep, prev[:], c.c)
 		}
 	}
 	// 2. The current epoch: grace timer and this device's sender key.
@@ -428,8 +428,8 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 	if cur == nil {
 		return
 	}
-	if cur.id != e.curID {
-		e.curID = cur.id
+	if cur.key != e.curID {
+		e.curID = cur.key
 		e.epochStart = e.cfg.Now()
 	}
 	e.expireLocked()
@@ -437,18 +437,18 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 	if ro.members[e.self] == nil {
 		return
 	}
-	secret, ok := e.secrets[cur.id]
+	secret, ok := e.secrets[cur.key]
 	if !ok {
 		return
 	}
-	k := e.own[cur.id]
+	k := e.own[cur.key]
 	if k == nil {
 		sk, err := senderkey.NewSenderKey(ro.id, cur.n, e.cfg.Device)
 		if err != nil {
 			return
 		}
 		k = &ownKey{n: cur.n, sk: sk, sent: make(map[identity.DeviceID]bool)}
-		e.own[cur.id] = k
+		e.own[cur.key] = k
 		// Our own chain, so our other devices' echoes and anti-entropy
 		// replies of our messages verify like anyone else's.
 		_ = e.recv.Add(sk.Distribution())
@@ -490,12 +490,13 @@ func (e *Engine) expireLocked() {
 // kept window.
 func (e *Engine) pruneLocked() {
 	eps := e.ro.epochs
-	if len(eps) <= keepEpochs {
-		return
+	if len(eps) > keepEpochs {
+		eps = eps[len(eps)-keepEpochs:]
 	}
-	keep := make(map[[32]byte]bool, keepEpochs)
-	for _, ep := range eps[len(eps)-keepEpochs:] {
+	keep := make(map[[32]byte]bool, 2*keepEpochs)
+	for _, ep := range eps {
 		keep[ep.id] = true
+		keep[ep.key] = true
 	}
 	for id := range e.secrets {
 		if !keep[id] {
@@ -542,7 +543,7 @@ func (e *Engine) makeOpLocked(o *Op) (*Effects, error) {
 			direct = e.toInviterLocked(inv.by, pairwiseOp(e.ro.id, o))
 		}
 	}
-	oldKey := e.own[cur.id]
+	oldKey := e.own[cur.key]
 	fx := new(Effects)
 	if err := e.applyLocked(o, fx); err != nil {
 		return nil, err
@@ -681,12 +682,14 @@ func (e *Engine) Seal(plaintext []byte) ([]byte, MsgID, error) {
 }
 
 func (e *Engine) sealLocked(k *ownKey, kind byte, pt []byte) ([]byte, error) {
-	ct, err := k.sk.Encrypt(pt)
+	inner := make([]byte, 0, 1+len(pt))
+	inner = append(append(inner, kind), pt...)
+	ct, err := k.sk.Encrypt(inner)
 	if err != nil {
 		return nil, fmt.Errorf("group: seal: %w", err)
 	}
 	w := make([]byte, 0, 2+len(ct))
-	w = append(w, Version, kind)
+	w = append(w, Version, kindGroupMsg)
 	w = append(w, ct...)
 	h, _ := parseWireHeader(w)
 	e.recordLocked(msgID(w), h, w)
@@ -731,11 +734,18 @@ func (e *Engine) Open(wire []byte) (*Received, error) {
 	}
 	e.recordLocked(id, h, wire)
 	rec := &Received{ID: id, Account: acc, Device: h.device, Epoch: h.epoch}
-	if h.kind == kindAppMsg {
-		rec.Plaintext = pt
+	switch {
+	case len(pt) == 0:
+		rec.OpErr = fmt.Errorf("%w: empty plaintext", ErrMalformed)
+		return rec, nil
+	case pt[0] == kindAppMsg:
+		rec.Plaintext = pt[1:]
+		return rec, nil
+	case pt[0] != kindOpMsg:
+		rec.OpErr = fmt.Errorf("%w: inner kind %#x", ErrMalformed, pt[0])
 		return rec, nil
 	}
-	o, err := ParseOp(pt)
+	o, err := ParseOp(pt[1:])
 	if err != nil {
 		rec.OpErr = err
 		return rec, nil
@@ -806,15 +816,29 @@ func (e *Engine) retryParkedLocked(fx *Effects) {
 	}
 }
 
-func (e *Engine) epochByIDLocked(n uint64, id [32]byte) *epochRec {
-	if n >= uint64(len(e.ro.epochs)) {
-		return nil
+// epochByKeyLocked finds a recent epoch by its key (which commits to the
+// whole history of epoch changes before it).
+func (e *Engine) epochByKeyLocked(key [32]byte) *epochRec {
+	eps := e.ro.epochs
+	for i := len(eps) - 1; i >= 0 && i >= len(eps)-keepEpochs; i-- {
+		if eps[i].key == key {
+			return &eps[i]
+		}
 	}
-	ep := &e.ro.epochs[n]
-	if ep.id != id {
-		return nil
+	return nil
+}
+
+// epochByIDLocked finds a recent epoch by the hash of the op that started
+// it. Its number may differ from what the sender believed when concurrent
+// epoch changes were ordered after it wrote.
+func (e *Engine) epochByIDLocked(id [32]byte) *epochRec {
+	eps := e.ro.epochs
+	for i := len(eps) - 1; i >= 0 && i >= len(eps)-keepEpochs; i-- {
+		if eps[i].id == id {
+			return &eps[i]
+		}
 	}
-	return ep
+	return nil
 }
 
 func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.DeviceID, p *pairwiseMsg, fx *Effects) error {
@@ -845,7 +869,7 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		}
 		return nil
 	case pwSecret:
-		ep := e.epochByIDLocked(p.epoch, p.epochID)
+		ep := e.epochByIDLocked(p.epochID)
 		if ep == nil {
 			if p.epoch+keepEpochs < uint64(len(e.ro.epochs)) {
 				return ErrEpoch
@@ -864,32 +888,35 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		e.reconcileLocked(fx)
 		return nil
 	case pwKey:
-		ep := e.epochByIDLocked(p.epoch, p.epochID)
-		if ep == nil {
-			if p.epoch+keepEpochs < uint64(len(e.ro.epochs)) {
-				return ErrEpoch
-			}
-			return ErrParked
-		}
-		e.expireLocked()
-		if ep.n < e.minEpoch {
-			return ErrEpoch
-		}
 		if p.dist.Device != dev {
 			return ErrWrongSender
 		}
-		if !e.ro.isMemberDevice(acc, dev) {
-			// Perhaps its Accept has not arrived yet.
-			return ErrParked
-		}
-		if p.dist.Epoch != ep.n || p.dist.GroupID != e.ro.id {
+		if p.dist.Epoch != p.epoch || p.dist.GroupID != e.ro.id {
 			return ErrEpoch
+		}
+		e.expireLocked()
+		cur := e.ro.epoch()
+		if p.epoch < e.minEpoch {
+			return ErrEpoch
+		}
+		if p.epoch > cur.n {
+			return ErrParked // its epoch change has not arrived yet
+		}
+		if !e.ro.isMemberDevice(acc, dev) {
+			return ErrParked // perhaps its Accept has not arrived yet
 		}
 		if err := e.recv.Add(p.dist); err != nil {
 			return fmt.Errorf("%w: %v", ErrBadOp, err)
 		}
-		if _, ok := e.secrets[ep.id]; !ok && ep.members != nil && ep.members[acc] {
-			e.secrets[ep.id] = p.secret
+		// The secret is taken only if the sender's history of epoch
+		// changes is ours. A key made before its sender saw a concurrent
+		// epoch change still installs its chain: the sender is a current
+		// member, and its messages sent meanwhile stay readable.
+		ep := e.epochByKeyLocked(p.epochID)
+		if ep != nil && ep.n == p.epoch && ep.members != nil && ep.members[acc] {
+			if _, ok := e.secrets[ep.key]; !ok {
+				e.secrets[ep.key] = p.secret
+			}
 		}
 		e.reconcileLocked(fx)
 		return nil

@@ -2,6 +2,8 @@ package group
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -136,6 +138,7 @@ func devicesSorted(ds []identity.DeviceID) bool {
 type epochRec struct {
 	n         uint64
 	id        [32]byte // hash of the op that started it
+	key       [32]byte // SHA-256(previous key ‖ n ‖ id): the epoch with its history
 	authorAcc identity.AccountID
 	authorDev identity.DeviceID // the device that picks the epoch contribution
 	members   map[identity.AccountID]bool
@@ -197,6 +200,15 @@ func sortedAccounts[V any](m map[identity.AccountID]V) []identity.AccountID {
 func (r *roster) newEpoch(o *Op, acc identity.AccountID, dev identity.DeviceID) {
 	e := epochRec{n: uint64(len(r.epochs)), id: o.hash, authorAcc: acc, authorDev: dev,
 		members: make(map[identity.AccountID]bool, len(r.members))}
+	var prev [32]byte
+	if p := r.epoch(); p != nil {
+		prev = p.key
+	}
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(binary.BigEndian.AppendUint64(nil, e.n))
+	h.Write(o.hash[:])
+	h.Sum(e.key[:0])
 	for a := range r.members {
 		e.members[a] = true
 	}

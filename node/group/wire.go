@@ -11,18 +11,23 @@ import (
 	"github.com/hushnet/hush/crypto/suite"
 )
 
-// Group wire message kinds (second byte).
+// kindGroupMsg is the second byte of every group wire message. What the
+// message carries is the first byte of its plaintext, inside the AEAD and
+// the signature, so it cannot be changed in transit.
+const kindGroupMsg byte = 'G'
+
+// Inner kinds (first plaintext byte).
 const (
-	kindAppMsg byte = 'm' // plaintext is an application payload
-	kindOpMsg  byte = 'o' // plaintext is an encoded Op
+	kindAppMsg byte = 'm' // the rest is an application payload
+	kindOpMsg  byte = 'o' // the rest is an encoded Op
 )
 
-// minWire is framing plus the smallest senderkey message.
-const minWire = 2 + senderkey.MessageOverhead
+// minWire is framing plus the smallest senderkey message (one byte of
+// plaintext).
+const minWire = 2 + senderkey.MessageOverhead + 1
 
 // wireHeader is the clear part of a group wire message.
 type wireHeader struct {
-	kind      byte
 	group     GroupID
 	epoch     uint64
 	device    identity.DeviceID
@@ -37,14 +42,13 @@ func parseWireHeader(w []byte) (wireHeader, error) {
 	if len(w) > MaxWireSize {
 		return h, fmt.Errorf("%w: message of %d bytes, limit %d", ErrTooLarge, len(w), MaxWireSize)
 	}
-	if len(w) < minWire || w[0] != Version || (w[1] != kindAppMsg && w[1] != kindOpMsg) {
+	if len(w) < minWire || w[0] != Version || w[1] != kindGroupMsg {
 		return h, fmt.Errorf("%w: group message framing", ErrMalformed)
 	}
 	r := codec.NewReader(w[2 : 2+senderkey.HeaderSize])
 	if v, s := r.U8(), r.U8(); v != suite.Version || s != suite.ID {
 		return h, fmt.Errorf("%w: group message version", ErrMalformed)
 	}
-	h.kind = w[1]
 	copy(h.group[:], r.Fixed(32))
 	h.epoch = r.U64()
 	copy(h.device[:], r.Fixed(identity.DeviceIDSize))
@@ -131,7 +135,7 @@ func (e *Engine) keyMsg(ep *epochRec, secret [32]byte, sk *senderkey.SenderKey) 
 	d, _ := sk.Distribution().MarshalBinary()
 	w := pairwiseHeader(pwKey, e.ro.id, 72+len(d))
 	w.U64(ep.n)
-	w.Fixed(ep.id[:])
+	w.Fixed(ep.key[:])
 	w.Fixed(secret[:])
 	w.Fixed(d)
 	return w.Bytes()
@@ -324,7 +328,7 @@ func (e *Engine) loadOpsLocked(ops []*Op) error {
 		return fmt.Errorf("%w: log without its create op", ErrMalformed)
 	}
 	e.ops = sorted
-	e.curID = e.ro.epoch().id
+	e.curID = e.ro.epoch().key
 	e.epochStart = e.cfg.Now()
 	return nil
 }
