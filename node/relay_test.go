@@ -47,6 +47,8 @@ func waitMailbox(t testing.TB, r *running) {
 	})
 }
 
+const offlineCount = 100
+
 func TestOfflineDeliveryThroughRelay(t *testing.T) {
 	addr := startRelay(t, relay.Config{})
 	aHome, bHome := newHome(t, "alice"), newHome(t, "bob")
@@ -60,7 +62,7 @@ func TestOfflineDeliveryThroughRelay(t *testing.T) {
 
 	ctx := context.Background()
 	var ids []string
-	for i := range 5 {
+	for i := range offlineCount {
 		m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: fmt.Sprintf("offline %d", i)})
 		if err != nil {
 			t.Fatal(err)
@@ -77,7 +79,7 @@ func TestOfflineDeliveryThroughRelay(t *testing.T) {
 	}
 	b = startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
 	defer b.stop(t)
-	waitFor(t, "5 messages from the relay", func() bool { return len(texts(t, b.n, "alice", "in")) == 5 })
+	waitFor(t, "messages from the relay", func() bool { return len(texts(t, b.n, "alice", "in")) == offlineCount })
 	for i, s := range texts(t, b.n, "alice", "in") {
 		if s != fmt.Sprintf("offline %d", i) {
 			t.Fatalf("message %d is %q", i, s)

@@ -175,7 +175,7 @@ type message struct {
 func (u *user) messages(contact string) []message {
 	u.t.Helper()
 	var ms []message
-	if err := json.Unmarshal([]byte(u.mustRun("messages", contact, "--json")), &ms); err != nil {
+	if err := json.Unmarshal([]byte(u.mustRun("messages", contact, "--json", "--limit", "0")), &ms); err != nil {
 		u.t.Fatal(err)
 	}
 	return ms

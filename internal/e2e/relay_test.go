@@ -147,7 +147,10 @@ func TestOfflineThroughRelay(t *testing.T) {
 
 	bob.start()
 	defer bob.stop()
-	eventually(t, "100 messages at bob", func() bool { return len(dir(bob.messages("alice"), "in")) >= 100 })
+	eventually(t, "100 messages at bob", func() bool {
+		n := len(dir(bob.messages("alice"), "in"))
+		return n >= 100
+	})
 	time.Sleep(time.Second)
 	in := dir(bob.messages("alice"), "in")
 	if len(in) != 100 {
