@@ -191,3 +191,144 @@ func accountOfRunning(t *testing.T, u *user) string {
 	}
 	return self.Account
 }
+
+// sendAll sends n numbered messages and returns their texts.
+func sendAll(t *testing.T, u *user, to, prefix string, n int) []string {
+	var out []string
+	for i := range n {
+		text := fmt.Sprintf("%s %03d", prefix, i)
+		u.mustRun("send", to, text)
+		out = append(out, text)
+	}
+	return out
+}
+
+func waitNoQueued(t *testing.T, u *user, contact string) {
+	eventually(t, "every message on a relay or delivered", func() bool {
+		for _, m := range dir(u.messages(contact), "out") {
+			if m.State == "queued" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// expectExactly checks that u received exactly want from contact, in order.
+func expectExactly(t *testing.T, u *user, contact string, want []string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d messages", len(want)), func() bool { return len(dir(u.messages(contact), "in")) >= len(want) })
+	time.Sleep(time.Second)
+	in := dir(u.messages(contact), "in")
+	if len(in) != len(want) {
+		t.Fatalf("%d messages, want exactly %d (nothing doubled)", len(in), len(want))
+	}
+	for i, m := range in {
+		if m.Text != want[i] {
+			t.Fatalf("message %d is %q, want %q", i, m.Text, want[i])
+		}
+	}
+}
+
+// Two relays; one is killed while the recipient is offline: nothing is
+// lost, nothing doubled.
+func TestTwoRelaysOneKilled(t *testing.T) {
+	r1, r2 := newRelay(t, ""), newRelay(t, "")
+	r1.start()
+	defer r1.stop(syscall.SIGTERM)
+	r2.start()
+	defer r2.stop(syscall.SIGTERM)
+	alice, bob := newUser(t, "alice"), newUser(t, "bob")
+	alice.startWithRelays(r1, r2)
+	defer alice.stop()
+	bob.startWithRelays(r1, r2)
+	bob.waitMailboxes(2)
+	befriend(t, alice, bob, "alice", "bob")
+	bob.stop()
+
+	want := sendAll(t, alice, "bob", "both relays", 20)
+	waitNoQueued(t, alice, "bob")
+	r1.stop(syscall.SIGKILL) // gone, with what it held
+	want = append(want, sendAll(t, alice, "bob", "one relay", 20)...)
+	waitNoQueued(t, alice, "bob")
+
+	bob.start()
+	defer bob.stop()
+	expectExactly(t, bob, "alice", want)
+}
+
+// kill -9 of the relay right after its receipts loses nothing.
+func TestRelayKilledAfterReceipts(t *testing.T) {
+	r := newRelay(t, "")
+	r.start()
+	defer r.stop(syscall.SIGTERM)
+	alice, bob := newUser(t, "alice"), newUser(t, "bob")
+	alice.startWithRelays(r)
+	defer alice.stop()
+	bob.startWithRelays(r)
+	bob.waitMailboxes(1)
+	befriend(t, alice, bob, "alice", "bob")
+	bob.stop()
+
+	want := sendAll(t, alice, "bob", "receipted", 30)
+	waitNoQueued(t, alice, "bob") // every message has a relay receipt
+	r.stop(syscall.SIGKILL)
+	alice.stop()
+	r.start() // same data directory and port
+	bob.start()
+	defer bob.stop()
+	expectExactly(t, bob, "alice", want)
+}
+
+// A flood from one sender fills the mailbox (quota); another sender's
+// message waits in its outbox and gets through once the owner drains; the
+// relay's disk use stays under its cap.
+func TestFloodQuota(t *testing.T) {
+	r := newRelay(t, `{"max_messages": 25, "peer_rate": 20, "peer_burst": 10, "max_store_bytes": 4194304}`)
+	r.start()
+	defer r.stop(syscall.SIGTERM)
+	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
+	for _, u := range []*user{alice, bob, carol} {
+		u.startWithRelays(r)
+		defer u.stop()
+	}
+	bob.waitMailboxes(1)
+	befriend(t, alice, bob, "alice", "bob")
+	befriend(t, carol, bob, "carol", "bob")
+	bob.stop()
+
+	flood := sendAll(t, alice, "bob", "flood", 60)
+	eventually(t, "the mailbox to fill", func() bool {
+		sent := 0
+		for _, m := range dir(alice.messages("bob"), "out") {
+			if m.State == "sent" {
+				sent++
+			}
+		}
+		return sent == 25
+	})
+	carolsMsg := sendAll(t, carol, "bob", "from carol", 1)
+	time.Sleep(2 * time.Second)
+	for _, m := range dir(carol.messages("bob"), "out") {
+		if m.State != "queued" {
+			t.Fatalf("carol's message is %s while the mailbox is full; want queued", m.State)
+		}
+	}
+	if used := dirSize(t, r.dir); used > 4<<20+2<<20 {
+		t.Fatalf("relay data uses %d bytes, cap 4 MiB (+ database overhead)", used)
+	}
+	bob.start()
+	expectExactly(t, bob, "alice", flood)
+	expectExactly(t, bob, "carol", carolsMsg)
+}
+
+func dirSize(t *testing.T, root string) int64 {
+	var n int64
+	filepath.Walk(root, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
