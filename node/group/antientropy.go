@@ -37,6 +37,28 @@ func (e *Engine) markSeenLocked(r Ref) {
 	e.seen[c] = addRange(rs, r.Iteration)
 }
 
+// markBelowLocked records iterations [0, n) of chain c as not wanted.
+func (e *Engine) markBelowLocked(c chainRef, n uint32) {
+	if n == 0 {
+		return
+	}
+	rs, ok := e.seen[c]
+	if !ok && len(e.seen) >= MaxDigestChains {
+		e.evictChainLocked()
+	}
+	out := []rng{{0, n}}
+	for _, r := range rs {
+		switch {
+		case r.to <= n:
+		case r.from <= n:
+			out[0].to = r.to
+		default:
+			out = append(out, r)
+		}
+	}
+	e.seen[c] = trimRanges(out)
+}
+
 // evictChainLocked drops the chain of the lowest epoch (then device).
 func (e *Engine) evictChainLocked() {
 	var victim *chainRef

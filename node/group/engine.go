@@ -330,14 +330,14 @@ func parkable(err error) bool {
 
 // applyLocked inserts o, parks it if it may apply later, retries parked
 // ops after a success, and reconciles keys and secrets.
-func (e *Engine) applyLocked(o *Op, fx *Effects) error {
+func (e *Engine) applyLocked(o *Op, fx *Effects, park bool) error {
 	before := e.memberDevicesLocked()
 	err := e.insertLocked(o)
 	if errors.Is(err, ErrDuplicate) {
 		return nil
 	}
 	if err != nil {
-		if parkable(err) && !slices.ContainsFunc(e.parkedOps, func(p *Op) bool { return p.hash == o.hash }) {
+		if park && parkable(err) && !slices.ContainsFunc(e.parkedOps, func(p *Op) bool { return p.hash == o.hash }) {
 			if len(e.parkedOps) >= maxParked {
 				e.parkedOps = e.parkedOps[1:]
 			}
@@ -545,7 +545,7 @@ func (e *Engine) makeOpLocked(o *Op) (*Effects, error) {
 	}
 	oldKey := e.own[cur.key]
 	fx := new(Effects)
-	if err := e.applyLocked(o, fx); err != nil {
+	if err := e.applyLocked(o, fx, false); err != nil {
 		return nil, err
 	}
 	if oldKey != nil {
@@ -652,7 +652,7 @@ func (e *Engine) ApplyOp(b []byte) (*Effects, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	fx := new(Effects)
-	if err := e.applyLocked(o, fx); err != nil {
+	if err := e.applyLocked(o, fx, true); err != nil {
 		return nil, err
 	}
 	return fx, nil
@@ -751,7 +751,7 @@ func (e *Engine) Open(wire []byte) (*Received, error) {
 		return rec, nil
 	}
 	rec.Op = o
-	rec.OpErr = e.applyLocked(o, &rec.Effects)
+	rec.OpErr = e.applyLocked(o, &rec.Effects, true)
 	return rec, nil
 }
 
@@ -846,7 +846,7 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 	case pwWelcome:
 		for _, b := range p.ops {
 			if o, err := ParseOp(b); err == nil {
-				_ = e.applyLocked(o, fx)
+				_ = e.applyLocked(o, fx, true)
 			}
 		}
 		return nil
@@ -856,7 +856,7 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 			return err
 		}
 		wasNew := !e.opSet[o.hash]
-		if err := e.applyLocked(o, fx); err != nil {
+		if err := e.applyLocked(o, fx, true); err != nil {
 			return err
 		}
 		// An invitee's answer reaches the group through a member.
@@ -908,6 +908,9 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		if err := e.recv.Add(p.dist); err != nil {
 			return fmt.Errorf("%w: %v", ErrBadOp, err)
 		}
+		// Iterations before the distribution can never be read here:
+		// anti-entropy must not ask for them.
+		e.markBelowLocked(chainRef{dev, p.dist.Epoch, p.dist.ChainID}, p.dist.Iteration)
 		// The secret is taken only if the sender's history of epoch
 		// changes is ours. A key made before its sender saw a concurrent
 		// epoch change still installs its chain: the sender is a current
