@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -148,6 +149,13 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	}
 	n.learnAddrsLocked(c)
 	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(nc.view())}})
+	if n.runCtx != nil {
+		n.wg.Add(1)
+		go func(ctx context.Context) {
+			defer n.wg.Done()
+			n.prefetchPrekeys(ctx, c)
+		}(n.runCtx)
+	}
 	return nc.view(), nil
 }
 

@@ -303,3 +303,38 @@ func relayInfo(mb card.Mailbox) (peer.AddrInfo, error) {
 	}
 	return *pi, nil
 }
+
+// prefetchPrekeys asks a contact's relays for a one-time prekey bundle for
+// each device this node has no session with yet, so the first message
+// can use one-time keys. Best effort: on any failure the card's bundle is
+// used.
+func (n *Node) prefetchPrekeys(ctx context.Context, c *card.Card) {
+	for _, d := range c.Devices {
+		n.mu.Lock()
+		_, have := n.prefetched[d.ID]
+		set := n.sets[d.ID]
+		h := n.host
+		n.mu.Unlock()
+		if have || (set != nil && set.HasSession()) || h == nil {
+			continue
+		}
+		for _, mb := range d.Mailboxes {
+			ri, err := relayInfo(mb)
+			if err != nil {
+				continue
+			}
+			var dep relay.ID
+			copy(dep[:], mb.DepositID)
+			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+			bundle, oneTime, err := n.relays.GetPrekeys(rctx, h, ri, dep)
+			cancel()
+			if err != nil || !oneTime {
+				continue
+			}
+			n.mu.Lock()
+			n.prefetched[d.ID] = bundle
+			n.mu.Unlock()
+			break
+		}
+	}
+}

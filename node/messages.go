@@ -327,9 +327,20 @@ func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now t
 			if cd == nil {
 				continue // a listed device without prekeys in the card: unreachable until it sends
 			}
-			bundle, err := pqxdh.ParseBundle(cd.Bundle.Marshal(), d.SigningKey(), now)
-			if err != nil {
-				return fmt.Errorf("cannot start a session with %s: %w (ask for a fresh link)", c.rec.Name, err)
+			// A one-time bundle fetched from the contact's relay gives
+			// the session forward secrecy from its first message; the
+			// card's bundle (no one-time keys) is the fallback.
+			var bundle *pqxdh.Bundle
+			if b, ok := n.prefetched[d.DeviceID()]; ok {
+				delete(n.prefetched, d.DeviceID())
+				bundle, _ = pqxdh.ParseBundle(b, d.SigningKey(), now)
+			}
+			if bundle == nil {
+				var err error
+				bundle, err = pqxdh.ParseBundle(cd.Bundle.Marshal(), d.SigningKey(), now)
+				if err != nil {
+					return fmt.Errorf("cannot start a session with %s: %w (ask for a fresh link)", c.rec.Name, err)
+				}
 			}
 			if err := set.Start(n.local, bundle); err != nil {
 				return err

@@ -97,8 +97,9 @@ type Node struct {
 	seq         uint64 // last allocated sequence number
 	host        host.Host
 	queues      map[identity.DeviceID]*peerQueue
-	mailboxes   map[peer.ID]*mailboxRec    // this device's mailboxes, by relay
-	waiters     map[string][]chan struct{} // message ID → WaitState callers
+	mailboxes   map[peer.ID]*mailboxRec      // this device's mailboxes, by relay
+	prefetched  map[identity.DeviceID][]byte // one-time prekey bundles from contacts' relays
+	waiters     map[string][]chan struct{}   // message ID → WaitState callers
 	dirty       map[[msgIDSize]byte]*dirtyMsg
 	recent      map[[msgIDSize]byte]*cachedMsg
 	recentOrder [][msgIDSize]byte
@@ -184,20 +185,21 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:       cfg,
-		log:       log,
-		db:        db,
-		tabs:      openTables(db),
-		events:    newHub(),
-		relays:    &relay.Client{},
-		ready:     make(chan struct{}),
-		contacts:  make(map[identity.AccountID]*contact),
-		sets:      make(map[identity.DeviceID]*session.Set),
-		queues:    make(map[identity.DeviceID]*peerQueue),
-		mailboxes: make(map[peer.ID]*mailboxRec),
-		waiters:   make(map[string][]chan struct{}),
-		dirty:     make(map[[msgIDSize]byte]*dirtyMsg),
-		recent:    make(map[[msgIDSize]byte]*cachedMsg),
+		cfg:        cfg,
+		log:        log,
+		db:         db,
+		tabs:       openTables(db),
+		events:     newHub(),
+		relays:     &relay.Client{},
+		prefetched: make(map[identity.DeviceID][]byte),
+		ready:      make(chan struct{}),
+		contacts:   make(map[identity.AccountID]*contact),
+		sets:       make(map[identity.DeviceID]*session.Set),
+		queues:     make(map[identity.DeviceID]*peerQueue),
+		mailboxes:  make(map[peer.ID]*mailboxRec),
+		waiters:    make(map[string][]chan struct{}),
+		dirty:      make(map[[msgIDSize]byte]*dirtyMsg),
+		recent:     make(map[[msgIDSize]byte]*cachedMsg),
 	}
 	if err := n.load(); err != nil {
 		db.Close()

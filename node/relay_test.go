@@ -58,6 +58,13 @@ func TestOfflineDeliveryThroughRelay(t *testing.T) {
 	waitMailbox(t, a)
 	waitMailbox(t, b)
 	befriend(t, a, b)
+	// Alice fetched a one-time prekey bundle from Bob's relay, so her
+	// first message gets one-time keys (forward secrecy from the start).
+	waitFor(t, "a one-time bundle from the relay", func() bool {
+		a.n.mu.Lock()
+		defer a.n.mu.Unlock()
+		return len(a.n.prefetched) == 1
+	})
 	b.stop(t)
 
 	ctx := context.Background()
@@ -69,6 +76,11 @@ func TestOfflineDeliveryThroughRelay(t *testing.T) {
 		}
 		ids = append(ids, m.ID)
 	}
+	a.n.mu.Lock()
+	if len(a.n.prefetched) != 0 {
+		t.Error("the fetched one-time bundle was not used")
+	}
+	a.n.mu.Unlock()
 	for _, id := range ids {
 		wctx, cancel := context.WithTimeout(ctx, 20e9)
 		m, err := a.n.WaitState(wctx, id, StateSent)
