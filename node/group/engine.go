@@ -1,13 +1,11 @@
 package group
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -925,21 +923,4 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		return nil
 	}
 	return ErrMalformed
-}
-
-// sortRefs orders refs for deterministic output.
-func sortRefs(rs []Ref) {
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		if c := bytes.Compare(a.Device[:], b.Device[:]); c != 0 {
-			return c < 0
-		}
-		if a.Epoch != b.Epoch {
-			return a.Epoch < b.Epoch
-		}
-		if a.Chain != b.Chain {
-			return a.Chain < b.Chain
-		}
-		return a.Iteration < b.Iteration
-	})
 }

@@ -70,7 +70,7 @@ func TestLeavePromoteRename(t *testing.T) {
 	fx, err = alice.e.Promote(bob.acct.Public())
 	w.must(alice, fx, err)
 	topic := bob.e.Topic()
-	// The only... no: alice leaves; bob is still an admin.
+	// Alice leaves; bob is still an admin.
 	fx, err = alice.e.Leave()
 	w.must(alice, fx, err)
 	for _, u := range []*user{bob, carol, dave} {
