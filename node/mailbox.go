@@ -239,12 +239,7 @@ func (n *Node) hostOf() host.Host {
 // relay took, so order is kept.
 func (n *Node) depositRound(ctx context.Context, q *peerQueue, batch []*outEntry) error {
 	n.mu.Lock()
-	var boxes []card.Mailbox
-	for _, c := range n.contacts {
-		if d := c.card.Device(q.cert.DeviceID()); d != nil {
-			boxes = d.Mailboxes
-		}
-	}
+	boxes := n.mailboxesOfLocked(q.cert.DeviceID())
 	h := n.host
 	n.mu.Unlock()
 	if len(boxes) == 0 {

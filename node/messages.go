@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hushnet/hush/crypto/card"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -315,15 +316,24 @@ func (n *Node) saveSetLocked(b *store.Batch, s *session.Set) error {
 // entries and session states into b, and queues the entries (not yet
 // releasable until b is committed).
 func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now time.Time) error {
+	return n.encryptToCardLocked(t, c.card, c.rec.Name, nil, p, track, now)
+}
+
+// encryptToCardLocked is encryptToLocked for any card (a contact's or a
+// group member's), optionally for one device only.
+func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *identity.DeviceID, p *payload, track bool, now time.Time) error {
 	b := t.b
 	sent := 0
-	for _, d := range c.card.List.Devices() {
+	for _, d := range cc.List.Devices() {
+		if only != nil && d.DeviceID() != *only {
+			continue
+		}
 		set, err := n.setForLocked(d)
 		if err != nil {
 			return err
 		}
 		if !set.HasSession() {
-			cd := c.card.Device(d.DeviceID())
+			cd := cc.Device(d.DeviceID())
 			if cd == nil {
 				continue // a listed device without prekeys in the card: unreachable until it sends
 			}
@@ -339,7 +349,7 @@ func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now t
 				var err error
 				bundle, err = pqxdh.ParseBundle(cd.Bundle.Marshal(), d.SigningKey(), now)
 				if err != nil {
-					return fmt.Errorf("cannot start a session with %s: %w (ask for a fresh link)", c.rec.Name, err)
+					return fmt.Errorf("cannot start a session with %s: %w (ask for a fresh link)", name, err)
 				}
 			}
 			if err := set.Start(n.local, bundle); err != nil {
@@ -363,7 +373,7 @@ func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now t
 		}
 		e := &outEntry{outRec: outRec{
 			Seq: n.nextSeqLocked(), MsgID: hex.EncodeToString(p.ID[:]), Track: track,
-			Account: c.account().Hex(), Kind: uint8(kind), Body: body, Created: now.UTC(),
+			Account: cc.Account().Hex(), Kind: uint8(kind), Body: body, Created: now.UTC(),
 		}, device: d.DeviceID()}
 		putSeqJSON(b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
 		n.queueLocked(d, e)
@@ -371,7 +381,7 @@ func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now t
 		sent++
 	}
 	if sent == 0 {
-		return fmt.Errorf("%s has no reachable device", c.rec.Name)
+		return fmt.Errorf("%s has no reachable device", name)
 	}
 	return nil
 }

@@ -97,9 +97,10 @@ type Node struct {
 	seq         uint64 // last allocated sequence number
 	host        host.Host
 	queues      map[identity.DeviceID]*peerQueue
-	mailboxes   map[peer.ID]*mailboxRec      // this device's mailboxes, by relay
-	prefetched  map[identity.DeviceID][]byte // one-time prekey bundles from contacts' relays
-	waiters     map[string][]chan struct{}   // message ID → WaitState callers
+	mailboxes   map[peer.ID]*mailboxRec           // this device's mailboxes, by relay
+	prefetched  map[identity.DeviceID][]byte      // one-time prekey bundles from contacts' relays
+	peers       map[identity.AccountID]*card.Card // group members who are not contacts (the directory)
+	waiters     map[string][]chan struct{}        // message ID → WaitState callers
 	dirty       map[[msgIDSize]byte]*dirtyMsg
 	recent      map[[msgIDSize]byte]*cachedMsg
 	recentOrder [][msgIDSize]byte
@@ -192,6 +193,7 @@ func New(cfg Config) (*Node, error) {
 		events:     newHub(),
 		relays:     &relay.Client{},
 		prefetched: make(map[identity.DeviceID][]byte),
+		peers:      make(map[identity.AccountID]*card.Card),
 		ready:      make(chan struct{}),
 		contacts:   make(map[identity.AccountID]*contact),
 		sets:       make(map[identity.DeviceID]*session.Set),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hushnet/hush/crypto/card"
 	"io"
 	"time"
 
@@ -121,12 +122,26 @@ func (n *Node) loadOutboxLocked() error {
 	})
 }
 
-// deviceCertLocked finds a contact device's certificate.
-func (n *Node) deviceCertLocked(id identity.DeviceID) *identity.DeviceCert {
+// cardOfDeviceLocked finds the card that lists a device: a contact's, or
+// a group member's from the directory.
+func (n *Node) cardOfDeviceLocked(id identity.DeviceID) *card.Card {
 	for _, c := range n.contacts {
-		if d := c.card.List.Device(id); d != nil {
-			return d
+		if c.card.List.Contains(id) {
+			return c.card
 		}
+	}
+	for _, c := range n.peers {
+		if c.List.Contains(id) {
+			return c
+		}
+	}
+	return nil
+}
+
+// deviceCertLocked finds a known device's certificate.
+func (n *Node) deviceCertLocked(id identity.DeviceID) *identity.DeviceCert {
+	if c := n.cardOfDeviceLocked(id); c != nil {
+		return c.List.Device(id)
 	}
 	if s := n.sets[id]; s != nil {
 		return s.Remote()
@@ -134,20 +149,23 @@ func (n *Node) deviceCertLocked(id identity.DeviceID) *identity.DeviceCert {
 	return nil
 }
 
-// hasMailboxesLocked reports whether a contact device lists relay mailboxes.
-func (n *Node) hasMailboxesLocked(id identity.DeviceID) bool {
-	for _, c := range n.contacts {
-		if d := c.card.Device(id); d != nil {
-			return len(d.Mailboxes) > 0
+// mailboxesOfLocked lists the relay mailboxes a device's card gives.
+func (n *Node) mailboxesOfLocked(id identity.DeviceID) []card.Mailbox {
+	if c := n.cardOfDeviceLocked(id); c != nil {
+		if d := c.Device(id); d != nil {
+			return d.Mailboxes
 		}
 	}
-	return false
+	return nil
 }
 
-// peerOfLocked returns the libp2p peer of a contact device.
+// hasMailboxesLocked reports whether a device lists relay mailboxes.
+func (n *Node) hasMailboxesLocked(id identity.DeviceID) bool { return len(n.mailboxesOfLocked(id)) > 0 }
+
+// peerOfLocked returns the libp2p peer of a known device.
 func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
-	for _, c := range n.contacts {
-		if d := c.card.Device(id); d != nil {
+	if c := n.cardOfDeviceLocked(id); c != nil {
+		if d := c.Device(id); d != nil {
 			pid, err := peer.IDFromBytes(d.PeerID)
 			return pid, err == nil
 		}

@@ -23,6 +23,15 @@ const (
 	ptDelivery payloadType = 5 // delivery receipt for ids
 	ptRead     payloadType = 6 // read receipt for ids
 	ptTyping   payloadType = 7 // typing indicator (flagOn)
+
+	// Group traffic (docs/protocol/messaging.md "Groups").
+	ptGroup     payloadType = 8  // pairwise: node/group engine data (Data)
+	ptDirectory payloadType = 9  // pairwise: contact cards of a group's members (Data)
+	ptCard      payloadType = 10 // on a group topic: a new member's card (Data)
+	ptSyncAsk   payloadType = 11 // pairwise: "send me your digest of group Target"
+	ptHave      payloadType = 12 // pairwise: a group digest (Data)
+	ptWant      payloadType = 13 // pairwise: refs of group messages wanted (Data)
+	ptRepair    payloadType = 14 // pairwise: group wire messages answering a Want (Data)
 )
 
 const (
@@ -35,6 +44,7 @@ const (
 	msgIDSize        = 16
 	maxReceiptIDs    = 1000
 	maxReactionBytes = 64
+	maxDataSize      = 240 << 10 // fits a ratchet plaintext (252 KiB) with the other fields
 )
 
 var errPayload = errors.New("malformed message payload")
@@ -49,10 +59,11 @@ type payload struct {
 	Flags  uint8
 	IDs    [][msgIDSize]byte // receipts
 	Card   []byte            // sender's contact card, on the first messages of a session
+	Data   []byte            // group payloads
 }
 
 func (p *payload) marshal() []byte {
-	w := codec.NewWriter(64 + len(p.Text) + len(p.Card) + 16*len(p.IDs))
+	w := codec.NewWriter(64 + len(p.Text) + len(p.Card) + len(p.Data) + 16*len(p.IDs))
 	w.U8(payloadVersion)
 	w.U8(uint8(p.Type))
 	w.Fixed(p.ID[:])
@@ -65,6 +76,7 @@ func (p *payload) marshal() []byte {
 		w.Fixed(id[:])
 	}
 	w.Bytes32(p.Card)
+	w.Bytes32(p.Data)
 	return w.Bytes()
 }
 
@@ -86,10 +98,11 @@ func parsePayload(b []byte) (*payload, error) {
 		p.IDs = append(p.IDs, id)
 	}
 	p.Card = codec.Clone(r.Bytes32(card.MaxCardSize))
+	p.Data = codec.Clone(r.Bytes32(maxDataSize))
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errPayload, err)
 	}
-	if p.Type < ptText || p.Type > ptTyping {
+	if p.Type < ptText || p.Type > ptRepair {
 		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
 	}
 	if !utf8.ValidString(p.Text) {

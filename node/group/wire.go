@@ -332,3 +332,13 @@ func (e *Engine) loadOpsLocked(ops []*Op) error {
 	e.epochStart = e.cfg.Now()
 	return nil
 }
+
+// WireGroup returns the group a wire (topic) message belongs to, so a
+// node holding several groups can route it to the right Engine.
+func WireGroup(wire []byte) (GroupID, error) {
+	h, err := parseWireHeader(wire)
+	if err != nil {
+		return GroupID{}, err
+	}
+	return h.group, nil
+}
