@@ -1,0 +1,284 @@
+// Command hush-relay runs a hush relay: the /hush/mailbox/1 store-and-forward
+// mailbox service for offline devices and a circuit relay v2 service open
+// to its mailbox owners (docs/RELAY.md, docs/OPERATIONS.md).
+//
+//	hush-relay [--config FILE] [--data DIR] [--listen MULTIADDR]... [--metrics-addr ADDR]
+//
+// On start it prints one line per listen address, each a full multiaddr
+// ending in /p2p/<PeerID>, then serves until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/relay"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// fileConfig is the JSON config file: relay.Config's fields plus the
+// process's own. Flags override it.
+type fileConfig struct {
+	relay.Config
+	// DataDir is the data directory. Default $XDG_DATA_HOME/hush-relay,
+	// else ./hush-relay-data.
+	DataDir string `json:"data_dir,omitempty"`
+	// Listen are the libp2p listen multiaddrs. Default
+	// /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
+	Listen []string `json:"listen,omitempty"`
+	// MetricsAddr is the host:port of the Prometheus /metrics listener.
+	// Default empty: off.
+	MetricsAddr string `json:"metrics_addr,omitempty"`
+	// ConnLow and ConnHigh are the connection manager watermarks.
+	// Default 2,048 and 8,192.
+	ConnLow  int `json:"conn_low,omitempty"`
+	ConnHigh int `json:"conn_high,omitempty"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `json:"log_level,omitempty"`
+	// NoSync skips fsync on commits: faster, but a crash can lose
+	// receipted deposits. Default false. Only for tests and benchmarks.
+	NoSync bool `json:"no_sync,omitempty"`
+}
+
+var defaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hush-relay:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hush-relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "JSON config `file` (fields: docs/OPERATIONS.md)")
+	dataDir := fs.String("data", "", "data `directory` (default $XDG_DATA_HOME/hush-relay or ./hush-relay-data)")
+	var listen listFlag
+	fs.Var(&listen, "listen", "listen `multiaddr` (repeatable; default TCP and QUIC on port 4001)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this `host:port` (default off)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var cfg fileConfig
+	if *configPath != "" {
+		if err := readConfig(*configPath, &cfg); err != nil {
+			return err
+		}
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if len(listen) > 0 {
+		cfg.Listen = listen
+	}
+	if *metricsAddr != "" {
+		cfg.MetricsAddr = *metricsAddr
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = defaultDataDir()
+	}
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = defaultListen
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cmpOr(cfg.LogLevel, "info"))); err != nil {
+		return fmt.Errorf("config: log_level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	key, err := loadHostKey(filepath.Join(cfg.DataDir, "host.key"))
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Config{NoSync: cfg.NoSync, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	h, err := newHost(key, cfg)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	var reg *prometheus.Registry
+	if cfg.MetricsAddr != "" {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		cfg.Metrics = newPromMetrics(reg)
+	}
+	srv, err := relay.New(cfg.Config, h, db)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if reg != nil {
+		hs := &http.Server{Addr: cfg.MetricsAddr, ReadHeaderTimeout: 10 * time.Second,
+			Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+		go func() {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener failed", "err", err)
+			}
+		}()
+		defer hs.Close()
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		return err
+	}
+	for _, a := range h.Addrs() {
+		fmt.Fprintf(stdout, "%s/p2p/%s\n", a, h.ID())
+	}
+	err = <-done
+	log.Info("bye")
+	return err
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func readConfig(path string, cfg *fileConfig) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+func defaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "hush-relay")
+	}
+	return "hush-relay-data"
+}
+
+// loadHostKey reads the libp2p host key, creating it (mode 0600) on first
+// start.
+func loadHostKey(path string) (crypto.PrivKey, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := crypto.UnmarshalPrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("host key %s: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	b, err = crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	return k, nil
+}
+
+// newHost builds the relay's libp2p host in the node's style (TCP and
+// QUIC, Noise, yamux, resource and connection managers) with limits sized
+// for many mostly idle owner connections.
+func newHost(key crypto.PrivKey, cfg fileConfig) (host.Host, error) {
+	low, high := cfg.ConnLow, cfg.ConnHigh
+	if low <= 0 {
+		low = 2048
+	}
+	if high <= low {
+		high = max(8192, low*2)
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	scaled := limits.AutoScale().ToPartialLimitConfig()
+	scaled.System.Conns = rcmgr.LimitVal(high * 2)
+	scaled.System.ConnsInbound = rcmgr.LimitVal(high * 2)
+	scaled.System.Streams = rcmgr.LimitVal(high * 8)
+	scaled.System.StreamsInbound = rcmgr.LimitVal(high * 8)
+	scaled.System.FD = rcmgr.LimitVal(high * 2)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaled.Build(limits.AutoScale())))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(), // the relay service is started by relay.Server
+		libp2p.DisableMetrics(),
+		libp2p.UserAgent("hush-relay/1"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"github.com/hushnet/hush/relay"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// promMetrics implements relay.Metrics with Prometheus collectors. No
+// label names a mailbox or a peer.
+type promMetrics struct {
+	accepted, acked, delivered, expired, bytesIn prometheus.Counter
+	rejected                                     *prometheus.CounterVec
+	messages, bytes, mailboxes, subscribers      prometheus.Gauge
+}
+
+func newPromMetrics(reg prometheus.Registerer) *promMetrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "hush_relay", Name: name, Help: help})
+	}
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "hush_relay", Name: name, Help: help})
+	}
+	m := &promMetrics{
+		accepted:  c("deposits_accepted_total", "Envelopes stored."),
+		bytesIn:   c("deposit_bytes_total", "Envelope bytes stored."),
+		acked:     c("acks_total", "Envelopes deleted by acknowledgement."),
+		delivered: c("deliveries_total", "Envelopes sent to owners (redeliveries included)."),
+		expired:   c("expired_total", "Envelopes deleted by the TTL."),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "deposits_rejected_total", Help: "Deposits refused, by reason."}, []string{"reason"}),
+		messages:    g("stored_messages", "Envelopes stored."),
+		bytes:       g("stored_bytes", "Envelope bytes stored."),
+		mailboxes:   g("mailboxes", "Mailboxes."),
+		subscribers: g("subscribers", "Open owner subscriptions."),
+	}
+	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
+		m.messages, m.bytes, m.mailboxes, m.subscribers)
+	return m
+}
+
+func (m *promMetrics) DepositAccepted(size int) {
+	m.accepted.Inc()
+	m.bytesIn.Add(float64(size))
+}
+func (m *promMetrics) DepositRejected(code relay.ErrorCode) {
+	m.rejected.WithLabelValues(code.String()).Inc()
+}
+func (m *promMetrics) Delivered(n int) { m.delivered.Add(float64(n)) }
+func (m *promMetrics) Acked(n int)     { m.acked.Add(float64(n)) }
+func (m *promMetrics) Expired(n int)   { m.expired.Add(float64(n)) }
+func (m *promMetrics) Stored(messages, bytes int64) {
+	m.messages.Set(float64(messages))
+	m.bytes.Set(float64(bytes))
+}
+func (m *promMetrics) Mailboxes(n int64)   { m.mailboxes.Set(float64(n)) }
+func (m *promMetrics) Subscribers(n int64) { m.subscribers.Set(float64(n)) }
+
+var _ relay.Metrics = (*promMetrics)(nil)

@@ -1,0 +1,143 @@
+package relay
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// benchConfig lifts the limits that would stop a benchmark.
+var benchConfig = Config{PeerRate: -1, IPRate: -1, MaxMessages: 1 << 30, MaxMailboxBytes: 1 << 40, MaxStoreBytes: 1 << 40}
+
+// BenchmarkDeposit1KiB: many depositors (4 hosts × 64 streams) storing
+// 1 KiB envelopes over real loopback streams, synced in groups.
+func BenchmarkDeposit1KiB(b *testing.B) {
+	r := startRelay(b, benchConfig)
+	c := &Client{}
+	const hosts, streams = 4, 64
+	setup := newHost(b)
+	var boxes []*owner
+	for range 8 {
+		boxes = append(boxes, createMailbox(b, c, setup, r))
+	}
+	env := sealed1K(b)
+	var deps []*Depositor
+	for range hosts {
+		h := newHost(b)
+		for range streams {
+			d, err := c.OpenDepositor(context.Background(), h, r.info)
+			if err != nil {
+				b.Fatal(err)
+			}
+			deps = append(deps, d)
+		}
+	}
+	b.SetBytes(int64(len(env)))
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next sync.Mutex
+	n := 0
+	for i, d := range deps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			box := boxes[i%len(boxes)].created.Deposit
+			for {
+				next.Lock()
+				if n >= b.N {
+					next.Unlock()
+					return
+				}
+				n++
+				next.Unlock()
+				if _, err := d.Deposit(box, env); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deposits/s")
+}
+
+// fill stores n 1 KiB envelopes in o's mailbox.
+func fill(b *testing.B, r *testRelay, o *owner, n int) {
+	c := &Client{}
+	env := sealed1K(b)
+	h := newHost(b)
+	var wg sync.WaitGroup
+	per := (n + 63) / 64
+	for w := 0; w < 64; w++ {
+		k := min(per, n-w*per)
+		if k <= 0 {
+			break
+		}
+		d, err := c.OpenDepositor(context.Background(), h, r.info)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range k {
+				if _, err := d.Deposit(o.created.Deposit, env); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// catchUp subscribes, receives and acks n envelopes, and waits until the
+// relay has deleted them.
+func catchUp(b *testing.B, r *testRelay, o *owner, n int) {
+	c := &Client{}
+	h := newHost(b)
+	sub, err := c.Subscribe(context.Background(), h, r.info, o.created.Mailbox, o.key, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range n {
+		d, ok := <-sub.Messages()
+		if !ok {
+			b.Fatalf("subscription ended: %v", sub.Err())
+		}
+		sub.Ack(d.Message)
+	}
+	sub.Close()
+	if left := r.srv.storedMsgs.Load(); left != 0 {
+		b.Fatalf("%d left after acks", left)
+	}
+}
+
+// BenchmarkFetchAck1KiB: an owner receives and acknowledges stored 1 KiB
+// envelopes; the acks are committed (deleted) before the clock stops.
+func BenchmarkFetchAck1KiB(b *testing.B) {
+	r := startRelay(b, benchConfig)
+	o := createMailbox(b, &Client{}, newHost(b), r)
+	fill(b, r, o, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	catchUp(b, r, o, b.N)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkCatchUp10k: time for an owner to receive and ack 10,000
+// stored envelopes.
+func BenchmarkCatchUp10k(b *testing.B) {
+	r := startRelay(b, benchConfig)
+	for range b.N {
+		b.StopTimer()
+		o := createMailbox(b, &Client{}, newHost(b), r)
+		fill(b, r, o, 10000)
+		b.StartTimer()
+		start := time.Now()
+		catchUp(b, r, o, 10000)
+		b.ReportMetric(time.Since(start).Seconds(), "s/catchup")
+	}
+}
