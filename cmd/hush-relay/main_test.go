@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/relay"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// buildRelay builds hush-relay into a temporary directory.
+func buildRelay(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hush-relay")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startProc starts the relay and returns its process and first address.
+func startProc(t testing.TB, bin, dir string, extra ...string) (*exec.Cmd, peer.AddrInfo) {
+	t.Helper()
+	args := append([]string{"--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if testing.Verbose() == false {
+		cmd.Stderr = nil
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no address line: %v", err)
+	}
+	ai, err := relay.ParseRelayAddr(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd, ai
+}
+
+func clientHost(t testing.TB) host.Host {
+	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.DisableMetrics(), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func sealed1K(t testing.TB) []byte {
+	k, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	body := make([]byte, 900)
+	rand.Read(body)
+	env, err := envelope.Seal(k.PublicKey(), &envelope.Inner{Kind: envelope.KindMessage, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// TestCrashAfterReceipts kills the relay with SIGKILL right after the
+// receipts: every receipted deposit must be delivered after a restart.
+func TestCrashAfterReceipts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay")
+	}
+	bin := buildRelay(t)
+	dir := t.TempDir()
+	cmd, ai := startProc(t, bin, dir)
+	h := clientHost(t)
+	c := &relay.Client{}
+	ctx := context.Background()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	cr, err := c.Create(ctx, h, ai, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, workers = 400, 16
+	var mu sync.Mutex
+	receipted := map[relay.MessageID]bool{}
+	var wg sync.WaitGroup
+	for range workers {
+		d, err := c.OpenDepositor(ctx, h, ai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n / workers {
+				id, err := d.Deposit(cr.Deposit, sealed1K(t))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				receipted[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if len(receipted) != n {
+		t.Fatalf("%d receipts, want %d", len(receipted), n)
+	}
+
+	_, ai2 := startProc(t, bin, dir)
+	if ai2.ID != ai.ID {
+		t.Fatal("host key did not persist")
+	}
+	h2 := clientHost(t)
+	sub, err := c.Subscribe(ctx, h2, ai2, cr.Mailbox, key, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got := 0
+	timeout := time.After(20 * time.Second)
+	for got < n {
+		select {
+		case d, ok := <-sub.Messages():
+			if !ok {
+				t.Fatalf("ended after %d: %v", got, sub.Err())
+			}
+			if !receipted[d.Message] {
+				t.Fatal("delivered an envelope without a receipt")
+			}
+			delete(receipted, d.Message)
+			got++
+		case <-timeout:
+			t.Fatalf("only %d of %d receipted envelopes after kill -9", got, n)
+		}
+	}
+}
+
+func TestConfigFileAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.json")
+	os.WriteFile(p, []byte(`{"max_messages": 5, "listen": ["/ip4/127.0.0.1/tcp/1"], "bogus": 1}`), 0o600)
+	var cfg fileConfig
+	if err := readConfig(p, &cfg); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+	os.WriteFile(p, []byte(`{"max_messages": 5, "ttl": "1h", "listen": ["/ip4/127.0.0.1/tcp/1"]}`), 0o600)
+	cfg = fileConfig{}
+	if err := readConfig(p, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxMessages != 5 || time.Duration(cfg.TTL) != time.Hour || cfg.Listen[0] != "/ip4/127.0.0.1/tcp/1" {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	k1, err := loadHostKey(filepath.Join(dir, "host.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := loadHostKey(filepath.Join(dir, "host.key"))
+	if !k1.Equals(k2) {
+		t.Fatal("host key changed")
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "host.key")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("host key mode %v", fi.Mode())
+	}
+}
+
+// rssKiB reads a process's resident set size.
+func rssKiB(t testing.TB, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// BenchmarkIdleClientRSS: a relay process and 1,000 connected clients,
+// each holding a live owner subscription; reports the relay's RSS growth
+// per client.
+func BenchmarkIdleClientRSS(b *testing.B) {
+	const clients = 1000
+	bin := buildRelay(b)
+	for range b.N {
+		cmd, ai := startProc(b, bin, b.TempDir(), "--config", writeBenchConfig(b))
+		time.Sleep(500 * time.Millisecond)
+		before := rssKiB(b, cmd.Process.Pid)
+		c := &relay.Client{}
+		ctx := context.Background()
+		var subs []*relay.Subscription
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 32)
+		for range clients {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				h := clientHost(b)
+				_, key, _ := ed25519.GenerateKey(rand.Reader)
+				cr, err := c.Create(ctx, h, ai, key, nil)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				s, err := c.Subscribe(ctx, h, ai, cr.Mailbox, key, true)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				<-s.Drained()
+				mu.Lock()
+				subs = append(subs, s)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		time.Sleep(2 * time.Second)
+		after := rssKiB(b, cmd.Process.Pid)
+		b.ReportMetric(float64(after-before)/clients, "KiB/client")
+		b.ReportMetric(float64(after), "KiB-total")
+		for _, s := range subs {
+			s.Close()
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+}
+
+func writeBenchConfig(b *testing.B) string {
+	p := filepath.Join(b.TempDir(), "bench.json")
+	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1}`), 0o600)
+	return p
+}
