@@ -10,15 +10,15 @@ import (
 // benchConfig lifts the limits that would stop a benchmark.
 var benchConfig = Config{PeerRate: -1, IPRate: -1, MaxMessages: 1 << 30, MaxMailboxBytes: 1 << 40, MaxStoreBytes: 1 << 40}
 
-// BenchmarkDeposit1KiB: many depositors (4 hosts × 64 streams) storing
+// BenchmarkDeposit1KiB: many depositors (8 hosts × 64 streams) storing
 // 1 KiB envelopes over real loopback streams, synced in groups.
 func BenchmarkDeposit1KiB(b *testing.B) {
 	r := startRelay(b, benchConfig)
 	c := &Client{}
-	const hosts, streams = 4, 64
+	const hosts, streams = 8, 64
 	setup := newHost(b)
 	var boxes []*owner
-	for range 8 {
+	for range 64 {
 		boxes = append(boxes, createMailbox(b, c, setup, r))
 	}
 	env := sealed1K(b)
