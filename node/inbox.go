@@ -178,6 +178,8 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 	var cert *identity.DeviceCert
 	if c != nil {
 		cert = c.card.List.Device(in.SenderDevice)
+	} else if pc := n.peers[acc]; pc != nil {
+		cert = pc.List.Device(in.SenderDevice) // a group member who is not a contact
 	}
 	if cert == nil {
 		if in.Kind != envelope.KindPrekeyMessage {
@@ -207,6 +209,25 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		return ackRejected, nil, nil
 	}
 	p, perr := parsePayload(pt)
+	if perr == nil && p.Type >= ptGroup {
+		// Group traffic: it may come from members who are not contacts;
+		// their card (sent with prekey messages) goes to the directory.
+		if p.Card != nil {
+			n.learnCardLocked(t, p.Card, now)
+		}
+		if err := n.saveSetLocked(t.b, set); err != nil {
+			return ackRetry, nil, nil
+		}
+		if in.Kind == envelope.KindPrekeyMessage {
+			pk, err := n.local.Prekeys.MarshalBinary()
+			if err != nil {
+				return ackRetry, nil, nil
+			}
+			t.b.Put(n.tabs.identity, idPrekeys, pk)
+		}
+		n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now)
+		return ackOK, nil, nil
+	}
 	if c == nil {
 		// A first message from someone who has our link: a message request.
 		if perr != nil || p.Card == nil {

@@ -30,6 +30,8 @@ type msgRec struct {
 	Deleted   bool                `json:"deleted,omitempty"`
 	Reactions map[string][]string `json:"reactions,omitempty"`
 	Error     string              `json:"error,omitempty"`
+	Sender    string              `json:"sender,omitempty"` // group messages: who sent it, as shown
+	From      string              `json:"from,omitempty"`   // group messages: the sender's account (hex)
 }
 
 // indexRec is a msgindex-table record: where a message ID lives.
@@ -59,7 +61,7 @@ func (m *msgRec) view(contactName string) Message {
 	return Message{
 		ID: m.ID, Contact: contactName, Direction: m.Dir, Text: m.Text, State: m.State,
 		Time: m.Time, ReplyTo: m.ReplyTo, Edited: m.Edited, Deleted: m.Deleted,
-		Reactions: m.Reactions, Error: m.Error,
+		Reactions: m.Reactions, Error: m.Error, Sender: m.Sender,
 	}
 }
 
@@ -455,27 +457,7 @@ func (n *Node) Messages(contactName string, limit int) ([]Message, error) {
 		return nil, err
 	}
 	acc := c.account()
-	var out []Message
-	fn := func(seq uint64, v []byte) error {
-		var m msgRec
-		if err := jsonUnmarshal(v, &m); err != nil {
-			return err
-		}
-		out = append(out, m.view(c.rec.Name))
-		return nil
-	}
-	if limit > 0 {
-		err = n.tabs.messages.ScanSeqReverse(acc[:], 0, ^uint64(0), limit, fn)
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
-	} else {
-		err = n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), fn)
-	}
-	if out == nil {
-		out = []Message{}
-	}
-	return out, err
+	return n.scanConversationLocked(acc[:], limit, func(m *msgRec) Message { return m.view(c.rec.Name) })
 }
 
 // MarkRead marks every incoming message from contact as read and, unless

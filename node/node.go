@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hushnet/hush/node/group"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"io"
 	"log/slog"
 	"os"
@@ -42,6 +44,9 @@ type Config struct {
 	// node keeps a mailbox for when it is offline (docs/RELAY.md). Default
 	// none: only direct delivery.
 	Relays []string
+	// GroupSync is how often group members exchange digests to repair
+	// messages they missed (anti-entropy). Default 30 s.
+	GroupSync time.Duration
 	// NoSync skips the fsync after each commit: a message is then safe
 	// from a killed process (the write has reached the kernel) but not
 	// from a power loss, like SQLite's WAL with synchronous=NORMAL.
@@ -89,22 +94,27 @@ type Node struct {
 	// mu guards everything below and serialises every change to sessions,
 	// contacts, messages and the outbox, so the store always sees
 	// consistent batches.
-	mu          sync.Mutex
-	profile     profileRec
-	settings    settingsRec
-	contacts    map[identity.AccountID]*contact
-	sets        map[identity.DeviceID]*session.Set
-	seq         uint64 // last allocated sequence number
-	host        host.Host
-	queues      map[identity.DeviceID]*peerQueue
-	mailboxes   map[peer.ID]*mailboxRec           // this device's mailboxes, by relay
-	prefetched  map[identity.DeviceID][]byte      // one-time prekey bundles from contacts' relays
-	peers       map[identity.AccountID]*card.Card // group members who are not contacts (the directory)
-	waiters     map[string][]chan struct{}        // message ID → WaitState callers
-	dirty       map[[msgIDSize]byte]*dirtyMsg
-	recent      map[[msgIDSize]byte]*cachedMsg
-	recentOrder [][msgIDSize]byte
-	runCtx      context.Context // set while Run runs; delivery loops use it
+	mu           sync.Mutex
+	profile      profileRec
+	settings     settingsRec
+	contacts     map[identity.AccountID]*contact
+	sets         map[identity.DeviceID]*session.Set
+	seq          uint64 // last allocated sequence number
+	host         host.Host
+	queues       map[identity.DeviceID]*peerQueue
+	mailboxes    map[peer.ID]*mailboxRec           // this device's mailboxes, by relay
+	prefetched   map[identity.DeviceID][]byte      // one-time prekey bundles from contacts' relays
+	peers        map[identity.AccountID]*card.Card // group members who are not contacts (the directory)
+	groups       map[group.GroupID]*groupState
+	welcomes     map[group.GroupID]*welcomeParts // invitations arriving in parts
+	ps           *pubsub.PubSub                  // GossipSub, while Run runs
+	tempTopics   map[string]*pubsub.Topic        // joined only to publish
+	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
+	waiters      map[string][]chan struct{}      // message ID → WaitState callers
+	dirty        map[[msgIDSize]byte]*dirtyMsg
+	recent       map[[msgIDSize]byte]*cachedMsg
+	recentOrder  [][msgIDSize]byte
+	runCtx       context.Context // set while Run runs; delivery loops use it
 
 	ownCard    *card.Card // cached, see ownCardLocked
 	ownCardKey string
@@ -115,7 +125,7 @@ type Node struct {
 }
 
 type tables struct {
-	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes *store.Table
+	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, peers *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -168,6 +178,8 @@ func openTables(db *store.DB) tables {
 		outbox:    db.Table("outbox"),
 		txns:      db.Table("txns"),
 		mailboxes: db.Table("mailboxes"),
+		groups:    db.Table("groups"),
+		peers:     db.Table("peers"),
 	}
 }
 
@@ -186,22 +198,26 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:        cfg,
-		log:        log,
-		db:         db,
-		tabs:       openTables(db),
-		events:     newHub(),
-		relays:     &relay.Client{},
-		prefetched: make(map[identity.DeviceID][]byte),
-		peers:      make(map[identity.AccountID]*card.Card),
-		ready:      make(chan struct{}),
-		contacts:   make(map[identity.AccountID]*contact),
-		sets:       make(map[identity.DeviceID]*session.Set),
-		queues:     make(map[identity.DeviceID]*peerQueue),
-		mailboxes:  make(map[peer.ID]*mailboxRec),
-		waiters:    make(map[string][]chan struct{}),
-		dirty:      make(map[[msgIDSize]byte]*dirtyMsg),
-		recent:     make(map[[msgIDSize]byte]*cachedMsg),
+		cfg:          cfg,
+		log:          log,
+		db:           db,
+		tabs:         openTables(db),
+		events:       newHub(),
+		relays:       &relay.Client{},
+		prefetched:   make(map[identity.DeviceID][]byte),
+		peers:        make(map[identity.AccountID]*card.Card),
+		groups:       make(map[group.GroupID]*groupState),
+		welcomes:     make(map[group.GroupID]*welcomeParts),
+		tempTopics:   make(map[string]*pubsub.Topic),
+		heldPairwise: make(map[identity.AccountID][]heldPW),
+		ready:        make(chan struct{}),
+		contacts:     make(map[identity.AccountID]*contact),
+		sets:         make(map[identity.DeviceID]*session.Set),
+		queues:       make(map[identity.DeviceID]*peerQueue),
+		mailboxes:    make(map[peer.ID]*mailboxRec),
+		waiters:      make(map[string][]chan struct{}),
+		dirty:        make(map[[msgIDSize]byte]*dirtyMsg),
+		recent:       make(map[[msgIDSize]byte]*cachedMsg),
 	}
 	if err := n.load(); err != nil {
 		db.Close()
@@ -265,7 +281,10 @@ func (n *Node) load() error {
 	if err := n.loadMailboxesLocked(); err != nil {
 		return err
 	}
-	return n.loadContacts()
+	if err := n.loadContacts(); err != nil {
+		return err
+	}
+	return n.loadGroupsLocked()
 }
 
 func (n *Node) getJSON(t *store.Table, id []byte, v any) error {

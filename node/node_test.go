@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -28,6 +30,12 @@ func startNode(t testing.TB, home string) *running {
 func startNodeCfg(t testing.TB, cfg Config) *running {
 	t.Helper()
 	cfg.NoMDNS, cfg.ListenAddrs, cfg.KDF = true, []string{"/ip4/127.0.0.1/tcp/0"}, testKDF
+	if cfg.GroupSync == 0 {
+		cfg.GroupSync = time.Second
+	}
+	if os.Getenv("HUSH_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	home := cfg.Home
 	n, err := New(cfg)
 	if err != nil {

@@ -32,6 +32,7 @@ const (
 	ptHave      payloadType = 12 // pairwise: a group digest (Data)
 	ptWant      payloadType = 13 // pairwise: refs of group messages wanted (Data)
 	ptRepair    payloadType = 14 // pairwise: group wire messages answering a Want (Data)
+	ptOps       payloadType = 15 // pairwise: signed group ops (Data), for members who missed some
 )
 
 const (
@@ -102,7 +103,7 @@ func parsePayload(b []byte) (*payload, error) {
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errPayload, err)
 	}
-	if p.Type < ptText || p.Type > ptRepair {
+	if p.Type < ptText || p.Type > ptOps {
 		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
 	}
 	if !utf8.ValidString(p.Text) {

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/hushnet/hush/node/group"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"slices"
 	"time"
 
@@ -58,12 +60,17 @@ func (n *Node) Run(ctx context.Context) error {
 	h.SetStreamHandler(ProtocolMsg, n.handleMsgStream)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { n.peerConnected(c) }})
 
+	ps, err := pubsub.NewGossipSub(runCtx, h, group.PubSubOptions()...)
+	if err != nil {
+		return fmt.Errorf("node: gossipsub: %w", err)
+	}
+
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return ErrClosed
 	}
-	n.host, n.runCtx = h, runCtx
+	n.host, n.runCtx, n.ps = h, runCtx, ps
 	for _, c := range n.contacts {
 		n.learnAddrsLocked(c.card)
 	}
@@ -82,6 +89,11 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, q := range n.queues {
 		n.kickLocked(q)
 	}
+	for _, gs := range n.groups {
+		n.syncTopicsLocked(gs)
+	}
+	n.wg.Add(1)
+	go n.groupLoop(runCtx)
 	for i, ri := range relays {
 		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, peerstore.PermanentAddrTTL)
 		n.wg.Add(1)
@@ -104,10 +116,16 @@ func (n *Node) Run(ctx context.Context) error {
 	h.RemoveStreamHandler(ProtocolMsg)
 	n.mu.Lock()
 	n.runCtx = nil
+	for _, gs := range n.groups {
+		for name, jt := range gs.topics {
+			jt.cancel()
+			delete(gs.topics, name)
+		}
+	}
 	n.mu.Unlock()
 	n.wg.Wait()
 	n.mu.Lock()
-	n.host = nil
+	n.host, n.ps = nil, nil
 	for _, q := range n.queues {
 		q.running = false
 	}

@@ -8,10 +8,15 @@ import (
 // through it (visible to readers before the commit lands), outbox entries
 // to release once durable and events to publish after.
 type txn struct {
-	b      *store.Batch
-	msgs   [][msgIDSize]byte
-	queued []*outEntry
-	events []Event
+	b       *store.Batch
+	msgs    [][msgIDSize]byte
+	queued  []*outEntry
+	events  []Event
+	publish []publication // group topic messages, sent after the commit
+	onFail  func()        // undoes in-memory changes if the commit fails
+
+	groupsChanged bool            // a group engine changed: resubscribe to its topics
+	seqs          map[uint64]bool // group message sequence numbers taken in this batch
 }
 
 // dirtyMsg is a message record written in a batch not yet committed.
@@ -94,6 +99,9 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		}
 	}
 	if err != nil {
+		if t.onFail != nil {
+			t.onFail()
+		}
 		for _, id := range t.msgs {
 			delete(n.recent, id) // may hold what was not written; reload from the store
 		}
@@ -103,5 +111,13 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 	}
 	n.releaseQueuedLocked(t.queued)
 	n.publishLocked(t.events)
+	if len(t.publish) > 0 {
+		go n.publishAll(t.publish)
+	}
+	if t.groupsChanged {
+		for _, gs := range n.groups {
+			n.syncTopicsLocked(gs)
+		}
+	}
 	return nil
 }

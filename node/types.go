@@ -85,6 +85,8 @@ type Message struct {
 	Deleted   bool                `json:"deleted,omitempty"`
 	Reactions map[string][]string `json:"reactions,omitempty"` // emoji → who ("me" or the contact's name)
 	Error     string              `json:"error,omitempty"`
+	Group     string              `json:"group,omitempty"`  // group ID, for group messages
+	Sender    string              `json:"sender,omitempty"` // group messages: who sent it ("me" for this account)
 }
 
 // Contact is a person in the address book.
@@ -130,6 +132,7 @@ const (
 	EventUpdate  EventType = "update"  // a message changed: state, edit, delete, reaction
 	EventContact EventType = "contact" // a contact was added, changed or removed
 	EventTyping  EventType = "typing"  // a contact started or stopped typing
+	EventGroup   EventType = "group"   // a group changed: invitation, members, name, epoch
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
@@ -139,6 +142,7 @@ type Event struct {
 	Type    EventType `json:"type"`
 	Message *Message  `json:"message,omitempty"`
 	Contact *Contact  `json:"contact,omitempty"`
+	Group   *Group    `json:"group,omitempty"`
 	Typing  *bool     `json:"typing,omitempty"`
 	From    string    `json:"from,omitempty"` // contact name for typing events
 }

@@ -924,3 +924,26 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 	}
 	return ErrMalformed
 }
+
+// TopicOf returns the topic a wire message from Seal or Effects.Publish
+// must go on: the topic of the epoch it was sealed in (an op removing a
+// member goes on the old epoch's topic, where that member still listens).
+// It returns "" if that epoch's secret is unknown here.
+func (e *Engine) TopicOf(wire []byte) string {
+	h, err := parseWireHeader(wire)
+	if err != nil {
+		return ""
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := len(e.ro.epochs) - 1; i >= 0; i-- {
+		ep := &e.ro.epochs[i]
+		if ep.n != h.epoch {
+			continue
+		}
+		if s, ok := e.secrets[ep.key]; ok {
+			return topicName(e.ro.id, ep.n, s)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,1214 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/node/group"
+)
+
+// Group errors.
+var (
+	ErrUnknownGroup   = errors.New("unknown group")
+	ErrAmbiguousGroup = errors.New("several groups have this name; use the group ID")
+	ErrGroupNotReady  = errors.New("the group's keys have not arrived yet; try again in a moment")
+)
+
+// Group limits.
+const (
+	maxRepairBatch = 200              // wire messages per repair payload
+	groupSyncEvery = 30 * time.Second // anti-entropy round with online members
+	groupTick      = 10 * time.Second // engine timers (epoch grace)
+)
+
+// Group is a group as the API shows it.
+type Group struct {
+	ID      string        `json:"id"`
+	Name    string        `json:"name"`
+	Epoch   uint64        `json:"epoch"`
+	Pending bool          `json:"pending,omitempty"` // an invitation not yet accepted
+	Admin   bool          `json:"admin,omitempty"`   // this account is an admin
+	Members []GroupMember `json:"members"`
+}
+
+// GroupMember is one member (or invitee) of a group.
+type GroupMember struct {
+	Name    string `json:"name"`
+	Account string `json:"account"`
+	Admin   bool   `json:"admin,omitempty"`
+	Me      bool   `json:"me,omitempty"`
+	Invited bool   `json:"invited,omitempty"`
+}
+
+// GroupSendRequest asks for one message to a group.
+type GroupSendRequest struct {
+	Group  string `json:"group"`
+	Kind   Kind   `json:"kind,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Target string `json:"target,omitempty"`
+	Remove bool   `json:"remove,omitempty"`
+}
+
+// groupState is one group this device is in (or invited to).
+type groupState struct {
+	eng     *group.Engine
+	topics  map[string]*joinedTopic // subscribed topics (current and grace)
+	lastAsk time.Time               // last anti-entropy request
+}
+
+type joinedTopic struct {
+	t      *pubsub.Topic
+	cancel context.CancelFunc
+}
+
+// welcomeParts collects a Welcome sent in several pairwise parts.
+type welcomeParts struct {
+	parts map[int][]byte
+	total int
+	from  identity.AccountID
+}
+
+// convKey is the messages-table ID of a group's conversation: 'g' then
+// the group ID (33 bytes, so it never collides with a 32-byte account).
+func convKey(id group.GroupID) []byte { return append([]byte{'g'}, id[:]...) }
+
+func (n *Node) groupConfig() group.Config {
+	var devs []identity.DeviceID
+	for _, d := range n.list.Devices() {
+		devs = append(devs, d.DeviceID())
+	}
+	return group.Config{Account: n.account, Device: n.cert.DeviceID(), Devices: devs}
+}
+
+func (n *Node) loadGroupsLocked() error {
+	if err := n.tabs.peers.Scan(func(id, v []byte) error {
+		c, err := card.ParseStored(v)
+		if err != nil {
+			return fmt.Errorf("node: stored member card: %w", err)
+		}
+		n.peers[c.Account()] = c
+		return nil
+	}); err != nil {
+		return err
+	}
+	if n.account == nil {
+		return nil
+	}
+	return n.tabs.groups.Scan(func(id, v []byte) error {
+		eng, err := group.Unmarshal(n.groupConfig(), v)
+		if err != nil {
+			return fmt.Errorf("node: stored group: %w", err)
+		}
+		n.groups[eng.ID()] = &groupState{eng: eng, topics: map[string]*joinedTopic{}}
+		return nil
+	})
+}
+
+// saveGroupLocked writes the engine into t. Every engine call that
+// succeeded is saved before its effects leave.
+func (n *Node) saveGroupLocked(t *txn, gs *groupState) error {
+	t.groupsChanged = true
+	b, err := gs.eng.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	id := gs.eng.ID()
+	return t.b.Put(n.tabs.groups, id[:], b)
+}
+
+// effectsLocked queues an engine's effects in t: publications go out
+// after the commit; pairwise messages are encrypted now into the outbox.
+func (n *Node) effectsLocked(t *txn, gs *groupState, fx *group.Effects, now time.Time) {
+	if fx == nil {
+		return
+	}
+	for _, w := range fx.Publish {
+		if topic := gs.eng.TopicOf(w); topic != "" {
+			t.publish = append(t.publish, publication{topic: topic, data: w})
+		}
+	}
+	for _, pw := range fx.Pairwise {
+		n.sendGroupPairwiseLocked(t, pw.Account, pw.Device, &payload{Type: ptGroup, Data: pw.Data}, now)
+	}
+}
+
+// sendGroupPairwiseLocked encrypts a group payload for one device of an
+// account (a contact or a member from the directory).
+func (n *Node) sendGroupPairwiseLocked(t *txn, acc identity.AccountID, dev identity.DeviceID, p *payload, now time.Time) {
+	if acc == n.cert.Account() && dev == n.cert.DeviceID() {
+		return
+	}
+	cc, name := n.cardOfAccountLocked(acc)
+	if cc == nil {
+		// The member's card has not arrived yet (it comes with the
+		// directory or with its first message): hold the message.
+		if len(n.heldPairwise[acc]) < maxHeldPairwise {
+			n.heldPairwise[acc] = append(n.heldPairwise[acc], heldPW{dev: dev, p: p})
+		}
+		return
+	}
+	p.ID, p.TimeMS = newMessageID(), uint64(now.UnixMilli())
+	if err := n.encryptToCardLocked(t, cc, name, &dev, p, false, now); err != nil {
+		n.log.Debug("group pairwise message not queued", "err", err)
+	}
+}
+
+// cardOfAccountLocked returns a contact's or a directory member's card.
+func (n *Node) cardOfAccountLocked(acc identity.AccountID) (*card.Card, string) {
+	if c := n.contacts[acc]; c != nil {
+		return c.card, c.rec.Name
+	}
+	if c := n.peers[acc]; c != nil {
+		return c, c.Name
+	}
+	return nil, ""
+}
+
+// memberNameLocked is how a member is shown: the contact name, else the
+// card's display name, else a short account ID.
+func (n *Node) memberNameLocked(acc identity.AccountID) string {
+	if acc == n.cert.Account() {
+		return "me"
+	}
+	if c := n.contacts[acc]; c != nil {
+		return c.rec.Name
+	}
+	if c := n.peers[acc]; c != nil {
+		return c.Name + " (" + acc.String() + ")"
+	}
+	return acc.String()
+}
+
+// learnCardLocked adds a group member's card to the directory (unless it
+// is a contact) so pairwise sessions can start with it.
+func (n *Node) learnCardLocked(t *txn, b []byte, now time.Time) {
+	c, err := card.Parse(b, now)
+	if err != nil {
+		c, err = card.ParseStored(b) // old prekeys: still good for its addresses
+		if err != nil {
+			return
+		}
+	}
+	acc := c.Account()
+	if acc == n.cert.Account() || n.contacts[acc] != nil {
+		return
+	}
+	if old := n.peers[acc]; old != nil && !cardNewer(c, old) {
+		return
+	}
+	n.peers[acc] = c
+	t.b.Put(n.tabs.peers, acc[:], c.Marshal())
+	n.learnAddrsLocked(c)
+	held := n.heldPairwise[acc]
+	delete(n.heldPairwise, acc)
+	for _, h := range held {
+		n.sendGroupPairwiseLocked(t, acc, h.dev, h.p, now)
+	}
+}
+
+// heldPW is a pairwise group message waiting for its recipient's card.
+type heldPW struct {
+	dev identity.DeviceID
+	p   *payload
+}
+
+// maxHeldPairwise bounds the messages held per unknown member.
+const maxHeldPairwise = 64
+
+// groupView builds the API view of a group.
+func (n *Node) groupViewLocked(gs *groupState) Group {
+	st := gs.eng.State()
+	g := Group{ID: hex.EncodeToString(st.ID[:]), Name: st.Name, Epoch: st.Epoch, Pending: !gs.eng.IsMember()}
+	for _, m := range st.Members {
+		me := m.Account == n.cert.Account()
+		if me && m.Admin {
+			g.Admin = true
+		}
+		g.Members = append(g.Members, GroupMember{Name: n.memberNameLocked(m.Account), Account: m.Account.Hex(), Admin: m.Admin, Me: me})
+	}
+	for _, m := range st.Invited {
+		g.Members = append(g.Members, GroupMember{Name: n.memberNameLocked(m.Account), Account: m.Account.Hex(),
+			Me: m.Account == n.cert.Account(), Invited: true})
+	}
+	return g
+}
+
+// resolveGroupLocked finds a group by name (when unambiguous) or ID.
+func (n *Node) resolveGroupLocked(ref string) (*groupState, error) {
+	var byName []*groupState
+	for id, gs := range n.groups {
+		if hex.EncodeToString(id[:]) == strings.ToLower(ref) {
+			return gs, nil
+		}
+		if gs.eng.State().Name == ref {
+			byName = append(byName, gs)
+		}
+	}
+	switch len(byName) {
+	case 0:
+		return nil, fmt.Errorf("%w %q", ErrUnknownGroup, ref)
+	case 1:
+		return byName[0], nil
+	}
+	return nil, fmt.Errorf("%w (%q)", ErrAmbiguousGroup, ref)
+}
+
+// groupTxn runs fn on a group under the lock, then saves the engine,
+// commits and sends the effects.
+func (n *Node) groupTxn(ref string, fn func(t *txn, gs *groupState, now time.Time) error) (Group, error) {
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return Group{}, ErrClosed
+	}
+	if n.account == nil {
+		return Group{}, errors.New("groups need the account key on this device")
+	}
+	var gs *groupState
+	if ref != "" {
+		var err error
+		if gs, err = n.resolveGroupLocked(ref); err != nil {
+			return Group{}, err
+		}
+	}
+	t := n.newTxnLocked()
+	if err := fn(t, gs, now); err != nil {
+		n.dropQueuedLocked(t.queued)
+		return Group{}, err
+	}
+	n.saveSeqLocked(t.b)
+	if err := n.finishLocked(t); err != nil {
+		return Group{}, err
+	}
+	if gs == nil {
+		return Group{}, nil
+	}
+	n.syncTopicsLocked(gs)
+	return n.groupViewLocked(gs), nil
+}
+
+// CreateGroup creates a group with this account as its only member and
+// admin.
+func (n *Node) CreateGroup(name string) (Group, error) {
+	if err := checkName(name); err != nil {
+		return Group{}, err
+	}
+	var created *groupState
+	_, err := n.groupTxn("", func(t *txn, _ *groupState, now time.Time) error {
+		eng, err := group.Create(n.groupConfig(), name)
+		if err != nil {
+			return err
+		}
+		created = &groupState{eng: eng, topics: map[string]*joinedTopic{}}
+		n.groups[eng.ID()] = created
+		t.onFail = func() { delete(n.groups, eng.ID()) }
+		return n.saveGroupLocked(t, created)
+	})
+	if err != nil {
+		return Group{}, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.syncTopicsLocked(created)
+	g := n.groupViewLocked(created)
+	n.events.publish(Event{Type: EventGroup, Group: &g})
+	return g, nil
+}
+
+// InviteToGroup invites a contact (admins only). The contact sees the
+// invitation in its group list and accepts or declines it.
+func (n *Node) InviteToGroup(ref, contactName string) (Group, error) {
+	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		c, err := n.byNameLocked(contactName)
+		if err != nil {
+			return err
+		}
+		var devs []identity.DeviceID
+		for _, d := range c.card.List.Devices() {
+			devs = append(devs, d.DeviceID())
+		}
+		fx, err := gs.eng.Invite(c.account(), devs)
+		if err != nil {
+			return err
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		// The invitee gets the cards of the members, so it can open
+		// sessions with them; the members get the invitee's card.
+		cards := n.memberCardsLocked(gs)
+		for _, d := range devs {
+			n.sendGroupPairwiseLocked(t, c.account(), d, &payload{Type: ptDirectory, Data: encodeCards(cards)}, now)
+		}
+		return n.publishGroupPayloadLocked(t, gs, &payload{Type: ptCard, Data: c.card.Marshal()}, now)
+	})
+}
+
+// memberCardsLocked lists the cards this device knows for a group's
+// members, its own included.
+func (n *Node) memberCardsLocked(gs *groupState) [][]byte {
+	own, err := n.ownCardLocked(time.Now())
+	var out [][]byte
+	if err == nil {
+		out = append(out, own.Marshal())
+	}
+	st := gs.eng.State()
+	for _, m := range append(st.Members, st.Invited...) {
+		if cc, _ := n.cardOfAccountLocked(m.Account); cc != nil {
+			out = append(out, cc.Marshal())
+		}
+	}
+	return out
+}
+
+func encodeCards(cards [][]byte) []byte {
+	w := codec.NewWriter(4096 * len(cards))
+	total := 0
+	var kept [][]byte
+	for _, c := range cards {
+		if total+len(c)+4 > maxDataSize-8 {
+			break
+		}
+		total += len(c) + 4
+		kept = append(kept, c)
+	}
+	w.U16(uint16(len(kept)))
+	for _, c := range kept {
+		w.Bytes32(c)
+	}
+	return w.Bytes()
+}
+
+func decodeCards(b []byte) [][]byte {
+	r := codec.NewReader(b)
+	n := r.Count(group.MaxMembers)
+	var out [][]byte
+	for range n {
+		out = append(out, r.Bytes32(card.MaxCardSize))
+	}
+	if r.Done() != nil {
+		return nil
+	}
+	return out
+}
+
+// publishGroupPayloadLocked seals a node payload with this device's
+// sender key and queues it for the group topic.
+func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now time.Time) error {
+	if p.TimeMS == 0 {
+		p.ID, p.TimeMS = newMessageID(), uint64(now.UnixMilli())
+	}
+	wire, _, err := gs.eng.Seal(p.marshal())
+	if errors.Is(err, group.ErrNotReady) {
+		return ErrGroupNotReady
+	}
+	if err != nil {
+		return err
+	}
+	if err := n.saveGroupLocked(t, gs); err != nil {
+		return err
+	}
+	t.publish = append(t.publish, publication{topic: gs.eng.TopicOf(wire), data: wire})
+	return nil
+}
+
+// AcceptGroup accepts a pending invitation.
+func (n *Node) AcceptGroup(ref string) (Group, error) {
+	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		fx, err := gs.eng.Accept()
+		if err != nil {
+			return err
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		n.askSyncLocked(t, gs, now) // catch up on what happened since the invitation
+		return nil
+	})
+}
+
+// DeclineGroup declines a pending invitation and forgets the group.
+func (n *Node) DeclineGroup(ref string) error {
+	_, err := n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		fx, err := gs.eng.Decline()
+		if err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		n.forgetGroupLocked(t, gs)
+		return nil
+	})
+	return err
+}
+
+// LeaveGroup leaves a group and forgets it (its history is kept).
+func (n *Node) LeaveGroup(ref string) error {
+	_, err := n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		fx, err := gs.eng.Leave()
+		if err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		n.forgetGroupLocked(t, gs)
+		return nil
+	})
+	return err
+}
+
+func (n *Node) forgetGroupLocked(t *txn, gs *groupState) {
+	id := gs.eng.ID()
+	t.b.Delete(n.tabs.groups, id[:])
+	delete(n.groups, id)
+	for _, jt := range gs.topics {
+		jt.cancel()
+	}
+	gs.topics = nil
+}
+
+// RemoveFromGroup removes a member (admins only). It starts a new epoch:
+// new keys and a new topic that the removed member cannot know.
+func (n *Node) RemoveFromGroup(ref, member string) (Group, error) {
+	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		acc, err := n.memberByNameLocked(gs, member)
+		if err != nil {
+			return err
+		}
+		fx, err := gs.eng.Remove(acc)
+		if err != nil {
+			return err
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		return nil
+	})
+}
+
+// PromoteInGroup makes a member an admin (admins only).
+func (n *Node) PromoteInGroup(ref, member string) (Group, error) {
+	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		acc, err := n.memberByNameLocked(gs, member)
+		if err != nil {
+			return err
+		}
+		fx, err := gs.eng.Promote(acc)
+		if err != nil {
+			return err
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		return nil
+	})
+}
+
+// RenameGroup renames a group (admins only).
+func (n *Node) RenameGroup(ref, name string) (Group, error) {
+	if err := checkName(name); err != nil {
+		return Group{}, err
+	}
+	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		fx, err := gs.eng.Rename(name)
+		if err != nil {
+			return err
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		return nil
+	})
+}
+
+// memberByNameLocked finds a group member by contact name, shown name or
+// account hex.
+func (n *Node) memberByNameLocked(gs *groupState, name string) (identity.AccountID, error) {
+	st := gs.eng.State()
+	for _, m := range append(st.Members, st.Invited...) {
+		if n.memberNameLocked(m.Account) == name || m.Account.Hex() == strings.ToLower(name) {
+			return m.Account, nil
+		}
+		if c := n.contacts[m.Account]; c != nil && c.rec.Name == name {
+			return m.Account, nil
+		}
+	}
+	return identity.AccountID{}, fmt.Errorf("%w: no member %q", ErrUnknownContact, name)
+}
+
+// Groups lists the groups, pending invitations included, sorted by name.
+func (n *Node) Groups() ([]Group, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Group, 0, len(n.groups))
+	for _, gs := range n.groups {
+		out = append(out, n.groupViewLocked(gs))
+	}
+	slices.SortFunc(out, func(a, b Group) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+	return out, nil
+}
+
+// SendGroup sends a message to a group: the same kinds as 1:1.
+func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, error) {
+	kind := req.Kind
+	if kind == "" {
+		kind = KindText
+		if req.Target != "" {
+			kind = KindReply
+		}
+	}
+	if err := checkText(kind, req.Text); err != nil {
+		return Message{}, err
+	}
+	var out Message
+	_, err := n.groupTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
+		if !gs.eng.IsMember() {
+			return errors.New("accept the invitation first")
+		}
+		key := convKey(gs.eng.ID())
+		p := &payload{ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), Text: req.Text}
+		var rec *msgRec
+		var ix indexRec
+		switch kind {
+		case KindText, KindReply:
+			p.Type = ptText
+			rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: req.Text, State: StateSent, Time: now.UTC(), Sender: "me"}
+			if kind == KindReply {
+				target, _, err := n.groupTargetLocked(req.Target, key, "")
+				if err != nil {
+					return err
+				}
+				p.Target = target
+				rec.ReplyTo = req.Target
+			}
+			ix = indexRec{Account: key, Seq: n.groupSeqLocked(t, key, p)}
+			if err := n.publishGroupPayloadLocked(t, gs, p, now); err != nil {
+				return err
+			}
+			n.putMsgLocked(t, p.ID, ix, rec)
+			t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.groupMsgView(rec, gs))})
+		case KindEdit, KindDelete, KindReaction:
+			dir := "out"
+			if kind == KindReaction {
+				dir = ""
+			}
+			target, tix, err := n.groupTargetLocked(req.Target, key, dir)
+			if err != nil {
+				return err
+			}
+			p.Target = target
+			tm, _, _ := n.loadMsgLocked(target)
+			switch kind {
+			case KindEdit:
+				p.Type = ptEdit
+				tm.Text, tm.Edited = req.Text, true
+			case KindDelete:
+				p.Type, p.Text = ptDelete, ""
+				tm.Text, tm.Deleted, tm.Reactions = "", true, nil
+			case KindReaction:
+				p.Type = ptReaction
+				if req.Remove {
+					p.Flags |= flagRemove
+				}
+				applyReaction(tm, req.Text, "me", req.Remove)
+			}
+			if err := n.publishGroupPayloadLocked(t, gs, p, now); err != nil {
+				return err
+			}
+			n.putMsgLocked(t, target, tix, tm)
+			t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.groupMsgView(tm, gs))})
+			rec = tm
+		default:
+			return fmt.Errorf("unknown message kind %q", kind)
+		}
+		out = n.groupMsgView(rec, gs)
+		return nil
+	})
+	return out, err
+}
+
+func (n *Node) groupTargetLocked(idHex string, key []byte, dir string) ([msgIDSize]byte, indexRec, error) {
+	id, err := parseMsgID(idHex)
+	if err != nil {
+		return id, indexRec{}, err
+	}
+	m, ix, err := n.loadMsgLocked(id)
+	if err != nil || string(ix.Account) != string(key) {
+		return id, ix, fmt.Errorf("%w %s in this group", ErrUnknownMessage, idHex)
+	}
+	if dir != "" && m.Dir != dir {
+		return id, ix, fmt.Errorf("%w: you can only edit or delete your own messages", ErrUnknownMessage)
+	}
+	if m.Deleted {
+		return id, ix, fmt.Errorf("%w: message %s was deleted", ErrUnknownMessage, idHex)
+	}
+	return id, ix, nil
+}
+
+func (n *Node) groupMsgView(m *msgRec, gs *groupState) Message {
+	v := m.view(gs.eng.State().Name)
+	id := gs.eng.ID()
+	v.Group = hex.EncodeToString(id[:])
+	return v
+}
+
+// GroupMessages returns the last limit messages of a group (0: all),
+// oldest first.
+func (n *Node) GroupMessages(ref string, limit int) ([]Message, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	gs, err := n.resolveGroupLocked(ref)
+	if err != nil {
+		return nil, err
+	}
+	return n.scanConversationLocked(convKey(gs.eng.ID()), limit, func(m *msgRec) Message { return n.groupMsgView(m, gs) })
+}
+
+// scanConversationLocked reads the last limit records (0: all) of a
+// conversation, oldest first.
+func (n *Node) scanConversationLocked(key []byte, limit int, view func(*msgRec) Message) ([]Message, error) {
+	out := []Message{}
+	fn := func(seq uint64, v []byte) error {
+		var m msgRec
+		if err := jsonUnmarshal(v, &m); err != nil {
+			return err
+		}
+		out = append(out, view(&m))
+		return nil
+	}
+	if limit <= 0 {
+		return out, n.tabs.messages.ScanSeq(key, 0, ^uint64(0), fn)
+	}
+	err := n.tabs.messages.ScanSeqReverse(key, 0, ^uint64(0), limit, fn)
+	slices.Reverse(out)
+	return out, err
+}
+
+// onGroupWire handles one message from a group topic (or a repair).
+func (n *Node) onGroupWire(data []byte) {
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	t := n.newTxnLocked()
+	n.groupWireLocked(t, data, now)
+	n.saveSeqLocked(t.b)
+	if err := n.finishLocked(t); err != nil {
+		return
+	}
+	for _, gs := range n.groups {
+		n.syncTopicsLocked(gs)
+	}
+}
+
+func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
+	gid, err := group.WireGroup(data)
+	if err != nil {
+		return
+	}
+	gs := n.groups[gid]
+	if gs == nil {
+		return
+	}
+	rec, err := gs.eng.Open(data)
+	if err != nil {
+		n.log.Debug("group message dropped", "err", err)
+		return
+	}
+	if err := n.saveGroupLocked(t, gs); err != nil {
+		return
+	}
+	n.effectsLocked(t, gs, &rec.Effects, now)
+	if rec.Op != nil {
+		g := n.groupViewLocked(gs)
+		t.events = append(t.events, Event{Type: EventGroup, Group: &g})
+		return
+	}
+	p, err := parsePayload(rec.Plaintext)
+	if err != nil {
+		return
+	}
+	n.applyGroupPayloadLocked(t, gs, rec.Account, p, now)
+}
+
+// applyGroupPayloadLocked applies a message from a group member.
+func (n *Node) applyGroupPayloadLocked(t *txn, gs *groupState, from identity.AccountID, p *payload, now time.Time) {
+	key := convKey(gs.eng.ID())
+	sender := n.memberNameLocked(from)
+	switch p.Type {
+	case ptCard:
+		n.learnCardLocked(t, p.Data, now)
+	case ptText:
+		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
+			return
+		}
+		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
+			Time: time.UnixMilli(int64(p.TimeMS)).UTC(), Sender: sender, From: from.Hex()}
+		if p.Target != ([msgIDSize]byte{}) {
+			m.ReplyTo = hex.EncodeToString(p.Target[:])
+		}
+		n.putMsgLocked(t, p.ID, indexRec{Account: key, Seq: n.groupSeqLocked(t, key, p)}, m)
+		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.groupMsgView(m, gs))})
+	case ptEdit, ptDelete, ptReaction:
+		m, ix, err := n.loadMsgLocked(p.Target)
+		if err != nil || string(ix.Account) != string(key) {
+			return
+		}
+		own := m.Dir == "in" && m.From == from.Hex()
+		switch p.Type {
+		case ptEdit:
+			if !own || m.Deleted {
+				return
+			}
+			m.Text, m.Edited = p.Text, true
+		case ptDelete:
+			if !own {
+				return
+			}
+			m.Text, m.Deleted, m.Reactions = "", true, nil
+		case ptReaction:
+			if m.Deleted {
+				return
+			}
+			applyReaction(m, p.Text, sender, p.Flags&flagRemove != 0)
+		}
+		n.putMsgLocked(t, p.Target, ix, m)
+		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.groupMsgView(m, gs))})
+	}
+}
+
+// groupSeqLocked orders a group message by its sender's clock: the
+// sequence is the sender's time in milliseconds, shifted, plus bits of the
+// message ID. Every member stores the same message at the same place, so
+// one sender's messages show in the same order everywhere, whatever order
+// they arrived in (live, repaired by anti-entropy, or from a relay).
+func (n *Node) groupSeqLocked(t *txn, key []byte, p *payload) uint64 {
+	seq := p.TimeMS<<16 | uint64(p.ID[0])<<8 | uint64(p.ID[1])
+	for {
+		taken := t.seqs[seq]
+		if !taken {
+			if _, err := n.tabs.messages.GetSeq(key, seq); err != nil {
+				break
+			}
+		}
+		seq++
+	}
+	if t.seqs == nil {
+		t.seqs = map[uint64]bool{}
+	}
+	t.seqs[seq] = true
+	return seq
+}
+
+// applyGroupPairwiseLocked handles a group payload that came over a
+// pairwise session from (acc, dev).
+func (n *Node) applyGroupPairwiseLocked(t *txn, acc identity.AccountID, dev identity.DeviceID, p *payload, now time.Time) {
+	if n.account == nil {
+		return
+	}
+	switch p.Type {
+	case ptDirectory:
+		for _, c := range decodeCards(p.Data) {
+			n.learnCardLocked(t, c, now)
+		}
+		return
+	case ptGroup:
+		if gid, part, parts, ok := group.WelcomeInfo(p.Data); ok {
+			n.welcomeLocked(t, gid, part, parts, acc, p.Data, now)
+			return
+		}
+		gid, err := group.PairwiseGroup(p.Data)
+		if err != nil {
+			return
+		}
+		gs := n.groups[gid]
+		if gs == nil {
+			return
+		}
+		fx, err := gs.eng.HandlePairwise(acc, dev, p.Data)
+		if errors.Is(err, group.ErrParked) && now.Sub(gs.lastAsk) > 5*time.Second {
+			n.askSyncLocked(t, gs, now) // it waits for an op this device missed
+		} else if err != nil && !errors.Is(err, group.ErrParked) {
+			n.log.Debug("group pairwise message dropped", "err", err)
+			return
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return
+		}
+		n.effectsLocked(t, gs, fx, now)
+		g := n.groupViewLocked(gs)
+		t.events = append(t.events, Event{Type: EventGroup, Group: &g})
+	case ptSyncAsk, ptHave, ptWant, ptRepair, ptOps:
+		n.antiEntropyLocked(t, acc, dev, p, now)
+	}
+}
+
+// welcomeLocked collects Welcome parts; the last one creates the pending
+// group (an invitation the user accepts or declines).
+func (n *Node) welcomeLocked(t *txn, gid group.GroupID, part, parts int, from identity.AccountID, data []byte, now time.Time) {
+	if n.groups[gid] != nil {
+		return
+	}
+	w := n.welcomes[gid]
+	if w == nil || w.from != from || w.total != parts {
+		w = &welcomeParts{parts: map[int][]byte{}, total: parts, from: from}
+		n.welcomes[gid] = w
+	}
+	w.parts[part] = data
+	if len(w.parts) < parts {
+		return
+	}
+	var all [][]byte
+	for i := range parts {
+		all = append(all, w.parts[i])
+	}
+	delete(n.welcomes, gid)
+	eng, err := group.Join(n.groupConfig(), all)
+	if err != nil {
+		n.log.Debug("group welcome rejected", "err", err)
+		return
+	}
+	gs := &groupState{eng: eng, topics: map[string]*joinedTopic{}}
+	n.groups[gid] = gs
+	if err := n.saveGroupLocked(t, gs); err != nil {
+		return
+	}
+	g := n.groupViewLocked(gs)
+	t.events = append(t.events, Event{Type: EventGroup, Group: &g})
+}
+
+// antiEntropyLocked runs the digest exchange (docs/protocol/groups.md
+// §16.6) over pairwise sessions: ask → have → want → repair.
+func (n *Node) antiEntropyLocked(t *txn, acc identity.AccountID, dev identity.DeviceID, p *payload, now time.Time) {
+	var gid group.GroupID
+	switch p.Type {
+	case ptSyncAsk:
+		if len(p.Data) != len(gid) {
+			return
+		}
+		copy(gid[:], p.Data)
+		if gs := n.groups[gid]; gs != nil && n.isMemberLocked(gs, acc) {
+			n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptDirectory, Data: encodeCards(n.memberCardsLocked(gs))}, now)
+			n.sendListLocked(t, acc, dev, ptOps, gs.eng.Ops(), now)
+			n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptHave, Data: gs.eng.Have()}, now)
+		}
+	case ptHave:
+		for _, gs := range n.groups {
+			refs, err := gs.eng.Missing(p.Data)
+			if err != nil || len(refs) == 0 {
+				continue
+			}
+			want, err := group.MarshalRefs(gs.eng.ID(), refs)
+			if err == nil {
+				n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptWant, Data: want}, now)
+			}
+		}
+	case ptWant:
+		id, refs, err := group.ParseRefs(p.Data)
+		if err != nil {
+			return
+		}
+		gs := n.groups[id]
+		if gs == nil || !n.isMemberLocked(gs, acc) {
+			return
+		}
+		n.sendListLocked(t, acc, dev, ptRepair, gs.eng.Want(refs), now)
+	case ptRepair:
+		for _, w := range decodeCards(p.Data) {
+			n.groupWireLocked(t, w, now)
+		}
+	case ptOps:
+		for _, b := range decodeCards(p.Data) {
+			gid, err := opGroup(b)
+			if err != nil {
+				continue
+			}
+			gs := n.groups[gid]
+			if gs == nil {
+				continue
+			}
+			fx, err := gs.eng.ApplyOp(b)
+			if err != nil {
+				continue
+			}
+			n.saveGroupLocked(t, gs)
+			n.effectsLocked(t, gs, fx, now)
+			g := n.groupViewLocked(gs)
+			t.events = append(t.events, Event{Type: EventGroup, Group: &g})
+		}
+	}
+}
+
+// opGroup returns the group an encoded op belongs to.
+func opGroup(b []byte) (group.GroupID, error) {
+	o, err := group.ParseOp(b)
+	if err != nil {
+		return group.GroupID{}, err
+	}
+	return o.Group, nil
+}
+
+// sendListLocked sends items (ops or wire messages) pairwise in chunks
+// that fit a payload.
+func (n *Node) sendListLocked(t *txn, acc identity.AccountID, dev identity.DeviceID, typ payloadType, items [][]byte, now time.Time) {
+	for len(items) > 0 {
+		k := min(len(items), maxRepairBatch)
+		chunk := encodeCards(items[:k]) // the list encoding stops at the size cap
+		sent := len(decodeCards(chunk))
+		if sent == 0 {
+			return
+		}
+		n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: typ, Data: chunk}, now)
+		items = items[sent:]
+	}
+}
+
+func (n *Node) isMemberLocked(gs *groupState, acc identity.AccountID) bool {
+	st := gs.eng.State()
+	_, ok := st.Member(acc)
+	return ok
+}
+
+// askSyncLocked asks every other member device for its digest of a group.
+func (n *Node) askSyncLocked(t *txn, gs *groupState, now time.Time) {
+	gs.lastAsk = now
+	id := gs.eng.ID()
+	st := gs.eng.State()
+	for _, m := range st.Members {
+		for _, d := range m.Devices {
+			n.sendGroupPairwiseLocked(t, m.Account, d, &payload{Type: ptSyncAsk, Data: id[:]}, now)
+		}
+	}
+}
+
+// publication is a group wire message to publish after its commit.
+type publication struct {
+	topic string
+	data  []byte
+}
+
+// publishAll sends publications; it runs after their commit, without the
+// lock.
+func (n *Node) publishAll(pubs []publication) {
+	n.mu.Lock()
+	ctx := n.runCtx
+	handles := make([]*pubsub.Topic, len(pubs))
+	for i, p := range pubs {
+		handles[i] = n.topicLocked(p.topic)
+	}
+	n.mu.Unlock()
+	if ctx == nil {
+		return // not running: anti-entropy repairs it later
+	}
+	for i, p := range pubs {
+		if handles[i] == nil {
+			continue
+		}
+		if err := handles[i].Publish(ctx, p.data); err != nil {
+			n.log.Debug("group publish failed", "err", err)
+		}
+	}
+}
+
+// topicLocked returns the joined handle of a topic. A topic this device
+// no longer subscribes to (the last op after leaving) is joined for the
+// publication only.
+func (n *Node) topicLocked(name string) *pubsub.Topic {
+	if n.ps == nil || name == "" {
+		return nil
+	}
+	for _, gs := range n.groups {
+		if jt := gs.topics[name]; jt != nil {
+			return jt.t
+		}
+	}
+	if tp := n.tempTopics[name]; tp != nil {
+		return tp
+	}
+	tp, err := n.ps.Join(name)
+	if err != nil {
+		return nil
+	}
+	n.tempTopics[name] = tp
+	ctx := n.runCtx
+	n.wg.Add(1)
+	go func() { // leave it once the message had time to go out
+		defer n.wg.Done()
+		select {
+		case <-time.After(30 * time.Second):
+		case <-ctx.Done():
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.tempTopics[name] == tp {
+			delete(n.tempTopics, name)
+			tp.Close()
+		}
+	}()
+	return tp
+}
+
+// syncTopicsLocked subscribes to the group's current topics and leaves
+// the ones it no longer uses; on joining a topic it connects to the
+// members' devices so the mesh forms.
+func (n *Node) syncTopicsLocked(gs *groupState) {
+	if n.ps == nil || n.runCtx == nil || gs.topics == nil {
+		return
+	}
+	want := map[string]bool{}
+	if gs.eng.IsMember() {
+		for _, name := range gs.eng.Topics() {
+			want[name] = true
+		}
+	}
+	for name, jt := range gs.topics {
+		if !want[name] {
+			jt.cancel()
+			delete(gs.topics, name)
+		}
+	}
+	joined := false
+	for name := range want {
+		if gs.topics[name] != nil {
+			continue
+		}
+		if err := n.ps.RegisterTopicValidator(name, group.Validator); err != nil {
+			n.log.Debug("group topic validator", "err", err)
+		}
+		tp := n.tempTopics[name] // joined for a publication: adopt it
+		delete(n.tempTopics, name)
+		var err error
+		if tp == nil {
+			tp, err = n.ps.Join(name)
+		}
+		if err != nil {
+			n.log.Debug("join group topic", "err", err)
+			continue
+		}
+		sub, err := tp.Subscribe()
+		if err != nil {
+			tp.Close()
+			continue
+		}
+		ctx, cancel := context.WithCancel(n.runCtx)
+		gs.topics[name] = &joinedTopic{t: tp, cancel: func() {
+			cancel()
+			sub.Cancel()
+			tp.Close()
+			n.ps.UnregisterTopicValidator(name)
+		}}
+		n.wg.Add(1)
+		go n.readTopic(ctx, sub)
+		joined = true
+	}
+	if joined {
+		n.connectMembersLocked(gs)
+		// Whatever was published before this subscription is fetched
+		// from the members.
+		n.wg.Add(1)
+		go n.askSyncNow(gs.eng.ID())
+	}
+}
+
+// askSyncNow runs an anti-entropy request for one group in its own
+// transaction.
+func (n *Node) askSyncNow(id group.GroupID) {
+	defer n.wg.Done()
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	gs := n.groups[id]
+	if gs == nil || n.closed || !gs.eng.IsMember() {
+		return
+	}
+	t := n.newTxnLocked()
+	n.askSyncLocked(t, gs, now)
+	n.saveSeqLocked(t.b)
+	n.finishLocked(t)
+}
+
+func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
+	defer n.wg.Done()
+	for {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		n.onGroupWire(m.Data)
+	}
+}
+
+// connectMembersLocked dials the members' devices in the background.
+func (n *Node) connectMembersLocked(gs *groupState) {
+	st := gs.eng.State()
+	var pids []peer.ID
+	for _, m := range st.Members {
+		for _, d := range m.Devices {
+			if pid, ok := n.peerOfLocked(d); ok && pid != n.host.ID() {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	h, ctx := n.host, n.runCtx
+	for _, pid := range pids {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			h.Connect(cctx, peer.AddrInfo{ID: pid})
+		}()
+	}
+}
+
+// groupLoop runs the engines' timers and the periodic anti-entropy round.
+func (n *Node) groupLoop(ctx context.Context) {
+	defer n.wg.Done()
+	every := n.cfg.GroupSync
+	if every <= 0 {
+		every = groupSyncEvery
+	}
+	tick := time.NewTicker(min(groupTick, every))
+	defer tick.Stop()
+	last := time.Now()
+	first := true
+	for {
+		n.mu.Lock()
+		now := time.Now()
+		t := n.newTxnLocked()
+		for _, gs := range n.groups {
+			gs.eng.Tick()
+			n.saveGroupLocked(t, gs)
+			n.syncTopicsLocked(gs)
+			if gs.eng.IsMember() && (first || now.Sub(last) >= every) {
+				n.askSyncLocked(t, gs, now)
+			}
+		}
+		if first || now.Sub(last) >= every {
+			last, first = now, false
+		}
+		n.saveSeqLocked(t.b)
+		n.finishLocked(t)
+		n.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
