@@ -308,9 +308,10 @@ func (n *Node) prefetchPrekeys(ctx context.Context, c *card.Card) {
 		n.mu.Lock()
 		_, have := n.prefetched[d.ID]
 		set := n.sets[d.ID]
+		hasSession := set != nil && set.HasSession()
 		h := n.host
 		n.mu.Unlock()
-		if have || (set != nil && set.HasSession()) || h == nil {
+		if have || hasSession || h == nil {
 			continue
 		}
 		for _, mb := range d.Mailboxes {
