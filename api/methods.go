@@ -220,49 +220,58 @@ func mSend(ctx context.Context, b Backend, params json.RawMessage) (any, error) 
 	if err := required("to", p.To); err != nil {
 		return nil, err
 	}
-	kind := node.Kind(p.Kind)
+	kind, err := checkMessage(node.Kind(p.Kind), p.Text, p.Target, p.Remove)
+	if err != nil {
+		return nil, err
+	}
+	return b.Send(ctx, node.SendRequest{
+		To: p.To, Kind: kind, Text: p.Text, Target: p.Target, TxnID: p.TxnID, Remove: p.Remove,
+	})
+}
+
+// checkMessage validates the kind, text, target and remove fields shared
+// by send and sendGroup, and returns the kind (text by default).
+func checkMessage(kind node.Kind, text, target string, remove bool) (node.Kind, error) {
 	if kind == "" {
 		kind = node.KindText
 	}
 	switch kind {
 	case node.KindText:
-		if p.Target != "" {
-			return nil, invalidParams("%q is not used with kind %q", "target", kind)
+		if target != "" {
+			return "", invalidParams("%q is not used with kind %q", "target", kind)
 		}
 	case node.KindReply, node.KindEdit, node.KindDelete, node.KindReaction:
-		if err := required("target", p.Target); err != nil {
-			return nil, err
+		if err := required("target", target); err != nil {
+			return "", err
 		}
 	default:
-		return nil, invalidParams("%q must be one of text, reply, edit, delete, reaction", "kind")
+		return "", invalidParams("%q must be one of text, reply, edit, delete, reaction", "kind")
 	}
 	switch kind {
 	case node.KindText, node.KindReply, node.KindEdit:
-		if strings.TrimSpace(p.Text) == "" {
-			return nil, &Error{Code: CodeBadMessage, Message: node.ErrEmptyMessage.Error(), Data: &ErrorData{Reason: "empty_message"}}
+		if strings.TrimSpace(text) == "" {
+			return "", &Error{Code: CodeBadMessage, Message: node.ErrEmptyMessage.Error(), Data: &ErrorData{Reason: "empty_message"}}
 		}
 	case node.KindReaction:
-		if err := required("text", p.Text); err != nil {
-			return nil, err
+		if err := required("text", text); err != nil {
+			return "", err
 		}
 	case node.KindDelete:
-		if p.Text != "" {
-			return nil, invalidParams("%q is not used with kind %q", "text", kind)
+		if text != "" {
+			return "", invalidParams("%q is not used with kind %q", "text", kind)
 		}
 	}
-	if p.Remove && kind != node.KindReaction {
-		return nil, invalidParams("%q is only used with kind %q", "remove", node.KindReaction)
+	if remove && kind != node.KindReaction {
+		return "", invalidParams("%q is only used with kind %q", "remove", node.KindReaction)
 	}
-	if len(p.Text) > node.MaxTextSize {
-		return nil, &Error{
+	if len(text) > node.MaxTextSize {
+		return "", &Error{
 			Code:    CodeBadMessage,
-			Message: fmt.Sprintf("%v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(p.Text), node.MaxTextSize),
+			Message: fmt.Sprintf("%v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(text), node.MaxTextSize),
 			Data:    &ErrorData{Reason: "message_too_large"},
 		}
 	}
-	return b.Send(ctx, node.SendRequest{
-		To: p.To, Kind: kind, Text: p.Text, Target: p.Target, TxnID: p.TxnID, Remove: p.Remove,
-	})
+	return kind, nil
 }
 
 var waitStates = map[node.MessageState]bool{
