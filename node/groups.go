@@ -2,9 +2,12 @@ package node
 
 import (
 	"context"
+	"crypto/ecdh"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"slices"
 	"strings"
 	"time"
@@ -1010,21 +1013,69 @@ func (n *Node) publishAll(pubs []publication) {
 	n.mu.Lock()
 	ctx := n.runCtx
 	handles := make([]*pubsub.Topic, len(pubs))
+	offline := make([][]offlineTarget, len(pubs))
 	for i, p := range pubs {
 		handles[i] = n.topicLocked(p.topic)
+		offline[i] = n.offlineMembersLocked(p.data)
 	}
 	n.mu.Unlock()
 	if ctx == nil {
 		return // not running: anti-entropy repairs it later
 	}
 	for i, p := range pubs {
-		if handles[i] == nil {
-			continue
+		if handles[i] != nil {
+			if err := handles[i].Publish(ctx, p.data); err != nil {
+				n.log.Debug("group publish failed", "err", err)
+			}
 		}
-		if err := handles[i].Publish(ctx, p.data); err != nil {
-			n.log.Debug("group publish failed", "err", err)
+		if len(offline[i]) > 0 {
+			n.depositGroupWire(ctx, offline[i], p.data)
 		}
 	}
+}
+
+// offlineTarget is a member device that is not connected, with its
+// mailboxes.
+type offlineTarget struct {
+	mailboxKey *ecdh.PublicKey
+	boxes      []card.Mailbox
+	host       host.Host
+}
+
+// offlineMembersLocked lists the member devices of a wire message's group
+// that are not connected now and have relay mailboxes.
+func (n *Node) offlineMembersLocked(wire []byte) []offlineTarget {
+	gid, err := group.WireGroup(wire)
+	if err != nil || n.host == nil {
+		return nil
+	}
+	gs := n.groups[gid]
+	if gs == nil {
+		return nil
+	}
+	var out []offlineTarget
+	st := gs.eng.State()
+	for _, m := range st.Members {
+		for _, d := range m.Devices {
+			if d == n.cert.DeviceID() {
+				continue
+			}
+			pid, ok := n.peerOfLocked(d)
+			if ok && n.host.Network().Connectedness(pid) == network.Connected {
+				continue
+			}
+			cc := n.cardOfDeviceLocked(d)
+			if cc == nil {
+				continue
+			}
+			cd, cert := cc.Device(d), cc.List.Device(d)
+			if cd == nil || cert == nil || len(cd.Mailboxes) == 0 {
+				continue
+			}
+			out = append(out, offlineTarget{mailboxKey: cert.MailboxKey(), boxes: cd.Mailboxes, host: n.host})
+		}
+	}
+	return out
 }
 
 // topicLocked returns the joined handle of a topic. A topic this device

@@ -161,3 +161,75 @@ func TestGroupRemoveMember(t *testing.T) {
 		t.Fatalf("removed member has %q", got)
 	}
 }
+
+// A member offline during 50 messages gets all 50 when it returns: from
+// the online members (anti-entropy) when there is no relay.
+func TestGroupOfflineMemberFromPeers(t *testing.T) {
+	nodes := makeGroup(t, 3, "peers")
+	defer func() {
+		for _, r := range nodes {
+			r.stop(t)
+		}
+	}()
+	sendGroupEventually(t, nodes[0], "peers", "warm-up")
+	waitFor(t, "warm-up everywhere", func() bool { return len(groupTexts(t, nodes[2], "peers")) == 1 })
+	home := nodes[2].home
+	nodes[2].stop(t)
+	for i := range 50 {
+		sendGroupEventually(t, nodes[i%2], "peers", fmt.Sprintf("while away %02d", i))
+	}
+	nodes[2] = startNode(t, home)
+	waitFor(t, "50 messages after coming back", func() bool { return len(groupTexts(t, nodes[2], "peers")) == 51 })
+	time.Sleep(300 * time.Millisecond)
+	if got := groupTexts(t, nodes[2], "peers"); len(got) != 51 {
+		t.Fatalf("returning member has %d messages, want 51 (none doubled)", len(got))
+	}
+}
+
+// With relays, a member offline during 50 messages gets them from its
+// mailbox even when every sender is offline by the time it returns.
+func TestGroupOfflineMemberFromRelay(t *testing.T) {
+	addr := startRelay(t, relayCfg())
+	var nodes []*running
+	for i, name := range []string{"admin", "m1", "m2"} {
+		r := startNodeCfg(t, Config{Home: newHome(t, name), Relays: []string{addr}})
+		waitMailbox(t, r)
+		nodes = append(nodes, r)
+		if i > 0 {
+			s, _ := r.n.Self()
+			if _, err := nodes[0].n.AddContact(name, s.Link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := nodes[0].n.CreateGroup("mailboxed"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"m1", "m2"} {
+		if _, err := nodes[0].n.InviteToGroup("mailboxed", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range nodes[1:] {
+		waitFor(t, "invitation", func() bool { g, ok := groupOf(r, "mailboxed"); return ok && g.Pending })
+		if _, err := r.n.AcceptGroup("mailboxed"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range nodes {
+		waitFor(t, "members", func() bool { g, _ := groupOf(r, "mailboxed"); return activeMembers(g) == 3 })
+	}
+	sendGroupEventually(t, nodes[1], "mailboxed", "warm-up")
+	waitFor(t, "warm-up", func() bool { return len(groupTexts(t, nodes[2], "mailboxed")) == 1 })
+	home := nodes[2].home
+	nodes[2].stop(t)
+	for i := range 50 {
+		sendGroupEventually(t, nodes[i%2], "mailboxed", fmt.Sprintf("while away %02d", i))
+	}
+	time.Sleep(500 * time.Millisecond) // let the deposits finish
+	nodes[0].stop(t)
+	nodes[1].stop(t)
+	back := startNodeCfg(t, Config{Home: home, Relays: []string{addr}})
+	defer back.stop(t)
+	waitFor(t, "50 messages from the mailbox", func() bool { return len(groupTexts(t, back, "mailboxed")) == 51 })
+}

@@ -135,9 +135,20 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 				n.log.Debug("undecryptable envelope from relay", "err", err)
 				continue
 			}
+			if in.Kind == envelope.KindSenderKey {
+				// A group message a member left while this device was
+				// offline: it authenticates itself (sender-key signature).
+				n.onGroupWire(in.Body)
+				continue
+			}
 			items[i] = in
 		}
 		statuses := n.receive(items, true)
+		for i, in := range items {
+			if in == nil && statuses[i] == ackRejected {
+				statuses[i] = ackOK // opened above as a group message, or unreadable: either way done
+			}
+		}
 		for i, d := range batch {
 			if statuses[i] == ackRetry {
 				continue // stays on the relay; delivered again next time
@@ -331,6 +342,33 @@ func (n *Node) prefetchPrekeys(ctx context.Context, c *card.Card) {
 			n.prefetched[d.ID] = bundle
 			n.mu.Unlock()
 			break
+		}
+	}
+}
+
+// depositGroupWire leaves a group wire message in the mailboxes of member
+// devices that are not connected now, so they get it when they return
+// even if no member is online then (docs/protocol/messaging.md "Groups").
+func (n *Node) depositGroupWire(ctx context.Context, targets []offlineTarget, wire []byte) {
+	acc, dev := n.cert.Account(), n.cert.DeviceID()
+	for _, tg := range targets {
+		sealed, err := envelope.Seal(tg.mailboxKey, &envelope.Inner{SenderAccount: acc, SenderDevice: dev, Kind: envelope.KindSenderKey, Body: wire})
+		if err != nil {
+			continue
+		}
+		for _, mb := range tg.boxes {
+			ri, err := relayInfo(mb)
+			if err != nil {
+				continue
+			}
+			var dep relay.ID
+			copy(dep[:], mb.DepositID)
+			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+			_, err = n.relays.Deposit(rctx, tg.host, ri, dep, sealed)
+			cancel()
+			if err != nil {
+				n.log.Debug("group deposit failed", "err", err)
+			}
 		}
 	}
 }

@@ -40,6 +40,9 @@ func startRelay(t testing.TB, cfg relay.Config) string {
 	return fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID())
 }
 
+// relayCfg is a relay configuration for tests: no rate limits.
+func relayCfg() relay.Config { return relay.Config{PeerRate: -1, IPRate: -1} }
+
 func waitMailbox(t testing.TB, r *running) {
 	waitFor(t, "a mailbox on the relay", func() bool {
 		s, err := r.n.Self()

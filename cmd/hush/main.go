@@ -58,7 +58,7 @@ var verbs []verb
 func init() {
 	verbs = []verb{
 		{"init", "init --name NAME (--passphrase-file F | --no-passphrase)   create an identity", runInit},
-		{"daemon", "daemon [--listen MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--passphrase-file F]", runDaemon},
+		{"daemon", "daemon [--listen MULTIADDR]... [--relay MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--passphrase-file F]", runDaemon},
 		{"id", "id [--qr]                      your contact link, fingerprint (and QR code)", runID},
 		{"contact", "contact add NAME LINK | list [--json] | verify NAME [--yes] | remove NAME", runContact},
 		{"send", "send NAME TEXT [--wait delivered|read] [--timeout 30s] [--reply-to ID]", runSend},
@@ -68,6 +68,7 @@ func init() {
 		{"read", "read NAME                      mark NAME's messages as read", runRead},
 		{"messages", "messages NAME [--limit N] [--json]   conversation history, oldest first", runMessages},
 		{"chat", "chat NAME                      interactive chat in the terminal", runChat},
+		{"group", "group create|invite|accept|decline|remove|leave|send|messages|list ...   groups (hush group help)", runGroup},
 		{"demo", "demo                           show hush working on embedded defaults", runDemo},
 		{"version", "version                        print the version", runVersion},
 		{"help", "help                           this text", runHelp},

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/hushnet/hush/node"
+)
+
+const groupSynopsis = "group create NAME | invite GROUP CONTACT | accept GROUP | decline GROUP | remove GROUP MEMBER |\n" +
+	"       promote GROUP MEMBER | rename GROUP NAME | leave GROUP | send GROUP TEXT [--reply-to ID] |\n" +
+	"       react GROUP MSGID EMOJI | edit GROUP MSGID TEXT | delete GROUP MSGID | messages GROUP [--limit N] [--json] | list [--json]"
+
+// runGroup dispatches `hush group ...`. GROUP is a group's name where it
+// is unambiguous, else its ID.
+func runGroup(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("usage: hush %s", groupSynopsis)
+	}
+	sub, rest := args[0], args[1:]
+	show := func(method string, params map[string]any) error {
+		var g node.Group
+		if err := call(ctx, e, method, params, &g); err != nil {
+			return err
+		}
+		printGroup(e, g)
+		return nil
+	}
+	done := func(method string, params map[string]any, msg string) error {
+		if err := call(ctx, e, method, params, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, msg)
+		return nil
+	}
+	switch sub {
+	case "create":
+		pos, err := parseArgs(e, newFlags(e, "group create"), rest, 1, 1, "group create NAME")
+		if err != nil {
+			return err
+		}
+		return show("createGroup", map[string]any{"name": pos[0]})
+	case "invite":
+		pos, err := parseArgs(e, newFlags(e, "group invite"), rest, 2, 2, "group invite GROUP CONTACT")
+		if err != nil {
+			return err
+		}
+		return show("inviteToGroup", map[string]any{"group": pos[0], "contact": pos[1]})
+	case "accept":
+		pos, err := parseArgs(e, newFlags(e, "group accept"), rest, 1, 1, "group accept GROUP")
+		if err != nil {
+			return err
+		}
+		return show("acceptGroup", map[string]any{"group": pos[0]})
+	case "decline":
+		pos, err := parseArgs(e, newFlags(e, "group decline"), rest, 1, 1, "group decline GROUP")
+		if err != nil {
+			return err
+		}
+		return done("declineGroup", map[string]any{"group": pos[0]}, "invitation declined")
+	case "leave":
+		pos, err := parseArgs(e, newFlags(e, "group leave"), rest, 1, 1, "group leave GROUP")
+		if err != nil {
+			return err
+		}
+		return done("leaveGroup", map[string]any{"group": pos[0]}, "left "+pos[0])
+	case "remove", "promote":
+		pos, err := parseArgs(e, newFlags(e, "group "+sub), rest, 2, 2, "group "+sub+" GROUP MEMBER")
+		if err != nil {
+			return err
+		}
+		method := map[string]string{"remove": "removeFromGroup", "promote": "promoteInGroup"}[sub]
+		return show(method, map[string]any{"group": pos[0], "member": pos[1]})
+	case "rename":
+		pos, err := parseArgs(e, newFlags(e, "group rename"), rest, 2, 2, "group rename GROUP NAME")
+		if err != nil {
+			return err
+		}
+		return show("renameGroup", map[string]any{"group": pos[0], "name": pos[1]})
+	case "send", "react", "edit", "delete":
+		return groupSend(ctx, e, sub, rest)
+	case "messages":
+		return groupMessages(ctx, e, rest)
+	case "list", "ls":
+		return groupList(ctx, e, rest)
+	case "-h", "--help", "help":
+		fmt.Fprintf(e.stdout, "usage: hush %s\n", groupSynopsis)
+		return nil
+	}
+	return usagef("unknown group command %q; usage: hush %s", sub, groupSynopsis)
+}
+
+func groupSend(ctx context.Context, e *env, sub string, args []string) error {
+	fs := newFlags(e, "group "+sub)
+	var replyTo *string
+	if sub == "send" {
+		replyTo = fs.String("reply-to", "", "reply to message ID")
+	}
+	params := map[string]any{}
+	switch sub {
+	case "send":
+		pos, err := parseArgs(e, fs, args, 2, -1, "group send GROUP TEXT [--reply-to ID]")
+		if err != nil {
+			return err
+		}
+		params["group"], params["text"] = pos[0], strings.Join(pos[1:], " ")
+		if *replyTo != "" {
+			params["kind"], params["target"] = "reply", *replyTo
+		}
+	case "react":
+		pos, err := parseArgs(e, fs, args, 3, 3, "group react GROUP MSGID EMOJI")
+		if err != nil {
+			return err
+		}
+		params["group"], params["kind"], params["target"], params["text"] = pos[0], "reaction", pos[1], pos[2]
+	case "edit":
+		pos, err := parseArgs(e, fs, args, 3, -1, "group edit GROUP MSGID TEXT")
+		if err != nil {
+			return err
+		}
+		params["group"], params["kind"], params["target"], params["text"] = pos[0], "edit", pos[1], strings.Join(pos[2:], " ")
+	case "delete":
+		pos, err := parseArgs(e, fs, args, 2, 2, "group delete GROUP MSGID")
+		if err != nil {
+			return err
+		}
+		params["group"], params["kind"], params["target"] = pos[0], "delete", pos[1]
+	}
+	var m node.Message
+	if err := call(ctx, e, "sendGroup", params, &m); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
+	return nil
+}
+
+func groupMessages(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "group messages")
+	limit := fs.Int("limit", 50, "show the last N messages (0: all)")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	pos, err := parseArgs(e, fs, args, 1, 1, "group messages GROUP [--limit N] [--json]")
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("--limit must not be negative")
+	}
+	var raw json.RawMessage
+	if err := call(ctx, e, "listGroupMessages", map[string]any{"group": pos[0], "limit": *limit}, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, raw)
+	}
+	var ms []node.Message
+	if err := json.Unmarshal(raw, &ms); err != nil {
+		return fmt.Errorf("daemon sent malformed messages: %w", err)
+	}
+	if len(ms) == 0 {
+		fmt.Fprintf(e.stdout, "no messages in %s yet\n", pos[0])
+	}
+	for _, m := range ms {
+		fmt.Fprintf(e.stdout, "%-12s %s\n", m.Sender+":", formatMessage(m))
+	}
+	return nil
+}
+
+func groupList(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "group list")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	if _, err := parseArgs(e, fs, args, 0, 0, "group list [--json]"); err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := call(ctx, e, "listGroups", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, raw)
+	}
+	var gs []node.Group
+	if err := json.Unmarshal(raw, &gs); err != nil {
+		return fmt.Errorf("daemon sent malformed groups: %w", err)
+	}
+	if len(gs) == 0 {
+		fmt.Fprintln(e.stdout, "no groups")
+	}
+	for _, g := range gs {
+		printGroup(e, g)
+	}
+	return nil
+}
+
+func printGroup(e *env, g node.Group) {
+	state := ""
+	if g.Pending {
+		state = " (invitation: hush group accept " + g.Name + ")"
+	}
+	fmt.Fprintf(e.stdout, "%s  %s  epoch %d%s\n", g.Name, g.ID, g.Epoch, state)
+	for _, m := range g.Members {
+		var tags []string
+		if m.Admin {
+			tags = append(tags, "admin")
+		}
+		if m.Invited {
+			tags = append(tags, "invited")
+		}
+		t := ""
+		if len(tags) > 0 {
+			t = " (" + strings.Join(tags, ", ") + ")"
+		}
+		fmt.Fprintf(e.stdout, "  %s%s\n", m.Name, t)
+	}
+}
