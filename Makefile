@@ -16,6 +16,7 @@ build:
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -run 'Burst' ./node   # full-size bursts (scaled down under -race)
 
 # Every fuzz target, each for FUZZTIME.
 fuzz:

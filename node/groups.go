@@ -412,7 +412,7 @@ func decodeCards(b []byte) [][]byte {
 // sender key and queues it for the group topic.
 func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now time.Time) error {
 	if p.TimeMS == 0 {
-		p.ID, p.TimeMS = newMessageID(), uint64(now.UnixMilli())
+		p.ID, p.TimeMS = newMessageID(), n.groupClockLocked(now)
 	}
 	wire, _, err := gs.eng.Seal(p.marshal())
 	if errors.Is(err, group.ErrNotReady) {
@@ -584,7 +584,7 @@ func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, er
 			return errors.New("accept the invitation first")
 		}
 		key := convKey(gs.eng.ID())
-		p := &payload{ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), Text: req.Text}
+		p := &payload{ID: newMessageID(), TimeMS: n.groupClockLocked(now), Text: req.Text}
 		var rec *msgRec
 		var ix indexRec
 		switch kind {
@@ -702,8 +702,11 @@ func (n *Node) scanConversationLocked(key []byte, limit int, view func(*msgRec) 
 	return out, err
 }
 
-// onGroupWire handles one message from a group topic (or a repair).
-func (n *Node) onGroupWire(data []byte) {
+// onGroupWire handles one message from a group topic (or a relay).
+func (n *Node) onGroupWire(data []byte) { n.onGroupWires([][]byte{data}) }
+
+// onGroupWires handles messages from group topics in one transaction.
+func (n *Node) onGroupWires(batch [][]byte) {
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -711,7 +714,9 @@ func (n *Node) onGroupWire(data []byte) {
 		return
 	}
 	t := n.newTxnLocked()
-	n.groupWireLocked(t, data, now)
+	for _, data := range batch {
+		n.groupWireLocked(t, data, now)
+	}
 	n.saveSeqLocked(t.b)
 	if err := n.finishLocked(t); err != nil {
 		return
@@ -795,6 +800,18 @@ func (n *Node) applyGroupPayloadLocked(t *txn, gs *groupState, from identity.Acc
 		n.putMsgLocked(t, p.Target, ix, m)
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.groupMsgView(m, gs))})
 	}
+}
+
+// groupClockLocked returns the time stamp for an outgoing group message:
+// milliseconds, strictly increasing, so this device's messages sort in
+// the order it sent them on every member (groupSeqLocked).
+func (n *Node) groupClockLocked(now time.Time) uint64 {
+	ms := uint64(now.UnixMilli())
+	if ms <= n.groupClock {
+		ms = n.groupClock + 1
+	}
+	n.groupClock = ms
+	return ms
 }
 
 // groupSeqLocked orders a group message by its sender's clock: the
@@ -1195,6 +1212,7 @@ func (n *Node) askSyncNow(id group.GroupID) {
 	n.finishLocked(t)
 }
 
+// readTopic feeds a subscription's messages to the group inbox.
 func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
 	defer n.wg.Done()
 	for {
@@ -1202,7 +1220,37 @@ func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
 		if err != nil {
 			return
 		}
-		n.onGroupWire(m.Data)
+		select {
+		case n.groupIn <- m.Data:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// groupInbox applies topic messages in batches: whatever has arrived is
+// decrypted and stored in one transaction (one fsync), so a burst does
+// not cost a commit per message.
+func (n *Node) groupInbox(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		var batch [][]byte
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-n.groupIn:
+			batch = append(batch, d)
+		}
+	more:
+		for len(batch) < deliverWindow {
+			select {
+			case d := <-n.groupIn:
+				batch = append(batch, d)
+			default:
+				break more
+			}
+		}
+		n.onGroupWires(batch)
 	}
 }
 

@@ -1,9 +1,15 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hushnet/hush/node/group"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"strings"
 	"testing"
 	"time"
@@ -232,4 +238,127 @@ func TestGroupOfflineMemberFromRelay(t *testing.T) {
 	back := startNodeCfg(t, Config{Home: home, Relays: []string{addr}})
 	defer back.stop(t)
 	waitFor(t, "50 messages from the mailbox", func() bool { return len(groupTexts(t, back, "mailboxed")) == 51 })
+}
+
+// A plain libp2p peer subscribed to a group's topic sees only ciphertext:
+// no message text, group name or member identity; what it injects
+// (garbage, replays of captured messages) is rejected by every member.
+func TestGroupTopicOutsider(t *testing.T) {
+	nodes := makeGroup(t, 3, "secret-club-name")
+	defer func() {
+		for _, r := range nodes {
+			r.stop(t)
+		}
+	}()
+	sendGroupEventually(t, nodes[0], "secret-club-name", "warm-up")
+	for _, r := range nodes {
+		waitFor(t, "warm-up", func() bool { return len(groupTexts(t, r, "secret-club-name")) == 1 })
+	}
+	nodes[0].n.mu.Lock()
+	var topic string
+	for _, gs := range nodes[0].n.groups {
+		topic = gs.eng.Topic()
+	}
+	nodes[0].n.mu.Unlock()
+
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ps, err := pubsub.NewGossipSub(ctx, h, group.PubSubOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := ps.Join(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := tp.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range nodes {
+		if err := h.Connect(ctx, peer.AddrInfo{ID: r.n.host.ID(), Addrs: r.n.host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the outsider in the mesh", func() bool { return len(tp.ListPeers()) >= 2 })
+	time.Sleep(1500 * time.Millisecond) // a heartbeat, so publishers include it
+	secret := "the eagle lands at noon"
+	sendGroupEventually(t, nodes[1], "secret-club-name", secret)
+	got, err := func() (*pubsub.Message, error) {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return sub.Next(c)
+	}()
+	if err != nil {
+		t.Fatalf("the outsider received nothing: %v", err)
+	}
+	data := got.Data
+	needles := []string{secret, "secret-club-name", "admin", "member1"}
+	for _, r := range nodes {
+		s, _ := r.n.Self()
+		raw, _ := hex.DecodeString(s.Account)
+		needles = append(needles, s.Account, string(raw), s.PeerID)
+	}
+	for _, nd := range needles {
+		if bytes.Contains(data, []byte(nd)) {
+			t.Fatalf("the topic carries %q in clear", nd)
+		}
+	}
+	if len(got.From) != 0 || len(got.Signature) != 0 || len(got.Seqno) != 0 || len(got.Key) != 0 {
+		t.Fatal("pubsub messages carry an author, signature or seqno")
+	}
+	// Injected garbage and a replay are rejected by every member.
+	for _, r := range nodes {
+		waitFor(t, "the secret everywhere", func() bool { return len(groupTexts(t, r, "secret-club-name")) == 2 })
+	}
+	before := make([]int, len(nodes))
+	for i, r := range nodes {
+		before[i] = len(groupTexts(t, r, "secret-club-name"))
+	}
+	tp.Publish(ctx, []byte("garbage that is not a group message at all"))
+	replay := append([]byte(nil), data...)
+	nodes[2].n.onGroupWire(replay) // straight into a member, as a relay could
+	forged := append([]byte(nil), data...)
+	forged[len(forged)-1] ^= 1 // a changed signature byte
+	tp.Publish(ctx, forged)
+	time.Sleep(time.Second)
+	for i, r := range nodes {
+		if n := len(groupTexts(t, r, "secret-club-name")); n != before[i] {
+			t.Fatalf("member %d accepted an injected message (%d → %d)", i, before[i], n)
+		}
+	}
+}
+
+// A burst of messages loses nothing: every member ends with all of them.
+func TestGroupBurst(t *testing.T) {
+	nodes := makeGroup(t, 4, "burst")
+	defer func() {
+		for _, r := range nodes {
+			r.stop(t)
+		}
+	}()
+	sendGroupEventually(t, nodes[0], "burst", "warm-up")
+	burst := 1000
+	if raceEnabled {
+		burst = 100
+	}
+	for i := range burst {
+		if _, err := nodes[0].n.SendGroup(context.Background(), GroupSendRequest{Group: "burst", Text: fmt.Sprintf("b%03d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range nodes[1:] {
+		waitFor(t, fmt.Sprintf("the burst at member %d", i+1), func() bool { return len(groupTexts(t, r, "burst")) == burst+1 })
+		got := groupTexts(t, r, "burst")
+		for j := range burst {
+			if !strings.HasSuffix(got[j+1], fmt.Sprintf(": b%03d", j)) {
+				t.Fatalf("member %d: message %d is %q (order)", i+1, j, got[j+1])
+			}
+		}
+	}
 }

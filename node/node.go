@@ -110,6 +110,8 @@ type Node struct {
 	ps           *pubsub.PubSub                  // GossipSub, while Run runs
 	tempTopics   map[string]*pubsub.Topic        // joined only to publish
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
+	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
+	groupIn      chan []byte                     // topic messages waiting for groupInbox
 	waiters      map[string][]chan struct{}      // message ID → WaitState callers
 	dirty        map[[msgIDSize]byte]*dirtyMsg
 	recent       map[[msgIDSize]byte]*cachedMsg

@@ -92,8 +92,9 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, gs := range n.groups {
 		n.syncTopicsLocked(gs)
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.groupLoop(runCtx)
+	go n.groupInbox(runCtx)
 	for i, ri := range relays {
 		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, peerstore.PermanentAddrTTL)
 		n.wg.Add(1)
