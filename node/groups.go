@@ -729,10 +729,12 @@ func (n *Node) onGroupWires(batch [][]byte) {
 func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 	gid, err := group.WireGroup(data)
 	if err != nil {
+		n.log.Debug("group message without a group", "err", err)
 		return
 	}
 	gs := n.groups[gid]
 	if gs == nil {
+		n.log.Debug("message for an unknown group")
 		return
 	}
 	rec, err := gs.eng.Open(data)
@@ -745,8 +747,15 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 	}
 	n.effectsLocked(t, gs, &rec.Effects, now)
 	if rec.Op != nil {
+		if rec.OpErr != nil {
+			n.log.Debug("group op not applied", "err", rec.OpErr)
+		}
 		g := n.groupViewLocked(gs)
 		t.events = append(t.events, Event{Type: EventGroup, Group: &g})
+		return
+	}
+	if rec.OpErr != nil {
+		n.log.Debug("group message not applied", "err", rec.OpErr)
 		return
 	}
 	p, err := parsePayload(rec.Plaintext)
@@ -1218,6 +1227,7 @@ func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {
+			n.log.Debug("topic read ended", "err", err)
 			return
 		}
 		select {

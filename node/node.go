@@ -212,6 +212,7 @@ func New(cfg Config) (*Node, error) {
 		welcomes:     make(map[group.GroupID]*welcomeParts),
 		tempTopics:   make(map[string]*pubsub.Topic),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
+		groupIn:      make(chan []byte, 4096),
 		ready:        make(chan struct{}),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hushnet/hush/internal/store"
 )
+
+// testGroupSync is the anti-entropy interval nodes in tests use.
+var testGroupSync = time.Second
 
 var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
@@ -31,10 +35,10 @@ func startNodeCfg(t testing.TB, cfg Config) *running {
 	t.Helper()
 	cfg.NoMDNS, cfg.ListenAddrs, cfg.KDF = true, []string{"/ip4/127.0.0.1/tcp/0"}, testKDF
 	if cfg.GroupSync == 0 {
-		cfg.GroupSync = time.Second
+		cfg.GroupSync = testGroupSync
 	}
 	if os.Getenv("HUSH_TEST_LOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", filepath.Base(cfg.Home))
 	}
 	home := cfg.Home
 	n, err := New(cfg)

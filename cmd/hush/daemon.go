@@ -153,15 +153,20 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 	noFsync := fs.Bool("no-fsync", false, "do not fsync each commit: safe from a killed process, not from a power loss")
 	passFile := fs.String("passphrase-file", "", "file holding the store passphrase (- for stdin)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	debugLog := fs.Bool("debug", false, "log debug events (never content or identifiers)")
 	if _, err := parseArgs(e, fs, args, 0, 0, synopsis); err != nil {
 		return err
 	}
 	var log *slog.Logger
+	lvl := &slog.HandlerOptions{}
+	if *debugLog {
+		lvl.Level = slog.LevelDebug
+	}
 	switch *logFormat {
 	case "text":
-		log = slog.New(slog.NewTextHandler(e.stderr, nil))
+		log = slog.New(slog.NewTextHandler(e.stderr, lvl))
 	case "json":
-		log = slog.New(slog.NewJSONHandler(e.stderr, nil))
+		log = slog.New(slog.NewJSONHandler(e.stderr, lvl))
 	default:
 		return usagef("--log-format must be text or json")
 	}

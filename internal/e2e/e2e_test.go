@@ -93,6 +93,9 @@ func (u *user) mustRun(args ...string) string {
 func (u *user) start() {
 	u.t.Helper()
 	args := []string{"--home", u.home, "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}
+	if os.Getenv("HUSH_TEST_LOG") != "" {
+		args = append(args, "--debug")
+	}
 	if u.pass != "" {
 		args = append(args, "--passphrase-file", u.pass)
 	}
