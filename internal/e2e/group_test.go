@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"os"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -59,8 +59,7 @@ func TestGroupCLI(t *testing.T) {
 		})
 		u.mustRun("group", "accept", "book club")
 	}
-	for i, u := range []*user{alice, bob, carol} {
-		t.Logf("user %d: %s", i, u.mustRun("group", "list"))
+	for _, u := range []*user{alice, bob, carol} {
 		eventually(t, "three members", func() bool {
 			gs := u.groups()
 			if len(gs) != 1 {
