@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,13 +18,14 @@ import (
 
 // relayProc is a hush-relay process.
 type relayProc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	dir  string
-	cfg  string
-	addr string // first listen multiaddr with /p2p/
-	port string
-	log  *syncBuffer
+	metrics string // host:port of the metrics listener, if any
+	t       testing.TB
+	cmd     *exec.Cmd
+	dir     string
+	cfg     string
+	addr    string // first listen multiaddr with /p2p/
+	port    string
+	log     *syncBuffer
 }
 
 func relayBin(t testing.TB) string {
@@ -60,6 +63,9 @@ func (r *relayProc) start() {
 	args := []string{"--data", r.dir, "--listen", listen}
 	if r.cfg != "" {
 		args = append(args, "--config", r.cfg)
+	}
+	if r.metrics != "" {
+		args = append(args, "--metrics-addr", r.metrics)
 	}
 	cmd := exec.Command(relayBin(r.t), args...)
 	stdout, _ := cmd.StdoutPipe()
@@ -285,6 +291,7 @@ func TestRelayKilledAfterReceipts(t *testing.T) {
 // relay's disk use stays under its cap.
 func TestFloodQuota(t *testing.T) {
 	r := newRelay(t, `{"max_messages": 25, "peer_rate": 20, "peer_burst": 10, "max_store_bytes": 4194304}`)
+	r.metrics = freeAddr(t)
 	r.start()
 	defer r.stop(syscall.SIGTERM)
 	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
@@ -314,6 +321,13 @@ func TestFloodQuota(t *testing.T) {
 			t.Fatalf("carol's message is %s while the mailbox is full; want queued", m.State)
 		}
 	}
+	// The relay refused the flood both for the rate and for the quota.
+	m := scrape(t, "http://"+r.metrics+"/metrics")
+	for _, reason := range []string{"quota", "rate_limited"} {
+		if !strings.Contains(m, `hush_relay_deposits_rejected_total{reason="`+reason+`"}`) {
+			t.Errorf("no deposits rejected for %s; metrics:\n%s", reason, grepLines(m, "rejected"))
+		}
+	}
 	if used := dirSize(t, r.dir); used > 4<<20+2<<20 {
 		t.Fatalf("relay data uses %d bytes, cap 4 MiB (+ database overhead)", used)
 	}
@@ -331,4 +345,33 @@ func dirSize(t *testing.T, root string) int64 {
 		return nil
 	})
 	return n
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func scrape(t *testing.T, url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
