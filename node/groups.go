@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"crypto/ecdh"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -926,18 +929,35 @@ func (n *Node) welcomeLocked(t *txn, gid group.GroupID, part, parts int, from id
 // antiEntropyLocked runs the digest exchange (docs/protocol/groups.md
 // §16.6) over pairwise sessions: ask → have → want → repair.
 func (n *Node) antiEntropyLocked(t *txn, acc identity.AccountID, dev identity.DeviceID, p *payload, now time.Time) {
-	var gid group.GroupID
 	switch p.Type {
 	case ptSyncAsk:
-		if len(p.Data) != len(gid) {
+		ask, ok := parseSyncAsk(p.Data)
+		if !ok {
 			return
 		}
-		copy(gid[:], p.Data)
-		if gs := n.groups[gid]; gs != nil && n.isMemberLocked(gs, acc) {
-			n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptDirectory, Data: encodeCards(n.memberCardsLocked(gs))}, now)
-			n.sendListLocked(t, acc, dev, ptOps, gs.eng.Ops(), now)
-			n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptHave, Data: gs.eng.Have()}, now)
+		gs := n.groups[ask.group]
+		if gs == nil || !n.isMemberLocked(gs, acc) {
+			return
 		}
+		// Only what the asker lacks: the cards it named, the op log if
+		// it differs, and the digest (small) for messages.
+		var cards [][]byte
+		for _, a := range ask.missingCards {
+			if cc, _ := n.cardOfAccountLocked(a); cc != nil {
+				cards = append(cards, cc.Marshal())
+			} else if a == n.cert.Account() {
+				if own, err := n.ownCardLocked(now); err == nil {
+					cards = append(cards, own.Marshal())
+				}
+			}
+		}
+		if len(cards) > 0 {
+			n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptDirectory, Data: encodeCards(cards)}, now)
+		}
+		if opsDigest(gs.eng.Ops()) != ask.ops {
+			n.sendListLocked(t, acc, dev, ptOps, gs.eng.Ops(), now)
+		}
+		n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptHave, Data: gs.eng.Have()}, now)
 	case ptHave:
 		for _, gs := range n.groups {
 			refs, err := gs.eng.Missing(p.Data)
@@ -1016,15 +1036,89 @@ func (n *Node) isMemberLocked(gs *groupState, acc identity.AccountID) bool {
 }
 
 // askSyncLocked asks every other member device for its digest of a group.
+//
+// It asks syncPeers member devices chosen at random, not all of them, so a
+// round costs O(members) messages in the whole group, not O(members²).
 func (n *Node) askSyncLocked(t *txn, gs *groupState, now time.Time) {
 	gs.lastAsk = now
-	id := gs.eng.ID()
 	st := gs.eng.State()
-	for _, m := range st.Members {
-		for _, d := range m.Devices {
-			n.sendGroupPairwiseLocked(t, m.Account, d, &payload{Type: ptSyncAsk, Data: id[:]}, now)
+	ask := syncAsk{group: gs.eng.ID(), ops: opsDigest(gs.eng.Ops())}
+	type target struct {
+		acc identity.AccountID
+		dev identity.DeviceID
+	}
+	var targets []target
+	for _, m := range append(st.Members, st.Invited...) {
+		if m.Account != n.cert.Account() {
+			if cc, _ := n.cardOfAccountLocked(m.Account); cc == nil && len(ask.missingCards) < maxMissingCards {
+				ask.missingCards = append(ask.missingCards, m.Account)
+			}
 		}
 	}
+	for _, m := range st.Members {
+		for _, d := range m.Devices {
+			if d != n.cert.DeviceID() {
+				targets = append(targets, target{m.Account, d})
+			}
+		}
+	}
+	mrand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+	data := ask.marshal()
+	for _, tg := range targets[:min(len(targets), syncPeers)] {
+		n.sendGroupPairwiseLocked(t, tg.acc, tg.dev, &payload{Type: ptSyncAsk, Data: data}, now)
+	}
+}
+
+// Anti-entropy request sizes.
+const (
+	syncPeers       = 3   // member devices asked per round
+	maxMissingCards = 200 // accounts whose cards one request asks for
+)
+
+// syncAsk is a sync-ask payload: the group, a digest of the asker's op
+// log and the members whose cards it lacks.
+type syncAsk struct {
+	group        group.GroupID
+	ops          [32]byte
+	missingCards []identity.AccountID
+}
+
+func (a *syncAsk) marshal() []byte {
+	w := codec.NewWriter(66 + 32*len(a.missingCards))
+	w.Fixed(a.group[:])
+	w.Fixed(a.ops[:])
+	w.U16(uint16(len(a.missingCards)))
+	for _, acc := range a.missingCards {
+		w.Fixed(acc[:])
+	}
+	return w.Bytes()
+}
+
+func parseSyncAsk(b []byte) (syncAsk, bool) {
+	var a syncAsk
+	r := codec.NewReader(b)
+	copy(a.group[:], r.Fixed(len(a.group)))
+	copy(a.ops[:], r.Fixed(len(a.ops)))
+	n := r.Count(maxMissingCards)
+	for range n {
+		var acc identity.AccountID
+		copy(acc[:], r.Fixed(len(acc)))
+		a.missingCards = append(a.missingCards, acc)
+	}
+	return a, r.Done() == nil
+}
+
+// opsDigest summarises an op log, so two members see at once whether
+// their logs differ.
+func opsDigest(ops [][]byte) [32]byte {
+	h := sha256.New()
+	for _, o := range ops {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(o))))
+		h.Write(o)
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // publication is a group wire message to publish after its commit.
