@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/sha256"
@@ -71,6 +72,20 @@ type groupState struct {
 	eng     *group.Engine
 	topics  map[string]*joinedTopic // subscribed topics (current and grace)
 	lastAsk time.Time               // last anti-entropy request
+	unsaved bool                    // receive-side changes not saved yet (see groupWireLocked)
+}
+
+// groupFlushEvery bounds how long receive-side engine changes stay
+// unsaved.
+const groupFlushEvery = 250 * time.Millisecond
+
+// flushGroupsLocked saves engines with unsaved receive-side changes.
+func (n *Node) flushGroupsLocked(t *txn) {
+	for _, gs := range n.groups {
+		if gs.unsaved {
+			n.saveGroupLocked(t, gs)
+		}
+	}
 }
 
 type joinedTopic struct {
@@ -125,6 +140,7 @@ func (n *Node) loadGroupsLocked() error {
 // succeeded is saved before its effects leave.
 func (n *Node) saveGroupLocked(t *txn, gs *groupState) error {
 	t.groupsChanged = true
+	gs.unsaved = false
 	b, err := gs.eng.MarshalBinary()
 	if err != nil {
 		return err
@@ -199,6 +215,16 @@ func (n *Node) memberNameLocked(acc identity.AccountID) string {
 // learnCardLocked adds a group member's card to the directory (unless it
 // is a contact) so pairwise sessions can start with it.
 func (n *Node) learnCardLocked(t *txn, b []byte, now time.Time) {
+	for _, known := range n.peers { // the same card again (it rides on every prekey message): nothing to do
+		if bytes.Equal(known.Marshal(), b) {
+			return
+		}
+	}
+	for _, c := range n.contacts {
+		if bytes.Equal(c.rec.Card, b) {
+			return
+		}
+	}
 	c, err := card.Parse(b, now)
 	if err != nil {
 		c, err = card.ParseStored(b) // old prekeys: still good for its addresses
@@ -745,8 +771,16 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 		n.log.Debug("group message dropped", "err", err)
 		return
 	}
-	if err := n.saveGroupLocked(t, gs); err != nil {
-		return
+	// An ordinary message only advances the receiving chains and the
+	// replay cache: the engine is saved lazily (flushGroupsLocked), since
+	// after a crash a message seen again is dropped by its payload ID.
+	// Anything with effects (an op, keys to send) is saved now.
+	if rec.Op != nil || len(rec.Effects.Publish) > 0 || len(rec.Effects.Pairwise) > 0 {
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return
+		}
+	} else {
+		gs.unsaved = true
 	}
 	n.effectsLocked(t, gs, &rec.Effects, now)
 	if rec.Op != nil {
@@ -1315,6 +1349,17 @@ func (n *Node) askSyncNow(id group.GroupID) {
 	n.finishLocked(t)
 }
 
+// flushGroups saves unsaved engines in their own transaction.
+func (n *Node) flushGroups() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.newTxnLocked()
+	n.flushGroupsLocked(t)
+	if t.b.Len() > 0 {
+		n.finishLocked(t)
+	}
+}
+
 // readTopic feeds a subscription's messages to the group inbox.
 func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
 	defer n.wg.Done()
@@ -1337,11 +1382,17 @@ func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
 // not cost a commit per message.
 func (n *Node) groupInbox(ctx context.Context) {
 	defer n.wg.Done()
+	flush := time.NewTicker(groupFlushEvery)
+	defer flush.Stop()
+	defer n.flushGroups()
 	for {
 		var batch [][]byte
 		select {
 		case <-ctx.Done():
 			return
+		case <-flush.C:
+			n.flushGroups()
+			continue
 		case d := <-n.groupIn:
 			batch = append(batch, d)
 		}
