@@ -362,3 +362,52 @@ func TestGroupBurst(t *testing.T) {
 		}
 	}
 }
+
+// Replies, edits, reactions and deletes work in groups as in 1:1; only
+// the author may edit or delete.
+func TestGroupMessageKinds(t *testing.T) {
+	nodes := makeGroup(t, 3, "kinds")
+	defer func() {
+		for _, r := range nodes {
+			r.stop(t)
+		}
+	}()
+	ctx := context.Background()
+	m := sendGroupEventually(t, nodes[0], "kinds", "original")
+	for _, r := range nodes {
+		waitFor(t, "the message", func() bool { return len(groupTexts(t, r, "kinds")) == 1 })
+	}
+	if _, err := nodes[1].n.SendGroup(ctx, GroupSendRequest{Group: "kinds", Kind: KindEdit, Target: m.ID, Text: "hijacked"}); err == nil {
+		t.Fatal("a member edited someone else's message")
+	}
+	steps := []GroupSendRequest{
+		{Group: "kinds", Kind: KindReaction, Target: m.ID, Text: "🎉"},
+		{Group: "kinds", Kind: KindReply, Target: m.ID, Text: "a reply"},
+	}
+	for _, s := range steps {
+		if _, err := nodes[1].n.SendGroup(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := nodes[0].n.SendGroup(ctx, GroupSendRequest{Group: "kinds", Kind: KindEdit, Target: m.ID, Text: "edited"}); err != nil {
+		t.Fatal(err)
+	}
+	find := func(r *running, id string) Message {
+		ms, _ := r.n.GroupMessages("kinds", 0)
+		for _, x := range ms {
+			if x.ID == id {
+				return x
+			}
+		}
+		return Message{}
+	}
+	waitFor(t, "edit, reaction and reply at member 2", func() bool {
+		x := find(nodes[2], m.ID)
+		ms, _ := nodes[2].n.GroupMessages("kinds", 0)
+		return x.Edited && x.Text == "edited" && len(x.Reactions["🎉"]) == 1 && len(ms) == 2 && ms[1].ReplyTo == m.ID
+	})
+	if _, err := nodes[0].n.SendGroup(ctx, GroupSendRequest{Group: "kinds", Kind: KindDelete, Target: m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delete at member 1", func() bool { x := find(nodes[1], m.ID); return x.Deleted && x.Text == "" })
+}
