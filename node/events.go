@@ -13,7 +13,8 @@ const (
 type hub struct {
 	mu      sync.Mutex
 	seq     uint64
-	history []Event // ring of the last eventHistory events
+	history []Event // ring of the last eventHistory events; history[(first+i)%len] is the i-th oldest
+	first   int
 	subs    map[chan Event]struct{}
 	closed  bool
 }
@@ -30,11 +31,12 @@ func (h *hub) publish(ev Event) {
 	}
 	h.seq++
 	ev.Seq = h.seq
-	if len(h.history) == eventHistory {
-		copy(h.history, h.history[1:])
-		h.history = h.history[:eventHistory-1]
+	if len(h.history) < eventHistory {
+		h.history = append(h.history, ev)
+	} else {
+		h.history[h.first] = ev
+		h.first = (h.first + 1) % eventHistory
 	}
-	h.history = append(h.history, ev)
 	for ch := range h.subs {
 		select {
 		case ch <- ev:
@@ -54,8 +56,8 @@ func (h *hub) subscribe(after uint64) (<-chan Event, func()) {
 		return ch, func() {}
 	}
 	if after > 0 {
-		for _, ev := range h.history {
-			if ev.Seq > after {
+		for i := range h.history {
+			if ev := h.history[(h.first+i)%len(h.history)]; ev.Seq > after {
 				ch <- ev
 			}
 		}
