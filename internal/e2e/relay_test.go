@@ -179,7 +179,7 @@ func TestOfflineThroughRelay(t *testing.T) {
 	})
 	// The relay's data holds no plaintext and no account identifiers.
 	r.stop(syscall.SIGTERM)
-	needles := append(want[:3], "alice", "bob", "secret-relay")
+	needles := append(want[:3], displayName("alice"), displayName("bob"), "secret-relay")
 	for _, u := range []*user{alice, bob} {
 		id := accountOfRunning(t, u)
 		needles = append(needles, id)
