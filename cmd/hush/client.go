@@ -336,10 +336,18 @@ func runRead(ctx context.Context, e *env, args []string) error {
 }
 
 func runMessages(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "messages")
+	return listMessages(ctx, e, args, "messages", "messages NAME [--limit N] [--json]", "listMessages", "contact",
+		func(name string) string { return "no messages with " + name + " yet" }, formatMessage)
+}
+
+// listMessages is `messages` and `group messages`: the last N messages of
+// a conversation, as the API's JSON or one line each.
+func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, method, key string,
+	empty func(string) string, format func(node.Message) string) error {
+	fs := newFlags(e, verb)
 	limit := fs.Int("limit", 50, "show the last N messages (0: all)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, err := parseArgs(e, fs, args, 1, 1, "messages NAME [--limit N] [--json]")
+	pos, err := parseArgs(e, fs, args, 1, 1, synopsis)
 	if err != nil {
 		return err
 	}
@@ -347,7 +355,7 @@ func runMessages(ctx context.Context, e *env, args []string) error {
 		return usagef("--limit must not be negative")
 	}
 	var raw json.RawMessage
-	if err := call(ctx, e, "listMessages", map[string]any{"contact": pos[0], "limit": *limit}, &raw); err != nil {
+	if err := call(ctx, e, method, map[string]any{key: pos[0], "limit": *limit}, &raw); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -358,10 +366,10 @@ func runMessages(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("daemon sent malformed messages: %w", err)
 	}
 	if len(ms) == 0 {
-		fmt.Fprintf(e.stdout, "no messages with %s yet\n", pos[0])
+		fmt.Fprintln(e.stdout, empty(pos[0]))
 	}
 	for _, m := range ms {
-		fmt.Fprintln(e.stdout, formatMessage(m))
+		fmt.Fprintln(e.stdout, format(m))
 	}
 	return nil
 }

@@ -137,34 +137,9 @@ func groupSend(ctx context.Context, e *env, sub string, args []string) error {
 }
 
 func groupMessages(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "group messages")
-	limit := fs.Int("limit", 50, "show the last N messages (0: all)")
-	asJSON := fs.Bool("json", false, "print the API's JSON")
-	pos, err := parseArgs(e, fs, args, 1, 1, "group messages GROUP [--limit N] [--json]")
-	if err != nil {
-		return err
-	}
-	if *limit < 0 {
-		return usagef("--limit must not be negative")
-	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listGroupMessages", map[string]any{"group": pos[0], "limit": *limit}, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var ms []node.Message
-	if err := json.Unmarshal(raw, &ms); err != nil {
-		return fmt.Errorf("daemon sent malformed messages: %w", err)
-	}
-	if len(ms) == 0 {
-		fmt.Fprintf(e.stdout, "no messages in %s yet\n", pos[0])
-	}
-	for _, m := range ms {
-		fmt.Fprintf(e.stdout, "%-12s %s\n", m.Sender+":", formatMessage(m))
-	}
-	return nil
+	return listMessages(ctx, e, args, "group messages", "group messages GROUP [--limit N] [--json]", "listGroupMessages", "group",
+		func(name string) string { return "no messages in " + name + " yet" },
+		func(m node.Message) string { return fmt.Sprintf("%-12s %s", m.Sender+":", formatMessage(m)) })
 }
 
 func groupList(ctx context.Context, e *env, args []string) error {
