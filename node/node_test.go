@@ -13,8 +13,12 @@ import (
 	"github.com/hushnet/hush/internal/store"
 )
 
-// testGroupSync is the anti-entropy interval nodes in tests use.
-var testGroupSync = time.Second
+// testGroupSync is the anti-entropy interval nodes in tests use, and
+// testNoSync turns fsync off for benchmarks that run many nodes.
+var (
+	testGroupSync = time.Second
+	testNoSync    = false
+)
 
 var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
@@ -37,6 +41,7 @@ func startNodeCfg(t testing.TB, cfg Config) *running {
 	if cfg.GroupSync == 0 {
 		cfg.GroupSync = testGroupSync
 	}
+	cfg.NoSync = cfg.NoSync || testNoSync
 	if os.Getenv("HUSH_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", filepath.Base(cfg.Home))
 	}
