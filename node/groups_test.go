@@ -85,7 +85,7 @@ func makeGroup(t testing.TB, count int, name string) []*running {
 		}
 	}
 	for i, r := range nodes {
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := time.Now().Add(45 * time.Second)
 		for {
 			g, ok := groupOf(r, name)
 			if ok && activeMembers(g) == count {
