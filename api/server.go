@@ -406,6 +406,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		subMu     sync.Mutex
 		subCancel func()
 		subDone   chan struct{}
+		subStart  chan struct{} // closed once the subscribe response is written
 	)
 	stopSub := func() {
 		subMu.Lock()
@@ -430,14 +431,20 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			}
 			stopSub()
 			events, unsub := s.h.b.Subscribe(p.After)
-			done := make(chan struct{})
+			done, start := make(chan struct{}), make(chan struct{})
 			subCtx, subCtxCancel := context.WithCancel(ctx)
 			subMu.Lock()
 			subCancel = func() { subCtxCancel(); unsub() }
-			subDone = done
+			subDone, subStart = done, start
 			subMu.Unlock()
 			go func() {
 				defer close(done)
+				// Replayed events must not overtake the response.
+				select {
+				case <-start:
+				case <-subCtx.Done():
+					return
+				}
 				for {
 					select {
 					case <-subCtx.Done():
@@ -483,6 +490,12 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 					return
 				}
 			}
+			subMu.Lock()
+			if subStart != nil {
+				close(subStart)
+				subStart = nil
+			}
+			subMu.Unlock()
 		}
 		if err != nil {
 			return
