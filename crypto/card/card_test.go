@@ -2,10 +2,9 @@ package card
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
-	"os"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -211,19 +210,10 @@ func TestKAT(t *testing.T) {
 			Generator:   "go test ./crypto/card -run TestKAT -update",
 			Vectors:     []katVector{gen(1, "Alice"), gen(2, "Bob 🦊")},
 		}
-		b, _ := json.MarshalIndent(k, "", "  ")
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+		kattest.Write(t, path, k)
 	}
 	var k kat
-	if err := json.Unmarshal(b, &k); err != nil {
-		t.Fatal(err)
-	}
+	kattest.Read(t, path, &k)
 	if len(k.Vectors) == 0 {
 		t.Fatal("no vectors")
 	}

@@ -2,10 +2,8 @@ package identity
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"testing"
 	"testing/cryptotest"
 	"time"
@@ -177,25 +175,10 @@ func TestKAT(t *testing.T) {
 		for _, c := range cases {
 			f.Vectors = append(f.Vectors, regenerate(t, c))
 		}
-		b, err := json.MarshalIndent(f, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(katPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(katPath, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(katPath)
-	if err != nil {
-		t.Fatal(err)
+		kattest.Write(t, katPath, f)
 	}
 	var f katFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
+	kattest.Read(t, katPath, &f)
 	if len(f.Vectors) != len(cases) {
 		t.Fatalf("%d vectors, want %d", len(f.Vectors), len(cases))
 	}

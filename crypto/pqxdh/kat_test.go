@@ -10,8 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"testing"
 	"testing/cryptotest"
 	"time"
@@ -142,26 +141,11 @@ func TestKAT(t *testing.T) {
 				f.Vectors = append(f.Vectors, generateKAT(t, c.name, c.seed, c.opk, c.pqopk))
 			})
 		}
-		out, err := json.MarshalIndent(f, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(katPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(katPath, append(out, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		kattest.Write(t, katPath, f)
 		return
 	}
-	raw, err := os.ReadFile(katPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f katFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
+	kattest.Read(t, katPath, &f)
 	if len(f.Vectors) != len(katCases) {
 		t.Fatalf("%d vectors, want %d", len(f.Vectors), len(katCases))
 	}

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,27 +129,16 @@ func TestKAT(t *testing.T) {
 	for _, c := range katCases {
 		f.Vectors = append(f.Vectors, generateVector(t, c.name, c.script, c.seed))
 	}
-	got, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
+	got := kattest.Encode(t, f)
 	if *update {
-		if err := os.MkdirAll(filepath.Dir(katPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(katPath, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		kattest.Write(t, katPath, f)
 	}
 	want, err := os.ReadFile(katPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stored katFile
-	if err := json.Unmarshal(want, &stored); err != nil {
-		t.Fatal(err)
-	}
+	kattest.Read(t, katPath, &stored)
 	if len(stored.Vectors) != len(katCases) {
 		t.Fatalf("%d stored vectors, want %d", len(stored.Vectors), len(katCases))
 	}

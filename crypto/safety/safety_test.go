@@ -3,11 +3,9 @@ package safety
 import (
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"strings"
 	"testing"
 	"testing/cryptotest"
@@ -227,25 +225,10 @@ func TestKAT(t *testing.T) {
 		for _, c := range cases {
 			f.Vectors = append(f.Vectors, regenerate(t, c))
 		}
-		b, err := json.MarshalIndent(f, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+		kattest.Write(t, path, f)
 	}
 	var f katFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
+	kattest.Read(t, path, &f)
 	if len(f.Vectors) != len(cases) {
 		t.Fatalf("%d vectors, want %d", len(f.Vectors), len(cases))
 	}

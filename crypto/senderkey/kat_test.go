@@ -3,10 +3,8 @@ package senderkey
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"reflect"
 	"testing"
 	"testing/cryptotest"
@@ -149,25 +147,10 @@ func TestKAT(t *testing.T) {
 				f.Vectors = append(f.Vectors, generate(t, c.name, c.seed, c.epoch, c.pts, c.order))
 			})
 		}
-		b, err := json.MarshalIndent(f, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(katPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(katPath, append(b, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	raw, err := os.ReadFile(katPath)
-	if err != nil {
-		t.Fatal(err)
+		kattest.Write(t, katPath, f)
 	}
 	var f katFile
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatal(err)
-	}
+	kattest.Read(t, katPath, &f)
 	if len(f.Vectors) != len(katCases) {
 		t.Fatalf("%d vectors, want %d", len(f.Vectors), len(katCases))
 	}

@@ -8,9 +8,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"io"
 	"math"
 	mrand "math/rand/v2"
@@ -532,22 +532,10 @@ func TestKAT(t *testing.T) {
 			Generator:   "go test ./crypto/stream -run TestKAT -update",
 			Vectors:     fresh,
 		}
-		data, err := json.MarshalIndent(f, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(katPath, append(data, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile(katPath)
-	if err != nil {
-		t.Fatal(err)
+		kattest.Write(t, katPath, f)
 	}
 	var f katFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		t.Fatal(err)
-	}
+	kattest.Read(t, katPath, &f)
 	if len(f.Vectors) != len(cases) {
 		t.Fatalf("%d vectors, want %d", len(f.Vectors), len(cases))
 	}
