@@ -331,6 +331,22 @@ func (n *Node) groupTxn(ref string, fn func(t *txn, gs *groupState, now time.Tim
 	return n.groupViewLocked(gs), nil
 }
 
+// groupOp runs one membership operation: the engine call, then the save
+// and the effects, in one transaction.
+func (n *Node) groupOp(ref string, op func(gs *groupState) (*group.Effects, error)) (Group, error) {
+	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		fx, err := op(gs)
+		if err != nil {
+			return err
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			return err
+		}
+		n.effectsLocked(t, gs, fx, now)
+		return nil
+	})
+}
+
 // CreateGroup creates a group with this account as its only member and
 // admin.
 func (n *Node) CreateGroup(name string) (Group, error) {
@@ -514,39 +530,23 @@ func (n *Node) forgetGroupLocked(t *txn, gs *groupState) {
 // RemoveFromGroup removes a member (admins only). It starts a new epoch:
 // new keys and a new topic that the removed member cannot know.
 func (n *Node) RemoveFromGroup(ref, member string) (Group, error) {
-	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+	return n.groupOp(ref, func(gs *groupState) (*group.Effects, error) {
 		acc, err := n.memberByNameLocked(gs, member)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		fx, err := gs.eng.Remove(acc)
-		if err != nil {
-			return err
-		}
-		if err := n.saveGroupLocked(t, gs); err != nil {
-			return err
-		}
-		n.effectsLocked(t, gs, fx, now)
-		return nil
+		return gs.eng.Remove(acc)
 	})
 }
 
 // PromoteInGroup makes a member an admin (admins only).
 func (n *Node) PromoteInGroup(ref, member string) (Group, error) {
-	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+	return n.groupOp(ref, func(gs *groupState) (*group.Effects, error) {
 		acc, err := n.memberByNameLocked(gs, member)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		fx, err := gs.eng.Promote(acc)
-		if err != nil {
-			return err
-		}
-		if err := n.saveGroupLocked(t, gs); err != nil {
-			return err
-		}
-		n.effectsLocked(t, gs, fx, now)
-		return nil
+		return gs.eng.Promote(acc)
 	})
 }
 
@@ -555,17 +555,7 @@ func (n *Node) RenameGroup(ref, name string) (Group, error) {
 	if err := checkName(name); err != nil {
 		return Group{}, err
 	}
-	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
-		fx, err := gs.eng.Rename(name)
-		if err != nil {
-			return err
-		}
-		if err := n.saveGroupLocked(t, gs); err != nil {
-			return err
-		}
-		n.effectsLocked(t, gs, fx, now)
-		return nil
-	})
+	return n.groupOp(ref, func(gs *groupState) (*group.Effects, error) { return gs.eng.Rename(name) })
 }
 
 // memberByNameLocked finds a group member by contact name, shown name or
@@ -621,7 +611,7 @@ func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, er
 			p.Type = ptText
 			rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: req.Text, State: StateSent, Time: now.UTC(), Sender: "me"}
 			if kind == KindReply {
-				target, _, err := n.groupTargetLocked(req.Target, key, "")
+				target, _, err := n.targetLocked(req.Target, key, "")
 				if err != nil {
 					return err
 				}
@@ -639,26 +629,13 @@ func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, er
 			if kind == KindReaction {
 				dir = ""
 			}
-			target, tix, err := n.groupTargetLocked(req.Target, key, dir)
+			target, tix, err := n.targetLocked(req.Target, key, dir)
 			if err != nil {
 				return err
 			}
 			p.Target = target
 			tm, _, _ := n.loadMsgLocked(target)
-			switch kind {
-			case KindEdit:
-				p.Type = ptEdit
-				tm.Text, tm.Edited = req.Text, true
-			case KindDelete:
-				p.Type, p.Text = ptDelete, ""
-				tm.Text, tm.Deleted, tm.Reactions = "", true, nil
-			case KindReaction:
-				p.Type = ptReaction
-				if req.Remove {
-					p.Flags |= flagRemove
-				}
-				applyReaction(tm, req.Text, "me", req.Remove)
-			}
+			applyOwnAction(p, tm, kind, req.Text, req.Remove)
 			if err := n.publishGroupPayloadLocked(t, gs, p, now); err != nil {
 				return err
 			}
@@ -672,24 +649,6 @@ func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, er
 		return nil
 	})
 	return out, err
-}
-
-func (n *Node) groupTargetLocked(idHex string, key []byte, dir string) ([msgIDSize]byte, indexRec, error) {
-	id, err := parseMsgID(idHex)
-	if err != nil {
-		return id, indexRec{}, err
-	}
-	m, ix, err := n.loadMsgLocked(id)
-	if err != nil || string(ix.Account) != string(key) {
-		return id, ix, fmt.Errorf("%w %s in this group", ErrUnknownMessage, idHex)
-	}
-	if dir != "" && m.Dir != dir {
-		return id, ix, fmt.Errorf("%w: you can only edit or delete your own messages", ErrUnknownMessage)
-	}
-	if m.Deleted {
-		return id, ix, fmt.Errorf("%w: message %s was deleted", ErrUnknownMessage, idHex)
-	}
-	return id, ix, nil
 }
 
 func (n *Node) groupMsgView(m *msgRec, gs *groupState) Message {

@@ -215,15 +215,8 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		if p.Card != nil {
 			n.learnCardLocked(t, p.Card, now)
 		}
-		if err := n.saveSetLocked(t.b, set); err != nil {
+		if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
 			return ackRetry, nil, nil
-		}
-		if in.Kind == envelope.KindPrekeyMessage {
-			pk, err := n.local.Prekeys.MarshalBinary()
-			if err != nil {
-				return ackRetry, nil, nil
-			}
-			t.b.Put(n.tabs.identity, idPrekeys, pk)
 		}
 		n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now)
 		return ackOK, nil, nil
@@ -251,21 +244,31 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			n.learnAddrsLocked(cc)
 		}
 	}
-	if err := n.saveSetLocked(t.b, set); err != nil {
+	if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
 		return ackRetry, nil, nil
-	}
-	if in.Kind == envelope.KindPrekeyMessage {
-		pk, err := n.local.Prekeys.MarshalBinary()
-		if err != nil {
-			return ackRetry, nil, nil
-		}
-		t.b.Put(n.tabs.identity, idPrekeys, pk)
 	}
 	if perr != nil {
 		n.log.Debug("malformed payload", "err", perr)
 		return ackOK, c, nil // the session advanced; nothing to show
 	}
 	return ackOK, c, n.applyLocked(t, c, p)
+}
+
+// saveSessionLocked writes what a decrypted message changed in the
+// session layer: the session set and, for a prekey message, the prekey
+// store (one-time keys consumed, replay cache).
+func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) error {
+	if err := n.saveSetLocked(t.b, set); err != nil {
+		return err
+	}
+	if kind != envelope.KindPrekeyMessage {
+		return nil
+	}
+	pk, err := n.local.Prekeys.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return t.b.Put(n.tabs.identity, idPrekeys, pk)
 }
 
 // freeNameLocked returns name, or name with a number, unused by contacts.

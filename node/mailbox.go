@@ -268,17 +268,7 @@ func (n *Node) depositRound(ctx context.Context, q *peerQueue, batch []*outEntry
 		ok := false
 		var lastErr error
 		for _, mb := range boxes {
-			ri, err := relayInfo(mb)
-			if err != nil {
-				lastErr = err
-				continue
-			}
-			var dep relay.ID
-			copy(dep[:], mb.DepositID)
-			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
-			_, err = n.relays.Deposit(rctx, h, ri, dep, sealed)
-			cancel()
-			if err != nil {
+			if err := n.depositTo(ctx, h, mb, sealed); err != nil {
 				lastErr = err
 				continue
 			}
@@ -298,16 +288,32 @@ func (n *Node) depositRound(ctx context.Context, q *peerQueue, batch []*outEntry
 
 var errNoMailbox = errors.New("recipient lists no mailbox")
 
-func relayInfo(mb card.Mailbox) (peer.AddrInfo, error) {
+// relayInfo returns the relay to dial and the deposit ID of a mailbox
+// listed in a card.
+func relayInfo(mb card.Mailbox) (peer.AddrInfo, relay.ID, error) {
+	var dep relay.ID
 	m, err := ma.NewMultiaddrBytes(mb.Relay)
 	if err != nil {
-		return peer.AddrInfo{}, err
+		return peer.AddrInfo{}, dep, err
 	}
 	pi, err := peer.AddrInfoFromP2pAddr(m)
 	if err != nil {
-		return peer.AddrInfo{}, err
+		return peer.AddrInfo{}, dep, err
 	}
-	return *pi, nil
+	copy(dep[:], mb.DepositID)
+	return *pi, dep, nil
+}
+
+// depositTo leaves a sealed envelope in one mailbox.
+func (n *Node) depositTo(ctx context.Context, h host.Host, mb card.Mailbox, sealed []byte) error {
+	ri, dep, err := relayInfo(mb)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+	defer cancel()
+	_, err = n.relays.Deposit(rctx, h, ri, dep, sealed)
+	return err
 }
 
 // prefetchPrekeys asks a contact's relays for a one-time prekey bundle for
@@ -326,12 +332,10 @@ func (n *Node) prefetchPrekeys(ctx context.Context, c *card.Card) {
 			continue
 		}
 		for _, mb := range d.Mailboxes {
-			ri, err := relayInfo(mb)
+			ri, dep, err := relayInfo(mb)
 			if err != nil {
 				continue
 			}
-			var dep relay.ID
-			copy(dep[:], mb.DepositID)
 			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
 			bundle, oneTime, err := n.relays.GetPrekeys(rctx, h, ri, dep)
 			cancel()
@@ -357,16 +361,7 @@ func (n *Node) depositGroupWire(ctx context.Context, targets []offlineTarget, wi
 			continue
 		}
 		for _, mb := range tg.boxes {
-			ri, err := relayInfo(mb)
-			if err != nil {
-				continue
-			}
-			var dep relay.ID
-			copy(dep[:], mb.DepositID)
-			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
-			_, err = n.relays.Deposit(rctx, tg.host, ri, dep, sealed)
-			cancel()
-			if err != nil {
+			if err := n.depositTo(ctx, tg.host, mb, sealed); err != nil {
 				n.log.Debug("group deposit failed", "err", err)
 			}
 		}

@@ -154,7 +154,7 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
 		p.Type = ptText
 		rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: req.Text, State: StateQueued, Time: now.UTC()}
 		if kind == KindReply {
-			target, _, err := n.targetLocked(req.Target, acc, "")
+			target, _, err := n.targetLocked(req.Target, acc[:], "")
 			if err != nil {
 				n.mu.Unlock()
 				return Message{}, err
@@ -169,28 +169,14 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
 		if kind == KindReaction {
 			onlyOwn = ""
 		}
-		target, tix, err := n.targetLocked(req.Target, acc, onlyOwn)
+		target, tix, err := n.targetLocked(req.Target, acc[:], onlyOwn)
 		if err != nil {
 			n.mu.Unlock()
 			return Message{}, err
 		}
 		p.Target = target
 		tm, _, _ := n.loadMsgLocked(target)
-		switch kind {
-		case KindEdit:
-			p.Type = ptEdit
-			tm.Text, tm.Edited = req.Text, true
-		case KindDelete:
-			p.Type = ptDelete
-			p.Text = ""
-			tm.Text, tm.Deleted, tm.Reactions = "", true, nil
-		case KindReaction:
-			p.Type = ptReaction
-			if req.Remove {
-				p.Flags |= flagRemove
-			}
-			applyReaction(tm, req.Text, "me", req.Remove)
-		}
+		applyOwnAction(p, tm, kind, req.Text, req.Remove)
 		n.putMsgLocked(t, target, tix, tm)
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(tm.view(c.rec.Name))})
 		rec = tm
@@ -238,14 +224,15 @@ func checkText(kind Kind, text string) error {
 }
 
 // targetLocked resolves the message an action refers to; it must belong
-// to the conversation with acc and, if dir is set, go in that direction.
-func (n *Node) targetLocked(idHex string, acc identity.AccountID, dir string) ([msgIDSize]byte, indexRec, error) {
+// to the conversation conv (an account, or a group's convKey) and, if dir
+// is set, go in that direction.
+func (n *Node) targetLocked(idHex string, conv []byte, dir string) ([msgIDSize]byte, indexRec, error) {
 	id, err := parseMsgID(idHex)
 	if err != nil {
 		return id, indexRec{}, err
 	}
 	m, ix, err := n.loadMsgLocked(id)
-	if err != nil || string(ix.Account) != string(acc[:]) {
+	if err != nil || string(ix.Account) != string(conv) {
 		return id, ix, fmt.Errorf("%w %s in this conversation", ErrUnknownMessage, idHex)
 	}
 	if dir != "" && m.Dir != dir {
@@ -255,6 +242,25 @@ func (n *Node) targetLocked(idHex string, acc identity.AccountID, dir string) ([
 		return id, ix, fmt.Errorf("%w: message %s was deleted", ErrUnknownMessage, idHex)
 	}
 	return id, ix, nil
+}
+
+// applyOwnAction applies this user's edit, delete or reaction to the
+// target record tm and sets the payload that tells the others.
+func applyOwnAction(p *payload, tm *msgRec, kind Kind, text string, remove bool) {
+	switch kind {
+	case KindEdit:
+		p.Type = ptEdit
+		tm.Text, tm.Edited = text, true
+	case KindDelete:
+		p.Type, p.Text = ptDelete, ""
+		tm.Text, tm.Deleted, tm.Reactions = "", true, nil
+	case KindReaction:
+		p.Type = ptReaction
+		if remove {
+			p.Flags |= flagRemove
+		}
+		applyReaction(tm, text, "me", remove)
+	}
 }
 
 func applyReaction(m *msgRec, emoji, who string, remove bool) {
