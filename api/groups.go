@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/hushnet/hush/node"
 )
@@ -26,14 +27,14 @@ var _ GroupBackend = (*node.Node)(nil)
 
 func init() {
 	for name, m := range map[string]method{
-		"createGroup":       mCreateGroup,
-		"inviteToGroup":     mInviteToGroup,
-		"acceptGroup":       groupOnly(func(b GroupBackend, g string) (any, error) { return b.AcceptGroup(g) }),
-		"declineGroup":      groupOnly(func(b GroupBackend, g string) (any, error) { return ok(b.DeclineGroup(g)) }),
-		"leaveGroup":        groupOnly(func(b GroupBackend, g string) (any, error) { return ok(b.LeaveGroup(g)) }),
-		"removeFromGroup":   groupMember(func(b GroupBackend, g, m string) (any, error) { return b.RemoveFromGroup(g, m) }),
-		"promoteInGroup":    groupMember(func(b GroupBackend, g, m string) (any, error) { return b.PromoteInGroup(g, m) }),
-		"renameGroup":       mRenameGroup,
+		"createGroup":       groupMethod(func(g GroupBackend, a []string) (any, error) { return g.CreateGroup(a[0]) }, "name"),
+		"inviteToGroup":     groupMethod(func(g GroupBackend, a []string) (any, error) { return g.InviteToGroup(a[0], a[1]) }, "group", "contact"),
+		"acceptGroup":       groupMethod(func(g GroupBackend, a []string) (any, error) { return g.AcceptGroup(a[0]) }, "group"),
+		"declineGroup":      groupMethod(func(g GroupBackend, a []string) (any, error) { return ok(g.DeclineGroup(a[0])) }, "group"),
+		"leaveGroup":        groupMethod(func(g GroupBackend, a []string) (any, error) { return ok(g.LeaveGroup(a[0])) }, "group"),
+		"removeFromGroup":   groupMethod(func(g GroupBackend, a []string) (any, error) { return g.RemoveFromGroup(a[0], a[1]) }, "group", "member"),
+		"promoteInGroup":    groupMethod(func(g GroupBackend, a []string) (any, error) { return g.PromoteInGroup(a[0], a[1]) }, "group", "member"),
+		"renameGroup":       groupMethod(func(g GroupBackend, a []string) (any, error) { return g.RenameGroup(a[0], a[1]) }, "group", "name"),
 		"listGroups":        mListGroups,
 		"sendGroup":         mSendGroup,
 		"listGroupMessages": mListGroupMessages,
@@ -57,105 +58,43 @@ func groupsOf(b Backend) (GroupBackend, error) {
 	return g, nil
 }
 
-func groupOnly(fn func(GroupBackend, string) (any, error)) method {
-	return func(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-		var p struct {
-			Group string `json:"group"`
+// stringParams decodes params made of exactly the named string fields,
+// all required, and returns their values in order.
+func stringParams(params json.RawMessage, names ...string) ([]string, error) {
+	var raw map[string]json.RawMessage
+	if err := decodeParams(params, &raw); err != nil {
+		return nil, err
+	}
+	for k := range raw {
+		if !slices.Contains(names, k) {
+			return nil, invalidParams("unknown field %q", k)
 		}
-		if err := decodeParams(params, &p); err != nil {
+	}
+	out := make([]string, len(names))
+	for i, name := range names {
+		if v, ok := raw[name]; ok && json.Unmarshal(v, &out[i]) != nil {
+			return nil, invalidParams("%q must be a string", name)
+		}
+		if err := required(name, out[i]); err != nil {
 			return nil, err
 		}
-		if err := required("group", p.Group); err != nil {
+	}
+	return out, nil
+}
+
+// groupMethod is a group method whose params are the named strings.
+func groupMethod(fn func(g GroupBackend, args []string) (any, error), names ...string) method {
+	return func(_ context.Context, b Backend, params json.RawMessage) (any, error) {
+		args, err := stringParams(params, names...)
+		if err != nil {
 			return nil, err
 		}
 		g, err := groupsOf(b)
 		if err != nil {
 			return nil, err
 		}
-		return fn(g, p.Group)
+		return fn(g, args)
 	}
-}
-
-func groupMember(fn func(GroupBackend, string, string) (any, error)) method {
-	return func(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-		var p struct {
-			Group  string `json:"group"`
-			Member string `json:"member"`
-		}
-		if err := decodeParams(params, &p); err != nil {
-			return nil, err
-		}
-		if err := required("group", p.Group); err != nil {
-			return nil, err
-		}
-		if err := required("member", p.Member); err != nil {
-			return nil, err
-		}
-		g, err := groupsOf(b)
-		if err != nil {
-			return nil, err
-		}
-		return fn(g, p.Group, p.Member)
-	}
-}
-
-func mCreateGroup(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		Name string `json:"name"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
-	if err := required("name", p.Name); err != nil {
-		return nil, err
-	}
-	g, err := groupsOf(b)
-	if err != nil {
-		return nil, err
-	}
-	return g.CreateGroup(p.Name)
-}
-
-func mInviteToGroup(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		Group   string `json:"group"`
-		Contact string `json:"contact"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
-	if err := required("group", p.Group); err != nil {
-		return nil, err
-	}
-	if err := required("contact", p.Contact); err != nil {
-		return nil, err
-	}
-	g, err := groupsOf(b)
-	if err != nil {
-		return nil, err
-	}
-	return g.InviteToGroup(p.Group, p.Contact)
-}
-
-func mRenameGroup(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		Group string `json:"group"`
-		Name  string `json:"name"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
-	if err := required("group", p.Group); err != nil {
-		return nil, err
-	}
-	if err := required("name", p.Name); err != nil {
-		return nil, err
-	}
-	g, err := groupsOf(b)
-	if err != nil {
-		return nil, err
-	}
-	return g.RenameGroup(p.Group, p.Name)
 }
 
 func mListGroups(_ context.Context, b Backend, params json.RawMessage) (any, error) {
