@@ -34,7 +34,7 @@ func benchFanout(b *testing.B, noSync bool) {
 	old, oldSync := testGroupSync, testNoSync
 	testGroupSync, testNoSync = time.Minute, noSync // measure the topic path, not repairs
 	defer func() { testGroupSync, testNoSync = old, oldSync }()
-	nodes := makeGroupSlow(b, fanoutMembers, "fanout")
+	nodes := makeGroupWith(b, fanoutMembers, "fanout", waitLong)
 	defer func() {
 		for _, r := range nodes {
 			r.stop(b)
@@ -158,36 +158,6 @@ func BenchmarkGossipSubFanout50(b *testing.B) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	reportPercentiles(b, lat)
-}
-
-// makeGroupSlow is makeGroup with patience for large groups.
-func makeGroupSlow(t testing.TB, count int, name string) []*running {
-	nodes := []*running{startNode(t, newHome(t, "admin"))}
-	for i := 1; i < count; i++ {
-		r := startNode(t, newHome(t, fmt.Sprintf("member%d", i)))
-		nodes = append(nodes, r)
-		sr, _ := r.n.Self()
-		if _, err := nodes[0].n.AddContact(fmt.Sprintf("m%d", i), sr.Link); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := nodes[0].n.CreateGroup(name); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < count; i++ {
-		if _, err := nodes[0].n.InviteToGroup(name, fmt.Sprintf("m%d", i)); err != nil {
-			t.Fatal(err)
-		}
-		r := nodes[i]
-		waitLong(t, "the invitation", func() bool { g, ok := groupOf(r, name); return ok && g.Pending })
-		if _, err := r.n.AcceptGroup(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range nodes {
-		waitLong(t, "every member in every view", func() bool { g, ok := groupOf(r, name); return ok && activeMembers(g) == count })
-	}
-	return nodes
 }
 
 func waitLong(t testing.TB, what string, cond func() bool) {

@@ -60,6 +60,12 @@ func sendGroupEventually(t testing.TB, r *running, name, text string) Message {
 // makeGroup starts n nodes; node 0 creates a group and invites the
 // others, who are its contacts but not each other's.
 func makeGroup(t testing.TB, count int, name string) []*running {
+	return makeGroupWith(t, count, name, waitFor)
+}
+
+// makeGroupWith is makeGroup waiting with wait (benchmarks with many
+// members wait longer).
+func makeGroupWith(t testing.TB, count int, name string, wait func(testing.TB, string, func() bool)) []*running {
 	nodes := []*running{startNode(t, newHome(t, "admin"))}
 	for i := 1; i < count; i++ {
 		r := startNode(t, newHome(t, fmt.Sprintf("member%d", i)))
@@ -79,23 +85,16 @@ func makeGroup(t testing.TB, count int, name string) []*running {
 	}
 	for i := 1; i < count; i++ {
 		r := nodes[i]
-		waitFor(t, "the invitation", func() bool { g, ok := groupOf(r, name); return ok && g.Pending })
+		wait(t, "the invitation", func() bool { g, ok := groupOf(r, name); return ok && g.Pending })
 		if _, err := r.n.AcceptGroup(name); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, r := range nodes {
-		deadline := time.Now().Add(45 * time.Second)
-		for {
+		wait(t, fmt.Sprintf("every member in node %d's view", i), func() bool {
 			g, ok := groupOf(r, name)
-			if ok && activeMembers(g) == count {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d sees %+v", i, g)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return ok && activeMembers(g) == count
+		})
 	}
 	return nodes
 }
