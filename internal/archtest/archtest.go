@@ -52,7 +52,7 @@ var Rules = []Rule{
 	{
 		From:   "internal",
 		Deny:   []string{Module + "/node", Module + "/api", Module + "/cmd", Module + "/relay", Module + "/sync", Module + "/pushbridge"},
-		Reason: "internal/store and internal/wire are leaves",
+		Reason: "internal packages are leaves",
 	},
 }
 
@@ -63,6 +63,6 @@ var Exclusive = map[string][]string{
 	"github.com/prometheus/client_golang": {"cmd"},
 	"github.com/skip2/go-qrcode":          {"cmd"},
 	"github.com/schollz/progressbar":      {"cmd"},
-	"github.com/libp2p/go-libp2p-pubsub":  {"node", "relay"},
+	"github.com/libp2p/go-libp2p-pubsub":  {"node", "relay", "internal/gossip"},
 	"golang.org/x/term":                   {"cmd"},
 }

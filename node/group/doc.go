@@ -19,6 +19,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/senderkey"
+	"github.com/hushnet/hush/internal/gossip"
 )
 
 // Labels.
@@ -30,7 +31,7 @@ const (
 	// labelEpoch is the HKDF info prefix of an epoch secret.
 	labelEpoch = "hush/v1/group-epoch"
 	// TopicPrefix starts every group topic name.
-	TopicPrefix = "hush/g/"
+	TopicPrefix = gossip.TopicPrefix
 )
 
 // Version is the first byte of every encoding in this package.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/hushnet/hush/internal/gossip"
 )
 
 func TestFiveMembers(t *testing.T) {
@@ -41,5 +43,13 @@ func TestFiveMembers(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The largest sender-key message fits the topic message cap that group
+// members and relays share.
+func TestWireFitsGossipCap(t *testing.T) {
+	if MaxWireSize+4096 > gossip.MaxMessageSize {
+		t.Fatalf("MaxWireSize %d does not fit gossip.MaxMessageSize %d", MaxWireSize, gossip.MaxMessageSize)
 	}
 }
