@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	mrand "math/rand/v2"
@@ -73,6 +74,7 @@ type groupState struct {
 	topics  map[string]*joinedTopic // subscribed topics (current and grace)
 	lastAsk time.Time               // last anti-entropy request
 	unsaved bool                    // receive-side changes not saved yet (see groupWireLocked)
+	wireSeq uint64                  // last groupwire sequence number written
 }
 
 // groupFlushEvery bounds how long receive-side engine changes stay
@@ -131,9 +133,37 @@ func (n *Node) loadGroupsLocked() error {
 		if err != nil {
 			return fmt.Errorf("node: stored group: %w", err)
 		}
-		n.groups[eng.ID()] = &groupState{eng: eng, topics: map[string]*joinedTopic{}}
+		gs := &groupState{eng: eng, topics: map[string]*joinedTopic{}}
+		var wires [][]byte
+		if err := n.tabs.groupWire.ScanSeq(id, 0, math.MaxUint64, func(seq uint64, w []byte) error {
+			wires = append(wires, w)
+			gs.wireSeq = seq
+			return nil
+		}); err != nil {
+			return fmt.Errorf("node: stored group messages: %w", err)
+		}
+		eng.Restore(wires)
+		n.groups[eng.ID()] = gs
 		return nil
 	})
+}
+
+// keepWires is how many of a group's wire messages the node keeps for
+// the engine's store (group.StoreMessages).
+const keepWires = group.StoreMessages
+
+// journalLocked writes the wire messages the engine stored since the last
+// call into t (table groupwire, one record each, the oldest beyond
+// keepWires deleted), so the engine's own record stays small.
+func (n *Node) journalLocked(t *txn, gs *groupState) {
+	id := gs.eng.ID()
+	for _, w := range gs.eng.TakeJournal() {
+		gs.wireSeq++
+		t.b.PutSeq(n.tabs.groupWire, id[:], gs.wireSeq, w)
+		if gs.wireSeq > keepWires {
+			t.b.DeleteSeq(n.tabs.groupWire, id[:], gs.wireSeq-keepWires)
+		}
+	}
 }
 
 // saveGroupLocked writes the engine into t. Every engine call that
@@ -141,6 +171,7 @@ func (n *Node) loadGroupsLocked() error {
 func (n *Node) saveGroupLocked(t *txn, gs *groupState) error {
 	t.groupsChanged = true
 	gs.unsaved = false
+	n.journalLocked(t, gs)
 	b, err := gs.eng.MarshalBinary()
 	if err != nil {
 		return err
@@ -520,6 +551,9 @@ func (n *Node) LeaveGroup(ref string) error {
 func (n *Node) forgetGroupLocked(t *txn, gs *groupState) {
 	id := gs.eng.ID()
 	t.b.Delete(n.tabs.groups, id[:])
+	for seq := gs.wireSeq; seq > 0 && seq+keepWires > gs.wireSeq; seq-- {
+		t.b.DeleteSeq(n.tabs.groupWire, id[:], seq)
+	}
 	delete(n.groups, id)
 	for _, jt := range gs.topics {
 		jt.cancel()
@@ -690,11 +724,17 @@ func (n *Node) scanConversationLocked(key []byte, limit int, view func(*msgRec) 
 	return out, err
 }
 
-// onGroupWire handles one message from a group topic (or a relay).
-func (n *Node) onGroupWire(data []byte) { n.onGroupWires([][]byte{data}) }
+// onGroupWire handles one group message and returns once it is durable.
+func (n *Node) onGroupWire(data []byte) { n.onGroupWires([][]byte{data}, true) }
 
-// onGroupWires handles messages from group topics in one transaction.
-func (n *Node) onGroupWires(batch [][]byte) {
+// onGroupWires handles group messages in one transaction. Unless durable
+// is set, a transaction that only stores received messages (no outbox
+// entry, publication or engine save) is committed lazily, without its own
+// fsync (store.Batch.Lazy): a killed process loses nothing, and what a
+// power loss takes, anti-entropy fetches again, since the engine's record
+// of having seen those messages is lost with them. Callers that
+// acknowledge the messages to someone (a relay) pass durable.
+func (n *Node) onGroupWires(batch [][]byte, durable bool) {
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -706,6 +746,9 @@ func (n *Node) onGroupWires(batch [][]byte) {
 		n.groupWireLocked(t, data, now)
 	}
 	n.saveSeqLocked(t.b)
+	if !durable && len(t.queued) == 0 && len(t.publish) == 0 && !t.groupsChanged {
+		t.b.Lazy()
+	}
 	if err := n.finishLocked(t); err != nil {
 		return
 	}
@@ -740,6 +783,7 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 		}
 	} else {
 		gs.unsaved = true
+		n.journalLocked(t, gs)
 	}
 	n.effectsLocked(t, gs, &rec.Effects, now)
 	if rec.Op != nil {
@@ -1308,11 +1352,13 @@ func (n *Node) askSyncNow(id group.GroupID) {
 	n.finishLocked(t)
 }
 
-// flushGroups saves unsaved engines in their own transaction.
+// flushGroups saves unsaved engines in their own transaction, lazily
+// like the messages whose receipt changed them (onGroupWires).
 func (n *Node) flushGroups() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t := n.newTxnLocked()
+	t.b.Lazy()
 	n.flushGroupsLocked(t)
 	if t.b.Len() > 0 {
 		n.finishLocked(t)
@@ -1364,7 +1410,7 @@ func (n *Node) groupInbox(ctx context.Context) {
 				break more
 			}
 		}
-		n.onGroupWires(batch)
+		n.onGroupWires(batch, false)
 	}
 }
 

@@ -127,7 +127,7 @@ type Node struct {
 }
 
 type tables struct {
-	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, peers *store.Table
+	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -181,6 +181,7 @@ func openTables(db *store.DB) tables {
 		txns:      db.Table("txns"),
 		mailboxes: db.Table("mailboxes"),
 		groups:    db.Table("groups"),
+		groupWire: db.Table("groupwire"),
 		peers:     db.Table("peers"),
 	}
 }

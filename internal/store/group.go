@@ -71,8 +71,9 @@ func (db *DB) writeGroup(reqs []*groupReq) error {
 	if len(reqs) == 1 {
 		return reqs[0].b.Commit()
 	}
-	merged := &Batch{db: db}
+	merged := &Batch{db: db, lazy: true}
 	for _, q := range reqs {
+		merged.lazy = merged.lazy && q.b.lazy
 		if err := q.b.lb.Replay(&merged.lb); err != nil {
 			return err
 		}

@@ -67,3 +67,52 @@ func BenchmarkCommitGroupedParallel(b *testing.B) {
 		}
 	})
 }
+
+// A lazy batch is written and applied without an fsync; a group that
+// holds any ordinary batch is synced.
+func TestLazyBatches(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := db.Table("lazy")
+	put := func(id string, lazy bool) *Batch {
+		b := db.Batch()
+		b.Put(tab, []byte(id), []byte("v"))
+		if lazy {
+			b.Lazy()
+		}
+		return b
+	}
+	syncs := db.syncedWrites.Load()
+	if err := db.CommitGrouped(put("lazy", true)); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.syncedWrites.Load() - syncs; got != 0 {
+		t.Fatalf("a lazy batch made %d synced writes", got)
+	}
+	if err := db.writeGroup([]*groupReq{{b: put("l1", true)}, {b: put("l2", true)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.syncedWrites.Load() - syncs; got != 0 {
+		t.Fatalf("a group of lazy batches made %d synced writes", got)
+	}
+	if err := db.writeGroup([]*groupReq{{b: put("l3", true)}, {b: put("durable", false)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.syncedWrites.Load() - syncs; got != 1 {
+		t.Fatalf("a mixed group made %d synced writes, want 1", got)
+	}
+	db.Close()
+	db, err = Open(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, id := range []string{"lazy", "l1", "l2", "l3", "durable"} {
+		if ok, err := db.Table("lazy").Has([]byte(id)); err != nil || !ok {
+			t.Fatalf("%s after reopen: %v %v", id, ok, err)
+		}
+	}
+}

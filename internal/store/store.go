@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hushnet/hush/crypto/suite"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -96,13 +97,15 @@ type Migration struct {
 
 // DB is an open store. It is safe for concurrent use.
 type DB struct {
-	dir    string
-	ldb    *leveldb.DB
-	stor   storage.Storage
-	wo     *opt.WriteOptions
-	log    *slog.Logger
-	kdf    KDFParams
-	schema uint32
+	dir  string
+	ldb  *leveldb.DB
+	stor storage.Storage
+	wo   *opt.WriteOptions
+	// syncedWrites counts writes made with fsync (tests read it).
+	syncedWrites atomic.Uint64
+	log          *slog.Logger
+	kdf          KDFParams
+	schema       uint32
 
 	group groupCommitter // CommitGrouped
 

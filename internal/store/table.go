@@ -9,6 +9,7 @@ import (
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -259,10 +260,22 @@ func (t *Table) scanAll(fn func(key, id, value []byte) error) error {
 // per second but about 150,000 records per second in synced batches.
 // A Batch is not safe for concurrent use.
 type Batch struct {
-	db  *DB
-	lb  leveldb.Batch
-	err error
+	db   *DB
+	lb   leveldb.Batch
+	err  error
+	lazy bool
 }
+
+// Lazy marks the batch as not needing an fsync of its own. It is written
+// and applied like any other; when every batch of a group commit is lazy
+// the write is not synced, and it reaches the disk with the next synced
+// write or when the operating system flushes. A killed process loses
+// nothing (the write is in the OS's cache); a power loss or kernel crash
+// can lose it, whole (batches stay atomic). For data that can be fetched
+// again, never for state whose loss could reuse a key.
+func (b *Batch) Lazy() { b.lazy = true }
+
+var lazyWrite = &opt.WriteOptions{Sync: false}
 
 // Batch returns an empty batch.
 func (db *DB) Batch() *Batch { return &Batch{db: db} }
@@ -340,7 +353,14 @@ func (b *Batch) Commit() error {
 	if b.lb.Len() == 0 {
 		return nil
 	}
-	if err := b.db.ldb.Write(&b.lb, b.db.wo); err != nil {
+	wo := b.db.wo
+	if b.lazy {
+		wo = lazyWrite
+	}
+	if wo.Sync {
+		b.db.syncedWrites.Add(1)
+	}
+	if err := b.db.ldb.Write(&b.lb, wo); err != nil {
 		if errors.Is(err, leveldb.ErrClosed) {
 			return ErrClosed
 		}

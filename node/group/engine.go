@@ -135,6 +135,7 @@ type Engine struct {
 	store      map[Ref][]byte
 	storeQ     []Ref
 	storeBytes int
+	journal    [][]byte // messages stored since the last TakeJournal
 	seen       map[chainRef][]rng
 }
 

@@ -3,6 +3,7 @@ package group
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +273,62 @@ func TestBurst(t *testing.T) {
 	}
 	if refs, _ := bob.e.Missing(alice.e.Have()); len(refs) != 0 {
 		t.Fatalf("missing %d", len(refs))
+	}
+}
+
+// Saving an engine does not rewrite its message store: sent and accepted
+// messages leave through TakeJournal, once each, and Restore gives them
+// back so they answer Want after a reload.
+func TestJournalRestore(t *testing.T) {
+	w := newWorld(t, "alice", "bob")
+	w.create()
+	alice, bob := w.users[0], w.users[1]
+	alice.e.TakeJournal()
+	bob.e.TakeJournal()
+	size := len(engineBytes(t, alice.e))
+	var sent [][]byte
+	var refs []Ref
+	for i := range 20 {
+		wire := w.say(alice, fmt.Sprintf("m%02d", i))
+		h, err := parseWireHeader(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, wire)
+		refs = append(refs, Ref{Device: h.device, Epoch: h.epoch, Chain: h.chain, Iteration: h.iteration})
+	}
+	if grown := len(engineBytes(t, alice.e)) - size; grown > 256 {
+		t.Fatalf("engine state grew by %d bytes over 20 messages", grown)
+	}
+	for _, u := range []*user{alice, bob} {
+		j := u.e.TakeJournal()
+		if len(j) != len(sent) {
+			t.Fatalf("%s journal has %d messages, want %d", u.name, len(j), len(sent))
+		}
+		for i := range j {
+			if !bytes.Equal(j[i], sent[i]) {
+				t.Fatalf("%s journal entry %d differs", u.name, i)
+			}
+		}
+		if again := u.e.TakeJournal(); len(again) != 0 {
+			t.Fatalf("%s journal handed out %d messages twice", u.name, len(again))
+		}
+		bare, err := Unmarshal(u.cfg, engineBytes(t, u.e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bare.Want(refs); len(got) != 0 {
+			t.Fatalf("%s: an engine loaded without its journal answered %d wants", u.name, len(got))
+		}
+		bare.Restore(append(j, []byte("garbage")))
+		if got := bare.Want(refs); len(got) != len(sent) {
+			t.Fatalf("%s: restored engine answered %d of %d wants", u.name, len(got), len(sent))
+		}
+		if _, err := bare.Open(sent[3]); !errors.Is(err, ErrReplay) {
+			t.Fatalf("%s: replay after restore: %v", u.name, err)
+		}
+		if j := bare.TakeJournal(); len(j) != 0 {
+			t.Fatalf("%s: restored messages journaled again (%d)", u.name, len(j))
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	tagEngine        = 'E'
+	tagEngine        = 'F' // 'E' also held the message store
 	maxSent          = MaxMembers * MaxDevicesPerMember
 	maxReceiverState = 64 << 20
 	maxSenderKeyEnc  = 256
@@ -50,9 +50,11 @@ func sortedIDs[V any](m map[[32]byte]V) [][32]byte {
 	return ids
 }
 
-// MarshalBinary encodes the whole engine: op log, secrets, this device's
-// sender keys, the receiver, replay cache and stored messages. It holds
-// keys: store it encrypted. Held (parked) messages are not saved.
+// MarshalBinary encodes the engine: op log, secrets, this device's sender
+// keys, the receiver and the seen ranges. It holds keys: store it
+// encrypted. Held (parked) messages are not saved, nor are the stored
+// messages and their replay cache: those go out through TakeJournal and
+// come back through Restore.
 func (e *Engine) MarshalBinary() ([]byte, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -104,14 +106,6 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 	w.Fixed(e.curID[:])
 	w.U64(uint64(e.epochStart.UnixNano()))
 	w.U64(e.minEpoch)
-	w.U16(uint16(len(e.dedupeQ)))
-	for _, id := range e.dedupeQ {
-		w.Fixed(id[:])
-	}
-	w.U16(uint16(len(e.storeQ)))
-	for _, ref := range e.storeQ {
-		w.Bytes32(e.store[ref])
-	}
 	chains := make([]chainRef, 0, len(e.seen))
 	for c := range e.seen {
 		chains = append(chains, c)
@@ -234,33 +228,6 @@ func Unmarshal(cfg Config, b []byte) (*Engine, error) {
 	copy(curID[:], r.Fixed(32))
 	start := int64(r.U64())
 	minEpoch := r.U64()
-	nDup := r.Count(DedupeWindow)
-	for range nDup {
-		var m MsgID
-		copy(m[:], r.Fixed(32))
-		if _, dup := e.dedupe[m]; !dup {
-			e.dedupe[m] = struct{}{}
-			e.dedupeQ = append(e.dedupeQ, m)
-		}
-	}
-	nStore := r.Count(StoreMessages)
-	for range nStore {
-		wb := r.Bytes32(MaxWireSize)
-		if r.Err() != nil {
-			break
-		}
-		h, err := parseWireHeader(wb)
-		if err != nil {
-			return nil, bad("stored message: %v", err)
-		}
-		ref := Ref{h.device, h.epoch, h.chain, h.iteration}
-		if _, ok := e.store[ref]; ok {
-			return nil, bad("stored message twice")
-		}
-		e.store[ref] = codec.Clone(wb)
-		e.storeQ = append(e.storeQ, ref)
-		e.storeBytes += len(wb)
-	}
 	nSeen := r.Count(MaxDigestChains)
 	for range nSeen {
 		var c chainRef
@@ -280,9 +247,6 @@ func Unmarshal(cfg Config, b []byte) (*Engine, error) {
 	}
 	if err := r.Done(); err != nil {
 		return nil, bad("%v", err)
-	}
-	if e.storeBytes > StoreBytes {
-		return nil, bad("stored messages over %d bytes", StoreBytes)
 	}
 	if !slices.ContainsFunc(ops, func(o *Op) bool { return o.hash == genesis }) {
 		return nil, bad("log does not start with its create op")

@@ -73,16 +73,69 @@ func (e *Engine) recordLocked(id MsgID, h wireHeader, w []byte) {
 	}
 	ref := Ref{Device: h.device, Epoch: h.epoch, Chain: h.chain, Iteration: h.iteration}
 	e.markSeenLocked(ref)
-	if _, ok := e.store[ref]; !ok {
-		e.store[ref] = w
-		e.storeQ = append(e.storeQ, ref)
-		e.storeBytes += len(w)
-		for len(e.storeQ) > StoreMessages || e.storeBytes > StoreBytes {
-			old := e.storeQ[0]
-			e.storeBytes -= len(e.store[old])
-			delete(e.store, old)
-			e.storeQ = e.storeQ[1:]
+	if e.keepLocked(ref, w) {
+		e.journal = append(e.journal, w)
+	}
+}
+
+// keepLocked adds a message to the store that answers Want, evicting the
+// oldest beyond StoreMessages and StoreBytes. It reports whether w was
+// new.
+func (e *Engine) keepLocked(ref Ref, w []byte) bool {
+	if _, ok := e.store[ref]; ok {
+		return false
+	}
+	e.store[ref] = w
+	e.storeQ = append(e.storeQ, ref)
+	e.storeBytes += len(w)
+	for len(e.storeQ) > StoreMessages || e.storeBytes > StoreBytes {
+		old := e.storeQ[0]
+		e.storeBytes -= len(e.store[old])
+		delete(e.store, old)
+		e.storeQ = e.storeQ[1:]
+	}
+	return true
+}
+
+// TakeJournal returns the wire messages the engine stored (accepted or
+// sent) since the previous call, oldest first. MarshalBinary leaves them
+// out: the caller persists them as they come and gives them back to
+// Restore after Unmarshal, so saving an engine does not rewrite its whole
+// message store.
+func (e *Engine) TakeJournal() [][]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	j := e.journal
+	e.journal = nil
+	return j
+}
+
+// Restore gives an unmarshaled engine back the messages TakeJournal
+// returned, oldest first: they answer Want again and are rejected as
+// replays. Malformed entries are skipped; the caps apply as on receipt.
+func (e *Engine) Restore(wires [][]byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, w := range wires {
+		if len(w) > MaxWireSize {
+			continue
 		}
+		h, err := parseWireHeader(w)
+		if err != nil || h.group != e.ro.id {
+			continue
+		}
+		id := msgID(w)
+		if _, ok := e.dedupe[id]; !ok {
+			e.dedupe[id] = struct{}{}
+			e.dedupeQ = append(e.dedupeQ, id)
+			if len(e.dedupeQ) > DedupeWindow {
+				delete(e.dedupe, e.dedupeQ[0])
+				e.dedupeQ = e.dedupeQ[1:]
+			}
+		}
+		ref := Ref{Device: h.device, Epoch: h.epoch, Chain: h.chain, Iteration: h.iteration}
+		e.markSeenLocked(ref)
+		e.keepLocked(ref, codec.Clone(w))
 	}
 }
 
