@@ -9,9 +9,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"strings"
@@ -1451,8 +1451,9 @@ func (n *Node) groupLoop(ctx context.Context) {
 		now := time.Now()
 		t := n.newTxnLocked()
 		for _, gs := range n.groups {
-			gs.eng.Tick()
-			n.saveGroupLocked(t, gs)
+			if gs.eng.Tick() {
+				n.saveGroupLocked(t, gs)
+			}
 			n.syncTopicsLocked(gs)
 			if gs.eng.IsMember() && (first || now.Sub(last) >= every) {
 				n.askSyncLocked(t, gs, now)

@@ -34,6 +34,7 @@ import (
 	"github.com/hushnet/hush/crypto/suite"
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -206,6 +207,9 @@ func Open(dir string, cfg Config) (*DB, error) {
 	db.ldb, err = leveldb.Open(stor, &opt.Options{
 		// Sealed values do not compress.
 		Compression: opt.NoCompression,
+		// Lookups of absent keys (dedupe checks on every received
+		// message) skip tables that cannot hold the key.
+		Filter: filter.NewBloomFilter(10),
 	})
 	if err != nil {
 		if lerrors.IsCorrupted(err) {

@@ -468,13 +468,13 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 }
 
 // expireLocked ends the grace window of earlier epochs.
-func (e *Engine) expireLocked() {
+func (e *Engine) expireLocked() bool {
 	cur := e.ro.epoch()
 	if cur == nil || e.minEpoch >= cur.n {
-		return
+		return false
 	}
 	if e.cfg.Now().Sub(e.epochStart) < e.cfg.Grace {
-		return
+		return false
 	}
 	e.minEpoch = cur.n
 	e.recv.RemoveEpochsBefore(cur.n)
@@ -483,6 +483,7 @@ func (e *Engine) expireLocked() {
 			delete(e.own, id)
 		}
 	}
+	return true
 }
 
 // pruneLocked forgets secrets and contributions of epochs older than the
@@ -755,11 +756,12 @@ func (e *Engine) Open(wire []byte) (*Received, error) {
 }
 
 // Tick ends grace windows that have run out; call it now and then (the
-// other calls do it too).
-func (e *Engine) Tick() {
+// other calls do it too). It reports whether it changed the engine, which
+// then needs saving.
+func (e *Engine) Tick() (changed bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.expireLocked()
+	return e.expireLocked()
 }
 
 // HandlePairwise takes a group message that arrived over the pairwise
