@@ -251,6 +251,8 @@ func (c ErrorCode) String() string {
 		return "creation_closed"
 	case CodeInternal:
 		return "internal"
+	case CodeUnsupported:
+		return "unsupported"
 	}
 	return fmt.Sprintf("code_%d", uint16(c))
 }

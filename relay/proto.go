@@ -3,7 +3,8 @@
 // community runs (hush-relay) and the client a node uses. Mailboxes hold
 // sealed envelopes for offline devices; deposits carry no sender identity;
 // owners fetch or subscribe with a signed challenge and acknowledge to
-// delete.
+// delete. The relay's group store also files the messages of the group
+// topics an owner watches into its mailbox.
 package relay
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/wire"
 )
 
@@ -28,6 +30,9 @@ const (
 	MaxBundleSize = 4096 // an encoded prekey bundle (pqxdh.MaxBundleSize is 3539)
 	MaxOneTime    = 100  // one-time bundles per PutPrekeys
 	MaxErrorText  = 256
+	// MaxWatchTopics caps the group topics of one Watch, and so the
+	// topics one mailbox watches.
+	MaxWatchTopics = 64
 	// MaxFrame caps every frame on the protocol: the larger of the largest
 	// Deposit/Deliver (envelope plus room for the message fields) and a
 	// full PutPrekeys (100 one-time bundles of MaxBundleSize).
@@ -43,6 +48,7 @@ const (
 	labelSubscribe = "hush/v1/mailbox-subscribe"
 	labelPrekeys   = "hush/v1/mailbox-prekeys"
 	labelDelete    = "hush/v1/mailbox-delete"
+	labelWatch     = "hush/v1/mailbox-watch"
 	labelPoW       = "hush/v1/mailbox-pow"
 )
 
@@ -68,6 +74,7 @@ const (
 	KindError      Kind = 15
 	KindPing       Kind = 16
 	KindDelete     Kind = 17
+	KindWatch      Kind = 18
 )
 
 // ID is a mailbox or deposit ID.
@@ -90,6 +97,7 @@ const (
 	CodeFull           ErrorCode = 7
 	CodeCreationClosed ErrorCode = 8
 	CodeInternal       ErrorCode = 9
+	CodeUnsupported    ErrorCode = 10
 )
 
 // Sentinel errors, one per code; a *RemoteError matches its sentinel with
@@ -104,12 +112,14 @@ var (
 	ErrFull           = errors.New("relay: relay storage full")
 	ErrCreationClosed = errors.New("relay: mailbox creation refused")
 	ErrInternal       = errors.New("relay: relay failed to store")
+	ErrUnsupported    = errors.New("relay: not offered by this relay")
 )
 
 var codeErrors = map[ErrorCode]error{
 	CodeBadRequest: ErrBadRequest, CodeAuth: ErrAuth, CodeNotFound: ErrNotFound,
 	CodeQuota: ErrQuota, CodeTooLarge: ErrTooLarge, CodeRateLimited: ErrRateLimited,
 	CodeFull: ErrFull, CodeCreationClosed: ErrCreationClosed, CodeInternal: ErrInternal,
+	CodeUnsupported: ErrUnsupported,
 }
 
 // RemoteError is an Error message received from a relay.
@@ -141,7 +151,7 @@ func CodeOf(err error) ErrorCode {
 // knownKinds is every kind a decoder accepts.
 var knownKinds = wire.NewKindSet(KindCreate, KindCreated, KindDeposit, KindReceipt, KindHello,
 	KindChallenge, KindSubscribe, KindDeliver, KindAck, KindDrained, KindPutPrekeys,
-	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete)
+	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete, KindWatch)
 
 // Create asks for a new mailbox.
 type Create struct {
@@ -187,10 +197,29 @@ type Subscribe struct {
 	Sig     []byte
 }
 
-// Deliver carries one stored envelope to the owner.
+// Source says how a delivered message reached the mailbox.
+type Source uint8
+
+// Sources of a Deliver.
+const (
+	// SourceDeposit: a sealed envelope (PROTOCOL.md §7) deposited with
+	// Deposit.
+	SourceDeposit Source = 0
+	// SourceTopic: the data of a GossipSub message the relay saw on a
+	// group topic the mailbox watches (Watch). It is the group message as
+	// published (end-to-end encrypted and signed with the group sender
+	// key), not an HPKE envelope.
+	SourceTopic Source = 1
+)
+
+func (s Source) valid() bool { return s == SourceDeposit || s == SourceTopic }
+
+// Deliver carries one stored message to the owner: a sealed envelope
+// (SourceDeposit) or the data of a group topic message (SourceTopic).
 type Deliver struct {
 	Message  MessageID
 	StoredAt uint64 // unix seconds
+	Source   Source
 	Envelope []byte
 }
 
@@ -225,6 +254,18 @@ type ErrorMsg struct {
 type Delete struct {
 	Mailbox ID
 	Time    uint64
+	Sig     []byte
+}
+
+// Watch replaces the set of group topics the relay watches for the
+// mailbox (its group store): messages seen on those topics are filed into
+// the mailbox with SourceTopic. An empty list stops watching. Time must be
+// later than the time of the last Watch the relay accepted for the
+// mailbox.
+type Watch struct {
+	Mailbox ID
+	Time    uint64
+	Topics  []string
 	Sig     []byte
 }
 
@@ -267,6 +308,7 @@ func Encode(m any) []byte {
 		w.U8(uint8(KindDeliver))
 		w.Fixed(v.Message[:])
 		w.U64(v.StoredAt)
+		w.U8(uint8(v.Source))
 		w.Bytes32(v.Envelope)
 	case *Ack:
 		w.U8(uint8(KindAck))
@@ -294,6 +336,10 @@ func Encode(m any) []byte {
 	case *Delete:
 		w.U8(uint8(KindDelete))
 		w.Fixed(v.deleteBody())
+		w.Fixed(v.Sig)
+	case *Watch:
+		w.U8(uint8(KindWatch))
+		w.Fixed(v.watchBody())
 		w.Fixed(v.Sig)
 	case okMsg:
 		w.U8(uint8(KindOK))
@@ -357,6 +403,46 @@ func (d *Delete) deleteBody() []byte {
 	return w.Bytes()
 }
 
+func (m *Watch) watchBody() []byte {
+	w := codec.NewWriter(48 + len(m.Topics)*(1+gossip.MaxTopicLen))
+	w.Fixed(m.Mailbox[:])
+	w.U64(m.Time)
+	w.U16(uint16(len(m.Topics)))
+	for _, t := range m.Topics {
+		writeBytes8(w, []byte(t))
+	}
+	return w.Bytes()
+}
+
+// writeBytes8 appends b with a u8 length prefix. It panics if b is longer
+// than 255 bytes: callers check their own, smaller limits first.
+func writeBytes8(w *codec.Writer, b []byte) {
+	if len(b) > 0xFF {
+		panic("relay: bytes8 value longer than 255 bytes")
+	}
+	w.U8(uint8(len(b)))
+	w.Fixed(b)
+}
+
+// readTopics reads a u16 count ≤ MaxWatchTopics of bytes8 group topic
+// names, each of which must be a valid name (gossip.ValidTopic).
+func readTopics(r *codec.Reader) []string {
+	n := r.Count(MaxWatchTopics)
+	var out []string
+	for range n {
+		t := string(r.Fixed(int(r.U8())))
+		if r.Err() != nil {
+			return nil
+		}
+		if !gossip.ValidTopic(t) {
+			r.Fail(fmt.Errorf("%w: not a group topic name", codec.ErrInvalid))
+			return nil
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
 // Decode parses a frame payload into one of the message types above
 // (pointers), or OK, Drained or Ping. It rejects unknown kinds, oversize
 // fields and trailing bytes.
@@ -408,6 +494,10 @@ func Decode(b []byte) (any, error) {
 		v := &Deliver{}
 		copy(v.Message[:], r.Fixed(MessageIDSize))
 		v.StoredAt = r.U64()
+		v.Source = Source(r.U8())
+		if !v.Source.valid() {
+			r.Fail(fmt.Errorf("%w: source %d", codec.ErrInvalid, v.Source))
+		}
 		v.Envelope = r.Bytes32(envelope.MaxEnvelopeSize)
 		m = v
 	case KindAck:
@@ -437,6 +527,13 @@ func Decode(b []byte) (any, error) {
 		v := &Delete{}
 		copy(v.Mailbox[:], r.Fixed(IDSize))
 		v.Time = r.U64()
+		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+		m = v
+	case KindWatch:
+		v := &Watch{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		v.Time = r.U64()
+		v.Topics = readTopics(r)
 		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
 		m = v
 	case KindOK:
@@ -500,6 +597,16 @@ func SignDelete(d *Delete, owner ed25519.PrivateKey) {
 // VerifyDelete checks d against the mailbox's owner key.
 func VerifyDelete(d *Delete, owner ed25519.PublicKey) bool {
 	return len(d.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelDelete, d.deleteBody()), d.Sig)
+}
+
+// SignWatch signs w.
+func SignWatch(w *Watch, owner ed25519.PrivateKey) {
+	w.Sig = ed25519.Sign(owner, signed(labelWatch, w.watchBody()))
+}
+
+// VerifyWatch checks w against the mailbox's owner key.
+func VerifyWatch(w *Watch, owner ed25519.PublicKey) bool {
+	return len(w.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelWatch, w.watchBody()), w.Sig)
 }
 
 // PoWInput returns the bytes whose SHA-256 must start with the

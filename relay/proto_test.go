@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -28,6 +30,10 @@ func sampleMessages() []any {
 	SignDelete(del, priv)
 	ch := &Challenge{Time: 99}
 	ch.Nonce[0] = 1
+	wa := &Watch{Mailbox: id, Time: 7, Topics: []string{"hush/g/0123456789abcdef0123456789abcdef", "hush/g/x"}}
+	SignWatch(wa, priv)
+	wa0 := &Watch{Mailbox: id2, Time: 8}
+	SignWatch(wa0, priv)
 	return []any{
 		cr, cr0,
 		&Created{Mailbox: id, Deposit: id2, MaxMessages: 1000, MaxBytes: 64 << 20, TTLSeconds: 3600},
@@ -37,6 +43,7 @@ func sampleMessages() []any {
 		ch,
 		sub,
 		&Deliver{Message: mid, StoredAt: 77, Envelope: []byte("env")},
+		&Deliver{Message: mid, StoredAt: 78, Source: SourceTopic, Envelope: []byte("group message")},
 		&Ack{Message: mid},
 		Drained,
 		pk,
@@ -46,6 +53,7 @@ func sampleMessages() []any {
 		&ErrorMsg{Code: CodeQuota, Message: "mailbox full"},
 		Ping,
 		del,
+		wa, wa0,
 	}
 }
 
@@ -125,4 +133,73 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted payload re-encodes differently: %x", b)
 		}
 	})
+}
+
+func TestWatchAndDeliverFields(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	pub := priv.Public().(ed25519.PublicKey)
+	topics := []string{"hush/g/aa", "hush/g/bb"}
+	w := &Watch{Mailbox: ID{1}, Time: 1700000000, Topics: topics}
+	SignWatch(w, priv)
+	got, err := Decode(Encode(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := got.(*Watch)
+	if gw.Mailbox != w.Mailbox || gw.Time != w.Time || !reflect.DeepEqual(gw.Topics, topics) || !VerifyWatch(gw, pub) {
+		t.Fatalf("watch round trip: %+v", gw)
+	}
+	// The signature covers the topic list and the time.
+	gw.Topics = []string{"hush/g/aa"}
+	if VerifyWatch(gw, pub) {
+		t.Fatal("watch with a changed topic list verified")
+	}
+	gw.Topics, gw.Time = topics, w.Time+1
+	if VerifyWatch(gw, pub) {
+		t.Fatal("watch with a changed time verified")
+	}
+
+	d := &Deliver{Message: MessageID{4}, StoredAt: 9, Source: SourceTopic, Envelope: []byte("data")}
+	gd, err := Decode(Encode(d))
+	if err != nil || !reflect.DeepEqual(gd, d) {
+		t.Fatalf("deliver round trip: %+v %v", gd, err)
+	}
+	// The source byte follows kind ‖ message ID ‖ stored-at.
+	b := Encode(d)
+	if b[1+MessageIDSize+8] != byte(SourceTopic) {
+		t.Fatal("source not after stored-at")
+	}
+	for _, bad := range []byte{2, 0xff} {
+		b[1+MessageIDSize+8] = bad
+		if _, err := Decode(b); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("source %d: %v", bad, err)
+		}
+	}
+}
+
+func TestWatchDecodeRejects(t *testing.T) {
+	many := make([]string, MaxWatchTopics+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("hush/g/%032x", i)
+	}
+	cases := map[string][]string{
+		"too many topics":  many,
+		"no prefix":        {"group/abc"},
+		"prefix only":      {"hush/g/"},
+		"too long":         {"hush/g/" + strings.Repeat("a", 58)},
+		"empty name":       {""},
+		"one bad of three": {"hush/g/a", "hush/x/b", "hush/g/c"},
+	}
+	for name, topics := range cases {
+		w := &Watch{Mailbox: ID{1}, Time: 5, Topics: topics, Sig: make([]byte, ed25519.SignatureSize)}
+		if _, err := Decode(Encode(w)); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("%s: decoded (err %v)", name, err)
+		}
+	}
+	// The caps themselves are accepted.
+	w := &Watch{Topics: many[:MaxWatchTopics], Sig: make([]byte, ed25519.SignatureSize)}
+	w.Topics[0] = "hush/g/" + strings.Repeat("a", 57)
+	if _, err := Decode(Encode(w)); err != nil {
+		t.Fatalf("%d topics, one of %d bytes: %v", MaxWatchTopics, len(w.Topics[0]), err)
+	}
 }
