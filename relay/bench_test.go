@@ -141,3 +141,40 @@ func BenchmarkCatchUp10k(b *testing.B) {
 		b.ReportMetric(time.Since(start).Seconds(), "s/catchup")
 	}
 }
+
+// BenchmarkTopicFile1KiB: 1 KiB group topic messages published by a
+// member's host and filed by the relay into the 8 mailboxes watching the
+// topic (synced group commits), at most 1,000 in flight; one op is one
+// message filed 8 times.
+func BenchmarkTopicFile1KiB(b *testing.B) {
+	const watchers = 8
+	met := &topicMetrics{dropped: map[ErrorCode]int{}}
+	cfg := benchConfig
+	cfg.Metrics = met
+	r := startRelay(b, cfg)
+	c := &Client{}
+	h := newHost(b)
+	topic := newTopic()
+	for range watchers {
+		createMailbox(b, c, h, r).watch(b, c, h, r, topic)
+	}
+	pub := newPublisher(b, r)
+	pub.waitRelay(topic, true)
+	data := make([][]byte, b.N)
+	for i := range data {
+		data[i] = groupData(1024)
+	}
+	b.SetBytes(1024)
+	b.ResetTimer()
+	start := time.Now()
+	for i, d := range data {
+		// Pace like a member's node: keep under the queues of
+		// gossip.QueueSize (a tight loop of more would overflow them).
+		for int64(i-1000)*watchers > met.filed.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		pub.publish(topic, d)
+	}
+	eventually(b, "all filed", func() bool { return met.filed.Load() == int64(watchers*b.N) })
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}

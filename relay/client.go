@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -17,7 +18,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Client talks /hush/mailbox/1 to relays. The zero value works.
+// Client talks /hush/mailbox/1 to relays. The zero value works; a Client
+// must not be copied after first use.
 type Client struct {
 	// PoWBits is the proof of work Create solves before sending: the
 	// number of leading zero bits the relay asks for (its Error says so).
@@ -30,6 +32,10 @@ type Client struct {
 	PingInterval time.Duration
 	// Now is the clock for signed request times. Default time.Now.
 	Now func() time.Time
+
+	// watchMu guards lastWatch, the time of the last Watch sent.
+	watchMu   sync.Mutex
+	lastWatch uint64
 }
 
 // ParseRelayAddr parses a relay multiaddr ending in /p2p/<PeerID>.
@@ -222,6 +228,34 @@ func (c *Client) PutPrekeys(ctx context.Context, h host.Host, relay peer.AddrInf
 func (c *Client) Delete(ctx context.Context, h host.Host, relay peer.AddrInfo, mailbox ID, owner ed25519.PrivateKey) error {
 	m := &Delete{Mailbox: mailbox, Time: uint64(c.now().Unix())}
 	SignDelete(m, owner)
+	return c.expectOK(ctx, h, relay, m)
+}
+
+// Watch replaces the group topics the relay watches for the mailbox: it
+// files every message seen on them into the mailbox (Deliver with
+// SourceTopic) until the next Watch; an empty list stops watching. A
+// relay without a group store answers ErrUnsupported; one watching as
+// many topics as it allows answers ErrFull.
+//
+// The signed time is the clock's, or one second after the last Watch
+// this Client sent if that is later, so successive Watches always
+// increase (the relay refuses a Watch not newer than the last one it
+// accepted for the mailbox).
+func (c *Client) Watch(ctx context.Context, h host.Host, relay peer.AddrInfo, mailbox ID, owner ed25519.PrivateKey, topics []string) error {
+	if len(topics) > MaxWatchTopics {
+		return fmt.Errorf("%w: at most %d topics", ErrBadRequest, MaxWatchTopics)
+	}
+	for _, t := range topics {
+		if !gossip.ValidTopic(t) {
+			return fmt.Errorf("%w: not a group topic name", ErrBadRequest)
+		}
+	}
+	c.watchMu.Lock()
+	t := max(uint64(c.now().Unix()), c.lastWatch+1)
+	c.lastWatch = t
+	c.watchMu.Unlock()
+	m := &Watch{Mailbox: mailbox, Time: t, Topics: topics}
+	SignWatch(m, owner)
 	return c.expectOK(ctx, h, relay, m)
 }
 

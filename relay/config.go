@@ -33,6 +33,7 @@ const (
 	DefaultIdleTimeout     = 5 * time.Minute
 	DefaultExpiryInterval  = time.Minute
 	DefaultOwnerGrace      = time.Hour
+	DefaultMaxTopics       = 10000
 	challengeLifetime      = 30 * time.Second
 	clockSkew              = 60 * time.Second
 )
@@ -120,6 +121,16 @@ type Config struct {
 	// OwnerGrace is how long a peer may still reserve a circuit-relay slot
 	// after its last owner subscription ended. Default 1 h.
 	OwnerGrace Duration `json:"owner_grace,omitempty"`
+	// NoGroupStore turns the group store off: Watch requests are answered
+	// Unsupported and the relay joins no GossipSub topic. Default false:
+	// the relay watches group topics for its mailbox owners and files
+	// their messages into the owners' mailboxes (docs/RELAY.md "Group
+	// store").
+	NoGroupStore bool `json:"no_group_store,omitempty"`
+	// MaxTopics caps the distinct group topics the relay watches for all
+	// its mailboxes together; a Watch that would pass it gets Full.
+	// Default 10,000. (One mailbox watches at most MaxWatchTopics.)
+	MaxTopics int `json:"max_topics,omitempty"`
 
 	// Logger receives service events, never identifiers (mailbox, deposit
 	// or message IDs, peer IDs, addresses). Default: discarded.
@@ -184,6 +195,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.OwnerGrace <= 0 {
 		c.OwnerGrace = Duration(DefaultOwnerGrace)
 	}
+	if c.MaxTopics <= 0 {
+		c.MaxTopics = DefaultMaxTopics
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -216,6 +230,15 @@ type Metrics interface {
 	Mailboxes(n int64)
 	// Subscribers sets the gauge of open owner subscriptions.
 	Subscribers(n int64)
+	// TopicFiled counts one group topic message of size bytes filed into
+	// one watching mailbox.
+	TopicFiled(size int)
+	// TopicDropped counts one group topic message not filed into one
+	// watching mailbox, by the code a deposit would have got (Quota,
+	// Full, TooLarge, Internal).
+	TopicDropped(code ErrorCode)
+	// WatchedTopics sets the gauge of distinct group topics watched.
+	WatchedTopics(n int64)
 }
 
 // NopMetrics discards everything; the default.
@@ -229,6 +252,9 @@ func (NopMetrics) Expired(int)               {}
 func (NopMetrics) Stored(int64, int64)       {}
 func (NopMetrics) Mailboxes(int64)           {}
 func (NopMetrics) Subscribers(int64)         {}
+func (NopMetrics) TopicFiled(int)            {}
+func (NopMetrics) TopicDropped(ErrorCode)    {}
+func (NopMetrics) WatchedTopics(int64)       {}
 
 // String names an error code for logs and metric labels.
 func (c ErrorCode) String() string {

@@ -203,3 +203,47 @@ func TestWatchDecodeRejects(t *testing.T) {
 		t.Fatalf("%d topics, one of %d bytes: %v", MaxWatchTopics, len(w.Topics[0]), err)
 	}
 }
+
+func TestMessageRecordSource(t *testing.T) {
+	m := &message{id: MessageID{1}, storedAt: 2, expiry: 3, source: SourceTopic, envelope: []byte("data")}
+	got, err := parseMessage(m.encode())
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip %+v %v", got, err)
+	}
+	// A record written before the source existed ends after the envelope:
+	// it reads as a deposit.
+	old := m.encode()
+	old = old[:len(old)-1]
+	got, err = parseMessage(old)
+	if err != nil || got.source != SourceDeposit || !bytes.Equal(got.envelope, m.envelope) {
+		t.Fatalf("old record: %+v %v", got, err)
+	}
+	for _, bad := range [][]byte{append(bytes.Clone(old), 9), append(bytes.Clone(old), 1, 0), old[:5], nil} {
+		if _, err := parseMessage(bad); err == nil {
+			t.Fatalf("garbage record %x parsed", bad)
+		}
+	}
+	w := &watchRecord{time: 5, topics: []string{"hush/g/a"}}
+	gw, err := parseWatch(w.encode())
+	if err != nil || !reflect.DeepEqual(gw, w) {
+		t.Fatalf("watch record %+v %v", gw, err)
+	}
+	if _, err := parseWatch([]byte{1, 2, 3}); err == nil {
+		t.Fatal("garbage watch record parsed")
+	}
+}
+
+func FuzzParseMessage(f *testing.F) {
+	m := &message{id: MessageID{1}, storedAt: 2, expiry: 3, source: SourceTopic, envelope: []byte("data")}
+	f.Add(m.encode())
+	f.Add(m.encode()[:len(m.encode())-1])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := parseMessage(b)
+		if err != nil {
+			return
+		}
+		if !got.source.valid() {
+			t.Fatalf("accepted source %d", got.source)
+		}
+	})
+}

@@ -24,8 +24,10 @@ import (
 )
 
 // Server is the mailbox service of a relay (docs/RELAY.md). It serves
-// /hush/mailbox/1 on a libp2p host, keeps its data in a store, and runs a
-// circuit relay v2 service open only to its mailbox owners.
+// /hush/mailbox/1 on a libp2p host, keeps its data in a store, runs a
+// circuit relay v2 service open only to its mailbox owners and, unless
+// Config.NoGroupStore, a group store: a GossipSub router that files the
+// messages of the group topics its owners watch into their mailboxes.
 type Server struct {
 	cfg Config
 	h   host.Host
@@ -34,6 +36,8 @@ type Server struct {
 	log *slog.Logger
 	m   Metrics
 	acl *ownerACL
+
+	group *groupStore
 
 	peerLim, ipLim *limiter
 
@@ -81,6 +85,7 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 		streams:   make(map[network.Stream]struct{}),
 		sessions:  make(map[*session]struct{}),
 	}
+	s.group = newGroupStore(s)
 	err = s.t.mailboxes.Scan(func(id, value []byte) error {
 		mb, err := parseMailbox(id, value)
 		if err != nil {
@@ -94,6 +99,24 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("relay: load mailboxes: %w", err)
+	}
+	err = s.t.watches.Scan(func(id, value []byte) error {
+		if len(id) != IDSize {
+			return nil
+		}
+		mb := s.byMailbox[ID(id)]
+		if mb == nil {
+			return nil // left by no mailbox: ignored
+		}
+		rec, err := parseWatch(value)
+		if err != nil {
+			return err
+		}
+		s.group.load(mb, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: load watches: %w", err)
 	}
 	last, _, err := s.t.expiry.LastSeq(expiryID)
 	if err != nil {
@@ -109,7 +132,8 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Run serves until ctx ends or Close is called, then shuts down
-// gracefully: it stops accepting streams, lets in-flight requests finish
+// gracefully: it stops accepting streams, stops the group store's topic
+// readers (what they queued is committed), lets in-flight requests finish
 // (their commits included), closes subscriptions and stops the circuit
 // relay. It returns nil after a graceful shutdown.
 func (s *Server) Run(ctx context.Context) error {
@@ -125,6 +149,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer close(s.done)
 	defer s.cancel()
 
+	if err := s.group.start(ctx); err != nil {
+		return err
+	}
 	var circ *circuit.Relay
 	if !s.cfg.NoCircuitRelay {
 		res := circuit.DefaultResources()
@@ -132,12 +159,15 @@ func (s *Server) Run(ctx context.Context) error {
 		var err error
 		circ, err = circuit.New(s.h, circuit.WithACL(s.acl), circuit.WithResources(res))
 		if err != nil {
+			s.cancel()
+			s.group.stop()
 			return fmt.Errorf("relay: circuit relay: %w", err)
 		}
 	}
 	s.h.SetStreamHandler(ProtocolID, s.handle)
 	close(s.ready)
-	s.log.Info("relay serving", "mailboxes", s.mailboxCount(), "circuit_relay", circ != nil)
+	s.log.Info("relay serving", "mailboxes", s.mailboxCount(), "circuit_relay", circ != nil,
+		"group_store", !s.cfg.NoGroupStore, "group_topics", s.group.topicCount())
 
 	tick := time.NewTicker(time.Duration(s.cfg.ExpiryInterval))
 	defer tick.Stop()
@@ -169,6 +199,8 @@ loop:
 		ss.cancel()
 	}
 	s.lifeMu.Unlock()
+	// Topic readers stop first; what they queued is committed.
+	s.group.stop()
 	s.handlers.Wait()
 	if circ != nil {
 		circ.Close()
@@ -299,6 +331,8 @@ func (s *Server) handle(st network.Stream) {
 			resp, rerr = s.putPrekeys(m)
 		case *Delete:
 			resp, rerr = s.deleteMailbox(m)
+		case *Watch:
+			resp, rerr = s.watch(c, m)
 		case *Hello:
 			resp, rerr = s.hello(c, m)
 		case *Subscribe:
@@ -372,22 +406,45 @@ func (s *Server) deposit(c *conn, d *Deposit) (any, *reqErr) {
 	if mb == nil {
 		return nil, fail(CodeNotFound, "no such mailbox")
 	}
+	p, rerr := s.storeQueue(mb, d.Envelope, SourceDeposit)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if rerr := s.storeFinish(p); rerr != nil {
+		return nil, rerr
+	}
+	s.m.DepositAccepted(len(d.Envelope))
+	return &Receipt{Message: p.msg.id}, nil
+}
+
+// pendingStore is a message queued for a grouped commit by storeQueue;
+// storeFinish completes it.
+type pendingStore struct {
+	mb   *mailbox
+	ref  msgRef
+	msg  *message
+	wait func() error
+}
+
+// storeQueue stores data in mb, from a deposit or a group topic (the one
+// storage path of both): it checks the mailbox's quota (count and bytes)
+// and the relay's cap, assigns the arrival number and expiry, and queues
+// the batch for a grouped commit. The caller must call storeFinish.
+func (s *Server) storeQueue(mb *mailbox, data []byte, src Source) (*pendingStore, *reqErr) {
 	now := s.cfg.Now()
-	msg := &message{storedAt: uint64(now.Unix()), envelope: d.Envelope}
+	msg := &message{storedAt: uint64(now.Unix()), source: src, envelope: data}
 	rand.Read(msg.id[:])
-	size := int64(len(d.Envelope))
+	size := int64(len(data))
 
 	mb.mu.Lock()
+	defer mb.mu.Unlock()
 	if mb.deleted {
-		mb.mu.Unlock()
 		return nil, fail(CodeNotFound, "no such mailbox")
 	}
 	if mb.count+1 > int64(s.cfg.MaxMessages) || mb.bytes+size > s.cfg.MaxMailboxBytes {
-		mb.mu.Unlock()
 		return nil, fail(CodeQuota, "mailbox full")
 	}
 	if !s.reserveBytes(size) {
-		mb.mu.Unlock()
 		return nil, fail(CodeFull, "relay storage full")
 	}
 	arrival := mb.next
@@ -404,9 +461,14 @@ func (s *Server) deposit(c *conn, d *Deposit) (any, *reqErr) {
 	b.Put(s.t.mailboxes, mb.id[:], mb.recordLocked())
 	wait := s.db.CommitGroupedAsync(b)
 	mb.inflight.Add(1)
-	mb.mu.Unlock()
+	return &pendingStore{mb: mb, ref: ref, msg: msg, wait: wait}, nil
+}
 
-	err := wait()
+// storeFinish waits for the commit of p and hands the message to the
+// owner's live subscription. On a failed commit nothing is stored.
+func (s *Server) storeFinish(p *pendingStore) *reqErr {
+	mb, size := p.mb, int64(p.ref.size)
+	err := p.wait()
 	mb.inflight.Done()
 	if err != nil {
 		mb.mu.Lock()
@@ -414,19 +476,18 @@ func (s *Server) deposit(c *conn, d *Deposit) (any, *reqErr) {
 		mb.bytes -= size
 		mb.mu.Unlock()
 		s.storedBytes.Add(-size)
-		s.log.Error("deposit commit failed", "err", err)
-		return nil, fail(CodeInternal, "store failed; nothing stored")
+		s.log.Error("store commit failed", "err", err)
+		return fail(CodeInternal, "store failed; nothing stored")
 	}
-	s.m.DepositAccepted(int(size))
 	s.m.Stored(s.storedMsgs.Add(1), s.storedBytes.Load())
 
 	mb.mu.Lock()
 	sub := mb.sub
 	mb.mu.Unlock()
 	if sub != nil {
-		sub.push(ref, msg)
+		sub.push(p.ref, p.msg)
 	}
-	return &Receipt{Message: msg.id}, nil
+	return nil
 }
 
 func checkTime(now time.Time, t uint64) bool {
@@ -618,6 +679,7 @@ func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
 	b.Delete(s.t.mailboxes, mb.id[:])
 	b.Delete(s.t.deposits, mb.deposit[:])
 	b.Delete(s.t.prekeys, mb.id[:])
+	b.Delete(s.t.watches, mb.id[:])
 	if err == nil {
 		err = s.db.CommitGrouped(b)
 	}
@@ -626,6 +688,7 @@ func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
 		s.log.Error("mailbox delete failed", "err", err)
 		return nil, fail(CodeInternal, "store failed")
 	}
+	s.group.dropLocked(mb)
 	s.mu.Lock()
 	delete(s.byMailbox, mb.id)
 	delete(s.byDeposit, mb.deposit)

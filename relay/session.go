@@ -134,7 +134,7 @@ func (ss *session) writeLoop() {
 		ss.delivered[msg.id] = ref
 		ss.mu.Unlock()
 		var err error
-		buf, err = wire.AppendFrame(buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Envelope: msg.envelope}))
+		buf, err = wire.AppendFrame(buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Envelope: msg.envelope}))
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/store"
 )
 
@@ -18,6 +19,7 @@ const (
 	tableMsgIDs    = "msgids"
 	tableExpiry    = "expiry"
 	tablePrekeys   = "prekeys"
+	tableWatches   = "watches"
 )
 
 // expiryID is the single id of the expiry index; its seq is the expiry
@@ -25,7 +27,7 @@ const (
 var expiryID = []byte("x")
 
 type tables struct {
-	mailboxes, deposits, messages, msgids, expiry, prekeys *store.Table
+	mailboxes, deposits, messages, msgids, expiry, prekeys, watches *store.Table
 }
 
 func openTables(db *store.DB) tables {
@@ -36,6 +38,7 @@ func openTables(db *store.DB) tables {
 		msgids:    db.Table(tableMsgIDs),
 		expiry:    db.Table(tableExpiry),
 		prekeys:   db.Table(tablePrekeys),
+		watches:   db.Table(tableWatches),
 	}
 }
 
@@ -58,6 +61,10 @@ type mailbox struct {
 	inflight sync.WaitGroup         // deposits queued, not yet committed
 	deleting map[MessageID]struct{} // deletes queued but not yet committed
 	sub      *session               // the current owner subscription
+	// watchTime and watching are the last accepted Watch: its time and
+	// its topics (the group store files their messages here).
+	watchTime uint64
+	watching  []string
 }
 
 // record encodes the mailbox record: owner ‖ deposit ‖ created ‖ count ‖
@@ -88,20 +95,27 @@ func parseMailbox(id, b []byte) (*mailbox, error) {
 	return m, nil
 }
 
-// message is a stored envelope: the value of messages[mailbox, arrival].
+// message is a stored message: the value of messages[mailbox, arrival].
+// envelope is a sealed envelope (SourceDeposit) or the data of a group
+// topic message (SourceTopic).
 type message struct {
 	id       MessageID
 	storedAt uint64 // unix seconds
 	expiry   uint64 // expiry index seq (unix ns)
+	source   Source
 	envelope []byte
 }
 
+// encode writes id ‖ stored-at ‖ expiry ‖ envelope bytes32 ‖ source u8.
+// The source comes last so that records written before it existed (which
+// end after the envelope) still parse, as SourceDeposit.
 func (m *message) encode() []byte {
-	w := codec.NewWriter(40 + len(m.envelope))
+	w := codec.NewWriter(41 + len(m.envelope))
 	w.Fixed(m.id[:])
 	w.U64(m.storedAt)
 	w.U64(m.expiry)
 	w.Bytes32(m.envelope)
+	w.U8(uint8(m.source))
 	return w.Bytes()
 }
 
@@ -111,6 +125,12 @@ func parseMessage(b []byte) (*message, error) {
 	copy(m.id[:], r.Fixed(MessageIDSize))
 	m.storedAt, m.expiry = r.U64(), r.U64()
 	m.envelope = r.Bytes32(math.MaxUint32)
+	if r.Err() == nil && r.Remaining() > 0 {
+		m.source = Source(r.U8())
+		if !m.source.valid() {
+			r.Fail(fmt.Errorf("%w: source %d", codec.ErrInvalid, m.source))
+		}
+	}
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("relay: corrupt message record: %v", err)
 	}
@@ -180,4 +200,33 @@ func parsePrekeys(b []byte) (*prekeyRecord, error) {
 		return nil, fmt.Errorf("relay: corrupt prekeys record: %v", err)
 	}
 	return p, nil
+}
+
+// watchRecord is the value of watches[mailbox]: the last accepted Watch,
+// time u64 ‖ topics (u16 count ≤ MaxWatchTopics, bytes8 each). It is kept
+// with an empty list too, so an older Watch cannot be replayed after the
+// owner stopped watching.
+type watchRecord struct {
+	time   uint64
+	topics []string
+}
+
+func (w *watchRecord) encode() []byte {
+	cw := codec.NewWriter(10 + len(w.topics)*(1+gossip.MaxTopicLen))
+	cw.U64(w.time)
+	cw.U16(uint16(len(w.topics)))
+	for _, t := range w.topics {
+		writeBytes8(cw, []byte(t))
+	}
+	return cw.Bytes()
+}
+
+func parseWatch(b []byte) (*watchRecord, error) {
+	r := codec.NewReader(b)
+	w := &watchRecord{time: r.U64()}
+	w.topics = readTopics(r)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("relay: corrupt watch record: %v", err)
+	}
+	return w, nil
 }

@@ -11,6 +11,9 @@ type promMetrics struct {
 	accepted, acked, delivered, expired, bytesIn prometheus.Counter
 	rejected                                     *prometheus.CounterVec
 	messages, bytes, mailboxes, subscribers      prometheus.Gauge
+	filed, filedBytes                            prometheus.Counter
+	dropped                                      *prometheus.CounterVec
+	topics                                       prometheus.Gauge
 }
 
 func newPromMetrics(reg prometheus.Registerer) *promMetrics {
@@ -32,9 +35,14 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 		bytes:       g("stored_bytes", "Envelope bytes stored."),
 		mailboxes:   g("mailboxes", "Mailboxes."),
 		subscribers: g("subscribers", "Open owner subscriptions."),
+		filed:       c("topic_messages_filed_total", "Group topic messages filed into a watching mailbox (one per mailbox)."),
+		filedBytes:  c("topic_bytes_filed_total", "Group topic message bytes filed into watching mailboxes."),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "topic_messages_dropped_total", Help: "Group topic messages not filed into a watching mailbox, by reason."}, []string{"reason"}),
+		topics: g("watched_topics", "Distinct group topics watched."),
 	}
 	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
-		m.messages, m.bytes, m.mailboxes, m.subscribers)
+		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.dropped, m.topics)
 	return m
 }
 
@@ -54,5 +62,13 @@ func (m *promMetrics) Stored(messages, bytes int64) {
 }
 func (m *promMetrics) Mailboxes(n int64)   { m.mailboxes.Set(float64(n)) }
 func (m *promMetrics) Subscribers(n int64) { m.subscribers.Set(float64(n)) }
+func (m *promMetrics) TopicFiled(size int) {
+	m.filed.Inc()
+	m.filedBytes.Add(float64(size))
+}
+func (m *promMetrics) TopicDropped(code relay.ErrorCode) {
+	m.dropped.WithLabelValues(code.String()).Inc()
+}
+func (m *promMetrics) WatchedTopics(n int64) { m.topics.Set(float64(n)) }
 
 var _ relay.Metrics = (*promMetrics)(nil)

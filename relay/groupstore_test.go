@@ -1,0 +1,564 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hushnet/hush/internal/gossip"
+	"github.com/hushnet/hush/internal/store"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// newTopic returns a fresh group topic name, as a group derives it.
+func newTopic() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return gossip.TopicPrefix + hex.EncodeToString(b)
+}
+
+// groupData returns distinct topic message data (GossipSub drops
+// duplicates by content hash).
+func groupData(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// publisher is a group member's host: GossipSub with the group options,
+// connected to the relay, publishing on group topics.
+type publisher struct {
+	t      testing.TB
+	h      host.Host
+	ps     *pubsub.PubSub
+	relay  peer.AddrInfo
+	topics map[string]*pubsub.Topic
+}
+
+func newPublisher(t testing.TB, r *testRelay) *publisher {
+	t.Helper()
+	h := newHost(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ps, err := pubsub.NewGossipSub(ctx, h, gossip.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &publisher{t: t, h: h, ps: ps, relay: r.info, topics: make(map[string]*pubsub.Topic)}
+	p.connect()
+	return p
+}
+
+func (p *publisher) connect() {
+	p.t.Helper()
+	if err := p.h.Connect(context.Background(), p.relay); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *publisher) topic(name string) *pubsub.Topic {
+	p.t.Helper()
+	if t := p.topics[name]; t != nil {
+		return t
+	}
+	t, err := p.ps.Join(name)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.topics[name] = t
+	return t
+}
+
+// relaySubscribed reports whether the publisher sees the relay on topic.
+func (p *publisher) relaySubscribed(name string) bool {
+	return slices.Contains(p.topic(name).ListPeers(), p.relay.ID)
+}
+
+// waitRelay waits until the relay's subscription to topic is visible.
+func (p *publisher) waitRelay(name string, subscribed bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for p.relaySubscribed(name) != subscribed {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("relay subscribed = %v, want %v", !subscribed, subscribed)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *publisher) publish(name string, data []byte) {
+	p.t.Helper()
+	if err := p.topic(name).Publish(context.Background(), data); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// liveSub opens a live owner subscription and waits for Drained.
+func liveSub(t testing.TB, c *Client, h host.Host, r *testRelay, o *owner) *Subscription {
+	t.Helper()
+	sub, err := c.Subscribe(context.Background(), h, r.info, o.created.Mailbox, o.key, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	waitDrained(t, sub)
+	return sub
+}
+
+func expectTopicMessage(t testing.TB, sub *Subscription, data []byte) *Deliver {
+	t.Helper()
+	d := recvN(t, sub, 1)[0]
+	if d.Source != SourceTopic || !bytes.Equal(d.Envelope, data) {
+		t.Fatalf("got source %d, %d bytes; want a topic message of %d bytes", d.Source, len(d.Envelope), len(data))
+	}
+	return d
+}
+
+// expectNothing checks that sub receives nothing for a while.
+func expectNothing(t testing.TB, sub *Subscription, wait time.Duration) {
+	t.Helper()
+	select {
+	case d := <-sub.Messages():
+		t.Fatalf("unexpected delivery (source %d)", d.Source)
+	case <-time.After(wait):
+	}
+}
+
+func (o *owner) watch(t testing.TB, c *Client, h host.Host, r *testRelay, topics ...string) {
+	t.Helper()
+	if err := c.Watch(context.Background(), h, r.info, o.created.Mailbox, o.key, topics); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// topicMetrics counts the group store's metrics.
+type topicMetrics struct {
+	NopMetrics
+	filed   atomic.Int64
+	watched atomic.Int64
+	mu      sync.Mutex
+	dropped map[ErrorCode]int
+}
+
+func (m *topicMetrics) TopicFiled(int)        { m.filed.Add(1) }
+func (m *topicMetrics) WatchedTopics(n int64) { m.watched.Store(n) }
+func (m *topicMetrics) TopicDropped(c ErrorCode) {
+	m.mu.Lock()
+	m.dropped[c]++
+	m.mu.Unlock()
+}
+
+func (m *topicMetrics) droppedN(c ErrorCode) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dropped[c]
+}
+
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWatchFilesTopicMessages(t *testing.T) {
+	met := &topicMetrics{dropped: map[ErrorCode]int{}}
+	r := startRelay(t, Config{Metrics: met})
+	h := newHost(t)
+	c := &Client{}
+	a, b := createMailbox(t, c, h, r), createMailbox(t, c, h, r)
+	shared, onlyB := newTopic(), newTopic()
+	a.watch(t, c, h, r, shared)
+	b.watch(t, c, h, r, onlyB, shared)
+	if met.watched.Load() != 2 {
+		t.Fatalf("watched topics gauge %d, want 2", met.watched.Load())
+	}
+	subA, subB := liveSub(t, c, h, r, a), liveSub(t, c, h, r, b)
+	pub := newPublisher(t, r)
+	pub.waitRelay(shared, true)
+	pub.waitRelay(onlyB, true)
+
+	// Both watchers of a topic get its message, with SourceTopic and the
+	// exact data.
+	m1 := groupData(300)
+	pub.publish(shared, m1)
+	expectTopicMessage(t, subA, m1)
+	expectTopicMessage(t, subB, m1)
+
+	// A topic the mailbox does not watch is not filed into it.
+	m2 := groupData(200)
+	pub.publish(onlyB, m2)
+	expectTopicMessage(t, subB, m2)
+	m3 := groupData(100)
+	pub.publish(shared, m3)
+	expectTopicMessage(t, subA, m3) // the next one for A is m3, not m2
+	expectTopicMessage(t, subB, m3)
+
+	// Deposits and topic messages share the mailbox.
+	env := sealed1K(t)
+	if _, err := c.Deposit(context.Background(), h, r.info, a.created.Deposit, env); err != nil {
+		t.Fatal(err)
+	}
+	if d := recvN(t, subA, 1)[0]; d.Source != SourceDeposit || !bytes.Equal(d.Envelope, env) {
+		t.Fatal("deposit not delivered as SourceDeposit")
+	}
+	subA.Close()
+	got := drain(t, c, h, r, a)
+	if len(got) != 3 || got[0].Source != SourceTopic || !bytes.Equal(got[1].Envelope, m3) || got[2].Source != SourceDeposit {
+		t.Fatalf("stored for A: %d messages", len(got))
+	}
+	if n := met.filed.Load(); n != 5 { // A: m1, m3; B: m1, m2, m3
+		t.Fatalf("filed %d, want 5", n)
+	}
+
+	// A stops watching: B still gets the topic's messages, A nothing.
+	subA = liveSub(t, c, h, r, a)
+	recvN(t, subA, 3) // the backlog
+	a.watch(t, c, h, r)
+	m4 := groupData(100)
+	pub.publish(shared, m4)
+	expectTopicMessage(t, subB, m4)
+	expectNothing(t, subA, 300*time.Millisecond)
+
+	// When B stops too, the relay leaves the topic; the other stays.
+	b.watch(t, c, h, r, onlyB)
+	pub.waitRelay(shared, false)
+	if !pub.relaySubscribed(onlyB) || r.srv.group.topicCount() != 1 || met.watched.Load() != 1 {
+		t.Fatal("relay left the wrong topic")
+	}
+	pub.publish(shared, groupData(100))
+	expectNothing(t, subB, 300*time.Millisecond)
+	// And joins again when watched again.
+	a.watch(t, c, h, r, shared)
+	pub.waitRelay(shared, true)
+	m5 := groupData(100)
+	pub.publish(shared, m5)
+	expectTopicMessage(t, subA, m5)
+}
+
+func TestWatchQuotaDropsTopicMessages(t *testing.T) {
+	met := &topicMetrics{dropped: map[ErrorCode]int{}}
+	r := startRelay(t, Config{MaxMessages: 3, Metrics: met})
+	h := newHost(t)
+	c := &Client{}
+	o := createMailbox(t, c, h, r)
+	topic := newTopic()
+	o.watch(t, c, h, r, topic)
+	env := sealed1K(t)
+	if _, err := c.Deposit(context.Background(), h, r.info, o.created.Deposit, env); err != nil {
+		t.Fatal(err)
+	}
+	pub := newPublisher(t, r)
+	pub.waitRelay(topic, true)
+	var sent [][]byte
+	for range 4 {
+		d := groupData(500)
+		sent = append(sent, d)
+		pub.publish(topic, d)
+	}
+	eventually(t, "two filed and two dropped", func() bool {
+		return met.filed.Load() == 2 && met.droppedN(CodeQuota) == 2
+	})
+	got := drain(t, c, h, r, o)
+	if len(got) != 3 || !bytes.Equal(got[0].Envelope, env) {
+		t.Fatalf("%d stored, want the deposit and 2 topic messages", len(got))
+	}
+	for _, d := range got[1:] {
+		if d.Source != SourceTopic || (!bytes.Equal(d.Envelope, sent[0]) && !bytes.Equal(d.Envelope, sent[1]) &&
+			!bytes.Equal(d.Envelope, sent[2]) && !bytes.Equal(d.Envelope, sent[3])) {
+			t.Fatal("stored topic message differs")
+		}
+	}
+	// The deposit path sees the same quota.
+	_, err := c.Deposit(context.Background(), h, r.info, o.created.Deposit, env)
+	expectCode(t, err, ErrQuota)
+	if r.srv.storedMsgs.Load() != 3 {
+		t.Fatalf("stored counter %d", r.srv.storedMsgs.Load())
+	}
+}
+
+func TestWatchSurvivesRestart(t *testing.T) {
+	clk := newFakeClock()
+	r := startRelay(t, Config{Now: clk.Now})
+	h := newHost(t)
+	c := &Client{Now: clk.Now}
+	o := createMailbox(t, c, h, r)
+	topic := newTopic()
+	o.watch(t, c, h, r, topic)
+	pub := newPublisher(t, r)
+	pub.waitRelay(topic, true)
+	m1 := groupData(100)
+	pub.publish(topic, m1)
+	eventually(t, "m1 filed", func() bool { return r.srv.storedMsgs.Load() == 1 })
+
+	r.stop()
+	pub.h.Network().ClosePeer(r.h.ID())
+	pub.waitRelay(topic, false)
+	r.start(t)
+	if r.srv.group.topicCount() != 1 {
+		t.Fatal("watch set not loaded")
+	}
+	pub.connect()
+	pub.waitRelay(topic, true)
+	m2 := groupData(100)
+	pub.publish(topic, m2)
+	sub := liveSub(t, c, h, r, o)
+	got := recvN(t, sub, 1)
+	if got[0].Source != SourceTopic || !bytes.Equal(got[0].Envelope, m1) {
+		t.Fatal("message filed before the restart not delivered with its source")
+	}
+	if d := recvN(t, sub, 1)[0]; d.Source != SourceTopic || !bytes.Equal(d.Envelope, m2) {
+		t.Fatal("message after the restart not filed")
+	}
+	// The last accepted time survived too: a Watch of the same second
+	// from a fresh client is refused.
+	err := (&Client{Now: clk.Now}).Watch(context.Background(), h, r.info, o.created.Mailbox, o.key, nil)
+	expectCode(t, err, ErrAuth)
+	clk.Add(time.Second)
+	if err := (&Client{Now: clk.Now}).Watch(context.Background(), h, r.info, o.created.Mailbox, o.key, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeleteRemovesWatch(t *testing.T) {
+	r := startRelay(t, Config{})
+	h := newHost(t)
+	c := &Client{}
+	o, other := createMailbox(t, c, h, r), createMailbox(t, c, h, r)
+	topic, kept := newTopic(), newTopic()
+	o.watch(t, c, h, r, topic, kept)
+	other.watch(t, c, h, r, kept)
+	pub := newPublisher(t, r)
+	pub.waitRelay(topic, true)
+	if err := c.Delete(context.Background(), h, r.info, o.created.Mailbox, o.key); err != nil {
+		t.Fatal(err)
+	}
+	pub.waitRelay(topic, false)
+	if r.srv.group.topicCount() != 1 || !pub.relaySubscribed(kept) {
+		t.Fatal("delete changed the other mailbox's topic")
+	}
+	if _, err := r.srv.t.watches.Get(o.created.Mailbox[:]); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("watch record after delete: %v", err)
+	}
+	r.restart(t)
+	if r.srv.group.topicCount() != 1 {
+		t.Fatalf("%d topics after restart, want 1", r.srv.group.topicCount())
+	}
+}
+
+func TestWatchErrors(t *testing.T) {
+	clk := newFakeClock()
+	r := startRelay(t, Config{Now: clk.Now, MaxTopics: 2})
+	h := newHost(t)
+	c := &Client{Now: clk.Now}
+	ctx := context.Background()
+	o, o2 := createMailbox(t, c, h, r), createMailbox(t, c, h, r)
+	mbox := o.created.Mailbox
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	t1, t2, t3 := newTopic(), newTopic(), newTopic()
+
+	expectCode(t, c.Watch(ctx, h, r.info, mbox, other, []string{t1}), ErrAuth)
+	late := &Client{Now: func() time.Time { return clk.Now().Add(-2 * time.Minute) }}
+	expectCode(t, late.Watch(ctx, h, r.info, mbox, o.key, []string{t1}), ErrAuth)
+	expectCode(t, c.Watch(ctx, h, r.info, ID{9}, o.key, []string{t1}), ErrNotFound)
+	expectCode(t, c.Watch(ctx, h, r.info, mbox, o.key, []string{t1, t1}), ErrBadRequest)
+	// The client refuses what the relay would refuse.
+	expectCode(t, c.Watch(ctx, h, r.info, mbox, o.key, []string{"hush/x/1"}), ErrBadRequest)
+	many := make([]string, MaxWatchTopics+1)
+	for i := range many {
+		many[i] = newTopic()
+	}
+	expectCode(t, c.Watch(ctx, h, r.info, mbox, o.key, many), ErrBadRequest)
+	// ... and so does the relay, sent by hand.
+	for _, topics := range [][]string{many, {"not/a/topic"}} {
+		rc := openRaw(t, h, r)
+		w := &Watch{Mailbox: mbox, Time: uint64(clk.Now().Unix()), Topics: topics}
+		SignWatch(w, o.key)
+		rc.send(w)
+		rc.expectErr(CodeBadRequest)
+	}
+	if r.srv.group.topicCount() != 0 {
+		t.Fatal("a refused watch was applied")
+	}
+
+	// Two Watches in the same second: the client moves the second one
+	// on by a second.
+	if err := c.Watch(ctx, h, r.info, mbox, o.key, []string{t1, t2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Watch(ctx, h, r.info, mbox, o.key, []string{t1, t2}); err != nil {
+		t.Fatalf("second watch in one second: %v", err)
+	}
+	// A Watch not newer than the last accepted one (a replay, or an
+	// older one) is refused, and rolls nothing back.
+	last := o.lastWatchTime(r)
+	for _, ts := range []uint64{last, last - 1} {
+		rc := openRaw(t, h, r)
+		w := &Watch{Mailbox: mbox, Time: ts}
+		SignWatch(w, o.key)
+		rc.send(w)
+		rc.expectErr(CodeAuth)
+	}
+	if r.srv.group.topicCount() != 2 {
+		t.Fatal("an old watch rolled the set back")
+	}
+
+	// The relay-wide cap: t1 and t2 are watched, MaxTopics is 2.
+	expectCode(t, c.Watch(ctx, h, r.info, o2.created.Mailbox, o2.key, []string{t3}), ErrFull)
+	if err := c.Watch(ctx, h, r.info, o2.created.Mailbox, o2.key, []string{t1}); err != nil {
+		t.Fatalf("watching a topic already watched: %v", err)
+	}
+	// o replaces t1, t2 by t3: t2 is freed, t1 stays (o2), so 2 in all.
+	if err := c.Watch(ctx, h, r.info, mbox, o.key, []string{t3}); err != nil {
+		t.Fatalf("swap within the cap: %v", err)
+	}
+	expectCode(t, c.Watch(ctx, h, r.info, mbox, o.key, []string{t3, t2}), ErrFull)
+	if r.srv.group.topicCount() != 2 {
+		t.Fatalf("%d topics, want 2", r.srv.group.topicCount())
+	}
+
+	// A relay without a group store.
+	off := startRelay(t, Config{NoGroupStore: true})
+	oo := createMailbox(t, c, h, off)
+	err := c.Watch(ctx, h, off.info, oo.created.Mailbox, oo.key, []string{t1})
+	expectCode(t, err, ErrUnsupported)
+	if !errors.Is(err, ErrUnsupported) || CodeOf(err) != CodeUnsupported {
+		t.Fatal("unsupported does not match its sentinel")
+	}
+}
+
+func (o *owner) lastWatchTime(r *testRelay) uint64 {
+	mb := r.srv.lookupMailbox(o.created.Mailbox)
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.watchTime
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLogsNoTopicNames(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := startRelay(t, Config{Logger: log, MaxMessages: 1})
+	h := newHost(t)
+	c := &Client{}
+	o := createMailbox(t, c, h, r)
+	t1, t2 := newTopic(), newTopic()
+	// A join that fails: the router's error names the topic.
+	if err := r.srv.group.ps.RegisterTopicValidator(t2, gossip.Anonymous); err != nil {
+		t.Fatal(err)
+	}
+	o.watch(t, c, h, r, t1, t2)
+	pub := newPublisher(t, r)
+	pub.waitRelay(t1, true)
+	for range 2 { // the second is over quota
+		pub.publish(t1, groupData(100))
+	}
+	eventually(t, "a filed message", func() bool { return r.srv.storedMsgs.Load() == 1 })
+	o.watch(t, c, h, r)
+	r.restart(t)
+	if err := c.Delete(context.Background(), h, r.info, o.created.Mailbox, o.key); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	out := buf.String()
+	if !strings.Contains(out, "group topic join failed") {
+		t.Fatalf("the failed join was not logged:\n%s", out)
+	}
+	for _, name := range []string{t1, t2} {
+		if strings.Contains(out, name) || strings.Contains(out, strings.TrimPrefix(name, gossip.TopicPrefix)) {
+			t.Fatalf("log holds a topic name:\n%s", out)
+		}
+	}
+	if strings.Contains(out, gossip.TopicPrefix) {
+		t.Fatalf("log holds a topic prefix:\n%s", out)
+	}
+}
+
+func TestGroupStoreConfigJSON(t *testing.T) {
+	var cfg Config
+	dec := json.NewDecoder(strings.NewReader(`{"no_group_store": true, "max_topics": 50}`))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.NoGroupStore || cfg.MaxTopics != 50 {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	d, err := Config{}.withDefaults()
+	if err != nil || d.NoGroupStore || d.MaxTopics != DefaultMaxTopics {
+		t.Fatalf("defaults %+v %v", d, err)
+	}
+}
+
+func TestCheckTopics(t *testing.T) {
+	ok := []string{newTopic(), newTopic()}
+	if err := checkTopics(ok); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{ok[0], ok[0]}, {"x"}, make([]string, MaxWatchTopics+1)} {
+		err := checkTopics(bad)
+		if err == nil {
+			t.Fatalf("%d topics accepted", len(bad))
+		}
+		if strings.Contains(err.Error(), ok[0]) {
+			t.Fatal("error names a topic")
+		}
+	}
+}
+
+// TestTopicBurstFiled: a burst of 1,000 topic messages (within the
+// GossipSub queues of gossip.QueueSize) is filed whole into each watcher.
+func TestTopicBurstFiled(t *testing.T) {
+	met := &topicMetrics{dropped: map[ErrorCode]int{}}
+	r := startRelay(t, Config{Metrics: met, MaxMessages: 10000})
+	h := newHost(t)
+	c := &Client{}
+	topic := newTopic()
+	for range 2 {
+		createMailbox(t, c, h, r).watch(t, c, h, r, topic)
+	}
+	pub := newPublisher(t, r)
+	pub.waitRelay(topic, true)
+	const n = 1000
+	for range n {
+		pub.publish(topic, groupData(1000))
+	}
+	eventually(t, "the burst filed", func() bool { return met.filed.Load() == 2*n })
+	if r.srv.storedMsgs.Load() != 2*n {
+		t.Fatalf("stored %d, want %d", r.srv.storedMsgs.Load(), 2*n)
+	}
+}
