@@ -3,14 +3,11 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/ecdh"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/crypto/card"
@@ -559,6 +557,7 @@ func (n *Node) forgetGroupLocked(t *txn, gs *groupState) {
 		jt.cancel()
 	}
 	gs.topics = nil
+	n.topicsChangedLocked()
 }
 
 // RemoveFromGroup removes a member (admins only). It starts a new epoch:
@@ -1165,15 +1164,14 @@ type publication struct {
 }
 
 // publishAll sends publications; it runs after their commit, without the
-// lock.
+// lock. Members that are offline get them from their relays' group store
+// or by anti-entropy when they return.
 func (n *Node) publishAll(pubs []publication) {
 	n.mu.Lock()
 	ctx := n.runCtx
 	handles := make([]*pubsub.Topic, len(pubs))
-	offline := make([][]offlineTarget, len(pubs))
 	for i, p := range pubs {
 		handles[i] = n.topicLocked(p.topic)
-		offline[i] = n.offlineMembersLocked(p.data)
 	}
 	n.mu.Unlock()
 	if ctx == nil {
@@ -1185,54 +1183,7 @@ func (n *Node) publishAll(pubs []publication) {
 				n.log.Debug("group publish failed", "err", err)
 			}
 		}
-		if len(offline[i]) > 0 {
-			n.depositGroupWire(ctx, offline[i], p.data)
-		}
 	}
-}
-
-// offlineTarget is a member device that is not connected, with its
-// mailboxes.
-type offlineTarget struct {
-	mailboxKey *ecdh.PublicKey
-	boxes      []card.Mailbox
-	host       host.Host
-}
-
-// offlineMembersLocked lists the member devices of a wire message's group
-// that are not connected now and have relay mailboxes.
-func (n *Node) offlineMembersLocked(wire []byte) []offlineTarget {
-	gid, err := group.WireGroup(wire)
-	if err != nil || n.host == nil {
-		return nil
-	}
-	gs := n.groups[gid]
-	if gs == nil {
-		return nil
-	}
-	var out []offlineTarget
-	st := gs.eng.State()
-	for _, m := range st.Members {
-		for _, d := range m.Devices {
-			if d == n.cert.DeviceID() {
-				continue
-			}
-			pid, ok := n.peerOfLocked(d)
-			if ok && n.host.Network().Connectedness(pid) == network.Connected {
-				continue
-			}
-			cc := n.cardOfDeviceLocked(d)
-			if cc == nil {
-				continue
-			}
-			cd, cert := cc.Device(d), cc.List.Device(d)
-			if cd == nil || cert == nil || len(cd.Mailboxes) == 0 {
-				continue
-			}
-			out = append(out, offlineTarget{mailboxKey: cert.MailboxKey(), boxes: cd.Mailboxes, host: n.host})
-		}
-	}
-	return out
 }
 
 // topicLocked returns the joined handle of a topic. A topic this device
@@ -1290,6 +1241,7 @@ func (n *Node) syncTopicsLocked(gs *groupState) {
 		if !want[name] {
 			jt.cancel()
 			delete(gs.topics, name)
+			n.topicsChangedLocked()
 		}
 	}
 	joined := false
@@ -1327,6 +1279,7 @@ func (n *Node) syncTopicsLocked(gs *groupState) {
 		joined = true
 	}
 	if joined {
+		n.topicsChangedLocked()
 		n.connectMembersLocked(gs)
 		// Whatever was published before this subscription is fetched
 		// from the members.
@@ -1414,26 +1367,63 @@ func (n *Node) groupInbox(ctx context.Context) {
 	}
 }
 
-// connectMembersLocked dials the members' devices in the background.
+// connectMembersLocked dials the members' devices and the relays their
+// cards list, in the background. A member's relay keeps a group store for
+// it (docs/RELAY.md): it must be in the topic's mesh while the member is
+// away, so members stay connected to it.
 func (n *Node) connectMembersLocked(gs *groupState) {
+	if n.host == nil || n.runCtx == nil {
+		return
+	}
 	st := gs.eng.State()
-	var pids []peer.ID
+	var peers []peer.AddrInfo
+	relays := map[peer.ID]bool{}
 	for _, m := range st.Members {
 		for _, d := range m.Devices {
 			if pid, ok := n.peerOfLocked(d); ok && pid != n.host.ID() {
-				pids = append(pids, pid)
+				peers = append(peers, peer.AddrInfo{ID: pid})
+			}
+			cc := n.cardOfDeviceLocked(d)
+			if cc == nil {
+				continue
+			}
+			cd := cc.Device(d)
+			if cd == nil {
+				continue
+			}
+			for _, mb := range cd.Mailboxes {
+				ri, _, err := relayInfo(mb)
+				if err != nil || relays[ri.ID] || len(relays) == maxGroupRelays {
+					continue
+				}
+				relays[ri.ID] = true
+				peers = append(peers, ri)
 			}
 		}
 	}
 	h, ctx := n.host, n.runCtx
-	for _, pid := range pids {
+	for pid := range relays {
+		h.ConnManager().Protect(pid, groupRelayTag)
+	}
+	for _, pi := range peers {
+		if h.Network().Connectedness(pi.ID) == network.Connected {
+			continue
+		}
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			defer cancel()
-			h.Connect(cctx, peer.AddrInfo{ID: pid})
+			h.Connect(cctx, pi)
 		}()
 	}
 }
+
+// maxGroupRelays caps the member relays a node stays connected to for
+// one group; groupRelayTag protects those connections from the
+// connection manager.
+const (
+	maxGroupRelays = 32
+	groupRelayTag  = "hush-group-relay"
+)
 
 // groupLoop runs the engines' timers and the periodic anti-entropy round.
 func (n *Node) groupLoop(ctx context.Context) {
@@ -1457,6 +1447,7 @@ func (n *Node) groupLoop(ctx context.Context) {
 			n.syncTopicsLocked(gs)
 			if gs.eng.IsMember() && (first || now.Sub(last) >= every) {
 				n.askSyncLocked(t, gs, now)
+				n.connectMembersLocked(gs)
 			}
 		}
 		if first || now.Sub(last) >= every {

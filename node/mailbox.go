@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -104,6 +105,10 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 		return err
 	}
 	defer sub.Close()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	n.wg.Add(1)
+	go n.watchLoop(wctx, ri, mbox, owner)
 	for {
 		var batch []*relay.Deliver
 		select {
@@ -129,24 +134,28 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 			}
 		}
 		items := make([]*envelope.Inner, len(batch))
+		var wires [][]byte
 		for i, d := range batch {
+			if d.Source == relay.SourceTopic {
+				// Filed by the relay's group store from a watched topic:
+				// a group message, which authenticates itself.
+				wires = append(wires, d.Envelope)
+				continue
+			}
 			in, err := n.opener.Open(d.Envelope)
 			if err != nil {
 				n.log.Debug("undecryptable envelope from relay", "err", err)
 				continue
 			}
-			if in.Kind == envelope.KindSenderKey {
-				// A group message a member left while this device was
-				// offline: it authenticates itself (sender-key signature).
-				n.onGroupWire(in.Body)
-				continue
-			}
 			items[i] = in
+		}
+		if len(wires) > 0 {
+			n.onGroupWires(wires, true)
 		}
 		statuses := n.receive(items, true)
 		for i, in := range items {
 			if in == nil && statuses[i] == ackRejected {
-				statuses[i] = ackOK // opened above as a group message, or unreadable: either way done
+				statuses[i] = ackOK // a group message handled above, or unreadable: either way done
 			}
 		}
 		for i, d := range batch {
@@ -350,20 +359,76 @@ func (n *Node) prefetchPrekeys(ctx context.Context, c *card.Card) {
 	}
 }
 
-// depositGroupWire leaves a group wire message in the mailboxes of member
-// devices that are not connected now, so they get it when they return
-// even if no member is online then (docs/protocol/messaging.md "Groups").
-func (n *Node) depositGroupWire(ctx context.Context, targets []offlineTarget, wire []byte) {
-	acc, dev := n.cert.Account(), n.cert.DeviceID()
-	for _, tg := range targets {
-		sealed, err := envelope.Seal(tg.mailboxKey, &envelope.Inner{SenderAccount: acc, SenderDevice: dev, Kind: envelope.KindSenderKey, Body: wire})
-		if err != nil {
+// topicsChangedLocked wakes the watch loops: the set of group topics
+// changed.
+func (n *Node) topicsChangedLocked() {
+	close(n.topicsCh)
+	n.topicsCh = make(chan struct{})
+}
+
+// watchTopicsLocked lists the group topics this device listens on,
+// sorted, at most relay.MaxWatchTopics (current epochs first).
+func (n *Node) watchTopicsLocked() []string {
+	var cur, grace []string
+	for _, gs := range n.groups {
+		if !gs.eng.IsMember() {
 			continue
 		}
-		for _, mb := range tg.boxes {
-			if err := n.depositTo(ctx, tg.host, mb, sealed); err != nil {
-				n.log.Debug("group deposit failed", "err", err)
+		now := gs.eng.Topic()
+		for _, name := range gs.eng.Topics() {
+			if name == now {
+				cur = append(cur, name)
+			} else {
+				grace = append(grace, name)
 			}
+		}
+	}
+	out := append(cur, grace...)
+	if len(out) > relay.MaxWatchTopics {
+		out = out[:relay.MaxWatchTopics]
+	}
+	slices.Sort(out)
+	return out
+}
+
+// watchLoop keeps the relay's group store for this mailbox in step with
+// the group topics this device listens on (docs/RELAY.md "Group store"):
+// the relay files what is published there while the device is away. It
+// runs while the mailbox subscription is up.
+func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
+	defer n.wg.Done()
+	var last []string
+	sent := false
+	for {
+		n.mu.Lock()
+		topics, changed, h := n.watchTopicsLocked(), n.topicsCh, n.host
+		n.mu.Unlock()
+		if !sent || !slices.Equal(topics, last) {
+			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+			err := n.relays.Watch(rctx, h, ri, mbox, owner, topics)
+			cancel()
+			switch {
+			case err == nil:
+				last, sent = topics, true
+			case errors.Is(err, relay.ErrUnsupported):
+				n.log.Debug("relay keeps no group store")
+				return
+			case ctx.Err() != nil:
+				return
+			default:
+				n.log.Debug("relay watch failed, retrying", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoffMin):
+				}
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
 		}
 	}
 }

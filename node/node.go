@@ -112,6 +112,7 @@ type Node struct {
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
 	groupIn      chan []byte                     // topic messages waiting for groupInbox
+	topicsCh     chan struct{}                   // closed and replaced when the set of group topics changes
 	waiters      map[string][]chan struct{}      // message ID → WaitState callers
 	dirty        map[[msgIDSize]byte]*dirtyMsg
 	recent       map[[msgIDSize]byte]*cachedMsg
@@ -214,6 +215,7 @@ func New(cfg Config) (*Node, error) {
 		tempTopics:   make(map[string]*pubsub.Topic),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
 		groupIn:      make(chan []byte, 4096),
+		topicsCh:     make(chan struct{}),
 		ready:        make(chan struct{}),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),

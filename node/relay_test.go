@@ -63,10 +63,17 @@ func TestOfflineDeliveryThroughRelay(t *testing.T) {
 	befriend(t, a, b)
 	// Alice fetched a one-time prekey bundle from Bob's relay, so her
 	// first message gets one-time keys (forward secrecy from the start).
+	// (Bob uploads his bundles after creating the mailbox: ask again until
+	// they are there.)
 	waitFor(t, "a one-time bundle from the relay", func() bool {
 		a.n.mu.Lock()
-		defer a.n.mu.Unlock()
-		return len(a.n.prefetched) == 1
+		got := len(a.n.prefetched) == 1
+		c, _ := a.n.cardOfAccountLocked(b.n.cert.Account())
+		a.n.mu.Unlock()
+		if !got && c != nil {
+			a.n.prefetchPrekeys(context.Background(), c)
+		}
+		return got
 	})
 	b.stop(t)
 
