@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 type groupView struct {
@@ -110,4 +114,101 @@ func TestGroupCLI(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "unknown group") {
 		t.Fatalf("unknown group: exit %d, %q", code, errs)
 	}
+}
+
+// A member offline while the group talks gets everything from its relay's
+// group store when it returns, though no other member is online then and
+// no other member uses that relay. Real processes: two daemons without
+// relays, one with its own relay. The relay's data holds no text and no
+// group name.
+func TestGroupOfflineThroughRelayCLI(t *testing.T) {
+	r := newRelay(t, "")
+	r.metrics = freeAddr(t)
+	r.start()
+	defer r.stop(syscall.SIGTERM)
+	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
+	alice.start()
+	defer alice.stop()
+	bob.start()
+	defer bob.stop()
+	carol.startWithRelays(r)
+	carol.waitMailboxes(1)
+	alice.mustRun("contact", "add", "bob", bob.link())
+	alice.mustRun("contact", "add", "carol", carol.link())
+	const group = "secret-garden-club"
+	alice.mustRun("group", "create", group)
+	alice.mustRun("group", "invite", group, "bob")
+	alice.mustRun("group", "invite", group, "carol")
+	for _, u := range []*user{bob, carol} {
+		eventually(t, "the invitation", func() bool {
+			gs := u.groups()
+			return len(gs) == 1 && gs[0].Pending
+		})
+		u.mustRun("group", "accept", group)
+	}
+	eventually(t, "carol's relay watches the group's topic", func() bool {
+		return metricValue(scrape(t, "http://"+r.metrics+"/metrics"), "hush_relay_watched_topics") >= 1
+	})
+	eventually(t, "bob can send", func() bool {
+		_, _, code := bob.run("group", "send", group, "warm-up")
+		return code == 0
+	})
+	eventually(t, "warm-up at carol", func() bool { return len(carol.groupMessages(group)) == 1 })
+	carol.stop()
+
+	var want []string
+	for i := range 20 {
+		text := fmt.Sprintf("while away %02d garden-secret-%d", i, i)
+		want = append(want, text)
+		sender := alice
+		if i%2 == 1 {
+			sender = bob
+		}
+		sender.mustRun("group", "send", group, text)
+	}
+	eventually(t, "the relay filed all 20", func() bool {
+		return metricValue(scrape(t, "http://"+r.metrics+"/metrics"), "hush_relay_topic_messages_filed_total") >= 20
+	})
+	alice.stop()
+	bob.stop()
+
+	carol.start()
+	eventually(t, "20 messages from the relay", func() bool { return len(carol.groupMessages(group)) >= 21 })
+	time.Sleep(500 * time.Millisecond)
+	got := carol.groupMessages(group)
+	if len(got) != 21 {
+		t.Fatalf("carol has %d messages, want 21 (none doubled)", len(got))
+	}
+	seen := map[string]bool{}
+	for _, m := range got {
+		seen[m.Text] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Fatalf("carol lacks %q", w)
+		}
+	}
+	carol.stop()
+	r.stop(syscall.SIGTERM)
+	grepTree(t, r.dir, append(want[:3], group, "garden-secret", displayName("carol")), "")
+	r.start()
+}
+
+// metricValue sums the samples of one metric in a Prometheus text page.
+func metricValue(page, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(page, "\n") {
+		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest := strings.TrimPrefix(line, name)
+		if rest != "" && rest[0] != ' ' && rest[0] != '{' {
+			continue // a longer name with this prefix
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
