@@ -233,6 +233,9 @@ type Metrics interface {
 	// TopicFiled counts one group topic message of size bytes filed into
 	// one watching mailbox.
 	TopicFiled(size int)
+	// TopicPushed counts one group topic message of size bytes handed to
+	// a watching owner's live subscription without being stored.
+	TopicPushed(size int)
 	// TopicDropped counts one group topic message not filed into one
 	// watching mailbox, by the code a deposit would have got (Quota,
 	// Full, TooLarge, Internal).
@@ -253,6 +256,7 @@ func (NopMetrics) Stored(int64, int64)       {}
 func (NopMetrics) Mailboxes(int64)           {}
 func (NopMetrics) Subscribers(int64)         {}
 func (NopMetrics) TopicFiled(int)            {}
+func (NopMetrics) TopicPushed(int)           {}
 func (NopMetrics) TopicDropped(ErrorCode)    {}
 func (NopMetrics) WatchedTopics(int64)       {}
 

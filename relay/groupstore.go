@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -232,6 +233,9 @@ func (g *groupStore) file(topic string, data []byte) {
 	}
 	var batch []*pendingStore
 	for _, mb := range boxes {
+		if s.pushLive(mb, data) {
+			continue
+		}
 		p, rerr := s.storeQueue(mb, data, SourceTopic)
 		if rerr != nil {
 			if rerr.code != CodeNotFound { // deleted meanwhile
@@ -244,6 +248,32 @@ func (g *groupStore) file(topic string, data []byte) {
 	if len(batch) > 0 {
 		g.filed <- batch
 	}
+}
+
+// pushLive hands a topic message straight to the owner's live
+// subscription, without storing it: an owner that is online gets the
+// group's messages from the topic itself, so this copy only covers an
+// owner the mesh does not reach, and storing every message for every
+// online member would cost the relay two commits per member per message.
+// What the owner has not acknowledged when its subscription ends is
+// stored then (session.storeUnacked); only a relay crash loses such
+// pushes, and anti-entropy among the members repairs that. It reports
+// false when there is no live subscription (or its queue is full): the
+// caller stores the message.
+func (s *Server) pushLive(mb *mailbox, data []byte) bool {
+	mb.mu.Lock()
+	ss := mb.sub
+	mb.mu.Unlock()
+	if ss == nil {
+		return false
+	}
+	msg := &message{storedAt: uint64(s.cfg.Now().Unix()), source: SourceTopic, envelope: data, seq: s.pushSeq.Add(1)}
+	rand.Read(msg.id[:])
+	if !ss.pushTransient(msg) {
+		return false
+	}
+	s.m.TopicPushed(len(data))
+	return true
 }
 
 // filer finishes the stores the readers queued, in order.

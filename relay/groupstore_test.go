@@ -145,15 +145,24 @@ func (o *owner) watch(t testing.TB, c *Client, h host.Host, r *testRelay, topics
 }
 
 // topicMetrics counts the group store's metrics.
+// mbox returns the relay's in-memory mailbox of o.
+func (o *owner) mbox(r *testRelay) *mailbox {
+	r.srv.mu.RLock()
+	defer r.srv.mu.RUnlock()
+	return r.srv.byMailbox[o.created.Mailbox]
+}
+
 type topicMetrics struct {
 	NopMetrics
 	filed   atomic.Int64
+	pushed  atomic.Int64
 	watched atomic.Int64
 	mu      sync.Mutex
 	dropped map[ErrorCode]int
 }
 
 func (m *topicMetrics) TopicFiled(int)        { m.filed.Add(1) }
+func (m *topicMetrics) TopicPushed(int)       { m.pushed.Add(1) }
 func (m *topicMetrics) WatchedTopics(n int64) { m.watched.Store(n) }
 func (m *topicMetrics) TopicDropped(c ErrorCode) {
 	m.mu.Lock()
@@ -200,16 +209,16 @@ func TestWatchFilesTopicMessages(t *testing.T) {
 	m1 := groupData(300)
 	pub.publish(shared, m1)
 	expectTopicMessage(t, subA, m1)
-	expectTopicMessage(t, subB, m1)
+	b1 := expectTopicMessage(t, subB, m1)
 
 	// A topic the mailbox does not watch is not filed into it.
 	m2 := groupData(200)
 	pub.publish(onlyB, m2)
-	expectTopicMessage(t, subB, m2)
+	b2 := expectTopicMessage(t, subB, m2)
 	m3 := groupData(100)
 	pub.publish(shared, m3)
 	expectTopicMessage(t, subA, m3) // the next one for A is m3, not m2
-	expectTopicMessage(t, subB, m3)
+	b3 := expectTopicMessage(t, subB, m3)
 
 	// Deposits and topic messages share the mailbox.
 	env := sealed1K(t)
@@ -219,18 +228,57 @@ func TestWatchFilesTopicMessages(t *testing.T) {
 	if d := recvN(t, subA, 1)[0]; d.Source != SourceDeposit || !bytes.Equal(d.Envelope, env) {
 		t.Fatal("deposit not delivered as SourceDeposit")
 	}
-	subA.Close()
-	got := drain(t, c, h, r, a)
-	if len(got) != 3 || got[0].Source != SourceTopic || !bytes.Equal(got[1].Envelope, m3) || got[2].Source != SourceDeposit {
-		t.Fatalf("stored for A: %d messages", len(got))
+	// While the owners were online their topic messages were pushed, not
+	// stored (A: m1, m3; B: m1, m2, m3); the deposit was stored.
+	if pushed, filed := met.pushed.Load(), met.filed.Load(); pushed != 5 || filed != 0 {
+		t.Fatalf("pushed %d and filed %d, want 5 and 0", pushed, filed)
 	}
-	if n := met.filed.Load(); n != 5 { // A: m1, m3; B: m1, m2, m3
-		t.Fatalf("filed %d, want 5", n)
+	// B acknowledges its pushes, A does not: when their subscriptions end,
+	// A's unacknowledged pushes are stored, in order, after the deposit;
+	// B's are gone.
+	for _, d := range []*Deliver{b1, b2, b3} {
+		if err := subB.Ack(d.Message); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the acks reach the relay
+	subA.Close()
+	subB.Close()
+	waitGone := func(o *owner) {
+		eventually(t, "the relay sees the subscription end", func() bool {
+			mb := o.mbox(r)
+			mb.mu.Lock()
+			defer mb.mu.Unlock()
+			return mb.sub == nil
+		})
+	}
+	waitGone(a)
+	waitGone(b)
+	got := drain(t, c, h, r, a)
+	if len(got) != 3 || got[0].Source != SourceDeposit || !bytes.Equal(got[1].Envelope, m1) || !bytes.Equal(got[2].Envelope, m3) {
+		t.Fatalf("stored for A: %d messages, want the deposit, m1, m3", len(got))
+	}
+	if got := drain(t, c, h, r, b); len(got) != 0 {
+		t.Fatalf("stored for B: %d messages, want none (all acknowledged)", len(got))
+	}
+	// With A away, its copy is stored; B, online again, gets its copy
+	// pushed.
+	subB = liveSub(t, c, h, r, b)
+	m6 := groupData(150)
+	pub.publish(shared, m6)
+	expectTopicMessage(t, subB, m6)
+	eventually(t, "m6 filed for A", func() bool { return met.filed.Load() == 3 })
+	got = drain(t, c, h, r, a)
+	if len(got) != 4 || got[3].Source != SourceTopic || !bytes.Equal(got[3].Envelope, m6) {
+		t.Fatalf("stored for A while away: %d messages", len(got))
+	}
+	if met.pushed.Load() != 6 {
+		t.Fatalf("pushed %d, want 6", met.pushed.Load())
 	}
 
 	// A stops watching: B still gets the topic's messages, A nothing.
 	subA = liveSub(t, c, h, r, a)
-	recvN(t, subA, 3) // the backlog
+	recvN(t, subA, 4) // the backlog
 	a.watch(t, c, h, r)
 	m4 := groupData(100)
 	pub.publish(shared, m4)

@@ -50,6 +50,7 @@ type Server struct {
 	storedMsgs  atomic.Int64
 	subscribers atomic.Int64
 	lastExpiry  atomic.Uint64 // highest expiry index seq handed out
+	pushSeq     atomic.Uint64 // orders transient pushes (groupstore.go)
 
 	ready chan struct{} // closed when Run serves
 	done  chan struct{} // closed when Run returns

@@ -2,8 +2,10 @@ package relay
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,12 +28,15 @@ type session struct {
 	// mu guards the fields below.
 	mu        sync.Mutex
 	pending   []pushItem
-	delivered map[MessageID]msgRef // delivered on this session, not acked
+	delivered map[MessageID]msgRef   // delivered on this session, not acked
+	unacked   map[MessageID]*message // transient pushes sent, not acked
+	closed    bool                   // transient pushes are refused (see storeUnacked)
 }
 
 type pushItem struct {
-	ref msgRef
-	msg *message
+	ref       msgRef
+	msg       *message
+	transient bool // not stored: an ack for it is ignored
 }
 
 // maxPending bounds the pushes queued for a slow owner; past it the
@@ -50,12 +55,37 @@ func (ss *session) push(ref msgRef, msg *message) {
 		ss.cancel()
 		return
 	}
-	ss.pending = append(ss.pending, pushItem{ref, msg})
+	ss.pending = append(ss.pending, pushItem{ref: ref, msg: msg})
 	ss.mu.Unlock()
 	select {
 	case ss.wake <- struct{}{}:
 	default:
 	}
+}
+
+// pushTransient queues a message that is not stored (a group topic
+// message for an owner that is online) for a live session. It reports
+// false, and queues nothing, if the session is not live, ending, or its
+// queue is full: the caller stores the message instead. A transient push
+// the owner has not acknowledged when the session ends is stored then
+// (storeUnacked), so an owner that goes away loses nothing a relay that
+// keeps running took.
+func (ss *session) pushTransient(msg *message) bool {
+	if !ss.live || ss.ctx.Err() != nil {
+		return false
+	}
+	ss.mu.Lock()
+	if ss.closed || len(ss.pending) >= maxPending {
+		ss.mu.Unlock()
+		return false
+	}
+	ss.pending = append(ss.pending, pushItem{msg: msg, transient: true})
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // runSession serves an authenticated subscription until the stream ends,
@@ -69,7 +99,7 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) {
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	ss := &session{s: s, c: c, mb: mb, live: live, ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), delivered: make(map[MessageID]msgRef)}
+		wake: make(chan struct{}, 1), delivered: make(map[MessageID]msgRef), unacked: make(map[MessageID]*message)}
 	s.sessions[ss] = struct{}{}
 	s.lifeMu.Unlock()
 	defer func() {
@@ -121,6 +151,46 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) {
 	cancel()
 	c.st.SetReadDeadline(time.Now()) // wake the reader
 	wg.Wait()
+	ss.storeUnacked()
+}
+
+// storeUnacked stores the transient pushes of an ended session that the
+// owner did not acknowledge (sent or still queued), and makes the session
+// refuse new ones, which are stored by their sender instead.
+func (ss *session) storeUnacked() {
+	ss.mu.Lock()
+	ss.closed = true
+	var left []*message
+	for _, it := range ss.pending {
+		if it.transient {
+			left = append(left, it.msg)
+		}
+	}
+	ss.pending = nil
+	for _, m := range ss.unacked {
+		left = append(left, m)
+	}
+	ss.unacked = nil
+	ss.mu.Unlock()
+	slices.SortFunc(left, func(a, b *message) int { return cmp.Compare(a.seq, b.seq) })
+	var queued []*pendingStore
+	for _, m := range left {
+		p, rerr := ss.s.storeQueue(ss.mb, m.envelope, SourceTopic)
+		if rerr != nil {
+			if rerr.code != CodeNotFound {
+				ss.s.m.TopicDropped(rerr.code)
+			}
+			continue
+		}
+		queued = append(queued, p)
+	}
+	for _, p := range queued {
+		if rerr := ss.s.storeFinish(p); rerr != nil {
+			ss.s.m.TopicDropped(rerr.code)
+			continue
+		}
+		ss.s.m.TopicFiled(int(p.ref.size))
+	}
 }
 
 // writeLoop sends the backlog, Drained, then (live) each push.
@@ -129,9 +199,13 @@ func (ss *session) writeLoop() {
 	timeout := time.Duration(ss.s.cfg.RequestTimeout)
 	w := bufio.NewWriterSize(st, 64<<10)
 	buf := make([]byte, 0, 2048)
-	send := func(ref msgRef, msg *message) error {
+	send := func(ref msgRef, msg *message, transient bool) error {
 		ss.mu.Lock()
-		ss.delivered[msg.id] = ref
+		if transient {
+			ss.unacked[msg.id] = msg
+		} else {
+			ss.delivered[msg.id] = ref
+		}
 		ss.mu.Unlock()
 		var err error
 		buf, err = wire.AppendFrame(buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Envelope: msg.envelope}))
@@ -159,7 +233,7 @@ func (ss *session) writeLoop() {
 		if n%256 == 0 {
 			st.SetWriteDeadline(time.Now().Add(timeout))
 		}
-		return send(msgRef{mailbox: id, msg: msg.id, arrival: seq, expiry: msg.expiry, size: uint32(len(msg.envelope))}, msg)
+		return send(msgRef{mailbox: id, msg: msg.id, arrival: seq, expiry: msg.expiry, size: uint32(len(msg.envelope))}, msg, false)
 	})
 	if err != nil {
 		if err != errStop {
@@ -190,10 +264,10 @@ func (ss *session) writeLoop() {
 		st.SetWriteDeadline(time.Now().Add(timeout))
 		k := 0
 		for _, it := range items {
-			if _, dup := backlog[it.ref.arrival]; dup {
+			if _, dup := backlog[it.ref.arrival]; dup && !it.transient {
 				continue
 			}
-			if send(it.ref, it.msg) != nil {
+			if send(it.ref, it.msg, it.transient) != nil {
 				return
 			}
 			k++
@@ -274,9 +348,14 @@ func (ss *session) collect(refs []msgRef, id MessageID) []msgRef {
 	ss.mu.Lock()
 	ref, ok := ss.delivered[id]
 	delete(ss.delivered, id)
+	_, transient := ss.unacked[id]
+	delete(ss.unacked, id)
 	ss.mu.Unlock()
 	if ok {
 		return append(refs, ref)
+	}
+	if transient {
+		return refs // a transient push: nothing stored to delete
 	}
 	raw, err := ss.s.t.msgids.Get(id[:])
 	if err != nil {

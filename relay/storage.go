@@ -104,6 +104,7 @@ type message struct {
 	expiry   uint64 // expiry index seq (unix ns)
 	source   Source
 	envelope []byte
+	seq      uint64 // transient pushes only: the order they came in
 }
 
 // encode writes id ‖ stored-at ‖ expiry ‖ envelope bytes32 ‖ source u8.

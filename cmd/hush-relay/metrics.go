@@ -11,7 +11,7 @@ type promMetrics struct {
 	accepted, acked, delivered, expired, bytesIn prometheus.Counter
 	rejected                                     *prometheus.CounterVec
 	messages, bytes, mailboxes, subscribers      prometheus.Gauge
-	filed, filedBytes                            prometheus.Counter
+	filed, filedBytes, pushed                    prometheus.Counter
 	dropped                                      *prometheus.CounterVec
 	topics                                       prometheus.Gauge
 }
@@ -37,12 +37,13 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 		subscribers: g("subscribers", "Open owner subscriptions."),
 		filed:       c("topic_messages_filed_total", "Group topic messages filed into a watching mailbox (one per mailbox)."),
 		filedBytes:  c("topic_bytes_filed_total", "Group topic message bytes filed into watching mailboxes."),
+		pushed:      c("topic_messages_pushed_total", "Group topic messages pushed to a watching owner that was online, not stored (one per mailbox)."),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
 			Name: "topic_messages_dropped_total", Help: "Group topic messages not filed into a watching mailbox, by reason."}, []string{"reason"}),
 		topics: g("watched_topics", "Distinct group topics watched."),
 	}
 	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
-		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.dropped, m.topics)
+		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics)
 	return m
 }
 
@@ -66,6 +67,7 @@ func (m *promMetrics) TopicFiled(size int) {
 	m.filed.Inc()
 	m.filedBytes.Add(float64(size))
 }
+func (m *promMetrics) TopicPushed(int) { m.pushed.Inc() }
 func (m *promMetrics) TopicDropped(code relay.ErrorCode) {
 	m.dropped.WithLabelValues(code.String()).Inc()
 }
