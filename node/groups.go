@@ -1278,6 +1278,7 @@ func (n *Node) syncTopicsLocked(gs *groupState) {
 		go n.readTopic(ctx, sub)
 		joined = true
 	}
+	n.connectRelaysLocked(gs)
 	if joined {
 		n.topicsChangedLocked()
 		n.connectMembersLocked(gs)
@@ -1367,22 +1368,40 @@ func (n *Node) groupInbox(ctx context.Context) {
 	}
 }
 
-// connectMembersLocked dials the members' devices and the relays their
-// cards list, in the background. A member's relay keeps a group store for
-// it (docs/RELAY.md): it must be in the topic's mesh while the member is
-// away, so members stay connected to it.
+// connectMembersLocked dials the members' devices and their relays in
+// the background (on joining a topic, and with each anti-entropy round).
 func (n *Node) connectMembersLocked(gs *groupState) {
 	if n.host == nil || n.runCtx == nil {
 		return
 	}
-	st := gs.eng.State()
 	var peers []peer.AddrInfo
-	relays := map[peer.ID]bool{}
-	for _, m := range st.Members {
+	for _, m := range gs.eng.State().Members {
 		for _, d := range m.Devices {
 			if pid, ok := n.peerOfLocked(d); ok && pid != n.host.ID() {
 				peers = append(peers, peer.AddrInfo{ID: pid})
 			}
+		}
+	}
+	n.dialLocked(peers)
+	n.connectRelaysLocked(gs)
+}
+
+// connectRelaysLocked dials the relays the members' cards list, at most
+// maxGroupRelays, each at most once per relayRedial. A member's relay
+// keeps a group store for it (docs/RELAY.md): it must be in the topic's
+// mesh while the member is away, so members stay connected to it (the
+// connections are protected from the connection manager). It runs
+// whenever the groups change, so a new member's relay is dialed as soon
+// as its card is known.
+func (n *Node) connectRelaysLocked(gs *groupState) {
+	if n.host == nil || n.runCtx == nil || !gs.eng.IsMember() {
+		return
+	}
+	now := time.Now()
+	seen := map[peer.ID]bool{}
+	var dial []peer.AddrInfo
+	for _, m := range gs.eng.State().Members {
+		for _, d := range m.Devices {
 			cc := n.cardOfDeviceLocked(d)
 			if cc == nil {
 				continue
@@ -1393,18 +1412,25 @@ func (n *Node) connectMembersLocked(gs *groupState) {
 			}
 			for _, mb := range cd.Mailboxes {
 				ri, _, err := relayInfo(mb)
-				if err != nil || relays[ri.ID] || len(relays) == maxGroupRelays {
+				if err != nil || seen[ri.ID] || len(seen) == maxGroupRelays {
 					continue
 				}
-				relays[ri.ID] = true
-				peers = append(peers, ri)
+				seen[ri.ID] = true
+				if n.host.Network().Connectedness(ri.ID) == network.Connected || now.Sub(n.relayDialed[ri.ID]) < relayRedial {
+					continue
+				}
+				n.relayDialed[ri.ID] = now
+				n.host.ConnManager().Protect(ri.ID, groupRelayTag)
+				dial = append(dial, ri)
 			}
 		}
 	}
+	n.dialLocked(dial)
+}
+
+// dialLocked connects to peers that are not connected, in the background.
+func (n *Node) dialLocked(peers []peer.AddrInfo) {
 	h, ctx := n.host, n.runCtx
-	for pid := range relays {
-		h.ConnManager().Protect(pid, groupRelayTag)
-	}
 	for _, pi := range peers {
 		if h.Network().Connectedness(pi.ID) == network.Connected {
 			continue
@@ -1423,6 +1449,7 @@ func (n *Node) connectMembersLocked(gs *groupState) {
 const (
 	maxGroupRelays = 32
 	groupRelayTag  = "hush-group-relay"
+	relayRedial    = 10 * time.Second
 )
 
 // groupLoop runs the engines' timers and the periodic anti-entropy round.
@@ -1447,7 +1474,6 @@ func (n *Node) groupLoop(ctx context.Context) {
 			n.syncTopicsLocked(gs)
 			if gs.eng.IsMember() && (first || now.Sub(last) >= every) {
 				n.askSyncLocked(t, gs, now)
-				n.connectMembersLocked(gs)
 			}
 		}
 		if first || now.Sub(last) >= every {

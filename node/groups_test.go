@@ -6,13 +6,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/hushnet/hush/node/group"
-	"github.com/libp2p/go-libp2p"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/peer"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hushnet/hush/node/group"
+	"github.com/hushnet/hush/relay"
 )
 
 // groupOf returns the named group as node r sees it, or ok=false.
@@ -229,6 +234,31 @@ func TestGroupOfflineMemberFromRelay(t *testing.T) {
 	}
 	sendGroupEventually(t, nodes[1], "mailboxed", "warm-up")
 	waitFor(t, "warm-up", func() bool { return len(groupTexts(t, nodes[2], "mailboxed")) == 1 })
+	waitFor(t, "m2's relay watches the group's topic", func() bool {
+		n := nodes[2].n
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for _, gs := range n.groups {
+			for _, w := range n.relayWatch {
+				if slices.Contains(w, gs.eng.Topic()) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	waitFor(t, "the senders are connected to m2's relay", func() bool {
+		ri, err := relay.ParseRelayAddr(own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range nodes[:2] {
+			if r.n.host.Network().Connectedness(ri.ID) != network.Connected {
+				return false
+			}
+		}
+		return true
+	})
 	home := nodes[2].home
 	nodes[2].stop(t)
 	for i := range 50 {

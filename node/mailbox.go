@@ -410,6 +410,9 @@ func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, o
 			switch {
 			case err == nil:
 				last, sent = topics, true
+				n.mu.Lock()
+				n.relayWatch[ri.ID] = topics
+				n.mu.Unlock()
 			case errors.Is(err, relay.ErrUnsupported):
 				n.log.Debug("relay keeps no group store")
 				return

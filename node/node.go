@@ -113,6 +113,8 @@ type Node struct {
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
 	groupIn      chan []byte                     // topic messages waiting for groupInbox
 	topicsCh     chan struct{}                   // closed and replaced when the set of group topics changes
+	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
+	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
 	waiters      map[string][]chan struct{}      // message ID → WaitState callers
 	dirty        map[[msgIDSize]byte]*dirtyMsg
 	recent       map[[msgIDSize]byte]*cachedMsg
@@ -216,6 +218,8 @@ func New(cfg Config) (*Node, error) {
 		heldPairwise: make(map[identity.AccountID][]heldPW),
 		groupIn:      make(chan []byte, 4096),
 		topicsCh:     make(chan struct{}),
+		relayDialed:  make(map[peer.ID]time.Time),
+		relayWatch:   make(map[peer.ID][]string),
 		ready:        make(chan struct{}),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
