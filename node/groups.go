@@ -77,7 +77,7 @@ type groupState struct {
 
 // groupFlushEvery bounds how long receive-side engine changes stay
 // unsaved.
-const groupFlushEvery = 250 * time.Millisecond
+const groupFlushEvery = time.Second
 
 // flushGroupsLocked saves engines with unsaved receive-side changes.
 func (n *Node) flushGroupsLocked(t *txn) {
@@ -312,7 +312,7 @@ func (n *Node) resolveGroupLocked(ref string) (*groupState, error) {
 		if hex.EncodeToString(id[:]) == strings.ToLower(ref) {
 			return gs, nil
 		}
-		if gs.eng.State().Name == ref {
+		if gs.eng.Name() == ref {
 			byName = append(byName, gs)
 		}
 	}
@@ -685,7 +685,7 @@ func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, er
 }
 
 func (n *Node) groupMsgView(m *msgRec, gs *groupState) Message {
-	v := m.view(gs.eng.State().Name)
+	v := m.view(gs.eng.Name())
 	id := gs.eng.ID()
 	v.Group = hex.EncodeToString(id[:])
 	return v
@@ -748,12 +748,7 @@ func (n *Node) onGroupWires(batch [][]byte, durable bool) {
 	if !durable && len(t.queued) == 0 && len(t.publish) == 0 && !t.groupsChanged {
 		t.b.Lazy()
 	}
-	if err := n.finishLocked(t); err != nil {
-		return
-	}
-	for _, gs := range n.groups {
-		n.syncTopicsLocked(gs)
-	}
+	n.finishLocked(t) // afterCommitLocked resubscribes if an op changed the topics
 }
 
 func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {

@@ -194,6 +194,13 @@ func (e *Engine) State() State {
 	return e.ro.state()
 }
 
+// Name returns the group's current name (cheaper than State().Name).
+func (e *Engine) Name() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ro.name
+}
+
 // IsMember reports whether this account is a member.
 func (e *Engine) IsMember() bool {
 	e.mu.Lock()
