@@ -185,9 +185,7 @@ func (n *Node) effectsLocked(t *txn, gs *groupState, fx *group.Effects, now time
 		return
 	}
 	for _, w := range fx.Publish {
-		if topic := gs.eng.TopicOf(w); topic != "" {
-			t.publish = append(t.publish, publication{topic: topic, data: w})
-		}
+		n.queuePublishLocked(t, gs, w)
 	}
 	for _, pw := range fx.Pairwise {
 		n.sendGroupPairwiseLocked(t, pw.Account, pw.Device, &payload{Type: ptGroup, Data: pw.Data}, now)
@@ -498,8 +496,19 @@ func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now
 	if err := n.saveGroupLocked(t, gs); err != nil {
 		return err
 	}
-	t.publish = append(t.publish, publication{topic: gs.eng.TopicOf(wire), data: wire})
+	n.queuePublishLocked(t, gs, wire)
 	return nil
+}
+
+// queuePublishLocked seals a wire message for its epoch's topic
+// (Engine.SealTopic) and queues it in t, to go out after the commit.
+func (n *Node) queuePublishLocked(t *txn, gs *groupState, wire []byte) {
+	topic, data, err := gs.eng.SealTopic(wire)
+	if err != nil {
+		n.log.Debug("group message not published", "err", err)
+		return // anti-entropy delivers it
+	}
+	t.publish = append(t.publish, publication{topic: topic, data: data})
 }
 
 // AcceptGroup accepts a pending invitation.
@@ -723,8 +732,9 @@ func (n *Node) scanConversationLocked(key []byte, limit int, view func(*msgRec) 
 	return out, err
 }
 
-// onGroupWire handles one group message and returns once it is durable.
-func (n *Node) onGroupWire(data []byte) { n.onGroupWires([][]byte{data}, true) }
+// onTopicData handles one group topic message (sealed for its topic,
+// group unknown: a relay filed it) and returns once it is durable.
+func (n *Node) onTopicData(data []byte) { n.onGroupWires([]topicMsg{{data: data}}, true) }
 
 // onGroupWires handles group messages in one transaction. Unless durable
 // is set, a transaction that only stores received messages (no outbox
@@ -733,7 +743,7 @@ func (n *Node) onGroupWire(data []byte) { n.onGroupWires([][]byte{data}, true) }
 // power loss takes, anti-entropy fetches again, since the engine's record
 // of having seen those messages is lost with them. Callers that
 // acknowledge the messages to someone (a relay) pass durable.
-func (n *Node) onGroupWires(batch [][]byte, durable bool) {
+func (n *Node) onGroupWires(batch []topicMsg, durable bool) {
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -741,8 +751,10 @@ func (n *Node) onGroupWires(batch [][]byte, durable bool) {
 		return
 	}
 	t := n.newTxnLocked()
-	for _, data := range batch {
-		n.groupWireLocked(t, data, now)
+	for _, m := range batch {
+		if wire := n.openTopicLocked(m); wire != nil {
+			n.groupWireLocked(t, wire, now)
+		}
 	}
 	n.saveSeqLocked(t.b)
 	if !durable && len(t.queued) == 0 && len(t.publish) == 0 && !t.groupsChanged {
@@ -751,6 +763,29 @@ func (n *Node) onGroupWires(batch [][]byte, durable bool) {
 	n.finishLocked(t) // afterCommitLocked resubscribes if an op changed the topics
 }
 
+// openTopicLocked removes the topic layer of a topic message with the
+// topic keys of its group, or, when the group is not known (a relay filed
+// it), of each group this device is in.
+func (n *Node) openTopicLocked(m topicMsg) []byte {
+	if gs := n.groups[m.group]; gs != nil {
+		if wire, err := gs.eng.OpenTopic(m.data); err == nil {
+			return wire
+		}
+	}
+	for id, gs := range n.groups {
+		if id == m.group {
+			continue
+		}
+		if wire, err := gs.eng.OpenTopic(m.data); err == nil {
+			return wire
+		}
+	}
+	n.log.Debug("topic message for no group of ours")
+	return nil
+}
+
+// groupWireLocked applies a group wire message (from a topic once its
+// topic layer is removed, or repaired by anti-entropy).
 func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 	gid, err := group.WireGroup(data)
 	if err != nil {
@@ -1270,7 +1305,7 @@ func (n *Node) syncTopicsLocked(gs *groupState) {
 			n.ps.UnregisterTopicValidator(name)
 		}}
 		n.wg.Add(1)
-		go n.readTopic(ctx, sub)
+		go n.readTopic(ctx, gs.eng.ID(), sub)
 		joined = true
 	}
 	n.connectRelaysLocked(gs)
@@ -1314,8 +1349,15 @@ func (n *Node) flushGroups() {
 	}
 }
 
+// topicMsg is a message from a group topic: sealed for the topic
+// (Engine.OpenTopic), with the group whose topic it came from.
+type topicMsg struct {
+	group group.GroupID
+	data  []byte
+}
+
 // readTopic feeds a subscription's messages to the group inbox.
-func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
+func (n *Node) readTopic(ctx context.Context, id group.GroupID, sub *pubsub.Subscription) {
 	defer n.wg.Done()
 	for {
 		m, err := sub.Next(ctx)
@@ -1324,7 +1366,7 @@ func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
 			return
 		}
 		select {
-		case n.groupIn <- m.Data:
+		case n.groupIn <- topicMsg{group: id, data: m.Data}:
 		case <-ctx.Done():
 			return
 		}
@@ -1340,7 +1382,7 @@ func (n *Node) groupInbox(ctx context.Context) {
 	defer flush.Stop()
 	defer n.flushGroups()
 	for {
-		var batch [][]byte
+		var batch []topicMsg
 		select {
 		case <-ctx.Done():
 			return

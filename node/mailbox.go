@@ -134,12 +134,12 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 			}
 		}
 		items := make([]*envelope.Inner, len(batch))
-		var wires [][]byte
+		var topicMsgs []topicMsg
 		for i, d := range batch {
 			if d.Source == relay.SourceTopic {
 				// Filed by the relay's group store from a watched topic:
 				// a group message, which authenticates itself.
-				wires = append(wires, d.Envelope)
+				topicMsgs = append(topicMsgs, topicMsg{data: d.Envelope})
 				continue
 			}
 			in, err := n.opener.Open(d.Envelope)
@@ -149,8 +149,8 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 			}
 			items[i] = in
 		}
-		if len(wires) > 0 {
-			n.onGroupWires(wires, true)
+		if len(topicMsgs) > 0 {
+			n.onGroupWires(topicMsgs, true)
 		}
 		statuses := n.receive(items, true)
 		for i, in := range items {

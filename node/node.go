@@ -111,7 +111,7 @@ type Node struct {
 	tempTopics   map[string]*pubsub.Topic        // joined only to publish
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
-	groupIn      chan []byte                     // topic messages waiting for groupInbox
+	groupIn      chan topicMsg                   // topic messages waiting for groupInbox
 	topicsCh     chan struct{}                   // closed and replaced when the set of group topics changes
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
@@ -216,7 +216,7 @@ func New(cfg Config) (*Node, error) {
 		welcomes:     make(map[group.GroupID]*welcomeParts),
 		tempTopics:   make(map[string]*pubsub.Topic),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
-		groupIn:      make(chan []byte, 4096),
+		groupIn:      make(chan topicMsg, 4096),
 		topicsCh:     make(chan struct{}),
 		relayDialed:  make(map[peer.ID]time.Time),
 		relayWatch:   make(map[peer.ID][]string),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/senderkey"
+	"github.com/hushnet/hush/crypto/suite"
 	"github.com/hushnet/hush/internal/gossip"
 )
 
@@ -30,6 +31,8 @@ const (
 	labelTopic = "hush/v1/group-topic"
 	// labelEpoch is the HKDF info prefix of an epoch secret.
 	labelEpoch = "hush/v1/group-epoch"
+	// labelTransport is the HKDF info prefix of an epoch's topic key.
+	labelTransport = "hush/v1/group-transport"
 	// TopicPrefix starts every group topic name.
 	TopicPrefix = gossip.TopicPrefix
 )
@@ -53,6 +56,11 @@ const (
 	// MaxWireSize is the largest group wire message: two bytes of framing
 	// and a senderkey message.
 	MaxWireSize = 2 + senderkey.MaxMessageSize
+	// TopicOverhead is what sealing for a topic adds to a wire message
+	// (SealTopic): two bytes of framing, a nonce and a tag; MaxTopicSize
+	// is the largest topic message.
+	TopicOverhead = 2 + suite.SealOverhead
+	MaxTopicSize  = MaxWireSize + TopicOverhead
 	// MaxWelcomeSize bounds one Welcome part so it fits a pairwise envelope.
 	MaxWelcomeSize = 192 << 10
 	// DedupeWindow is how many accepted message IDs are remembered.

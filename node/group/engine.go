@@ -935,14 +935,16 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 	return ErrMalformed
 }
 
-// TopicOf returns the topic a wire message from Seal or Effects.Publish
-// must go on: the topic of the epoch it was sealed in (an op removing a
-// member goes on the old epoch's topic, where that member still listens).
-// It returns "" if that epoch's secret is unknown here.
-func (e *Engine) TopicOf(wire []byte) string {
+// SealTopic prepares a wire message for its topic: it returns the topic
+// of the message's epoch and the message sealed under that epoch's topic
+// key (§16.7): version ‖ 'T' ‖ nonce ‖ XChaCha20-Poly1305(key, wire, ad =
+// topic). Peers on the topic that are not members — relays keeping a
+// group store, peers that learned the topic name from a subscription —
+// see neither the group ID nor the sender's device in the clear header.
+func (e *Engine) SealTopic(wire []byte) (topic string, data []byte, err error) {
 	h, err := parseWireHeader(wire)
 	if err != nil {
-		return ""
+		return "", nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -952,8 +954,45 @@ func (e *Engine) TopicOf(wire []byte) string {
 			continue
 		}
 		if s, ok := e.secrets[ep.key]; ok {
-			return topicName(e.ro.id, ep.n, s)
+			topic = topicName(e.ro.id, ep.n, s)
+			data = append([]byte{Version, kindTopicMsg}, suite.Seal(transportKey(e.ro.id, ep.n, s), wire, []byte(topic))...)
+			return topic, data, nil
 		}
 	}
-	return ""
+	return "", nil, fmt.Errorf("%w: no secret for epoch %d", ErrEpoch, h.epoch)
 }
+
+// OpenTopic reverses SealTopic with the topic key of any epoch this
+// device holds a secret for (newest first) and returns the wire message,
+// which Open then checks: ErrMalformed for bad framing, ErrWrongGroup if
+// no topic key of this group opens it.
+func (e *Engine) OpenTopic(data []byte) ([]byte, error) {
+	if len(data) < TopicOverhead || len(data) > MaxTopicSize || data[0] != Version || data[1] != kindTopicMsg {
+		return nil, fmt.Errorf("%w: topic message framing", ErrMalformed)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := len(e.ro.epochs) - 1; i >= 0; i-- {
+		ep := &e.ro.epochs[i]
+		s, ok := e.secrets[ep.key]
+		if !ok {
+			continue
+		}
+		topic := topicName(e.ro.id, ep.n, s)
+		if wire, err := suite.Open(transportKey(e.ro.id, ep.n, s), data[2:], []byte(topic)); err == nil {
+			return wire, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: not sealed for a topic of this group", ErrWrongGroup)
+}
+
+// transportKey is an epoch's topic key: HKDF-SHA-256(secret, info =
+// label ‖ group ID ‖ epoch), 32 bytes.
+func transportKey(id GroupID, epoch uint64, secret [32]byte) []byte {
+	w := codec.NewWriter(len(labelTransport) + 40)
+	w.Fixed([]byte(labelTransport))
+	w.Fixed(id[:])
+	w.U64(epoch)
+	return suite.HKDF(secret[:], nil, string(w.Bytes()), suite.KeySize)
+}
+

@@ -49,7 +49,7 @@ func TestFiveMembers(t *testing.T) {
 // The largest sender-key message fits the topic message cap that group
 // members and relays share.
 func TestWireFitsGossipCap(t *testing.T) {
-	if MaxWireSize+4096 > gossip.MaxMessageSize {
-		t.Fatalf("MaxWireSize %d does not fit gossip.MaxMessageSize %d", MaxWireSize, gossip.MaxMessageSize)
+	if MaxTopicSize > gossip.MaxMessageSize {
+		t.Fatalf("MaxTopicSize %d does not fit gossip.MaxMessageSize %d", MaxTopicSize, gossip.MaxMessageSize)
 	}
 }

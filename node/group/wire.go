@@ -16,6 +16,10 @@ import (
 // the signature, so it cannot be changed in transit.
 const kindGroupMsg byte = 'G'
 
+// kindTopicMsg is the second byte of a wire message sealed for its topic
+// (SealTopic).
+const kindTopicMsg byte = 'T'
+
 // Inner kinds (first plaintext byte).
 const (
 	kindAppMsg byte = 'm' // the rest is an application payload

@@ -1,0 +1,113 @@
+package group
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+)
+
+// A wire message sealed for its topic opens for members only; the sealed
+// bytes show neither the group ID nor the sender's device; after a
+// removal, the removed member opens the old epoch's topic messages (the
+// removal notice) but not the new epoch's.
+func TestSealTopic(t *testing.T) {
+	w := newWorld(t, "alice", "bob", "carol")
+	w.create()
+	alice, bob, carol := w.users[0], w.users[1], w.users[2]
+	wire := w.say(alice, "sealed for the topic")
+	topic, data, err := alice.e.SealTopic(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topic != alice.e.Topic() || len(data) != len(wire)+TopicOverhead {
+		t.Fatalf("topic %q (want %q), %d bytes for a %d-byte wire", topic, alice.e.Topic(), len(data), len(wire))
+	}
+	id := alice.e.ID()
+	for _, needle := range [][]byte{id[:], alice.dev[:], []byte("sealed for the topic")} {
+		if bytes.Contains(data, needle) {
+			t.Fatalf("sealed topic message shows %x", needle)
+		}
+	}
+	got, err := bob.e.OpenTopic(data)
+	if err != nil || !bytes.Equal(got, wire) {
+		t.Fatalf("member open: %v", err)
+	}
+	// Another group's engine, a flipped byte, bad framing: refused.
+	other := newWorld(t, "erin")
+	other.create()
+	if _, err := other.users[0].e.OpenTopic(data); !errors.Is(err, ErrWrongGroup) {
+		t.Fatalf("other group: %v", err)
+	}
+	for _, i := range []int{0, 1, 30, len(data) - 1} {
+		bad := bytes.Clone(data)
+		bad[i] ^= 1
+		if _, err := bob.e.OpenTopic(bad); err == nil {
+			t.Fatalf("flipped byte %d opened", i)
+		}
+	}
+	if _, err := bob.e.OpenTopic(data[:TopicOverhead-1]); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("short: %v", err)
+	}
+
+	// Carol is removed: the removal op goes out in the old epoch, which
+	// she can open; the new epoch's messages she cannot.
+	carol.offline = true
+	nWires := len(w.wires)
+	fx, err := alice.e.Remove(carol.acct.Public())
+	w.must(alice, fx, err)
+	removal := w.wires[nWires]
+	_, sealedRemoval, err := alice.e.SealTopic(removal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := carol.e.OpenTopic(sealedRemoval); err != nil || !bytes.Equal(got, removal) {
+		t.Fatalf("removed member cannot open the removal notice: %v", err)
+	}
+	after := w.say(bob, "after the removal")
+	newTopic, sealedAfter, err := bob.e.SealTopic(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newTopic == topic {
+		t.Fatal("the topic did not change with the epoch")
+	}
+	if _, err := carol.e.OpenTopic(sealedAfter); !errors.Is(err, ErrWrongGroup) {
+		t.Fatalf("removed member opened a new-epoch topic message: %v", err)
+	}
+	if got, err := alice.e.OpenTopic(sealedAfter); err != nil || !bytes.Equal(got, after) {
+		t.Fatalf("member open after removal: %v", err)
+	}
+}
+
+// The topic validator takes sealed topic messages and refuses bare wire
+// messages and libp2p-signed ones.
+func TestValidatorTakesSealedOnly(t *testing.T) {
+	w := newWorld(t, "alice", "bob")
+	w.create()
+	wire := w.say(w.users[0], "x")
+	topic, data, err := w.users[0].e.SealTopic(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(d []byte, from []byte) *pubsub.Message {
+		return &pubsub.Message{Message: &pb.Message{Data: d, Topic: &topic, From: from}}
+	}
+	if !Validator(context.Background(), "", msg(data, nil)) {
+		t.Fatal("sealed topic message refused")
+	}
+	if Validator(context.Background(), "", msg(wire, nil)) {
+		t.Fatal("bare wire message accepted")
+	}
+	long := w.say(w.users[0], strings.Repeat("y", 500))
+	if Validator(context.Background(), "", msg(long, nil)) {
+		t.Fatal("bare wire message of topic size accepted")
+	}
+	if Validator(context.Background(), "", msg(data, []byte("author"))) {
+		t.Fatal("message with an author accepted")
+	}
+}
