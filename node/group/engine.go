@@ -995,4 +995,3 @@ func transportKey(id GroupID, epoch uint64, secret [32]byte) []byte {
 	w.U64(epoch)
 	return suite.HKDF(secret[:], nil, string(w.Bytes()), suite.KeySize)
 }
-
