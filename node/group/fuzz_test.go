@@ -37,7 +37,16 @@ func FuzzOpen(f *testing.F) {
 	f.Add(wire)
 	f.Add(wire[:len(wire)-1])
 	f.Add([]byte{Version, kindGroupMsg})
+	_, sealed, err := alice.e.SealTopic(wire)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sealed)
+	f.Add([]byte{Version, kindTopicMsg})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if w, err := bob.e.OpenTopic(b); err == nil {
+			bob.e.Open(w)
+		}
 		bob.e.Open(b)
 		bob.e.HandlePairwise(alice.acct.Public(), alice.dev, b)
 		bob.e.Missing(b)
