@@ -1378,7 +1378,9 @@ func (n *Node) readTopic(ctx context.Context, id group.GroupID, sub *pubsub.Subs
 // not cost a commit per message.
 func (n *Node) groupInbox(ctx context.Context) {
 	defer n.wg.Done()
-	flush := time.NewTicker(groupFlushEvery)
+	// The first flush comes at a random point of the period, so nodes
+	// started together do not all flush at once.
+	flush := time.NewTimer(mrand.N(groupFlushEvery))
 	defer flush.Stop()
 	defer n.flushGroups()
 	for {
@@ -1388,6 +1390,7 @@ func (n *Node) groupInbox(ctx context.Context) {
 			return
 		case <-flush.C:
 			n.flushGroups()
+			flush.Reset(groupFlushEvery)
 			continue
 		case d := <-n.groupIn:
 			batch = append(batch, d)
@@ -1496,11 +1499,22 @@ func (n *Node) groupLoop(ctx context.Context) {
 	if every <= 0 {
 		every = groupSyncEvery
 	}
-	tick := time.NewTicker(min(groupTick, every))
+	period := min(groupTick, every)
+	tick := time.NewTimer(0)
 	defer tick.Stop()
 	last := time.Now()
 	first := true
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if first {
+			tick.Reset(mrand.N(period)) // then at a random point of the period, as for flushes
+		} else {
+			tick.Reset(period)
+		}
 		n.mu.Lock()
 		now := time.Now()
 		t := n.newTxnLocked()
@@ -1516,13 +1530,10 @@ func (n *Node) groupLoop(ctx context.Context) {
 		if first || now.Sub(last) >= every {
 			last, first = now, false
 		}
-		n.saveSeqLocked(t.b)
-		n.finishLocked(t)
-		n.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+		if t.b.Len() > 0 || len(t.queued) > 0 || len(t.publish) > 0 {
+			n.saveSeqLocked(t.b)
+			n.finishLocked(t)
 		}
+		n.mu.Unlock()
 	}
 }
