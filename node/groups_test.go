@@ -172,6 +172,66 @@ func TestGroupRemoveMember(t *testing.T) {
 	}
 }
 
+// A removed member can still publish on the old topic, with keys it held
+// before the removal, but nobody accepts it.
+func TestGroupRemovedMemberPublishes(t *testing.T) {
+	nodes := makeGroup(t, 3, "trio")
+	defer func() {
+		for _, r := range nodes {
+			r.stop(t)
+		}
+	}()
+	sendGroupEventually(t, nodes[2], "trio", "from m2 while a member")
+	for _, r := range nodes {
+		waitFor(t, "the first message", func() bool { return len(groupTexts(t, r, "trio")) == 1 })
+	}
+	// m2 keeps a copy of its engine as it was while a member.
+	m2 := nodes[2].n
+	m2.mu.Lock()
+	var saved []byte
+	var oldTopic string
+	for _, gs := range m2.groups {
+		saved, _ = gs.eng.MarshalBinary()
+		oldTopic = gs.eng.Topic()
+	}
+	cfg := m2.groupConfig()
+	m2.mu.Unlock()
+	if _, err := nodes[0].n.RemoveFromGroup("trio", "m2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "removal seen", func() bool { g, _ := groupOf(nodes[1], "trio"); return activeMembers(g) == 2 })
+	stale, err := group.Unmarshal(cfg, saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &payload{Type: ptText, ID: newMessageID(), TimeMS: uint64(time.Now().UnixMilli()), Text: "from m2 after its removal"}
+	wire, _, err := stale.Seal(p.marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, data, err := stale.SealTopic(wire)
+	if err != nil || topic != oldTopic {
+		t.Fatalf("sealed for %q (%v), want the old topic", topic, err)
+	}
+	m2.mu.Lock()
+	tp := m2.topicLocked(topic)
+	m2.mu.Unlock()
+	if tp == nil {
+		t.Fatal("cannot join the old topic")
+	}
+	waitFor(t, "members on the old topic", func() bool { return len(tp.ListPeers()) >= 1 })
+	if err := tp.Publish(context.Background(), data); err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].n.onTopicData(data) // and straight in, as a relay would file it
+	time.Sleep(time.Second)
+	for _, r := range nodes[:2] {
+		if got := groupTexts(t, r, "trio"); len(got) != 1 {
+			t.Fatalf("a member accepted a message from the removed member: %q", got)
+		}
+	}
+}
+
 // A member offline during 50 messages gets all 50 when it returns: from
 // the online members (anti-entropy) when there is no relay.
 func TestGroupOfflineMemberFromPeers(t *testing.T) {
