@@ -32,9 +32,12 @@ func newTopic() string {
 
 // groupData returns distinct topic message data (GossipSub drops
 // duplicates by content hash).
+// groupData is n bytes framed like a sealed topic message (the relay
+// checks only the framing; the rest is random, as a ciphertext looks).
 func groupData(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
+	b[0], b[1] = gossip.TagVersion, gossip.TagKind
 	return b
 }
 
@@ -219,6 +222,13 @@ func TestWatchFilesTopicMessages(t *testing.T) {
 	pub.publish(shared, m3)
 	expectTopicMessage(t, subA, m3) // the next one for A is m3, not m2
 	b3 := expectTopicMessage(t, subB, m3)
+
+	// Data not framed as a sealed topic message is neither filed nor
+	// pushed.
+	junk := groupData(200)
+	junk[1] = 'G' // a bare group wire message, say
+	pub.publish(shared, junk)
+	expectNothing(t, subB, 300*time.Millisecond)
 
 	// Deposits and topic messages share the mailbox.
 	env := sealed1K(t)

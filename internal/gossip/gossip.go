@@ -28,6 +28,13 @@ const (
 	// MaxMessageSize caps a message on a group topic: a little above the
 	// largest sender-key message (64 KiB plus framing).
 	MaxMessageSize = 72 << 10
+	// TagVersion and TagKind are the first two bytes of every message on
+	// a group topic: a group wire message sealed under its epoch's topic
+	// key (docs/protocol/groups.md §16.7); MinMessageSize is the two
+	// bytes, a 24-byte nonce, a 16-byte tag and one byte.
+	TagVersion     = 1
+	TagKind        = 'T'
+	MinMessageSize = 2 + 24 + 16 + 1
 )
 
 // Options returns the GossipSub options of group topics: StrictNoSign and
@@ -58,8 +65,9 @@ func ValidTopic(name string) bool {
 }
 
 // Anonymous is the part of topic validation every peer can do without
-// keys: the message is on a group topic, within the size cap, and carries
-// no libp2p author, sequence number, key or signature.
+// keys: the message is on a group topic, framed as a sealed topic message
+// (TagVersion, TagKind, size within bounds), and carries no libp2p
+// author, sequence number, key or signature.
 func Anonymous(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
 	if m == nil || m.Message == nil {
 		return false
@@ -67,5 +75,7 @@ func Anonymous(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
 	if len(m.GetFrom()) != 0 || len(m.GetSeqno()) != 0 || len(m.GetSignature()) != 0 || len(m.GetKey()) != 0 {
 		return false
 	}
-	return ValidTopic(m.GetTopic()) && len(m.GetData()) > 0 && len(m.GetData()) <= MaxMessageSize
+	d := m.GetData()
+	return ValidTopic(m.GetTopic()) && len(d) >= MinMessageSize && len(d) <= MaxMessageSize &&
+		d[0] == TagVersion && d[1] == TagKind
 }

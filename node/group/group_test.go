@@ -49,6 +49,9 @@ func TestFiveMembers(t *testing.T) {
 // The largest sender-key message fits the topic message cap that group
 // members and relays share.
 func TestWireFitsGossipCap(t *testing.T) {
+	if Version != gossip.TagVersion || TopicOverhead+minWire < gossip.MinMessageSize {
+		t.Fatal("topic framing differs from internal/gossip's")
+	}
 	if MaxTopicSize > gossip.MaxMessageSize {
 		t.Fatalf("MaxTopicSize %d does not fit gossip.MaxMessageSize %d", MaxTopicSize, gossip.MaxMessageSize)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/senderkey"
 	"github.com/hushnet/hush/crypto/suite"
+	"github.com/hushnet/hush/internal/gossip"
 )
 
 // kindGroupMsg is the second byte of every group wire message. What the
@@ -18,7 +19,7 @@ const kindGroupMsg byte = 'G'
 
 // kindTopicMsg is the second byte of a wire message sealed for its topic
 // (SealTopic).
-const kindTopicMsg byte = 'T'
+const kindTopicMsg byte = gossip.TagKind
 
 // Inner kinds (first plaintext byte).
 const (
