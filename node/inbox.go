@@ -103,6 +103,7 @@ func (n *Node) handleMsgStream(s network.Stream) {
 			}
 			items[i] = in
 		}
+		n.waitCaughtUp()
 		statuses := n.receive(items, false)
 		s.SetWriteDeadline(time.Now().Add(streamDeadline))
 		if err := wire.WriteFrame(s, statuses); err != nil {

@@ -62,6 +62,39 @@ func (n *Node) loadMailboxesLocked() error {
 	})
 }
 
+// catchUpMax bounds how long direct delivery waits, after a start, for
+// the relay mailboxes to be drained (caughtUpLocked).
+const catchUpMax = 5 * time.Second
+
+// caughtUpLocked counts k mailboxes as drained since the start; once all
+// are, direct delivery (handleMsgStream) proceeds. Until then it waits,
+// so that what contacts left in the mailboxes while this device was away
+// is stored, and shown, before what they send next directly.
+func (n *Node) caughtUpLocked(k int) {
+	if n.catchUpLeft <= 0 {
+		return
+	}
+	n.catchUpLeft -= k
+	if n.catchUpLeft <= 0 {
+		close(n.caughtUp)
+	}
+}
+
+// waitCaughtUp blocks until the mailboxes were drained after the start
+// (at most catchUpMax), or the node stops.
+func (n *Node) waitCaughtUp() {
+	n.mu.Lock()
+	ch, ctx := n.caughtUp, n.runCtx
+	n.mu.Unlock()
+	if ch == nil || ctx == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
 // mailboxLoop keeps a mailbox on one relay: it creates it once, uploads
 // prekeys, and holds a live subscription, draining what arrives and
 // acknowledging each envelope after it is stored. It reconnects with
@@ -69,9 +102,9 @@ func (n *Node) loadMailboxesLocked() error {
 func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 	defer n.wg.Done()
 	backoff := backoffMin
-	uploaded := false
+	uploaded, drained := false, false
 	for ctx.Err() == nil {
-		err := n.serveMailbox(ctx, ri, addr, &uploaded)
+		err := n.serveMailbox(ctx, ri, addr, &uploaded, &drained)
 		if ctx.Err() != nil {
 			return
 		}
@@ -85,7 +118,7 @@ func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 	}
 }
 
-func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded *bool) error {
+func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded, drained *bool) error {
 	rec, err := n.ensureMailbox(ctx, ri, addr)
 	if err != nil {
 		return err
@@ -109,8 +142,10 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 	defer stopWatch()
 	n.wg.Add(1)
 	go n.watchLoop(wctx, ri, mbox, owner)
+	backlog := sub.Drained()
 	for {
 		var batch []*relay.Deliver
+		caughtUp := false
 		select {
 		case <-ctx.Done():
 			return nil
@@ -119,6 +154,10 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 				return sub.Err()
 			}
 			batch = append(batch, d)
+		case <-backlog:
+			// Every backlog delivery is already in Messages: take them
+			// all (below), then count this mailbox as drained.
+			backlog, caughtUp = nil, true
 		}
 		// Take whatever else is already waiting: one commit for all.
 	more:
@@ -165,6 +204,12 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 			if err := sub.Ack(d.Message); err != nil {
 				return err
 			}
+		}
+		if caughtUp && !*drained {
+			*drained = true
+			n.mu.Lock()
+			n.caughtUpLocked(1)
+			n.mu.Unlock()
 		}
 	}
 }

@@ -113,6 +113,8 @@ type Node struct {
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
 	groupIn      chan topicMsg                   // topic messages waiting for groupInbox
 	topicsCh     chan struct{}                   // closed and replaced when the set of group topics changes
+	caughtUp     chan struct{}                   // closed once every relay mailbox was drained after start (or catchUpMax)
+	catchUpLeft  int                             // mailboxes not drained yet since start
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
 	waiters      map[string][]chan struct{}      // message ID → WaitState callers

@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/relay"
@@ -117,4 +119,53 @@ func TestOfflineDeliveryThroughRelay(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// Messages left in the mailbox while the recipient was away are shown
+// before those that follow them directly once it is back: a full mailbox
+// keeps the rest queued at the sender, who delivers them directly as
+// soon as the recipient returns, while the recipient drains its mailbox.
+func TestMailboxBeforeDirectAfterRestart(t *testing.T) {
+	addr := startRelay(t, relay.Config{PeerRate: -1, IPRate: -1, MaxMessages: 40})
+	aHome, bHome := newHome(t, "alice"), newHome(t, "bob")
+	a := startNodeCfg(t, Config{Home: aHome, Relays: []string{addr}})
+	defer func() { a.stop(t) }()
+	b := startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	waitMailbox(t, b)
+	befriend(t, a, b)
+	b.stop(t)
+	const total = 120
+	var want []string
+	for i := range total {
+		text := fmt.Sprintf("in order %03d", i)
+		want = append(want, text)
+		if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the mailbox full", func() bool {
+		msgs, _ := a.n.Messages("bob", 0)
+		sent := 0
+		for _, m := range msgs {
+			if m.State == StateSent {
+				sent++
+			}
+		}
+		return sent == 40
+	})
+	b = startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	defer b.stop(t)
+	// Bob reaches Alice at once (as mDNS would), so her queue starts
+	// delivering directly while his mailbox drains.
+	if err := b.n.host.Connect(context.Background(), peer.AddrInfo{ID: a.n.host.ID(), Addrs: a.n.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every message at bob", func() bool { return len(texts(t, b.n, "alice", "in")) == total })
+	if got := texts(t, b.n, "alice", "in"); !slices.Equal(got, want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("message %d is %q, want %q", i, got[i], want[i])
+			}
+		}
+	}
 }

@@ -95,6 +95,22 @@ func (n *Node) Run(ctx context.Context) error {
 	n.wg.Add(2)
 	go n.groupLoop(runCtx)
 	go n.groupInbox(runCtx)
+	n.caughtUp, n.catchUpLeft = make(chan struct{}), len(relays)
+	if len(relays) == 0 {
+		close(n.caughtUp)
+	} else {
+		n.wg.Add(1)
+		go func() { // relays that do not answer do not hold direct delivery for long
+			defer n.wg.Done()
+			select {
+			case <-time.After(catchUpMax):
+			case <-runCtx.Done():
+			}
+			n.mu.Lock()
+			n.caughtUpLocked(len(relays))
+			n.mu.Unlock()
+		}()
+	}
 	for i, ri := range relays {
 		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, peerstore.PermanentAddrTTL)
 		n.wg.Add(1)
