@@ -39,11 +39,6 @@ func benchFanout(b *testing.B, noSync bool) {
 	testGroupSync, testNoSync = time.Minute, noSync // measure the topic path, not repairs
 	defer func() { testGroupSync, testNoSync = old, oldSync }()
 	nodes := makeGroupWith(b, fanoutMembers, "fanout", waitLong)
-	defer func() {
-		for _, r := range nodes {
-			r.stop(b)
-		}
-	}()
 	var mu sync.Mutex
 	got := map[string]int{}
 	arrived := make(chan string, 1<<16)

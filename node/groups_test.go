@@ -71,7 +71,13 @@ func makeGroup(t testing.TB, count int, name string) []*running {
 // makeGroupWith is makeGroup waiting with wait (benchmarks with many
 // members wait longer).
 func makeGroupWith(t testing.TB, count int, name string, wait func(testing.TB, string, func() bool)) []*running {
-	nodes := []*running{startNode(t, newHome(t, "admin"))}
+	nodes := make([]*running, 1, count)
+	nodes[0] = startNode(t, newHome(t, "admin"))
+	t.Cleanup(func() { // the nodes in the slice then, replacements included
+		for _, r := range nodes {
+			r.stop(t)
+		}
+	})
 	for i := 1; i < count; i++ {
 		r := startNode(t, newHome(t, fmt.Sprintf("member%d", i)))
 		nodes = append(nodes, r)
@@ -118,11 +124,6 @@ func groupTexts(t testing.TB, r *running, name string) []string {
 
 func TestGroupFiveMembers(t *testing.T) {
 	nodes := makeGroup(t, 5, "club")
-	defer func() {
-		for _, r := range nodes {
-			r.stop(t)
-		}
-	}()
 	for round := range 3 {
 		for i, r := range nodes {
 			sendGroupEventually(t, r, "club", fmt.Sprintf("hello %d from %d", round, i))
@@ -149,11 +150,6 @@ func TestGroupFiveMembers(t *testing.T) {
 
 func TestGroupRemoveMember(t *testing.T) {
 	nodes := makeGroup(t, 3, "trio")
-	defer func() {
-		for _, r := range nodes {
-			r.stop(t)
-		}
-	}()
 	sendGroupEventually(t, nodes[0], "trio", "before removal")
 	for _, r := range nodes {
 		waitFor(t, "the first message", func() bool { return len(groupTexts(t, r, "trio")) == 1 })
@@ -176,11 +172,6 @@ func TestGroupRemoveMember(t *testing.T) {
 // before the removal, but nobody accepts it.
 func TestGroupRemovedMemberPublishes(t *testing.T) {
 	nodes := makeGroup(t, 3, "trio")
-	defer func() {
-		for _, r := range nodes {
-			r.stop(t)
-		}
-	}()
 	sendGroupEventually(t, nodes[2], "trio", "from m2 while a member")
 	for _, r := range nodes {
 		waitFor(t, "the first message", func() bool { return len(groupTexts(t, r, "trio")) == 1 })
@@ -236,11 +227,6 @@ func TestGroupRemovedMemberPublishes(t *testing.T) {
 // the online members (anti-entropy) when there is no relay.
 func TestGroupOfflineMemberFromPeers(t *testing.T) {
 	nodes := makeGroup(t, 3, "peers")
-	defer func() {
-		for _, r := range nodes {
-			r.stop(t)
-		}
-	}()
 	sendGroupEventually(t, nodes[0], "peers", "warm-up")
 	waitFor(t, "warm-up everywhere", func() bool { return len(groupTexts(t, nodes[2], "peers")) == 1 })
 	home := nodes[2].home
@@ -337,11 +323,6 @@ func TestGroupOfflineMemberFromRelay(t *testing.T) {
 // (garbage, replays of captured messages) is rejected by every member.
 func TestGroupTopicOutsider(t *testing.T) {
 	nodes := makeGroup(t, 3, "secret-club-name")
-	defer func() {
-		for _, r := range nodes {
-			r.stop(t)
-		}
-	}()
 	sendGroupEventually(t, nodes[0], "secret-club-name", "warm-up")
 	for _, r := range nodes {
 		waitFor(t, "warm-up", func() bool { return len(groupTexts(t, r, "secret-club-name")) == 1 })
@@ -435,11 +416,6 @@ func TestGroupTopicOutsider(t *testing.T) {
 // A burst of messages loses nothing: every member ends with all of them.
 func TestGroupBurst(t *testing.T) {
 	nodes := makeGroup(t, 4, "burst")
-	defer func() {
-		for _, r := range nodes {
-			r.stop(t)
-		}
-	}()
 	sendGroupEventually(t, nodes[0], "burst", "warm-up")
 	burst := 1000
 	if raceEnabled {
@@ -465,11 +441,6 @@ func TestGroupBurst(t *testing.T) {
 // the author may edit or delete.
 func TestGroupMessageKinds(t *testing.T) {
 	nodes := makeGroup(t, 3, "kinds")
-	defer func() {
-		for _, r := range nodes {
-			r.stop(t)
-		}
-	}()
 	ctx := context.Background()
 	m := sendGroupEventually(t, nodes[0], "kinds", "original")
 	for _, r := range nodes {

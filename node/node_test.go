@@ -23,10 +23,11 @@ var (
 var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 type running struct {
-	n      *Node
-	home   string
-	cancel context.CancelFunc
-	done   chan error
+	n       *Node
+	home    string
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
 }
 
 func startNode(t testing.TB, home string) *running {
@@ -61,7 +62,12 @@ func startNodeCfg(t testing.TB, cfg Config) *running {
 	return r
 }
 
+// stop ends the node; a second call does nothing.
 func (r *running) stop(t testing.TB) {
+	if r.stopped {
+		return
+	}
+	r.stopped = true
 	r.cancel()
 	if err := <-r.done; err != nil {
 		t.Errorf("Run: %v", err)

@@ -68,6 +68,14 @@ func msgID(w []byte) MsgID { return sha256.Sum256(w) }
 // rejection, its (chain, iteration) for anti-entropy digests, and its
 // bytes for answering Want.
 func (e *Engine) recordLocked(id MsgID, h wireHeader, w []byte) {
+	if e.rememberLocked(id, h, w) {
+		e.journal = append(e.journal, w)
+	}
+}
+
+// rememberLocked adds a message to the replay cache, the seen ranges and
+// the store; it reports whether the store did not have it yet.
+func (e *Engine) rememberLocked(id MsgID, h wireHeader, w []byte) bool {
 	if _, ok := e.dedupe[id]; !ok {
 		e.dedupe[id] = struct{}{}
 		e.dedupeQ = append(e.dedupeQ, id)
@@ -78,9 +86,7 @@ func (e *Engine) recordLocked(id MsgID, h wireHeader, w []byte) {
 	}
 	ref := Ref{Device: h.device, Epoch: h.epoch, Chain: h.chain, Iteration: h.iteration}
 	e.markSeenLocked(ref)
-	if e.keepLocked(ref, w) {
-		e.journal = append(e.journal, w)
-	}
+	return e.keepLocked(ref, w)
 }
 
 // keepLocked adds a message to the store that answers Want, evicting the
@@ -129,18 +135,8 @@ func (e *Engine) Restore(wires [][]byte) {
 		if err != nil || h.group != e.ro.id {
 			continue
 		}
-		id := msgID(w)
-		if _, ok := e.dedupe[id]; !ok {
-			e.dedupe[id] = struct{}{}
-			e.dedupeQ = append(e.dedupeQ, id)
-			if len(e.dedupeQ) > DedupeWindow {
-				delete(e.dedupe, e.dedupeQ[0])
-				e.dedupeQ = e.dedupeQ[1:]
-			}
-		}
-		ref := Ref{Device: h.device, Epoch: h.epoch, Chain: h.chain, Iteration: h.iteration}
-		e.markSeenLocked(ref)
-		e.keepLocked(ref, codec.Clone(w))
+		w = codec.Clone(w)
+		e.rememberLocked(msgID(w), h, w)
 	}
 }
 
