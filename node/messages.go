@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hushnet/hush/crypto/card"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/pqxdh"
 	"github.com/hushnet/hush/crypto/session"

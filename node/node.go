@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hushnet/hush/node/group"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node/group"
 	"github.com/hushnet/hush/relay"
 )
 

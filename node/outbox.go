@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hushnet/hush/crypto/card"
 	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/wire"
 )

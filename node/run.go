@@ -3,17 +3,17 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/hushnet/hush/node/group"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"slices"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-
-	"github.com/hushnet/hush/relay"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/node/group"
+	"github.com/hushnet/hush/relay"
 )
 
 // Run starts the libp2p host and the delivery loops and serves until ctx

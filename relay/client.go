@@ -9,13 +9,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hushnet/hush/crypto/envelope"
-	"github.com/hushnet/hush/internal/gossip"
-	"github.com/hushnet/hush/internal/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/gossip"
+	"github.com/hushnet/hush/internal/wire"
 )
 
 // Client talks /hush/mailbox/1 to relays. The zero value works; a Client

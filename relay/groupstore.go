@@ -10,8 +10,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hushnet/hush/internal/gossip"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
+	"github.com/hushnet/hush/internal/gossip"
 )
 
 // groupStore is the relay's group store (docs/RELAY.md "Group store"): it

@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hushnet/hush/internal/gossip"
-	"github.com/hushnet/hush/internal/store"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hushnet/hush/internal/gossip"
+	"github.com/hushnet/hush/internal/store"
 )
 
 // newTopic returns a fresh group topic name, as a group derives it.

@@ -14,13 +14,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hushnet/hush/crypto/envelope"
-	"github.com/hushnet/hush/internal/store"
-	"github.com/hushnet/hush/internal/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/internal/wire"
 )
 
 // Server is the mailbox service of a relay (docs/RELAY.md). It serves

@@ -17,14 +17,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hushnet/hush/crypto/envelope"
-	"github.com/hushnet/hush/internal/store"
-	"github.com/hushnet/hush/internal/wire"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	circuitclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/internal/wire"
 )
 
 // fakeClock is a settable clock.

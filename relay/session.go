@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hushnet/hush/internal/wire"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/internal/wire"
 )
 
 // session is an authenticated owner subscription on one stream.

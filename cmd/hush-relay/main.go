@@ -25,8 +25,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hushnet/hush/internal/store"
-	"github.com/hushnet/hush/relay"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -38,6 +36,9 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/relay"
 )
 
 // fileConfig is the JSON config file: relay.Config's fields plus the

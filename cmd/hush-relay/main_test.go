@@ -17,11 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hushnet/hush/crypto/envelope"
-	"github.com/hushnet/hush/relay"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/relay"
 )
 
 // buildRelay builds hush-relay into a temporary directory.

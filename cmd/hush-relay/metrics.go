@@ -1,8 +1,9 @@
 package main
 
 import (
-	"github.com/hushnet/hush/relay"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hushnet/hush/relay"
 )
 
 // promMetrics implements relay.Metrics with Prometheus collectors. No

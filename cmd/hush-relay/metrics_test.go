@@ -3,8 +3,9 @@ package main
 import (
 	"testing"
 
-	"github.com/hushnet/hush/relay"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hushnet/hush/relay"
 )
 
 func TestPromMetricsGroupStore(t *testing.T) {

@@ -13,9 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skip2/go-qrcode"
+
 	"github.com/hushnet/hush/api"
 	"github.com/hushnet/hush/node"
-	"github.com/skip2/go-qrcode"
 )
 
 // socketPath is where the daemon for home listens.

@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"github.com/hushnet/hush/crypto/pqxdh"
 )
 

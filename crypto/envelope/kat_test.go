@@ -6,10 +6,10 @@ import (
 	"crypto/hpke"
 	"encoding/hex"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"testing"
 	"testing/cryptotest"
 
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"github.com/hushnet/hush/crypto/suite"
 	"github.com/hushnet/hush/crypto/x25519"
 )

@@ -3,10 +3,11 @@ package identity
 import (
 	"encoding/hex"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"testing"
 	"testing/cryptotest"
 	"time"
+
+	"github.com/hushnet/hush/crypto/internal/kattest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata")

@@ -10,11 +10,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"testing"
 	"testing/cryptotest"
 	"time"
 
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"github.com/hushnet/hush/crypto/x25519"
 )
 

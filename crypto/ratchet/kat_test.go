@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing/cryptotest"
 	"time"
 
+	"github.com/hushnet/hush/crypto/internal/kattest"
 	"github.com/hushnet/hush/crypto/x25519"
 )
 

@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"strings"
 	"testing"
 	"testing/cryptotest"
 
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/crypto/internal/kattest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata")

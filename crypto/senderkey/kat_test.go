@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"reflect"
 	"testing"
 	"testing/cryptotest"
+
+	"github.com/hushnet/hush/crypto/internal/kattest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata")

@@ -28,8 +28,9 @@ import (
 	"math"
 	"sync/atomic"
 
-	"github.com/hushnet/hush/crypto/suite"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/hushnet/hush/crypto/suite"
 )
 
 // Sizes of the payload format.

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
-	"github.com/hushnet/hush/crypto/internal/kattest"
 	"io"
 	"math"
 	mrand "math/rand/v2"
@@ -20,6 +19,8 @@ import (
 	"testing"
 	"testing/cryptotest"
 	"testing/iotest"
+
+	"github.com/hushnet/hush/crypto/internal/kattest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata")

@@ -13,12 +13,14 @@ import (
 )
 
 type pkg struct {
-	ImportPath string
-	Dir        string
-	Name       string
-	Standard   bool
-	Imports    []string
-	GoFiles    []string
+	ImportPath   string
+	Dir          string
+	Name         string
+	Standard     bool
+	Imports      []string
+	TestGoFiles  []string
+	XTestGoFiles []string
+	GoFiles      []string
 }
 
 // listPackages runs `go list` over the module once.
@@ -143,6 +145,45 @@ func TestLayout(t *testing.T) {
 	for _, name := range []string{"cmd", "node", "crypto", "relay", "sync", "pushbridge", "docs", "go.mod", "go.sum", "Makefile", "README.md"} {
 		if _, err := os.Stat(filepath.Join(root, name)); err != nil {
 			t.Errorf("top-level %s missing: %v", name, err)
+		}
+	}
+}
+
+// importClass orders import groups: the standard library, other modules,
+// then this module (STYLE.md).
+func importClass(path string) int {
+	switch {
+	case under(path, Module):
+		return 2
+	case isStd(path):
+		return 0
+	default:
+		return 1
+	}
+}
+
+// Imports come in those groups, in that order, each group separated by a
+// blank line and never mixed.
+func TestImportGroups(t *testing.T) {
+	for _, p := range listPackages(t) {
+		files := append(append(append([]string{}, p.GoFiles...), p.TestGoFiles...), p.XTestGoFiles...)
+		for _, f := range files {
+			fset := token.NewFileSet()
+			file, err := parser.ParseFile(fset, filepath.Join(p.Dir, f), nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prevClass, prevLine := -1, 0
+			for _, spec := range file.Imports {
+				path := strings.Trim(spec.Path.Value, `"`)
+				class, line := importClass(path), fset.Position(spec.Pos()).Line
+				newGroup := line > prevLine+1
+				if class < prevClass || (class > prevClass && prevClass >= 0 && !newGroup) || (class == prevClass && newGroup) {
+					t.Errorf("%s: import %q is out of its group (standard library, other modules, %s)", filepath.Join(p.Dir, f), path, Module)
+					break
+				}
+				prevClass, prevLine = class, line
+			}
 		}
 	}
 }

@@ -8,10 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hushnet/hush/crypto/codec"
-	"github.com/hushnet/hush/crypto/suite"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/crypto/suite"
 )
 
 // File names inside the store directory.

@@ -8,9 +8,10 @@ import (
 	"hash"
 	"sync"
 
+	"golang.org/x/crypto/chacha20poly1305"
+
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/suite"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Record and key layout constants (docs/protocol/store.md §11.3–11.4).

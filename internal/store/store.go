@@ -31,13 +31,14 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/hushnet/hush/crypto/suite"
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"github.com/hushnet/hush/crypto/suite"
 )
 
 // Sentinel errors; callers branch on them with errors.Is.
