@@ -242,6 +242,57 @@ func TestGroupOfflineMemberFromPeers(t *testing.T) {
 	}
 }
 
+// A member whose relay is down when it returns gets the 50 messages it
+// missed from the members (anti-entropy).
+func TestGroupOfflineMemberRelayDown(t *testing.T) {
+	addr, stopRelay := startStoppableRelay(t, relayCfg())
+	var nodes []*running
+	for i, name := range []string{"admin", "m1", "m2"} {
+		r := startNodeCfg(t, Config{Home: newHome(t, name), Relays: []string{addr}})
+		defer func() { r.stop(t) }()
+		waitMailbox(t, r)
+		nodes = append(nodes, r)
+		if i > 0 {
+			s, _ := r.n.Self()
+			if _, err := nodes[0].n.AddContact(name, s.Link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := nodes[0].n.CreateGroup("relay down"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"m1", "m2"} {
+		if _, err := nodes[0].n.InviteToGroup("relay down", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range nodes[1:] {
+		waitFor(t, "invitation", func() bool { g, ok := groupOf(r, "relay down"); return ok && g.Pending })
+		if _, err := r.n.AcceptGroup("relay down"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range nodes {
+		waitFor(t, "members", func() bool { g, _ := groupOf(r, "relay down"); return activeMembers(g) == 3 })
+	}
+	sendGroupEventually(t, nodes[1], "relay down", "warm-up")
+	waitFor(t, "warm-up", func() bool { return len(groupTexts(t, nodes[2], "relay down")) == 1 })
+	home := nodes[2].home
+	nodes[2].stop(t)
+	for i := range 50 {
+		sendGroupEventually(t, nodes[i%2], "relay down", fmt.Sprintf("while away %02d", i))
+	}
+	stopRelay() // what it kept for m2 is out of reach
+	back := startNodeCfg(t, Config{Home: home, Relays: []string{addr}})
+	defer back.stop(t)
+	waitFor(t, "50 messages from the members", func() bool { return len(groupTexts(t, back, "relay down")) == 51 })
+	time.Sleep(300 * time.Millisecond)
+	if got := groupTexts(t, back, "relay down"); len(got) != 51 {
+		t.Fatalf("returning member has %d messages, want 51 (none doubled)", len(got))
+	}
+}
+
 // With relays, a member offline during 50 messages gets them from its
 // mailbox even when every sender is offline by the time it returns: its
 // relay, which no other member uses, kept them from the group's topic

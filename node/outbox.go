@@ -217,8 +217,14 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			if err != nil && relays {
 				// The device is not reachable now: use its mailboxes
 				// for a while, then try directly again.
+				n.log.Debug("direct delivery failed, using relays", "err", err)
 				n.mu.Lock()
 				q.directFailed = time.Now()
+				if n.host.Network().Connectedness(pid) == network.Connected {
+					// A new connection is already up (the device came back
+					// while the old stream failed): try it next round.
+					q.directFailed = time.Time{}
+				}
 				n.mu.Unlock()
 				viaRelay = true
 				if s != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/libp2p/go-libp2p"
@@ -15,6 +16,14 @@ import (
 
 // startRelay runs an in-process relay on loopback and returns its address.
 func startRelay(t testing.TB, cfg relay.Config) string {
+	t.Helper()
+	addr, _ := startStoppableRelay(t, cfg)
+	return addr
+}
+
+// startStoppableRelay is startRelay that also returns a function stopping
+// the relay (idempotent; the test's cleanup calls it too).
+func startStoppableRelay(t testing.TB, cfg relay.Config) (string, func()) {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
@@ -32,14 +41,18 @@ func startRelay(t testing.TB, cfg relay.Config) string {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	<-srv.Ready()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		db.Close()
-		h.Close()
-	})
-	return fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID())
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			srv.Close()
+			db.Close()
+			h.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID()), stop
 }
 
 // relayCfg is a relay configuration for tests: no rate limits.

@@ -74,6 +74,9 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, c := range n.contacts {
 		n.learnAddrsLocked(c.card)
 	}
+	for _, c := range n.peers { // group members who are not contacts
+		n.learnAddrsLocked(c)
+	}
 	if err := n.loadOutboxLocked(); err != nil {
 		n.mu.Unlock()
 		return fmt.Errorf("node: load outbox: %w", err)
