@@ -173,6 +173,10 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	say("Bob fetched it from his mailbox; Alice got his delivery receipt %v after he started.", time.Since(t1).Round(time.Millisecond))
 
+	if err := demoGroup(ctx, alice, bob, say); err != nil {
+		return fmt.Errorf("group: %w", err)
+	}
+
 	for _, side := range []struct {
 		d     *demoDaemon
 		who   string
@@ -205,6 +209,102 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	rly.stop()
 	say("\nstopped both daemons and the relay; demo took %v.", time.Since(start).Round(100*time.Millisecond))
 	say("Try it yourself: hush --home /tmp/me init --name Me --no-passphrase && hush --home /tmp/me daemon")
+	return nil
+}
+
+// demoGroup shows a group: Alice creates it and invites Bob, Bob
+// accepts, and a message from each arrives at the other over GossipSub
+// (sender keys, the topic layer).
+func demoGroup(ctx context.Context, alice, bob *demoDaemon, say func(string, ...any)) error {
+	const name = "Demo group"
+	var g node.Group
+	if err := alice.c.Call(ctx, "createGroup", map[string]any{"name": name}, &g); err != nil {
+		return err
+	}
+	if err := alice.c.Call(ctx, "inviteToGroup", map[string]any{"group": name, "contact": "Bob"}, nil); err != nil {
+		return err
+	}
+	poll := func(what string, cond func() (bool, error)) error {
+		for {
+			ok, err := cond()
+			if err != nil || ok {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	members := func(d *demoDaemon, pending bool, n int) func() (bool, error) {
+		return func() (bool, error) {
+			var gs []node.Group
+			if err := d.c.Call(ctx, "listGroups", nil, &gs); err != nil {
+				return false, err
+			}
+			active := 0
+			for _, m := range append([]node.Group(nil), gs...) {
+				if m.Name != name || m.Pending != pending {
+					continue
+				}
+				if pending {
+					return true, nil
+				}
+				for _, mm := range m.Members {
+					if !mm.Invited {
+						active++
+					}
+				}
+			}
+			return !pending && active == n, nil
+		}
+	}
+	if err := poll("the invitation", members(bob, true, 0)); err != nil {
+		return err
+	}
+	if err := bob.c.Call(ctx, "acceptGroup", map[string]any{"group": name}, nil); err != nil {
+		return err
+	}
+	for _, d := range []*demoDaemon{alice, bob} {
+		if err := poll("both members", members(d, false, 2)); err != nil {
+			return err
+		}
+	}
+	say("\nAlice created %q (epoch %d) and invited Bob; he accepted.", name, g.Epoch)
+	send := func(d *demoDaemon, text string) error {
+		return poll("the group keys", func() (bool, error) {
+			err := d.c.Call(ctx, "sendGroup", map[string]any{"group": name, "text": text}, nil)
+			if err != nil && strings.Contains(err.Error(), "keys have not arrived") {
+				return false, nil
+			}
+			return err == nil, err
+		})
+	}
+	if err := send(alice, "Welcome to the group 👋"); err != nil {
+		return err
+	}
+	if err := send(bob, "Thanks! Sender keys over GossipSub 🗝️"); err != nil {
+		return err
+	}
+	var ms []node.Message
+	if err := poll("both group messages", func() (bool, error) {
+		for _, d := range []*demoDaemon{alice, bob} {
+			if err := d.c.Call(ctx, "listGroupMessages", map[string]any{"group": name}, &ms); err != nil {
+				return false, err
+			}
+			if len(ms) < 2 {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	say("Bob's view of %q:", name)
+	for _, m := range ms {
+		say("  %-6s %s", m.Sender+":", m.Text)
+	}
 	return nil
 }
 
