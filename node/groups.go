@@ -734,7 +734,9 @@ func (n *Node) scanConversationLocked(key []byte, limit int, view func(*msgRec) 
 
 // onTopicData handles one group topic message (sealed for its topic,
 // group unknown: a relay filed it) and returns once it is durable.
-func (n *Node) onTopicData(data []byte) { n.onGroupWires([]topicMsg{{data: data}}, true) }
+func (n *Node) onTopicData(data []byte) error {
+	return n.onGroupWires([]topicMsg{{data: data}}, true)
+}
 
 // onGroupWires handles group messages in one transaction. Unless durable
 // is set, a transaction that only stores received messages (no outbox
@@ -743,12 +745,15 @@ func (n *Node) onTopicData(data []byte) { n.onGroupWires([]topicMsg{{data: data}
 // power loss takes, anti-entropy fetches again, since the engine's record
 // of having seen those messages is lost with them. Callers that
 // acknowledge the messages to someone (a relay) pass durable.
-func (n *Node) onGroupWires(batch []topicMsg, durable bool) {
+//
+// It returns an error if the messages were not stored (the node is
+// closing, or the commit failed): a relay must then keep them.
+func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return
+		return ErrClosed
 	}
 	t := n.newTxnLocked()
 	for _, m := range batch {
@@ -760,7 +765,7 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) {
 	if !durable && len(t.queued) == 0 && len(t.publish) == 0 && !t.groupsChanged {
 		t.b.Lazy()
 	}
-	n.finishLocked(t) // afterCommitLocked resubscribes if an op changed the topics
+	return n.finishLocked(t) // afterCommitLocked resubscribes if an op changed the topics
 }
 
 // openTopicLocked removes the topic layer of a topic message with the

@@ -188,13 +188,21 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 			}
 			items[i] = in
 		}
-		if len(topicMsgs) > 0 {
-			n.onGroupWires(topicMsgs, true)
-		}
+		// Pairwise messages first: they may carry the sender keys the
+		// group messages need (a group message without its key is
+		// dropped, then repaired by anti-entropy; a pairwise message
+		// waiting for an op is held by the engine).
 		statuses := n.receive(items, true)
+		groupStatus := ackOK
+		if len(topicMsgs) > 0 && n.onGroupWires(topicMsgs, true) != nil {
+			groupStatus = ackRetry // not stored: the relay keeps them
+		}
 		for i, in := range items {
-			if in == nil && statuses[i] == ackRejected {
-				statuses[i] = ackOK // a group message handled above, or unreadable: either way done
+			switch {
+			case batch[i].Source == relay.SourceTopic:
+				statuses[i] = groupStatus
+			case in == nil && statuses[i] == ackRejected:
+				statuses[i] = ackOK // unreadable: never acceptable, done
 			}
 		}
 		for i, d := range batch {
