@@ -71,15 +71,33 @@ func makeGroup(t testing.TB, count int, name string) []*running {
 // makeGroupWith is makeGroup waiting with wait (benchmarks with many
 // members wait longer).
 func makeGroupWith(t testing.TB, count int, name string, wait func(testing.TB, string, func() bool)) []*running {
+	return makeGroupOn(t, name, make([]string, count), wait)
+}
+
+// makeGroupOn is makeGroupWith where node i keeps a mailbox on relay
+// relays[i] ("" for none).
+func makeGroupOn(t testing.TB, name string, relays []string, wait func(testing.TB, string, func() bool)) []*running {
+	count := len(relays)
+	start := func(i int, home string) *running {
+		cfg := Config{Home: home}
+		if relays[i] != "" {
+			cfg.Relays = []string{relays[i]}
+		}
+		r := startNodeCfg(t, cfg)
+		if relays[i] != "" {
+			waitMailbox(t, r)
+		}
+		return r
+	}
 	nodes := make([]*running, 1, count)
-	nodes[0] = startNode(t, newHome(t, "admin"))
+	nodes[0] = start(0, newHome(t, "admin"))
 	t.Cleanup(func() { // the nodes in the slice then, replacements included
 		for _, r := range nodes {
 			r.stop(t)
 		}
 	})
 	for i := 1; i < count; i++ {
-		r := startNode(t, newHome(t, fmt.Sprintf("member%d", i)))
+		r := start(i, newHome(t, fmt.Sprintf("member%d", i)))
 		nodes = append(nodes, r)
 		sr, _ := r.n.Self()
 		if _, err := nodes[0].n.AddContact(fmt.Sprintf("m%d", i), sr.Link); err != nil {
@@ -246,36 +264,7 @@ func TestGroupOfflineMemberFromPeers(t *testing.T) {
 // missed from the members (anti-entropy).
 func TestGroupOfflineMemberRelayDown(t *testing.T) {
 	addr, stopRelay := startStoppableRelay(t, relayCfg())
-	var nodes []*running
-	for i, name := range []string{"admin", "m1", "m2"} {
-		r := startNodeCfg(t, Config{Home: newHome(t, name), Relays: []string{addr}})
-		defer func() { r.stop(t) }()
-		waitMailbox(t, r)
-		nodes = append(nodes, r)
-		if i > 0 {
-			s, _ := r.n.Self()
-			if _, err := nodes[0].n.AddContact(name, s.Link); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := nodes[0].n.CreateGroup("relay down"); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []string{"m1", "m2"} {
-		if _, err := nodes[0].n.InviteToGroup("relay down", m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range nodes[1:] {
-		waitFor(t, "invitation", func() bool { g, ok := groupOf(r, "relay down"); return ok && g.Pending })
-		if _, err := r.n.AcceptGroup("relay down"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range nodes {
-		waitFor(t, "members", func() bool { g, _ := groupOf(r, "relay down"); return activeMembers(g) == 3 })
-	}
+	nodes := makeGroupOn(t, "relay down", []string{addr, addr, addr}, waitFor)
 	sendGroupEventually(t, nodes[1], "relay down", "warm-up")
 	waitFor(t, "warm-up", func() bool { return len(groupTexts(t, nodes[2], "relay down")) == 1 })
 	home := nodes[2].home
@@ -299,36 +288,7 @@ func TestGroupOfflineMemberRelayDown(t *testing.T) {
 // (the relay's group store).
 func TestGroupOfflineMemberFromRelay(t *testing.T) {
 	shared, own := startRelay(t, relayCfg()), startRelay(t, relayCfg())
-	relayOf := map[string]string{"admin": shared, "m1": shared, "m2": own}
-	var nodes []*running
-	for i, name := range []string{"admin", "m1", "m2"} {
-		r := startNodeCfg(t, Config{Home: newHome(t, name), Relays: []string{relayOf[name]}})
-		waitMailbox(t, r)
-		nodes = append(nodes, r)
-		if i > 0 {
-			s, _ := r.n.Self()
-			if _, err := nodes[0].n.AddContact(name, s.Link); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := nodes[0].n.CreateGroup("mailboxed"); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []string{"m1", "m2"} {
-		if _, err := nodes[0].n.InviteToGroup("mailboxed", m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range nodes[1:] {
-		waitFor(t, "invitation", func() bool { g, ok := groupOf(r, "mailboxed"); return ok && g.Pending })
-		if _, err := r.n.AcceptGroup("mailboxed"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range nodes {
-		waitFor(t, "members", func() bool { g, _ := groupOf(r, "mailboxed"); return activeMembers(g) == 3 })
-	}
+	nodes := makeGroupOn(t, "mailboxed", []string{shared, shared, own}, waitFor)
 	sendGroupEventually(t, nodes[1], "mailboxed", "warm-up")
 	waitFor(t, "warm-up", func() bool { return len(groupTexts(t, nodes[2], "mailboxed")) == 1 })
 	waitFor(t, "m2's relay watches the group's topic", func() bool {
