@@ -22,6 +22,7 @@ import (
 
 	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/internal/testutil"
 )
 
 // newTopic returns a fresh group topic name, as a group derives it.
@@ -510,26 +511,8 @@ func (o *owner) lastWatchTime(r *testRelay) uint64 {
 	return mb.watchTime
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogsNoTopicNames(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := startRelay(t, Config{Logger: log, MaxMessages: 1})
 	h := newHost(t)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,32 +8,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hushnet/hush/api"
 	"github.com/hushnet/hush/api/apitest"
+	"github.com/hushnet/hush/internal/testutil"
 	"github.com/hushnet/hush/node"
 )
-
-// syncBuffer is a bytes.Buffer safe for a verb's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type result struct {
 	code           int
@@ -44,7 +25,7 @@ type result struct {
 // hush runs the CLI in-process with the given stdin and environment.
 func hush(t *testing.T, stdin io.Reader, envv map[string]string, args ...string) result {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
@@ -403,7 +384,7 @@ func TestChat(t *testing.T) {
 	b.AddContact("bob", "hush://bob")
 	b.Receive("alice", "earlier")
 	pr, pw := io.Pipe()
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	e := &env{stdin: pr, stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() { done <- run(context.Background(), []string{"--home", home, "chat", "alice"}, e) }()

@@ -20,6 +20,8 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/internal/testutil"
 )
 
 var (
@@ -52,7 +54,7 @@ type user struct {
 	bin    string
 	home   string
 	daemon *exec.Cmd
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	pass   string // passphrase file, "" for --no-passphrase
 }
 
@@ -105,7 +107,7 @@ func (u *user) start() {
 	}
 	cmd := exec.Command(u.bin, args...)
 	if u.log == nil {
-		u.log = &syncBuffer{} // kept across restarts: the leak check reads all of it
+		u.log = &testutil.SyncBuffer{} // kept across restarts: the leak check reads all of it
 	}
 	cmd.Stdout, cmd.Stderr = u.log, u.log
 	if err := cmd.Start(); err != nil {
@@ -147,24 +149,6 @@ func (u *user) stop() {
 
 func (u *user) link() string {
 	return strings.SplitN(u.mustRun("id"), "\n", 2)[0]
-}
-
-// syncBuffer collects a daemon's output while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type message struct {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hushnet/hush/internal/testutil"
 )
 
 // relayProc is a hush-relay process.
@@ -25,7 +27,7 @@ type relayProc struct {
 	cfg     string
 	addr    string // first listen multiaddr with /p2p/
 	port    string
-	log     *syncBuffer
+	log     *testutil.SyncBuffer
 }
 
 func relayBin(t testing.TB) string {
@@ -42,7 +44,7 @@ func relayBin(t testing.TB) string {
 
 // newRelay prepares a relay with a config (JSON object text, or "").
 func newRelay(t testing.TB, config string) *relayProc {
-	r := &relayProc{t: t, dir: filepath.Join(t.TempDir(), "relay-data"), log: &syncBuffer{}}
+	r := &relayProc{t: t, dir: filepath.Join(t.TempDir(), "relay-data"), log: &testutil.SyncBuffer{}}
 	if config != "" {
 		r.cfg = filepath.Join(t.TempDir(), "relay.json")
 		if err := os.WriteFile(r.cfg, []byte(config), 0o600); err != nil {
