@@ -248,8 +248,7 @@ func (n *Node) deleteContactLocked(b *store.Batch, c *contact) {
 		return nil
 	})
 	delete(n.contacts, acc)
-	clear(n.recent) // it may hold the removed conversation's messages
-	n.recentOrder = n.recentOrder[:0]
+	n.forgetRecentLocked() // it may hold the removed conversation's messages
 }
 
 // VerifyContact marks the contact's current key as verified (the user

@@ -121,6 +121,7 @@ type Node struct {
 	dirty        map[[msgIDSize]byte]*dirtyMsg
 	recent       map[[msgIDSize]byte]*cachedMsg
 	recentOrder  [][msgIDSize]byte
+	recentSize   int             // bytes the cached records hold (cachedSize)
 	runCtx       context.Context // set while Run runs; delivery loops use it
 
 	ownCard    *card.Card // cached, see ownCardLocked

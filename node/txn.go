@@ -44,24 +44,47 @@ func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) 
 	n.cacheMsgLocked(id, m, ix)
 }
 
-// recentMsgs bounds the cache of message records (state updates and
-// receipts mostly touch recent messages).
-const recentMsgs = 4096
+// recentMsgs and recentBytes bound the cache of message records (state
+// updates and receipts mostly touch recent messages). A sender far ahead
+// of its receipts has tens of thousands of messages waiting for
+// "delivered"; a cache smaller than that reads each record back from the
+// store when its receipt comes.
+const (
+	recentMsgs  = 32768
+	recentBytes = 16 << 20
+)
 
 type cachedMsg struct {
-	rec msgRec
-	ix  indexRec
+	rec  msgRec
+	ix   indexRec
+	size int
 }
 
+// cachedSize estimates what a cached record holds.
+func cachedSize(m *msgRec) int { return 256 + len(m.Text) + len(m.ReplyTo) + len(m.ID) }
+
 func (n *Node) cacheMsgLocked(id [msgIDSize]byte, m *msgRec, ix indexRec) {
-	if _, ok := n.recent[id]; !ok {
-		if len(n.recentOrder) >= recentMsgs {
-			delete(n.recent, n.recentOrder[0])
-			n.recentOrder = n.recentOrder[1:]
-		}
+	c := &cachedMsg{rec: *m, ix: ix, size: cachedSize(m)}
+	if old, ok := n.recent[id]; ok {
+		n.recentSize -= old.size
+	} else {
 		n.recentOrder = append(n.recentOrder, id)
 	}
-	n.recent[id] = &cachedMsg{rec: *m, ix: ix}
+	n.recent[id] = c
+	n.recentSize += c.size
+	for len(n.recentOrder) > recentMsgs || n.recentSize > recentBytes {
+		if old, ok := n.recent[n.recentOrder[0]]; ok {
+			n.recentSize -= old.size
+			delete(n.recent, n.recentOrder[0])
+		}
+		n.recentOrder = n.recentOrder[1:]
+	}
+}
+
+// forgetRecentLocked empties the cache (its records may be stale).
+func (n *Node) forgetRecentLocked() {
+	clear(n.recent)
+	n.recentOrder, n.recentSize = nil, 0
 }
 
 // finishLocked commits t grouped with concurrent commits. It must be
@@ -103,7 +126,10 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 			t.onFail()
 		}
 		for _, id := range t.msgs {
-			delete(n.recent, id) // may hold what was not written; reload from the store
+			if c, ok := n.recent[id]; ok { // may hold what was not written; reload from the store
+				n.recentSize -= c.size
+				delete(n.recent, id)
+			}
 		}
 		n.dropQueuedLocked(t.queued)
 		n.log.Error("store commit failed", "err", err)
