@@ -212,3 +212,60 @@ func metricValue(page, name string) float64 {
 	}
 	return sum
 }
+
+// The rest of the group verbs from the CLI: decline, promote, rename,
+// react, edit, delete and leave, each seen on the other side.
+func TestGroupCLIMoreVerbs(t *testing.T) {
+	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
+	for _, u := range []*user{alice, bob, carol} {
+		u.start()
+		defer u.stop()
+	}
+	alice.mustRun("contact", "add", "bob", bob.link())
+	alice.mustRun("contact", "add", "carol", carol.link())
+	alice.mustRun("group", "create", "garden")
+	alice.mustRun("group", "invite", "garden", "bob")
+	alice.mustRun("group", "invite", "garden", "carol")
+	for _, u := range []*user{bob, carol} {
+		eventually(t, "the invitation", func() bool { gs := u.groups(); return len(gs) == 1 && gs[0].Pending })
+	}
+	carol.mustRun("group", "decline", "garden")
+	if gs := carol.groups(); len(gs) != 0 {
+		t.Fatalf("carol still lists %d groups after declining", len(gs))
+	}
+	bob.mustRun("group", "accept", "garden")
+	eventually(t, "alice sees bob in and carol's invitation gone", func() bool {
+		gs := alice.groups()
+		return len(gs) == 1 && len(gs[0].Members) == 2 && !gs[0].Members[0].Invited && !gs[0].Members[1].Invited
+	})
+	// Bob becomes an admin and renames the group.
+	alice.mustRun("group", "promote", "garden", "bob")
+	eventually(t, "bob can rename", func() bool {
+		_, _, code := bob.run("group", "rename", "garden", "allotment")
+		return code == 0
+	})
+	eventually(t, "alice sees the new name", func() bool { gs := alice.groups(); return len(gs) == 1 && gs[0].Name == "allotment" })
+	// A message, a reaction to it, an edit and a delete.
+	var id string
+	eventually(t, "alice can send", func() bool {
+		out, _, code := alice.run("group", "send", "allotment", "tomatoes are in")
+		id = strings.Fields(out + " x")[0]
+		return code == 0
+	})
+	eventually(t, "bob has it", func() bool { return len(bob.groupMessages("allotment")) == 1 })
+	bob.mustRun("group", "react", "allotment", id, "🍅")
+	alice.mustRun("group", "edit", "allotment", id, "tomatoes and beans are in")
+	eventually(t, "the reaction at alice and the edit at bob", func() bool {
+		a, b := alice.groupMessages("allotment"), bob.groupMessages("allotment")
+		return len(a) == 1 && len(a[0].Reactions["🍅"]) == 1 &&
+			len(b) == 1 && b[0].Edited && b[0].Text == "tomatoes and beans are in"
+	})
+	alice.mustRun("group", "delete", "allotment", id)
+	eventually(t, "the delete at bob", func() bool { b := bob.groupMessages("allotment"); return len(b) == 1 && b[0].Deleted })
+	// Bob leaves: his list is empty, alice is alone.
+	bob.mustRun("group", "leave", "allotment")
+	if gs := bob.groups(); len(gs) != 0 {
+		t.Fatalf("bob still lists %d groups after leaving", len(gs))
+	}
+	eventually(t, "alice sees bob leave", func() bool { gs := alice.groups(); return len(gs) == 1 && len(gs[0].Members) == 1 })
+}
