@@ -769,9 +769,17 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 }
 
 // openTopicLocked removes the topic layer of a topic message with the
-// topic keys of its group, or, when the group is not known (a relay filed
-// it), of each group this device is in.
+// topic keys of its group (named, or found by its topic), or, when the
+// group is not known, of each group this device is in.
 func (n *Node) openTopicLocked(m topicMsg) []byte {
+	if m.topic != "" {
+		for id, gs := range n.groups {
+			if gs.topics[m.topic] != nil { // a topic this device listens on
+				m.group = id
+				break
+			}
+		}
+	}
 	if gs := n.groups[m.group]; gs != nil {
 		if wire, err := gs.eng.OpenTopic(m.data); err == nil {
 			return wire
@@ -1355,9 +1363,11 @@ func (n *Node) flushGroups() {
 }
 
 // topicMsg is a message from a group topic: sealed for the topic
-// (Engine.OpenTopic), with the group whose topic it came from.
+// (Engine.OpenTopic), with the group whose topic it came from, or the
+// topic a relay saw it on (either may be unknown).
 type topicMsg struct {
 	group group.GroupID
+	topic string
 	data  []byte
 }
 

@@ -178,7 +178,7 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 			if d.Source == relay.SourceTopic {
 				// Filed by the relay's group store from a watched topic:
 				// a group message, which authenticates itself.
-				topicMsgs = append(topicMsgs, topicMsg{data: d.Envelope})
+				topicMsgs = append(topicMsgs, topicMsg{topic: d.Topic, data: d.Envelope})
 				continue
 			}
 			in, err := n.opener.Open(d.Envelope)

@@ -234,10 +234,10 @@ func (g *groupStore) file(topic string, data []byte) {
 	}
 	var batch []*pendingStore
 	for _, mb := range boxes {
-		if s.pushLive(mb, data) {
+		if s.pushLive(mb, topic, data) {
 			continue
 		}
-		p, rerr := s.storeQueue(mb, data, SourceTopic)
+		p, rerr := s.storeQueue(mb, data, SourceTopic, topic)
 		if rerr != nil {
 			if rerr.code != CodeNotFound { // deleted meanwhile
 				s.m.TopicDropped(rerr.code)
@@ -261,14 +261,14 @@ func (g *groupStore) file(topic string, data []byte) {
 // pushes, and anti-entropy among the members repairs that. It reports
 // false when there is no live subscription (or its queue is full): the
 // caller stores the message.
-func (s *Server) pushLive(mb *mailbox, data []byte) bool {
+func (s *Server) pushLive(mb *mailbox, topic string, data []byte) bool {
 	mb.mu.Lock()
 	ss := mb.sub
 	mb.mu.Unlock()
 	if ss == nil {
 		return false
 	}
-	msg := &message{storedAt: uint64(s.cfg.Now().Unix()), source: SourceTopic, envelope: data, seq: s.pushSeq.Add(1)}
+	msg := &message{storedAt: uint64(s.cfg.Now().Unix()), source: SourceTopic, topic: topic, envelope: data, seq: s.pushSeq.Add(1)}
 	rand.Read(msg.id[:])
 	if !ss.pushTransient(msg) {
 		return false

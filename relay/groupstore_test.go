@@ -215,6 +215,9 @@ func TestWatchFilesTopicMessages(t *testing.T) {
 	pub.publish(shared, m1)
 	expectTopicMessage(t, subA, m1)
 	b1 := expectTopicMessage(t, subB, m1)
+	if b1.Topic != shared {
+		t.Fatalf("pushed with topic %q, want %q", b1.Topic, shared)
+	}
 
 	// A topic the mailbox does not watch is not filed into it.
 	m2 := groupData(200)
@@ -269,6 +272,9 @@ func TestWatchFilesTopicMessages(t *testing.T) {
 	got := drain(t, c, h, r, a)
 	if len(got) != 3 || got[0].Source != SourceDeposit || !bytes.Equal(got[1].Envelope, m1) || !bytes.Equal(got[2].Envelope, m3) {
 		t.Fatalf("stored for A: %d messages, want the deposit, m1, m3", len(got))
+	}
+	if got[0].Topic != "" || got[1].Topic != shared || got[2].Topic != shared {
+		t.Fatalf("stored with topics %q %q %q", got[0].Topic, got[1].Topic, got[2].Topic)
 	}
 	if got := drain(t, c, h, r, b); len(got) != 0 {
 		t.Fatalf("stored for B: %d messages, want none (all acknowledged)", len(got))

@@ -215,11 +215,14 @@ const (
 func (s Source) valid() bool { return s == SourceDeposit || s == SourceTopic }
 
 // Deliver carries one stored message to the owner: a sealed envelope
-// (SourceDeposit) or the data of a group topic message (SourceTopic).
+// (SourceDeposit) or the data of a group topic message (SourceTopic),
+// with the topic it was seen on, so the owner knows its group without
+// trying each one.
 type Deliver struct {
 	Message  MessageID
 	StoredAt uint64 // unix seconds
 	Source   Source
+	Topic    string // SourceTopic only; may be empty
 	Envelope []byte
 }
 
@@ -309,6 +312,9 @@ func Encode(m any) []byte {
 		w.Fixed(v.Message[:])
 		w.U64(v.StoredAt)
 		w.U8(uint8(v.Source))
+		if v.Source == SourceTopic {
+			writeTopic(w, v.Topic)
+		}
 		w.Bytes32(v.Envelope)
 	case *Ack:
 		w.U8(uint8(KindAck))
@@ -426,6 +432,22 @@ func writeBytes8(w *codec.Writer, b []byte) {
 
 // readTopics reads a u16 count ≤ MaxWatchTopics of bytes8 group topic
 // names, each of which must be a valid name (gossip.ValidTopic).
+// writeTopic writes the topic of a topic message: u8 length ‖ name, the
+// length 0 when unknown.
+func writeTopic(w *codec.Writer, t string) {
+	w.U8(uint8(len(t)))
+	w.Fixed([]byte(t))
+}
+
+// readTopic reads what writeTopic wrote: empty, or a valid topic name.
+func readTopic(r *codec.Reader) string {
+	t := string(r.Fixed(int(r.U8())))
+	if r.Err() == nil && t != "" && !gossip.ValidTopic(t) {
+		r.Fail(fmt.Errorf("%w: not a group topic name", codec.ErrInvalid))
+	}
+	return t
+}
+
 func readTopics(r *codec.Reader) []string {
 	n := r.Count(MaxWatchTopics)
 	var out []string
@@ -497,6 +519,9 @@ func Decode(b []byte) (any, error) {
 		v.Source = Source(r.U8())
 		if !v.Source.valid() {
 			r.Fail(fmt.Errorf("%w: source %d", codec.ErrInvalid, v.Source))
+		}
+		if v.Source == SourceTopic {
+			v.Topic = readTopic(r)
 		}
 		v.Envelope = r.Bytes32(envelope.MaxEnvelopeSize)
 		m = v

@@ -44,6 +44,7 @@ func sampleMessages() []any {
 		sub,
 		&Deliver{Message: mid, StoredAt: 77, Envelope: []byte("env")},
 		&Deliver{Message: mid, StoredAt: 78, Source: SourceTopic, Envelope: []byte("group message")},
+		&Deliver{Message: mid, StoredAt: 79, Source: SourceTopic, Topic: "hush/g/0123456789abcdef0123456789abcdef", Envelope: []byte("group message")},
 		&Ack{Message: mid},
 		Drained,
 		pk,
@@ -175,6 +176,15 @@ func TestWatchAndDeliverFields(t *testing.T) {
 			t.Fatalf("source %d: %v", bad, err)
 		}
 	}
+	// With its topic; a topic that is not a group topic name is refused.
+	d.Topic = "hush/g/" + strings.Repeat("cd", 16)
+	if gd, err := Decode(Encode(d)); err != nil || !reflect.DeepEqual(gd, d) {
+		t.Fatalf("deliver with topic round trip: %+v %v", gd, err)
+	}
+	d.Topic = "not/a/group/topic"
+	if _, err := Decode(Encode(d)); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("deliver with a bad topic: %v", err)
+	}
 }
 
 func TestWatchDecodeRejects(t *testing.T) {
@@ -205,20 +215,33 @@ func TestWatchDecodeRejects(t *testing.T) {
 }
 
 func TestMessageRecordSource(t *testing.T) {
-	m := &message{id: MessageID{1}, storedAt: 2, expiry: 3, source: SourceTopic, envelope: []byte("data")}
-	got, err := parseMessage(m.encode())
-	if err != nil || !reflect.DeepEqual(got, m) {
-		t.Fatalf("round trip %+v %v", got, err)
+	topic := "hush/g/" + strings.Repeat("ab", 16)
+	for _, m := range []*message{
+		{id: MessageID{1}, storedAt: 2, expiry: 3, source: SourceTopic, topic: topic, envelope: []byte("data")},
+		{id: MessageID{1}, storedAt: 2, expiry: 3, source: SourceTopic, envelope: []byte("data")},
+		{id: MessageID{1}, storedAt: 2, expiry: 3, source: SourceDeposit, envelope: []byte("data")},
+	} {
+		got, err := parseMessage(m.encode())
+		if err != nil || !reflect.DeepEqual(got, m) {
+			t.Fatalf("round trip %+v %v", got, err)
+		}
 	}
 	// A record written before the source existed ends after the envelope:
-	// it reads as a deposit.
-	old := m.encode()
+	// it reads as a deposit; one written before the topic existed ends
+	// after the source.
+	dep := &message{id: MessageID{1}, storedAt: 2, expiry: 3, envelope: []byte("data")}
+	old := dep.encode()
 	old = old[:len(old)-1]
-	got, err = parseMessage(old)
-	if err != nil || got.source != SourceDeposit || !bytes.Equal(got.envelope, m.envelope) {
+	got, err := parseMessage(old)
+	if err != nil || got.source != SourceDeposit || !bytes.Equal(got.envelope, dep.envelope) {
 		t.Fatalf("old record: %+v %v", got, err)
 	}
-	for _, bad := range [][]byte{append(bytes.Clone(old), 9), append(bytes.Clone(old), 1, 0), old[:5], nil} {
+	got, err = parseMessage(append(bytes.Clone(old), byte(SourceTopic)))
+	if err != nil || got.source != SourceTopic || got.topic != "" {
+		t.Fatalf("record without a topic: %+v %v", got, err)
+	}
+	for _, bad := range [][]byte{append(bytes.Clone(old), 9), append(bytes.Clone(old), 1, 3, 'x', 'y', 'z'),
+		append(bytes.Clone(old), 0, 0), old[:5], nil} {
 		if _, err := parseMessage(bad); err == nil {
 			t.Fatalf("garbage record %x parsed", bad)
 		}

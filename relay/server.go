@@ -408,7 +408,7 @@ func (s *Server) deposit(c *conn, d *Deposit) (any, *reqErr) {
 	if mb == nil {
 		return nil, fail(CodeNotFound, "no such mailbox")
 	}
-	p, rerr := s.storeQueue(mb, d.Envelope, SourceDeposit)
+	p, rerr := s.storeQueue(mb, d.Envelope, SourceDeposit, "")
 	if rerr != nil {
 		return nil, rerr
 	}
@@ -432,9 +432,9 @@ type pendingStore struct {
 // storage path of both): it checks the mailbox's quota (count and bytes)
 // and the relay's cap, assigns the arrival number and expiry, and queues
 // the batch for a grouped commit. The caller must call storeFinish.
-func (s *Server) storeQueue(mb *mailbox, data []byte, src Source) (*pendingStore, *reqErr) {
+func (s *Server) storeQueue(mb *mailbox, data []byte, src Source, topic string) (*pendingStore, *reqErr) {
 	now := s.cfg.Now()
-	msg := &message{storedAt: uint64(now.Unix()), source: src, envelope: data}
+	msg := &message{storedAt: uint64(now.Unix()), source: src, topic: topic, envelope: data}
 	rand.Read(msg.id[:])
 	size := int64(len(data))
 

@@ -176,7 +176,7 @@ func (ss *session) storeUnacked() {
 	slices.SortFunc(left, func(a, b *message) int { return cmp.Compare(a.seq, b.seq) })
 	var queued []*pendingStore
 	for _, m := range left {
-		p, rerr := ss.s.storeQueue(ss.mb, m.envelope, SourceTopic)
+		p, rerr := ss.s.storeQueue(ss.mb, m.envelope, SourceTopic, m.topic)
 		if rerr != nil {
 			if rerr.code != CodeNotFound {
 				ss.s.m.TopicDropped(rerr.code)
@@ -209,7 +209,7 @@ func (ss *session) writeLoop() {
 		}
 		ss.mu.Unlock()
 		var err error
-		buf, err = wire.AppendFrame(buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Envelope: msg.envelope}))
+		buf, err = wire.AppendFrame(buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Topic: msg.topic, Envelope: msg.envelope}))
 		if err != nil {
 			return err
 		}

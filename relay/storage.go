@@ -103,6 +103,7 @@ type message struct {
 	storedAt uint64 // unix seconds
 	expiry   uint64 // expiry index seq (unix ns)
 	source   Source
+	topic    string // SourceTopic: the topic it was seen on
 	envelope []byte
 	seq      uint64 // transient pushes only: the order they came in
 }
@@ -117,6 +118,9 @@ func (m *message) encode() []byte {
 	w.U64(m.expiry)
 	w.Bytes32(m.envelope)
 	w.U8(uint8(m.source))
+	if m.source == SourceTopic {
+		writeTopic(w, m.topic)
+	}
 	return w.Bytes()
 }
 
@@ -130,6 +134,9 @@ func parseMessage(b []byte) (*message, error) {
 		m.source = Source(r.U8())
 		if !m.source.valid() {
 			r.Fail(fmt.Errorf("%w: source %d", codec.ErrInvalid, m.source))
+		}
+		if m.source == SourceTopic && r.Err() == nil && r.Remaining() > 0 {
+			m.topic = readTopic(r)
 		}
 	}
 	if err := r.Done(); err != nil {
