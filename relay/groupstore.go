@@ -51,6 +51,10 @@ type joinedTopic struct {
 	cancel context.CancelFunc // stops the reader
 }
 
+// relayPeerQueue is the relay router's per-peer outbound queue (the
+// members' is gossip.QueueSize).
+const relayPeerQueue = 64
+
 // filedQueue bounds the batches waiting for the filer; past it readers
 // wait, and GossipSub drops what overflows the subscription's buffer.
 const filedQueue = 1024
@@ -98,9 +102,14 @@ func (g *groupStore) start(ctx context.Context) error {
 	if g.s.cfg.NoGroupStore {
 		return nil
 	}
-	// The router's own logs name topics and peers: discarded.
+	// The router's own logs name topics and peers: discarded. A relay
+	// mostly listens; it forwards what it hears, but members do not depend
+	// on it for that, so its per-peer send queues are small: every node
+	// holding a mailbox here is a GossipSub peer, and a burst must not fill
+	// a large queue for each.
 	quiet := slog.New(slog.DiscardHandler)
-	opts := append(gossip.Options(), pubsub.WithLogger(quiet), pubsub.WithRPCLogger(quiet))
+	opts := append(gossip.Options(), pubsub.WithLogger(quiet), pubsub.WithRPCLogger(quiet),
+		pubsub.WithPeerOutboundQueueSize(relayPeerQueue))
 	ps, err := pubsub.NewGossipSub(ctx, g.s.h, opts...)
 	if err != nil {
 		return fmt.Errorf("relay: group store: %w", err)

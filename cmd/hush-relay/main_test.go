@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/relay"
 )
 
@@ -208,10 +210,19 @@ func rssKiB(t testing.TB, pid int) int {
 
 // BenchmarkIdleClientRSS: a relay process and 1,000 connected clients,
 // each holding a live owner subscription; reports the relay's RSS growth
-// per client.
+// per client. In "gossipsub" each client also runs GossipSub with the
+// group settings, as a node does, so the relay's group-store router keeps
+// a pubsub stream and queue for it.
 func BenchmarkIdleClientRSS(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchIdleClients(b, false) })
+	b.Run("gossipsub", func(b *testing.B) { benchIdleClients(b, true) })
+}
+
+func benchIdleClients(b *testing.B, withPubSub bool) {
 	const clients = 1000
 	bin := buildRelay(b)
+	pctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for range b.N {
 		cmd, ai := startProc(b, bin, b.TempDir(), "--config", writeBenchConfig(b))
 		time.Sleep(500 * time.Millisecond)
@@ -229,6 +240,12 @@ func BenchmarkIdleClientRSS(b *testing.B) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				h := clientHost(b)
+				if withPubSub {
+					if _, err := pubsub.NewGossipSub(pctx, h, gossip.Options()...); err != nil {
+						b.Error(err)
+						return
+					}
+				}
 				_, key, _ := ed25519.GenerateKey(rand.Reader)
 				cr, err := c.Create(ctx, h, ai, key, nil)
 				if err != nil {
