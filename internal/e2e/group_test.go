@@ -36,14 +36,23 @@ func (u *user) groupMessages(g string) []message {
 	return ms
 }
 
+// groupTrio starts three daemons (stopped at the end of the test), alice
+// with bob and carol as contacts.
+func groupTrio(t *testing.T) (alice, bob, carol *user) {
+	alice, bob, carol = newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
+	for _, u := range []*user{alice, bob, carol} {
+		u.start()
+		t.Cleanup(u.stop)
+	}
+	alice.mustRun("contact", "add", "bob", bob.link())
+	alice.mustRun("contact", "add", "carol", carol.link())
+	return alice, bob, carol
+}
+
 // The group verbs from the CLI, three daemons: create, invite, accept,
 // send, remove.
 func TestGroupCLI(t *testing.T) {
-	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
-	for _, u := range []*user{alice, bob, carol} {
-		u.start()
-		defer u.stop()
-	}
+	alice, bob, carol := groupTrio(t)
 	if os.Getenv("HUSH_TEST_LOG") != "" {
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -51,8 +60,6 @@ func TestGroupCLI(t *testing.T) {
 			}
 		})
 	}
-	alice.mustRun("contact", "add", "bob", bob.link())
-	alice.mustRun("contact", "add", "carol", carol.link())
 	alice.mustRun("group", "create", "book club")
 	alice.mustRun("group", "invite", "book club", "bob")
 	alice.mustRun("group", "invite", "book club", "carol")
@@ -216,13 +223,7 @@ func metricValue(page, name string) float64 {
 // The rest of the group verbs from the CLI: decline, promote, rename,
 // react, edit, delete and leave, each seen on the other side.
 func TestGroupCLIMoreVerbs(t *testing.T) {
-	alice, bob, carol := newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol")
-	for _, u := range []*user{alice, bob, carol} {
-		u.start()
-		defer u.stop()
-	}
-	alice.mustRun("contact", "add", "bob", bob.link())
-	alice.mustRun("contact", "add", "carol", carol.link())
+	alice, bob, carol := groupTrio(t)
 	alice.mustRun("group", "create", "garden")
 	alice.mustRun("group", "invite", "garden", "bob")
 	alice.mustRun("group", "invite", "garden", "carol")
