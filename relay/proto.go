@@ -588,10 +588,15 @@ func SignCreate(c *Create, owner ed25519.PrivateKey) {
 	c.Sig = ed25519.Sign(owner, signed(labelCreate, c.createBody()))
 }
 
+// verifyOwner checks an owner signature over label and body.
+func verifyOwner(owner ed25519.PublicKey, label string, body, sig []byte) bool {
+	return len(owner) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize &&
+		ed25519.Verify(owner, signed(label, body), sig)
+}
+
 // VerifyCreate checks c's signature.
 func VerifyCreate(c *Create) bool {
-	return len(c.Owner) == ed25519.PublicKeySize && len(c.Sig) == ed25519.SignatureSize &&
-		ed25519.Verify(c.Owner, signed(labelCreate, c.createBody()), c.Sig)
+	return verifyOwner(c.Owner, labelCreate, c.createBody(), c.Sig)
 }
 
 // SignSubscribe signs s.
@@ -601,7 +606,7 @@ func SignSubscribe(s *Subscribe, owner ed25519.PrivateKey) {
 
 // VerifySubscribe checks s against the mailbox's owner key.
 func VerifySubscribe(s *Subscribe, owner ed25519.PublicKey) bool {
-	return len(s.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelSubscribe, s.subscribeBody()), s.Sig)
+	return verifyOwner(owner, labelSubscribe, s.subscribeBody(), s.Sig)
 }
 
 // SignPutPrekeys signs p.
@@ -611,7 +616,7 @@ func SignPutPrekeys(p *PutPrekeys, owner ed25519.PrivateKey) {
 
 // VerifyPutPrekeys checks p against the mailbox's owner key.
 func VerifyPutPrekeys(p *PutPrekeys, owner ed25519.PublicKey) bool {
-	return len(p.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelPrekeys, p.prekeysBody()), p.Sig)
+	return verifyOwner(owner, labelPrekeys, p.prekeysBody(), p.Sig)
 }
 
 // SignDelete signs d.
@@ -621,7 +626,7 @@ func SignDelete(d *Delete, owner ed25519.PrivateKey) {
 
 // VerifyDelete checks d against the mailbox's owner key.
 func VerifyDelete(d *Delete, owner ed25519.PublicKey) bool {
-	return len(d.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelDelete, d.deleteBody()), d.Sig)
+	return verifyOwner(owner, labelDelete, d.deleteBody(), d.Sig)
 }
 
 // SignWatch signs w.
@@ -631,7 +636,7 @@ func SignWatch(w *Watch, owner ed25519.PrivateKey) {
 
 // VerifyWatch checks w against the mailbox's owner key.
 func VerifyWatch(w *Watch, owner ed25519.PublicKey) bool {
-	return len(w.Sig) == ed25519.SignatureSize && ed25519.Verify(owner, signed(labelWatch, w.watchBody()), w.Sig)
+	return verifyOwner(owner, labelWatch, w.watchBody(), w.Sig)
 }
 
 // PoWInput returns the bytes whose SHA-256 must start with the
