@@ -110,8 +110,13 @@ func mVersion(_ context.Context, _ Backend, params json.RawMessage) (any, error)
 	return VersionInfo{Version: version(), API: APIVersion, Go: goVersion()}, nil
 }
 
-func mGetSelf(_ context.Context, b Backend, params json.RawMessage) (any, error) {
+func mGetSelf(ctx context.Context, b Backend, params json.RawMessage) (any, error) {
 	if err := noParams(params); err != nil {
+		return nil, err
+	}
+	// A link handed out while the node is still starting would lack its
+	// address or mailboxes; wait until it is complete.
+	if err := b.WaitLink(ctx); err != nil {
 		return nil, err
 	}
 	return b.Self()

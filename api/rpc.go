@@ -23,6 +23,7 @@ import (
 // Backend is what the API serves; *node.Node satisfies it.
 type Backend interface {
 	Self() (node.Self, error)
+	WaitLink(ctx context.Context) error
 	AddContact(name, link string) (node.Contact, error)
 	Contacts() ([]node.Contact, error)
 	RemoveContact(name string) error
@@ -120,6 +121,7 @@ var appErrors = []struct {
 	{node.ErrAmbiguousGroup, CodeInvalidInput, "ambiguous_group"},
 	{node.ErrGroupNotReady, CodeUnavailable, "group_not_ready"},
 	{node.ErrClosed, CodeUnavailable, "closed"},
+	{node.ErrNotRunning, CodeUnavailable, "not_running"},
 	{node.ErrNoIdentity, CodeUnavailable, "no_identity"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }

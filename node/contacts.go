@@ -130,7 +130,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		if err := n.commit(b); err != nil {
 			return Contact{}, err
 		}
-		n.learnAddrsLocked(existing.card)
+		n.routeChangedLocked(existing.card)
 		n.publishLocked(events)
 		return existing.view(), nil
 	}
@@ -147,7 +147,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		delete(n.contacts, c.Account())
 		return Contact{}, err
 	}
-	n.learnAddrsLocked(c)
+	n.routeChangedLocked(c)
 	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(nc.view())}})
 	if n.runCtx != nil {
 		n.wg.Add(1)

@@ -268,7 +268,7 @@ func (n *Node) learnCardLocked(t *txn, b []byte, now time.Time) {
 	}
 	n.peers[acc] = c
 	t.b.Put(n.tabs.peers, acc[:], c.Marshal())
-	n.learnAddrsLocked(c)
+	n.routeChangedLocked(c)
 	held := n.heldPairwise[acc]
 	delete(n.heldPairwise, acc)
 	for _, h := range held {

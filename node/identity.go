@@ -155,11 +155,10 @@ func buildCard(a *identity.Account, name string, list *identity.DeviceList, cert
 // The card is cached for cardTTL or until the addresses change: building
 // one signs it and re-verifies every prekey (about a millisecond).
 func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
-	var pid peer.ID
-	var addrs []ma.Multiaddr
-	if n.host != nil {
-		pid, addrs = n.host.ID(), n.host.Addrs()
+	if n.host == nil {
+		return nil, ErrNotRunning
 	}
+	pid, addrs := n.host.ID(), n.host.Addrs()
 	key := fmt.Sprint(pid, addrs)
 	if n.ownCard != nil && n.ownCardKey == key && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt) {
 		return n.ownCard, nil

@@ -236,13 +236,13 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		c = &contact{rec: contactRec{Name: n.freeNameLocked(cc.Name), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
 		n.contacts[acc] = c
 		n.saveContact(t.b, c)
-		n.learnAddrsLocked(cc)
+		n.routeChangedLocked(cc)
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
 	} else if perr == nil && p.Card != nil && string(p.Card) != string(c.rec.Card) {
 		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == acc && cardNewer(cc, c.card) {
 			c.card, c.rec.Card = cc, cc.Marshal()
 			n.saveContact(t.b, c)
-			n.learnAddrsLocked(cc)
+			n.routeChangedLocked(cc)
 		}
 	}
 	if err := n.saveSessionLocked(t, set, in.Kind); err != nil {

@@ -120,6 +120,9 @@ func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 
 func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded, drained *bool) error {
 	rec, err := n.ensureMailbox(ctx, ri, addr)
+	n.mu.Lock()
+	n.mailboxSettledLocked(ri.ID)
+	n.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -219,6 +222,19 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 			n.caughtUpLocked(1)
 			n.mu.Unlock()
 		}
+	}
+}
+
+// mailboxSettledLocked records that the first attempt to make a mailbox
+// on a relay has ended; once every configured relay's has, WaitLink
+// returns.
+func (n *Node) mailboxSettledLocked(relayID peer.ID) {
+	if !n.linkPending[relayID] {
+		return
+	}
+	delete(n.linkPending, relayID)
+	if len(n.linkPending) == 0 {
+		close(n.linkReady)
 	}
 }
 

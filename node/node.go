@@ -89,6 +89,7 @@ type Node struct {
 	events *hub
 
 	ready     chan struct{}
+	linkReady chan struct{} // closed once the link is complete (WaitLink)
 	closeOnce sync.Once
 
 	// mu guards everything below and serialises every change to sessions,
@@ -117,6 +118,7 @@ type Node struct {
 	catchUpLeft  int                             // mailboxes not drained yet since start
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
+	linkPending  map[peer.ID]bool                // configured relays whose first mailbox attempt has not ended
 	waiters      map[string][]chan struct{}      // message ID → WaitState callers
 	dirty        map[[msgIDSize]byte]*dirtyMsg
 	recent       map[[msgIDSize]byte]*cachedMsg
@@ -224,6 +226,8 @@ func New(cfg Config) (*Node, error) {
 		relayDialed:  make(map[peer.ID]time.Time),
 		relayWatch:   make(map[peer.ID][]string),
 		ready:        make(chan struct{}),
+		linkReady:    make(chan struct{}),
+		linkPending:  make(map[peer.ID]bool),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
 		queues:       make(map[identity.DeviceID]*peerQueue),
@@ -364,7 +368,24 @@ func (n *Node) Close() error {
 	return err
 }
 
-// Self describes this device, including its contact link.
+// WaitLink waits until this device's link is complete: the host listens
+// (so the card names the peer and its addresses) and every configured
+// relay has a mailbox, or its first attempt to make one has failed (so
+// the card lists the mailboxes contacts use while this device is away).
+// A link printed earlier would leave contacts unable to reach it.
+func (n *Node) WaitLink(ctx context.Context) error {
+	for _, ch := range []chan struct{}{n.ready, n.linkReady} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrNotRunning, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Self describes this device, including its contact link. Before Run has
+// the host listening it returns ErrNotRunning; see WaitLink.
 func (n *Node) Self() (Self, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -380,6 +401,7 @@ func (n *Node) Self() (Self, error) {
 		Fingerprint: fingerprint(n.cert.Account()),
 		Protected:   n.db.Protected(),
 		Mailboxes:   len(n.ownMailboxesLocked()),
+		Relays:      len(n.cfg.Relays),
 	}
 	if n.host != nil {
 		s.PeerID = n.host.ID().String()

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -77,7 +79,9 @@ func (n *Node) releaseQueuedLocked(es []*outEntry) {
 	}
 }
 
-// dropQueuedLocked removes entries whose batch failed to commit.
+// dropQueuedLocked removes entries whose batch failed to commit. A
+// dropped entry may have been the head that held durable entries back,
+// so the queue is woken.
 func (n *Node) dropQueuedLocked(es []*outEntry) {
 	for _, e := range es {
 		q := n.queues[e.device]
@@ -87,8 +91,21 @@ func (n *Node) dropQueuedLocked(es []*outEntry) {
 		for i, p := range q.pending {
 			if p == e {
 				q.pending = append(q.pending[:i], q.pending[i+1:]...)
+				n.kickLocked(q)
 				break
 			}
+		}
+	}
+}
+
+// routeChangedLocked wakes the queues of a card's devices: a newer card
+// may give a device its first peer ID, new addresses or mailboxes, and a
+// loop parked for want of a route must look again.
+func (n *Node) routeChangedLocked(c *card.Card) {
+	n.learnAddrsLocked(c)
+	for _, d := range c.List.Devices() {
+		if q := n.queues[d.DeviceID()]; q != nil {
+			n.kickLocked(q)
 		}
 	}
 }
@@ -105,12 +122,30 @@ func (n *Node) kickLocked(q *peerQueue) {
 	}
 }
 
-// loadOutbox queues every entry left in the store (after a restart).
+// loadOutboxLocked queues every entry left in the store (after a
+// restart). Entries queued before Run started (a send on a node not yet
+// running) are not queued twice, and each queue stays in seq order.
 func (n *Node) loadOutboxLocked() error {
+	queued := make(map[uint64]bool) // sequence numbers are unique across devices
+	for _, q := range n.queues {
+		for _, e := range q.pending {
+			queued[e.Seq] = true
+		}
+	}
+	if len(queued) > 0 {
+		defer func() {
+			for _, q := range n.queues {
+				slices.SortStableFunc(q.pending, func(a, b *outEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+			}
+		}()
+	}
 	return n.tabs.outbox.ScanAllSeq(func(id []byte, seq uint64, v []byte) error {
 		var r outRec
 		if err := jsonUnmarshal(v, &r); err != nil {
 			return err
+		}
+		if queued[r.Seq] {
+			return nil
 		}
 		dev := identity.DeviceID(id)
 		cert := n.deviceCertLocked(dev)
@@ -175,6 +210,13 @@ func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
 
 // deliverLoop delivers one device's queue in order, retrying with
 // back-off, until ctx ends. It keeps one stream open between rounds.
+//
+// It parks (waits for q.wake with no timer) only when the queue has
+// nothing it may send, which holds until one of these, each of which
+// kicks the queue: the head entry becomes durable (releaseQueuedLocked)
+// or is dropped (dropQueuedLocked); or the device has no route (no peer
+// ID and no mailbox in its card) until a newer card arrives
+// (routeChangedLocked). Every other failure retries on a timer.
 func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	defer n.wg.Done()
 	var s network.Stream
@@ -184,6 +226,7 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 		}
 	}()
 	backoff := backoffMin
+	noRouteLogged := false
 	for {
 		n.mu.Lock()
 		n.dropStaleLocked(q)
@@ -198,6 +241,13 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 		relays := n.hasMailboxesLocked(q.cert.DeviceID())
 		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
 		n.mu.Unlock()
+		if len(batch) > 0 && !ok && !relays && !noRouteLogged {
+			// Cards made by this version always name the peer; one that
+			// does not (an old link) leaves nothing to try until the
+			// contact sends a newer card.
+			n.log.Warn("messages wait for a device whose card gives no peer ID and no mailbox; they go when a newer card arrives", "queued", len(batch))
+			noRouteLogged = true
+		}
 		if len(batch) == 0 || (!ok && !relays) {
 			select {
 			case <-ctx.Done():

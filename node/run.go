@@ -114,6 +114,14 @@ func (n *Node) Run(ctx context.Context) error {
 			n.mu.Unlock()
 		}()
 	}
+	for _, ri := range relays {
+		if n.mailboxes[ri.ID] == nil {
+			n.linkPending[ri.ID] = true
+		}
+	}
+	if len(n.linkPending) == 0 {
+		close(n.linkReady)
+	}
 	for i, ri := range relays {
 		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, peerstore.PermanentAddrTTL)
 		n.wg.Add(1)

@@ -26,6 +26,11 @@ var (
 	ErrKeyChanged      = errors.New("contact's identity key changed; compare safety numbers, then run `hush contact verify`")
 	ErrInvalidName     = errors.New("invalid name")
 	ErrClosed          = errors.New("node is closed")
+	// ErrNotRunning: the node's card (its link, and the card a first
+	// message carries) names the libp2p peer and its addresses, which
+	// exist only while Run runs. A card without them would leave every
+	// contact unable to reach this device.
+	ErrNotRunning = errors.New("node is not running yet: its link needs the network address it is still opening")
 )
 
 // MessageState is where an outgoing message stands; incoming messages
@@ -111,6 +116,7 @@ type Self struct {
 	Addrs       []string `json:"addrs"`
 	Protected   bool     `json:"protected"` // the store has a passphrase
 	Mailboxes   int      `json:"mailboxes"` // relay mailboxes listed in the link
+	Relays      int      `json:"relays"`    // relays configured for this run
 }
 
 // SendRequest asks for one message to go to a contact.

@@ -85,6 +85,9 @@ func (b *Backend) Self() (node.Self, error) {
 	return b.self, nil
 }
 
+// WaitLink returns at once: the fake's link is always complete.
+func (b *Backend) WaitLink(context.Context) error { return nil }
+
 func validName(name string) error {
 	if name == "" || len(name) > node.MaxNameSize || strings.ContainsAny(name, "\x00\n\r\t") {
 		return node.ErrInvalidName

@@ -95,6 +95,9 @@ func runID(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "store:       no passphrase (key in a 0600 file next to the data)")
 	}
 	fmt.Fprintln(e.stdout, "Compare safety numbers with a contact: hush contact verify NAME")
+	if self.Relays > 0 && self.Mailboxes == 0 {
+		fmt.Fprintln(e.stderr, "warning: no relay has a mailbox for you yet (unreachable?): this link reaches you only while your daemon is online; print it again once a relay answers")
+	}
 	return nil
 }
 

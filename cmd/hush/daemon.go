@@ -225,19 +225,20 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- n.Run(ctx) }()
+	// The API answers once the node runs: a client that connects while
+	// it starts waits (its connection is queued on the bound socket)
+	// instead of being served by a node with no address yet.
 	apiErr := make(chan error, 1)
-	go func() { apiErr <- srv.Serve(ctx) }()
-	log.Info("api listening", "socket", srv.SocketPath(), "http", srv.HTTPAddr())
-
 	var firstErr error
-	nodeDone, apiDone := false, false
+	nodeDone, apiDone := false, true
 	select {
 	case <-n.Ready():
+		apiDone = false
+		go func() { apiErr <- srv.Serve(ctx) }()
+		log.Info("api listening", "socket", srv.SocketPath(), "http", srv.HTTPAddr())
 		printAddrs(e, n)
 	case err := <-runErr:
 		nodeDone, firstErr = true, err
-	case err := <-apiErr:
-		apiDone, firstErr = true, err
 	case <-ctx.Done():
 	}
 	if !nodeDone && !apiDone && firstErr == nil {
