@@ -179,7 +179,7 @@ func TestOutboxLoadSkipsQueuedEntries(t *testing.T) {
 	defer b.stop(t)
 	sendAndWait(t, a.n, "bob", 1)
 	sendAndWait(t, b.n, "alice", 1) // the session is established both ways
-	b.stop(t)                     // so that what follows stays queued
+	b.stop(t)                       // so that what follows stays queued
 	a.stop(t)
 
 	n, err := New(Config{Home: a.home, KDF: testKDF, NoMDNS: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
