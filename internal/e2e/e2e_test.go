@@ -95,10 +95,27 @@ func (u *user) mustRun(args ...string) string {
 	return out
 }
 
-// start runs the daemon and waits until it prints its listen address.
+// start runs the daemon and waits until it answers.
 func (u *user) start() {
 	u.t.Helper()
+	u.launch()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, _, code := u.run("contact", "list"); code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			u.t.Fatalf("daemon did not start: %s", u.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// launch starts the daemon and returns at once, as `hush daemon &` does.
+func (u *user) launch(extra ...string) {
+	u.t.Helper()
 	args := []string{"--home", u.home, "daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"}
+	args = append(args, extra...)
 	if os.Getenv("HUSH_TEST_LOG") != "" {
 		args = append(args, "--debug")
 	}
@@ -114,16 +131,6 @@ func (u *user) start() {
 		u.t.Fatal(err)
 	}
 	u.daemon = cmd
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, _, code := u.run("contact", "list"); code == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("daemon did not start: %s", u.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
