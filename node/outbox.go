@@ -365,8 +365,15 @@ func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
 		return errors.New("peer acknowledged more frames than were sent")
 	}
 	n.settle(batch, statuses, StateDelivered)
+	if statuses[0] == ackRetry {
+		// Nothing was taken (the receiver could not store it now): back
+		// off instead of sending the same frames again at once.
+		return errNotStored
+	}
 	return nil
 }
+
+var errNotStored = errors.New("the receiving device could not store the messages now")
 
 // settle records the outcome of delivered entries. The entries leave the
 // queue at once; the store catches up in the background (grouped with

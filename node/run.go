@@ -57,7 +57,6 @@ func (n *Node) Run(ctx context.Context) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h.SetStreamHandler(ProtocolMsg, n.handleMsgStream)
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { n.peerConnected(c) }})
 
 	ps, err := pubsub.NewGossipSub(runCtx, h, group.PubSubOptions()...)
@@ -128,6 +127,9 @@ func (n *Node) Run(ctx context.Context) error {
 		go n.mailboxLoop(runCtx, ri, n.cfg.Relays[i])
 	}
 	n.mu.Unlock()
+	// Served from here on: the host, the catch-up gate and the card a
+	// reply may carry all exist now.
+	h.SetStreamHandler(ProtocolMsg, n.handleMsgStream)
 
 	if !n.cfg.NoMDNS {
 		stop, err := startMDNS(h, n.log)
