@@ -107,8 +107,8 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	if c.Account() == n.cert.Account() {
 		return Contact{}, errors.New("that link is your own")
 	}
-	b := n.db.Batch()
-	var events []Event
+	t := n.newTxnLocked()
+	b := t.b
 	existing := n.contacts[c.Account()]
 	switch {
 	case existing != nil:
@@ -126,12 +126,13 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 			existing.rec.Request = false
 		}
 		n.saveContact(b, existing)
-		events = append(events, Event{Type: EventContact, Contact: ptr(existing.view())})
-		if err := n.commit(b); err != nil {
-			return Contact{}, err
-		}
+		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(existing.view())})
 		n.routeChangedLocked(existing.card)
-		n.publishLocked(events)
+		n.releaseHeldLocked(t, existing.account(), now)
+		n.saveSeqLocked(b)
+		if err := n.finishLocked(t); err != nil {
+			return Contact{}, fmt.Errorf("node: store: %w", err)
+		}
 		return existing.view(), nil
 	}
 	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c}
@@ -143,12 +144,14 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	}
 	n.contacts[c.Account()] = nc
 	n.saveContact(b, nc)
-	if err := n.commit(b); err != nil {
-		delete(n.contacts, c.Account())
-		return Contact{}, err
-	}
+	t.events = append(t.events, Event{Type: EventContact, Contact: ptr(nc.view())})
 	n.routeChangedLocked(c)
-	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(nc.view())}})
+	n.releaseHeldLocked(t, c.Account(), now)
+	n.saveSeqLocked(b)
+	t.onFail = func() { delete(n.contacts, c.Account()) }
+	if err := n.finishLocked(t); err != nil {
+		return Contact{}, fmt.Errorf("node: store: %w", err)
+	}
 	if n.runCtx != nil {
 		n.wg.Add(1)
 		go func(ctx context.Context) {

@@ -202,14 +202,38 @@ func (n *Node) sendGroupPairwiseLocked(t *txn, acc identity.AccountID, dev ident
 	if cc == nil {
 		// The member's card has not arrived yet (it comes with the
 		// directory or with its first message): hold the message.
-		if len(n.heldPairwise[acc]) < maxHeldPairwise {
-			n.heldPairwise[acc] = append(n.heldPairwise[acc], heldPW{dev: dev, p: p})
-		}
+		n.holdPairwiseLocked(acc, dev, p)
+		return
+	}
+	if d := cc.Device(dev); d == nil || !cc.List.Contains(dev) {
+		// The card we hold does not list this device (or gives it no
+		// prekeys): hold the message until a newer card does. The engine
+		// counts it as sent, so dropping it would lose it for the epoch.
+		n.holdPairwiseLocked(acc, dev, p)
 		return
 	}
 	p.ID, p.TimeMS = newMessageID(), uint64(now.UnixMilli())
 	if err := n.encryptToCardLocked(t, cc, name, &dev, p, false, now); err != nil {
 		n.log.Debug("group pairwise message not queued", "err", err)
+	}
+}
+
+func (n *Node) holdPairwiseLocked(acc identity.AccountID, dev identity.DeviceID, p *payload) {
+	if len(n.heldPairwise[acc]) < maxHeldPairwise {
+		n.heldPairwise[acc] = append(n.heldPairwise[acc], heldPW{dev: dev, p: p})
+	} else {
+		n.log.Warn("group message for a member whose card is missing dropped: too many held", "held", maxHeldPairwise)
+	}
+}
+
+// releaseHeldLocked sends the group messages held for an account whose
+// card just arrived or changed (as a member, a contact or a request);
+// those its card still cannot carry are held again.
+func (n *Node) releaseHeldLocked(t *txn, acc identity.AccountID, now time.Time) {
+	held := n.heldPairwise[acc]
+	delete(n.heldPairwise, acc)
+	for _, h := range held {
+		n.sendGroupPairwiseLocked(t, acc, h.dev, h.p, now)
 	}
 }
 
@@ -269,11 +293,7 @@ func (n *Node) learnCardLocked(t *txn, b []byte, now time.Time) {
 	n.peers[acc] = c
 	t.b.Put(n.tabs.peers, acc[:], c.Marshal())
 	n.routeChangedLocked(c)
-	held := n.heldPairwise[acc]
-	delete(n.heldPairwise, acc)
-	for _, h := range held {
-		n.sendGroupPairwiseLocked(t, acc, h.dev, h.p, now)
-	}
+	n.releaseHeldLocked(t, acc, now)
 }
 
 // heldPW is a pairwise group message waiting for its recipient's card.

@@ -237,12 +237,14 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		n.contacts[acc] = c
 		n.saveContact(t.b, c)
 		n.routeChangedLocked(cc)
+		n.releaseHeldLocked(t, acc, now)
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
 	} else if perr == nil && p.Card != nil && string(p.Card) != string(c.rec.Card) {
 		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == acc && cardNewer(cc, c.card) {
 			c.card, c.rec.Card = cc, cc.Marshal()
 			n.saveContact(t.b, c)
 			n.routeChangedLocked(cc)
+			n.releaseHeldLocked(t, acc, now)
 		}
 	}
 	if err := n.saveSessionLocked(t, set, in.Kind); err != nil {

@@ -208,3 +208,44 @@ func TestOutboxLoadSkipsQueuedEntries(t *testing.T) {
 		t.Fatalf("%d queued entries after Run loaded the outbox, want 1", total)
 	}
 }
+
+// A group message held for a member whose card had not arrived goes out
+// when that member becomes a contact; before, only a directory card
+// released it and a contact's never did.
+func TestHeldGroupMessageReleasedByContactCard(t *testing.T) {
+	a := startNode(t, newHome(t, "alice"))
+	defer a.stop(t)
+	b := startNode(t, newHome(t, "bob"))
+	sb, err := b.n.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.stop(t) // what is released stays queued, so it can be counted
+	bc, err := card.ParseLink(sb.Link, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := bc.Devices[0].ID
+
+	a.n.mu.Lock()
+	tx := a.n.newTxnLocked()
+	a.n.sendGroupPairwiseLocked(tx, bc.Account(), dev, &payload{Type: ptGroup, Data: []byte("sender key")}, time.Now())
+	held := len(a.n.heldPairwise[bc.Account()])
+	err = a.n.finishLocked(tx)
+	a.n.mu.Unlock()
+	if err != nil || held != 1 {
+		t.Fatalf("held %d messages (%v), want 1", held, err)
+	}
+
+	if _, err := a.n.AddContact("bob", sb.Link); err != nil {
+		t.Fatal(err)
+	}
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	if len(a.n.heldPairwise[bc.Account()]) != 0 {
+		t.Fatal("the held group message is still held after bob became a contact")
+	}
+	if q := a.n.queues[dev]; q == nil || len(q.pending) != 1 {
+		t.Fatal("the held group message was not queued for bob's device")
+	}
+}
