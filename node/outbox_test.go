@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+
 	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/internal/wire"
 )
 
 // deliverTimeout bounds how long a test waits for direct delivery on
@@ -247,5 +251,58 @@ func TestHeldGroupMessageReleasedByContactCard(t *testing.T) {
 	}
 	if q := a.n.queues[dev]; q == nil || len(q.pending) != 1 {
 		t.Fatal("the held group message was not queued for bob's device")
+	}
+}
+
+// A device that answers "retry" to everything (its store failing) gets
+// the batch again after the back-off, not at once: before, the loop
+// resent the same frames in a tight loop.
+func TestRetryAnswerBacksOff(t *testing.T) {
+	a := startNode(t, newHome(t, "alice"))
+	defer a.stop(t)
+	b := startNode(t, newHome(t, "bob"))
+	defer b.stop(t)
+
+	// A host that reads frames and answers ackRetry for each, standing in
+	// for bob's device (bob's card, this host's peer ID and address).
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	rounds := make(chan time.Time, 64)
+	h.SetStreamHandler(ProtocolMsg, func(s network.Stream) {
+		defer s.Close()
+		for {
+			if _, err := wire.ReadFrame(s, maxDirectFrame); err != nil {
+				return
+			}
+			rounds <- time.Now()
+			if err := wire.WriteFrame(s, []byte{ackRetry}); err != nil {
+				return
+			}
+		}
+	})
+	b.n.mu.Lock()
+	stand, err := buildCard(b.n.account, b.n.profile.Name, b.n.list, b.n.cert, b.n.local.Prekeys, h.ID(), h.Addrs(), nil, time.Now())
+	b.n.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.n.AddContact("bob", stand.Link()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	first := <-rounds
+	<-rounds
+	<-rounds
+	fourth := <-rounds
+	// Back-offs of 0.5 s, 1 s and 2 s lie between the first and the
+	// fourth round (the first may be cut short by the wake-up of the
+	// send itself); a loaded machine only makes the gap longer.
+	if gap := fourth.Sub(first); gap < backoffMin*3 {
+		t.Fatalf("four rounds within %v: the loop resends without backing off", gap)
 	}
 }
