@@ -26,6 +26,7 @@ type contactRec struct {
 	KeyChanged bool      `json:"key_changed,omitempty"` // the key under this name changed since the user last verified or added it
 	Blocked    bool      `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again
 	Request    bool      `json:"request,omitempty"`
+	SentRoute  string    `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
 	Added      time.Time `json:"added"`
 }
 
@@ -148,7 +149,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	n.routeChangedLocked(c)
 	n.releaseHeldLocked(t, c.Account(), now)
 	n.saveSeqLocked(b)
-	t.onFail = func() { delete(n.contacts, c.Account()) }
+	t.undo(func() { delete(n.contacts, c.Account()) })
 	if err := n.finishLocked(t); err != nil {
 		return Contact{}, fmt.Errorf("node: store: %w", err)
 	}

@@ -408,7 +408,7 @@ func (n *Node) CreateGroup(name string) (Group, error) {
 		}
 		created = &groupState{eng: eng, topics: map[string]*joinedTopic{}}
 		n.groups[eng.ID()] = created
-		t.onFail = func() { delete(n.groups, eng.ID()) }
+		t.undo(func() { delete(n.groups, eng.ID()) })
 		return n.saveGroupLocked(t, created)
 	})
 	if err != nil {

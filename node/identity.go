@@ -158,9 +158,14 @@ func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 	if n.host == nil {
 		return nil, ErrNotRunning
 	}
+	fresh := n.ownCard != nil && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt)
+	if fresh && now.Sub(n.ownAddrsAt) < addrsCheckEvery && now.After(n.ownAddrsAt) {
+		return n.ownCard, nil // every send asks; the addresses are read at most once a second
+	}
 	pid, addrs := n.host.ID(), n.host.Addrs()
 	key := fmt.Sprint(pid, addrs)
-	if n.ownCard != nil && n.ownCardKey == key && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt) {
+	n.ownAddrsAt = now
+	if fresh && n.ownCardKey == key {
 		return n.ownCard, nil
 	}
 	c, err := buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, pid, addrs, n.ownMailboxesLocked(), now)
@@ -171,11 +176,16 @@ func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 		return nil, err
 	}
 	n.ownCard, n.ownCardKey, n.ownCardAt = c, key, now
+	n.ownRouteKey = routeKey(c)
 	return c, nil
 }
 
-// cardTTL bounds how long a built card is reused.
-const cardTTL = 10 * time.Minute
+// cardTTL bounds how long a built card is reused; addrsCheckEvery is how
+// often the host's addresses are compared with the card's.
+const (
+	cardTTL         = 10 * time.Minute
+	addrsCheckEvery = time.Second
+)
 
 func (n *Node) savePrekeysLocked() error {
 	pk, err := n.local.Prekeys.MarshalBinary()

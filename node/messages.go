@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -323,8 +324,43 @@ func (n *Node) saveSetLocked(b *store.Batch, s *session.Set) error {
 // encryptToLocked encrypts p for every device of c, writes the outbox
 // entries and session states into b, and queues the entries (not yet
 // releasable until b is committed).
+//
+// When this device's route (peer, addresses, mailboxes) changed since the
+// card it last gave c, the payload carries the current card, so c's
+// delivery loops learn where to find it (a new port after a restart, a
+// mailbox made later).
 func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now time.Time) error {
+	if n.host != nil && p.Card == nil {
+		own, err := n.ownCardLocked(now)
+		if err != nil {
+			return err
+		}
+		if key := n.ownRouteKey; c.rec.SentRoute != key {
+			p.Card = own.Marshal()
+			prev := c.rec.SentRoute
+			t.undo(func() { c.rec.SentRoute = prev }) // not sent after all
+			c.rec.SentRoute = key
+			n.saveContact(t.b, c)
+		}
+	}
 	return n.encryptToCardLocked(t, c.card, c.rec.Name, nil, p, track, now)
+}
+
+// routeKey digests how a card says its devices are reached.
+func routeKey(c *card.Card) string {
+	h := sha256.New()
+	for _, d := range c.Devices {
+		h.Write(d.ID[:])
+		h.Write(d.PeerID)
+		for _, a := range d.Addrs {
+			h.Write(a)
+		}
+		for _, m := range d.Mailboxes {
+			h.Write(m.Relay)
+			h.Write(m.DepositID)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // encryptToCardLocked is encryptToLocked for any card (a contact's or a

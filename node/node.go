@@ -126,10 +126,12 @@ type Node struct {
 	recentSize   int             // bytes the cached records hold (cachedSize)
 	runCtx       context.Context // set while Run runs; delivery loops use it
 
-	ownCard    *card.Card // cached, see ownCardLocked
-	ownCardKey string
-	ownCardAt  time.Time
-	closed     bool
+	ownCard     *card.Card // cached, see ownCardLocked
+	ownCardKey  string
+	ownRouteKey string    // routeKey(ownCard)
+	ownAddrsAt  time.Time // when the host's addresses were last compared with the card's
+	ownCardAt   time.Time
+	closed      bool
 
 	wg sync.WaitGroup // delivery loops
 }

@@ -306,3 +306,34 @@ func TestRetryAnswerBacksOff(t *testing.T) {
 		t.Fatalf("four rounds within %v: the loop resends without backing off", gap)
 	}
 }
+
+// A contact that moved (restarted on another address) tells us with the
+// next message it sends, established session or not, so we reach it
+// again even after our own restart. Before, only a session's first
+// messages carried the card, and we kept dialling the old address.
+func TestMovedContactReachableAfterItWrites(t *testing.T) {
+	a, b := pair(t)
+	sendAndWait(t, a.n, "bob", 1)
+	sendAndWait(t, b.n, "alice", 1) // established both ways
+	b.stop(t)
+	a.stop(t)
+
+	// Bob comes back on QUIC only: none of his old addresses works.
+	bn, err := New(Config{Home: b.home, KDF: testKDF, NoMDNS: true, ListenAddrs: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithCancel(context.Background())
+	bdone := make(chan error, 1)
+	go func() { bdone <- bn.Run(bctx) }()
+	<-bn.Ready()
+	defer func() { bcancel(); <-bdone; bn.Close() }()
+
+	a = startNodeCfg(t, Config{Home: a.home})
+	sendAndWait(t, bn, "alice", 1) // bob writes: his new card rides along
+	a.stop(t)
+
+	a = startNodeCfg(t, Config{Home: a.home}) // no connection, only the stored card
+	defer a.stop(t)
+	sendAndWait(t, a.n, "bob", 1)
+}

@@ -28,6 +28,18 @@ type dirtyMsg struct {
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
 
+// undo adds f to what a failed commit undoes; later changes are undone
+// first.
+func (t *txn) undo(f func()) {
+	prev := t.onFail
+	t.onFail = func() {
+		f()
+		if prev != nil {
+			prev()
+		}
+	}
+}
+
 // putMsgLocked writes a message record (and its index entry) in t and
 // makes it visible to loadMsgLocked until t is finished.
 func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
