@@ -55,7 +55,7 @@ type Config struct {
 	NoSync bool
 	// KDF overrides the Argon2id parameters when a store is created (tests
 	// use small ones). Zero means the RFC 9106 second recommended option.
-	KDF store.KDFParams
+	KDF KDFParams
 	// Logger receives node events (never content, keys or identifiers);
 	// discarded by default.
 	Logger *slog.Logger
@@ -65,7 +65,20 @@ type Config struct {
 type InitOptions struct {
 	Name       string
 	Passphrase []byte // empty: no passphrase, the key is kept in a 0600 file
-	KDF        store.KDFParams
+	KDF        KDFParams
+}
+
+// KDFParams are the Argon2id costs that turn a passphrase into the
+// store's key. A zero field takes its default: RFC 9106 §4's second
+// recommended option (3 passes, 64 MiB, 4 threads).
+type KDFParams struct {
+	Time      uint32 // passes
+	MemoryKiB uint32 // memory cost in KiB
+	Threads   uint8  // degree of parallelism
+}
+
+func (p KDFParams) store() store.KDFParams {
+	return store.KDFParams{Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads}
 }
 
 // storeDir is where a home keeps its encrypted store.
@@ -166,14 +179,14 @@ var (
 	idSettings = []byte("settings")
 )
 
-func openStore(home string, passphrase []byte, kdf store.KDFParams, noSync bool, log *slog.Logger) (*store.DB, error) {
+func openStore(home string, passphrase []byte, kdf KDFParams, noSync bool, log *slog.Logger) (*store.DB, error) {
 	if home == "" {
 		return nil, errors.New("node: home directory not set")
 	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("node: create home: %w", err)
 	}
-	db, err := store.Open(storeDir(home), store.Config{Passphrase: passphrase, KDF: kdf, NoSync: noSync, Logger: log})
+	db, err := store.Open(storeDir(home), store.Config{Passphrase: passphrase, KDF: kdf.store(), NoSync: noSync, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/hushnet/hush/internal/store"
 )
 
 // testGroupSync is the anti-entropy interval nodes in tests use, and
@@ -20,7 +18,7 @@ var (
 	testNoSync    = false
 )
 
-var testKDF = store.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+var testKDF = KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 type running struct {
 	n       *Node

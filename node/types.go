@@ -3,6 +3,8 @@ package node
 import (
 	"errors"
 	"time"
+
+	"github.com/hushnet/hush/internal/store"
 )
 
 // Limits a user can run into.
@@ -26,6 +28,10 @@ var (
 	ErrKeyChanged      = errors.New("contact's identity key changed; compare safety numbers, then run `hush contact verify`")
 	ErrInvalidName     = errors.New("invalid name")
 	ErrClosed          = errors.New("node is closed")
+	// ErrStoreInUse: another process (a running daemon) has the store open.
+	ErrStoreInUse = store.ErrLocked
+	// ErrWrongPassphrase: the passphrase does not open the store.
+	ErrWrongPassphrase = store.ErrWrongPassphrase
 	// ErrNotRunning: the node's card (its link, and the card a first
 	// message carries) names the libp2p peer and its addresses, which
 	// exist only while Run runs. A card without them would leave every

@@ -18,7 +18,6 @@ import (
 	"syscall"
 
 	"github.com/hushnet/hush/api"
-	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/node"
 )
 
@@ -73,7 +72,7 @@ func runInit(_ context.Context, e *env, args []string) error {
 		if errors.Is(err, node.ErrIdentityExists) {
 			return fmt.Errorf("an identity already exists in %s", e.home)
 		}
-		if errors.Is(err, store.ErrLocked) {
+		if errors.Is(err, node.ErrStoreInUse) {
 			return fmt.Errorf("another daemon is using %s", e.home)
 		}
 		return fmt.Errorf("init: %w", err)
@@ -197,11 +196,11 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 		NoMDNS: *noMDNS || cfg.NoMDNS, NoSync: *noFsync || cfg.NoFsync, Logger: log})
 	switch {
 	case err == nil:
-	case errors.Is(err, store.ErrLocked):
+	case errors.Is(err, node.ErrStoreInUse):
 		return fmt.Errorf("another daemon is using %s", e.home)
-	case errors.Is(err, store.ErrWrongPassphrase) && len(pass) == 0:
+	case errors.Is(err, node.ErrWrongPassphrase) && len(pass) == 0:
 		return errors.New("wrong passphrase (this store has one; pass --passphrase-file F)")
-	case errors.Is(err, store.ErrWrongPassphrase):
+	case errors.Is(err, node.ErrWrongPassphrase):
 		return errors.New("wrong passphrase")
 	case errors.Is(err, node.ErrNoIdentity):
 		return fmt.Errorf("no identity in %s; create one with: hush --home %s init --name NAME", e.home, e.home)
