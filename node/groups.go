@@ -1506,11 +1506,16 @@ func (n *Node) connectRelaysLocked(gs *groupState) {
 // dialLocked connects to peers that are not connected, in the background.
 func (n *Node) dialLocked(peers []peer.AddrInfo) {
 	h, ctx := n.host, n.runCtx
+	if h == nil || ctx == nil {
+		return
+	}
 	for _, pi := range peers {
 		if h.Network().Connectedness(pi.ID) == network.Connected {
 			continue
 		}
+		n.wg.Add(1)
 		go func() {
+			defer n.wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			defer cancel()
 			h.Connect(cctx, pi)

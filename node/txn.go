@@ -149,8 +149,12 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 	}
 	n.releaseQueuedLocked(t.queued)
 	n.publishLocked(t.events)
-	if len(t.publish) > 0 {
-		go n.publishAll(t.publish)
+	if len(t.publish) > 0 && n.runCtx != nil { // not running: anti-entropy repairs it later
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.publishAll(t.publish)
+		}()
 	}
 	if t.groupsChanged {
 		for _, gs := range n.groups {
