@@ -44,6 +44,7 @@ type Group struct {
 	Name    string        `json:"name"`
 	Epoch   uint64        `json:"epoch"`
 	Pending bool          `json:"pending,omitempty"` // an invitation not yet accepted
+	Removed bool          `json:"removed,omitempty"` // this account was removed (or left elsewhere); the history stays
 	Admin   bool          `json:"admin,omitempty"`   // this account is an admin
 	Members []GroupMember `json:"members"`
 }
@@ -308,7 +309,14 @@ const maxHeldPairwise = 64
 // groupView builds the API view of a group.
 func (n *Node) groupViewLocked(gs *groupState) Group {
 	st := gs.eng.State()
-	g := Group{ID: hex.EncodeToString(st.ID[:]), Name: st.Name, Epoch: st.Epoch, Pending: !gs.eng.IsMember()}
+	g := Group{ID: hex.EncodeToString(st.ID[:]), Name: st.Name, Epoch: st.Epoch}
+	switch {
+	case gs.eng.IsMember():
+	case slices.ContainsFunc(st.Invited, func(m group.Member) bool { return m.Account == n.cert.Account() }):
+		g.Pending = true
+	default:
+		g.Removed = true
+	}
 	for _, m := range st.Members {
 		me := m.Account == n.cert.Account()
 		if me && m.Admin {
@@ -535,6 +543,9 @@ func (n *Node) queuePublishLocked(t *txn, gs *groupState, wire []byte) {
 func (n *Node) AcceptGroup(ref string) (Group, error) {
 	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
 		fx, err := gs.eng.Accept()
+		if errors.Is(err, group.ErrNotInvited) && n.groupViewLocked(gs).Removed {
+			return fmt.Errorf("%w: you were removed from %q; only an admin's new invitation lets you back in", err, gs.eng.Name())
+		}
 		if err != nil {
 			return err
 		}

@@ -491,3 +491,22 @@ func TestGroupMessageKinds(t *testing.T) {
 	}
 	waitFor(t, "delete at member 1", func() bool { x := find(nodes[1], m.ID); return x.Deleted && x.Text == "" })
 }
+
+// A removed member's list shows the group as removed, not as a pending
+// invitation, and accepting it says why it cannot (before: "pending",
+// then "not invited").
+func TestGroupRemovedIsNotPending(t *testing.T) {
+	nodes := makeGroup(t, 3, "trio")
+	if _, err := nodes[0].n.RemoveFromGroup("trio", "m2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removal at m2", func() bool { g, _ := groupOf(nodes[2], "trio"); return activeMembers(g) == 2 })
+	g, _ := groupOf(nodes[2], "trio")
+	if g.Pending || !g.Removed {
+		t.Fatalf("removed member sees pending=%v removed=%v", g.Pending, g.Removed)
+	}
+	_, err := nodes[2].n.AcceptGroup("trio")
+	if err == nil || !strings.Contains(err.Error(), "you were removed") {
+		t.Fatalf("accepting a group one was removed from: %v", err)
+	}
+}
