@@ -260,6 +260,23 @@ func (c *Client) Watch(ctx context.Context, h host.Host, relay peer.AddrInfo, ma
 	return c.expectOK(ctx, h, relay, m)
 }
 
+// SetWake attaches a push bridge's wake handle to the mailbox ("" to
+// detach it); the relay then asks its bridge to wake this device when an
+// envelope arrives while it is not subscribed. Relays without a bridge
+// answer ErrUnsupported.
+func (c *Client) SetWake(ctx context.Context, h host.Host, relay peer.AddrInfo, mailbox ID, owner ed25519.PrivateKey, handle string) error {
+	if len(handle) > MaxWakeHandle {
+		return fmt.Errorf("%w: a wake handle is at most %d bytes", ErrBadRequest, MaxWakeHandle)
+	}
+	c.watchMu.Lock()
+	t := max(uint64(c.now().Unix()), c.lastWatch+1) // one clock for the owner's signed settings
+	c.lastWatch = t
+	c.watchMu.Unlock()
+	m := &SetWake{Mailbox: mailbox, Time: t, Handle: handle}
+	SignSetWake(m, owner)
+	return c.expectOK(ctx, h, relay, m)
+}
+
 func (c *Client) expectOK(ctx context.Context, h host.Host, relay peer.AddrInfo, m any) error {
 	resp, err := c.request(ctx, h, relay, m)
 	if err != nil {

@@ -131,6 +131,9 @@ type Config struct {
 	// its mailboxes together; a Watch that would pass it gets Full.
 	// Default 10,000. (One mailbox watches at most MaxWatchTopics.)
 	MaxTopics int `json:"max_topics,omitempty"`
+	// Push points the relay at a push bridge that wakes mailbox owners'
+	// phones (docs/RELAY.md "Wake-ups"). Default none.
+	Push PushConfig `json:"push,omitempty"`
 
 	// Logger receives service events, never identifiers (mailbox, deposit
 	// or message IDs, peer IDs, addresses). Default: discarded.
@@ -198,6 +201,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxTopics <= 0 {
 		c.MaxTopics = DefaultMaxTopics
 	}
+	var err error
+	if c.Push, err = c.Push.withDefaults(); err != nil {
+		return c, err
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -242,6 +249,9 @@ type Metrics interface {
 	TopicDropped(code ErrorCode)
 	// WatchedTopics sets the gauge of distinct group topics watched.
 	WatchedTopics(n int64)
+	// WakeCall counts one call to the push bridge asking to wake n
+	// mailbox owners, and whether the bridge answered it.
+	WakeCall(ok bool, n int)
 }
 
 // NopMetrics discards everything; the default.
@@ -259,6 +269,7 @@ func (NopMetrics) TopicFiled(int)            {}
 func (NopMetrics) TopicPushed(int)           {}
 func (NopMetrics) TopicDropped(ErrorCode)    {}
 func (NopMetrics) WatchedTopics(int64)       {}
+func (NopMetrics) WakeCall(bool, int)        {}
 
 // String names an error code for logs and metric labels.
 func (c ErrorCode) String() string {

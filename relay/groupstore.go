@@ -296,6 +296,7 @@ func (g *groupStore) filer() {
 				continue
 			}
 			g.s.m.TopicFiled(int(p.ref.size))
+			g.s.wake.notify(p.mb)
 		}
 	}
 }

@@ -49,6 +49,7 @@ const (
 	labelPrekeys   = "hush/v1/mailbox-prekeys"
 	labelDelete    = "hush/v1/mailbox-delete"
 	labelWatch     = "hush/v1/mailbox-watch"
+	labelSetWake   = "hush/v1/mailbox-wake"
 	labelPoW       = "hush/v1/mailbox-pow"
 )
 
@@ -75,6 +76,7 @@ const (
 	KindPing       Kind = 16
 	KindDelete     Kind = 17
 	KindWatch      Kind = 18
+	KindSetWake    Kind = 19
 )
 
 // ID is a mailbox or deposit ID.
@@ -151,7 +153,7 @@ func CodeOf(err error) ErrorCode {
 // knownKinds is every kind a decoder accepts.
 var knownKinds = wire.NewKindSet(KindCreate, KindCreated, KindDeposit, KindReceipt, KindHello,
 	KindChallenge, KindSubscribe, KindDeliver, KindAck, KindDrained, KindPutPrekeys,
-	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete, KindWatch)
+	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete, KindWatch, KindSetWake)
 
 // Create asks for a new mailbox.
 type Create struct {
@@ -272,6 +274,22 @@ type Watch struct {
 	Sig     []byte
 }
 
+// MaxWakeHandle caps a wake handle's length in bytes.
+const MaxWakeHandle = 512
+
+// SetWake attaches a push bridge's wake handle to the mailbox (an empty
+// handle detaches it): when an envelope arrives while no subscription is
+// live, the relay asks its configured bridge to wake the owner's device
+// (docs/RELAY.md "Wake-ups"). The handle is opaque to the relay, printable
+// ASCII, at most MaxWakeHandle bytes. Time must be later than the time of
+// the last SetWake the relay accepted for the mailbox.
+type SetWake struct {
+	Mailbox ID
+	Time    uint64
+	Handle  string
+	Sig     []byte
+}
+
 // Encode returns the frame payload (kind ‖ body) for a message value.
 func Encode(m any) []byte {
 	w := codec.NewWriter(64)
@@ -347,6 +365,10 @@ func Encode(m any) []byte {
 		w.U8(uint8(KindWatch))
 		w.Fixed(v.watchBody())
 		w.Fixed(v.Sig)
+	case *SetWake:
+		w.U8(uint8(KindSetWake))
+		w.Fixed(v.setWakeBody())
+		w.Fixed(v.Sig)
 	case okMsg:
 		w.U8(uint8(KindOK))
 	case drainedMsg:
@@ -406,6 +428,14 @@ func (d *Delete) deleteBody() []byte {
 	w := codec.NewWriter(48)
 	w.Fixed(d.Mailbox[:])
 	w.U64(d.Time)
+	return w.Bytes()
+}
+
+func (m *SetWake) setWakeBody() []byte {
+	w := codec.NewWriter(48 + len(m.Handle))
+	w.Fixed(m.Mailbox[:])
+	w.U64(m.Time)
+	w.String16(m.Handle)
 	return w.Bytes()
 }
 
@@ -561,6 +591,13 @@ func Decode(b []byte) (any, error) {
 		v.Topics = readTopics(r)
 		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
 		m = v
+	case KindSetWake:
+		v := &SetWake{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		v.Time = r.U64()
+		v.Handle = r.String16(MaxWakeHandle)
+		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+		m = v
 	case KindOK:
 		m = OK
 	case KindDrained:
@@ -632,6 +669,16 @@ func VerifyDelete(d *Delete, owner ed25519.PublicKey) bool {
 // SignWatch signs w.
 func SignWatch(w *Watch, owner ed25519.PrivateKey) {
 	w.Sig = ed25519.Sign(owner, signed(labelWatch, w.watchBody()))
+}
+
+// SignSetWake signs w with the mailbox owner's private key.
+func SignSetWake(w *SetWake, owner ed25519.PrivateKey) {
+	w.Sig = ed25519.Sign(owner, signed(labelSetWake, w.setWakeBody()))
+}
+
+// VerifySetWake checks w against the mailbox's owner key.
+func VerifySetWake(w *SetWake, owner ed25519.PublicKey) bool {
+	return verifyOwner(owner, labelSetWake, w.setWakeBody(), w.Sig)
 }
 
 // VerifyWatch checks w against the mailbox's owner key.

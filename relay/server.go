@@ -39,6 +39,7 @@ type Server struct {
 	acl *ownerACL
 
 	group *groupStore
+	wake  *waker
 
 	peerLim, ipLim *limiter
 
@@ -88,6 +89,7 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 		sessions:  make(map[*session]struct{}),
 	}
 	s.group = newGroupStore(s)
+	s.wake = newWaker(s, cfg.Push)
 	err = s.t.mailboxes.Scan(func(id, value []byte) error {
 		mb, err := parseMailbox(id, value)
 		if err != nil {
@@ -119,6 +121,18 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("relay: load watches: %w", err)
+	}
+	err = s.t.wakes.Scan(func(id, value []byte) error {
+		mb := s.byMailbox[ID(id)]
+		if len(id) != IDSize || mb == nil {
+			return nil // left by no mailbox: ignored
+		}
+		var err error
+		mb.wakeTime, mb.wakeHandle, err = parseWake(value)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: load wake settings: %w", err)
 	}
 	last, _, err := s.t.expiry.LastSeq(expiryID)
 	if err != nil {
@@ -167,6 +181,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.h.SetStreamHandler(ProtocolID, s.handle)
+	wakeDone := make(chan struct{})
+	go func() {
+		defer close(wakeDone)
+		s.wake.run(ctx)
+	}()
+	defer func() { <-wakeDone }()
 	close(s.ready)
 	s.log.Info("relay serving", "mailboxes", s.mailboxCount(), "circuit_relay", circ != nil,
 		"group_store", !s.cfg.NoGroupStore, "group_topics", s.group.topicCount())
@@ -335,6 +355,8 @@ func (s *Server) handle(st network.Stream) {
 			resp, rerr = s.deleteMailbox(m)
 		case *Watch:
 			resp, rerr = s.watch(c, m)
+		case *SetWake:
+			resp, rerr = s.setWake(c, m)
 		case *Hello:
 			resp, rerr = s.hello(c, m)
 		case *Subscribe:
@@ -416,6 +438,7 @@ func (s *Server) deposit(c *conn, d *Deposit) (any, *reqErr) {
 		return nil, rerr
 	}
 	s.m.DepositAccepted(len(d.Envelope))
+	s.wake.notify(mb)
 	return &Receipt{Message: p.msg.id}, nil
 }
 
@@ -682,6 +705,7 @@ func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
 	b.Delete(s.t.deposits, mb.deposit[:])
 	b.Delete(s.t.prekeys, mb.id[:])
 	b.Delete(s.t.watches, mb.id[:])
+	b.Delete(s.t.wakes, mb.id[:])
 	if err == nil {
 		err = s.db.CommitGrouped(b)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/internal/gossip"
@@ -20,6 +21,7 @@ const (
 	tableExpiry    = "expiry"
 	tablePrekeys   = "prekeys"
 	tableWatches   = "watches"
+	tableWakes     = "wakes"
 )
 
 // expiryID is the single id of the expiry index; its seq is the expiry
@@ -27,7 +29,7 @@ const (
 var expiryID = []byte("x")
 
 type tables struct {
-	mailboxes, deposits, messages, msgids, expiry, prekeys, watches *store.Table
+	mailboxes, deposits, messages, msgids, expiry, prekeys, watches, wakes *store.Table
 }
 
 func openTables(db *store.DB) tables {
@@ -39,6 +41,7 @@ func openTables(db *store.DB) tables {
 		expiry:    db.Table(tableExpiry),
 		prekeys:   db.Table(tablePrekeys),
 		watches:   db.Table(tableWatches),
+		wakes:     db.Table(tableWakes),
 	}
 }
 
@@ -65,6 +68,11 @@ type mailbox struct {
 	// its topics (the group store files their messages here).
 	watchTime uint64
 	watching  []string
+	// wakeTime and wakeHandle are the last accepted SetWake; lastWake is
+	// when the bridge was last asked to wake the owner (wake.go).
+	wakeTime   uint64
+	wakeHandle string
+	lastWake   time.Time
 }
 
 // record encodes the mailbox record: owner ‖ deposit ‖ created ‖ count ‖
@@ -237,4 +245,24 @@ func parseWatch(b []byte) (*watchRecord, error) {
 		return nil, fmt.Errorf("relay: corrupt watch record: %v", err)
 	}
 	return w, nil
+}
+
+// wakeRecord is the value of wakes[mailbox]: the last accepted SetWake,
+// time u64 ‖ handle (string16). It is kept with an empty handle too, so
+// an older SetWake cannot be replayed after the owner detached.
+func encodeWake(t uint64, handle string) []byte {
+	w := codec.NewWriter(10 + len(handle))
+	w.U64(t)
+	w.String16(handle)
+	return w.Bytes()
+}
+
+func parseWake(b []byte) (uint64, string, error) {
+	r := codec.NewReader(b)
+	t := r.U64()
+	h := r.String16(MaxWakeHandle)
+	if err := r.Done(); err != nil {
+		return 0, "", fmt.Errorf("relay: corrupt wake record: %v", err)
+	}
+	return t, h, nil
 }

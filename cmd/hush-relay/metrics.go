@@ -15,6 +15,8 @@ type promMetrics struct {
 	filed, filedBytes, pushed                    prometheus.Counter
 	dropped                                      *prometheus.CounterVec
 	topics                                       prometheus.Gauge
+	wakeCalls                                    *prometheus.CounterVec
+	wakes                                        prometheus.Counter
 }
 
 func newPromMetrics(reg prometheus.Registerer) *promMetrics {
@@ -42,9 +44,12 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
 			Name: "topic_messages_dropped_total", Help: "Group topic messages not filed into a watching mailbox, by reason."}, []string{"reason"}),
 		topics: g("watched_topics", "Distinct group topics watched."),
+		wakeCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "wake_calls_total", Help: "Calls to the push bridge, by result (ok, failed)."}, []string{"result"}),
+		wakes: c("wakes_requested_total", "Mailbox owners the push bridge was asked to wake."),
 	}
 	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
-		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics)
+		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.wakeCalls, m.wakes)
 	return m
 }
 
@@ -73,5 +78,13 @@ func (m *promMetrics) TopicDropped(code relay.ErrorCode) {
 	m.dropped.WithLabelValues(code.String()).Inc()
 }
 func (m *promMetrics) WatchedTopics(n int64) { m.topics.Set(float64(n)) }
+func (m *promMetrics) WakeCall(ok bool, n int) {
+	result := "failed"
+	if ok {
+		result = "ok"
+	}
+	m.wakeCalls.WithLabelValues(result).Inc()
+	m.wakes.Add(float64(n))
+}
 
 var _ relay.Metrics = (*promMetrics)(nil)
