@@ -65,6 +65,7 @@ type GroupSendRequest struct {
 	Text   string `json:"text,omitempty"`
 	Target string `json:"target,omitempty"`
 	Remove bool   `json:"remove,omitempty"`
+	TxnID  string `json:"txn_id,omitempty"` // client transaction ID, as for Send
 }
 
 // groupState is one group this device is in (or invited to).
@@ -660,66 +661,15 @@ func (n *Node) Groups() ([]Group, error) {
 
 // SendGroup sends a message to a group: the same kinds as 1:1.
 func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, error) {
-	kind := req.Kind
-	if kind == "" {
-		kind = KindText
-		if req.Target != "" {
-			kind = KindReply
-		}
-	}
-	if err := checkText(kind, req.Text); err != nil {
-		return Message{}, err
-	}
 	var out Message
 	_, err := n.groupTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
 		if !gs.eng.IsMember() {
 			return errors.New("accept the invitation first")
 		}
-		key := convKey(gs.eng.ID())
-		p := &payload{ID: newMessageID(), TimeMS: n.groupClockLocked(now), Text: req.Text}
-		var rec *msgRec
-		var ix indexRec
-		switch kind {
-		case KindText, KindReply:
-			p.Type = ptText
-			rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: req.Text, State: StateSent, Time: now.UTC(), Sender: "me"}
-			if kind == KindReply {
-				target, _, err := n.targetLocked(req.Target, key, "")
-				if err != nil {
-					return err
-				}
-				p.Target = target
-				rec.ReplyTo = req.Target
-			}
-			ix = indexRec{Account: key, Seq: n.groupSeqLocked(t, key, p)}
-			if err := n.publishGroupPayloadLocked(t, gs, p, now); err != nil {
-				return err
-			}
-			n.putMsgLocked(t, p.ID, ix, rec)
-			t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.groupMsgView(rec, gs))})
-		case KindEdit, KindDelete, KindReaction:
-			dir := "out"
-			if kind == KindReaction {
-				dir = ""
-			}
-			target, tix, err := n.targetLocked(req.Target, key, dir)
-			if err != nil {
-				return err
-			}
-			p.Target = target
-			tm, _, _ := n.loadMsgLocked(target)
-			applyOwnAction(p, tm, kind, req.Text, req.Remove)
-			if err := n.publishGroupPayloadLocked(t, gs, p, now); err != nil {
-				return err
-			}
-			n.putMsgLocked(t, target, tix, tm)
-			t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.groupMsgView(tm, gs))})
-			rec = tm
-		default:
-			return fmt.Errorf("unknown message kind %q", kind)
-		}
-		out = n.groupMsgView(rec, gs)
-		return nil
+		var err error
+		out, err = n.sendLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs},
+			outgoing{Kind: req.Kind, Text: req.Text, Target: req.Target, Remove: req.Remove, TxnID: req.TxnID}, now)
+		return err
 	})
 	return out, err
 }

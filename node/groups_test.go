@@ -510,3 +510,28 @@ func TestGroupRemovedIsNotPending(t *testing.T) {
 		t.Fatalf("accepting a group one was removed from: %v", err)
 	}
 }
+
+// A group send retried with the same client transaction ID returns the
+// first message and publishes nothing more, as a 1:1 send does.
+func TestGroupSendTxnID(t *testing.T) {
+	nodes := makeGroup(t, 2, "pair")
+	req := GroupSendRequest{Group: "pair", Text: "only once", TxnID: "client-42"}
+	var first Message
+	waitFor(t, "the group ready", func() bool {
+		var err error
+		first, err = nodes[0].n.SendGroup(context.Background(), req)
+		return err == nil
+	})
+	again, err := nodes[0].n.SendGroup(context.Background(), req)
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("retry: %+v %v, want message %s", again, err, first.ID)
+	}
+	waitFor(t, "the message at the member", func() bool { return len(groupTexts(t, nodes[1], "pair")) == 1 })
+	if got := groupTexts(t, nodes[0], "pair"); len(got) != 1 {
+		t.Fatalf("sender shows %q after a retried send", got)
+	}
+	// The same ID in another conversation is not this message.
+	if _, err := nodes[0].n.Send(context.Background(), SendRequest{To: "m1", Text: "direct", TxnID: "client-42"}); err != nil {
+		t.Fatal(err)
+	}
+}

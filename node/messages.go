@@ -108,98 +108,32 @@ type txnRec struct {
 // outbox delivers it in the background. A request whose TxnID was seen
 // before returns the original message instead of sending again.
 func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
-	kind := req.Kind
-	if kind == "" {
-		kind = KindText
-		if req.Target != "" {
-			kind = KindReply
-		}
-	}
-	if err := checkText(kind, req.Text); err != nil {
-		return Message{}, err
-	}
 	now := time.Now()
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.closed {
-		n.mu.Unlock()
 		return Message{}, ErrClosed
 	}
 	c, err := n.byNameLocked(req.To)
 	if err != nil {
-		n.mu.Unlock()
 		return Message{}, err
 	}
 	if c.rec.Blocked {
-		n.mu.Unlock()
 		return Message{}, fmt.Errorf("%w (%s)", ErrKeyChanged, req.To)
-	}
-	if req.TxnID != "" {
-		if b, err := n.tabs.txns.Get([]byte(req.TxnID)); err == nil {
-			var t txnRec
-			if jsonUnmarshal(b, &t) == nil {
-				if id, err := parseMsgID(t.MsgID); err == nil {
-					if m, _, err := n.loadMsgLocked(id); err == nil {
-						n.mu.Unlock()
-						return m.view(c.rec.Name), nil
-					}
-				}
-			}
-		}
 	}
 	acc := c.account()
 	t := n.newTxnLocked()
-	p := &payload{ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), Text: req.Text}
-	var rec *msgRec
-	switch kind {
-	case KindText, KindReply:
-		p.Type = ptText
-		rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: req.Text, State: StateQueued, Time: now.UTC()}
-		if kind == KindReply {
-			target, _, err := n.targetLocked(req.Target, acc[:], "")
-			if err != nil {
-				n.mu.Unlock()
-				return Message{}, err
-			}
-			p.Target = target
-			rec.ReplyTo = req.Target
-		}
-		n.putMsgLocked(t, p.ID, indexRec{Account: acc[:], Seq: n.nextSeqLocked()}, rec)
-		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(rec.view(c.rec.Name))})
-	case KindEdit, KindDelete, KindReaction:
-		onlyOwn := "out"
-		if kind == KindReaction {
-			onlyOwn = ""
-		}
-		target, tix, err := n.targetLocked(req.Target, acc[:], onlyOwn)
-		if err != nil {
-			n.mu.Unlock()
-			return Message{}, err
-		}
-		p.Target = target
-		tm, _, _ := n.loadMsgLocked(target)
-		applyOwnAction(p, tm, kind, req.Text, req.Remove)
-		n.putMsgLocked(t, target, tix, tm)
-		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(tm.view(c.rec.Name))})
-		rec = tm
-	default:
-		n.mu.Unlock()
-		return Message{}, fmt.Errorf("unknown message kind %q", kind)
-	}
-	if err := n.encryptToLocked(t, c, p, kind == KindText || kind == KindReply, now); err != nil {
+	m, err := n.sendLocked(t, conversation{key: acc[:], contact: c},
+		outgoing{Kind: req.Kind, Text: req.Text, Target: req.Target, Remove: req.Remove, TxnID: req.TxnID}, now)
+	if err != nil {
 		n.dropQueuedLocked(t.queued)
-		n.mu.Unlock()
 		return Message{}, err
 	}
-	if req.TxnID != "" {
-		putJSON(t.b, n.tabs.txns, []byte(req.TxnID), &txnRec{MsgID: rec.ID})
-	}
 	n.saveSeqLocked(t.b)
-	err = n.finishLocked(t)
-	n.mu.Unlock()
-	if err != nil {
+	if err := n.finishLocked(t); err != nil {
 		return Message{}, fmt.Errorf("node: store: %w", err)
 	}
-	return rec.view(c.rec.Name), nil
+	return m, nil
 }
 
 func checkText(kind Kind, text string) error {

@@ -1,0 +1,159 @@
+package node
+
+import (
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// One send path for every conversation and every kind: Send (a contact)
+// and SendGroup (a group) differ only in how the conversation is found
+// and committed; sendLocked does the rest. Adding a message kind is a
+// case in sendLocked (what the sender stores) and in the receive side's
+// apply (what the recipient stores), for 1:1 and groups at once.
+
+// conversation is where a send goes: a contact or a group.
+type conversation struct {
+	key     []byte      // its messages-table ID: the contact's account, or convKey of the group
+	contact *contact    // a 1:1 conversation
+	group   *groupState // a group conversation
+}
+
+// view shows a record as the API does in this conversation.
+func (n *Node) convView(cv conversation, m *msgRec) Message {
+	if cv.group != nil {
+		return n.groupMsgView(m, cv.group)
+	}
+	return m.view(cv.contact.rec.Name)
+}
+
+// outgoing is one send: the same fields for a contact and a group.
+type outgoing struct {
+	Kind   Kind
+	Text   string
+	Target string
+	Remove bool
+	TxnID  string // client transaction ID: a retry returns the first result
+}
+
+// kind returns the send's kind (text, or reply when there is a target)
+// after checking its text.
+func (o outgoing) kind() (Kind, error) {
+	k := o.Kind
+	if k == "" {
+		k = KindText
+		if o.Target != "" {
+			k = KindReply
+		}
+	}
+	return k, checkText(k, o.Text)
+}
+
+// sentBeforeLocked returns the message an earlier send with the same
+// client transaction ID made, if there was one.
+func (n *Node) sentBeforeLocked(cv conversation, txnID string) (Message, bool) {
+	if txnID == "" {
+		return Message{}, false
+	}
+	b, err := n.tabs.txns.Get([]byte(txnID))
+	if err != nil {
+		return Message{}, false
+	}
+	var rec txnRec
+	if jsonUnmarshal(b, &rec) != nil {
+		return Message{}, false
+	}
+	id, err := parseMsgID(rec.MsgID)
+	if err != nil {
+		return Message{}, false
+	}
+	m, ix, err := n.loadMsgLocked(id)
+	if err != nil || string(ix.Account) != string(cv.key) {
+		return Message{}, false
+	}
+	return n.convView(cv, m), true
+}
+
+// sendLocked builds, stores and sends one message in t: a new text or
+// reply, or an edit, delete or reaction of a message of the conversation
+// (edits and deletes only of one's own). A text starts "queued" in a 1:1
+// conversation (the outbox moves it on) and "sent" in a group (it is
+// published with the commit). It returns what the conversation now
+// shows: the new message, or the target as changed.
+func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (Message, error) {
+	kind, err := o.kind()
+	if err != nil {
+		return Message{}, err
+	}
+	if m, ok := n.sentBeforeLocked(cv, o.TxnID); ok {
+		return m, nil
+	}
+	p := &payload{ID: newMessageID(), Text: o.Text}
+	if cv.group != nil {
+		p.TimeMS = n.groupClockLocked(now) // orders one sender's group messages everywhere
+	} else {
+		p.TimeMS = uint64(now.UnixMilli())
+	}
+	var rec *msgRec
+	var ix indexRec
+	event := EventUpdate
+	switch kind {
+	case KindText, KindReply:
+		p.Type = ptText
+		rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: o.Text, State: StateQueued, Time: now.UTC()}
+		if cv.group != nil {
+			rec.State, rec.Sender = StateSent, "me"
+		}
+		if kind == KindReply {
+			target, _, err := n.targetLocked(o.Target, cv.key, "")
+			if err != nil {
+				return Message{}, err
+			}
+			p.Target = target
+			rec.ReplyTo = o.Target
+		}
+		if cv.group != nil {
+			ix = indexRec{Account: cv.key, Seq: n.groupSeqLocked(t, cv.key, p)}
+		} else {
+			ix = indexRec{Account: cv.key, Seq: n.nextSeqLocked()}
+		}
+		event = EventMessage
+	case KindEdit, KindDelete, KindReaction:
+		onlyOwn := "out"
+		if kind == KindReaction {
+			onlyOwn = ""
+		}
+		target, tix, err := n.targetLocked(o.Target, cv.key, onlyOwn)
+		if err != nil {
+			return Message{}, err
+		}
+		p.Target = target
+		if rec, _, err = n.loadMsgLocked(target); err != nil {
+			return Message{}, err
+		}
+		ix = tix
+		applyOwnAction(p, rec, kind, o.Text, o.Remove)
+	default:
+		return Message{}, fmt.Errorf("unknown message kind %q", kind)
+	}
+	// Sent first: nothing of a send that cannot go is recorded.
+	if cv.group != nil {
+		err = n.publishGroupPayloadLocked(t, cv.group, p, now)
+	} else {
+		err = n.encryptToLocked(t, cv.contact, p, kind == KindText || kind == KindReply, now)
+	}
+	if err != nil {
+		return Message{}, err
+	}
+	id := p.ID
+	if kind != KindText && kind != KindReply {
+		id = p.Target
+	}
+	n.putMsgLocked(t, id, ix, rec)
+	view := n.convView(cv, rec)
+	t.events = append(t.events, Event{Type: event, Message: &view})
+	if o.TxnID != "" {
+		putJSON(t.b, n.tabs.txns, []byte(o.TxnID), &txnRec{MsgID: rec.ID})
+	}
+	return view, nil
+}
