@@ -830,47 +830,11 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 
 // applyGroupPayloadLocked applies a message from a group member.
 func (n *Node) applyGroupPayloadLocked(t *txn, gs *groupState, from identity.AccountID, p *payload, now time.Time) {
-	key := convKey(gs.eng.ID())
-	sender := n.memberNameLocked(from)
 	switch p.Type {
 	case ptCard:
 		n.learnCardLocked(t, p.Data, now)
-	case ptText:
-		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
-			return
-		}
-		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
-			Time: time.UnixMilli(int64(p.TimeMS)).UTC(), Sender: sender, From: from.Hex()}
-		if p.Target != ([msgIDSize]byte{}) {
-			m.ReplyTo = hex.EncodeToString(p.Target[:])
-		}
-		n.putMsgLocked(t, p.ID, indexRec{Account: key, Seq: n.groupSeqLocked(t, key, p)}, m)
-		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.groupMsgView(m, gs))})
-	case ptEdit, ptDelete, ptReaction:
-		m, ix, err := n.loadMsgLocked(p.Target)
-		if err != nil || string(ix.Account) != string(key) {
-			return
-		}
-		own := m.Dir == "in" && m.From == from.Hex()
-		switch p.Type {
-		case ptEdit:
-			if !own || m.Deleted {
-				return
-			}
-			m.Text, m.Edited = p.Text, true
-		case ptDelete:
-			if !own {
-				return
-			}
-			m.Text, m.Deleted, m.Reactions = "", true, nil
-		case ptReaction:
-			if m.Deleted {
-				return
-			}
-			applyReaction(m, p.Text, sender, p.Flags&flagRemove != 0)
-		}
-		n.putMsgLocked(t, p.Target, ix, m)
-		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.groupMsgView(m, gs))})
+	default:
+		n.applyContentLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs}, from, n.memberNameLocked(from), p)
 	}
 }
 

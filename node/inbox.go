@@ -3,7 +3,6 @@ package node
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -291,42 +290,8 @@ func (n *Node) applyLocked(t *txn, c *contact, p *payload) *[msgIDSize]byte {
 	acc := c.account()
 	name := c.rec.Name
 	switch p.Type {
-	case ptText:
-		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
-			return nil // shown once, whatever the number of paths
-		}
-		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
-			Time: time.UnixMilli(int64(p.TimeMS)).UTC()}
-		if p.Target != ([msgIDSize]byte{}) {
-			m.ReplyTo = hex.EncodeToString(p.Target[:])
-		}
-		n.putMsgLocked(t, p.ID, indexRec{Account: acc[:], Seq: n.nextSeqLocked()}, m)
-		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(m.view(name))})
-		return &p.ID
-	case ptEdit, ptDelete, ptReaction:
-		m, ix, err := n.loadMsgLocked(p.Target)
-		if err != nil || string(ix.Account) != string(acc[:]) {
-			return nil
-		}
-		switch p.Type {
-		case ptEdit:
-			if m.Dir != "in" || m.Deleted {
-				return nil
-			}
-			m.Text, m.Edited = p.Text, true
-		case ptDelete:
-			if m.Dir != "in" {
-				return nil
-			}
-			m.Text, m.Deleted, m.Reactions = "", true, nil
-		case ptReaction:
-			if m.Deleted {
-				return nil
-			}
-			applyReaction(m, p.Text, name, p.Flags&flagRemove != 0)
-		}
-		n.putMsgLocked(t, p.Target, ix, m)
-		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(name))})
+	case ptText, ptEdit, ptDelete, ptReaction:
+		return n.applyContentLocked(t, conversation{key: acc[:], contact: c}, acc, name, p)
 	case ptDelivery, ptRead:
 		state := StateDelivered
 		if p.Type == ptRead {

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/hushnet/hush/crypto/identity"
 )
 
 // One send path for every conversation and every kind: Send (a contact)
@@ -156,4 +158,61 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 		putJSON(t.b, n.tabs.txns, []byte(o.TxnID), &txnRec{MsgID: rec.ID})
 	}
 	return view, nil
+}
+
+// applyContentLocked applies an incoming text, reply, edit, delete or
+// reaction from account from (shown as sender) to conversation cv, for
+// contacts and groups alike. Texts are stored once per message ID,
+// whatever the number of paths; an edit or delete applies only to a
+// message the same account sent; a reaction to any message of the
+// conversation that is not deleted. It returns the ID of a newly stored
+// text, if it stored one.
+func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.AccountID, sender string, p *payload) *[msgIDSize]byte {
+	switch p.Type {
+	case ptText:
+		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
+			return nil
+		}
+		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
+			Time: time.UnixMilli(int64(p.TimeMS)).UTC()}
+		if p.Target != ([msgIDSize]byte{}) {
+			m.ReplyTo = hex.EncodeToString(p.Target[:])
+		}
+		ix := indexRec{Account: cv.key}
+		if cv.group != nil {
+			m.Sender, m.From = sender, from.Hex()
+			ix.Seq = n.groupSeqLocked(t, cv.key, p)
+		} else {
+			ix.Seq = n.nextSeqLocked()
+		}
+		n.putMsgLocked(t, p.ID, ix, m)
+		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.convView(cv, m))})
+		return &p.ID
+	case ptEdit, ptDelete, ptReaction:
+		m, ix, err := n.loadMsgLocked(p.Target)
+		if err != nil || string(ix.Account) != string(cv.key) {
+			return nil
+		}
+		own := m.Dir == "in" && (cv.group == nil || m.From == from.Hex())
+		switch p.Type {
+		case ptEdit:
+			if !own || m.Deleted {
+				return nil
+			}
+			m.Text, m.Edited = p.Text, true
+		case ptDelete:
+			if !own {
+				return nil
+			}
+			m.Text, m.Deleted, m.Reactions = "", true, nil
+		case ptReaction:
+			if m.Deleted {
+				return nil
+			}
+			applyReaction(m, p.Text, sender, p.Flags&flagRemove != 0)
+		}
+		n.putMsgLocked(t, p.Target, ix, m)
+		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.convView(cv, m))})
+	}
+	return nil
 }
