@@ -4,15 +4,20 @@ import (
 	"errors"
 	"time"
 
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/internal/store"
 )
 
+// The types the API shows are declared in package apitypes, which
+// imports only the standard library; node gives them its own names.
+// Message, MessageState and Event are still node's copies (see
+// MessageState), as is Group in groups.go; api's tests check that each
+// copy encodes exactly as its apitypes original.
+
 // Limits a user can run into.
 const (
-	// MaxTextSize is the largest message text, in bytes of UTF-8.
-	MaxTextSize = 16 << 10
-	// MaxNameSize is the largest contact or display name, in bytes.
-	MaxNameSize = 64
+	MaxTextSize = apitypes.MaxTextSize // bytes of UTF-8 in a message text
+	MaxNameSize = apitypes.MaxNameSize // bytes in a contact or display name
 )
 
 // Sentinel errors the API and CLI branch on. Messages are written for the
@@ -39,51 +44,38 @@ var (
 	ErrNotRunning = errors.New("node is not running yet: its link needs the network address it is still opening")
 )
 
-// MessageState is where an outgoing message stands; incoming messages
-// have StateReceived (or StateRead once read locally).
+// MessageState is apitypes.MessageState under node's own type: node
+// calls its unexported rank method, which an alias could not carry. Once
+// those calls use apitypes' Rank, MessageState, Message and Event become
+// aliases.
 type MessageState string
 
-// Message states, in order.
+// Message states, in order (apitypes has their meaning).
 const (
-	StateQueued    MessageState = "queued"    // durable in the store, not yet confirmed by anyone
-	StateSent      MessageState = "sent"      // a relay confirmed it (relay issue)
-	StateDelivered MessageState = "delivered" // a recipient device acknowledged it
-	StateRead      MessageState = "read"      // the recipient sent a read receipt
-	StateFailed    MessageState = "failed"    // will not be delivered (see Message.Error)
-	StateReceived  MessageState = "received"  // incoming, not yet read here
+	StateQueued    = MessageState(apitypes.StateQueued)
+	StateSent      = MessageState(apitypes.StateSent)
+	StateDelivered = MessageState(apitypes.StateDelivered)
+	StateRead      = MessageState(apitypes.StateRead)
+	StateFailed    = MessageState(apitypes.StateFailed)
+	StateReceived  = MessageState(apitypes.StateReceived)
 )
 
 // rank orders states so a state never moves backwards.
-func (s MessageState) rank() int {
-	switch s {
-	case StateQueued:
-		return 1
-	case StateSent:
-		return 2
-	case StateDelivered:
-		return 3
-	case StateRead:
-		return 4
-	case StateFailed:
-		return 5
-	}
-	return 0
-}
+func (s MessageState) rank() int { return apitypes.MessageState(s).Rank() }
 
 // Kind is what a message does.
-type Kind string
+type Kind = apitypes.Kind
 
-// Message kinds users send. Receipts and typing indicators travel as
-// their own wire kinds and show up as state changes and events.
+// Message kinds users send.
 const (
-	KindText     Kind = "text"
-	KindReply    Kind = "reply"
-	KindEdit     Kind = "edit"
-	KindDelete   Kind = "delete"
-	KindReaction Kind = "reaction"
+	KindText     = apitypes.KindText
+	KindReply    = apitypes.KindReply
+	KindEdit     = apitypes.KindEdit
+	KindDelete   = apitypes.KindDelete
+	KindReaction = apitypes.KindReaction
 )
 
-// Message is one entry of a conversation, as the API and CLI show it.
+// Message is apitypes.Message with node's MessageState.
 type Message struct {
 	ID        string              `json:"id"`
 	Contact   string              `json:"contact"`
@@ -101,54 +93,27 @@ type Message struct {
 }
 
 // Contact is a person in the address book.
-type Contact struct {
-	Name       string    `json:"name"`
-	Account    string    `json:"account"` // hex account key
-	Verified   bool      `json:"verified"`
-	KeyChanged bool      `json:"key_changed,omitempty"`
-	Devices    int       `json:"devices"`
-	Added      time.Time `json:"added"`
-	Request    bool      `json:"request,omitempty"` // added by an incoming first message, not by the user
-}
+type Contact = apitypes.Contact
 
 // Self describes this device.
-type Self struct {
-	Name        string   `json:"name"`
-	Account     string   `json:"account"`
-	Device      string   `json:"device"`
-	Link        string   `json:"link"`
-	Fingerprint string   `json:"fingerprint"` // hex of the account key, grouped, for eyeballing
-	PeerID      string   `json:"peer_id"`
-	Addrs       []string `json:"addrs"`
-	Protected   bool     `json:"protected"` // the store has a passphrase
-	Mailboxes   int      `json:"mailboxes"` // relay mailboxes listed in the link
-	Relays      int      `json:"relays"`    // relays configured for this run
-}
+type Self = apitypes.Self
 
 // SendRequest asks for one message to go to a contact.
-type SendRequest struct {
-	To     string `json:"to"`
-	Kind   Kind   `json:"kind,omitempty"`   // default text
-	Text   string `json:"text,omitempty"`   // text, reply, edit (new text), reaction (emoji)
-	Target string `json:"target,omitempty"` // reply, edit, delete, reaction: the message ID acted on
-	TxnID  string `json:"txn_id,omitempty"` // client transaction ID: a retried request with the same ID is not sent twice
-	Remove bool   `json:"remove,omitempty"` // reaction: take the emoji back
-}
+type SendRequest = apitypes.SendRequest
 
 // EventType names an event.
-type EventType string
+type EventType = apitypes.EventType
 
 // Event types.
 const (
-	EventMessage EventType = "message" // a new incoming or outgoing message
-	EventUpdate  EventType = "update"  // a message changed: state, edit, delete, reaction
-	EventContact EventType = "contact" // a contact was added, changed or removed
-	EventTyping  EventType = "typing"  // a contact started or stopped typing
-	EventGroup   EventType = "group"   // a group changed: invitation, members, name, epoch
+	EventMessage = apitypes.EventMessage
+	EventUpdate  = apitypes.EventUpdate
+	EventContact = apitypes.EventContact
+	EventTyping  = apitypes.EventTyping
+	EventGroup   = apitypes.EventGroup
 )
 
-// Event is delivered to subscribers (API server-sent events, mobile
-// callbacks).
+// Event is apitypes.Event with node's Message and Group.
 type Event struct {
 	Seq     uint64    `json:"seq"`
 	Type    EventType `json:"type"`

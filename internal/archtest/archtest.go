@@ -41,13 +41,25 @@ var Rules = []Rule{
 	},
 	{
 		From:   "node",
+		Allow:  []string{Module + "/api/apitypes"},
 		Deny:   []string{Module + "/api", Module + "/cmd"},
-		Reason: "node sits below api and cmd",
+		Reason: "node sits below api and cmd (it names the API's types from the leaf api/apitypes)",
+	},
+	{
+		From:   "api/apitypes",
+		Allow:  []string{"std"},
+		Only:   true,
+		Reason: "the API's JSON types import only the standard library, so a client needs neither the node nor libp2p",
 	},
 	{
 		From:   "api",
 		Deny:   []string{Module + "/cmd"},
 		Reason: "api sits below cmd",
+	},
+	{
+		From:   "cmd/hush",
+		Deny:   []string{Module + "/internal/store"},
+		Reason: "the CLI reaches the store only through the node",
 	},
 	{
 		From:   "internal",

@@ -1,0 +1,120 @@
+package apitypes
+
+// The params of each method, as JSON objects with camelCase names. The
+// server refuses unknown fields; fields without omitempty are required.
+// A required boolean is a pointer, so that "absent" is not "false".
+
+// NameParams are the params of removeContact, verifyContact,
+// safetyNumber and createGroup.
+type NameParams struct {
+	Name string `json:"name"`
+}
+
+// AddContactParams are the params of addContact.
+type AddContactParams struct {
+	Name string `json:"name"` // at most MaxNameSize bytes
+	Link string `json:"link"` // hush://…
+}
+
+// SendParams are the params of send.
+type SendParams struct {
+	To     string `json:"to"`
+	Text   string `json:"text,omitempty"`
+	Kind   Kind   `json:"kind,omitempty"`   // default text
+	Target string `json:"target,omitempty"` // reply, edit, delete, reaction: the message ID acted on
+	TxnID  string `json:"txnId,omitempty"`  // a retried request with the same ID is not sent twice
+	Remove bool   `json:"remove,omitempty"` // reaction: take the emoji back
+}
+
+// WaitMessageParams are the params of waitMessage.
+type WaitMessageParams struct {
+	ID        string       `json:"id"`
+	State     MessageState `json:"state,omitempty"`     // sent, delivered (default), read or failed
+	TimeoutMs *int64       `json:"timeoutMs,omitempty"` // default 30000, at most 600000
+}
+
+// ListMessagesParams are the params of listMessages.
+type ListMessagesParams struct {
+	Contact string `json:"contact"`
+	Limit   int    `json:"limit,omitempty"` // the last Limit messages; 0: all
+}
+
+// ContactParams are the params of markRead.
+type ContactParams struct {
+	Contact string `json:"contact"`
+}
+
+// SendTypingParams are the params of sendTyping.
+type SendTypingParams struct {
+	Contact string `json:"contact"`
+	Typing  *bool  `json:"typing"`
+}
+
+// SetReadReceiptsParams are the params of setReadReceipts.
+type SetReadReceiptsParams struct {
+	Enabled *bool `json:"enabled"`
+}
+
+// SubscribeParams are the params of subscribe (Unix socket only).
+type SubscribeParams struct {
+	After uint64 `json:"after,omitempty"` // replay events after this Seq; 0: only new events
+}
+
+// GroupParams are the params of acceptGroup, declineGroup and
+// leaveGroup. Group is a group's name where it is unambiguous, else its
+// ID.
+type GroupParams struct {
+	Group string `json:"group"`
+}
+
+// InviteToGroupParams are the params of inviteToGroup.
+type InviteToGroupParams struct {
+	Group   string `json:"group"`
+	Contact string `json:"contact"`
+}
+
+// MemberParams are the params of removeFromGroup and promoteInGroup.
+type MemberParams struct {
+	Group  string `json:"group"`
+	Member string `json:"member"`
+}
+
+// RenameGroupParams are the params of renameGroup.
+type RenameGroupParams struct {
+	Group string `json:"group"`
+	Name  string `json:"name"`
+}
+
+// SendGroupParams are the params of sendGroup; the kinds are those of
+// send.
+type SendGroupParams struct {
+	Group  string `json:"group"`
+	Text   string `json:"text,omitempty"`
+	Kind   Kind   `json:"kind,omitempty"`
+	Target string `json:"target,omitempty"`
+	Remove bool   `json:"remove,omitempty"`
+}
+
+// ListGroupMessagesParams are the params of listGroupMessages.
+type ListGroupMessagesParams struct {
+	Group string `json:"group"`
+	Limit int    `json:"limit,omitempty"` // the last Limit messages; 0: all
+}
+
+// OK is the result of methods that have nothing else to return.
+type OK struct {
+	OK bool `json:"ok"`
+}
+
+// SafetyNumberResult is the result of safetyNumber.
+type SafetyNumberResult struct {
+	Name         string `json:"name"`
+	SafetyNumber string `json:"safetyNumber"` // 60 digits, no spaces
+}
+
+// VersionInfo is the result of version.
+type VersionInfo struct {
+	Version string `json:"version"`
+	API     int    `json:"api"`
+	Go      string `json:"go"`
+}

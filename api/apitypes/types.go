@@ -1,0 +1,171 @@
+// Package apitypes holds the JSON types of hush's local API
+// (docs/API.md): the entities its methods return and its events carry,
+// each method's params, and the small results. It imports only the
+// standard library, so a program that talks to the daemon needs neither
+// the node nor libp2p; package node declares these same types under its
+// own names.
+package apitypes
+
+import "time"
+
+// Limits a user can run into.
+const (
+	// MaxTextSize is the largest message text, in bytes of UTF-8.
+	MaxTextSize = 16 << 10
+	// MaxNameSize is the largest contact or display name, in bytes.
+	MaxNameSize = 64
+)
+
+// MessageState is where an outgoing message stands; incoming messages
+// have StateReceived (or StateRead once read locally).
+type MessageState string
+
+// Message states, in order.
+const (
+	StateQueued    MessageState = "queued"    // durable in the store, not yet confirmed by anyone
+	StateSent      MessageState = "sent"      // a relay confirmed it (relay issue)
+	StateDelivered MessageState = "delivered" // a recipient device acknowledged it
+	StateRead      MessageState = "read"      // the recipient sent a read receipt
+	StateFailed    MessageState = "failed"    // will not be delivered (see Message.Error)
+	StateReceived  MessageState = "received"  // incoming, not yet read here
+)
+
+// Rank orders the states of an outgoing message, queued (1) to failed
+// (5), so that a state never moves backwards; it is 0 for received and
+// for unknown states.
+func (s MessageState) Rank() int {
+	switch s {
+	case StateQueued:
+		return 1
+	case StateSent:
+		return 2
+	case StateDelivered:
+		return 3
+	case StateRead:
+		return 4
+	case StateFailed:
+		return 5
+	}
+	return 0
+}
+
+// Kind is what a message does.
+type Kind string
+
+// Message kinds users send. Receipts and typing indicators travel as
+// their own wire kinds and show up as state changes and events.
+const (
+	KindText     Kind = "text"
+	KindReply    Kind = "reply"
+	KindEdit     Kind = "edit"
+	KindDelete   Kind = "delete"
+	KindReaction Kind = "reaction"
+)
+
+// Message is one entry of a conversation, as the API and CLI show it.
+type Message struct {
+	ID        string              `json:"id"`
+	Contact   string              `json:"contact"`
+	Direction string              `json:"direction"` // "in" or "out"
+	Text      string              `json:"text"`
+	State     MessageState        `json:"state"`
+	Time      time.Time           `json:"time"`
+	ReplyTo   string              `json:"reply_to,omitempty"`
+	Edited    bool                `json:"edited,omitempty"`
+	Deleted   bool                `json:"deleted,omitempty"`
+	Reactions map[string][]string `json:"reactions,omitempty"` // emoji → who ("me" or the contact's name)
+	Error     string              `json:"error,omitempty"`
+	Group     string              `json:"group,omitempty"`  // group ID, for group messages
+	Sender    string              `json:"sender,omitempty"` // group messages: who sent it ("me" for this account)
+}
+
+// Contact is a person in the address book.
+type Contact struct {
+	Name       string    `json:"name"`
+	Account    string    `json:"account"` // hex account key
+	Verified   bool      `json:"verified"`
+	KeyChanged bool      `json:"key_changed,omitempty"`
+	Devices    int       `json:"devices"`
+	Added      time.Time `json:"added"`
+	Request    bool      `json:"request,omitempty"` // added by an incoming first message, not by the user
+}
+
+// Self describes this device.
+type Self struct {
+	Name        string   `json:"name"`
+	Account     string   `json:"account"`
+	Device      string   `json:"device"`
+	Link        string   `json:"link"`
+	Fingerprint string   `json:"fingerprint"` // hex of the account key, grouped, for eyeballing
+	PeerID      string   `json:"peer_id"`
+	Addrs       []string `json:"addrs"`
+	Protected   bool     `json:"protected"` // the store has a passphrase
+	Mailboxes   int      `json:"mailboxes"` // relay mailboxes listed in the link
+	Relays      int      `json:"relays"`    // relays configured for this run
+}
+
+// SendRequest asks the node for one message to a contact. It is the
+// node's Go form; the send method's params are SendParams.
+type SendRequest struct {
+	To     string `json:"to"`
+	Kind   Kind   `json:"kind,omitempty"`   // default text
+	Text   string `json:"text,omitempty"`   // text, reply, edit (new text), reaction (emoji)
+	Target string `json:"target,omitempty"` // reply, edit, delete, reaction: the message ID acted on
+	TxnID  string `json:"txn_id,omitempty"` // client transaction ID: a retried request with the same ID is not sent twice
+	Remove bool   `json:"remove,omitempty"` // reaction: take the emoji back
+}
+
+// Group is a group as the API shows it.
+type Group struct {
+	ID      string        `json:"id"`
+	Name    string        `json:"name"`
+	Epoch   uint64        `json:"epoch"`
+	Pending bool          `json:"pending,omitempty"` // an invitation not yet accepted
+	Removed bool          `json:"removed,omitempty"` // this account was removed (or left elsewhere); the history stays
+	Admin   bool          `json:"admin,omitempty"`   // this account is an admin
+	Members []GroupMember `json:"members"`
+}
+
+// GroupMember is one member (or invitee) of a group.
+type GroupMember struct {
+	Name    string `json:"name"`
+	Account string `json:"account"`
+	Admin   bool   `json:"admin,omitempty"`
+	Me      bool   `json:"me,omitempty"`
+	Invited bool   `json:"invited,omitempty"`
+}
+
+// GroupSendRequest asks the node for one message to a group. It is the
+// node's Go form; the sendGroup method's params are SendGroupParams.
+type GroupSendRequest struct {
+	Group  string `json:"group"`
+	Kind   Kind   `json:"kind,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Target string `json:"target,omitempty"`
+	Remove bool   `json:"remove,omitempty"`
+	TxnID  string `json:"txn_id,omitempty"` // client transaction ID, as for SendRequest
+}
+
+// EventType names an event.
+type EventType string
+
+// Event types.
+const (
+	EventMessage EventType = "message" // a new incoming or outgoing message
+	EventUpdate  EventType = "update"  // a message changed: state, edit, delete, reaction
+	EventContact EventType = "contact" // a contact was added, changed or removed
+	EventTyping  EventType = "typing"  // a contact started or stopped typing
+	EventGroup   EventType = "group"   // a group changed: invitation, members, name, epoch
+)
+
+// Event is delivered to subscribers (API server-sent events, mobile
+// callbacks).
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	Type    EventType `json:"type"`
+	Message *Message  `json:"message,omitempty"`
+	Contact *Contact  `json:"contact,omitempty"`
+	Group   *Group    `json:"group,omitempty"`
+	Typing  *bool     `json:"typing,omitempty"`
+	From    string    `json:"from,omitempty"` // contact name for typing events
+}
