@@ -14,6 +14,7 @@ import (
 
 	"github.com/hushnet/hush/api"
 	"github.com/hushnet/hush/api/apitest"
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/node"
 )
 
@@ -166,7 +167,7 @@ func TestMethodResults(t *testing.T) {
 		t.Errorf("getSelf = %+v", self)
 	}
 
-	var v api.VersionInfo
+	var v apitypes.VersionInfo
 	decode(t, call(t, h, "version", ""), &v)
 	if v.API != api.APIVersion || v.Version == "" || !strings.HasPrefix(v.Go, "go") {
 		t.Errorf("version = %+v", v)
@@ -178,7 +179,7 @@ func TestMethodResults(t *testing.T) {
 		t.Errorf("listContacts = %+v", cs)
 	}
 
-	var sn api.SafetyNumberResult
+	var sn apitypes.SafetyNumberResult
 	decode(t, call(t, h, "safetyNumber", `{"name":"alice"}`), &sn)
 	if len(sn.SafetyNumber) != 60 || sn.Name != "alice" {
 		t.Errorf("safetyNumber = %+v", sn)
@@ -218,11 +219,11 @@ func TestMethodResults(t *testing.T) {
 		t.Errorf("listMessages bob = %+v", ms)
 	}
 
-	decode(t, call(t, h, "setReadReceipts", `{"enabled":false}`), &api.OK{})
+	decode(t, call(t, h, "setReadReceipts", `{"enabled":false}`), &apitypes.OK{})
 	if b.ReadReceipts() {
 		t.Error("setReadReceipts false did not reach the backend")
 	}
-	decode(t, call(t, h, "sendTyping", `{"contact":"bob","typing":true}`), &api.OK{})
+	decode(t, call(t, h, "sendTyping", `{"contact":"bob","typing":true}`), &apitypes.OK{})
 	if tc := b.TypingCalls(); len(tc) != 1 || tc[0] != (apitest.TypingCall{Contact: "bob", Typing: true}) {
 		t.Errorf("typing calls = %+v", tc)
 	}

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/api/apitypes"
 )
 
 // ErrNoDaemon means nothing is listening on the API socket.
@@ -117,7 +117,7 @@ func (c *Client) ioError(ctx context.Context, method string, err error) error {
 type Subscription struct {
 	// Events delivers events until the subscription ends; then it is
 	// closed and Err says why.
-	Events <-chan node.Event
+	Events <-chan apitypes.Event
 
 	conn net.Conn
 	done chan struct{} // closed by Close
@@ -171,7 +171,7 @@ func (c *Client) Subscribe(ctx context.Context, after uint64) (*Subscription, er
 		conn.Close()
 		return nil, resp.Error
 	}
-	events := make(chan node.Event, 64)
+	events := make(chan apitypes.Event, 64)
 	sub := &Subscription{Events: events, conn: conn, done: make(chan struct{})}
 	stop := context.AfterFunc(ctx, func() { sub.Close() })
 	go func() {
@@ -186,8 +186,8 @@ func (c *Client) Subscribe(ctx context.Context, after uint64) (*Subscription, er
 			}
 			if len(line) > 0 {
 				var n struct {
-					Method string     `json:"method"`
-					Params node.Event `json:"params"`
+					Method string         `json:"method"`
+					Params apitypes.Event `json:"params"`
 				}
 				if json.Unmarshal(line, &n) == nil {
 					switch n.Method {

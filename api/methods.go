@@ -10,12 +10,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/node"
 )
 
-// method runs one call; it returns a JSON-encodable result or an error
-// (an *Error for parameter problems, a node error otherwise).
+// method runs one call: it decodes the raw params and returns a
+// JSON-encodable result or an error (an *Error for parameter problems, a
+// node error otherwise). typed makes one from a function of its params.
 type method func(ctx context.Context, b Backend, params json.RawMessage) (any, error)
+
+// typed makes a method of fn, which takes its params decoded into a P
+// (struct{} for none) by decodeParams.
+func typed[P, R any](fn func(ctx context.Context, b Backend, p P) (R, error)) method {
+	return func(ctx context.Context, b Backend, params json.RawMessage) (any, error) {
+		var p P
+		if err := decodeParams(params, &p); err != nil {
+			return nil, err
+		}
+		res, err := fn(ctx, b, p)
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+}
 
 // Limits on waitMessage.
 const (
@@ -23,21 +41,34 @@ const (
 	MaxWaitTimeout     = 10 * time.Minute
 )
 
-// methods is the method table every transport shares.
+// methods is the method table every transport shares (subscribe and
+// unsubscribe are the Unix socket's own: see Server.serveConn).
 var methods = map[string]method{
-	"version":         mVersion,
-	"getSelf":         mGetSelf,
-	"addContact":      mAddContact,
-	"listContacts":    mListContacts,
-	"removeContact":   mRemoveContact,
-	"verifyContact":   mVerifyContact,
-	"safetyNumber":    mSafetyNumber,
-	"send":            mSend,
-	"waitMessage":     mWaitMessage,
-	"listMessages":    mListMessages,
-	"markRead":        mMarkRead,
-	"sendTyping":      mSendTyping,
-	"setReadReceipts": mSetReadReceipts,
+	"version":         typed(mVersion),
+	"getSelf":         typed(mGetSelf),
+	"addContact":      typed(mAddContact),
+	"listContacts":    typed(mListContacts),
+	"removeContact":   typed(mRemoveContact),
+	"verifyContact":   typed(mVerifyContact),
+	"safetyNumber":    typed(mSafetyNumber),
+	"send":            typed(mSend),
+	"waitMessage":     typed(mWaitMessage),
+	"listMessages":    typed(mListMessages),
+	"markRead":        typed(mMarkRead),
+	"sendTyping":      typed(mSendTyping),
+	"setReadReceipts": typed(mSetReadReceipts),
+
+	"createGroup":       typed(mCreateGroup),
+	"inviteToGroup":     typed(mInviteToGroup),
+	"acceptGroup":       typed(mAcceptGroup),
+	"declineGroup":      typed(mDeclineGroup),
+	"leaveGroup":        typed(mLeaveGroup),
+	"removeFromGroup":   typed(mRemoveFromGroup),
+	"promoteInGroup":    typed(mPromoteInGroup),
+	"renameGroup":       typed(mRenameGroup),
+	"listGroups":        typed(mListGroups),
+	"sendGroup":         typed(mSendGroup),
+	"listGroupMessages": typed(mListGroupMessages),
 }
 
 // Methods lists the shared method names (subscribe is per transport).
@@ -96,138 +127,95 @@ func noParams(params json.RawMessage) error {
 	return decodeParams(params, &struct{}{})
 }
 
-func required(field, value string) error {
-	if value == "" {
-		return invalidParams("%q is required", field)
+// required checks fields given as name, value pairs: each value must be
+// non-empty.
+func required(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i+1] == "" {
+			return invalidParams("%q is required", fields[i])
+		}
 	}
 	return nil
 }
 
-func mVersion(_ context.Context, _ Backend, params json.RawMessage) (any, error) {
-	if err := noParams(params); err != nil {
-		return nil, err
+// ok is the result of a method that has nothing else to return.
+func ok(err error) (apitypes.OK, error) {
+	if err != nil {
+		return apitypes.OK{}, err
 	}
-	return VersionInfo{Version: version(), API: APIVersion, Go: goVersion()}, nil
+	return apitypes.OK{OK: true}, nil
 }
 
-func mGetSelf(ctx context.Context, b Backend, params json.RawMessage) (any, error) {
-	if err := noParams(params); err != nil {
-		return nil, err
+// orEmpty makes a nil list an empty one, so that it encodes as [].
+func orEmpty[T any](list []T, err error) ([]T, error) {
+	if list == nil && err == nil {
+		list = []T{}
 	}
+	return list, err
+}
+
+func mVersion(context.Context, Backend, struct{}) (apitypes.VersionInfo, error) {
+	return apitypes.VersionInfo{Version: version(), API: APIVersion, Go: goVersion()}, nil
+}
+
+func mGetSelf(ctx context.Context, b Backend, _ struct{}) (node.Self, error) {
 	// A link handed out while the node is still starting would lack its
 	// address or mailboxes; wait until it is complete.
 	if err := b.WaitLink(ctx); err != nil {
-		return nil, err
+		return node.Self{}, err
 	}
 	return b.Self()
 }
 
-type nameParams struct {
-	Name string `json:"name"`
-}
-
-func decodeName(params json.RawMessage) (string, error) {
-	var p nameParams
-	if err := decodeParams(params, &p); err != nil {
-		return "", err
-	}
-	return p.Name, required("name", p.Name)
-}
-
-func mAddContact(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		Name string `json:"name"`
-		Link string `json:"link"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
+func mAddContact(_ context.Context, b Backend, p apitypes.AddContactParams) (node.Contact, error) {
 	if err := required("name", p.Name); err != nil {
-		return nil, err
+		return node.Contact{}, err
 	}
-	if len(p.Name) > node.MaxNameSize {
-		return nil, invalidParams("%q is longer than %d bytes", "name", node.MaxNameSize)
+	if len(p.Name) > apitypes.MaxNameSize {
+		return node.Contact{}, invalidParams("%q is longer than %d bytes", "name", apitypes.MaxNameSize)
 	}
 	if err := required("link", p.Link); err != nil {
-		return nil, err
+		return node.Contact{}, err
 	}
 	return b.AddContact(p.Name, p.Link)
 }
 
-func mListContacts(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	if err := noParams(params); err != nil {
-		return nil, err
-	}
-	cs, err := b.Contacts()
-	if cs == nil && err == nil {
-		cs = []node.Contact{}
-	}
-	return cs, err
+func mListContacts(_ context.Context, b Backend, _ struct{}) ([]node.Contact, error) {
+	return orEmpty(b.Contacts())
 }
 
-// OK is the result of methods that have nothing else to return.
-type OK struct {
-	OK bool `json:"ok"`
+func mRemoveContact(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.OK, error) {
+	if err := required("name", p.Name); err != nil {
+		return apitypes.OK{}, err
+	}
+	return ok(b.RemoveContact(p.Name))
 }
 
-func mRemoveContact(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	name, err := decodeName(params)
+func mVerifyContact(_ context.Context, b Backend, p apitypes.NameParams) (node.Contact, error) {
+	if err := required("name", p.Name); err != nil {
+		return node.Contact{}, err
+	}
+	return b.VerifyContact(p.Name)
+}
+
+func mSafetyNumber(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.SafetyNumberResult, error) {
+	if err := required("name", p.Name); err != nil {
+		return apitypes.SafetyNumberResult{}, err
+	}
+	sn, err := b.SafetyNumber(p.Name)
 	if err != nil {
-		return nil, err
+		return apitypes.SafetyNumberResult{}, err
 	}
-	if err := b.RemoveContact(name); err != nil {
-		return nil, err
-	}
-	return OK{true}, nil
+	return apitypes.SafetyNumberResult{Name: p.Name, SafetyNumber: sn}, nil
 }
 
-func mVerifyContact(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	name, err := decodeName(params)
-	if err != nil {
-		return nil, err
-	}
-	return b.VerifyContact(name)
-}
-
-// SafetyNumberResult is the result of safetyNumber.
-type SafetyNumberResult struct {
-	Name         string `json:"name"`
-	SafetyNumber string `json:"safetyNumber"` // 60 digits, no spaces
-}
-
-func mSafetyNumber(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	name, err := decodeName(params)
-	if err != nil {
-		return nil, err
-	}
-	sn, err := b.SafetyNumber(name)
-	if err != nil {
-		return nil, err
-	}
-	return SafetyNumberResult{Name: name, SafetyNumber: sn}, nil
-}
-
-// SendParams are the params of send.
-type SendParams struct {
-	To     string `json:"to"`
-	Text   string `json:"text,omitempty"`
-	Kind   string `json:"kind,omitempty"`
-	Target string `json:"target,omitempty"`
-	TxnID  string `json:"txnId,omitempty"`
-	Remove bool   `json:"remove,omitempty"`
-}
-
-func mSend(ctx context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p SendParams
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
+func mSend(ctx context.Context, b Backend, p apitypes.SendParams) (node.Message, error) {
 	if err := required("to", p.To); err != nil {
-		return nil, err
+		return node.Message{}, err
 	}
-	kind, err := checkMessage(node.Kind(p.Kind), p.Text, p.Target, p.Remove)
+	kind, err := checkMessage(p.Kind, p.Text, p.Target, p.Remove)
 	if err != nil {
-		return nil, err
+		return node.Message{}, err
 	}
 	return b.Send(ctx, node.SendRequest{
 		To: p.To, Kind: kind, Text: p.Text, Target: p.Target, TxnID: p.TxnID, Remove: p.Remove,
@@ -236,16 +224,16 @@ func mSend(ctx context.Context, b Backend, params json.RawMessage) (any, error) 
 
 // checkMessage validates the kind, text, target and remove fields shared
 // by send and sendGroup, and returns the kind (text by default).
-func checkMessage(kind node.Kind, text, target string, remove bool) (node.Kind, error) {
+func checkMessage(kind apitypes.Kind, text, target string, remove bool) (apitypes.Kind, error) {
 	if kind == "" {
-		kind = node.KindText
+		kind = apitypes.KindText
 	}
 	switch kind {
-	case node.KindText:
+	case apitypes.KindText:
 		if target != "" {
 			return "", invalidParams("%q is not used with kind %q", "target", kind)
 		}
-	case node.KindReply, node.KindEdit, node.KindDelete, node.KindReaction:
+	case apitypes.KindReply, apitypes.KindEdit, apitypes.KindDelete, apitypes.KindReaction:
 		if err := required("target", target); err != nil {
 			return "", err
 		}
@@ -253,67 +241,59 @@ func checkMessage(kind node.Kind, text, target string, remove bool) (node.Kind, 
 		return "", invalidParams("%q must be one of text, reply, edit, delete, reaction", "kind")
 	}
 	switch kind {
-	case node.KindText, node.KindReply, node.KindEdit:
+	case apitypes.KindText, apitypes.KindReply, apitypes.KindEdit:
 		if strings.TrimSpace(text) == "" {
 			return "", &Error{Code: CodeBadMessage, Message: node.ErrEmptyMessage.Error(), Data: &ErrorData{Reason: "empty_message"}}
 		}
-	case node.KindReaction:
+	case apitypes.KindReaction:
 		if err := required("text", text); err != nil {
 			return "", err
 		}
-	case node.KindDelete:
+	case apitypes.KindDelete:
 		if text != "" {
 			return "", invalidParams("%q is not used with kind %q", "text", kind)
 		}
 	}
-	if remove && kind != node.KindReaction {
-		return "", invalidParams("%q is only used with kind %q", "remove", node.KindReaction)
+	if remove && kind != apitypes.KindReaction {
+		return "", invalidParams("%q is only used with kind %q", "remove", apitypes.KindReaction)
 	}
-	if len(text) > node.MaxTextSize {
+	if len(text) > apitypes.MaxTextSize {
 		return "", &Error{
 			Code:    CodeBadMessage,
-			Message: fmt.Sprintf("%v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(text), node.MaxTextSize),
+			Message: fmt.Sprintf("%v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(text), apitypes.MaxTextSize),
 			Data:    &ErrorData{Reason: "message_too_large"},
 		}
 	}
 	return kind, nil
 }
 
-var waitStates = map[node.MessageState]bool{
-	node.StateSent: true, node.StateDelivered: true, node.StateRead: true, node.StateFailed: true,
+var waitStates = map[apitypes.MessageState]bool{
+	apitypes.StateSent: true, apitypes.StateDelivered: true, apitypes.StateRead: true, apitypes.StateFailed: true,
 }
 
-func mWaitMessage(ctx context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		ID        string `json:"id"`
-		State     string `json:"state"`
-		TimeoutMs *int64 `json:"timeoutMs"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
+func mWaitMessage(ctx context.Context, b Backend, p apitypes.WaitMessageParams) (node.Message, error) {
 	if err := required("id", p.ID); err != nil {
-		return nil, err
+		return node.Message{}, err
 	}
-	state := node.MessageState(p.State)
+	state := p.State
 	if state == "" {
-		state = node.StateDelivered
+		state = apitypes.StateDelivered
 	}
 	if !waitStates[state] {
-		return nil, invalidParams("%q must be one of sent, delivered, read, failed", "state")
+		return node.Message{}, invalidParams("%q must be one of sent, delivered, read, failed", "state")
 	}
 	timeout := DefaultWaitTimeout
 	if p.TimeoutMs != nil {
 		if *p.TimeoutMs <= 0 || time.Duration(*p.TimeoutMs)*time.Millisecond > MaxWaitTimeout {
-			return nil, invalidParams("%q must be between 1 and %d", "timeoutMs", MaxWaitTimeout.Milliseconds())
+			return node.Message{}, invalidParams("%q must be between 1 and %d", "timeoutMs", MaxWaitTimeout.Milliseconds())
 		}
 		timeout = time.Duration(*p.TimeoutMs) * time.Millisecond
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	m, err := b.WaitState(ctx, p.ID, state)
+	m, err := b.WaitState(ctx, p.ID, node.MessageState(state))
 	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, &Error{
+		return node.Message{}, &Error{
 			Code:    CodeTimeout,
 			Message: fmt.Sprintf("message %s did not reach %q within %v", p.ID, state, timeout),
 			Data:    &ErrorData{Reason: "timeout"},
@@ -322,80 +302,36 @@ func mWaitMessage(ctx context.Context, b Backend, params json.RawMessage) (any, 
 	return m, err
 }
 
-func mListMessages(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		Contact string `json:"contact"`
-		Limit   int    `json:"limit"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
+func mListMessages(_ context.Context, b Backend, p apitypes.ListMessagesParams) ([]node.Message, error) {
 	if err := required("contact", p.Contact); err != nil {
 		return nil, err
 	}
 	if p.Limit < 0 {
 		return nil, invalidParams("%q must not be negative", "limit")
 	}
-	ms, err := b.Messages(p.Contact, p.Limit)
-	if ms == nil && err == nil {
-		ms = []node.Message{}
-	}
-	return ms, err
+	return orEmpty(b.Messages(p.Contact, p.Limit))
 }
 
-func decodeContact(params json.RawMessage) (string, error) {
-	var p struct {
-		Contact string `json:"contact"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return "", err
-	}
-	return p.Contact, required("contact", p.Contact)
-}
-
-func mMarkRead(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	c, err := decodeContact(params)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.MarkRead(c); err != nil {
-		return nil, err
-	}
-	return OK{true}, nil
-}
-
-func mSendTyping(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		Contact string `json:"contact"`
-		Typing  *bool  `json:"typing"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
+func mMarkRead(_ context.Context, b Backend, p apitypes.ContactParams) (apitypes.OK, error) {
 	if err := required("contact", p.Contact); err != nil {
-		return nil, err
+		return apitypes.OK{}, err
+	}
+	return ok(b.MarkRead(p.Contact))
+}
+
+func mSendTyping(_ context.Context, b Backend, p apitypes.SendTypingParams) (apitypes.OK, error) {
+	if err := required("contact", p.Contact); err != nil {
+		return apitypes.OK{}, err
 	}
 	if p.Typing == nil {
-		return nil, invalidParams("%q is required", "typing")
+		return apitypes.OK{}, invalidParams("%q is required", "typing")
 	}
-	if err := b.SetTyping(p.Contact, *p.Typing); err != nil {
-		return nil, err
-	}
-	return OK{true}, nil
+	return ok(b.SetTyping(p.Contact, *p.Typing))
 }
 
-func mSetReadReceipts(_ context.Context, b Backend, params json.RawMessage) (any, error) {
-	var p struct {
-		Enabled *bool `json:"enabled"`
-	}
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
+func mSetReadReceipts(_ context.Context, b Backend, p apitypes.SetReadReceiptsParams) (apitypes.OK, error) {
 	if p.Enabled == nil {
-		return nil, invalidParams("%q is required", "enabled")
+		return apitypes.OK{}, invalidParams("%q is required", "enabled")
 	}
-	if err := b.SetReadReceipts(*p.Enabled); err != nil {
-		return nil, err
-	}
-	return OK{true}, nil
+	return ok(b.SetReadReceipts(*p.Enabled))
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/hushnet/hush/node"
 )
 
-// Backend is what the API serves; *node.Node satisfies it.
+// Backend is what the API serves; *node.Node satisfies it. Its types
+// are node's: most are apitypes' under node's names, and the rest
+// (Message, MessageState, Event, Group) encode exactly as apitypes'.
 type Backend interface {
 	Self() (node.Self, error)
 	WaitLink(ctx context.Context) error
@@ -36,6 +38,18 @@ type Backend interface {
 	SetTyping(contact string, typing bool) error
 	SetReadReceipts(on bool) error
 	Subscribe(after uint64) (<-chan node.Event, func())
+
+	CreateGroup(name string) (node.Group, error)
+	InviteToGroup(group, contact string) (node.Group, error)
+	AcceptGroup(group string) (node.Group, error)
+	DeclineGroup(group string) error
+	LeaveGroup(group string) error
+	RemoveFromGroup(group, member string) (node.Group, error)
+	PromoteInGroup(group, member string) (node.Group, error)
+	RenameGroup(group, name string) (node.Group, error)
+	Groups() ([]node.Group, error)
+	SendGroup(ctx context.Context, req node.GroupSendRequest) (node.Message, error)
+	GroupMessages(group string, limit int) ([]node.Message, error)
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -186,13 +200,6 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
-}
-
-// VersionInfo is the result of the version method.
-type VersionInfo struct {
-	Version string `json:"version"`
-	API     int    `json:"api"`
-	Go      string `json:"go"`
 }
 
 // Handler runs JSON-RPC requests against a Backend. It is safe for

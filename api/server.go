@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hushnet/hush/api/apitypes"
 )
 
 // Files the server keeps in the home directory.
@@ -423,9 +425,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	hooks := func(ctx context.Context, req *Request) (any, *Error, bool) {
 		switch req.Method {
 		case "subscribe":
-			var p struct {
-				After uint64 `json:"after"`
-			}
+			var p apitypes.SubscribeParams
 			if err := decodeParams(req.Params, &p); err != nil {
 				return nil, toError(err), true
 			}
@@ -465,13 +465,13 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 					}
 				}
 			}()
-			return OK{true}, nil, true
+			return apitypes.OK{OK: true}, nil, true
 		case "unsubscribe":
 			if err := noParams(req.Params); err != nil {
 				return nil, toError(err), true
 			}
 			stopSub()
-			return OK{true}, nil, true
+			return apitypes.OK{OK: true}, nil, true
 		}
 		return nil, nil, false
 	}

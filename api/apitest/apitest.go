@@ -1,7 +1,8 @@
 // Package apitest provides Backend, an in-memory stand-in for *node.Node
 // that the api and cmd/hush tests (and the mobile facade's) serve without
 // libp2p or a store. It follows node's documented behaviour closely
-// enough for API and CLI tests; it delivers nothing anywhere.
+// enough for API and CLI tests, groups included; it delivers nothing
+// anywhere.
 package apitest
 
 import (
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/node"
 )
@@ -36,6 +38,8 @@ type Backend struct {
 	typing   []TypingCall
 	safety   map[string]string
 	waiters  []chan struct{}
+	groups   map[string]*fakeGroup // by ID
+	nextGrp  int
 }
 
 // TypingCall records a SetTyping call.
@@ -67,6 +71,7 @@ func New() *Backend {
 		txns:     map[string]string{},
 		subs:     map[int]chan node.Event{},
 		safety:   map[string]string{},
+		groups:   map[string]*fakeGroup{},
 		receipts: true,
 	}
 }
@@ -200,29 +205,11 @@ func (b *Backend) Send(ctx context.Context, req node.SendRequest) (node.Message,
 	}
 	if kind != node.KindText {
 		t, ok := b.byID[req.Target]
-		if !ok || t.Contact != req.To {
+		if !ok || t.Contact != req.To || t.Group != "" {
 			return node.Message{}, node.ErrUnknownMessage
 		}
-		switch kind {
-		case node.KindEdit:
-			t.Text, t.Edited = req.Text, true
-		case node.KindDelete:
-			t.Text, t.Deleted = "", true
-		case node.KindReaction:
-			if t.Reactions == nil {
-				t.Reactions = map[string][]string{}
-			}
-			if req.Remove {
-				t.Reactions[req.Text] = slices.DeleteFunc(t.Reactions[req.Text], func(s string) bool { return s == "me" })
-				if len(t.Reactions[req.Text]) == 0 {
-					delete(t.Reactions, req.Text)
-				}
-			} else {
-				t.Reactions[req.Text] = append(t.Reactions[req.Text], "me")
-			}
-		}
 		if kind != node.KindReply {
-			b.publishLocked(node.Event{Type: node.EventUpdate, Message: ptr(*t)})
+			b.actLocked(t, kind, req.Text, req.Remove)
 			return *t, nil
 		}
 	}
@@ -239,6 +226,29 @@ func (b *Backend) Send(ctx context.Context, req node.SendRequest) (node.Message,
 		b.txns[req.TxnID] = m.ID
 	}
 	return *m, nil
+}
+
+// actLocked applies an edit, delete or reaction of this account to t.
+func (b *Backend) actLocked(t *node.Message, kind node.Kind, text string, remove bool) {
+	switch kind {
+	case node.KindEdit:
+		t.Text, t.Edited = text, true
+	case node.KindDelete:
+		t.Text, t.Deleted = "", true
+	case node.KindReaction:
+		if t.Reactions == nil {
+			t.Reactions = map[string][]string{}
+		}
+		if remove {
+			t.Reactions[text] = slices.DeleteFunc(t.Reactions[text], func(s string) bool { return s == "me" })
+			if len(t.Reactions[text]) == 0 {
+				delete(t.Reactions, text)
+			}
+		} else {
+			t.Reactions[text] = append(t.Reactions[text], "me")
+		}
+	}
+	b.publishLocked(node.Event{Type: node.EventUpdate, Message: ptr(*t)})
 }
 
 func (b *Backend) addLocked(m *node.Message) {
@@ -273,9 +283,7 @@ func (b *Backend) SetState(id string, state node.MessageState) error {
 	return nil
 }
 
-var stateRank = map[node.MessageState]int{
-	node.StateQueued: 1, node.StateSent: 2, node.StateDelivered: 3, node.StateRead: 4, node.StateFailed: 5,
-}
+func rank(s node.MessageState) int { return apitypes.MessageState(s).Rank() }
 
 // WaitState implements api.Backend.
 func (b *Backend) WaitState(ctx context.Context, id string, state node.MessageState) (node.Message, error) {
@@ -286,7 +294,7 @@ func (b *Backend) WaitState(ctx context.Context, id string, state node.MessageSt
 			b.mu.Unlock()
 			return node.Message{}, node.ErrUnknownMessage
 		}
-		if stateRank[m.State] >= stateRank[state] {
+		if rank(m.State) >= rank(state) {
 			b.mu.Unlock()
 			return *m, nil
 		}

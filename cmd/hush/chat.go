@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/hushnet/hush/api"
-	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/api/apitypes"
 )
 
 // chatHistory is how many messages chat shows when it starts.
@@ -32,8 +32,8 @@ func runChat(ctx context.Context, e *env, args []string) error {
 	}
 	defer sub.Close()
 
-	var history []node.Message
-	if err := call(ctx, e, "listMessages", map[string]any{"contact": name, "limit": chatHistory}, &history); err != nil {
+	var history []apitypes.Message
+	if err := call(ctx, e, "listMessages", apitypes.ListMessagesParams{Contact: name, Limit: chatHistory}, &history); err != nil {
 		return err
 	}
 	var outMu sync.Mutex // one line at a time on stdout
@@ -46,14 +46,14 @@ func runChat(ctx context.Context, e *env, args []string) error {
 	for _, m := range history {
 		printf("%s\n", formatMessage(m))
 	}
-	markRead := func() { call(ctx, e, "markRead", map[string]string{"contact": name}, nil) }
+	markRead := func() { call(ctx, e, "markRead", apitypes.ContactParams{Contact: name}, nil) }
 	markRead()
 
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(e.stdin)
-		sc.Buffer(make([]byte, 64<<10), node.MaxTextSize+1024)
+		sc.Buffer(make([]byte, 64<<10), apitypes.MaxTextSize+1024)
 		for sc.Scan() {
 			select {
 			case lines <- sc.Text():
@@ -78,8 +78,8 @@ func runChat(ctx context.Context, e *env, args []string) error {
 			case text == "/quit" || text == "/exit":
 				return nil
 			}
-			var m node.Message
-			if err := call(ctx, e, "send", api.SendParams{To: name, Text: line}, &m); err != nil {
+			var m apitypes.Message
+			if err := call(ctx, e, "send", apitypes.SendParams{To: name, Text: line}, &m); err != nil {
 				printf("hush: %v\n", err)
 				continue
 			}
@@ -91,7 +91,7 @@ func runChat(ctx context.Context, e *env, args []string) error {
 				return nil
 			}
 			switch ev.Type {
-			case node.EventMessage:
+			case apitypes.EventMessage:
 				if ev.Message == nil || ev.Message.Contact != name {
 					continue
 				}
@@ -99,7 +99,7 @@ func runChat(ctx context.Context, e *env, args []string) error {
 				if ev.Message.Direction == "in" {
 					markRead()
 				}
-			case node.EventUpdate:
+			case apitypes.EventUpdate:
 				if ev.Message == nil || ev.Message.Contact != name {
 					continue
 				}
@@ -112,11 +112,11 @@ func runChat(ctx context.Context, e *env, args []string) error {
 				case m.Edited || len(m.Reactions) > 0:
 					printf("  updated: %s\n", formatMessage(*m))
 				}
-			case node.EventTyping:
+			case apitypes.EventTyping:
 				if ev.From == name && ev.Typing != nil && *ev.Typing {
 					printf("  %s is typing…\n", name)
 				}
-			case node.EventContact:
+			case apitypes.EventContact:
 				if ev.Contact != nil && ev.Contact.Name == name && ev.Contact.KeyChanged {
 					printf("  warning: %s's identity key changed; run: hush contact verify %s\n", name, name)
 				}

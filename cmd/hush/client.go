@@ -16,7 +16,7 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/hushnet/hush/api"
-	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/api/apitypes"
 )
 
 // socketPath is where the daemon for home listens.
@@ -67,7 +67,7 @@ func runID(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		return printJSON(e.stdout, raw)
 	}
-	var self node.Self
+	var self apitypes.Self
 	if err := json.Unmarshal(raw, &self); err != nil {
 		return fmt.Errorf("daemon sent a malformed identity: %w", err)
 	}
@@ -127,8 +127,8 @@ func contactAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var c node.Contact
-	if err := call(ctx, e, "addContact", map[string]string{"name": pos[0], "link": pos[1]}, &c); err != nil {
+	var c apitypes.Contact
+	if err := call(ctx, e, "addContact", apitypes.AddContactParams{Name: pos[0], Link: pos[1]}, &c); err != nil {
 		return err
 	}
 	if c.KeyChanged {
@@ -158,7 +158,7 @@ func contactList(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		return printJSON(e.stdout, raw)
 	}
-	var cs []node.Contact
+	var cs []apitypes.Contact
 	if err := json.Unmarshal(raw, &cs); err != nil {
 		return fmt.Errorf("daemon sent a malformed contact list: %w", err)
 	}
@@ -210,8 +210,8 @@ func contactVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	name := pos[0]
-	var sn api.SafetyNumberResult
-	if err := call(ctx, e, "safetyNumber", map[string]string{"name": name}, &sn); err != nil {
+	var sn apitypes.SafetyNumberResult
+	if err := call(ctx, e, "safetyNumber", apitypes.NameParams{Name: name}, &sn); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "Safety number with %s:\n\n%s\n", name, groupSafetyNumber(sn.SafetyNumber))
@@ -223,8 +223,8 @@ func contactVerify(ctx context.Context, e *env, args []string) error {
 			return exitError{code: 1, msg: fmt.Sprintf("%s not verified", name)}
 		}
 	}
-	var c node.Contact
-	if err := call(ctx, e, "verifyContact", map[string]string{"name": name}, &c); err != nil {
+	var c apitypes.Contact
+	if err := call(ctx, e, "verifyContact", apitypes.NameParams{Name: name}, &c); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s is verified.\n", c.Name)
@@ -236,7 +236,7 @@ func contactRemove(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := call(ctx, e, "removeContact", map[string]string{"name": pos[0]}, nil); err != nil {
+	if err := call(ctx, e, "removeContact", apitypes.NameParams{Name: pos[0]}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "removed %s and your conversation with them\n", pos[0])
@@ -244,12 +244,12 @@ func contactRemove(ctx context.Context, e *env, args []string) error {
 }
 
 // stateFlag accepts the states --wait can wait for.
-func parseWait(s string) (node.MessageState, error) {
+func parseWait(s string) (apitypes.MessageState, error) {
 	switch s {
 	case "", "none":
 		return "", nil
 	case "sent", "delivered", "read":
-		return node.MessageState(s), nil
+		return apitypes.MessageState(s), nil
 	}
 	return "", usagef("--wait must be sent, delivered or read")
 }
@@ -272,15 +272,15 @@ func runSend(ctx context.Context, e *env, args []string) error {
 	if *timeout <= 0 || *timeout > api.MaxWaitTimeout {
 		return usagef("--timeout must be between 1ms and %v", api.MaxWaitTimeout)
 	}
-	p := api.SendParams{To: pos[0], Text: strings.Join(pos[1:], " "), TxnID: *txn}
+	p := apitypes.SendParams{To: pos[0], Text: strings.Join(pos[1:], " "), TxnID: *txn}
 	if *replyTo != "" {
-		p.Kind, p.Target = string(node.KindReply), *replyTo
+		p.Kind, p.Target = apitypes.KindReply, *replyTo
 	}
 	return sendAndReport(ctx, e, p, state, *timeout)
 }
 
-func sendAndReport(ctx context.Context, e *env, p api.SendParams, wait node.MessageState, timeout time.Duration) error {
-	var m node.Message
+func sendAndReport(ctx context.Context, e *env, p apitypes.SendParams, wait apitypes.MessageState, timeout time.Duration) error {
+	var m apitypes.Message
 	if err := call(ctx, e, "send", p, &m); err != nil {
 		return err
 	}
@@ -290,12 +290,13 @@ func sendAndReport(ctx context.Context, e *env, p api.SendParams, wait node.Mess
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
-	err := call(ctx, e, "waitMessage", map[string]any{"id": m.ID, "state": wait, "timeoutMs": timeout.Milliseconds()}, &m)
+	ms := timeout.Milliseconds()
+	err := call(ctx, e, "waitMessage", apitypes.WaitMessageParams{ID: m.ID, State: wait, TimeoutMs: &ms}, &m)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
-	if m.State == node.StateFailed {
+	if m.State == apitypes.StateFailed {
 		msg := "message failed"
 		if m.Error != "" {
 			msg += ": " + m.Error
@@ -312,7 +313,7 @@ func runReact(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return sendAndReport(ctx, e, api.SendParams{To: pos[0], Kind: string(node.KindReaction), Target: pos[1], Text: pos[2], Remove: *remove}, "", 0)
+	return sendAndReport(ctx, e, apitypes.SendParams{To: pos[0], Kind: apitypes.KindReaction, Target: pos[1], Text: pos[2], Remove: *remove}, "", 0)
 }
 
 func runEdit(ctx context.Context, e *env, args []string) error {
@@ -320,7 +321,7 @@ func runEdit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return sendAndReport(ctx, e, api.SendParams{To: pos[0], Kind: string(node.KindEdit), Target: pos[1], Text: strings.Join(pos[2:], " ")}, "", 0)
+	return sendAndReport(ctx, e, apitypes.SendParams{To: pos[0], Kind: apitypes.KindEdit, Target: pos[1], Text: strings.Join(pos[2:], " ")}, "", 0)
 }
 
 func runDelete(ctx context.Context, e *env, args []string) error {
@@ -328,7 +329,7 @@ func runDelete(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return sendAndReport(ctx, e, api.SendParams{To: pos[0], Kind: string(node.KindDelete), Target: pos[1]}, "", 0)
+	return sendAndReport(ctx, e, apitypes.SendParams{To: pos[0], Kind: apitypes.KindDelete, Target: pos[1]}, "", 0)
 }
 
 func runRead(ctx context.Context, e *env, args []string) error {
@@ -336,7 +337,7 @@ func runRead(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return call(ctx, e, "markRead", map[string]string{"contact": pos[0]}, nil)
+	return call(ctx, e, "markRead", apitypes.ContactParams{Contact: pos[0]}, nil)
 }
 
 func runMessages(ctx context.Context, e *env, args []string) error {
@@ -347,7 +348,7 @@ func runMessages(ctx context.Context, e *env, args []string) error {
 // listMessages is `messages` and `group messages`: the last N messages of
 // a conversation, as the API's JSON or one line each.
 func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, method, key string,
-	empty func(string) string, format func(node.Message) string) error {
+	empty func(string) string, format func(apitypes.Message) string) error {
 	fs := newFlags(e, verb)
 	limit := fs.Int("limit", 50, "show the last N messages (0: all)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
@@ -365,7 +366,7 @@ func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, me
 	if *asJSON {
 		return printJSON(e.stdout, raw)
 	}
-	var ms []node.Message
+	var ms []apitypes.Message
 	if err := json.Unmarshal(raw, &ms); err != nil {
 		return fmt.Errorf("daemon sent malformed messages: %w", err)
 	}
@@ -380,7 +381,7 @@ func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, me
 
 // formatMessage is one message for people: time, arrow, ID, state, text,
 // then what happened to it.
-func formatMessage(m node.Message) string {
+func formatMessage(m apitypes.Message) string {
 	arrow := "←"
 	if m.Direction == "out" {
 		arrow = "→"
@@ -409,7 +410,7 @@ func formatMessage(m node.Message) string {
 		}
 		fmt.Fprintf(&b, "  [%s]", strings.Join(rs, "; "))
 	}
-	if m.State == node.StateFailed && m.Error != "" {
+	if m.State == apitypes.StateFailed && m.Error != "" {
 		fmt.Fprintf(&b, "  (failed: %s)", m.Error)
 	}
 	return b.String()

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/hushnet/hush/api"
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/node"
 )
 
@@ -67,7 +68,7 @@ func runInit(_ context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(e.home, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", e.home, err)
 	}
-	self, err := node.Init(e.home, node.InitOptions{Name: *name, Passphrase: pass})
+	self, err := initIdentity(e.home, *name, pass)
 	if err != nil {
 		if errors.Is(err, node.ErrIdentityExists) {
 			return fmt.Errorf("an identity already exists in %s", e.home)
@@ -89,6 +90,12 @@ func runInit(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "Next: hush --home %s daemon\n", e.home)
 	return nil
+}
+
+// initIdentity creates a new identity and its store in home, protected
+// by pass unless it is empty: the work of init, which the demo shares.
+func initIdentity(home, name string, pass []byte) (*apitypes.Self, error) {
+	return node.Init(home, node.InitOptions{Name: name, Passphrase: pass})
 }
 
 // multiFlag collects a repeatable flag.

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/hushnet/hush/api"
-	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/api/apitypes"
 )
 
 // runDemo shows hush working on embedded defaults: it creates two
@@ -59,7 +59,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	for _, name := range []string{"Alice", "Bob"} {
 		home := filepath.Join(dir, strings.ToLower(name))
 		homes[name] = home
-		if _, err := node.Init(home, node.InitOptions{Name: name}); err != nil {
+		if _, err := initIdentity(home, name, nil); err != nil {
 			return fmt.Errorf("init %s: %w", name, err)
 		}
 		cfg := fmt.Sprintf(`{"relays": [%q]}`, rly.addr)
@@ -80,7 +80,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	var sa, sb node.Self
+	var sa, sb apitypes.Self
 	if err := alice.c.Call(ctx, "getSelf", nil, &sa); err != nil {
 		return err
 	}
@@ -102,8 +102,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	say("links exchanged; safety number (same on both sides): %s\n", number.SafetyNumber)
 
-	send := func(d *demoDaemon, to, text string) (node.Message, error) {
-		var m node.Message
+	send := func(d *demoDaemon, to, text string) (apitypes.Message, error) {
+		var m apitypes.Message
 		err := d.c.Call(ctx, "send", map[string]any{"to": to, "text": text}, &m)
 		return m, err
 	}
@@ -129,7 +129,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if _, err := send(alice, "Bob", "Typo in this mesage"); err != nil {
 		return err
 	}
-	var hist []node.Message
+	var hist []apitypes.Message
 	if err := alice.c.Call(ctx, "listMessages", map[string]any{"contact": "Bob"}, &hist); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		who   string
 		other string
 	}{{alice, "Alice", "Bob"}, {bob, "Bob", "Alice"}} {
-		var ms []node.Message
+		var ms []apitypes.Message
 		if err := side.d.c.Call(ctx, "listMessages", map[string]any{"contact": side.other}, &ms); err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 // (sender keys, the topic layer).
 func demoGroup(ctx context.Context, alice, bob *demoDaemon, say func(string, ...any)) error {
 	const name = "Demo group"
-	var g node.Group
+	var g apitypes.Group
 	if err := alice.c.Call(ctx, "createGroup", map[string]any{"name": name}, &g); err != nil {
 		return err
 	}
@@ -239,12 +239,12 @@ func demoGroup(ctx context.Context, alice, bob *demoDaemon, say func(string, ...
 	}
 	members := func(d *demoDaemon, pending bool, n int) func() (bool, error) {
 		return func() (bool, error) {
-			var gs []node.Group
+			var gs []apitypes.Group
 			if err := d.c.Call(ctx, "listGroups", nil, &gs); err != nil {
 				return false, err
 			}
 			active := 0
-			for _, m := range append([]node.Group(nil), gs...) {
+			for _, m := range append([]apitypes.Group(nil), gs...) {
 				if m.Name != name || m.Pending != pending {
 					continue
 				}
@@ -287,7 +287,7 @@ func demoGroup(ctx context.Context, alice, bob *demoDaemon, say func(string, ...
 	if err := send(bob, "Thanks! Sender keys over GossipSub 🗝️"); err != nil {
 		return err
 	}
-	var ms []node.Message
+	var ms []apitypes.Message
 	if err := poll("both group messages", func() (bool, error) {
 		for _, d := range []*demoDaemon{alice, bob} {
 			if err := d.c.Call(ctx, "listGroupMessages", map[string]any{"group": name}, &ms); err != nil {
@@ -367,7 +367,7 @@ func (d *demoDaemon) stop() {
 // waitMailbox waits until the daemon's link lists its relay mailbox.
 func waitMailbox(ctx context.Context, d *demoDaemon) error {
 	for {
-		var s node.Self
+		var s apitypes.Self
 		if err := d.c.Call(ctx, "getSelf", nil, &s); err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/api/apitypes"
 )
 
 const groupSynopsis = "group create NAME | invite GROUP CONTACT | accept GROUP | decline GROUP | remove GROUP MEMBER |\n" +
@@ -20,15 +20,15 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 		return usagef("usage: hush %s", groupSynopsis)
 	}
 	sub, rest := args[0], args[1:]
-	show := func(method string, params map[string]any) error {
-		var g node.Group
+	show := func(method string, params any) error {
+		var g apitypes.Group
 		if err := call(ctx, e, method, params, &g); err != nil {
 			return err
 		}
 		printGroup(e, g)
 		return nil
 	}
-	done := func(method string, params map[string]any, msg string) error {
+	done := func(method string, params any, msg string) error {
 		if err := call(ctx, e, method, params, nil); err != nil {
 			return err
 		}
@@ -41,44 +41,44 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		return show("createGroup", map[string]any{"name": pos[0]})
+		return show("createGroup", apitypes.NameParams{Name: pos[0]})
 	case "invite":
 		pos, err := parseArgs(e, newFlags(e, "group invite"), rest, 2, 2, "group invite GROUP CONTACT")
 		if err != nil {
 			return err
 		}
-		return show("inviteToGroup", map[string]any{"group": pos[0], "contact": pos[1]})
+		return show("inviteToGroup", apitypes.InviteToGroupParams{Group: pos[0], Contact: pos[1]})
 	case "accept":
 		pos, err := parseArgs(e, newFlags(e, "group accept"), rest, 1, 1, "group accept GROUP")
 		if err != nil {
 			return err
 		}
-		return show("acceptGroup", map[string]any{"group": pos[0]})
+		return show("acceptGroup", apitypes.GroupParams{Group: pos[0]})
 	case "decline":
 		pos, err := parseArgs(e, newFlags(e, "group decline"), rest, 1, 1, "group decline GROUP")
 		if err != nil {
 			return err
 		}
-		return done("declineGroup", map[string]any{"group": pos[0]}, "invitation declined")
+		return done("declineGroup", apitypes.GroupParams{Group: pos[0]}, "invitation declined")
 	case "leave":
 		pos, err := parseArgs(e, newFlags(e, "group leave"), rest, 1, 1, "group leave GROUP")
 		if err != nil {
 			return err
 		}
-		return done("leaveGroup", map[string]any{"group": pos[0]}, "left "+pos[0])
+		return done("leaveGroup", apitypes.GroupParams{Group: pos[0]}, "left "+pos[0])
 	case "remove", "promote":
 		pos, err := parseArgs(e, newFlags(e, "group "+sub), rest, 2, 2, "group "+sub+" GROUP MEMBER")
 		if err != nil {
 			return err
 		}
 		method := map[string]string{"remove": "removeFromGroup", "promote": "promoteInGroup"}[sub]
-		return show(method, map[string]any{"group": pos[0], "member": pos[1]})
+		return show(method, apitypes.MemberParams{Group: pos[0], Member: pos[1]})
 	case "rename":
 		pos, err := parseArgs(e, newFlags(e, "group rename"), rest, 2, 2, "group rename GROUP NAME")
 		if err != nil {
 			return err
 		}
-		return show("renameGroup", map[string]any{"group": pos[0], "name": pos[1]})
+		return show("renameGroup", apitypes.RenameGroupParams{Group: pos[0], Name: pos[1]})
 	case "send", "react", "edit", "delete":
 		return groupSend(ctx, e, sub, rest)
 	case "messages":
@@ -98,38 +98,38 @@ func groupSend(ctx context.Context, e *env, sub string, args []string) error {
 	if sub == "send" {
 		replyTo = fs.String("reply-to", "", "reply to message ID")
 	}
-	params := map[string]any{}
+	var p apitypes.SendGroupParams
 	switch sub {
 	case "send":
 		pos, err := parseArgs(e, fs, args, 2, -1, "group send GROUP TEXT [--reply-to ID]")
 		if err != nil {
 			return err
 		}
-		params["group"], params["text"] = pos[0], strings.Join(pos[1:], " ")
+		p.Group, p.Text = pos[0], strings.Join(pos[1:], " ")
 		if *replyTo != "" {
-			params["kind"], params["target"] = "reply", *replyTo
+			p.Kind, p.Target = apitypes.KindReply, *replyTo
 		}
 	case "react":
 		pos, err := parseArgs(e, fs, args, 3, 3, "group react GROUP MSGID EMOJI")
 		if err != nil {
 			return err
 		}
-		params["group"], params["kind"], params["target"], params["text"] = pos[0], "reaction", pos[1], pos[2]
+		p = apitypes.SendGroupParams{Group: pos[0], Kind: apitypes.KindReaction, Target: pos[1], Text: pos[2]}
 	case "edit":
 		pos, err := parseArgs(e, fs, args, 3, -1, "group edit GROUP MSGID TEXT")
 		if err != nil {
 			return err
 		}
-		params["group"], params["kind"], params["target"], params["text"] = pos[0], "edit", pos[1], strings.Join(pos[2:], " ")
+		p = apitypes.SendGroupParams{Group: pos[0], Kind: apitypes.KindEdit, Target: pos[1], Text: strings.Join(pos[2:], " ")}
 	case "delete":
 		pos, err := parseArgs(e, fs, args, 2, 2, "group delete GROUP MSGID")
 		if err != nil {
 			return err
 		}
-		params["group"], params["kind"], params["target"] = pos[0], "delete", pos[1]
+		p = apitypes.SendGroupParams{Group: pos[0], Kind: apitypes.KindDelete, Target: pos[1]}
 	}
-	var m node.Message
-	if err := call(ctx, e, "sendGroup", params, &m); err != nil {
+	var m apitypes.Message
+	if err := call(ctx, e, "sendGroup", p, &m); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
@@ -139,7 +139,7 @@ func groupSend(ctx context.Context, e *env, sub string, args []string) error {
 func groupMessages(ctx context.Context, e *env, args []string) error {
 	return listMessages(ctx, e, args, "group messages", "group messages GROUP [--limit N] [--json]", "listGroupMessages", "group",
 		func(name string) string { return "no messages in " + name + " yet" },
-		func(m node.Message) string { return fmt.Sprintf("%-12s %s", m.Sender+":", formatMessage(m)) })
+		func(m apitypes.Message) string { return fmt.Sprintf("%-12s %s", m.Sender+":", formatMessage(m)) })
 }
 
 func groupList(ctx context.Context, e *env, args []string) error {
@@ -155,7 +155,7 @@ func groupList(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		return printJSON(e.stdout, raw)
 	}
-	var gs []node.Group
+	var gs []apitypes.Group
 	if err := json.Unmarshal(raw, &gs); err != nil {
 		return fmt.Errorf("daemon sent malformed groups: %w", err)
 	}
@@ -168,7 +168,7 @@ func groupList(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func printGroup(e *env, g node.Group) {
+func printGroup(e *env, g apitypes.Group) {
 	state := ""
 	if g.Pending {
 		state = " (invitation: hush group accept " + g.Name + ")"
