@@ -68,6 +68,26 @@ var Rules = []Rule{
 	},
 }
 
+// FileRule limits, inside one package, which files may import a path:
+// the package's non-test files other than Files must not import Import
+// (or anything under it).
+type FileRule struct {
+	Package string   // module-relative package path, e.g. "cmd/hush"
+	Import  string   // import path prefix
+	Files   []string // the only non-test files that may import it
+	Reason  string
+}
+
+// FileRules draw lines inside a package that package-level rules cannot.
+var FileRules = []FileRule{
+	{
+		Package: "cmd/hush",
+		Import:  Module + "/node",
+		Files:   []string{"daemon.go"},
+		Reason:  "only the init and daemon verbs run the node; every other verb is a client of the API and speaks api/apitypes",
+	},
+}
+
 // Exclusive lists imports that only one part of the tree may use: the
 // import prefix maps to the module-relative package prefixes allowed.
 var Exclusive = map[string][]string{

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -113,6 +114,70 @@ func TestRuleMatcher(t *testing.T) {
 	}
 	if !under("crypto/ratchet", "crypto") || under("cryptox", "crypto") {
 		t.Fatal("under misclassifies")
+	}
+}
+
+func TestFileRules(t *testing.T) {
+	byPath := map[string]pkg{}
+	for _, p := range listPackages(t) {
+		byPath[rel(p.ImportPath)] = p
+	}
+	for _, rule := range FileRules {
+		p, ok := byPath[rule.Package]
+		if !ok {
+			t.Errorf("file rule for %s: no such package", rule.Package)
+			continue
+		}
+		files, err := filesImporting(p.Dir, p.GoFiles, rule.Import)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if !slices.Contains(rule.Files, f) {
+				t.Errorf("%s/%s imports %s: %s", rule.Package, f, rule.Import, rule.Reason)
+			}
+		}
+	}
+}
+
+// filesImporting returns the files among names, in dir, that import
+// prefix or a package under it.
+func filesImporting(dir string, names []string, prefix string) ([]string, error) {
+	var out []string
+	for _, name := range names {
+		file, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, name), nil, parser.ImportsOnly)
+		if err != nil {
+			return nil, err
+		}
+		for _, spec := range file.Imports {
+			if under(strings.Trim(spec.Path.Value, `"`), prefix) {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// The file rules must be able to fail: filesImporting on known files.
+func TestFilesImporting(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"daemon.go": "package main\n\nimport \"" + Module + "/node\"\n",
+		"client.go": "package main\n\nimport (\n\t\"fmt\"\n\n\t\"" + Module + "/node/group\"\n)\n",
+		"chat.go":   "package main\n\nimport \"" + Module + "/nodex\"\n",
+	}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := filesImporting(dir, []string{"chat.go", "client.go", "daemon.go"}, Module+"/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"client.go", "daemon.go"}; !slices.Equal(got, want) {
+		t.Fatalf("filesImporting = %v, want %v", got, want)
 	}
 }
 
