@@ -143,8 +143,9 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 	defer sub.Close()
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLoop(wctx, ri, mbox, owner)
+	go n.wakeLoop(wctx, ri, mbox, owner)
 	backlog := sub.Drained()
 	for {
 		var batch []*relay.Deliver

@@ -132,6 +132,9 @@ type Node struct {
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
 	linkPending  map[peer.ID]bool                // configured relays whose first mailbox attempt has not ended
+	push         *pushRec                        // push registration (push.go), loaded on first use
+	pushCh       chan struct{}                   // closed and replaced when the wake handle changes
+	wakeSet      map[peer.ID]int                 // per relay: wakeAttached or wakeUnsupported
 	waiters      map[string][]chan struct{}      // message ID → WaitState callers
 	dirty        map[[msgIDSize]byte]*dirtyMsg
 	recent       map[[msgIDSize]byte]*cachedMsg
@@ -243,6 +246,8 @@ func New(cfg Config) (*Node, error) {
 		ready:        make(chan struct{}),
 		linkReady:    make(chan struct{}),
 		linkPending:  make(map[peer.ID]bool),
+		pushCh:       make(chan struct{}),
+		wakeSet:      make(map[peer.ID]int),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
 		queues:       make(map[identity.DeviceID]*peerQueue),

@@ -1,0 +1,319 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hushnet/hush/relay"
+)
+
+// Push registration: a phone app gives the node its push token and the
+// app's push bridge; the bridge sends a verification push with a code;
+// the app hands the code back and the node gets a wake handle, which it
+// attaches to its mailbox on every relay (relay SetWake). A relay then
+// asks the bridge to wake this device when an envelope waits for it
+// (docs/PUSH.md, docs/RELAY.md "Wake-ups").
+
+// pushRec is the identity table's "push" record.
+type pushRec struct {
+	Bridge       string `json:"bridge"`
+	Provider     string `json:"provider"`
+	Registration string `json:"registration,omitempty"` // waiting for its code
+	Handle       string `json:"handle,omitempty"`       // the wake handle, once verified
+}
+
+var idPush = []byte("push")
+
+// ErrBadPush: a push registration the node or the bridge refused (a
+// malformed bridge URL, provider or token; a wrong or replayed code).
+var ErrBadPush = errors.New("push registration refused")
+
+// PushStatus is what `hush push status` shows.
+type PushStatus struct {
+	Bridge   string `json:"bridge,omitempty"`
+	Provider string `json:"provider,omitempty"`
+	// State is "off", "verifying" (a code is awaited) or "on".
+	State string `json:"state"`
+	// Relays lists how many relays hold the handle now; Unsupported how
+	// many have no push bridge (they cannot wake this device).
+	Relays      int `json:"relays"`
+	Unsupported int `json:"unsupported"`
+}
+
+// pushTimeout bounds one call to the bridge.
+const pushTimeout = 15 * time.Second
+
+var pushClient = &http.Client{Timeout: pushTimeout} // system trust pool: SSL_CERT_FILE works
+
+// checkBridgeURL accepts https, or http on a loopback host.
+func checkBridgeURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", fmt.Errorf("%w: push bridge %q is not an http(s) URL", ErrBadPush, raw)
+	}
+	if u.Scheme == "http" {
+		ip := net.ParseIP(u.Hostname())
+		if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return "", fmt.Errorf("%w: a push bridge must be https (http only on this machine)", ErrBadPush)
+		}
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// callBridge posts body as JSON to the bridge and decodes its answer.
+func callBridge(ctx context.Context, bridge, path string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bridge+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := pushClient.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is the user's own; the error need not repeat it
+		}
+		return fmt.Errorf("push bridge unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return fmt.Errorf("push bridge: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%w: push bridge: %s", ErrBadPush, e.Error)
+		}
+		return fmt.Errorf("push bridge answered %s", resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("push bridge sent a malformed answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// RegisterPush registers this device's push token (for "webpush", the
+// subscription JSON) with a push bridge. The bridge sends a verification
+// push carrying a code; VerifyPush completes the registration.
+func (n *Node) RegisterPush(ctx context.Context, bridge, provider, token string) error {
+	bridge, err := checkBridgeURL(bridge)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"provider": provider}
+	switch provider {
+	case "apns", "fcm":
+		body["token"] = token
+	case "webpush":
+		if !json.Valid([]byte(token)) {
+			return fmt.Errorf("%w: a webpush token is the subscription JSON ({\"endpoint\", \"keys\"})", ErrBadPush)
+		}
+		body["subscription"] = json.RawMessage(token)
+	default:
+		return fmt.Errorf("%w: provider %q: want apns, fcm or webpush", ErrBadPush, provider)
+	}
+	var ans struct {
+		Registration string `json:"registration"`
+	}
+	if err := callBridge(ctx, bridge, "/v1/register", body, &ans); err != nil {
+		return err
+	}
+	if ans.Registration == "" {
+		return errors.New("push bridge sent no registration")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rec := n.pushLocked()
+	rec.Bridge, rec.Provider, rec.Registration = bridge, provider, ans.Registration
+	return n.savePushLocked(rec)
+}
+
+// VerifyPush hands the bridge the code its verification push carried;
+// the wake handle it answers is attached to every mailbox.
+func (n *Node) VerifyPush(ctx context.Context, code string) error {
+	n.mu.Lock()
+	rec := n.pushLocked()
+	n.mu.Unlock()
+	if rec.Registration == "" {
+		return fmt.Errorf("%w: no push registration is waiting for a code; run `hush push register` first", ErrBadPush)
+	}
+	var ans struct {
+		Handle string `json:"wake_handle"`
+	}
+	if err := callBridge(ctx, rec.Bridge, "/v1/verify", map[string]string{"registration": rec.Registration, "code": strings.TrimSpace(code)}, &ans); err != nil {
+		return err
+	}
+	if ans.Handle == "" || len(ans.Handle) > relay.MaxWakeHandle {
+		return errors.New("push bridge sent no usable wake handle")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rec = n.pushLocked()
+	old := rec.Handle
+	rec.Registration, rec.Handle = "", ans.Handle
+	if err := n.savePushLocked(rec); err != nil {
+		return err
+	}
+	if old != "" && old != rec.Handle {
+		// Best effort: the old handle's token is gone from the bridge
+		// anyway once the provider calls it dead.
+		if err := callBridge(ctx, rec.Bridge, "/v1/unregister", map[string]string{"wake_handle": old}, nil); err != nil {
+			n.log.Debug("old wake handle not unregistered", "err", err)
+		}
+	}
+	return nil
+}
+
+// UnregisterPush detaches the wake handle from every relay and tells the
+// bridge to forget the token.
+func (n *Node) UnregisterPush(ctx context.Context) error {
+	n.mu.Lock()
+	rec := n.pushLocked()
+	if rec.Bridge == "" {
+		n.mu.Unlock()
+		return nil
+	}
+	if err := n.savePushLocked(&pushRec{}); err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	n.mu.Unlock()
+	if rec.Handle != "" {
+		return callBridge(ctx, rec.Bridge, "/v1/unregister", map[string]string{"wake_handle": rec.Handle}, nil)
+	}
+	return nil
+}
+
+// PushStatus says whether this device can be woken, and by how many relays.
+func (n *Node) PushStatus() PushStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rec := n.pushLocked()
+	st := PushStatus{Bridge: rec.Bridge, Provider: rec.Provider, State: "off"}
+	switch {
+	case rec.Handle != "":
+		st.State = "on"
+	case rec.Registration != "":
+		st.State = "verifying"
+	}
+	for _, w := range n.wakeSet {
+		switch w {
+		case wakeAttached:
+			st.Relays++
+		case wakeUnsupported:
+			st.Unsupported++
+		}
+	}
+	return st
+}
+
+func (n *Node) pushLocked() *pushRec {
+	if n.push == nil {
+		n.push = &pushRec{}
+		if b, err := n.tabs.identity.Get(idPush); err == nil {
+			json.Unmarshal(b, n.push)
+		}
+	}
+	return n.push
+}
+
+// savePushLocked stores rec and wakes the relays' wake loops.
+func (n *Node) savePushLocked(rec *pushRec) error {
+	b := n.db.Batch()
+	putJSON(b, n.tabs.identity, idPush, rec)
+	if err := n.commit(b); err != nil {
+		return err
+	}
+	n.push = rec
+	close(n.pushCh)
+	n.pushCh = make(chan struct{})
+	return nil
+}
+
+// Per-relay state of the wake handle (Node.wakeSet).
+const (
+	wakeAttached    = 1
+	wakeUnsupported = 2
+)
+
+// wakeLoop keeps the current wake handle attached to the mailbox on one
+// relay while the subscription to it lasts: at the start and whenever
+// the handle changes.
+func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
+	defer n.wg.Done()
+	sent := "" // what this relay holds, as far as this subscription knows
+	for {
+		n.mu.Lock()
+		want, changed, h := n.pushLocked().Handle, n.pushCh, n.host
+		n.mu.Unlock()
+		// A device that never registered sends nothing; a handle the
+		// bridge forgot while a relay was away is rejected by the bridge
+		// at the next wake, and the relay detaches it.
+		if want != sent {
+			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
+			err := n.relays.SetWake(rctx, h, ri, mbox, owner, want)
+			cancel()
+			switch {
+			case err == nil:
+				sent = want
+				n.setWakeState(ri.ID, want != "")
+			case errors.Is(err, relay.ErrUnsupported):
+				n.mu.Lock()
+				n.wakeSet[ri.ID] = wakeUnsupported
+				n.mu.Unlock()
+				if want != "" {
+					n.log.Info("a relay has no push bridge: it cannot wake this device")
+				}
+				return
+			case ctx.Err() != nil:
+				return
+			default:
+				n.log.Debug("wake handle not attached, retrying", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoffMin):
+				}
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func (n *Node) setWakeState(relayID peer.ID, attached bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if attached {
+		n.wakeSet[relayID] = wakeAttached
+	} else {
+		delete(n.wakeSet, relayID)
+	}
+}
