@@ -151,7 +151,7 @@ func (tb *testBridge) stop() {
 	})
 }
 
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	sum := sha256.Sum256([]byte(relayToken))
 	return Config{
 		DataDir: t.TempDir(),
@@ -162,7 +162,7 @@ func testConfig(t *testing.T) Config {
 
 // newTestBridge opens a bridge with one fake APNs sender and debug logs
 // captured.
-func newTestBridge(t *testing.T, cfg Config) *testBridge {
+func newTestBridge(t testing.TB, cfg Config) *testBridge {
 	t.Helper()
 	logs := &syncBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -759,4 +759,38 @@ func TestKeyPersists(t *testing.T) {
 	if a := tb2.wake(t, h); len(a.Rejected) != 0 {
 		t.Fatal("a handle did not survive a restart")
 	}
+}
+
+// TestRetryAfterConcurrentDelivery: with coalescing off, an attempt that
+// ends in Retry while another attempt for the same handle was delivered
+// is not retried.
+func TestRetryAfterConcurrentDelivery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Limits.CoalesceWindow = Off
+		cfg.Limits.HandlePerMinute = -1
+		tb := newTestBridge(t, cfg)
+		defer tb.stopInBubble()
+		tb.run(t)
+		_, _, h := tb.enroll(t, token(1))
+		release := make(chan struct{})
+		tb.fake.setAnswer(func(n int, _ provider.Push) provider.Result {
+			if n == 1 {
+				<-release
+				return provider.Result{Outcome: provider.Retry, Status: 503, RetryAfter: time.Minute}
+			}
+			return provider.Result{Outcome: provider.Delivered, Status: 200}
+		})
+		done := make(chan struct{})
+		go func() { tb.wake(t, h); close(done) }()
+		synctest.Wait() // the first attempt hangs in the service
+		tb.wake(t, h)   // the second is delivered
+		close(release)
+		<-done
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := len(tb.fake.wakes()); n != 2 {
+			t.Fatalf("%d attempts, want 2: the busy one was retried after the other was delivered", n)
+		}
+	})
 }
