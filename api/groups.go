@@ -78,7 +78,7 @@ func mSendGroup(ctx context.Context, b Backend, p apitypes.SendGroupParams) (nod
 	if err != nil {
 		return node.Message{}, err
 	}
-	return b.SendGroup(ctx, node.GroupSendRequest{Group: p.Group, Kind: kind, Text: p.Text, Target: p.Target, Remove: p.Remove})
+	return b.SendGroup(ctx, node.GroupSendRequest{Group: p.Group, Kind: kind, Text: p.Text, Target: p.Target, Remove: p.Remove, TxnID: p.TxnID})
 }
 
 func mListGroupMessages(_ context.Context, b Backend, p apitypes.ListGroupMessagesParams) ([]node.Message, error) {

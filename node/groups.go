@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/identity"
@@ -38,35 +39,12 @@ const (
 	groupTick      = 10 * time.Second // engine timers (epoch grace)
 )
 
-// Group is a group as the API shows it.
-type Group struct {
-	ID      string        `json:"id"`
-	Name    string        `json:"name"`
-	Epoch   uint64        `json:"epoch"`
-	Pending bool          `json:"pending,omitempty"` // an invitation not yet accepted
-	Removed bool          `json:"removed,omitempty"` // this account was removed (or left elsewhere); the history stays
-	Admin   bool          `json:"admin,omitempty"`   // this account is an admin
-	Members []GroupMember `json:"members"`
-}
-
-// GroupMember is one member (or invitee) of a group.
-type GroupMember struct {
-	Name    string `json:"name"`
-	Account string `json:"account"`
-	Admin   bool   `json:"admin,omitempty"`
-	Me      bool   `json:"me,omitempty"`
-	Invited bool   `json:"invited,omitempty"`
-}
-
-// GroupSendRequest asks for one message to a group.
-type GroupSendRequest struct {
-	Group  string `json:"group"`
-	Kind   Kind   `json:"kind,omitempty"`
-	Text   string `json:"text,omitempty"`
-	Target string `json:"target,omitempty"`
-	Remove bool   `json:"remove,omitempty"`
-	TxnID  string `json:"txn_id,omitempty"` // client transaction ID, as for Send
-}
+// Group, GroupMember and GroupSendRequest are the API's.
+type (
+	Group            = apitypes.Group
+	GroupMember      = apitypes.GroupMember
+	GroupSendRequest = apitypes.GroupSendRequest
+)
 
 // groupState is one group this device is in (or invited to).
 type groupState struct {

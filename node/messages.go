@@ -379,7 +379,7 @@ func (n *Node) WaitState(ctx context.Context, idHex string, state MessageState) 
 			return Message{}, err
 		}
 		name := n.nameOfLocked(ix.Account)
-		if m.State.rank() >= state.rank() || m.State == StateFailed {
+		if m.State.Rank() >= state.Rank() || m.State == StateFailed {
 			n.mu.Unlock()
 			return m.view(name), nil
 		}

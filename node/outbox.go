@@ -416,7 +416,7 @@ func (n *Node) setStateLocked(t *txn, idHex string, state MessageState, errText 
 
 func (n *Node) setStateByIDLocked(t *txn, id [msgIDSize]byte, state MessageState, errText string) {
 	m, ix, err := n.loadMsgLocked(id)
-	if err != nil || m.Dir != "out" || m.State.rank() >= state.rank() {
+	if err != nil || m.Dir != "out" || m.State.Rank() >= state.Rank() {
 		return
 	}
 	m.State, m.Error = state, errText

@@ -2,7 +2,6 @@ package node
 
 import (
 	"errors"
-	"time"
 
 	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/internal/store"
@@ -44,24 +43,18 @@ var (
 	ErrNotRunning = errors.New("node is not running yet: its link needs the network address it is still opening")
 )
 
-// MessageState is apitypes.MessageState under node's own type: node
-// calls its unexported rank method, which an alias could not carry. Once
-// those calls use apitypes' Rank, MessageState, Message and Event become
-// aliases.
-type MessageState string
+// MessageState is where an outgoing message stands.
+type MessageState = apitypes.MessageState
 
 // Message states, in order (apitypes has their meaning).
 const (
-	StateQueued    = MessageState(apitypes.StateQueued)
-	StateSent      = MessageState(apitypes.StateSent)
-	StateDelivered = MessageState(apitypes.StateDelivered)
-	StateRead      = MessageState(apitypes.StateRead)
-	StateFailed    = MessageState(apitypes.StateFailed)
-	StateReceived  = MessageState(apitypes.StateReceived)
+	StateQueued    = apitypes.StateQueued
+	StateSent      = apitypes.StateSent
+	StateDelivered = apitypes.StateDelivered
+	StateRead      = apitypes.StateRead
+	StateFailed    = apitypes.StateFailed
+	StateReceived  = apitypes.StateReceived
 )
-
-// rank orders states so a state never moves backwards.
-func (s MessageState) rank() int { return apitypes.MessageState(s).Rank() }
 
 // Kind is what a message does.
 type Kind = apitypes.Kind
@@ -75,22 +68,8 @@ const (
 	KindReaction = apitypes.KindReaction
 )
 
-// Message is apitypes.Message with node's MessageState.
-type Message struct {
-	ID        string              `json:"id"`
-	Contact   string              `json:"contact"`
-	Direction string              `json:"direction"` // "in" or "out"
-	Text      string              `json:"text"`
-	State     MessageState        `json:"state"`
-	Time      time.Time           `json:"time"`
-	ReplyTo   string              `json:"reply_to,omitempty"`
-	Edited    bool                `json:"edited,omitempty"`
-	Deleted   bool                `json:"deleted,omitempty"`
-	Reactions map[string][]string `json:"reactions,omitempty"` // emoji → who ("me" or the contact's name)
-	Error     string              `json:"error,omitempty"`
-	Group     string              `json:"group,omitempty"`  // group ID, for group messages
-	Sender    string              `json:"sender,omitempty"` // group messages: who sent it ("me" for this account)
-}
+// Message is a message as the API shows it.
+type Message = apitypes.Message
 
 // Contact is a person in the address book.
 type Contact = apitypes.Contact
@@ -113,13 +92,5 @@ const (
 	EventGroup   = apitypes.EventGroup
 )
 
-// Event is apitypes.Event with node's Message and Group.
-type Event struct {
-	Seq     uint64    `json:"seq"`
-	Type    EventType `json:"type"`
-	Message *Message  `json:"message,omitempty"`
-	Contact *Contact  `json:"contact,omitempty"`
-	Group   *Group    `json:"group,omitempty"`
-	Typing  *bool     `json:"typing,omitempty"`
-	From    string    `json:"from,omitempty"` // contact name for typing events
-}
+// Event is one change the API streams.
+type Event = apitypes.Event

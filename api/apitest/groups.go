@@ -265,6 +265,11 @@ func (b *Backend) SendGroup(_ context.Context, req node.GroupSendRequest) (node.
 	if g.view.Pending {
 		return node.Message{}, errors.New("accept the invitation first")
 	}
+	if req.TxnID != "" {
+		if id, ok := b.txns[req.TxnID]; ok && b.byID[id].Group == g.view.ID {
+			return *b.byID[id], nil
+		}
+	}
 	if len(req.Text) > node.MaxTextSize {
 		return node.Message{}, node.ErrMessageTooLarge
 	}
@@ -288,6 +293,9 @@ func (b *Backend) SendGroup(_ context.Context, req node.GroupSendRequest) (node.
 	m := b.addGroupLocked(g, "out", "me", req.Text, node.StateSent)
 	if kind == node.KindReply {
 		m.ReplyTo = req.Target
+	}
+	if req.TxnID != "" {
+		b.txns[req.TxnID] = m.ID
 	}
 	b.publishLocked(node.Event{Type: node.EventMessage, Message: ptr(*m)})
 	return *m, nil

@@ -93,6 +93,7 @@ type SendGroupParams struct {
 	Kind   Kind   `json:"kind,omitempty"`
 	Target string `json:"target,omitempty"`
 	Remove bool   `json:"remove,omitempty"`
+	TxnID  string `json:"txnId,omitempty"` // as for send: a retried request with the same ID is not sent twice
 }
 
 // ListGroupMessagesParams are the params of listGroupMessages.

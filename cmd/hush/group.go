@@ -98,10 +98,11 @@ func groupSend(ctx context.Context, e *env, sub string, args []string) error {
 	if sub == "send" {
 		replyTo = fs.String("reply-to", "", "reply to message ID")
 	}
+	txn := fs.String("txn-id", "", "client transaction ID: a retry with the same ID is not sent twice")
 	var p apitypes.SendGroupParams
 	switch sub {
 	case "send":
-		pos, err := parseArgs(e, fs, args, 2, -1, "group send GROUP TEXT [--reply-to ID]")
+		pos, err := parseArgs(e, fs, args, 2, -1, "group send GROUP TEXT [--reply-to ID] [--txn-id ID]")
 		if err != nil {
 			return err
 		}
@@ -128,6 +129,7 @@ func groupSend(ctx context.Context, e *env, sub string, args []string) error {
 		}
 		p = apitypes.SendGroupParams{Group: pos[0], Kind: apitypes.KindDelete, Target: pos[1]}
 	}
+	p.TxnID = *txn
 	var m apitypes.Message
 	if err := call(ctx, e, "sendGroup", p, &m); err != nil {
 		return err
@@ -170,8 +172,11 @@ func groupList(ctx context.Context, e *env, args []string) error {
 
 func printGroup(e *env, g apitypes.Group) {
 	state := ""
-	if g.Pending {
+	switch {
+	case g.Pending:
 		state = " (invitation: hush group accept " + g.Name + ")"
+	case g.Removed:
+		state = " (you were removed; the history stays)"
 	}
 	fmt.Fprintf(e.stdout, "%s  %s  epoch %d%s\n", g.Name, g.ID, g.Epoch, state)
 	for _, m := range g.Members {
