@@ -54,7 +54,7 @@ func TestHandleLengthHidesService(t *testing.T) {
 	a, _ := s.seal(provider.APNs, token(1))
 	f, _ := s.seal(provider.FCM, strings.Repeat("f", 300))
 	w, _ := s.seal(provider.WebPush, `{"endpoint":"https://fcm.googleapis.com/fcm/send/`+strings.Repeat("e", 150)+`","keys":{"p256dh":"`+strings.Repeat("k", 87)+`","auth":"`+strings.Repeat("a", 22)+`"}}`)
-	if len(a) != len(f) || len(a) != len(w) {
+	if len(a) != 748 || len(a) != len(f) || len(a) != len(w) {
 		t.Fatalf("handle lengths %d, %d, %d differ", len(a), len(f), len(w))
 	}
 }
