@@ -666,6 +666,36 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+func TestRegisterSubscription(t *testing.T) {
+	cfg := testConfig(t)
+	fake := &fakeSender{kind: provider.WebPush}
+	b, err := Open(cfg, map[provider.Kind]provider.Sender{provider.WebPush: webpushChecker{fake}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tb := &testBridge{Bridge: b, fake: fake}
+	sub := `{"endpoint":"https://push.example/abc","expirationTime":null,"keys":{"auth":"q1","p256dh":"BCd"}}`
+	var r struct{ Registration string }
+	if st := tb.call(t, "/v1/register", "", `{"provider":"webpush","subscription":`+sub+`}`, &r); st != 200 {
+		t.Fatalf("register subscription: %d", st)
+	}
+	want := `{"endpoint":"https://push.example/abc","keys":{"p256dh":"BCd","auth":"q1"}}`
+	if got := fake.pushes[0].Token; got != want {
+		t.Fatalf("token %s, want %s", got, want)
+	}
+}
+
+// webpushChecker accepts any JSON object as a token.
+type webpushChecker struct{ *fakeSender }
+
+func (webpushChecker) CheckToken(tok string) error {
+	if !json.Valid([]byte(tok)) {
+		return errors.New("not JSON")
+	}
+	return nil
+}
+
 func TestRefusedVerificationPush(t *testing.T) {
 	tb := newTestBridge(t, testConfig(t))
 	for _, c := range []struct {

@@ -37,7 +37,12 @@ type Subscription struct {
 type registerRequest struct {
 	Provider     provider.Kind `json:"provider"`
 	Token        string        `json:"token,omitempty"`
-	Subscription *Subscription `json:"subscription,omitempty"`
+	Subscription *struct {
+		Subscription
+		// ExpirationTime is in browsers' PushSubscription.toJSON(); it is
+		// accepted and dropped.
+		ExpirationTime *int64 `json:"expirationTime,omitempty"`
+	} `json:"subscription,omitempty"`
 }
 
 type verifyRequest struct {
@@ -103,7 +108,7 @@ func (b *Bridge) handleRegister(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "bad_request", "subscription is for provider webpush, instead of token")
 			return
 		}
-		j, _ := json.Marshal(req.Subscription)
+		j, _ := json.Marshal(req.Subscription.Subscription)
 		token = string(j)
 	}
 	id, err := b.Register(context.WithoutCancel(r.Context()), req.Provider, token)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/hushnet/hush/pushbridge"
 	"github.com/hushnet/hush/pushbridge/apns"
+	"github.com/hushnet/hush/pushbridge/fcm"
 	"github.com/hushnet/hush/pushbridge/provider"
 )
 
@@ -117,10 +118,12 @@ func newSenders(cfg pushbridge.Config) (map[provider.Kind]provider.Sender, error
 		}
 		senders[provider.APNs] = s
 	}
-	if cfg.FCM != nil {
-		// TODO(issue 15): build pushbridge/fcm's sender here once that
-		// package is committed.
-		return senders, errors.New("config: fcm: this build has no FCM sender yet")
+	if c := cfg.FCM; c != nil {
+		s, err := fcm.New(fcm.Config{CredentialsFile: c.CredentialsFile, Endpoint: c.Endpoint})
+		if err != nil {
+			return senders, fmt.Errorf("config: fcm: %w", err)
+		}
+		senders[provider.FCM] = s
 	}
 	if cfg.WebPush != nil {
 		// TODO(issue 15): build pushbridge/webpush's sender here once that

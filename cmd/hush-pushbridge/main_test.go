@@ -151,6 +151,8 @@ func TestBadConfig(t *testing.T) {
 	for name, c := range map[string]string{
 		"unknown field": `{"colour": "red"}`,
 		"apns key file": `{"apns": {"key_file": "/nonexistent.p8", "key_id": "k", "team_id": "t", "topic": "x"}}`,
+		"fcm credentials": `{"fcm": {"credentials_file": "/nonexistent.json"}}`,
+		"webpush (TODO)":  `{"webpush": {"vapid_private_key": "a", "vapid_public_key": "b", "subscriber": "mailto:x@example.org"}}`,
 	} {
 		p := filepath.Join(dir, "c.json")
 		os.WriteFile(p, []byte(c), 0o600)
