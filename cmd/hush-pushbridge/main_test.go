@@ -149,8 +149,8 @@ func TestServeAndSIGTERM(t *testing.T) {
 func TestBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	for name, c := range map[string]string{
-		"unknown field": `{"colour": "red"}`,
-		"apns key file": `{"apns": {"key_file": "/nonexistent.p8", "key_id": "k", "team_id": "t", "topic": "x"}}`,
+		"unknown field":   `{"colour": "red"}`,
+		"apns key file":   `{"apns": {"key_file": "/nonexistent.p8", "key_id": "k", "team_id": "t", "topic": "x"}}`,
 		"fcm credentials": `{"fcm": {"credentials_file": "/nonexistent.json"}}`,
 		"webpush (TODO)":  `{"webpush": {"vapid_private_key": "a", "vapid_public_key": "b", "subscriber": "mailto:x@example.org"}}`,
 	} {
