@@ -16,7 +16,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +30,7 @@ import (
 	"github.com/hushnet/hush/pushbridge/apns"
 	"github.com/hushnet/hush/pushbridge/fcm"
 	"github.com/hushnet/hush/pushbridge/provider"
+	"github.com/hushnet/hush/pushbridge/webpush"
 )
 
 func main() {
@@ -125,10 +125,13 @@ func newSenders(cfg pushbridge.Config) (map[provider.Kind]provider.Sender, error
 		}
 		senders[provider.FCM] = s
 	}
-	if cfg.WebPush != nil {
-		// TODO(issue 15): build pushbridge/webpush's sender here once that
-		// package exists.
-		return senders, errors.New("config: webpush: this build has no WebPush sender yet")
+	if c := cfg.WebPush; c != nil {
+		s, err := webpush.New(webpush.Config{VAPIDPrivateKey: c.VAPIDPrivateKey, VAPIDPublicKey: c.VAPIDPublicKey,
+			Subscriber: c.Subscriber, AllowPrivate: c.AllowPrivate})
+		if err != nil {
+			return senders, fmt.Errorf("config: webpush: %w", err)
+		}
+		senders[provider.WebPush] = s
 	}
 	return senders, nil
 }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -88,12 +90,17 @@ func TestServeAndSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	token, sum := newRelayToken(t)
 	writeP8(t, filepath.Join(dir, "AuthKey.p8"))
+	vk, _ := ecdh.P256().GenerateKey(rand.Reader)
+	vapidPriv := base64.RawURLEncoding.EncodeToString(vk.Bytes())
+	vapidPub := base64.RawURLEncoding.EncodeToString(vk.PublicKey().Bytes())
 	cfg := map[string]any{
 		"listen":   "127.0.0.1:0",
 		"data_dir": filepath.Join(dir, "data"),
 		"relays":   []map[string]string{{"name": "relay-a", "token_sha256": sum}},
 		"apns": map[string]string{"endpoint": "https://127.0.0.1:1", "key_file": filepath.Join(dir, "AuthKey.p8"),
 			"key_id": "ABC123DEFG", "team_id": "DEF123GHIJ", "topic": "net.hush.app"},
+		"webpush": map[string]string{"vapid_private_key": vapidPriv, "vapid_public_key": vapidPub,
+			"subscriber": "mailto:ops@example.org"},
 		"no_sync": true,
 	}
 	b, _ := json.Marshal(cfg)
@@ -118,6 +125,10 @@ func TestServeAndSIGTERM(t *testing.T) {
 
 	if st, body := post(t, base+"/v1/register", "", `{"provider":"apns","token":"xyz"}`); st != 400 || !strings.Contains(body, "bad_token") {
 		t.Fatalf("register with a malformed APNs token: %d %s", st, body)
+	}
+	sub := `{"provider":"webpush","subscription":{"endpoint":"http://127.0.0.1/x","keys":{"p256dh":"BCd","auth":"q1"}}}`
+	if st, body := post(t, base+"/v1/register", "", sub); st != 400 || !strings.Contains(body, "bad_token") {
+		t.Fatalf("register a subscription on a private http endpoint: %d %s", st, body)
 	}
 	if st, body := post(t, base+"/v1/register", "", `{"provider":"fcm","token":"xyz"}`); st != 400 || !strings.Contains(body, "unknown_provider") {
 		t.Fatalf("register with a disabled provider: %d %s", st, body)
@@ -152,7 +163,7 @@ func TestBadConfig(t *testing.T) {
 		"unknown field":   `{"colour": "red"}`,
 		"apns key file":   `{"apns": {"key_file": "/nonexistent.p8", "key_id": "k", "team_id": "t", "topic": "x"}}`,
 		"fcm credentials": `{"fcm": {"credentials_file": "/nonexistent.json"}}`,
-		"webpush (TODO)":  `{"webpush": {"vapid_private_key": "a", "vapid_public_key": "b", "subscriber": "mailto:x@example.org"}}`,
+		"webpush keys":    `{"webpush": {"vapid_private_key": "a", "vapid_public_key": "b", "subscriber": "mailto:x@example.org"}}`,
 	} {
 		p := filepath.Join(dir, "c.json")
 		os.WriteFile(p, []byte(c), 0o600)
