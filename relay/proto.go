@@ -275,7 +275,7 @@ type Watch struct {
 }
 
 // MaxWakeHandle caps a wake handle's length in bytes.
-const MaxWakeHandle = 512
+const MaxWakeHandle = 8192
 
 // SetWake attaches a push bridge's wake handle to the mailbox (an empty
 // handle detaches it): when an envelope arrives while no subscription is
