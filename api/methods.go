@@ -69,6 +69,11 @@ var methods = map[string]method{
 	"listGroups":        typed(mListGroups),
 	"sendGroup":         typed(mSendGroup),
 	"listGroupMessages": typed(mListGroupMessages),
+
+	"registerPush":   typed(mRegisterPush),
+	"verifyPush":     typed(mVerifyPush),
+	"unregisterPush": typed(mUnregisterPush),
+	"pushStatus":     typed(mPushStatus),
 }
 
 // Methods lists the shared method names (subscribe is per transport).

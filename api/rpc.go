@@ -50,6 +50,11 @@ type Backend interface {
 	Groups() ([]node.Group, error)
 	SendGroup(ctx context.Context, req node.GroupSendRequest) (node.Message, error)
 	GroupMessages(group string, limit int) ([]node.Message, error)
+
+	RegisterPush(ctx context.Context, bridge, provider, token string) error
+	VerifyPush(ctx context.Context, code string) error
+	UnregisterPush(ctx context.Context) error
+	PushStatus() node.PushStatus
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -136,6 +141,7 @@ var appErrors = []struct {
 	{node.ErrGroupNotReady, CodeUnavailable, "group_not_ready"},
 	{node.ErrClosed, CodeUnavailable, "closed"},
 	{node.ErrNotRunning, CodeUnavailable, "not_running"},
+	{node.ErrBadPush, CodeInvalidInput, "bad_push"},
 	{node.ErrNoIdentity, CodeUnavailable, "no_identity"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }

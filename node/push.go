@@ -16,6 +16,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/relay"
 )
 
@@ -40,17 +41,8 @@ var idPush = []byte("push")
 // malformed bridge URL, provider or token; a wrong or replayed code).
 var ErrBadPush = errors.New("push registration refused")
 
-// PushStatus is what `hush push status` shows.
-type PushStatus struct {
-	Bridge   string `json:"bridge,omitempty"`
-	Provider string `json:"provider,omitempty"`
-	// State is "off", "verifying" (a code is awaited) or "on".
-	State string `json:"state"`
-	// Relays lists how many relays hold the handle now; Unsupported how
-	// many have no push bridge (they cannot wake this device).
-	Relays      int `json:"relays"`
-	Unsupported int `json:"unsupported"`
-}
+// PushStatus is the API's.
+type PushStatus = apitypes.PushStatus
 
 // pushTimeout bounds one call to the bridge.
 const pushTimeout = 15 * time.Second

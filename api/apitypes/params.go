@@ -119,3 +119,15 @@ type VersionInfo struct {
 	API     int    `json:"api"`
 	Go      string `json:"go"`
 }
+
+// RegisterPushParams are the params of registerPush.
+type RegisterPushParams struct {
+	Bridge   string `json:"bridge"`   // the push bridge's URL (https; http only on this machine)
+	Provider string `json:"provider"` // apns, fcm or webpush
+	Token    string `json:"token"`    // the device token; for webpush the subscription JSON
+}
+
+// VerifyPushParams are the params of verifyPush.
+type VerifyPushParams struct {
+	Code string `json:"code"` // the code the verification push carried
+}

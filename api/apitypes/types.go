@@ -169,3 +169,16 @@ type Event struct {
 	Typing  *bool     `json:"typing,omitempty"`
 	From    string    `json:"from,omitempty"` // contact name for typing events
 }
+
+// PushStatus says whether this device can be woken by push.
+type PushStatus struct {
+	Bridge   string `json:"bridge,omitempty"`
+	Provider string `json:"provider,omitempty"`
+	// State is "off", "verifying" (the code of the verification push is
+	// awaited) or "on".
+	State string `json:"state"`
+	// Relays is how many relays hold the wake handle; Unsupported how
+	// many have no push bridge (they cannot wake this device).
+	Relays      int `json:"relays"`
+	Unsupported int `json:"unsupported"`
+}

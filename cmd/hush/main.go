@@ -69,6 +69,7 @@ func init() {
 		{"messages", "messages NAME [--limit N] [--json]   conversation history, oldest first", runMessages},
 		{"chat", "chat NAME                      interactive chat in the terminal", runChat},
 		{"group", "group create|invite|accept|decline|remove|leave|send|messages|list ...   groups (hush group help)", runGroup},
+		{"push", "push register|verify|status|unregister ...   wake-ups through a push bridge (hush push help)", runPush},
 		{"demo", "demo                           show hush working on embedded defaults", runDemo},
 		{"version", "version                        print the version", runVersion},
 		{"help", "help                           this text", runHelp},
