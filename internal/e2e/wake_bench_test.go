@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
