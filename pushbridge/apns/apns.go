@@ -310,7 +310,7 @@ func (s *Sender) post(ctx context.Context, p provider.Push, body []byte) (provid
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return transportFailure(ctx, err, s.retryAfter), bearer
+		return provider.TransportFailure(ctx, err, s.retryAfter), bearer
 	}
 	defer resp.Body.Close()
 	reply, _ := io.ReadAll(io.LimitReader(resp.Body, maxReplySize))
@@ -327,7 +327,7 @@ func (s *Sender) post(ctx context.Context, p provider.Push, body []byte) (provid
 		res.Outcome = provider.Dead
 	case st == http.StatusTooManyRequests || st >= 500:
 		res.Outcome = provider.Retry
-		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.retryAfter, s.now())
+		res.RetryAfter = provider.ParseRetryAfter(resp.Header.Get("Retry-After"), s.retryAfter, s.now())
 	default:
 		res.Outcome = provider.Refused
 	}

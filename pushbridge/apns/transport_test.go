@@ -42,12 +42,12 @@ func TestParseRetryAfter(t *testing.T) {
 		"120":                           2 * time.Minute,
 		"soon":                          time.Minute,
 		"-3":                            time.Minute,
-		"999999999":                     maxRetryAfter,
+		"999999999":                     provider.MaxRetryAfter,
 		"Fri, 02 Jan 2026 03:05:05 GMT": time.Minute + 0,
 		"Fri, 02 Jan 2026 03:09:05 GMT": 5 * time.Minute,
 		"Fri, 02 Jan 2026 03:00:00 GMT": 0,
 	} {
-		if got := parseRetryAfter(h, time.Minute, now); got != want {
+		if got := provider.ParseRetryAfter(h, time.Minute, now); got != want {
 			t.Errorf("%q: %v, want %v", h, got, want)
 		}
 	}

@@ -208,7 +208,7 @@ func (s *Sender) Send(ctx context.Context, p provider.Push) provider.Result {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return transportFailure(ctx, err, s.retryAfter)
+		return provider.TransportFailure(ctx, err, s.retryAfter)
 	}
 	defer resp.Body.Close()
 	reply, _ := io.ReadAll(io.LimitReader(resp.Body, maxReplySize))
@@ -233,7 +233,7 @@ func (s *Sender) accessToken(ctx context.Context) (*oauth2.Token, provider.Resul
 	select {
 	case f = <-ch:
 	case <-ctx.Done():
-		return nil, transportFailure(ctx, ctx.Err(), s.retryAfter), false
+		return nil, provider.TransportFailure(ctx, ctx.Err(), s.retryAfter), false
 	}
 	if f.err == nil {
 		return f.tok, provider.Result{}, true
@@ -249,7 +249,7 @@ func (s *Sender) accessToken(ctx context.Context) (*oauth2.Token, provider.Resul
 		res := provider.Result{Status: re.Response.StatusCode, Reason: "token endpoint: " + cmpOr(oe.Error, http.StatusText(re.Response.StatusCode))}
 		if st := re.Response.StatusCode; st == http.StatusTooManyRequests || st >= 500 {
 			res.Outcome = provider.Retry
-			res.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"), s.retryAfter, s.now())
+			res.RetryAfter = provider.ParseRetryAfter(re.Response.Header.Get("Retry-After"), s.retryAfter, s.now())
 		} else {
 			res.Outcome = provider.Refused
 		}
@@ -368,10 +368,10 @@ func (s *Sender) outcome(resp *http.Response, reply []byte) provider.Result {
 		res.Outcome = provider.Dead
 	case st == http.StatusTooManyRequests:
 		res.Outcome = provider.Retry
-		res.RetryAfter = parseRetryAfter(retryAfter, max(s.retryAfter, QuotaRetryAfter), s.now())
+		res.RetryAfter = provider.ParseRetryAfter(retryAfter, max(s.retryAfter, QuotaRetryAfter), s.now())
 	case st >= 500:
 		res.Outcome = provider.Retry
-		res.RetryAfter = parseRetryAfter(retryAfter, s.retryAfter, s.now())
+		res.RetryAfter = provider.ParseRetryAfter(retryAfter, s.retryAfter, s.now())
 	default:
 		res.Outcome = provider.Refused
 	}

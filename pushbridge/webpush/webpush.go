@@ -268,7 +268,7 @@ func (s *Sender) Send(ctx context.Context, p provider.Push) provider.Result {
 		case errors.Is(err, errNotPublic):
 			return provider.Result{Outcome: provider.Refused, Reason: "endpoint not public"}
 		case errors.As(err, &ue):
-			return transportFailure(ctx, err, s.retryAfter)
+			return provider.TransportFailure(ctx, err, s.retryAfter)
 		}
 		return provider.Result{Outcome: provider.Refused, Reason: "cannot encrypt to the subscription"}
 	}
@@ -283,7 +283,7 @@ func (s *Sender) Send(ctx context.Context, p provider.Push) provider.Result {
 		res.Outcome = provider.Dead
 	case st == http.StatusTooManyRequests || st >= 500:
 		res.Outcome = provider.Retry
-		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.retryAfter, s.now())
+		res.RetryAfter = provider.ParseRetryAfter(resp.Header.Get("Retry-After"), s.retryAfter, s.now())
 	default:
 		res.Outcome = provider.Refused
 	}

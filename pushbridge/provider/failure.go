@@ -1,4 +1,4 @@
-package webpush
+package provider
 
 import (
 	"context"
@@ -9,17 +9,15 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/hushnet/hush/pushbridge/provider"
 )
 
-// maxRetryAfter caps a Retry-After from the service.
-const maxRetryAfter = 24 * time.Hour
+// MaxRetryAfter caps a Retry-After from the service.
+const MaxRetryAfter = 24 * time.Hour
 
-// transportFailure turns a request that got no response into a Retry.
+// TransportFailure turns a request that got no response into a Retry.
 // The reason is a fixed phrase: the error itself names the URL, which
 // holds the device token.
-func transportFailure(ctx context.Context, err error, backoff time.Duration) provider.Result {
+func TransportFailure(ctx context.Context, err error, backoff time.Duration) Result {
 	var (
 		verify    *tls.CertificateVerificationError
 		authority x509.UnknownAuthorityError
@@ -38,20 +36,20 @@ func transportFailure(ctx context.Context, err error, backoff time.Duration) pro
 	case errors.As(err, &netErr) && netErr.Timeout():
 		reason = "timeout"
 	}
-	return provider.Result{Outcome: provider.Retry, RetryAfter: backoff, Reason: reason}
+	return Result{Outcome: Retry, RetryAfter: backoff, Reason: reason}
 }
 
-// parseRetryAfter reads a Retry-After header (seconds or an HTTP date),
+// ParseRetryAfter reads a Retry-After header (seconds or an HTTP date),
 // else returns def.
-func parseRetryAfter(h string, def time.Duration, now time.Time) time.Duration {
+func ParseRetryAfter(h string, def time.Duration, now time.Time) time.Duration {
 	if h == "" {
 		return def
 	}
 	if n, err := strconv.ParseInt(h, 10, 64); err == nil && n >= 0 {
-		return min(time.Duration(n)*time.Second, maxRetryAfter)
+		return min(time.Duration(n)*time.Second, MaxRetryAfter)
 	}
 	if t, err := http.ParseTime(h); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter)
+		return min(max(t.Sub(now), 0), MaxRetryAfter)
 	}
 	return def
 }
