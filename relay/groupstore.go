@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -401,15 +402,9 @@ func (s *Server) watch(c *conn, m *Watch) (any, *reqErr) {
 	if !s.allow(c) {
 		return nil, fail(CodeRateLimited, "too many requests; retry later")
 	}
-	mb := s.lookupMailbox(m.Mailbox)
-	if mb == nil {
-		return nil, fail(CodeNotFound, "no such mailbox")
-	}
-	if !checkTime(s.cfg.Now(), m.Time) {
-		return nil, fail(CodeAuth, "time outside the allowed window")
-	}
-	if !VerifyWatch(m, mb.owner) {
-		return nil, fail(CodeAuth, "bad signature")
+	mb, rerr := s.ownerRequest(m.Mailbox, m.Time, func(o ed25519.PublicKey) bool { return VerifyWatch(m, o) })
+	if rerr != nil {
+		return nil, rerr
 	}
 	if err := checkTopics(m.Topics); err != nil {
 		return nil, fail(CodeBadRequest, err.Error())

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -589,16 +590,26 @@ func (s *Server) lookupMailbox(id ID) *mailbox {
 	return s.byMailbox[id]
 }
 
-func (s *Server) putPrekeys(m *PutPrekeys) (any, *reqErr) {
-	mb := s.lookupMailbox(m.Mailbox)
+// ownerRequest finds the mailbox an owner's signed request names and
+// checks its time and signature (verify, against the owner's key).
+func (s *Server) ownerRequest(id ID, t uint64, verify func(owner ed25519.PublicKey) bool) (*mailbox, *reqErr) {
+	mb := s.lookupMailbox(id)
 	if mb == nil {
 		return nil, fail(CodeNotFound, "no such mailbox")
 	}
-	if !checkTime(s.cfg.Now(), m.Time) {
+	if !checkTime(s.cfg.Now(), t) {
 		return nil, fail(CodeAuth, "time outside the allowed window")
 	}
-	if !VerifyPutPrekeys(m, mb.owner) {
+	if !verify(mb.owner) {
 		return nil, fail(CodeAuth, "bad signature")
+	}
+	return mb, nil
+}
+
+func (s *Server) putPrekeys(m *PutPrekeys) (any, *reqErr) {
+	mb, rerr := s.ownerRequest(m.Mailbox, m.Time, func(o ed25519.PublicKey) bool { return VerifyPutPrekeys(m, o) })
+	if rerr != nil {
+		return nil, rerr
 	}
 	if len(m.LastResort) == 0 {
 		return nil, fail(CodeBadRequest, "last-resort bundle missing")
@@ -664,15 +675,9 @@ func (s *Server) getPrekeys(c *conn, m *GetPrekeys) (any, *reqErr) {
 }
 
 func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
-	mb := s.lookupMailbox(m.Mailbox)
-	if mb == nil {
-		return nil, fail(CodeNotFound, "no such mailbox")
-	}
-	if !checkTime(s.cfg.Now(), m.Time) {
-		return nil, fail(CodeAuth, "time outside the allowed window")
-	}
-	if !VerifyDelete(m, mb.owner) {
-		return nil, fail(CodeAuth, "bad signature")
+	mb, rerr := s.ownerRequest(m.Mailbox, m.Time, func(o ed25519.PublicKey) bool { return VerifyDelete(m, o) })
+	if rerr != nil {
+		return nil, rerr
 	}
 	mb.mu.Lock()
 	if mb.deleted {

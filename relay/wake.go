@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -228,15 +229,9 @@ func (s *Server) setWake(c *conn, m *SetWake) (any, *reqErr) {
 	if !s.allow(c) {
 		return nil, fail(CodeRateLimited, "too many requests; retry later")
 	}
-	mb := s.lookupMailbox(m.Mailbox)
-	if mb == nil {
-		return nil, fail(CodeNotFound, "no such mailbox")
-	}
-	if !checkTime(s.cfg.Now(), m.Time) {
-		return nil, fail(CodeAuth, "time outside the allowed window")
-	}
-	if !VerifySetWake(m, mb.owner) {
-		return nil, fail(CodeAuth, "bad signature")
+	mb, rerr := s.ownerRequest(m.Mailbox, m.Time, func(o ed25519.PublicKey) bool { return VerifySetWake(m, o) })
+	if rerr != nil {
+		return nil, rerr
 	}
 	for i := 0; i < len(m.Handle); i++ {
 		if c := m.Handle[i]; c < 0x21 || c > 0x7e {
