@@ -20,9 +20,11 @@ import (
 // runDemo shows hush working on embedded defaults: it creates two
 // identities in a temporary directory, starts a relay and two real
 // `hush daemon` processes on loopback, makes them contacts, exchanges
-// messages through the local API, sends one through the relay while the
-// recipient is offline, prints both sides of the conversation, then stops
-// every process it started (by PID) and deletes the directory.
+// messages through the local API, registers the recipient for wake-ups
+// with a push bridge, sends one through the relay while the recipient is
+// offline (the relay has a local WebPush service wake it), prints both
+// sides of the conversation, then stops every process it started (by
+// PID) and deletes the directory.
 func runDemo(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, newFlags(e, "demo"), args, 0, 0, "demo"); err != nil {
 		return err
@@ -43,12 +45,17 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 	say("hush demo — two nodes on 127.0.0.1, end-to-end encrypted (PQXDH + Double Ratchet)")
 	say("working directory: %s (deleted at the end)\n", dir)
-	rly, err := startDemoRelay(ctx, filepath.Join(filepath.Dir(self), "hush-relay"), dir)
+	wake, err := startDemoWake(ctx, self, dir, say)
+	if err != nil {
+		return err
+	}
+	defer wake.stop()
+	rly, err := startDemoRelay(ctx, filepath.Join(filepath.Dir(self), "hush-relay"), dir, wake.relayConfig)
 	if err != nil {
 		return fmt.Errorf("start the relay: %w", err)
 	}
 	defer rly.stop()
-	say("started a relay (pid %d) at %s", rly.cmd.Process.Pid, rly.addr)
+	say("started a relay (pid %d) at %s; it asks the bridge to wake sleeping mailboxes", rly.cmd.Process.Pid, rly.addr)
 	var daemons []*demoDaemon
 	defer func() {
 		for _, d := range daemons {
@@ -152,7 +159,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	time.Sleep(200 * time.Millisecond) // let the reaction land
 
-	// Bob goes offline; Alice's next message waits, sealed, on the relay.
+	// Bob's phone registers for wake-ups, then sleeps; Alice's next
+	// message waits, sealed, on the relay, which has Bob woken.
+	if err := wake.register(ctx, self, dir, homes["Bob"], bob, say); err != nil {
+		return fmt.Errorf("push registration: %w", err)
+	}
 	bob.stop()
 	say("\nBob's daemon stopped (offline).")
 	offline, err := send(alice, "Bob", "Sent while you were offline: the relay kept it sealed 📬")
@@ -160,6 +171,10 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := wait(alice, offline.ID, "sent"); err != nil {
+		return err
+	}
+	leaks := []string{"Alice", "Bob", sa.Account, sb.Account, sa.PeerID, sb.PeerID, offline.Text}
+	if err := wake.awaitWake(ctx, leaks, say); err != nil {
 		return err
 	}
 	say("Alice's message is on the relay (state: sent). Starting Bob again…")
@@ -172,6 +187,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	say("Bob fetched it from his mailbox; Alice got his delivery receipt %v after he started.", time.Since(t1).Round(time.Millisecond))
+	if err := wake.noMoreWakes(say); err != nil {
+		return err
+	}
 
 	if err := demoGroup(ctx, alice, bob, say); err != nil {
 		return fmt.Errorf("group: %w", err)
@@ -207,7 +225,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	daemons = nil
 	rly.stop()
-	say("\nstopped both daemons and the relay; demo took %v.", time.Since(start).Round(100*time.Millisecond))
+	wake.stop()
+	say("\nstopped both daemons and the relay, then the push bridge and the push service; demo took %v.", time.Since(start).Round(100*time.Millisecond))
 	say("Try it yourself: hush --home /tmp/me init --name Me --no-passphrase && hush --home /tmp/me daemon")
 	return nil
 }
@@ -382,7 +401,10 @@ func waitMailbox(ctx context.Context, d *demoDaemon) error {
 	}
 }
 
-type demoRelay struct {
+// demoServer is a server process the demo started (hush-relay or
+// hush-pushbridge): it prints its address on its first stdout line; the
+// rest of its output goes to a log file in the demo's directory.
+type demoServer struct {
 	cmd     *exec.Cmd
 	addr    string
 	done    chan error
@@ -390,37 +412,11 @@ type demoRelay struct {
 }
 
 // startDemoRelay runs hush-relay (built next to hush) on loopback.
-func startDemoRelay(ctx context.Context, bin, dir string) (*demoRelay, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("%s not found: run `make build` first", bin)
-	}
-	logf, err := os.Create(filepath.Join(dir, "relay.log"))
+func startDemoRelay(ctx context.Context, bin, dir, config string) (*demoServer, error) {
+	cmd := exec.Command(bin, "--data", filepath.Join(dir, "relay"), "--listen", "/ip4/127.0.0.1/tcp/0", "--config", config)
+	r, err := startDemoServer(ctx, cmd, filepath.Join(dir, "relay.log"))
 	if err != nil {
 		return nil, err
-	}
-	cmd := exec.Command(bin, "--data", filepath.Join(dir, "relay"), "--listen", "/ip4/127.0.0.1/tcp/0")
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	r := &demoRelay{cmd: cmd, done: make(chan error, 1)}
-	lines := make(chan string, 1)
-	go func() {
-		br := bufio.NewReader(out)
-		l, _ := br.ReadString('\n')
-		lines <- strings.TrimSpace(l)
-		io.Copy(logf, br)
-	}()
-	go func() { r.done <- cmd.Wait(); logf.Close() }()
-	select {
-	case r.addr = <-lines:
-	case <-ctx.Done():
-		r.stop()
-		return nil, ctx.Err()
 	}
 	if !strings.Contains(r.addr, "/p2p/") {
 		r.stop()
@@ -429,16 +425,65 @@ func startDemoRelay(ctx context.Context, bin, dir string) (*demoRelay, error) {
 	return r, nil
 }
 
-func (r *demoRelay) stop() {
-	if r.stopped {
+// startDemoServer starts cmd and waits for its first line.
+func startDemoServer(ctx context.Context, cmd *exec.Cmd, logPath string) (*demoServer, error) {
+	if _, err := os.Stat(cmd.Path); err != nil {
+		return nil, fmt.Errorf("%s not found: run `make build` first", cmd.Path)
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	s := &demoServer{cmd: cmd, done: make(chan error, 1)}
+	lines := make(chan string, 1)
+	copied := make(chan struct{})
+	go func() {
+		br := bufio.NewReader(out)
+		l, _ := br.ReadString('\n')
+		lines <- strings.TrimSpace(l)
+		io.Copy(logf, br)
+		close(copied)
+	}()
+	go func() {
+		<-copied
+		s.done <- cmd.Wait()
+		logf.Close()
+	}()
+	select {
+	case s.addr = <-lines:
+	case <-ctx.Done():
+		s.stop()
+		return nil, ctx.Err()
+	}
+	if s.addr == "" {
+		s.stop()
+		b, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("%s exited: %s", filepath.Base(cmd.Path), strings.TrimSpace(string(b)))
+	}
+	return s, nil
+}
+
+// stop ends the process by its PID: SIGTERM, then SIGKILL after 10 s.
+func (s *demoServer) stop() {
+	if s.stopped {
 		return
 	}
-	r.stopped = true
-	r.cmd.Process.Signal(syscall.SIGTERM)
+	s.stopped = true
+	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-r.done:
+	case <-s.done:
 	case <-time.After(10 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
+		s.cmd.Process.Kill()
+		<-s.done
 	}
 }
