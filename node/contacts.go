@@ -252,7 +252,7 @@ func (n *Node) deleteContactLocked(b *store.Batch, c *contact) {
 		return nil
 	})
 	delete(n.contacts, acc)
-	n.forgetRecentLocked() // it may hold the removed conversation's messages
+	n.records.forget() // it may hold the removed conversation's messages
 }
 
 // VerifyContact marks the contact's current key as verified (the user

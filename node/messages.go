@@ -68,13 +68,8 @@ func (m *msgRec) view(contactName string) Message {
 
 // loadMsgLocked finds a message by ID.
 func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
-	if d := n.dirty[id]; d != nil {
-		m := d.rec
-		return &m, d.ix, nil
-	}
-	if c := n.recent[id]; c != nil {
-		m := c.rec
-		return &m, c.ix, nil
+	if m, ix, ok := n.records.get(id); ok {
+		return m, ix, nil
 	}
 	var ix indexRec
 	b, err := n.tabs.msgIndex.Get(id[:])
@@ -95,7 +90,7 @@ func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
 	if err := jsonUnmarshal(v, &m); err != nil {
 		return nil, ix, err
 	}
-	n.cacheMsgLocked(id, &m, ix)
+	n.records.cache(id, &m, ix)
 	return &m, ix, nil
 }
 

@@ -99,7 +99,8 @@ type Node struct {
 	opener  *envelope.Opener
 	relays  *relay.Client // mailbox protocol client
 
-	events *hub
+	events  *hub
+	records *records // message records in memory: uncommitted and recent (records.go)
 
 	ready     chan struct{}
 	linkReady chan struct{} // closed once the link is complete (WaitLink)
@@ -136,11 +137,7 @@ type Node struct {
 	pushCh       chan struct{}                   // closed and replaced when the wake handle changes
 	wakeSet      map[peer.ID]int                 // per relay: wakeAttached or wakeUnsupported
 	waiters      map[string][]chan struct{}      // message ID → WaitState callers
-	dirty        map[[msgIDSize]byte]*dirtyMsg
-	recent       map[[msgIDSize]byte]*cachedMsg
-	recentOrder  [][msgIDSize]byte
-	recentSize   int             // bytes the cached records hold (cachedSize)
-	runCtx       context.Context // set while Run runs; delivery loops use it
+	runCtx       context.Context                 // set while Run runs; delivery loops use it
 
 	ownCard     *card.Card // cached, see ownCardLocked
 	ownCardKey  string
@@ -253,8 +250,7 @@ func New(cfg Config) (*Node, error) {
 		queues:       make(map[identity.DeviceID]*peerQueue),
 		mailboxes:    make(map[peer.ID]*mailboxRec),
 		waiters:      make(map[string][]chan struct{}),
-		dirty:        make(map[[msgIDSize]byte]*dirtyMsg),
-		recent:       make(map[[msgIDSize]byte]*cachedMsg),
+		records:      newRecords(),
 	}
 	if err := n.load(); err != nil {
 		db.Close()
