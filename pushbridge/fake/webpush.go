@@ -74,7 +74,8 @@ type WebPushRequest struct {
 	RecordSize uint32 // rs from the aes128gcm header
 	Plaintext  []byte // the decrypted push message, padding removed
 	Status     int
-	Reason     string // why the fake refused, "" on 201
+	Reason     string    // why the fake refused, "" on 201
+	Received   time.Time // when it arrived, by the fake's clock
 }
 
 // WebPush is a fake push service (RFC 8030) together with the user
@@ -198,7 +199,7 @@ func (f *WebPush) record(rec WebPushRequest) {
 }
 
 func (f *WebPush) serve(w http.ResponseWriter, r *http.Request) {
-	rec := WebPushRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()}
+	rec := WebPushRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Received: f.opt.Now()}
 	rec.Body, _ = io.ReadAll(io.LimitReader(r.Body, webPushMaxBody+1))
 	status, reason := f.check(r, &rec)
 	var retryAfter time.Duration
