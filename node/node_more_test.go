@@ -233,4 +233,3 @@ func TestWrongPassphrase(t *testing.T) {
 		t.Fatalf("second init: %v", err)
 	}
 }
-
