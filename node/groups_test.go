@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,7 +288,10 @@ func TestGroupOfflineMemberRelayDown(t *testing.T) {
 // relay, which no other member uses, kept them from the group's topic
 // (the relay's group store).
 func TestGroupOfflineMemberFromRelay(t *testing.T) {
-	shared, own := startRelay(t, relayCfg()), startRelay(t, relayCfg())
+	filed := &filedCount{}
+	ownCfg := relayCfg()
+	ownCfg.Metrics = filed
+	shared, own := startRelay(t, relayCfg()), startRelay(t, ownCfg)
 	nodes := makeGroupOn(t, "mailboxed", []string{shared, shared, own}, waitFor)
 	sendGroupEventually(t, nodes[1], "mailboxed", "warm-up")
 	waitFor(t, "warm-up", func() bool { return len(groupTexts(t, nodes[2], "mailboxed")) == 1 })
@@ -321,7 +325,9 @@ func TestGroupOfflineMemberFromRelay(t *testing.T) {
 	for i := range 50 {
 		sendGroupEventually(t, nodes[i%2], "mailboxed", fmt.Sprintf("while away %02d", i))
 	}
-	time.Sleep(500 * time.Millisecond) // let the relay file the last ones
+	// The senders stay until m2's relay has filed all 50 (on a loaded
+	// machine GossipSub takes its time).
+	waitFor(t, "the relay to file the 50 messages", func() bool { return filed.n.Load() >= 50 })
 	nodes[0].stop(t)
 	nodes[1].stop(t)
 	back := startNodeCfg(t, Config{Home: home, Relays: []string{own}})
@@ -535,3 +541,11 @@ func TestGroupSendTxnID(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// filedCount counts the group topic messages a relay filed.
+type filedCount struct {
+	relay.NopMetrics
+	n atomic.Int64
+}
+
+func (f *filedCount) TopicFiled(int) { f.n.Add(1) }
