@@ -131,7 +131,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		n.routeChangedLocked(existing.card)
 		n.releaseHeldLocked(t, existing.account(), now)
 		n.saveSeqLocked(b)
-		if err := n.finishLocked(t); err != nil {
+		if err := n.commitReleasingLock(t); err != nil {
 			return Contact{}, fmt.Errorf("node: store: %w", err)
 		}
 		return existing.view(), nil
@@ -150,7 +150,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	n.releaseHeldLocked(t, c.Account(), now)
 	n.saveSeqLocked(b)
 	t.undo(func() { delete(n.contacts, c.Account()) })
-	if err := n.finishLocked(t); err != nil {
+	if err := n.commitReleasingLock(t); err != nil {
 		return Contact{}, fmt.Errorf("node: store: %w", err)
 	}
 	if n.runCtx != nil {

@@ -49,7 +49,7 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 	if !durable && len(t.queued) == 0 && len(t.publish) == 0 && !t.groupsChanged {
 		t.b.Lazy()
 	}
-	return n.finishLocked(t) // afterCommitLocked resubscribes if an op changed the topics
+	return n.commitReleasingLock(t) // afterCommitLocked resubscribes if an op changed the topics
 }
 
 // openTopicLocked removes the topic layer of a topic message with the

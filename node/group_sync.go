@@ -224,7 +224,7 @@ func (n *Node) askSyncNow(id group.GroupID) {
 	t := n.newTxnLocked()
 	n.askSyncLocked(t, gs, now)
 	n.saveSeqLocked(t.b)
-	n.finishLocked(t)
+	n.commitForJobReleasingLock(t, "group sync")
 }
 
 // flushGroups saves unsaved engines in their own transaction, lazily
@@ -236,7 +236,7 @@ func (n *Node) flushGroups() {
 	t.b.Lazy()
 	n.flushGroupsLocked(t)
 	if t.b.Len() > 0 {
-		n.finishLocked(t)
+		n.commitForJobReleasingLock(t, "group flush")
 	}
 }
 
@@ -280,7 +280,7 @@ func (n *Node) groupLoop(ctx context.Context) {
 		}
 		if t.b.Len() > 0 || len(t.queued) > 0 || len(t.publish) > 0 {
 			n.saveSeqLocked(t.b)
-			n.finishLocked(t)
+			n.commitForJobReleasingLock(t, "group timers")
 		}
 		n.mu.Unlock()
 	}

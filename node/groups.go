@@ -222,7 +222,7 @@ func (n *Node) groupTxn(ref string, fn func(t *txn, gs *groupState, now time.Tim
 		return Group{}, err
 	}
 	n.saveSeqLocked(t.b)
-	if err := n.finishLocked(t); err != nil {
+	if err := n.commitReleasingLock(t); err != nil {
 		return Group{}, err
 	}
 	if gs == nil {

@@ -161,7 +161,8 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 		}
 	}
 	n.saveSeqLocked(t.b)
-	if err := n.finishLocked(t); err != nil {
+	if err := n.commitReleasingLock(t); err != nil {
+		n.log.Error("received messages not stored; their senders will retry", "err", err)
 		for i := range statuses {
 			statuses[i] = ackRetry
 		}

@@ -125,7 +125,7 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
 		return Message{}, err
 	}
 	n.saveSeqLocked(t.b)
-	if err := n.finishLocked(t); err != nil {
+	if err := n.commitReleasingLock(t); err != nil {
 		return Message{}, fmt.Errorf("node: store: %w", err)
 	}
 	return m, nil
@@ -491,7 +491,7 @@ func (n *Node) MarkRead(contactName string) error {
 		}
 	}
 	n.saveSeqLocked(t.b)
-	err = n.finishLocked(t)
+	err = n.commitReleasingLock(t)
 	n.mu.Unlock()
 	return err
 }

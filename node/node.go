@@ -362,7 +362,6 @@ func (n *Node) saveSeqLocked(b *store.Batch) {
 // commit writes b durably, grouped with concurrent commits.
 func (n *Node) commit(b *store.Batch) error {
 	if err := n.db.CommitGrouped(b); err != nil {
-		n.log.Error("store commit failed", "err", err)
 		return fmt.Errorf("node: store: %w", err)
 	}
 	return nil

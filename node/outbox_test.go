@@ -235,7 +235,7 @@ func TestHeldGroupMessageReleasedByContactCard(t *testing.T) {
 	tx := a.n.newTxnLocked()
 	a.n.sendGroupPairwiseLocked(tx, bc.Account(), dev, &payload{Type: ptGroup, Data: []byte("sender key")}, time.Now())
 	held := len(a.n.heldPairwise[bc.Account()])
-	err = a.n.finishLocked(tx)
+	err = a.n.commitReleasingLock(tx)
 	a.n.mu.Unlock()
 	if err != nil || held != 1 {
 		t.Fatalf("held %d messages (%v), want 1", held, err)

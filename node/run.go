@@ -216,7 +216,7 @@ func (n *Node) SetTyping(contactName string, typing bool) error {
 		e.Ephemeral = true
 	}
 	n.saveSeqLocked(t.b)
-	err = n.finishLocked(t)
+	err = n.commitReleasingLock(t)
 	n.mu.Unlock()
 	return err
 }

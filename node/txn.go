@@ -42,16 +42,27 @@ func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) 
 	t.msgs = append(t.msgs, id)
 }
 
-// finishLocked commits t grouped with concurrent commits. It must be
-// called with n.mu held; it releases the lock while waiting for the disk
-// and holds it again when it returns. On success the queued entries may
-// leave and the events are published; on failure nothing of t happened.
-func (n *Node) finishLocked(t *txn) error {
+// commitReleasingLock commits t grouped with concurrent commits. It must
+// be called with n.mu held; as its name says, it releases the lock while
+// the disk works and holds it again when it returns, so state read before
+// it may have changed after it. On success the queued entries may leave
+// and the events are published; on failure nothing of t happened and the
+// error is the caller's to report (once: the API logs internal errors).
+func (n *Node) commitReleasingLock(t *txn) error {
 	wait := n.db.CommitGroupedAsync(t.b)
 	n.mu.Unlock()
 	err := wait()
 	n.mu.Lock()
 	return n.afterCommitLocked(t, err)
+}
+
+// commitForJobReleasingLock is commitReleasingLock for the node's own
+// jobs (timers, anti-entropy), which have no caller to report to: a
+// failure is logged here, once.
+func (n *Node) commitForJobReleasingLock(t *txn, job string) {
+	if err := n.commitReleasingLock(t); err != nil {
+		n.log.Error("store commit failed", "job", job, "err", err)
+	}
 }
 
 // finishInBackgroundLocked queues t's commit now (fixing its order) and
@@ -64,7 +75,11 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 		err := wait()
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		n.afterCommitLocked(t, err)
+		if n.afterCommitLocked(t, err) != nil {
+			// Nobody waits for this commit: this is the one report. The
+			// entries stay in the store and go again after a restart.
+			n.log.Error("store commit failed", "err", err)
+		}
 	}()
 }
 
@@ -75,7 +90,6 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 			t.onFail()
 		}
 		n.dropQueuedLocked(t.queued)
-		n.log.Error("store commit failed", "err", err)
 		return err
 	}
 	n.releaseQueuedLocked(t.queued)
