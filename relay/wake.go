@@ -211,9 +211,8 @@ func (w *waker) call(ctx context.Context, batch map[string]ID) {
 	}
 }
 
-// redactURL keeps an error's text free of the request URL's query (none
-// is sent) and of anything but the operation: a *url.Error names the
-// bridge, which the operator configured and may see.
+// redactURL drops the URL from a client error: the relay logs no
+// address, and the operator knows which bridge it configured.
 func redactURL(err error) error {
 	if ue, ok := err.(*url.Error); ok {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
