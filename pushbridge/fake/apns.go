@@ -98,13 +98,13 @@ type APNsRequest struct {
 // scripted failure, or 200. Every answer carries an apns-id.
 type APNs struct {
 	*server
+	requestLog[APNsRequest]
 	opt    APNsOptions
 	keyPEM []byte
 	fails  script
 
 	// mu guards the fields below it.
 	mu           sync.Mutex
-	requests     []APNsRequest
 	unregistered map[string]time.Time
 	lastJWT      string
 	lastChange   time.Time
@@ -179,26 +179,6 @@ func (f *APNs) FailAlways(fl Failure) { f.fails.setAlways(&fl) }
 
 // Heal forgets every scripted failure.
 func (f *APNs) Heal() { f.fails.clear() }
-
-// Requests returns a copy of every request received so far.
-func (f *APNs) Requests() []APNsRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.requests)
-}
-
-// Count is the number of requests received so far.
-func (f *APNs) Count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.requests)
-}
-
-func (f *APNs) record(rec APNsRequest) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.requests = append(f.requests, rec)
-}
 
 func (f *APNs) serve(w http.ResponseWriter, r *http.Request) {
 	rec := APNsRequest{Proto: r.Proto, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()}

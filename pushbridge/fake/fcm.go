@@ -134,6 +134,7 @@ type FCMRequest struct {
 // INVALID_ARGUMENT for an invalidated one.
 type FCM struct {
 	*server
+	requestLog[FCMRequest]
 	opt        FCMOptions
 	key        *rsa.PrivateKey
 	keyID      string
@@ -143,7 +144,6 @@ type FCM struct {
 
 	// mu guards the fields below it.
 	mu            sync.Mutex
-	requests      []FCMRequest
 	tokenRequests []FCMTokenRequest
 	issued        map[string]time.Time // access token → expiry
 	unregistered  map[string]bool
@@ -243,20 +243,6 @@ func (f *FCM) FailTokenNext(fs ...Failure) { f.tokenFails.add(fs) }
 
 // Heal forgets every scripted failure of both endpoints.
 func (f *FCM) Heal() { f.sendFails.clear(); f.tokenFails.clear() }
-
-// Requests returns a copy of every send request received so far.
-func (f *FCM) Requests() []FCMRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.requests)
-}
-
-// Count is the number of send requests received so far.
-func (f *FCM) Count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.requests)
-}
 
 // TokenRequests returns a copy of every token request received so far.
 func (f *FCM) TokenRequests() []FCMTokenRequest {
@@ -393,12 +379,6 @@ func (f *FCM) serveSend(w http.ResponseWriter, r *http.Request) {
 		e["details"] = []map[string]string{{"@type": fcmErrorType, "errorCode": code}}
 	}
 	json.NewEncoder(w).Encode(map[string]any{"error": e})
-}
-
-func (f *FCM) record(rec FCMRequest) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.requests = append(f.requests, rec)
 }
 
 // checkSend validates a send request; it returns the status, the

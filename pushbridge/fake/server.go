@@ -8,6 +8,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -159,4 +160,30 @@ func uuid() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// requestLog records what a fake received, in order, for assertions.
+type requestLog[T any] struct {
+	mu       sync.Mutex
+	requests []T
+}
+
+// Requests returns a copy of every request received so far.
+func (l *requestLog[T]) Requests() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.requests)
+}
+
+// Count is the number of requests received so far.
+func (l *requestLog[T]) Count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.requests)
+}
+
+func (l *requestLog[T]) record(rec T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.requests = append(l.requests, rec)
 }

@@ -94,14 +94,14 @@ type WebPushRequest struct {
 // and the TTL echoed.
 type WebPush struct {
 	*server
+	requestLog[WebPushRequest]
 	opt   WebPushOptions
 	fails script
 
 	// mu guards the fields below it.
-	mu       sync.Mutex
-	subs     map[string]webPushSubscription // by path
-	expired  map[string]bool
-	requests []WebPushRequest
+	mu      sync.Mutex
+	subs    map[string]webPushSubscription // by path
+	expired map[string]bool
 }
 
 type webPushSubscription struct {
@@ -177,26 +177,6 @@ func (f *WebPush) FailAlways(fl Failure) { f.fails.setAlways(&fl) }
 
 // Heal forgets every scripted failure.
 func (f *WebPush) Heal() { f.fails.clear() }
-
-// Requests returns a copy of every request received so far.
-func (f *WebPush) Requests() []WebPushRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.requests)
-}
-
-// Count is the number of requests received so far.
-func (f *WebPush) Count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.requests)
-}
-
-func (f *WebPush) record(rec WebPushRequest) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.requests = append(f.requests, rec)
-}
 
 func (f *WebPush) serve(w http.ResponseWriter, r *http.Request) {
 	rec := WebPushRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Received: f.opt.Now()}
