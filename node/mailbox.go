@@ -104,9 +104,13 @@ func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 	backoff := backoffMin
 	uploaded, drained := false, false
 	for ctx.Err() == nil {
-		err := n.serveMailbox(ctx, ri, addr, &uploaded, &drained)
+		subscribed := false
+		err := n.serveMailbox(ctx, ri, addr, &uploaded, &drained, &subscribed)
 		if ctx.Err() != nil {
 			return
+		}
+		if subscribed {
+			backoff = backoffMin // a session ended (relay restart): failures start counting again
 		}
 		n.log.Debug("relay mailbox unavailable, retrying", "backoff", backoff, "err", err)
 		select {
@@ -118,7 +122,7 @@ func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 	}
 }
 
-func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded, drained *bool) error {
+func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded, drained, subscribed *bool) error {
 	rec, err := n.ensureMailbox(ctx, ri, addr)
 	n.mu.Lock()
 	n.mailboxSettledLocked(ri.ID)
@@ -140,6 +144,7 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 	if err != nil {
 		return err
 	}
+	*subscribed = true
 	defer sub.Close()
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
