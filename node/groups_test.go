@@ -308,13 +308,25 @@ func TestGroupOfflineMemberFromRelay(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "the senders are connected to m2's relay", func() bool {
+	waitFor(t, "the senders see m2's relay on the group's topic", func() bool {
 		ri, err := relay.ParseRelayAddr(own)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range nodes[:2] {
 			if r.n.host.Network().Connectedness(ri.ID) != network.Connected {
+				return false
+			}
+			// Connected is not enough: until a sender has the relay's
+			// subscription, it publishes to the members only.
+			r.n.mu.Lock()
+			var topic string
+			for _, gs := range r.n.groups {
+				topic = gs.eng.Topic()
+			}
+			peers := r.n.ps.ListPeers(topic)
+			r.n.mu.Unlock()
+			if !slices.Contains(peers, ri.ID) {
 				return false
 			}
 		}
