@@ -153,13 +153,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	if err := n.commitReleasingLock(t); err != nil {
 		return Contact{}, fmt.Errorf("node: store: %w", err)
 	}
-	if n.runCtx != nil {
-		n.wg.Add(1)
-		go func(ctx context.Context) {
-			defer n.wg.Done()
-			n.prefetchPrekeys(ctx, c)
-		}(n.runCtx)
-	}
+	n.loops.Go(func(ctx context.Context) { n.prefetchPrekeys(ctx, c) })
 	return nc.view(), nil
 }
 

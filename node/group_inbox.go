@@ -264,7 +264,6 @@ type topicMsg struct {
 
 // readTopic feeds a subscription's messages to the group inbox.
 func (n *Node) readTopic(ctx context.Context, id group.GroupID, sub *pubsub.Subscription) {
-	defer n.wg.Done()
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {
@@ -283,7 +282,6 @@ func (n *Node) readTopic(ctx context.Context, id group.GroupID, sub *pubsub.Subs
 // decrypted and stored in one transaction (one fsync), so a burst does
 // not cost a commit per message.
 func (n *Node) groupInbox(ctx context.Context) {
-	defer n.wg.Done()
 	// The first flush comes at a random point of the period, so nodes
 	// started together do not all flush at once.
 	flush := time.NewTimer(mrand.N(groupFlushEvery))

@@ -213,7 +213,6 @@ func opsDigest(ops [][]byte) [32]byte {
 // askSyncNow runs an anti-entropy request for one group in its own
 // transaction.
 func (n *Node) askSyncNow(id group.GroupID) {
-	defer n.wg.Done()
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -242,7 +241,6 @@ func (n *Node) flushGroups() {
 
 // groupLoop runs the engines' timers and the periodic anti-entropy round.
 func (n *Node) groupLoop(ctx context.Context) {
-	defer n.wg.Done()
 	every := n.cfg.GroupSync
 	if every <= 0 {
 		every = groupSyncEvery

@@ -24,17 +24,13 @@ type publication struct {
 // publishAll sends publications; it runs after their commit, without the
 // lock. Members that are offline get them from their relays' group store
 // or by anti-entropy when they return.
-func (n *Node) publishAll(pubs []publication) {
+func (n *Node) publishAll(ctx context.Context, pubs []publication) {
 	n.mu.Lock()
-	ctx := n.runCtx
 	handles := make([]*pubsub.Topic, len(pubs))
 	for i, p := range pubs {
 		handles[i] = n.topicLocked(p.topic)
 	}
 	n.mu.Unlock()
-	if ctx == nil {
-		return // not running: anti-entropy repairs it later
-	}
 	for i, p := range pubs {
 		if handles[i] != nil {
 			if err := handles[i].Publish(ctx, p.data); err != nil {
@@ -64,10 +60,7 @@ func (n *Node) topicLocked(name string) *pubsub.Topic {
 		return nil
 	}
 	n.tempTopics[name] = tp
-	ctx := n.runCtx
-	n.wg.Add(1)
-	go func() { // leave it once the message had time to go out
-		defer n.wg.Done()
+	n.loops.Go(func(ctx context.Context) { // leave it once the message had time to go out
 		select {
 		case <-time.After(30 * time.Second):
 		case <-ctx.Done():
@@ -78,7 +71,7 @@ func (n *Node) topicLocked(name string) *pubsub.Topic {
 			delete(n.tempTopics, name)
 			tp.Close()
 		}
-	}()
+	})
 	return tp
 }
 
@@ -86,7 +79,7 @@ func (n *Node) topicLocked(name string) *pubsub.Topic {
 // the ones it no longer uses; on joining a topic it connects to the
 // members' devices so the mesh forms.
 func (n *Node) syncTopicsLocked(gs *groupState) {
-	if n.ps == nil || n.runCtx == nil || gs.topics == nil {
+	if n.ps == nil || !n.loops.Running() || gs.topics == nil {
 		return
 	}
 	want := map[string]bool{}
@@ -125,15 +118,20 @@ func (n *Node) syncTopicsLocked(gs *groupState) {
 			tp.Close()
 			continue
 		}
-		ctx, cancel := context.WithCancel(n.runCtx)
+		ctx, cancel, ok := n.loops.Child()
+		if !ok {
+			sub.Cancel()
+			tp.Close()
+			return
+		}
 		gs.topics[name] = &joinedTopic{t: tp, cancel: func() {
 			cancel()
 			sub.Cancel()
 			tp.Close()
 			n.ps.UnregisterTopicValidator(name)
 		}}
-		n.wg.Add(1)
-		go n.readTopic(ctx, gs.eng.ID(), sub)
+		id := gs.eng.ID()
+		n.loops.Go(func(context.Context) { n.readTopic(ctx, id, sub) })
 		joined = true
 	}
 	n.connectRelaysLocked(gs)
@@ -142,15 +140,15 @@ func (n *Node) syncTopicsLocked(gs *groupState) {
 		n.connectMembersLocked(gs)
 		// Whatever was published before this subscription is fetched
 		// from the members.
-		n.wg.Add(1)
-		go n.askSyncNow(gs.eng.ID())
+		id := gs.eng.ID()
+		n.loops.Go(func(context.Context) { n.askSyncNow(id) })
 	}
 }
 
 // connectMembersLocked dials the members' devices and their relays in
 // the background (on joining a topic, and with each anti-entropy round).
 func (n *Node) connectMembersLocked(gs *groupState) {
-	if n.host == nil || n.runCtx == nil {
+	if n.host == nil || !n.loops.Running() {
 		return
 	}
 	var peers []peer.AddrInfo
@@ -173,7 +171,7 @@ func (n *Node) connectMembersLocked(gs *groupState) {
 // whenever the groups change, so a new member's relay is dialed as soon
 // as its card is known.
 func (n *Node) connectRelaysLocked(gs *groupState) {
-	if n.host == nil || n.runCtx == nil || !gs.eng.IsMember() {
+	if n.host == nil || !n.loops.Running() || !gs.eng.IsMember() {
 		return
 	}
 	now := time.Now()
@@ -209,21 +207,19 @@ func (n *Node) connectRelaysLocked(gs *groupState) {
 
 // dialLocked connects to peers that are not connected, in the background.
 func (n *Node) dialLocked(peers []peer.AddrInfo) {
-	h, ctx := n.host, n.runCtx
-	if h == nil || ctx == nil {
+	h := n.host
+	if h == nil {
 		return
 	}
 	for _, pi := range peers {
 		if h.Network().Connectedness(pi.ID) == network.Connected {
 			continue
 		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.loops.Go(func(ctx context.Context) {
 			cctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			defer cancel()
 			h.Connect(cctx, pi)
-		}()
+		})
 	}
 }
 

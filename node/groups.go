@@ -272,7 +272,7 @@ func (n *Node) CreateGroup(name string) (Group, error) {
 	defer n.mu.Unlock()
 	n.syncTopicsLocked(created)
 	g := n.groupViewLocked(created)
-	n.events.publish(Event{Type: EventGroup, Group: &g})
+	n.events.Publish(Event{Type: EventGroup, Group: &g})
 	return g, nil
 }
 

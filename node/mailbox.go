@@ -14,6 +14,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/relay"
 )
 
@@ -63,35 +64,24 @@ func (n *Node) loadMailboxesLocked() error {
 }
 
 // catchUpMax bounds how long direct delivery waits, after a start, for
-// the relay mailboxes to be drained (caughtUpLocked).
+// the relay mailboxes to be drained (the catch-up gate).
 const catchUpMax = 5 * time.Second
 
-// caughtUpLocked counts k mailboxes as drained since the start; once all
-// are, direct delivery (handleMsgStream) proceeds. Until then it waits,
-// so that what contacts left in the mailboxes while this device was away
-// is stored, and shown, before what they send next directly.
-func (n *Node) caughtUpLocked(k int) {
-	if n.catchUpLeft <= 0 {
-		return
-	}
-	n.catchUpLeft -= k
-	if n.catchUpLeft <= 0 {
-		close(n.caughtUp)
-	}
+// catchUp is this run's catch-up gate: it opens once every relay mailbox
+// was drained after the start (or after catchUpMax, or when the run
+// ends). Until then direct delivery (handleMsgStream) waits, so that what
+// contacts left in the mailboxes while this device was away is stored,
+// and shown, before what they send next directly.
+func (n *Node) catchUp() *gate.Gate[peer.ID] {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.caughtUp
 }
 
-// waitCaughtUp blocks until the mailboxes were drained after the start
-// (at most catchUpMax), or the node stops.
+// waitCaughtUp blocks until the catch-up gate opens.
 func (n *Node) waitCaughtUp() {
-	n.mu.Lock()
-	ch, ctx := n.caughtUp, n.runCtx
-	n.mu.Unlock()
-	if ch == nil || ctx == nil {
-		return
-	}
-	select {
-	case <-ch:
-	case <-ctx.Done():
+	if g := n.catchUp(); g != nil {
+		<-g.Opened()
 	}
 }
 
@@ -100,7 +90,6 @@ func (n *Node) waitCaughtUp() {
 // acknowledging each envelope after it is stored. It reconnects with
 // back-off until ctx ends.
 func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
-	defer n.wg.Done()
 	backoff := backoffMin
 	uploaded, drained := false, false
 	for ctx.Err() == nil {
@@ -124,9 +113,7 @@ func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 
 func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded, drained, subscribed *bool) error {
 	rec, err := n.ensureMailbox(ctx, ri, addr)
-	n.mu.Lock()
-	n.mailboxSettledLocked(ri.ID)
-	n.mu.Unlock()
+	n.link.Done(ri.ID) // the first attempt has ended (WaitLink)
 	if err != nil {
 		return err
 	}
@@ -148,9 +135,8 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 	defer sub.Close()
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	n.wg.Add(2)
-	go n.watchLoop(wctx, ri, mbox, owner)
-	go n.wakeLoop(wctx, ri, mbox, owner)
+	n.loops.Go(func(context.Context) { n.watchLoop(wctx, ri, mbox, owner) })
+	n.loops.Go(func(context.Context) { n.wakeLoop(wctx, ri, mbox, owner) })
 	backlog := sub.Drained()
 	for {
 		var batch []*relay.Deliver
@@ -224,23 +210,8 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 		}
 		if caughtUp && !*drained {
 			*drained = true
-			n.mu.Lock()
-			n.caughtUpLocked(1)
-			n.mu.Unlock()
+			n.catchUp().Done(ri.ID)
 		}
-	}
-}
-
-// mailboxSettledLocked records that the first attempt to make a mailbox
-// on a relay has ended; once every configured relay's has, WaitLink
-// returns.
-func (n *Node) mailboxSettledLocked(relayID peer.ID) {
-	if !n.linkPending[relayID] {
-		return
-	}
-	delete(n.linkPending, relayID)
-	if len(n.linkPending) == 0 {
-		close(n.linkReady)
 	}
 }
 
@@ -471,7 +442,6 @@ func (n *Node) watchTopicsLocked() []string {
 // the relay files what is published there while the device is away. It
 // runs while the mailbox subscription is up.
 func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
-	defer n.wg.Done()
 	var last []string
 	sent := false
 	for {

@@ -378,8 +378,7 @@ func (n *Node) WaitState(ctx context.Context, idHex string, state MessageState) 
 			n.mu.Unlock()
 			return m.view(name), nil
 		}
-		ch := make(chan struct{})
-		n.waiters[idHex] = append(n.waiters[idHex], ch)
+		ch := n.events.Wait(idHex)
 		n.mu.Unlock()
 		select {
 		case <-ch:
@@ -398,24 +397,6 @@ func (n *Node) nameOfLocked(acc []byte) string {
 		return c.rec.Name
 	}
 	return ""
-}
-
-// wakeWaitersLocked releases WaitState callers of a message.
-func (n *Node) wakeWaitersLocked(id string) {
-	for _, ch := range n.waiters[id] {
-		close(ch)
-	}
-	delete(n.waiters, id)
-}
-
-// publishLocked publishes events and wakes waiters on the messages.
-func (n *Node) publishLocked(events []Event) {
-	for _, ev := range events {
-		if ev.Message != nil {
-			n.wakeWaitersLocked(ev.Message.ID)
-		}
-		n.events.publish(ev)
-	}
 }
 
 // Messages returns the last limit messages with a contact (0: all),

@@ -22,7 +22,10 @@ import (
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node/events"
+	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/node/group"
+	"github.com/hushnet/hush/node/loops"
 	"github.com/hushnet/hush/relay"
 )
 
@@ -99,11 +102,12 @@ type Node struct {
 	opener  *envelope.Opener
 	relays  *relay.Client // mailbox protocol client
 
-	events  *hub
-	records *records // message records in memory: uncommitted and recent (records.go)
+	events  *events.Hub // API subscribers and WaitState callers (node/events)
+	records *records    // message records in memory: uncommitted and recent (records.go)
 
 	ready     chan struct{}
-	linkReady chan struct{} // closed once the link is complete (WaitLink)
+	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)
+	loops     loops.Group         // the goroutines of a run; Run stops them before it returns
 	closeOnce sync.Once
 
 	// mu guards everything below and serialises every change to sessions,
@@ -128,16 +132,12 @@ type Node struct {
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
 	groupIn      chan topicMsg                   // topic messages waiting for groupInbox
 	topicsCh     chan struct{}                   // closed and replaced when the set of group topics changes
-	caughtUp     chan struct{}                   // closed once every relay mailbox was drained after start (or catchUpMax)
-	catchUpLeft  int                             // mailboxes not drained yet since start
+	caughtUp     *gate.Gate[peer.ID]             // this run's catch-up gate (catchUp)
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
-	linkPending  map[peer.ID]bool                // configured relays whose first mailbox attempt has not ended
 	push         *pushRec                        // push registration (push.go), loaded on first use
 	pushCh       chan struct{}                   // closed and replaced when the wake handle changes
 	wakeSet      map[peer.ID]int                 // per relay: wakeAttached or wakeUnsupported
-	waiters      map[string][]chan struct{}      // message ID → WaitState callers
-	runCtx       context.Context                 // set while Run runs; delivery loops use it
 
 	ownCard     *card.Card // cached, see ownCardLocked
 	ownCardKey  string
@@ -145,8 +145,6 @@ type Node struct {
 	ownAddrsAt  time.Time // when the host's addresses were last compared with the card's
 	ownCardAt   time.Time
 	closed      bool
-
-	wg sync.WaitGroup // delivery loops
 }
 
 type tables struct {
@@ -228,7 +226,7 @@ func New(cfg Config) (*Node, error) {
 		log:          log,
 		db:           db,
 		tabs:         openTables(db),
-		events:       newHub(),
+		events:       events.New(),
 		relays:       &relay.Client{},
 		prefetched:   make(map[identity.DeviceID][]byte),
 		peers:        make(map[identity.AccountID]*card.Card),
@@ -241,15 +239,13 @@ func New(cfg Config) (*Node, error) {
 		relayDialed:  make(map[peer.ID]time.Time),
 		relayWatch:   make(map[peer.ID][]string),
 		ready:        make(chan struct{}),
-		linkReady:    make(chan struct{}),
-		linkPending:  make(map[peer.ID]bool),
+		link:         gate.New[peer.ID](),
 		pushCh:       make(chan struct{}),
 		wakeSet:      make(map[peer.ID]int),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
 		queues:       make(map[identity.DeviceID]*peerQueue),
 		mailboxes:    make(map[peer.ID]*mailboxRec),
-		waiters:      make(map[string][]chan struct{}),
 		records:      newRecords(),
 	}
 	if err := n.load(); err != nil {
@@ -377,7 +373,7 @@ func (n *Node) Close() error {
 		n.mu.Lock()
 		n.closed = true
 		n.mu.Unlock()
-		n.events.close()
+		n.events.Close()
 		err = n.db.Close()
 	})
 	return err
@@ -389,7 +385,7 @@ func (n *Node) Close() error {
 // the card lists the mailboxes contacts use while this device is away).
 // A link printed earlier would leave contacts unable to reach it.
 func (n *Node) WaitLink(ctx context.Context) error {
-	for _, ch := range []chan struct{}{n.ready, n.linkReady} {
+	for _, ch := range []<-chan struct{}{n.ready, n.link.Opened()} {
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -115,10 +115,8 @@ func (n *Node) kickLocked(q *peerQueue) {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	if !q.running && n.host != nil && n.runCtx != nil {
-		q.running = true
-		n.wg.Add(1)
-		go n.deliverLoop(n.runCtx, q)
+	if !q.running && n.host != nil {
+		q.running = n.loops.Go(func(ctx context.Context) { n.deliverLoop(ctx, q) })
 	}
 }
 
@@ -218,7 +216,6 @@ func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
 // ID and no mailbox in its card) until a newer card arrives
 // (routeChangedLocked). Every other failure retries on a timer.
 func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
-	defer n.wg.Done()
 	var s network.Stream
 	defer func() {
 		if s != nil {

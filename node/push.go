@@ -255,7 +255,6 @@ const (
 // relay while the subscription to it lasts: at the start and whenever
 // the handle changes.
 func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
-	defer n.wg.Done()
 	sent := "" // what this relay holds, as far as this subscription knows
 	for {
 		n.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/node/group"
 	"github.com/hushnet/hush/relay"
 )
@@ -55,8 +56,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	defer h.Close()
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	runCtx := n.loops.Start(ctx)
+	defer n.loops.Stop() // on an early return; a second Stop does nothing
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { n.peerConnected(c) }})
 
 	ps, err := pubsub.NewGossipSub(runCtx, h, group.PubSubOptions()...)
@@ -69,7 +70,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		return ErrClosed
 	}
-	n.host, n.runCtx, n.ps = h, runCtx, ps
+	n.host, n.ps = h, ps
 	for _, c := range n.contacts {
 		n.learnAddrsLocked(c.card)
 	}
@@ -94,37 +95,29 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, gs := range n.groups {
 		n.syncTopicsLocked(gs)
 	}
-	n.wg.Add(2)
-	go n.groupLoop(runCtx)
-	go n.groupInbox(runCtx)
-	n.caughtUp, n.catchUpLeft = make(chan struct{}), len(relays)
-	if len(relays) == 0 {
-		close(n.caughtUp)
-	} else {
-		n.wg.Add(1)
-		go func() { // relays that do not answer do not hold direct delivery for long
-			defer n.wg.Done()
-			select {
-			case <-time.After(catchUpMax):
-			case <-runCtx.Done():
-			}
-			n.mu.Lock()
-			n.caughtUpLocked(len(relays))
-			n.mu.Unlock()
-		}()
-	}
+	n.loops.Go(n.groupLoop)
+	n.loops.Go(n.groupInbox)
+	caughtUp := gate.New[peer.ID]()
 	for _, ri := range relays {
+		caughtUp.Add(ri.ID)
 		if n.mailboxes[ri.ID] == nil {
-			n.linkPending[ri.ID] = true
+			n.link.Add(ri.ID)
 		}
 	}
-	if len(n.linkPending) == 0 {
-		close(n.linkReady)
-	}
+	caughtUp.Seal()
+	n.link.Seal()
+	n.caughtUp = caughtUp
+	n.loops.Go(func(ctx context.Context) { // relays that do not answer do not hold direct delivery for long
+		select {
+		case <-time.After(catchUpMax):
+		case <-ctx.Done():
+		}
+		caughtUp.Open()
+	})
 	for i, ri := range relays {
 		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, peerstore.PermanentAddrTTL)
-		n.wg.Add(1)
-		go n.mailboxLoop(runCtx, ri, n.cfg.Relays[i])
+		addr := n.cfg.Relays[i]
+		n.loops.Go(func(ctx context.Context) { n.mailboxLoop(ctx, ri, addr) })
 	}
 	n.mu.Unlock()
 	// Served from here on: the host, the catch-up gate and the card a
@@ -142,10 +135,8 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.ready)
 	<-ctx.Done()
 
-	cancel()
 	h.RemoveStreamHandler(ProtocolMsg)
 	n.mu.Lock()
-	n.runCtx = nil
 	for _, gs := range n.groups {
 		for name, jt := range gs.topics {
 			jt.cancel()
@@ -153,7 +144,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	n.mu.Unlock()
-	n.wg.Wait()
+	n.loops.Stop() // cancels the run and waits for every loop
 	n.mu.Lock()
 	n.host, n.ps = nil, nil
 	for _, q := range n.queues {

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+
 	"github.com/hushnet/hush/internal/store"
 )
 
@@ -69,18 +71,20 @@ func (n *Node) commitForJobReleasingLock(t *txn, job string) {
 // finishes it in a goroutine, for callers that must not wait.
 func (n *Node) finishInBackgroundLocked(t *txn) {
 	wait := n.db.CommitGroupedAsync(t.b)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		err := wait()
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		if n.afterCommitLocked(t, err) != nil {
+	finish := func() {
+		if err := n.afterCommitLocked(t, wait()); err != nil {
 			// Nobody waits for this commit: this is the one report. The
 			// entries stay in the store and go again after a restart.
 			n.log.Error("store commit failed", "err", err)
 		}
-	}()
+	}
+	if !n.loops.Go(func(context.Context) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		finish()
+	}) {
+		finish() // not running: nobody else would finish it
+	}
 }
 
 func (n *Node) afterCommitLocked(t *txn, err error) error {
@@ -94,12 +98,8 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 	}
 	n.releaseQueuedLocked(t.queued)
 	n.publishLocked(t.events)
-	if len(t.publish) > 0 && n.runCtx != nil { // not running: anti-entropy repairs it later
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.publishAll(t.publish)
-		}()
+	if len(t.publish) > 0 { // when not running, anti-entropy repairs it later
+		n.loops.Go(func(ctx context.Context) { n.publishAll(ctx, t.publish) })
 	}
 	if t.groupsChanged {
 		for _, gs := range n.groups {
