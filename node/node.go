@@ -103,6 +103,7 @@ type Node struct {
 	relays  *relay.Client // mailbox protocol client
 
 	events  *events.Hub // API subscribers and WaitState callers (node/events)
+	push    *pushState  // push registration and where the wake handle is attached (push.go)
 	records *records    // message records in memory: uncommitted and recent (records.go)
 
 	ready     chan struct{}
@@ -135,9 +136,6 @@ type Node struct {
 	caughtUp     *gate.Gate[peer.ID]             // this run's catch-up gate (catchUp)
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
-	push         *pushRec                        // push registration (push.go), loaded on first use
-	pushCh       chan struct{}                   // closed and replaced when the wake handle changes
-	wakeSet      map[peer.ID]int                 // per relay: wakeAttached or wakeUnsupported
 
 	ownCard     *card.Card // cached, see ownCardLocked
 	ownCardKey  string
@@ -240,8 +238,7 @@ func New(cfg Config) (*Node, error) {
 		relayWatch:   make(map[peer.ID][]string),
 		ready:        make(chan struct{}),
 		link:         gate.New[peer.ID](),
-		pushCh:       make(chan struct{}),
-		wakeSet:      make(map[peer.ID]int),
+		push:         newPushState(),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
 		queues:       make(map[identity.DeviceID]*peerQueue),
@@ -252,6 +249,7 @@ func New(cfg Config) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	n.loadPush()
 	return n, nil
 }
 

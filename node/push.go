@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -138,7 +139,7 @@ func (n *Node) RegisterPush(ctx context.Context, bridge, provider, token string)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	rec := n.pushLocked()
+	rec := n.push.current()
 	rec.Bridge, rec.Provider, rec.Registration = bridge, provider, ans.Registration
 	return n.savePushLocked(rec)
 }
@@ -146,9 +147,7 @@ func (n *Node) RegisterPush(ctx context.Context, bridge, provider, token string)
 // VerifyPush hands the bridge the code its verification push carried;
 // the wake handle it answers is attached to every mailbox.
 func (n *Node) VerifyPush(ctx context.Context, code string) error {
-	n.mu.Lock()
-	rec := n.pushLocked()
-	n.mu.Unlock()
+	rec := n.push.current()
 	if rec.Registration == "" {
 		return fmt.Errorf("%w: no push registration is waiting for a code; run `hush push register` first", ErrBadPush)
 	}
@@ -162,11 +161,12 @@ func (n *Node) VerifyPush(ctx context.Context, code string) error {
 		return errors.New("push bridge sent no usable wake handle")
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	rec = n.pushLocked()
+	rec = n.push.current()
 	old := rec.Handle
 	rec.Registration, rec.Handle = "", ans.Handle
-	if err := n.savePushLocked(rec); err != nil {
+	err := n.savePushLocked(rec)
+	n.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if old != "" && old != rec.Handle {
@@ -183,12 +183,12 @@ func (n *Node) VerifyPush(ctx context.Context, code string) error {
 // bridge to forget the token.
 func (n *Node) UnregisterPush(ctx context.Context) error {
 	n.mu.Lock()
-	rec := n.pushLocked()
+	rec := n.push.current()
 	if rec.Bridge == "" {
 		n.mu.Unlock()
 		return nil
 	}
-	if err := n.savePushLocked(&pushRec{}); err != nil {
+	if err := n.savePushLocked(pushRec{}); err != nil {
 		n.mu.Unlock()
 		return err
 	}
@@ -201,55 +201,108 @@ func (n *Node) UnregisterPush(ctx context.Context) error {
 
 // PushStatus says whether this device can be woken, and by how many relays.
 func (n *Node) PushStatus() PushStatus {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	rec := n.pushLocked()
-	st := PushStatus{Bridge: rec.Bridge, Provider: rec.Provider, State: "off"}
+	rec, attached, unsupported := n.push.status()
+	st := PushStatus{Bridge: rec.Bridge, Provider: rec.Provider, State: "off", Relays: attached, Unsupported: unsupported}
 	switch {
 	case rec.Handle != "":
 		st.State = "on"
 	case rec.Registration != "":
 		st.State = "verifying"
 	}
-	for _, w := range n.wakeSet {
-		switch w {
-		case wakeAttached:
-			st.Relays++
-		case wakeUnsupported:
-			st.Unsupported++
-		}
-	}
 	return st
 }
 
-func (n *Node) pushLocked() *pushRec {
-	if n.push == nil {
-		n.push = &pushRec{}
-		if b, err := n.tabs.identity.Get(idPush); err == nil {
-			json.Unmarshal(b, n.push)
+// loadPush reads the stored registration (none: the zero record).
+func (n *Node) loadPush() {
+	var rec pushRec
+	if b, err := n.tabs.identity.Get(idPush); err == nil {
+		if err := json.Unmarshal(b, &rec); err != nil {
+			n.log.Warn("stored push registration unreadable; push is off until registered again", "err", err)
+			rec = pushRec{}
 		}
 	}
-	return n.push
+	n.push.set(rec)
 }
 
-// savePushLocked stores rec and wakes the relays' wake loops.
-func (n *Node) savePushLocked(rec *pushRec) error {
+// savePushLocked stores rec, then makes it current (which wakes the
+// relays' wake loops). n.mu serialises the registration's
+// read-modify-write; on a failed commit nothing changes.
+func (n *Node) savePushLocked(rec pushRec) error {
 	b := n.db.Batch()
-	putJSON(b, n.tabs.identity, idPush, rec)
+	putJSON(b, n.tabs.identity, idPush, &rec)
 	if err := n.commit(b); err != nil {
 		return err
 	}
-	n.push = rec
-	close(n.pushCh)
-	n.pushCh = make(chan struct{})
+	n.push.set(rec)
 	return nil
 }
 
-// Per-relay state of the wake handle (Node.wakeSet).
+// pushState is a part with its own lock: the push registration as last
+// stored, a channel closed when it changes, and, per relay, whether the
+// wake handle is attached there or the relay cannot wake.
+type pushState struct {
+	mu      sync.Mutex
+	rec     pushRec
+	changed chan struct{}
+	relays  map[peer.ID]int // wakeAttached or wakeUnsupported
+}
+
+// Per-relay state of the wake handle (pushState.relays).
 const (
 	wakeAttached    = 1
 	wakeUnsupported = 2
 )
+
+func newPushState() *pushState {
+	return &pushState{changed: make(chan struct{}), relays: make(map[peer.ID]int)}
+}
+
+// current returns a copy of the registration.
+func (p *pushState) current() pushRec {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rec
+}
+
+// watch returns the wake handle and a channel closed when it changes.
+func (p *pushState) watch() (handle string, changed <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rec.Handle, p.changed
+}
+
+func (p *pushState) set(rec pushRec) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rec = rec
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// relay records the wake handle's state on one relay (0: not attached).
+func (p *pushState) relay(id peer.ID, state int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if state == 0 {
+		delete(p.relays, id)
+	} else {
+		p.relays[id] = state
+	}
+}
+
+func (p *pushState) status() (rec pushRec, attached, unsupported int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.relays {
+		switch w {
+		case wakeAttached:
+			attached++
+		case wakeUnsupported:
+			unsupported++
+		}
+	}
+	return p.rec, attached, unsupported
+}
 
 // wakeLoop keeps the current wake handle attached to the mailbox on one
 // relay while the subscription to it lasts: at the start and whenever
@@ -257,9 +310,8 @@ const (
 func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
 	sent := "" // what this relay holds, as far as this subscription knows
 	for {
-		n.mu.Lock()
-		want, changed, h := n.pushLocked().Handle, n.pushCh, n.host
-		n.mu.Unlock()
+		want, changed := n.push.watch()
+		h := n.hostOf()
 		// A device that never registered sends nothing; a handle the
 		// bridge forgot while a relay was away is rejected by the bridge
 		// at the next wake, and the relay detaches it.
@@ -270,11 +322,13 @@ func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, ow
 			switch {
 			case err == nil:
 				sent = want
-				n.setWakeState(ri.ID, want != "")
+				state := 0
+				if want != "" {
+					state = wakeAttached
+				}
+				n.push.relay(ri.ID, state)
 			case errors.Is(err, relay.ErrUnsupported):
-				n.mu.Lock()
-				n.wakeSet[ri.ID] = wakeUnsupported
-				n.mu.Unlock()
+				n.push.relay(ri.ID, wakeUnsupported)
 				if want != "" {
 					n.log.Info("a relay has no push bridge: it cannot wake this device")
 				}
@@ -296,15 +350,5 @@ func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, ow
 			return
 		case <-changed:
 		}
-	}
-}
-
-func (n *Node) setWakeState(relayID peer.ID, attached bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if attached {
-		n.wakeSet[relayID] = wakeAttached
-	} else {
-		delete(n.wakeSet, relayID)
 	}
 }
