@@ -46,6 +46,29 @@ var Rules = []Rule{
 		Reason: "node sits below api and cmd (it names the API's types from the leaf api/apitypes)",
 	},
 	{
+		From:   "node/events",
+		Allow:  []string{"std", Module + "/api/apitypes"},
+		Only:   true,
+		Reason: "the event hub knows the API's event type and nothing of the node",
+	},
+	{
+		From:   "node/gate",
+		Allow:  []string{"std"},
+		Only:   true,
+		Reason: "start-up gates are plain synchronisation",
+	},
+	{
+		From:   "node/loops",
+		Allow:  []string{"std"},
+		Only:   true,
+		Reason: "the run's goroutine group is plain synchronisation",
+	},
+	{
+		From:   "node/group",
+		Deny:   []string{Module + "/node/events", Module + "/node/gate", Module + "/node/loops", Module + "/relay"},
+		Reason: "the group engine is network-free: it speaks GossipSub's types only through internal/gossip",
+	},
+	{
 		From:   "api/apitypes",
 		Allow:  []string{"std"},
 		Only:   true,
