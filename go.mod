@@ -3,6 +3,7 @@ module github.com/hushnet/hush
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/SherClockHolmes/webpush-go v1.4.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/libp2p/go-libp2p v0.51.0

@@ -12,6 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
 )
 
 // ---- math/big reference -------------------------------------------------
@@ -19,7 +22,7 @@ import (
 // refCheck is an independent, slow implementation of Check: it recovers a
 // full affine point (u, v) with a modular square root and multiplies it by
 // L with textbook affine double-and-add, handling the point at infinity
-// explicitly. It shares no code with the fast x-only ladder.
+// explicitly. It shares no code with the edwards25519 check.
 
 var (
 	bigP = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
@@ -113,25 +116,31 @@ func refCheck(b []byte) bool {
 	return refMul(bigL, refPoint{x: u, y: v}).inf
 }
 
-// ---- helpers --------------------------------------------------------------
-
-func affineBytes(x, z fieldElement) [32]byte {
-	var zi fieldElement
-	zi.invert(&z)
-	x.mul(&x, &zi)
-	return x.bytes()
+// refLift returns the point (u, v) of Curve25519 with u-coordinate b and
+// one of the two square roots v, or false if b is not a canonical u of a
+// curve point.
+func refLift(b []byte) (refPoint, bool) {
+	if len(b) != 32 || b[31]&0x80 != 0 {
+		return refPoint{}, false
+	}
+	u := leToBig(b)
+	if u.Cmp(bigP) >= 0 {
+		return refPoint{}, false
+	}
+	rhs := new(big.Int).Mul(u, u)
+	rhs.Mul(rhs, u)
+	rhs.Add(rhs, new(big.Int).Mul(bigA, new(big.Int).Mul(u, u)))
+	rhs.Add(rhs, u)
+	v := new(big.Int).ModSqrt(mod(rhs), bigP)
+	if v == nil {
+		return refPoint{}, false
+	}
+	return refPoint{x: u, y: v}, true
 }
 
-func feFromBig(x *big.Int) fieldElement {
-	b := bigToLE(x)
-	var v fieldElement
-	v.setBytes(&b)
-	return v
-}
-
-func feToBig(v *fieldElement) *big.Int {
-	b := v.bytes()
-	return leToBig(b[:])
+func refBytes(p refPoint) []byte {
+	b := bigToLE(p.x)
+	return b[:]
 }
 
 func randBig(t testing.TB, max *big.Int) *big.Int {
@@ -142,85 +151,63 @@ func randBig(t testing.TB, max *big.Int) *big.Int {
 	return n
 }
 
-// ---- field and ladder ---------------------------------------------------
+// ---- the Montgomery-to-Edwards map ------------------------------------------
 
-func TestFieldMatchesBig(t *testing.T) {
-	edge := []*big.Int{
-		big.NewInt(0), big.NewInt(1), big.NewInt(2), big.NewInt(19),
-		new(big.Int).Sub(bigP, big.NewInt(1)),
-		new(big.Int).Sub(bigP, big.NewInt(2)),
-		new(big.Int).Lsh(big.NewInt(1), 254),
-		new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 204), big.NewInt(1)),
-	}
-	var vals []*big.Int
-	vals = append(vals, edge...)
-	for range 200 {
-		vals = append(vals, randBig(t, bigP))
-	}
-	half := new(big.Int).Rsh(new(big.Int).Sub(bigP, big.NewInt(1)), 1)
-	for i, a := range vals {
-		b := vals[(i*7+3)%len(vals)]
-		fa, fb := feFromBig(a), feFromBig(b)
-		var r fieldElement
-		check := func(op string, got *fieldElement, want *big.Int) {
-			t.Helper()
-			if g := feToBig(got); g.Cmp(mod(want)) != 0 {
-				t.Fatalf("%s(%v, %v) = %v, want %v", op, a, b, g, want)
-			}
-		}
-		check("add", r.add(&fa, &fb), new(big.Int).Add(a, b))
-		check("sub", r.sub(&fa, &fb), new(big.Int).Sub(a, b))
-		check("mul", r.mul(&fa, &fb), new(big.Int).Mul(a, b))
-		check("square", r.square(&fa), new(big.Int).Mul(a, a))
-		check("mulSmall", r.mulSmall(&fa, a24), new(big.Int).Mul(a, big.NewInt(a24)))
-		check("mulSmallMax", r.mulSmall(&fa, 1<<32-1), new(big.Int).Mul(a, big.NewInt(1<<32-1)))
-		check("invert", r.invert(&fa), new(big.Int).Exp(a, new(big.Int).Sub(bigP, big.NewInt(2)), bigP))
-		check("legendre", r.legendre(&fa), new(big.Int).Exp(a, half, bigP))
-	}
-	// Non-canonical limbs from setBytes (values in [p, 2^255)) reduce.
-	for _, off := range []int64{0, 1, 18} {
-		x := new(big.Int).Add(bigP, big.NewInt(off))
-		b := bigToLE(x)
-		var v fieldElement
-		v.setBytes(&b)
-		if got := feToBig(&v); got.Int64() != off {
-			t.Fatalf("p+%d reduced to %v", off, got)
-		}
+func TestLMinusOne(t *testing.T) {
+	want := bigToLE(new(big.Int).Sub(bigL, big.NewInt(1)))
+	if got := lMinusOne.Bytes(); !bytes.Equal(got, want[:]) {
+		t.Fatalf("lMinusOne = %x, want L-1 = %x", got, want)
 	}
 }
 
-func TestLadderMatchesECDH(t *testing.T) {
-	for i := range 64 {
+// TestEdwardsMap checks edwardsPoint against crypto/ecdh and the math/big
+// reference: an honest key maps to ±[k]B for its clamped scalar k, every
+// image maps back to the same u, and a u maps to a point exactly when the
+// reference finds it on the curve.
+func TestEdwardsMap(t *testing.T) {
+	for range 64 {
 		priv := GenerateKey()
-		peer := GenerateKey().PublicKey().Bytes()
-		if i%4 == 0 {
-			// Points off the prime subgroup and on the twist too.
-			peer = make([]byte, 32)
-			rand.Read(peer)
-			peer[31] &= 0x7f
-			if leToBig(peer).Cmp(bigP) >= 0 || leToBig(peer).Sign() == 0 {
-				continue
-			}
-		}
-		pub, err := ecdh.X25519().NewPublicKey(peer)
+		pub := priv.PublicKey().Bytes()
+		u, err := new(field.Element).SetBytes(pub)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := priv.ECDH(pub)
+		p, ok := edwardsPoint(u)
+		if !ok {
+			t.Fatalf("honest key %x has no Edwards image", pub)
+		}
+		if got := p.BytesMontgomery(); !bytes.Equal(got, pub) {
+			t.Fatalf("edwardsPoint(%x) maps back to %x", pub, got)
+		}
+		k, err := edwards25519.NewScalar().SetBytesWithClamping(priv.Bytes())
 		if err != nil {
-			continue // all-zero output; ladder gives Z = 0 there
+			t.Fatal(err)
 		}
-		k := [32]byte(priv.Bytes())
-		k[0] &= 248
-		k[31] &= 127
-		k[31] |= 64
-		var u fieldElement
-		in := [32]byte(peer)
-		u.setBytes(&in)
-		x, z := ladder(&u, &k, 255)
-		if got := affineBytes(x, z); !bytes.Equal(got[:], want) {
-			t.Fatalf("ladder(%x) = %x, ecdh = %x", peer, got, want)
+		kB := new(edwards25519.Point).ScalarBaseMult(k)
+		if kB.Equal(p) != 1 && kB.Equal(new(edwards25519.Point).Negate(p)) != 1 {
+			t.Fatalf("edwardsPoint(%x) is not ±[k]B", pub)
 		}
+	}
+	for range 200 {
+		b := make([]byte, 32)
+		rand.Read(b)
+		b[31] &= 0x7f
+		u, _ := new(field.Element).SetBytes(b)
+		if !bytes.Equal(u.Bytes(), b) || u.Equal(new(field.Element).Zero()) == 1 {
+			continue
+		}
+		p, ok := edwardsPoint(u)
+		if ok != refIsOnCurve(b) {
+			t.Fatalf("edwardsPoint(%x) ok=%v, reference on-curve=%v", b, ok, refIsOnCurve(b))
+		}
+		if ok && !bytes.Equal(p.BytesMontgomery(), b) {
+			t.Fatalf("edwardsPoint(%x) maps back to %x", b, p.BytesMontgomery())
+		}
+	}
+	minusOne := bigToLE(new(big.Int).Sub(bigP, big.NewInt(1)))
+	u, _ := new(field.Element).SetBytes(minusOne[:])
+	if _, ok := edwardsPoint(u); ok || refIsOnCurve(minusOne[:]) {
+		t.Fatal("u = -1 must be on the twist")
 	}
 }
 
@@ -300,23 +287,20 @@ func TestCheckMatchesReference(t *testing.T) {
 	// Random 32-byte strings hit every rule: about half are on the twist,
 	// and of the on-curve ones only 1 in 8 is torsion free, so also build
 	// torsion-free ones by multiplying by 8.
-	eight := [32]byte{8}
 	for i := range 120 {
 		b := make([]byte, 32)
 		rand.Read(b)
 		if i%3 != 0 {
 			b[31] &= 0x7f
 		}
-		if i%3 == 1 && refIsOnCurve(b) {
-			var u fieldElement
-			in := [32]byte(b)
-			u.setBytes(&in)
-			x, z := ladder(&u, &eight, 4)
-			if z.isZero() {
-				continue
+		if i%3 == 1 {
+			if p, ok := refLift(b); ok {
+				q := refMul(big.NewInt(8), p)
+				if q.inf {
+					continue
+				}
+				b = refBytes(q)
 			}
-			c := affineBytes(x, z)
-			b = c[:]
 		}
 		if got, want := Check(b) == nil, refCheck(b); got != want {
 			t.Fatalf("Check(%x) accepted=%v, reference %v (%v)", b, got, want, Check(b))
@@ -336,61 +320,98 @@ func refIsOnCurve(b []byte) bool {
 	return big.Jacobi(mod(rhs), bigP) == 1
 }
 
-// TestAttackTorsionedKeySameSecret shows why Check rejects torsion: a key
-// with an order-8 component added has different bytes from the clean key
-// but gives the same X25519 output for every clamped scalar, so a replay
-// cache keyed on key bytes could be bypassed.
+// order8 is the u-coordinate of a point of order 8.
+const order8 = "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
+
+// TestAttackTorsionedKeySameSecret shows why Check rejects torsion: X25519
+// clamps scalars to multiples of 8, so adding any of the seven non-zero
+// points T of order 1 < ord(T) | 8 to an honest key P gives different bytes
+// but the same X25519 output for every private key, which would let a
+// replay cache keyed on key bytes be bypassed. Check must accept P and
+// reject all seven P + T; it fails if rule 7 (or the edwards25519 [L]P
+// test behind it) is removed or weakened.
 func TestAttackTorsionedKeySameSecret(t *testing.T) {
-	fourL := bigToLE(new(big.Int).Mul(big.NewInt(4), bigL))
-	// Find P of order 8L: on the curve with [4L]P != O.
-	var u fieldElement
-	for {
-		b := make([]byte, 32)
-		rand.Read(b)
-		b[31] &= 0x7f
-		if !refIsOnCurve(b) {
-			continue
+	t8, ok := refLift(mustHex(t, order8))
+	if !ok || refMul(big.NewInt(4), t8).inf || !refMul(big.NewInt(8), t8).inf {
+		t.Fatal("order8 is not a point of order 8")
+	}
+	privs := []*ecdh.PrivateKey{GenerateKey(), GenerateKey(), GenerateKey(), GenerateKey()}
+	for range 3 {
+		clean := GenerateKey().PublicKey().Bytes()
+		if err := Check(clean); err != nil {
+			t.Fatalf("Check(clean) = %v", err)
 		}
-		in := [32]byte(b)
-		u.setBytes(&in)
-		if _, z := ladder(&u, &fourL, 255); !z.isZero() {
-			break
+		p, ok := refLift(clean)
+		if !ok {
+			t.Fatal("honest key not on the curve")
+		}
+		cleanPub, _ := ecdh.X25519().NewPublicKey(clean)
+		tp := refPoint{inf: true}
+		for i := 1; i < 8; i++ {
+			tp = refAdd(tp, t8) // [i]T8: orders 8, 4, 8, 2, 8, 4, 8
+			torsioned := refBytes(refAdd(p, tp))
+			if bytes.Equal(torsioned, clean) {
+				t.Fatalf("[%d]T: torsioned key has the clean key's bytes", i)
+			}
+			err := Check(torsioned)
+			if !errors.Is(err, ErrInvalidKey) || !strings.Contains(err.Error(), "torsion") {
+				t.Fatalf("[%d]T: Check(torsioned) = %v, want torsion rejection", i, err)
+			}
+			if _, err := ParsePublicKey(torsioned); err == nil {
+				t.Fatalf("[%d]T: ParsePublicKey accepted the torsioned key", i)
+			}
+			torsPub, err := ecdh.X25519().NewPublicKey(torsioned)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, priv := range privs {
+				s1, err1 := priv.ECDH(cleanPub)
+				s2, err2 := priv.ECDH(torsPub)
+				if err1 != nil || err2 != nil || !bytes.Equal(s1, s2) {
+					t.Fatalf("[%d]T: secrets differ: %x %v / %x %v", i, s1, err1, s2, err2)
+				}
+			}
 		}
 	}
-	// clean = [8m]P is torsion free; torsioned = [8m + 5L]P has the same
-	// prime-order part (5L ≡ 0 mod L) and torsion part [8m+5L]T = T since
-	// 8m + 5L ≡ 1 mod 8 (L ≡ 5 mod 8).
-	if new(big.Int).Mod(bigL, big.NewInt(8)).Int64() != 5 {
-		t.Fatal("L mod 8 != 5")
-	}
-	m := randBig(t, bigL)
-	k0 := new(big.Int).Mul(m, big.NewInt(8))
-	k1 := new(big.Int).Add(k0, new(big.Int).Mul(big.NewInt(5), bigL))
-	k0b, k1b := bigToLE(k0), bigToLE(k1)
-	clean := affineBytes(ladder(&u, &k0b, 256))
-	torsioned := affineBytes(ladder(&u, &k1b, 256))
-	if clean == torsioned {
-		t.Fatal("torsioned key has the same bytes as the clean key")
-	}
-	if err := Check(clean[:]); err != nil {
-		t.Fatalf("Check(clean) = %v", err)
-	}
-	err := Check(torsioned[:])
-	if !errors.Is(err, ErrInvalidKey) || !strings.Contains(err.Error(), "torsion") {
-		t.Fatalf("Check(torsioned) = %v, want torsion rejection", err)
-	}
-	if _, err := ParsePublicKey(torsioned[:]); err == nil {
-		t.Fatal("ParsePublicKey accepted the torsioned key")
-	}
-	// Same shared secret with raw crypto/ecdh for several private keys.
-	cleanPub, _ := ecdh.X25519().NewPublicKey(clean[:])
-	torsPub, _ := ecdh.X25519().NewPublicKey(torsioned[:])
-	for range 8 {
+}
+
+// TestAttackReencodedKeySameSecret covers the other way to give one key
+// two encodings: X25519 ignores bit 255 and reduces u mod p, so an honest
+// key with its top bit set, and u + p for a u below 19 (the base point
+// u = 9 is one), give the same output as the canonical bytes. Check must
+// accept the canonical encoding only.
+func TestAttackReencodedKeySameSecret(t *testing.T) {
+	honest := GenerateKey().PublicKey().Bytes()
+	topBit := slices.Clone(honest)
+	topBit[31] |= 0x80
+	base := make([]byte, 32)
+	base[0] = 9
+	basePlusP := bigToLE(new(big.Int).Add(bigP, big.NewInt(9)))
+	for _, tc := range []struct {
+		name           string
+		canonical, alt []byte
+		reason         string
+	}{
+		{"top bit", honest, topBit, "top bit"},
+		{"u + p", base, basePlusP[:], "non-canonical"},
+	} {
+		if err := Check(tc.canonical); err != nil {
+			t.Fatalf("%s: Check(canonical) = %v", tc.name, err)
+		}
+		err := Check(tc.alt)
+		if !errors.Is(err, ErrInvalidKey) || !strings.Contains(err.Error(), tc.reason) {
+			t.Fatalf("%s: Check(re-encoded) = %v, want %q", tc.name, err, tc.reason)
+		}
+		pub1, _ := ecdh.X25519().NewPublicKey(tc.canonical)
+		pub2, err := ecdh.X25519().NewPublicKey(tc.alt)
+		if err != nil {
+			t.Fatal(err)
+		}
 		priv := GenerateKey()
-		s1, err1 := priv.ECDH(cleanPub)
-		s2, err2 := priv.ECDH(torsPub)
+		s1, err1 := priv.ECDH(pub1)
+		s2, err2 := priv.ECDH(pub2)
 		if err1 != nil || err2 != nil || !bytes.Equal(s1, s2) {
-			t.Fatalf("secrets differ: %x %v / %x %v", s1, err1, s2, err2)
+			t.Fatalf("%s: secrets differ: %x %v / %x %v", tc.name, s1, err1, s2, err2)
 		}
 	}
 }

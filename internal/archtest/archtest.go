@@ -20,9 +20,9 @@ const Module = "github.com/hushnet/hush"
 var Rules = []Rule{
 	{
 		From:   "crypto",
-		Allow:  []string{"std", "golang.org/x/crypto", Module + "/crypto"},
+		Allow:  []string{"std", "golang.org/x/crypto", "filippo.io/edwards25519", Module + "/crypto"},
 		Only:   true,
-		Reason: "crypto imports only the standard library and golang.org/x/crypto",
+		Reason: "crypto imports only the standard library, golang.org/x/crypto and filippo.io/edwards25519 (the standard library's own edwards25519 as a module; crypto/x25519 checks received keys for torsion with it instead of home-made curve arithmetic, issue 11)",
 	},
 	{
 		From:   "relay",
@@ -120,4 +120,5 @@ var Exclusive = map[string][]string{
 	"github.com/schollz/progressbar":      {"cmd"},
 	"github.com/libp2p/go-libp2p-pubsub":  {"node", "relay", "internal/gossip"},
 	"golang.org/x/term":                   {"cmd"},
+	"filippo.io/edwards25519":             {"crypto/x25519"},
 }
