@@ -83,7 +83,7 @@ func (n *Node) groupConfig() group.Config {
 	for _, d := range n.list.Devices() {
 		devs = append(devs, d.DeviceID())
 	}
-	return group.Config{Account: n.account, Device: n.cert.DeviceID(), Devices: devs}
+	return group.Config{Account: n.account, Device: n.cert.DeviceID(), DeviceList: n.list, Devices: devs}
 }
 
 func (n *Node) loadGroupsLocked() error {
@@ -288,7 +288,7 @@ func (n *Node) InviteToGroup(ref, contactName string) (Group, error) {
 		for _, d := range c.card.List.Devices() {
 			devs = append(devs, d.DeviceID())
 		}
-		fx, err := gs.eng.Invite(c.account(), devs)
+		fx, err := gs.eng.Invite(c.card.List)
 		if err != nil {
 			return err
 		}

@@ -165,11 +165,12 @@ func TestAttackNonMember(t *testing.T) {
 		t.Fatalf("non-member distribution: %v", err)
 	}
 	// Eve signs ops of her own.
+	other := newList(t, 1)
 	for _, o := range []*Op{
-		{Kind: OpInvite, Target: identity.AccountID{9}, Devices: []identity.DeviceID{eve.dev}},
+		{Kind: OpInvite, Target: other.Account(), Devices: []identity.DeviceID{other.Devices()[0].DeviceID()}, List: other},
 		{Kind: OpRename, Name: "pwned"},
 		{Kind: OpLeave},
-		{Kind: OpAccept, Devices: []identity.DeviceID{eve.dev}},
+		{Kind: OpAccept, Devices: []identity.DeviceID{eve.dev}, List: eve.list},
 	} {
 		o.Group, o.Lamport, o.Device, o.Epoch = id, 100, eve.dev, st.Epoch
 		if err := signOp(eve.acct, o); err != nil {
@@ -180,7 +181,7 @@ func TestAttackNonMember(t *testing.T) {
 		}
 	}
 	// A second create op for the same group is refused.
-	o := &Op{Kind: OpCreate, Group: id, Lamport: 0, Device: eve.dev, Devices: []identity.DeviceID{eve.dev}, Name: "mine"}
+	o := &Op{Kind: OpCreate, Group: id, Lamport: 0, Device: eve.dev, Devices: []identity.DeviceID{eve.dev}, List: eve.list, Name: "mine"}
 	if err := signOp(eve.acct, o); err != nil {
 		t.Fatal(err)
 	}
@@ -212,11 +213,12 @@ func TestAttackNonAdminChange(t *testing.T) {
 		t.Fatalf("local non-admin remove: %v", err)
 	}
 	st := bob.e.State()
+	other := newList(t, 1)
 	for _, o := range []*Op{
 		{Kind: OpRemove, Target: alice.acct.Public()},
 		{Kind: OpPromote, Target: carol.acct.Public()},
 		{Kind: OpRename, Name: "bob's"},
-		{Kind: OpInvite, Target: identity.AccountID{9}, Devices: []identity.DeviceID{{9}}},
+		{Kind: OpInvite, Target: other.Account(), Devices: []identity.DeviceID{other.Devices()[0].DeviceID()}, List: other},
 	} {
 		o.Group, o.Lamport, o.Device, o.Epoch = st.ID, st.Lamport+1, bob.dev, st.Epoch
 		if err := signOp(bob.acct, o); err != nil {

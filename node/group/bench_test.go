@@ -10,7 +10,7 @@ import (
 
 // bigGroup returns the op log of a group of n members (one device each)
 // and their users; users[0] created it.
-func bigGroup(b *testing.B, n int) ([]*user, []*Op) {
+func bigGroup(b testing.TB, n int) ([]*user, []*Op) {
 	clk := newClock()
 	users := make([]*user, n)
 	for i := range users {
@@ -27,12 +27,12 @@ func bigGroup(b *testing.B, n int) ([]*user, []*Op) {
 		}
 		return o
 	}
-	ops := []*Op{sign(users[0], &Op{Kind: OpCreate, Devices: []identity.DeviceID{users[0].dev}, Name: "big"})}
+	ops := []*Op{sign(users[0], &Op{Kind: OpCreate, Devices: []identity.DeviceID{users[0].dev}, List: users[0].list, Name: "big"})}
 	for _, u := range users[1:] {
-		ops = append(ops, sign(users[0], &Op{Kind: OpInvite, Target: u.acct.Public(), Devices: []identity.DeviceID{u.dev}}))
+		ops = append(ops, sign(users[0], &Op{Kind: OpInvite, Target: u.acct.Public(), Devices: []identity.DeviceID{u.dev}, List: u.list}))
 	}
 	for _, u := range users[1:] {
-		ops = append(ops, sign(u, &Op{Kind: OpAccept, Devices: []identity.DeviceID{u.dev}}))
+		ops = append(ops, sign(u, &Op{Kind: OpAccept, Devices: []identity.DeviceID{u.dev}, List: u.list}))
 	}
 	return users, ops
 }

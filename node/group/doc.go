@@ -102,4 +102,10 @@ var (
 	ErrDuplicate     = errors.New("group: duplicate operation")
 	ErrParked        = errors.New("group: held until a missing predecessor arrives")
 	ErrWrongSender   = errors.New("group: sender not allowed")
+	// ErrUnlistedDevice: an op claims a device that is not on the signed
+	// device list it carries, or carries another account's list.
+	ErrUnlistedDevice = errors.New("group: device not on its account's signed device list")
+	// ErrDeviceTaken: an op claims a device that another member or
+	// invitee already holds.
+	ErrDeviceTaken = errors.New("group: device held by another member")
 )

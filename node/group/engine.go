@@ -15,15 +15,20 @@ import (
 	"github.com/hushnet/hush/crypto/suite"
 )
 
-// Config is what an Engine needs to know about this device. Account and
-// Device are required.
+// Config is what an Engine needs to know about this device. Account,
+// Device and DeviceList are required.
 type Config struct {
 	// Account signs this device's operations.
 	Account *identity.Account
 	// Device is this device's ID.
 	Device identity.DeviceID
-	// Devices lists this account's devices, written into Create and
-	// Accept ops. Default: just Device.
+	// DeviceList is this account's signed device list; Device must be on
+	// it. Create and Accept ops carry it, so that every member can check
+	// the devices this account claims.
+	DeviceList *identity.DeviceList
+	// Devices lists the devices this account takes into the group,
+	// written into Create and Accept ops; each must be on DeviceList.
+	// Device is added if missing. Default: every device on DeviceList.
 	Devices []identity.DeviceID
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -36,11 +41,21 @@ func (c *Config) fill() error {
 	if c.Account == nil {
 		return errors.New("group: config without an account")
 	}
+	if c.DeviceList == nil || c.DeviceList.Account() != c.Account.Public() {
+		return errors.New("group: config without this account's device list")
+	}
 	if len(c.Devices) == 0 {
-		c.Devices = []identity.DeviceID{c.Device}
+		for _, d := range c.DeviceList.Devices() {
+			c.Devices = append(c.Devices, d.DeviceID())
+		}
 	}
 	if !slices.Contains(c.Devices, c.Device) {
 		c.Devices = append(slices.Clone(c.Devices), c.Device)
+	}
+	for _, d := range c.Devices {
+		if !c.DeviceList.Contains(d) {
+			return fmt.Errorf("%w: config device %s", ErrUnlistedDevice, d)
+		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -167,7 +182,7 @@ func Create(cfg Config, name string) (*Engine, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	o := &Op{Kind: OpCreate, Group: id, Lamport: 1, Device: cfg.Device, Devices: slices.Clone(cfg.Devices), Name: name}
+	o := &Op{Kind: OpCreate, Group: id, Lamport: 1, Device: cfg.Device, Devices: slices.Clone(cfg.Devices), List: cfg.DeviceList, Name: name}
 	if err := signOp(cfg.Account, o); err != nil {
 		return nil, err
 	}
@@ -331,7 +346,7 @@ func (e *Engine) insertLocked(o *Op) error {
 // missing predecessor arrives.
 func parkable(err error) bool {
 	return errors.Is(err, ErrNotMember) || errors.Is(err, ErrNotInvited) || errors.Is(err, ErrNotAdmin) ||
-		errors.Is(err, ErrEpoch) || errors.Is(err, ErrAlreadyMember)
+		errors.Is(err, ErrEpoch) || errors.Is(err, ErrAlreadyMember) || errors.Is(err, ErrDeviceTaken)
 }
 
 // applyLocked inserts o, parks it if it may apply later, retries parked
@@ -594,21 +609,44 @@ func (e *Engine) toInviterLocked(by identity.AccountID, data []byte) []Pairwise 
 	return out
 }
 
-// Invite invites account, whose devices are devices (admins only). The
-// Effects carry the op for the topic and a Welcome (the op log) for each
-// of the invitee's devices.
-func (e *Engine) Invite(account identity.AccountID, devices []identity.DeviceID) (*Effects, error) {
+// Invite invites the account whose signed device list is list, with
+// every device on it (admins only). The op carries the list, so every
+// member can check the devices. The Effects carry the op for the topic
+// and a Welcome (the op log) for each of the invitee's devices.
+func (e *Engine) Invite(list *identity.DeviceList) (*Effects, error) {
+	if list == nil {
+		return nil, fmt.Errorf("%w: invite without a device list", ErrBadOp)
+	}
+	var devs []identity.DeviceID
+	for _, d := range list.Devices() {
+		devs = append(devs, d.DeviceID())
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.makeOpLocked(&Op{Kind: OpInvite, Target: account, Devices: slices.Clone(devices)})
+	return e.makeOpLocked(&Op{Kind: OpInvite, Target: list.Account(), Devices: devs, List: list})
 }
 
-// Accept accepts this account's pending invitation. The op goes pairwise
-// to the inviter, who publishes it; then members send their sender keys.
+// Accept accepts this account's pending invitation with those of
+// Config.Devices that the invitation names (this device must be one).
+// The op goes pairwise to the inviter, who publishes it; then members
+// send their sender keys.
 func (e *Engine) Accept() (*Effects, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.makeOpLocked(&Op{Kind: OpAccept, Devices: slices.Clone(e.cfg.Devices)})
+	inv := e.ro.invited[e.self]
+	if inv == nil {
+		return nil, ErrNotInvited
+	}
+	if !slices.Contains(inv.devices, e.cfg.Device) {
+		return nil, fmt.Errorf("%w: this device is not in the invitation", ErrNotInvited)
+	}
+	var devs []identity.DeviceID
+	for _, d := range e.cfg.Devices {
+		if slices.Contains(inv.devices, d) {
+			devs = append(devs, d)
+		}
+	}
+	return e.makeOpLocked(&Op{Kind: OpAccept, Devices: devs, List: e.cfg.DeviceList})
 }
 
 // Decline declines this account's pending invitation.

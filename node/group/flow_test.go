@@ -20,12 +20,12 @@ func TestInviteDecline(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.e = e
-	fx, err := alice.e.Invite(bob.acct.Public(), []identity.DeviceID{bob.dev})
+	fx, err := alice.e.Invite(bob.list)
 	w.must(alice, fx, err)
 	if st := alice.e.State(); len(st.Invited) != 1 {
 		t.Fatalf("invited %+v", st.Invited)
 	}
-	if _, err := alice.e.Invite(bob.acct.Public(), []identity.DeviceID{bob.dev}); !errors.Is(err, ErrAlreadyMember) {
+	if _, err := alice.e.Invite(bob.list); !errors.Is(err, ErrAlreadyMember) {
 		t.Fatalf("second invite: %v", err)
 	}
 	bob.e, err = Join(bob.cfg, bob.welcome)
@@ -47,7 +47,7 @@ func TestInviteDecline(t *testing.T) {
 	carol := newUser(t, "carol", w.clk)
 	w.users = append(w.users, carol)
 	w.byDev[carol.dev] = carol
-	fx, err = alice.e.Invite(carol.acct.Public(), []identity.DeviceID{carol.dev})
+	fx, err = alice.e.Invite(carol.list)
 	w.must(alice, fx, err)
 	fx, err = alice.e.Remove(carol.acct.Public())
 	w.must(alice, fx, err)
@@ -112,13 +112,11 @@ func TestMaxMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i < MaxMembers; i++ {
-		var a identity.AccountID
-		a[0], a[1], a[2] = 1, byte(i>>8), byte(i)
-		if _, err := e.Invite(a, []identity.DeviceID{{byte(i >> 8), byte(i)}}); err != nil {
+		if _, err := e.Invite(newList(t, 1)); err != nil {
 			t.Fatalf("invite %d: %v", i, err)
 		}
 	}
-	if _, err := e.Invite(identity.AccountID{2}, []identity.DeviceID{{2}}); !errors.Is(err, ErrTooMany) {
+	if _, err := e.Invite(newList(t, 1)); !errors.Is(err, ErrTooMany) {
 		t.Fatalf("invite past the limit: %v", err)
 	}
 	st := e.State()
@@ -138,7 +136,9 @@ func TestMaxMembers(t *testing.T) {
 	for i := range many {
 		many[i][0] = byte(i)
 	}
-	if _, err := e.Invite(identity.AccountID{3}, many); !errors.Is(err, ErrMalformed) {
+	l := newList(t, 1)
+	o := &Op{Kind: OpInvite, Group: e.ID(), Lamport: 5000, Device: admin.dev, Target: l.Account(), Devices: many, List: l}
+	if err := signOp(admin.acct, o); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("17 devices: %v", err)
 	}
 	// The welcome of a 1,000-member group splits into parts that Join

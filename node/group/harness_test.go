@@ -1,7 +1,6 @@
 package group
 
 import (
-	"crypto/rand"
 	"errors"
 	"sync"
 	"testing"
@@ -32,7 +31,9 @@ func (c *clock) Advance(d time.Duration) {
 type user struct {
 	name    string
 	acct    *identity.Account
+	device  *identity.Device
 	dev     identity.DeviceID
+	list    *identity.DeviceList // signed by acct, naming device
 	cfg     Config
 	e       *Engine
 	welcome [][]byte
@@ -47,10 +48,48 @@ func newUser(t testing.TB, name string, clk *clock) *user {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &user{name: name, acct: a}
-	rand.Read(u.dev[:])
-	u.cfg = Config{Account: a, Device: u.dev, Now: clk.Now}
+	d, err := identity.NewDevice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &user{name: name, acct: a, device: d, dev: d.ID(), list: signList(t, a, d)}
+	u.cfg = Config{Account: a, Device: u.dev, DeviceList: u.list, Now: clk.Now}
 	return u
+}
+
+// signList has a certify devs and sign a list of them.
+func signList(t testing.TB, a *identity.Account, devs ...*identity.Device) *identity.DeviceList {
+	t.Helper()
+	now := time.Unix(1_800_000_000, 0)
+	var certs []*identity.DeviceCert
+	for _, d := range devs {
+		c, err := a.Certify(d, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+	l, err := a.NewDeviceList(nil, certs, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// newList makes an account with n fresh devices and its signed list.
+func newList(t testing.TB, n int) *identity.DeviceList {
+	t.Helper()
+	a, err := identity.NewAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs := make([]*identity.Device, n)
+	for i := range devs {
+		if devs[i], err = identity.NewDevice(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return signList(t, a, devs...)
 }
 
 // world delivers Effects between users, in memory.
@@ -177,7 +216,7 @@ func (w *world) create() {
 // join has inviter invite u, then u joins from the welcome and accepts.
 func (w *world) join(inviter, u *user) {
 	w.t.Helper()
-	fx, err := inviter.e.Invite(u.acct.Public(), []identity.DeviceID{u.dev})
+	fx, err := inviter.e.Invite(u.list)
 	w.must(inviter, fx, err)
 	e, err := Join(u.cfg, u.welcome)
 	if err != nil {

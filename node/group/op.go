@@ -38,9 +38,15 @@ func (k OpKind) String() string {
 	return fmt.Sprintf("op(%d)", uint8(k))
 }
 
-// Op is a signed control operation. Which of Target, Devices and Name are
-// set depends on Kind (see docs/protocol/groups.md §3); the others must be
-// zero. Devices is sorted and free of duplicates.
+// Op is a signed control operation. Which of Target, Devices, List and
+// Name are set depends on Kind (see docs/protocol/groups.md §16.2); the
+// others must be zero. Devices is sorted and free of duplicates.
+//
+// An op that names devices (Create, Invite, Accept) carries List, the
+// signed device list of the account whose devices they are (the author's
+// for Create and Accept, the target's for Invite), and every device in
+// Devices must be on it. ParseOp checks this, so every member checks the
+// same claim against the same signed list whatever cards it holds.
 type Op struct {
 	Kind    OpKind
 	Group   GroupID
@@ -51,6 +57,7 @@ type Op struct {
 	Target  identity.AccountID
 	Devices []identity.DeviceID
 	Name    string
+	List    *identity.DeviceList
 	Sig     [identity.SignatureSize]byte
 
 	enc  []byte
@@ -60,7 +67,7 @@ type Op struct {
 const (
 	tagOp        = 'O'
 	opFixedSize  = 2 + 1 + 32 + 8 + 8 + 32 + 16 + 32 + 2 + 2 + identity.SignatureSize
-	maxOpSize    = opFixedSize + MaxDevicesPerMember*identity.DeviceIDSize + MaxNameSize
+	maxOpSize    = opFixedSize + 2 + MaxDevicesPerMember*identity.DeviceIDSize + MaxNameSize + identity.MaxDeviceListSize
 	maxLamport   = 1 << 62
 	opSortKeyLen = 8 + 32 + 32
 )
@@ -87,11 +94,44 @@ func (o *Op) body() []byte {
 		w.Fixed(d[:])
 	}
 	w.String16(o.Name)
+	if o.List != nil {
+		w.Bytes16(o.List.Marshal())
+	} else {
+		w.U16(0)
+	}
 	return w.Bytes()
 }
 
-// check enforces the per-kind shape rules.
-func (o *Op) check() error {
+// devicesOwner is the account whose devices an op names: the target for
+// an Invite, the author otherwise.
+func (o *Op) devicesOwner() identity.AccountID {
+	if o.Kind == OpInvite {
+		return o.Target
+	}
+	return o.Author
+}
+
+// checkList checks the devices an op claims against the signed device
+// list it carries: the list must be the devices' owner's and name every
+// device.
+func (o *Op) checkList() error {
+	if o.List == nil {
+		return nil
+	}
+	if o.List.Account() != o.devicesOwner() {
+		return fmt.Errorf("%w: %s op carries another account's device list", ErrUnlistedDevice, o.Kind)
+	}
+	for _, d := range o.Devices {
+		if !o.List.Contains(d) {
+			return fmt.Errorf("%w: %s op claims device %s", ErrUnlistedDevice, o.Kind, d)
+		}
+	}
+	return nil
+}
+
+// check enforces the per-kind shape rules; hasList says whether the op
+// carries a device list.
+func (o *Op) check(hasList bool) error {
 	bad := func(why string) error { return fmt.Errorf("%w: %s op: %s", ErrMalformed, o.Kind, why) }
 	if o.Lamport >= maxLamport {
 		return bad("lamport clock out of range")
@@ -126,6 +166,9 @@ func (o *Op) check() error {
 	if wantDevices != (len(o.Devices) > 0) {
 		return bad("devices field")
 	}
+	if wantDevices != hasList {
+		return bad("device list field")
+	}
 	if wantName != (o.Name != "") {
 		return bad("name field")
 	}
@@ -143,7 +186,10 @@ func signOp(acct *identity.Account, o *Op) error {
 	slices.SortFunc(o.Devices, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
 	o.Devices = slices.Compact(o.Devices)
 	o.Author = acct.Public()
-	if err := o.check(); err != nil {
+	if err := o.check(o.List != nil); err != nil {
+		return err
+	}
+	if err := o.checkList(); err != nil {
 		return err
 	}
 	body := o.body()
@@ -157,8 +203,10 @@ func signOp(acct *identity.Account, o *Op) error {
 	return nil
 }
 
-// ParseOp decodes an op, checks its shape and verifies its signature
-// against the author's account key. It does not check group rules.
+// ParseOp decodes an op, checks its shape, verifies its signature against
+// the author's account key, then parses the device list it carries and
+// checks every claimed device against it (ErrUnlistedDevice). It does not
+// check group rules.
 func ParseOp(b []byte) (*Op, error) {
 	if len(b) > maxOpSize {
 		return nil, fmt.Errorf("%w: op of %d bytes", ErrTooLarge, len(b))
@@ -181,16 +229,28 @@ func ParseOp(b []byte) (*Op, error) {
 		o.Devices = append(o.Devices, d)
 	}
 	o.Name = r.String16(MaxNameSize)
+	list := r.Bytes16(identity.MaxDeviceListSize)
 	copy(o.Sig[:], r.Fixed(identity.SignatureSize))
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: op: %v", ErrMalformed, err)
 	}
-	if err := o.check(); err != nil {
+	if err := o.check(len(list) > 0); err != nil {
 		return nil, err
 	}
 	body := b[:len(b)-identity.SignatureSize]
 	if identity.Verify(o.Author.PublicKey(), LabelOp, body, o.Sig[:]) != nil {
 		return nil, ErrBadSignature
+	}
+	// The list costs a signature check per device: only for signed ops.
+	if len(list) > 0 {
+		l, err := identity.ParseDeviceList(list)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s op device list: %v", ErrUnlistedDevice, o.Kind, err)
+		}
+		o.List = l
+		if err := o.checkList(); err != nil {
+			return nil, err
+		}
 	}
 	o.enc = codec.Clone(b)
 	o.hash = sha256.Sum256(b)

@@ -157,7 +157,10 @@ type roster struct {
 	lamport uint64
 	members map[identity.AccountID]*Member
 	invited map[identity.AccountID]*invitation
-	epochs  []epochRec
+	// holder maps every device of a member or invitee to its account.
+	// A device has at most one holder: the first claim in op order wins.
+	holder map[identity.DeviceID]identity.AccountID
+	epochs []epochRec
 }
 
 func newRoster(id GroupID, genesis [32]byte) *roster {
@@ -165,6 +168,29 @@ func newRoster(id GroupID, genesis [32]byte) *roster {
 		id: id, genesis: genesis,
 		members: make(map[identity.AccountID]*Member),
 		invited: make(map[identity.AccountID]*invitation),
+		holder:  make(map[identity.DeviceID]identity.AccountID),
+	}
+}
+
+// claimable checks that no account but a holds any of devs.
+func (r *roster) claimable(a identity.AccountID, devs []identity.DeviceID) error {
+	for _, d := range devs {
+		if h, ok := r.holder[d]; ok && h != a {
+			return fmt.Errorf("%w: device %s", ErrDeviceTaken, d)
+		}
+	}
+	return nil
+}
+
+func (r *roster) hold(a identity.AccountID, devs []identity.DeviceID) {
+	for _, d := range devs {
+		r.holder[d] = a
+	}
+}
+
+func (r *roster) release(devs []identity.DeviceID) {
+	for _, d := range devs {
+		delete(r.holder, d)
 	}
 }
 
@@ -180,14 +206,14 @@ func (r *roster) isMemberDevice(a identity.AccountID, d identity.DeviceID) bool 
 	return m != nil && slices.Contains(m.Devices, d)
 }
 
-// memberOfDevice finds the member account owning device d.
+// memberOfDevice finds the member account holding device d. A device has
+// at most one holder, so the answer is the same on every member.
 func (r *roster) memberOfDevice(d identity.DeviceID) (identity.AccountID, bool) {
-	for a, m := range r.members {
-		if slices.Contains(m.Devices, d) {
-			return a, true
-		}
+	a, ok := r.holder[d]
+	if !ok || r.members[a] == nil {
+		return identity.AccountID{}, false
 	}
-	return identity.AccountID{}, false
+	return a, true
 }
 
 func sortedAccounts[V any](m map[identity.AccountID]V) []identity.AccountID {
@@ -232,6 +258,7 @@ func (r *roster) apply(o *Op) error {
 			return fmt.Errorf("%w: create op", ErrBadOp)
 		}
 		r.members[o.Author] = &Member{Account: o.Author, Devices: slices.Clone(o.Devices), Admin: true}
+		r.hold(o.Author, o.Devices)
 		r.name = o.Name
 		r.lamport = o.Lamport
 		r.newEpoch(o, o.Author, o.Device)
@@ -255,7 +282,21 @@ func (r *roster) apply(o *Op) error {
 			if !slices.Contains(o.Devices, o.Device) {
 				return fmt.Errorf("%w: accept from a device it does not list", ErrBadOp)
 			}
+			// Devices are claimed by the Invite, which an admin made;
+			// an invitee cannot claim more (nor backdate a claim).
+			for _, d := range o.Devices {
+				if !slices.Contains(inv.devices, d) {
+					return fmt.Errorf("%w: device %s is not in the invitation", ErrNotInvited, d)
+				}
+			}
+			if err := r.claimable(o.Author, o.Devices); err != nil {
+				return err
+			}
+		}
+		r.release(inv.devices)
+		if o.Kind == OpAccept {
 			r.members[o.Author] = &Member{Account: o.Author, Devices: slices.Clone(o.Devices)}
+			r.hold(o.Author, o.Devices)
 		}
 		delete(r.invited, o.Author)
 		r.bump(o)
@@ -278,18 +319,26 @@ func (r *roster) apply(o *Op) error {
 		if len(r.members)+len(r.invited) >= MaxMembers {
 			return ErrTooMany
 		}
+		if err := r.claimable(o.Target, o.Devices); err != nil {
+			return err
+		}
 		r.invited[o.Target] = &invitation{devices: slices.Clone(o.Devices), by: o.Author}
+		r.hold(o.Target, o.Devices)
 	case OpRemove:
-		if r.invited[o.Target] != nil {
+		if inv := r.invited[o.Target]; inv != nil {
+			r.release(inv.devices)
 			delete(r.invited, o.Target)
 			break
 		}
-		if r.members[o.Target] == nil {
+		t := r.members[o.Target]
+		if t == nil {
 			return ErrNotMember
 		}
+		r.release(t.Devices)
 		delete(r.members, o.Target)
 		r.newEpoch(o, o.Author, o.Device)
 	case OpLeave:
+		r.release(author.Devices)
 		delete(r.members, o.Author)
 		acc, dev := r.leaveEpochAuthor()
 		r.newEpoch(o, acc, dev)
@@ -362,6 +411,7 @@ func (r *roster) clone() *roster {
 		c := *inv
 		n.invited[a] = &c
 	}
+	maps.Copy(n.holder, r.holder)
 	n.epochs = make([]epochRec, len(r.epochs))
 	copy(n.epochs, r.epochs) // member snapshots are never mutated after creation
 	return n
