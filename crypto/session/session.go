@@ -163,18 +163,39 @@ func PrekeySender(body []byte) (*identity.DeviceCert, error) {
 // session that decrypted becomes active; on any failure the Set and the
 // prekey store are unchanged. The caller persists both after success.
 func (s *Set) Decrypt(local *Local, in *envelope.Inner, now time.Time) ([]byte, error) {
+	pt, commit, err := s.DecryptUncommitted(local, in, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := commit(); err != nil {
+		return nil, err
+	}
+	return pt, nil
+}
+
+// DecryptUncommitted is Decrypt in two steps, for a caller that decides
+// after reading a message whether to accept the session it opens: for a
+// prekey message that opens a new session, nothing is changed until
+// commit is called (which consumes the one-time prekeys or records the
+// replay-cache entry, and adds the session); not calling it leaves the
+// set and the prekey store as they were. For a message on an existing
+// session the ratchet has advanced and commit does nothing.
+func (s *Set) DecryptUncommitted(local *Local, in *envelope.Inner, now time.Time) (pt []byte, commit func() error, err error) {
 	if err := in.CheckSender(s.remote.Account(), s.remote.DeviceID()); err != nil {
-		return nil, ErrWrongSender
+		return nil, nil, ErrWrongSender
 	}
 	switch in.Kind {
 	case envelope.KindMessage:
-		return s.decryptExisting(in.Body, now)
+		pt, err := s.decryptExisting(in.Body, now)
+		return pt, noCommit, err
 	case envelope.KindPrekeyMessage:
 		return s.decryptPrekey(local, in.Body, now)
 	default:
-		return nil, fmt.Errorf("%w: kind %d", ErrMalformed, in.Kind)
+		return nil, nil, fmt.Errorf("%w: kind %d", ErrMalformed, in.Kind)
 	}
 }
+
+func noCommit() error { return nil }
 
 func (s *Set) decryptExisting(msg []byte, now time.Time) ([]byte, error) {
 	for i, e := range s.sessions {
@@ -192,44 +213,47 @@ func (s *Set) decryptExisting(msg []byte, now time.Time) ([]byte, error) {
 	return nil, ErrDecrypt
 }
 
-func (s *Set) decryptPrekey(local *Local, body []byte, now time.Time) ([]byte, error) {
+func (s *Set) decryptPrekey(local *Local, body []byte, now time.Time) ([]byte, func() error, error) {
 	r := codec.NewReader(body)
 	certBytes := r.Bytes16(identity.CertSize)
 	initBytes := r.Bytes16(pqxdh.MaxInitialSize)
 	msg := r.Bytes32(ratchet.MaxMessageSize)
 	if err := r.Done(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if string(certBytes) != string(s.remote.Marshal()) {
-		return nil, ErrRemoteChanged
+		return nil, nil, ErrRemoteChanged
 	}
 	// A prekey message on a session we already have (a repeat of the
 	// initial message before our reply arrived) decrypts on it.
 	if pt, err := s.decryptExisting(msg, now); err == nil || errors.Is(err, ratchet.ErrDuplicate) {
-		return pt, err
+		return pt, noCommit, err
 	}
 	initial, err := pqxdh.ParseInitial(initBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	a := ad(s.remote, local.Cert)
 	pending, err := local.Prekeys.Respond(local.Device.IdentityKey(), s.remote.IdentityKey(), initial, a, now)
 	if err != nil {
-		return nil, fmt.Errorf("session: %w", err)
+		return nil, nil, fmt.Errorf("session: %w", err)
 	}
 	rs, err := ratchet.NewResponder(pending.SK, pending.SignedPrekey, a)
 	if err != nil {
-		return nil, fmt.Errorf("session: %w", err)
+		return nil, nil, fmt.Errorf("session: %w", err)
 	}
 	pt, err := rs.DecryptAt(msg, now)
 	if err != nil {
-		return nil, ErrDecrypt
+		return nil, nil, ErrDecrypt
 	}
-	if err := pending.Commit(); err != nil {
-		return nil, fmt.Errorf("session: %w", err)
+	commit := func() error {
+		if err := pending.Commit(); err != nil {
+			return fmt.Errorf("session: %w", err)
+		}
+		s.push(&entry{r: rs})
+		return nil
 	}
-	s.push(&entry{r: rs})
-	return pt, nil
+	return pt, commit, nil
 }
 
 // MarshalBinary encodes the Set for the encrypted store.

@@ -423,3 +423,43 @@ func TestLargestMessageFitsEnvelope(t *testing.T) {
 		t.Fatalf("largest prekey message does not fit an envelope: %v", err)
 	}
 }
+
+// A prekey message read with DecryptUncommitted and then refused (the
+// caller did not call commit) changes neither the prekey store nor the
+// set; committed later, it opens the session. A refused request cannot
+// use up one-time prekeys or fill the replay cache.
+func TestRefusedPrekeyMessageChangesNothing(t *testing.T) {
+	for _, otk := range []int{0, 10} { // last-resort only (replay cache) and one-time
+		alice, bob := newDev(t), newDevOTK(t, otk)
+		aSet := NewSet(bob.local.Cert)
+		if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+			t.Fatal(err)
+		}
+		m1 := send(t, alice, aSet, bob, "let me in")
+		storeBefore, _ := bob.local.Prekeys.MarshalBinary()
+		bSet := NewSet(alice.local.Cert)
+		setBefore, _ := bSet.MarshalBinary()
+		pt, commit, err := bSet.DecryptUncommitted(bob.local, mustOpen(t, bob, m1), now)
+		if err != nil || string(pt) != "let me in" {
+			t.Fatalf("otk %d: %q, %v", otk, pt, err)
+		}
+		storeAfter, _ := bob.local.Prekeys.MarshalBinary()
+		setAfter, _ := bSet.MarshalBinary()
+		if !bytes.Equal(storeBefore, storeAfter) || !bytes.Equal(setBefore, setAfter) || bSet.HasSession() {
+			t.Fatalf("otk %d: an uncommitted prekey message changed state", otk)
+		}
+		// The same message again, accepted this time.
+		if _, commit, err = bSet.DecryptUncommitted(bob.local, mustOpen(t, bob, m1), now); err != nil {
+			t.Fatalf("otk %d: second read: %v", otk, err)
+		}
+		if err := commit(); err != nil {
+			t.Fatal(err)
+		}
+		if !bSet.HasSession() {
+			t.Fatalf("otk %d: commit opened no session", otk)
+		}
+		if after, _ := bob.local.Prekeys.MarshalBinary(); bytes.Equal(after, storeBefore) {
+			t.Fatalf("otk %d: commit did not record the prekey use", otk)
+		}
+	}
+}
