@@ -122,8 +122,12 @@ func (n *Node) learnCardLocked(t *txn, b []byte, now time.Time) {
 	if acc == n.cert.Account() || n.contacts[acc] != nil {
 		return
 	}
-	if old := n.peers[acc]; old != nil && !cardNewer(c, old) {
+	old := n.peers[acc]
+	if old != nil && !cardNewer(c, old) {
 		return
+	}
+	if old != nil {
+		n.endDroppedDevicesLocked(t, old, c)
 	}
 	n.peers[acc] = c
 	t.b.Put(n.tabs.peers, acc[:], c.Marshal())

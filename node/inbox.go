@@ -176,12 +176,15 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 	var err error
 	acc := identity.AccountID(in.SenderAccount)
 	c := n.contacts[acc]
+	// Only a device in the newest device list we hold for the account
+	// speaks for it (docs/SECURITY.md, "Devices"); a device we hold no
+	// list naming may open a session only with a card that lists it.
+	held, _ := n.cardOfAccountLocked(acc)
 	var cert *identity.DeviceCert
-	if c != nil {
-		cert = c.card.List.Device(in.SenderDevice)
-	} else if pc := n.peers[acc]; pc != nil {
-		cert = pc.List.Device(in.SenderDevice) // a group member who is not a contact
+	if held != nil {
+		cert = held.List.Device(in.SenderDevice)
 	}
+	listed := cert != nil
 	if cert == nil {
 		if in.Kind != envelope.KindPrekeyMessage {
 			return ackRejected, nil, nil
@@ -200,7 +203,9 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			delete(n.sets, cert.DeviceID())
 		}
 	}
-	pt, err := set.Decrypt(n.local, in, now)
+	// Nothing a refused message would change is changed: the session and
+	// the prekey store take the message only once it is accepted.
+	pt, commit, err := set.DecryptUncommitted(n.local, in, now)
 	if err != nil {
 		forget()
 		if errors.Is(err, ratchet.ErrDuplicate) {
@@ -210,6 +215,15 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		return ackRejected, nil, nil
 	}
 	p, perr := parsePayload(pt)
+	if !listed && (perr != nil || !cardListsDevice(p.Card, acc, in.SenderDevice, held, now)) {
+		forget()
+		return ackRejected, nil, nil
+	}
+	if err := commit(); err != nil {
+		forget()
+		n.log.Debug("session not opened", "err", err)
+		return ackRejected, nil, nil
+	}
 	if perr == nil && p.Type >= ptGroup {
 		// Group traffic: it may come from members who are not contacts;
 		// their card (sent with prekey messages) goes to the directory.
@@ -223,11 +237,8 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		return ackOK, nil, nil
 	}
 	if c == nil {
-		// A first message from someone who has our link: a message request.
-		if perr != nil || p.Card == nil {
-			delete(n.sets, cert.DeviceID())
-			return ackRejected, nil, nil
-		}
+		// A first message from someone who has our link: a message request
+		// (its card lists the device: checked above).
 		cc, err := card.Parse(p.Card, now)
 		if err != nil || cc.Account() != acc {
 			delete(n.sets, cert.DeviceID())
@@ -241,6 +252,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
 	} else if perr == nil && p.Card != nil && string(p.Card) != string(c.rec.Card) {
 		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == acc && cardNewer(cc, c.card) {
+			n.endDroppedDevicesLocked(t, c.card, cc)
 			c.card, c.rec.Card = cc, cc.Marshal()
 			n.saveContact(t.b, c)
 			n.routeChangedLocked(cc)
@@ -308,4 +320,40 @@ func (n *Node) applyLocked(t *txn, c *contact, p *payload) *[msgIDSize]byte {
 		t.events = append(t.events, Event{Type: EventTyping, Typing: &on, From: name})
 	}
 	return nil
+}
+
+// cardListsDevice reports whether b is a card of account acc whose device
+// list names device, and, when a card is held for the account, one that
+// replaces it (the list follows the held one): a device dropped from the
+// account's list cannot come back with an old card.
+func cardListsDevice(b []byte, acc identity.AccountID, device identity.DeviceID, held *card.Card, now time.Time) bool {
+	if b == nil {
+		return false
+	}
+	cc, err := card.Parse(b, now)
+	if err != nil || cc.Account() != acc || cc.List.Device(device) == nil {
+		return false
+	}
+	return held == nil || cardNewer(cc, held)
+}
+
+// endDroppedDevicesLocked ends what this device had with the devices a
+// newer card of the same account no longer lists: their sessions (in
+// memory and in the store) and their queued messages. A removed device
+// can then neither read what is sent next nor speak for the account.
+func (n *Node) endDroppedDevicesLocked(t *txn, old, newer *card.Card) {
+	for _, d := range old.List.Devices() {
+		id := d.DeviceID()
+		if newer.List.Device(id) != nil {
+			continue
+		}
+		delete(n.sets, id)
+		t.b.Delete(n.tabs.sessions, id[:])
+		if q := n.queues[id]; q != nil {
+			for _, e := range q.pending {
+				t.b.DeleteSeq(n.tabs.outbox, id[:], e.Seq)
+			}
+			q.pending = nil
+		}
+	}
 }
