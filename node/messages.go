@@ -275,9 +275,12 @@ func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now t
 	return n.encryptToCardLocked(t, c.card, c.rec.Name, nil, p, track, now)
 }
 
-// routeKey digests how a card says its devices are reached.
+// routeKey digests how a card says its devices are reached, and which
+// devices its list names.
 func routeKey(c *card.Card) string {
 	h := sha256.New()
+	list := c.List.Hash() // a new device list rides along too (it may drop a device)
+	h.Write(list[:])
 	for _, d := range c.Devices {
 		h.Write(d.ID[:])
 		h.Write(d.PeerID)
