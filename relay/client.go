@@ -225,6 +225,23 @@ func (c *Client) PutPrekeys(ctx context.Context, h host.Host, relay peer.AddrInf
 	return c.expectOK(ctx, h, relay, m)
 }
 
+// AddPrekeys replaces the mailbox's last-resort bundle, adds oneTime
+// after the one-time bundles the relay still holds, and returns how many
+// it holds now.
+func (c *Client) AddPrekeys(ctx context.Context, h host.Host, relay peer.AddrInfo, mailbox ID, owner ed25519.PrivateKey, lastResort []byte, oneTime [][]byte) (int, error) {
+	m := &AddPrekeys{Mailbox: mailbox, Time: uint64(c.now().Unix()), LastResort: lastResort, OneTime: oneTime}
+	SignAddPrekeys(m, owner)
+	resp, err := c.request(ctx, h, relay, m)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := resp.(*PrekeyCount)
+	if !ok {
+		return 0, unexpected(resp)
+	}
+	return int(n.OneTime), nil
+}
+
 // Delete removes the mailbox and everything in it.
 func (c *Client) Delete(ctx context.Context, h host.Host, relay peer.AddrInfo, mailbox ID, owner ed25519.PrivateKey) error {
 	m := &Delete{Mailbox: mailbox, Time: uint64(c.now().Unix())}

@@ -127,6 +127,43 @@ func (s *Server) putPrekeys(m *PutPrekeys) (any, *reqErr) {
 	return OK, nil
 }
 
+func (s *Server) addPrekeys(m *AddPrekeys) (any, *reqErr) {
+	mb, rerr := s.ownerRequest(m.Mailbox, m.Time, func(o ed25519.PublicKey) bool { return VerifyAddPrekeys(m, o) })
+	if rerr != nil {
+		return nil, rerr
+	}
+	if len(m.LastResort) == 0 {
+		return nil, fail(CodeBadRequest, "last-resort bundle missing")
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.deleted {
+		return nil, fail(CodeNotFound, "no such mailbox")
+	}
+	rec := &prekeyRecord{}
+	raw, err := s.t.prekeys.Get(mb.id[:])
+	switch {
+	case err == nil:
+		if rec, err = parsePrekeys(raw); err != nil {
+			s.log.Error("prekeys read failed", "err", err)
+			return nil, fail(CodeInternal, "store failed")
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		s.log.Error("prekeys read failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	rec.lastResort = m.LastResort
+	room := max(s.cfg.MaxOneTime-len(rec.oneTime), 0)
+	rec.oneTime = append(rec.oneTime, m.OneTime[:min(room, len(m.OneTime))]...)
+	b := s.db.Batch()
+	b.Put(s.t.prekeys, mb.id[:], rec.encode())
+	if err := s.db.CommitGrouped(b); err != nil {
+		s.log.Error("prekeys store failed", "err", err)
+		return nil, fail(CodeInternal, "store failed")
+	}
+	return &PrekeyCount{OneTime: uint16(len(rec.oneTime))}, nil
+}
+
 func (s *Server) getPrekeys(c *conn, m *GetPrekeys) (any, *reqErr) {
 	if !s.allow(c) {
 		return nil, fail(CodeRateLimited, "too many requests; retry later")

@@ -44,13 +44,14 @@ const (
 
 // Signature labels (identity-style: u16 length ‖ label ‖ message).
 const (
-	labelCreate    = "hush/v1/mailbox-create"
-	labelSubscribe = "hush/v1/mailbox-subscribe"
-	labelPrekeys   = "hush/v1/mailbox-prekeys"
-	labelDelete    = "hush/v1/mailbox-delete"
-	labelWatch     = "hush/v1/mailbox-watch"
-	labelSetWake   = "hush/v1/mailbox-wake"
-	labelPoW       = "hush/v1/mailbox-pow"
+	labelCreate     = "hush/v1/mailbox-create"
+	labelSubscribe  = "hush/v1/mailbox-subscribe"
+	labelPrekeys    = "hush/v1/mailbox-prekeys"
+	labelDelete     = "hush/v1/mailbox-delete"
+	labelWatch      = "hush/v1/mailbox-watch"
+	labelSetWake    = "hush/v1/mailbox-wake"
+	labelAddPrekeys = "hush/v1/mailbox-add-prekeys"
+	labelPoW        = "hush/v1/mailbox-pow"
 )
 
 // Kind is a message kind on the wire.
@@ -58,25 +59,27 @@ type Kind = wire.Kind
 
 // Message kinds (docs/RELAY.md "Messages").
 const (
-	KindCreate     Kind = 1
-	KindCreated    Kind = 2
-	KindDeposit    Kind = 3
-	KindReceipt    Kind = 4
-	KindHello      Kind = 5
-	KindChallenge  Kind = 6
-	KindSubscribe  Kind = 7
-	KindDeliver    Kind = 8
-	KindAck        Kind = 9
-	KindDrained    Kind = 10
-	KindPutPrekeys Kind = 11
-	KindGetPrekeys Kind = 12
-	KindPrekeys    Kind = 13
-	KindOK         Kind = 14
-	KindError      Kind = 15
-	KindPing       Kind = 16
-	KindDelete     Kind = 17
-	KindWatch      Kind = 18
-	KindSetWake    Kind = 19
+	KindCreate      Kind = 1
+	KindCreated     Kind = 2
+	KindDeposit     Kind = 3
+	KindReceipt     Kind = 4
+	KindHello       Kind = 5
+	KindChallenge   Kind = 6
+	KindSubscribe   Kind = 7
+	KindDeliver     Kind = 8
+	KindAck         Kind = 9
+	KindDrained     Kind = 10
+	KindPutPrekeys  Kind = 11
+	KindGetPrekeys  Kind = 12
+	KindPrekeys     Kind = 13
+	KindOK          Kind = 14
+	KindError       Kind = 15
+	KindPing        Kind = 16
+	KindDelete      Kind = 17
+	KindWatch       Kind = 18
+	KindSetWake     Kind = 19
+	KindAddPrekeys  Kind = 20
+	KindPrekeyCount Kind = 21
 )
 
 // ID is a mailbox or deposit ID.
@@ -153,7 +156,8 @@ func CodeOf(err error) ErrorCode {
 // knownKinds is every kind a decoder accepts.
 var knownKinds = wire.NewKindSet(KindCreate, KindCreated, KindDeposit, KindReceipt, KindHello,
 	KindChallenge, KindSubscribe, KindDeliver, KindAck, KindDrained, KindPutPrekeys,
-	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete, KindWatch, KindSetWake)
+	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete, KindWatch, KindSetWake,
+	KindAddPrekeys, KindPrekeyCount)
 
 // Create asks for a new mailbox.
 type Create struct {
@@ -239,6 +243,24 @@ type PutPrekeys struct {
 	OneTime    [][]byte
 	Sig        []byte
 }
+
+// AddPrekeys replaces the mailbox's last-resort bundle and adds one-time
+// bundles after those the relay still holds (it keeps at most its
+// configured number; the excess is dropped). The relay answers with
+// PrekeyCount, so the owner tops up only what was fetched: bundles the
+// relay still holds were handed to nobody, and the owner keeps no
+// one-time key that no relay holds and no sender fetched.
+type AddPrekeys struct {
+	Mailbox    ID
+	Time       uint64
+	LastResort []byte
+	OneTime    [][]byte
+	Sig        []byte
+}
+
+// PrekeyCount answers AddPrekeys: the one-time bundles the relay now
+// holds for the mailbox.
+type PrekeyCount struct{ OneTime uint16 }
 
 // GetPrekeys asks for one bundle of the mailbox behind a deposit ID.
 type GetPrekeys struct{ Deposit ID }
@@ -369,6 +391,14 @@ func Encode(m any) []byte {
 		w.U8(uint8(KindSetWake))
 		w.Fixed(v.setWakeBody())
 		w.Fixed(v.Sig)
+	case *AddPrekeys:
+		w = codec.NewWriter(4096 * (1 + len(v.OneTime)))
+		w.U8(uint8(KindAddPrekeys))
+		w.Fixed(v.prekeysBody())
+		w.Fixed(v.Sig)
+	case *PrekeyCount:
+		w.U8(uint8(KindPrekeyCount))
+		w.U16(v.OneTime)
 	case okMsg:
 		w.U8(uint8(KindOK))
 	case drainedMsg:
@@ -413,12 +443,22 @@ func (s *Subscribe) subscribeBody() []byte {
 }
 
 func (p *PutPrekeys) prekeysBody() []byte {
-	w := codec.NewWriter(4096 * (1 + len(p.OneTime)))
-	w.Fixed(p.Mailbox[:])
-	w.U64(p.Time)
-	w.Bytes16(p.LastResort)
-	w.U16(uint16(len(p.OneTime)))
-	for _, b := range p.OneTime {
+	return prekeysBody(p.Mailbox, p.Time, p.LastResort, p.OneTime)
+}
+
+func (p *AddPrekeys) prekeysBody() []byte {
+	return prekeysBody(p.Mailbox, p.Time, p.LastResort, p.OneTime)
+}
+
+// prekeysBody is the signed body of PutPrekeys and AddPrekeys (each
+// signed under its own label).
+func prekeysBody(mailbox ID, t uint64, lastResort []byte, oneTime [][]byte) []byte {
+	w := codec.NewWriter(4096 * (1 + len(oneTime)))
+	w.Fixed(mailbox[:])
+	w.U64(t)
+	w.Bytes16(lastResort)
+	w.U16(uint16(len(oneTime)))
+	for _, b := range oneTime {
 		w.Bytes16(b)
 	}
 	return w.Bytes()
@@ -591,6 +631,19 @@ func Decode(b []byte) (any, error) {
 		v.Topics = readTopics(r)
 		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
 		m = v
+	case KindAddPrekeys:
+		v := &AddPrekeys{}
+		copy(v.Mailbox[:], r.Fixed(IDSize))
+		v.Time = r.U64()
+		v.LastResort = codec.Clone(r.Bytes16(MaxBundleSize))
+		n := r.Count(MaxOneTime)
+		for range n {
+			v.OneTime = append(v.OneTime, codec.Clone(r.Bytes16(MaxBundleSize)))
+		}
+		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+		m = v
+	case KindPrekeyCount:
+		m = &PrekeyCount{OneTime: r.U16()}
 	case KindSetWake:
 		v := &SetWake{}
 		copy(v.Mailbox[:], r.Fixed(IDSize))
@@ -654,6 +707,16 @@ func SignPutPrekeys(p *PutPrekeys, owner ed25519.PrivateKey) {
 // VerifyPutPrekeys checks p against the mailbox's owner key.
 func VerifyPutPrekeys(p *PutPrekeys, owner ed25519.PublicKey) bool {
 	return verifyOwner(owner, labelPrekeys, p.prekeysBody(), p.Sig)
+}
+
+// SignAddPrekeys signs p.
+func SignAddPrekeys(p *AddPrekeys, owner ed25519.PrivateKey) {
+	p.Sig = ed25519.Sign(owner, signed(labelAddPrekeys, p.prekeysBody()))
+}
+
+// VerifyAddPrekeys checks p against the mailbox's owner key.
+func VerifyAddPrekeys(p *AddPrekeys, owner ed25519.PublicKey) bool {
+	return verifyOwner(owner, labelAddPrekeys, p.prekeysBody(), p.Sig)
 }
 
 // SignDelete signs d.

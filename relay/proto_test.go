@@ -26,6 +26,8 @@ func sampleMessages() []any {
 	SignSubscribe(sub, priv)
 	pk := &PutPrekeys{Mailbox: id, Time: 5, LastResort: []byte("lr"), OneTime: [][]byte{[]byte("a"), []byte("bb")}}
 	SignPutPrekeys(pk, priv)
+	ak := &AddPrekeys{Mailbox: id, Time: 5, LastResort: []byte("lr"), OneTime: [][]byte{[]byte("c")}}
+	SignAddPrekeys(ak, priv)
 	del := &Delete{Mailbox: id, Time: 6}
 	SignDelete(del, priv)
 	ch := &Challenge{Time: 99}
@@ -47,7 +49,8 @@ func sampleMessages() []any {
 		&Deliver{Message: mid, StoredAt: 79, Source: SourceTopic, Topic: "hush/g/0123456789abcdef0123456789abcdef", Envelope: []byte("group message")},
 		&Ack{Message: mid},
 		Drained,
-		pk,
+		pk, ak,
+		&PrekeyCount{OneTime: 17},
 		&GetPrekeys{Deposit: id2},
 		&Prekeys{Bundle: []byte("bundle"), OneTime: true},
 		OK,
@@ -107,6 +110,20 @@ func TestSignaturesBindFields(t *testing.T) {
 	s.Live = false
 	if VerifySubscribe(s, pub) {
 		t.Fatal("subscribe with changed live verified")
+	}
+	// An AddPrekeys signature is not a PutPrekeys one (a relay cannot
+	// turn a top-up into a replacement), and it binds the bundles.
+	a := &AddPrekeys{Time: 3, LastResort: []byte("lr"), OneTime: [][]byte{[]byte("x")}}
+	SignAddPrekeys(a, priv)
+	if !VerifyAddPrekeys(a, pub) {
+		t.Fatal("valid AddPrekeys rejected")
+	}
+	if VerifyPutPrekeys(&PutPrekeys{Mailbox: a.Mailbox, Time: a.Time, LastResort: a.LastResort, OneTime: a.OneTime, Sig: a.Sig}, pub) {
+		t.Fatal("an AddPrekeys signature verified as PutPrekeys")
+	}
+	a.OneTime[0] = []byte("y")
+	if VerifyAddPrekeys(a, pub) {
+		t.Fatal("AddPrekeys with a changed bundle verified")
 	}
 }
 

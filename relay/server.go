@@ -349,6 +349,8 @@ func (s *Server) handle(st network.Stream) {
 			resp, rerr = s.getPrekeys(c, m)
 		case *PutPrekeys:
 			resp, rerr = s.putPrekeys(m)
+		case *AddPrekeys:
+			resp, rerr = s.addPrekeys(m)
 		case *Delete:
 			resp, rerr = s.deleteMailbox(m)
 		case *Watch:

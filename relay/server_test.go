@@ -632,6 +632,56 @@ func TestPrekeysOneTimeOnce(t *testing.T) {
 	}
 }
 
+// AddPrekeys tops up: the bundles the relay still holds stay, new ones
+// go after them up to the cap (the excess is dropped), the last-resort
+// bundle is replaced, and the answer is the count held.
+func TestAddPrekeysTopsUp(t *testing.T) {
+	r := startRelay(t, Config{MaxOneTime: 3})
+	h := newHost(t)
+	c := &Client{}
+	o := createMailbox(t, c, h, r)
+	ctx := context.Background()
+	add := func(lr string, ot ...string) int {
+		t.Helper()
+		var b [][]byte
+		for _, s := range ot {
+			b = append(b, []byte(s))
+		}
+		n, err := c.AddPrekeys(ctx, h, r.info, o.created.Mailbox, o.key, []byte(lr), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := add("lr1", "1", "2"); n != 2 {
+		t.Fatalf("held %d after adding 2, want 2", n)
+	}
+	if n := add("lr2"); n != 2 {
+		t.Fatalf("an empty top-up reports %d, want 2", n)
+	}
+	if b, ot, err := c.GetPrekeys(ctx, newHost(t), r.info, o.created.Deposit); err != nil || string(b) != "1" || !ot {
+		t.Fatalf("first fetch %q %v %v", b, ot, err)
+	}
+	if n := add("lr3", "3", "4", "5"); n != 3 {
+		t.Fatalf("held %d after topping up past the cap, want 3", n)
+	}
+	want := []struct {
+		b  string
+		ot bool
+	}{{"2", true}, {"3", true}, {"4", true}, {"lr3", false}}
+	for i, w := range want {
+		b, ot, err := c.GetPrekeys(ctx, newHost(t), r.info, o.created.Deposit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != w.b || ot != w.ot {
+			t.Fatalf("fetch %d: %q %v, want %q %v", i, b, ot, w.b, w.ot)
+		}
+	}
+	_, err := c.AddPrekeys(ctx, h, r.info, o.created.Mailbox, o.key, nil, nil)
+	expectCode(t, err, ErrBadRequest)
+}
+
 func TestCreationModes(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
