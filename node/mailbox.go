@@ -91,10 +91,10 @@ func (n *Node) waitCaughtUp() {
 // back-off until ctx ends.
 func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 	backoff := backoffMin
-	uploaded, drained := false, false
+	drained := false
 	for ctx.Err() == nil {
 		subscribed := false
-		err := n.serveMailbox(ctx, ri, addr, &uploaded, &drained, &subscribed)
+		err := n.serveMailbox(ctx, ri, addr, &drained, &subscribed)
 		if ctx.Err() != nil {
 			return
 		}
@@ -111,7 +111,7 @@ func (n *Node) mailboxLoop(ctx context.Context, ri peer.AddrInfo, addr string) {
 	}
 }
 
-func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, uploaded, drained, subscribed *bool) error {
+func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, drained, subscribed *bool) error {
 	rec, err := n.ensureMailbox(ctx, ri, addr)
 	n.link.Done(ri.ID) // the first attempt has ended (WaitLink)
 	if err != nil {
@@ -120,12 +120,10 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 	owner := ed25519.PrivateKey(rec.Owner)
 	var mbox relay.ID
 	copy(mbox[:], rec.Mailbox)
-	if !*uploaded {
-		if err := n.uploadPrekeys(ctx, ri, mbox, owner); err != nil {
-			n.log.Debug("prekey upload failed", "err", err)
-		} else {
-			*uploaded = true
-		}
+	// Each session tops the relay's one-time bundles up (one round trip
+	// when nothing was fetched).
+	if err := n.uploadPrekeys(ctx, ri, mbox, owner); err != nil {
+		n.log.Debug("prekey upload failed", "err", err)
 	}
 	sub, err := n.relays.Subscribe(ctx, n.hostOf(), ri, mbox, owner, true)
 	if err != nil {
@@ -247,50 +245,79 @@ func (n *Node) ensureMailbox(ctx context.Context, ri peer.AddrInfo, addr string)
 	return rec, nil
 }
 
-// uploadPrekeys gives the relay a last-resort bundle and one-time bundles
-// to hand to senders who start a session while this device is offline.
+// uploadPrekeys keeps oneTimeBundles one-time prekey bundles on a relay
+// and its last-resort bundle current. It asks the relay how many it still
+// holds (an AddPrekeys with none, which also replaces the last-resort
+// bundle) and hands out only the difference: a bundle the relay still
+// holds went to nobody, so starts and reconnects do not grow the store's
+// pool of handed-out keys. A relay that does not know AddPrekeys gets the
+// full set replaced (PutPrekeys), as before.
 func (n *Node) uploadPrekeys(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) error {
 	n.mu.Lock()
-	now := time.Now()
-	pk := n.local.Prekeys
-	if ec, _ := pk.OneTimeAvailable(); ec < oneTimeBundles {
-		if err := pk.GenerateOneTime(oneTimeBundles-ec, now); err != nil {
-			n.mu.Unlock()
-			return err
-		}
-	}
-	var oneTime [][]byte
-	var lastResort []byte
-	for range oneTimeBundles {
-		b, err := pk.Bundle(now)
-		if err != nil {
-			n.mu.Unlock()
-			return err
-		}
-		if b.OneTime == nil {
-			break
-		}
-		oneTime = append(oneTime, b.Marshal())
-		b.OneTime, b.PQOneTime = nil, nil
-		lastResort = b.Marshal()
-	}
-	if lastResort == nil {
-		b, err := pk.Bundle(now)
-		if err != nil {
-			n.mu.Unlock()
-			return err
-		}
-		b.OneTime, b.PQOneTime = nil, nil
-		lastResort = b.Marshal()
-	}
-	err := n.savePrekeysLocked()
+	lastResort, err := n.lastResortBundleLocked(time.Now())
 	n.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	h := n.hostOf()
 	rctx, cancel := context.WithTimeout(ctx, relayTimeout)
 	defer cancel()
-	return n.relays.PutPrekeys(rctx, n.hostOf(), ri, mbox, owner, lastResort, oneTime)
+	held, err := n.relays.AddPrekeys(rctx, h, ri, mbox, owner, lastResort, nil)
+	if errors.Is(err, relay.ErrBadRequest) { // a relay from before AddPrekeys
+		oneTime, err := n.handOut(oneTimeBundles)
+		if err != nil {
+			return err
+		}
+		return n.relays.PutPrekeys(rctx, h, ri, mbox, owner, lastResort, oneTime)
+	}
+	if err != nil || held >= oneTimeBundles {
+		return err
+	}
+	oneTime, err := n.handOut(oneTimeBundles - held)
+	if err != nil || len(oneTime) == 0 {
+		return err
+	}
+	_, err = n.relays.AddPrekeys(rctx, h, ri, mbox, owner, lastResort, oneTime)
+	return err
+}
+
+// lastResortBundleLocked returns the bundle senders use when no one-time
+// bundle is left: the current signed and last-resort prekeys (rotated if
+// due, which is saved).
+func (n *Node) lastResortBundleLocked(now time.Time) ([]byte, error) {
+	b, err := n.local.Prekeys.Bundle(now)
+	if err != nil {
+		return nil, err
+	}
+	b.OneTime, b.PQOneTime = nil, nil
+	return b.Marshal(), n.savePrekeysLocked()
+}
+
+// handOut marks up to k one-time bundles handed out (making keys when
+// the pool has too few) and saves the store before they leave, so a
+// crash cannot hand the same key out twice.
+func (n *Node) handOut(k int) ([][]byte, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	pk := n.local.Prekeys
+	if ec, _ := pk.OneTimeAvailable(); ec < k {
+		if err := pk.GenerateOneTime(k-ec, now); err != nil {
+			n.log.Warn("one-time prekey pool full; new sessions use the last-resort key", "err", err)
+		}
+	}
+	var out [][]byte
+	for range k {
+		b, err := pk.Bundle(now)
+		if err != nil {
+			return nil, err
+		}
+		if b.OneTime == nil {
+			break
+		}
+		out = append(out, b.Marshal())
+	}
+	return out, n.savePrekeysLocked()
 }
 
 func (n *Node) hostOf() host.Host {

@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -179,6 +181,75 @@ func TestMailboxBeforeDirectAfterRestart(t *testing.T) {
 			if got[i] != want[i] {
 				t.Fatalf("message %d is %q, want %q", i, got[i], want[i])
 			}
+		}
+	}
+}
+
+// Restarts and reconnects top the relay's one-time prekeys up instead of
+// replacing them: sixty session starts leave the relay with its twenty
+// bundles and the store with no more keys than the relay holds plus what
+// senders fetched (it used to grow by twenty per start and stop at the
+// pool's cap after about fifty, leaving new sessions on the last-resort
+// key).
+func TestPrekeysToppedUpNotReplaced(t *testing.T) {
+	addr := startRelay(t, relayCfg())
+	r := startNodeCfg(t, Config{Home: newHome(t, "owner"), Relays: []string{addr}})
+	defer r.stop(t)
+	waitMailbox(t, r)
+	ri, err := relay.ParseRelayAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := r.n
+	n.mu.Lock()
+	rec := n.mailboxes[ri.ID]
+	n.mu.Unlock()
+	var mbox, deposit relay.ID
+	copy(mbox[:], rec.Mailbox)
+	copy(deposit[:], rec.Deposit)
+	ctx := context.Background()
+	owner := ed25519.PrivateKey(rec.Owner)
+	start := func() {
+		t.Helper()
+		if err := n.uploadPrekeys(ctx, ri, mbox, owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the first session's upload", func() bool {
+		n.mu.Lock()
+		lr, err := n.lastResortBundleLocked(time.Now())
+		n.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err := n.relays.AddPrekeys(ctx, n.hostOf(), ri, mbox, owner, lr, nil)
+		return err == nil && held == oneTimeBundles
+	})
+	for range 60 {
+		start()
+	}
+	if held := n.local.Prekeys.OneTimeHeld(); held > oneTimeBundles {
+		t.Fatalf("after 60 session starts the store holds %d one-time keys, want at most %d", held, oneTimeBundles)
+	}
+	// Senders fetch five; the next start replaces exactly those five.
+	stranger, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	c := &relay.Client{}
+	for range 5 {
+		if _, oneTime, err := c.GetPrekeys(ctx, stranger, ri, deposit); err != nil || !oneTime {
+			t.Fatalf("fetch: one-time %v, %v", oneTime, err)
+		}
+	}
+	start()
+	if held := n.local.Prekeys.OneTimeHeld(); held != oneTimeBundles+5 {
+		t.Fatalf("after 5 fetches and a start the store holds %d one-time keys, want %d (20 on the relay, 5 with senders)", held, oneTimeBundles+5)
+	}
+	for i := range oneTimeBundles {
+		if _, oneTime, err := c.GetPrekeys(ctx, stranger, ri, deposit); err != nil || !oneTime {
+			t.Fatalf("fetch %d after the top-up: one-time %v, %v", i, oneTime, err)
 		}
 	}
 }

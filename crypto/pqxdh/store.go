@@ -173,6 +173,14 @@ func (s *PrekeyStore) GenerateOneTime(n int, now time.Time) error {
 	return nil
 }
 
+// OneTimeHeld reports how many one-time X25519 prekeys the store holds,
+// handed out or not: its pool, which MaxOneTimePool bounds.
+func (s *PrekeyStore) OneTimeHeld() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.oneTime)
+}
+
 // OneTimeAvailable reports how many one-time X25519 and ML-KEM prekeys
 // have not yet been handed out in a bundle, so the caller can refill.
 func (s *PrekeyStore) OneTimeAvailable() (ec, pq int) {
