@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/crypto/session"
@@ -34,5 +36,54 @@ func TestSameMessageIDStoredOnce(t *testing.T) {
 	}
 	if got := texts(t, b.n, "alice", "in"); len(got) != 1 {
 		t.Fatalf("bob shows %q, want the message once", got)
+	}
+}
+
+// A device that dies between a message's ratchet encryption and its
+// commit sent nothing of it: after the restart its ratchet is where the
+// store left it, so the next message takes the same message key, and a
+// ciphertext that had left before the commit would make the recipient
+// drop that next message as a replay (attack class 14). The entry stays
+// unsendable until its batch is committed; the message after the
+// restart arrives.
+func TestCrashBetweenEncryptAndCommit(t *testing.T) {
+	a, b := pair(t)
+	defer b.stop(t)
+	ctx := context.Background()
+	if _, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "hello at bob", func() bool { return len(texts(t, b.n, "alice", "in")) == 1 })
+
+	// Encrypted and queued, never committed: the process dies here.
+	a.n.mu.Lock()
+	c, err := a.n.byNameLocked("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := c.account()
+	tx := a.n.newTxnLocked()
+	if _, err := a.n.sendLocked(tx, conversation{key: acc[:], contact: c}, outgoing{Text: "lost in the crash"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tx.queued {
+		a.n.kickLocked(a.n.queues[e.device])
+	}
+	a.n.mu.Unlock()
+	// Room for a delivery loop that sent entries before their commit to
+	// do so (correct code sends nothing, whatever the wait).
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && len(texts(t, b.n, "alice", "in")) == 1; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	home := a.home
+	a.stop(t)
+	a = startNode(t, home)
+	defer a.stop(t)
+	if _, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "after the restart"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message after the restart", func() bool { return len(texts(t, b.n, "alice", "in")) >= 2 })
+	if got := texts(t, b.n, "alice", "in"); len(got) != 2 || got[1] != "after the restart" {
+		t.Fatalf("bob has %q, want hello and the message after the restart", got)
 	}
 }
