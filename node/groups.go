@@ -367,9 +367,11 @@ func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now
 	if err != nil {
 		return err
 	}
+	fx := gs.eng.Flush() // a sender key Seal rotated goes to every member
 	if err := n.saveGroupLocked(t, gs); err != nil {
 		return err
 	}
+	n.effectsLocked(t, gs, fx, now)
 	n.queuePublishLocked(t, gs, wire)
 	return nil
 }

@@ -214,7 +214,7 @@ func (e *Engine) Missing(digest []byte) ([]Ref, error) {
 		if en.c.epoch < e.minEpoch || cur == nil || en.c.epoch > cur.n {
 			continue
 		}
-		if _, ok := e.ro.memberOfDevice(en.c.device); !ok {
+		if _, ok := e.ro.memberOfDevice(en.c.device); !ok || e.closedLocked(en.c) {
 			continue
 		}
 		mine := e.seen[en.c]

@@ -201,7 +201,7 @@ func (e *Engine) recvHas(d identity.DeviceID) bool {
 func mustKeyMsg(t *testing.T, e *Engine, sk *senderkey.SenderKey) []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.keyMsg(e.ro.epoch(), [32]byte{}, sk)
+	return e.keyMsg(e.ro.epoch(), [32]byte{}, &ownKey{sk: sk})
 }
 
 func TestAttackNonAdminChange(t *testing.T) {

@@ -122,6 +122,9 @@ func BenchmarkSealOpen256(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		w.send(alice, alice.e.Flush())
+		w.pubQ = nil
+		w.run()
 		if _, err := bob.e.Open(wire); err != nil {
 			b.Fatal(err)
 		}

@@ -74,8 +74,14 @@ const (
 	MaxRanges       = 64
 	MaxRefs         = 1000
 	// DefaultGrace is how long the previous epoch's messages are accepted
-	// after an epoch change.
+	// after an epoch change, and a replaced sender key's after its
+	// successor arrives.
 	DefaultGrace = 60 * time.Second
+	// RotateAfter and RotateMessages are when Seal replaces this device's
+	// sender key within an epoch: once it is 7 days old or has sealed
+	// 1,000 messages, whichever comes first.
+	RotateAfter    = 7 * 24 * time.Hour
+	RotateMessages = 1000
 	// keepEpochs is how many recent epochs keep secrets and snapshots.
 	keepEpochs = 8
 	// maxParked bounds ops and pairwise messages held for a missing

@@ -33,7 +33,8 @@ type Config struct {
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 	// Grace is how long the previous epoch's traffic from remaining
-	// members is accepted after an epoch change. Default: DefaultGrace.
+	// members is accepted after an epoch change, and a replaced sender
+	// key's traffic after its successor arrives. Default: DefaultGrace.
 	Grace time.Duration
 }
 
@@ -107,9 +108,15 @@ type Received struct {
 }
 
 type ownKey struct {
-	n    uint64
-	sk   *senderkey.SenderKey
-	sent map[identity.DeviceID]bool
+	n       uint64
+	gen     uint32    // rotations of this device's key within the epoch
+	created time.Time // for RotateAfter
+	sk      *senderkey.SenderKey
+	sent    map[identity.DeviceID]bool
+	// first is the Key message of a rotated key as of its first
+	// iteration, kept only until the members of the moment have it, so
+	// that the messages Seal made before Flush stay readable.
+	first []byte
 }
 
 type contribution struct {
@@ -152,6 +159,9 @@ type Engine struct {
 	storeBytes int
 	journal    [][]byte // messages stored since the last TakeJournal
 	seen       map[chainRef][]rng
+	latest     map[devEpoch]genChain  // newest chain per sender device and epoch
+	retired    map[chainRef]time.Time // chains a newer one replaced, and when
+	owed       bool                   // a rotated own key not yet distributed
 }
 
 func newEngine(cfg Config, id GroupID, genesis [32]byte) (*Engine, error) {
@@ -169,6 +179,8 @@ func newEngine(cfg Config, id GroupID, genesis [32]byte) (*Engine, error) {
 		dedupe:   make(map[MsgID]struct{}),
 		store:    make(map[Ref][]byte),
 		seen:     make(map[chainRef][]rng),
+		latest:   make(map[devEpoch]genChain),
+		retired:  make(map[chainRef]time.Time),
 	}, nil
 }
 
@@ -381,6 +393,7 @@ func (e *Engine) applyLocked(o *Op, fx *Effects, park bool) error {
 	for d := range before {
 		if !after[d] {
 			e.recv.RemoveSender(d)
+			e.forgetChainsLocked(func(x identity.DeviceID, _ uint64) bool { return x == d })
 		}
 	}
 	e.reconcileLocked(fx)
@@ -399,7 +412,8 @@ func (e *Engine) memberDevicesLocked() map[identity.DeviceID]bool {
 }
 
 // reconcileLocked brings secrets, contributions and sender keys in line
-// with the current state, appending what must be sent to fx.
+// with the current state, appending what must be sent to fx. With fx nil
+// it sends nothing and marks nothing sent.
 func (e *Engine) reconcileLocked(fx *Effects) {
 	ro := e.ro
 	eps := ro.epochs
@@ -419,7 +433,7 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 				e.contribs[ep.id] = c
 			}
 			for _, a := range sortedAccounts(ro.members) {
-				if !ep.members[a] {
+				if fx == nil || !ep.members[a] {
 					continue
 				}
 				for _, d := range ro.members[a].Devices {
@@ -468,11 +482,13 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 		if err != nil {
 			return
 		}
-		k = &ownKey{n: cur.n, sk: sk, sent: make(map[identity.DeviceID]bool)}
+		k = &ownKey{n: cur.n, gen: e.nextGenLocked(cur.n), created: e.cfg.Now(), sk: sk, sent: make(map[identity.DeviceID]bool)}
 		e.own[cur.key] = k
-		// Our own chain, so our other devices' echoes and anti-entropy
-		// replies of our messages verify like anyone else's.
-		_ = e.recv.Add(sk.Distribution())
+		e.installOwnLocked(k)
+	}
+	if fx == nil {
+		e.owed = true // sent at the next call that can send
+		return
 	}
 	var dist []byte
 	for _, a := range sortedAccounts(ro.members) {
@@ -481,12 +497,17 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 				continue
 			}
 			if dist == nil {
-				dist = e.keyMsg(cur, secret, k.sk)
+				dist = k.first
+			}
+			if dist == nil {
+				dist = e.keyMsg(cur, secret, k)
 			}
 			k.sent[d] = true
 			fx.Pairwise = append(fx.Pairwise, Pairwise{a, d, dist})
 		}
 	}
+	k.first = nil // later members read from where the chain is then
+	e.owed = false
 }
 
 // expireLocked ends the grace window of earlier epochs.
@@ -500,6 +521,7 @@ func (e *Engine) expireLocked() bool {
 	}
 	e.minEpoch = cur.n
 	e.recv.RemoveEpochsBefore(cur.n)
+	e.forgetChainsLocked(func(_ identity.DeviceID, n uint64) bool { return n < cur.n })
 	for id, k := range e.own {
 		if k.n < cur.n {
 			delete(e.own, id)
@@ -705,7 +727,9 @@ func (e *Engine) ApplyOp(b []byte) (*Effects, error) {
 
 // Seal encrypts plaintext for the group under this device's sender key of
 // the current epoch and returns the wire message to publish on Topic and
-// its ID.
+// its ID. When the key has sealed RotateMessages messages or is
+// RotateAfter old, Seal first replaces it: call Flush after Seal for the
+// new key's pairwise distributions.
 func (e *Engine) Seal(plaintext []byte) ([]byte, MsgID, error) {
 	if len(plaintext) > MaxPlaintext {
 		return nil, MsgID{}, fmt.Errorf("%w: plaintext of %d bytes, limit %d", ErrTooLarge, len(plaintext), MaxPlaintext)
@@ -718,6 +742,11 @@ func (e *Engine) Seal(plaintext []byte) ([]byte, MsgID, error) {
 	k := e.own[e.curID]
 	if k == nil {
 		return nil, MsgID{}, ErrNotReady
+	}
+	if e.rotationDueLocked(k) {
+		if nk, err := e.rotateLocked(k); err == nil {
+			k = nk
+		}
 	}
 	w, err := e.sealLocked(k, kindAppMsg, plaintext)
 	if err != nil {
@@ -764,6 +793,9 @@ func (e *Engine) Open(wire []byte) (*Received, error) {
 	if !ok {
 		return nil, ErrNotMember
 	}
+	if e.closedLocked(chainRef{h.device, h.epoch, h.chain}) {
+		return nil, fmt.Errorf("%w: the sender has replaced this key", ErrEpoch)
+	}
 	id := msgID(wire)
 	if _, dup := e.dedupe[id]; dup {
 		return nil, ErrReplay
@@ -779,6 +811,9 @@ func (e *Engine) Open(wire []byte) (*Received, error) {
 	}
 	e.recordLocked(id, h, wire)
 	rec := &Received{ID: id, Account: acc, Device: h.device, Epoch: h.epoch}
+	if e.owed {
+		e.reconcileLocked(&rec.Effects) // a rotated key the caller did not Flush
+	}
 	switch {
 	case len(pt) == 0:
 		rec.OpErr = fmt.Errorf("%w: empty plaintext", ErrMalformed)
@@ -954,6 +989,7 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		if err := e.recv.Add(p.dist); err != nil {
 			return fmt.Errorf("%w: %v", ErrBadOp, err)
 		}
+		e.noteChainLocked(chainRef{dev, p.dist.Epoch, p.dist.ChainID}, p.gen)
 		// Iterations before the distribution can never be read here:
 		// anti-entropy must not ask for them.
 		e.markBelowLocked(chainRef{dev, p.dist.Epoch, p.dist.ChainID}, p.dist.Iteration)

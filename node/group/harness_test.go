@@ -233,6 +233,7 @@ func (w *world) say(u *user, text string) []byte {
 	if err != nil {
 		w.t.Fatalf("%s: seal: %v", u.name, err)
 	}
+	w.send(u, u.e.Flush()) // a rotated sender key, if Seal made one
 	w.send(u, &Effects{Publish: [][]byte{wire}})
 	w.run()
 	return wire

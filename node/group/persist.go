@@ -12,10 +12,11 @@ import (
 )
 
 const (
-	tagEngine        = 'F' // 'E' also held the message store
+	tagEngine        = 'G' // 'E' also held the message store; 'F' had no device lists in ops nor key generations
 	maxSent          = MaxMembers * MaxDevicesPerMember
 	maxReceiverState = 64 << 20
 	maxSenderKeyEnc  = 256
+	maxKeyMsg        = 512 // a pairwise Key message is 241 bytes
 )
 
 func writeDevices(w *codec.Writer, set map[identity.DeviceID]bool) {
@@ -95,7 +96,10 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 		}
 		w.Fixed(id[:])
 		w.U64(k.n)
+		w.U32(k.gen)
+		w.U64(uint64(k.created.UnixNano()))
 		w.Bytes16(sk)
+		w.Bytes16(k.first)
 		writeDevices(w, k.sent)
 	}
 	rb, err := e.recv.MarshalBinary()
@@ -110,18 +114,7 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 	for c := range e.seen {
 		chains = append(chains, c)
 	}
-	slices.SortFunc(chains, func(a, b chainRef) int {
-		if c := bytes.Compare(a.device[:], b.device[:]); c != 0 {
-			return c
-		}
-		if a.epoch != b.epoch {
-			if a.epoch < b.epoch {
-				return -1
-			}
-			return 1
-		}
-		return int(int64(a.chain) - int64(b.chain))
-	})
+	slices.SortFunc(chains, cmpChainRef)
 	w.U16(uint16(len(chains)))
 	for _, c := range chains {
 		w.Fixed(c.device[:])
@@ -134,7 +127,54 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 			w.U32(r.to)
 		}
 	}
+	des := make([]devEpoch, 0, len(e.latest))
+	for de := range e.latest {
+		des = append(des, de)
+	}
+	slices.SortFunc(des, func(a, b devEpoch) int {
+		return cmpChainRef(chainRef{a.device, a.epoch, 0}, chainRef{b.device, b.epoch, 0})
+	})
+	w.U16(uint16(len(des)))
+	for _, de := range des {
+		g := e.latest[de]
+		w.Fixed(de.device[:])
+		w.U64(de.epoch)
+		w.U32(g.gen)
+		w.U32(g.chain)
+	}
+	chains = chains[:0]
+	for c := range e.retired {
+		chains = append(chains, c)
+	}
+	slices.SortFunc(chains, cmpChainRef)
+	w.U16(uint16(len(chains)))
+	for _, c := range chains {
+		w.Fixed(c.device[:])
+		w.U64(c.epoch)
+		w.U32(c.chain)
+		w.U64(uint64(e.retired[c].UnixNano()))
+	}
 	return w.Bytes(), nil
+}
+
+// cmpChainRef orders chains by device, epoch, then chain ID.
+func cmpChainRef(a, b chainRef) int {
+	if c := bytes.Compare(a.device[:], b.device[:]); c != 0 {
+		return c
+	}
+	if a.epoch != b.epoch {
+		if a.epoch < b.epoch {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.chain < b.chain:
+		return -1
+	case a.chain > b.chain:
+		return 1
+	}
+	return 0
 }
 
 // Unmarshal restores an engine saved by MarshalBinary. cfg must name the
@@ -202,7 +242,12 @@ func Unmarshal(cfg Config, b []byte) (*Engine, error) {
 		ok := &ownKey{sk: new(senderkey.SenderKey)}
 		copy(k[:], r.Fixed(32))
 		ok.n = r.U64()
+		ok.gen = r.U32()
+		ok.created = time.Unix(0, int64(r.U64()))
 		skb := r.Bytes16(maxSenderKeyEnc)
+		if first := r.Bytes16(maxKeyMsg); len(first) > 0 {
+			ok.first = codec.Clone(first)
+		}
 		ok.sent = readDevices(r)
 		if r.Err() != nil {
 			break
@@ -245,6 +290,21 @@ func Unmarshal(cfg Config, b []byte) (*Engine, error) {
 		}
 		e.seen[c] = rs
 	}
+	nLatest := r.Count(maxChainRecords)
+	for range nLatest {
+		var de devEpoch
+		copy(de.device[:], r.Fixed(identity.DeviceIDSize))
+		de.epoch = r.U64()
+		e.latest[de] = genChain{r.U32(), r.U32()}
+	}
+	nRetired := r.Count(maxChainRecords)
+	for range nRetired {
+		var c chainRef
+		copy(c.device[:], r.Fixed(identity.DeviceIDSize))
+		c.epoch = r.U64()
+		c.chain = r.U32()
+		e.retired[c] = time.Unix(0, int64(r.U64()))
+	}
 	if err := r.Done(); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -259,6 +319,7 @@ func Unmarshal(cfg Config, b []byte) (*Engine, error) {
 	e.curID = curID
 	e.epochStart = time.Unix(0, start)
 	e.minEpoch = minEpoch
-	e.reconcileLocked(new(Effects))
+	e.reconcileLocked(nil)
+	e.owed = true // what was saved unsent goes out at the next Flush
 	return e, nil
 }

@@ -159,6 +159,7 @@ type pairwiseMsg struct {
 	epoch   uint64
 	epochID [32]byte
 	secret  [32]byte
+	gen     uint32
 	dist    *senderkey.Distribution
 }
 
@@ -185,12 +186,13 @@ func (e *Engine) secretMsg(ep *epochRec, c [32]byte) []byte {
 	return w.Bytes()
 }
 
-func (e *Engine) keyMsg(ep *epochRec, secret [32]byte, sk *senderkey.SenderKey) []byte {
-	d, _ := sk.Distribution().MarshalBinary()
-	w := pairwiseHeader(pwKey, e.ro.id, 72+len(d))
+func (e *Engine) keyMsg(ep *epochRec, secret [32]byte, k *ownKey) []byte {
+	d, _ := k.sk.Distribution().MarshalBinary()
+	w := pairwiseHeader(pwKey, e.ro.id, 76+len(d))
 	w.U64(ep.n)
 	w.Fixed(ep.key[:])
 	w.Fixed(secret[:])
+	w.U32(k.gen)
 	w.Fixed(d)
 	return w.Bytes()
 }
@@ -259,6 +261,7 @@ func parsePairwise(b []byte) (*pairwiseMsg, error) {
 		copy(p.epochID[:], r.Fixed(32))
 		copy(p.secret[:], r.Fixed(32))
 		if p.kind == pwKey {
+			p.gen = r.U32()
 			d, err := senderkey.ParseDistribution(r.Fixed(senderkey.DistributionSize))
 			if err != nil && r.Err() == nil {
 				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
