@@ -219,10 +219,17 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		forget()
 		return ackRejected, nil, nil
 	}
-	if err := commit(); err != nil {
-		forget()
-		n.log.Debug("session not opened", "err", err)
-		return ackRejected, nil, nil
+	if commit != nil { // the message opens a new session
+		if !n.newSessions.allow(acc, held == nil, now) {
+			forget()
+			n.log.Info("new session refused: over the hourly limit", "stranger", held == nil)
+			return ackRejected, nil, nil
+		}
+		if err := commit(); err != nil {
+			forget()
+			n.log.Debug("session not opened", "err", err)
+			return ackRejected, nil, nil
+		}
 	}
 	if perr == nil && p.Type >= ptGroup {
 		// Group traffic: it may come from members who are not contacts;

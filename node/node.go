@@ -102,9 +102,10 @@ type Node struct {
 	opener  *envelope.Opener
 	relays  *relay.Client // mailbox protocol client
 
-	events  *events.Hub // API subscribers and WaitState callers (node/events)
-	push    *pushState  // push registration and where the wake handle is attached (push.go)
-	records *records    // message records in memory: uncommitted and recent (records.go)
+	events      *events.Hub  // API subscribers and WaitState callers (node/events)
+	push        *pushState   // push registration and where the wake handle is attached (push.go)
+	newSessions *sessionRate // how many new sessions strangers and each account may open (sessionrate.go)
+	records     *records     // message records in memory: uncommitted and recent (records.go)
 
 	ready     chan struct{}
 	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)
@@ -239,6 +240,7 @@ func New(cfg Config) (*Node, error) {
 		ready:        make(chan struct{}),
 		link:         gate.New[peer.ID](),
 		push:         newPushState(),
+		newSessions:  newSessionRate(),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
 		queues:       make(map[identity.DeviceID]*peerQueue),

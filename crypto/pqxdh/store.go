@@ -39,8 +39,12 @@ const (
 	// MaxRetained is the most signed (and, separately, last-resort)
 	// prekeys a store holds, the current one included.
 	MaxRetained = 16
-	// MaxReplayEntries bounds the replay cache.
-	MaxReplayEntries = 16384
+	// MaxReplayEntries bounds the replay cache's memory (40 bytes an
+	// entry). It is a safety net, not a limit an outsider may reach: the
+	// caller limits how many new sessions it accepts (the node: 20 an hour
+	// from strangers, 10 from each known account), so entries, which live
+	// as long as their prekeys (at most 44 days), stay well below it.
+	MaxReplayEntries = 65536
 )
 
 type ecKey struct {

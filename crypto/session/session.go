@@ -167,8 +167,10 @@ func (s *Set) Decrypt(local *Local, in *envelope.Inner, now time.Time) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	if err := commit(); err != nil {
-		return nil, err
+	if commit != nil {
+		if err := commit(); err != nil {
+			return nil, err
+		}
 	}
 	return pt, nil
 }
@@ -179,7 +181,8 @@ func (s *Set) Decrypt(local *Local, in *envelope.Inner, now time.Time) ([]byte, 
 // commit is called (which consumes the one-time prekeys or records the
 // replay-cache entry, and adds the session); not calling it leaves the
 // set and the prekey store as they were. For a message on an existing
-// session the ratchet has advanced and commit does nothing.
+// session the ratchet has advanced and commit is nil: a nil commit means
+// the message opened no session.
 func (s *Set) DecryptUncommitted(local *Local, in *envelope.Inner, now time.Time) (pt []byte, commit func() error, err error) {
 	if err := in.CheckSender(s.remote.Account(), s.remote.DeviceID()); err != nil {
 		return nil, nil, ErrWrongSender
@@ -187,15 +190,13 @@ func (s *Set) DecryptUncommitted(local *Local, in *envelope.Inner, now time.Time
 	switch in.Kind {
 	case envelope.KindMessage:
 		pt, err := s.decryptExisting(in.Body, now)
-		return pt, noCommit, err
+		return pt, nil, err
 	case envelope.KindPrekeyMessage:
 		return s.decryptPrekey(local, in.Body, now)
 	default:
 		return nil, nil, fmt.Errorf("%w: kind %d", ErrMalformed, in.Kind)
 	}
 }
-
-func noCommit() error { return nil }
 
 func (s *Set) decryptExisting(msg []byte, now time.Time) ([]byte, error) {
 	for i, e := range s.sessions {
@@ -227,7 +228,7 @@ func (s *Set) decryptPrekey(local *Local, body []byte, now time.Time) ([]byte, f
 	// A prekey message on a session we already have (a repeat of the
 	// initial message before our reply arrived) decrypts on it.
 	if pt, err := s.decryptExisting(msg, now); err == nil || errors.Is(err, ratchet.ErrDuplicate) {
-		return pt, noCommit, err
+		return pt, nil, err
 	}
 	initial, err := pqxdh.ParseInitial(initBytes)
 	if err != nil {

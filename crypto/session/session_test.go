@@ -440,8 +440,8 @@ func TestRefusedPrekeyMessageChangesNothing(t *testing.T) {
 		bSet := NewSet(alice.local.Cert)
 		setBefore, _ := bSet.MarshalBinary()
 		pt, commit, err := bSet.DecryptUncommitted(bob.local, mustOpen(t, bob, m1), now)
-		if err != nil || string(pt) != "let me in" {
-			t.Fatalf("otk %d: %q, %v", otk, pt, err)
+		if err != nil || string(pt) != "let me in" || commit == nil {
+			t.Fatalf("otk %d: %q, %v, commit %v", otk, pt, err, commit != nil)
 		}
 		storeAfter, _ := bob.local.Prekeys.MarshalBinary()
 		setAfter, _ := bSet.MarshalBinary()
