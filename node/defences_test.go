@@ -87,3 +87,30 @@ func TestCrashBetweenEncryptAndCommit(t *testing.T) {
 		t.Fatalf("bob has %q, want hello and the message after the restart", got)
 	}
 }
+
+// A stored group this version cannot read (an older op format, or a
+// damaged record) does not stop the node: it starts, warns, and keeps the
+// record as it was.
+func TestUnreadableStoredGroupKept(t *testing.T) {
+	home := newHome(t, "old-groups")
+	r := startNode(t, home)
+	r.stop(t)
+	db, err := openStore(home, nil, KDFParams{}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tabs := openTables(db)
+	old := []byte("a group record in a format this version does not know")
+	if err := tabs.groups.Put([]byte("0123456789abcdef"), old); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r = startNode(t, home)
+	defer r.stop(t)
+	if gs, err := r.n.Groups(); err != nil || len(gs) != 0 {
+		t.Fatalf("groups %v, %v; want none shown", gs, err)
+	}
+	if got, err := r.n.tabs.groups.Get([]byte("0123456789abcdef")); err != nil || string(got) != string(old) {
+		t.Fatalf("the unreadable record was not kept: %q, %v", got, err)
+	}
+}

@@ -103,7 +103,12 @@ func (n *Node) loadGroupsLocked() error {
 	return n.tabs.groups.Scan(func(id, v []byte) error {
 		eng, err := group.Unmarshal(n.groupConfig(), v)
 		if err != nil {
-			return fmt.Errorf("node: stored group: %w", err)
+			// A group stored by an older version (the op format changed
+			// when ops began to carry signed device lists) or a damaged
+			// record: the node starts without it and leaves the record as
+			// it is, so nothing is lost that a later version could read.
+			n.log.Warn("a stored group cannot be read by this version; it is kept on disk and not shown", "err", err)
+			return nil
 		}
 		gs := &groupState{eng: eng, topics: map[string]*joinedTopic{}}
 		var wires [][]byte
