@@ -2,11 +2,13 @@ package session
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/hpke"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/pqxdh"
@@ -462,4 +464,132 @@ func TestRefusedPrekeyMessageChangesNothing(t *testing.T) {
 			t.Fatalf("otk %d: commit did not record the prekey use", otk)
 		}
 	}
+}
+
+// claimDevice returns a certificate in which account claims the device
+// that cert describes: the same device ID and keys under another account.
+// A certificate proves no possession of the keys it names, so any account
+// can sign one; only the session's associated data, which binds both
+// certificates, tells it from the genuine one.
+func claimDevice(t testing.TB, account *identity.Account, cert *identity.DeviceCert) *identity.DeviceCert {
+	t.Helper()
+	enc := cert.Marshal()
+	id := account.Public()
+	copy(enc[2:2+identity.AccountIDSize], id[:]) // after version ‖ suite
+	body := enc[:identity.CertSize-identity.SignatureSize]
+	priv, err := account.MarshalBinary() // version ‖ suite ‖ kind ‖ seed
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := codec.NewWriter(2 + 32 + len(body))
+	w.String16("hush/v1/device-cert")
+	w.Fixed(body)
+	copy(enc[len(body):], ed25519.Sign(ed25519.NewKeyFromSeed(priv[3:]), w.Bytes()))
+	forged, err := identity.ParseDeviceCert(enc)
+	if err != nil {
+		t.Fatalf("forged certificate: %v", err)
+	}
+	if forged.Account() == cert.Account() || forged.DeviceID() != cert.DeviceID() ||
+		!forged.IdentityKey().Equal(cert.IdentityKey()) || !forged.MailboxKey().Equal(cert.MailboxKey()) {
+		t.Fatal("forged certificate does not claim the same device under another account")
+	}
+	return forged
+}
+
+// Unknown-key share: the associated data binds both certificates, so a
+// session's messages decrypt only between the two certificates it was
+// started with, even when an attacker's account has certified the very
+// same device keys (the PQXDH key agreement, which sees only the keys,
+// would agree).
+func TestAttackUnknownKeyShare(t *testing.T) {
+	// Eve relabels Alice's prekey message as her own: her account's
+	// certificate for Alice's device replaces Alice's. Bob must not read
+	// Alice's words as Eve's.
+	t.Run("initiator", func(t *testing.T) {
+		alice, bob := newDev(t), newDev(t)
+		eve, err := identity.NewAccount()
+		if err != nil {
+			t.Fatal(err)
+		}
+		eveCert := claimDevice(t, eve, alice.local.Cert)
+		aSet := NewSet(bob.local.Cert)
+		if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+			t.Fatal(err)
+		}
+		kind, body, err := aSet.Encrypt(alice.local, []byte("alice to bob"))
+		if err != nil || kind != envelope.KindPrekeyMessage {
+			t.Fatalf("encrypt: kind %d, %v", kind, err)
+		}
+		r := codec.NewReader(body)
+		r.Bytes16(identity.CertSize)
+		initial := r.Bytes16(pqxdh.MaxInitialSize)
+		msg := r.Bytes32(ratchet.MaxMessageSize)
+		if err := r.Done(); err != nil {
+			t.Fatal(err)
+		}
+		w := codec.NewWriter(len(body))
+		w.Bytes16(eveCert.Marshal())
+		w.Bytes16(initial)
+		w.Bytes32(msg)
+		relabelled := w.Bytes()
+
+		sender, err := PrekeySender(relabelled)
+		if err != nil || !sender.Equal(eveCert) {
+			t.Fatalf("PrekeySender: %v", err)
+		}
+		storeBefore, _ := bob.local.Prekeys.MarshalBinary()
+		eSet := NewSet(sender)
+		in := &envelope.Inner{SenderAccount: eve.Public(), SenderDevice: eveCert.DeviceID(), Kind: kind, Body: relabelled}
+		if pt, err := eSet.Decrypt(bob.local, in, now); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("Alice's message relabelled as Eve's: got %q, %v; want ErrDecrypt", pt, err)
+		}
+		storeAfter, _ := bob.local.Prekeys.MarshalBinary()
+		if !bytes.Equal(storeBefore, storeAfter) || eSet.HasSession() {
+			t.Fatal("the refused message changed state")
+		}
+		// The same message under Alice's own certificate decrypts: only
+		// the certificate made the difference.
+		in = &envelope.Inner{SenderAccount: alice.local.Cert.Account(), SenderDevice: alice.local.Cert.DeviceID(), Kind: kind, Body: body}
+		if pt, err := NewSet(alice.local.Cert).Decrypt(bob.local, in, now); err != nil || string(pt) != "alice to bob" {
+			t.Fatalf("the genuine message: %q, %v", pt, err)
+		}
+	})
+
+	// Eve publishes Bob's device (and his signed bundle) as her own. Alice
+	// writes to "Eve"; Eve forwards the envelope, which is sealed to Bob's
+	// mailbox key. Bob must not read as written to him what Alice wrote to
+	// Eve.
+	t.Run("responder", func(t *testing.T) {
+		alice, bob := newDev(t), newDev(t)
+		eve, err := identity.NewAccount()
+		if err != nil {
+			t.Fatal(err)
+		}
+		eveCert := claimDevice(t, eve, bob.local.Cert)
+		aSet := NewSet(eveCert)
+		if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+			t.Fatal(err)
+		}
+		sealed := send(t, alice, aSet, bob, "alice to eve") // eveCert's mailbox key is Bob's
+		in := mustOpen(t, bob, sealed)
+		sender, err := PrekeySender(in.Body)
+		if err != nil || !sender.Equal(alice.local.Cert) {
+			t.Fatalf("PrekeySender: %v", err)
+		}
+		storeBefore, _ := bob.local.Prekeys.MarshalBinary()
+		bSet := NewSet(sender)
+		if pt, err := bSet.Decrypt(bob.local, in, now); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("a message to Eve read by Bob: got %q, %v; want ErrDecrypt", pt, err)
+		}
+		storeAfter, _ := bob.local.Prekeys.MarshalBinary()
+		if !bytes.Equal(storeBefore, storeAfter) || bSet.HasSession() {
+			t.Fatal("the refused message changed state")
+		}
+		// Alice writing to Bob's own certificate reaches him.
+		aSet = NewSet(bob.local.Cert)
+		if err := aSet.Start(alice.local, bob.bundle(t)); err != nil {
+			t.Fatal(err)
+		}
+		mustReceive(t, bob, bSet, send(t, alice, aSet, bob, "alice to bob"), "alice to bob")
+	})
 }
