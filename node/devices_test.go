@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -140,7 +142,12 @@ func TestDroppedDeviceSessionsEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	card2, err := card.New(acc, aCard.Name, v2, aCard.Devices, now)
+	rogueBundle, err := rogue.Prekeys.Bundle(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueBundle.OneTime, rogueBundle.PQOneTime = nil, nil
+	card2, err := card.New(acc, aCard.Name, v2, append(slices.Clone(aCard.Devices), card.Device{ID: rogue.Cert.DeviceID(), Bundle: rogueBundle}), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +157,24 @@ func TestDroppedDeviceSessionsEnd(t *testing.T) {
 	}
 	if got := texts(t, b.n, "alice", "in"); len(got) != 1 {
 		t.Fatalf("bob has %q, want the new device's message", got)
+	}
+	// Bob writes to alice: one copy waits for the laptop (it lists no
+	// route, so it stays queued).
+	if _, err := b.n.Send(context.Background(), SendRequest{To: "alice", Text: "to both devices"}); err != nil {
+		t.Fatal(err)
+	}
+	queued := func() (mem, stored int) {
+		id := rogue.Cert.DeviceID()
+		b.n.mu.Lock()
+		if q := b.n.queues[id]; q != nil {
+			mem = len(q.pending)
+		}
+		b.n.mu.Unlock()
+		b.n.tabs.outbox.ScanSeq(id[:], 0, ^uint64(0), func(uint64, []byte) error { stored++; return nil })
+		return mem, stored
+	}
+	if mem, stored := queued(); mem != 1 || stored != 1 {
+		t.Fatalf("before the drop: %d queued, %d stored for the laptop, want 1 and 1", mem, stored)
 	}
 	v3, err := acc.NewDeviceList(v2, []*identity.DeviceCert{a.n.cert}, now.Add(time.Second))
 	if err != nil {
@@ -169,6 +194,9 @@ func TestDroppedDeviceSessionsEnd(t *testing.T) {
 	b.n.mu.Unlock()
 	if _, err := b.n.tabs.sessions.Get(id[:]); err == nil || inMemory {
 		t.Fatalf("the dropped device's session survives (memory %v, store %v)", inMemory, err == nil)
+	}
+	if mem, stored := queued(); mem != 0 || stored != 0 {
+		t.Fatalf("after the drop: %d queued, %d stored for the laptop, want none", mem, stored)
 	}
 	for _, withCard := range [][]byte{nil, card2.Marshal()} {
 		in = prekeyMessageFrom(t, rogue, bCard, "still me", withCard)
