@@ -126,3 +126,24 @@ func startMDNS(h host.Host, log *slog.Logger) (func() error, error) {
 	}
 	return svc.Close, nil
 }
+
+// newAnonHost makes a client-only libp2p host under a fresh identity,
+// for talking to other people's relays (deposits, prekey fetches)
+// without the PeerID this device's card names: the relay cannot link the
+// deposit to the sender's card, nor two contacts' deposits to one
+// sender. It listens nowhere and offers no services. Closing it throws
+// the identity away.
+func newAnonHost() (host.Host, error) {
+	return libp2p.New(
+		libp2p.RandomIdentity,
+		libp2p.NoListenAddrs,
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.Ping(false),
+		libp2p.UserAgent("hush/1"),
+	)
+}

@@ -327,13 +327,13 @@ func (n *Node) hostOf() host.Host {
 }
 
 // depositRound seals each entry to the recipient device's mailbox key and
-// deposits it into every mailbox the device lists. An entry counts as sent
+// deposits it, from h (the queue's own identity, never this device's),
+// into every mailbox the device lists. An entry counts as sent
 // once one relay gave a receipt; it stops the round at the first entry no
 // relay took, so order is kept.
-func (n *Node) depositRound(ctx context.Context, q *peerQueue, batch []*outEntry) error {
+func (n *Node) depositRound(ctx context.Context, h host.Host, q *peerQueue, batch []*outEntry) error {
 	n.mu.Lock()
 	boxes := n.mailboxesOfLocked(q.cert.DeviceID())
-	h := n.host
 	n.mu.Unlock()
 	if len(boxes) == 0 {
 		return errNoMailbox
@@ -403,15 +403,27 @@ func (n *Node) depositTo(ctx context.Context, h host.Host, mb card.Mailbox, seal
 // can use one-time keys. Best effort: on any failure the card's bundle is
 // used.
 func (n *Node) prefetchPrekeys(ctx context.Context, c *card.Card) {
+	var h host.Host // from an identity of its own, made on first need
+	defer func() {
+		if h != nil {
+			h.Close()
+		}
+	}()
 	for _, d := range c.Devices {
 		n.mu.Lock()
 		_, have := n.prefetched[d.ID]
 		set := n.sets[d.ID]
 		hasSession := set != nil && set.HasSession()
-		h := n.host
 		n.mu.Unlock()
-		if have || hasSession || h == nil {
+		if have || hasSession || len(d.Mailboxes) == 0 {
 			continue
+		}
+		if h == nil {
+			var err error
+			if h, err = newAnonHost(); err != nil {
+				h = nil
+				return
+			}
 		}
 		for _, mb := range d.Mailboxes {
 			ri, dep, err := relayInfo(mb)

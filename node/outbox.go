@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -217,10 +218,20 @@ func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
 // (routeChangedLocked). Every other failure retries on a timer.
 func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	var s network.Stream
+	// Deposits for this device go from an identity of their own, made
+	// for a burst and dropped when the queue is empty (newAnonHost).
+	var anon host.Host
+	dropAnon := func() {
+		if anon != nil {
+			anon.Close()
+			anon = nil
+		}
+	}
 	defer func() {
 		if s != nil {
 			s.Reset()
 		}
+		dropAnon()
 	}()
 	backoff := backoffMin
 	noRouteLogged := false
@@ -246,6 +257,7 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			noRouteLogged = true
 		}
 		if len(batch) == 0 || (!ok && !relays) {
+			dropAnon()
 			select {
 			case <-ctx.Done():
 				return
@@ -281,7 +293,14 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			}
 		}
 		if viaRelay {
-			err = n.depositRound(ctx, q, batch)
+			if anon == nil {
+				if anon, err = newAnonHost(); err != nil {
+					anon = nil
+				}
+			}
+			if anon != nil {
+				err = n.depositRound(ctx, anon, q, batch)
+			}
 		}
 		if err == nil {
 			backoff = backoffMin

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/internal/store"
@@ -26,6 +28,14 @@ func startRelay(t testing.TB, cfg relay.Config) string {
 // startStoppableRelay is startRelay that also returns a function stopping
 // the relay (idempotent; the test's cleanup calls it too).
 func startStoppableRelay(t testing.TB, cfg relay.Config) (string, func()) {
+	t.Helper()
+	addr, _, stop := launchRelay(t, cfg)
+	return addr, stop
+}
+
+// launchRelay runs an in-process relay and returns its address, its host
+// (to see who connects to it) and a stop function.
+func launchRelay(t testing.TB, cfg relay.Config) (string, host.Host, func()) {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
@@ -54,7 +64,7 @@ func startStoppableRelay(t testing.TB, cfg relay.Config) (string, func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID()), stop
+	return fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID()), h, stop
 }
 
 // relayCfg is a relay configuration for tests: no rate limits.
@@ -251,5 +261,61 @@ func TestPrekeysToppedUpNotReplaced(t *testing.T) {
 		if _, oneTime, err := c.GetPrekeys(ctx, stranger, ri, deposit); err != nil || !oneTime {
 			t.Fatalf("fetch %d after the top-up: one-time %v, %v", i, oneTime, err)
 		}
+	}
+}
+
+
+// Deposits and prekey fetches reach other people's relays from
+// identities of their own: the relay never sees the PeerID the sender's
+// card names, and the deposits for two contacts come from two different
+// identities (finding 6 of the hardening issue).
+func TestDepositsFromOwnIdentities(t *testing.T) {
+	addr, rh, _ := launchRelay(t, relayCfg())
+	var mu sync.Mutex
+	seen := map[peer.ID]bool{}
+	rh.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		mu.Lock()
+		seen[c.RemotePeer()] = true
+		mu.Unlock()
+	}})
+	a := startNode(t, newHome(t, "alice"))
+	defer a.stop(t)
+	var contacts []*running
+	for _, name := range []string{"bob", "carol"} {
+		r := startNodeCfg(t, Config{Home: newHome(t, name), Relays: []string{addr}})
+		waitMailbox(t, r)
+		sr, err := r.n.Self()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.n.AddContact(name, sr.Link); err != nil {
+			t.Fatal(err)
+		}
+		contacts = append(contacts, r)
+	}
+	ids := make([]peer.ID, len(contacts))
+	for i, r := range contacts {
+		ids[i] = r.n.host.ID()
+		r.stop(t) // offline: what alice sends goes to the relay
+	}
+	for _, name := range []string{"bob", "carol"} {
+		m, err := a.n.Send(context.Background(), SendRequest{To: name, Text: "while you sleep"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.n.WaitState(context.Background(), m.ID, StateSent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[a.n.host.ID()] {
+		t.Fatal("the relay saw the PeerID alice's card names")
+	}
+	for _, id := range ids {
+		delete(seen, id) // the owners' own mailbox sessions
+	}
+	if len(seen) < 2 {
+		t.Fatalf("the relay saw %d depositors for two contacts, want one identity each", len(seen))
 	}
 }
