@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -332,19 +333,52 @@ func TestGroupOfflineMemberFromRelay(t *testing.T) {
 		}
 		return true
 	})
+	// And the relay hears each sender: a probe from each reaches m2
+	// through the relay's live push as well as directly.
+	before := filed.pushed.Load()
+	for i, r := range nodes[:2] {
+		sendGroupEventually(t, r, "mailboxed", fmt.Sprintf("probe %d", i))
+	}
+	waitFor(t, "the relay to hear both probes", func() bool { return filed.pushed.Load() >= before+2 })
+	waitFor(t, "the probes at m2", func() bool { return len(groupTexts(t, nodes[2], "mailboxed")) == 3 })
 	home := nodes[2].home
+	nodes[2].n.mu.Lock()
+	watched := maps.Clone(nodes[2].n.relayWatch)
+	nodes[2].n.mu.Unlock()
 	nodes[2].stop(t)
 	for i := range 50 {
 		sendGroupEventually(t, nodes[i%2], "mailboxed", fmt.Sprintf("while away %02d", i))
 	}
 	// The senders stay until m2's relay has filed all 50 (on a loaded
 	// machine GossipSub takes its time).
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		t.Logf("relay: %v; m2 watched %x", filed, watched)
+		ri, _ := relay.ParseRelayAddr(own)
+		for i, r := range nodes[:2] {
+			r.n.mu.Lock()
+			var topic string
+			for _, gs := range r.n.groups {
+				topic = gs.eng.Topic()
+			}
+			t.Logf("sender %d: connectedness to the relay %v, relay among the topic's peers %v, topic %x",
+				i, r.n.host.Network().Connectedness(ri.ID), slices.Contains(r.n.ps.ListPeers(topic), ri.ID), topic)
+			for _, c := range r.n.host.Network().ConnsToPeer(ri.ID) {
+				for _, st := range c.GetStreams() {
+					t.Logf("sender %d: conn %s stream %s %v", i, c.ID(), st.Protocol(), st.Stat().Direction)
+				}
+			}
+			r.n.mu.Unlock()
+		}
+	}()
 	waitFor(t, "the relay to file the 50 messages", func() bool { return filed.n.Load() >= 50 })
 	nodes[0].stop(t)
 	nodes[1].stop(t)
 	back := startNodeCfg(t, Config{Home: home, Relays: []string{own}})
 	defer back.stop(t)
-	waitFor(t, "50 messages from the mailbox", func() bool { return len(groupTexts(t, back, "mailboxed")) == 51 })
+	waitFor(t, "50 messages from the mailbox", func() bool { return len(groupTexts(t, back, "mailboxed")) == 53 })
 }
 
 // A plain libp2p peer subscribed to a group's topic sees only ciphertext:
@@ -554,10 +588,17 @@ func TestGroupSendTxnID(t *testing.T) {
 	}
 }
 
-// filedCount counts the group topic messages a relay filed.
+// filedCount counts the group topic messages a relay filed, pushed live
+// and dropped.
 type filedCount struct {
 	relay.NopMetrics
-	n atomic.Int64
+	n, pushed, dropped atomic.Int64
 }
 
-func (f *filedCount) TopicFiled(int) { f.n.Add(1) }
+func (f *filedCount) TopicFiled(int)               { f.n.Add(1) }
+func (f *filedCount) TopicPushed(int)              { f.pushed.Add(1) }
+func (f *filedCount) TopicDropped(relay.ErrorCode) { f.dropped.Add(1) }
+
+func (f *filedCount) String() string {
+	return fmt.Sprintf("filed %d, pushed live %d, dropped %d", f.n.Load(), f.pushed.Load(), f.dropped.Load())
+}

@@ -264,7 +264,6 @@ func TestPrekeysToppedUpNotReplaced(t *testing.T) {
 	}
 }
 
-
 // Deposits and prekey fetches reach other people's relays from
 // identities of their own: the relay never sees the PeerID the sender's
 // card names, and the deposits for two contacts come from two different

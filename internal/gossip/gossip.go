@@ -39,8 +39,8 @@ const (
 
 // Options returns the GossipSub options of group topics: StrictNoSign and
 // WithNoAuthor, so a message does not name the peer that published it;
-// content-hash message IDs (MessageID); QueueSize queues; and
-// MaxMessageSize.
+// content-hash message IDs (MessageID); QueueSize queues;
+// MaxMessageSize; and flood publishing of a peer's own messages.
 func Options() []pubsub.Option {
 	return []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
@@ -49,6 +49,16 @@ func Options() []pubsub.Option {
 		pubsub.WithPeerOutboundQueueSize(QueueSize),
 		pubsub.WithValidateQueueSize(QueueSize),
 		pubsub.WithMaxMessageSize(MaxMessageSize),
+		// A member sends its own messages to every peer on the topic, not
+		// only to its mesh (GossipSub v1.1 §"Flood publishing"; off by
+		// default in go-libp2p-pubsub v0.17). A relay keeping a group store
+		// is a passive subscriber that may sit outside the members' meshes
+		// (its GRAFTs and PRUNEs follow the mesh's churn, and it is out of
+		// it for a backoff after any PRUNE): without this it could miss
+		// every message of a burst while the member it stores for is
+		// away, and nothing repairs a relay's gaps (only members run
+		// anti-entropy).
+		pubsub.WithFloodPublish(true),
 	}
 }
 
