@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
@@ -73,6 +74,7 @@ func (n *Node) loadContacts() error {
 
 // byNameLocked finds a contact by name.
 func (n *Node) byNameLocked(name string) (*contact, error) {
+	name = norm.NFC.String(name)
 	for _, c := range n.contacts {
 		if c.rec.Name == name {
 			return c, nil
@@ -81,18 +83,34 @@ func (n *Node) byNameLocked(name string) (*contact, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnknownContact, name)
 }
 
+// lookalikeLocked returns a contact other than except whose name looks
+// like name (same nameKey), or nil.
+func (n *Node) lookalikeLocked(name string, except *contact) *contact {
+	k := nameKey(name)
+	for _, c := range n.contacts {
+		if c != except && nameKey(c.rec.Name) == k {
+			return c
+		}
+	}
+	return nil
+}
+
 func (n *Node) saveContact(b *store.Batch, c *contact) {
 	acc := c.account()
 	putJSON(b, n.tabs.contacts, acc[:], &c.rec)
 }
 
 // AddContact adds (or refreshes) a contact from a hush:// link. Adding the
-// same link again is a no-op. If name is taken by another account and that
-// contact is verified, the new key is recorded but sending stays blocked
-// until VerifyContact; for an unverified contact the returned Contact has
+// same link again is a no-op. A name that only looks like another
+// contact's ("Bob", "bob\u200b", a Cyrillic "о") is refused with
+// ErrContactExists. If the very name is taken by another account, the
+// name moves to the new key and the old contact stays, with its history,
+// under "NAME (previous key)"; if the old one was verified, sending to the
+// name stays blocked until VerifyContact, else the returned Contact has
 // KeyChanged set so the caller can warn.
 func (n *Node) AddContact(name, link string) (Contact, error) {
-	if err := checkName(name); err != nil {
+	name, err := checkName(name)
+	if err != nil {
 		return Contact{}, err
 	}
 	now := time.Now()
@@ -120,8 +138,8 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 			existing.rec.Card = c.Marshal()
 		}
 		if existing.rec.Request || existing.rec.Name != name {
-			if other, err := n.byNameLocked(name); err == nil && other != existing {
-				return Contact{}, fmt.Errorf("%w: %q", ErrContactExists, name)
+			if other := n.lookalikeLocked(name, existing); other != nil {
+				return Contact{}, fmt.Errorf("%w: %q", ErrContactExists, other.rec.Name)
 			}
 			existing.rec.Name = name
 			existing.rec.Request = false
@@ -137,11 +155,19 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		return existing.view(), nil
 	}
 	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c}
+	if other := n.lookalikeLocked(name, nil); other != nil && other.rec.Name != name {
+		return Contact{}, fmt.Errorf("%w: %q looks like %q", ErrContactExists, name, other.rec.Name)
+	}
 	if old, err := n.byNameLocked(name); err == nil {
-		// The name now points at a different account key.
+		// The name now points at a different account key. The old
+		// contact keeps its conversation under another name.
 		nc.rec.KeyChanged = true
 		nc.rec.Blocked = old.rec.Verified || old.rec.Blocked
-		n.deleteContactLocked(b, old)
+		prev := old.rec.Name
+		old.rec.Name = n.freeNameLocked(name + " (previous key)")
+		n.saveContact(b, old)
+		t.undo(func() { old.rec.Name = prev })
+		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(old.view())})
 	}
 	n.contacts[c.Account()] = nc
 	n.saveContact(b, nc)

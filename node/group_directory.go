@@ -93,7 +93,7 @@ func (n *Node) memberNameLocked(acc identity.AccountID) string {
 		return c.rec.Name
 	}
 	if c := n.peers[acc]; c != nil {
-		return c.Name + " (" + acc.String() + ")"
+		return cleanDisplayName(c.Name) + " (" + acc.String() + ")"
 	}
 	return acc.String()
 }

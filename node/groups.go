@@ -256,11 +256,12 @@ func (n *Node) groupOp(ref string, op func(gs *groupState) (*group.Effects, erro
 // CreateGroup creates a group with this account as its only member and
 // admin.
 func (n *Node) CreateGroup(name string) (Group, error) {
-	if err := checkName(name); err != nil {
+	name, err := checkName(name)
+	if err != nil {
 		return Group{}, err
 	}
 	var created *groupState
-	_, err := n.groupTxn("", func(t *txn, _ *groupState, now time.Time) error {
+	_, err = n.groupTxn("", func(t *txn, _ *groupState, now time.Time) error {
 		eng, err := group.Create(n.groupConfig(), name)
 		if err != nil {
 			return err
@@ -478,7 +479,8 @@ func (n *Node) PromoteInGroup(ref, member string) (Group, error) {
 
 // RenameGroup renames a group (admins only).
 func (n *Node) RenameGroup(ref, name string) (Group, error) {
-	if err := checkName(name); err != nil {
+	name, err := checkName(name)
+	if err != nil {
 		return Group{}, err
 	}
 	return n.groupOp(ref, func(gs *groupState) (*group.Effects, error) { return gs.eng.Rename(name) })

@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -22,9 +19,11 @@ import (
 // Init creates a new identity (account, first device, prekeys, host key)
 // in home. It fails with ErrIdentityExists if one is there.
 func Init(home string, opts InitOptions) (*Self, error) {
-	if err := checkName(opts.Name); err != nil {
+	name, err := checkName(opts.Name)
+	if err != nil {
 		return nil, err
 	}
+	opts.Name = name
 	if _, err := os.Stat(storeDir(home)); err == nil {
 		return nil, ErrIdentityExists
 	}
@@ -103,26 +102,6 @@ func unmarshalPrekeys(b []byte, d *identity.Device) (*pqxdh.PrekeyStore, error) 
 	return s, nil
 }
 
-// checkName validates a display or contact name: 1 to MaxNameSize bytes
-// of UTF-8 without control characters or surrounding space.
-func checkName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty", ErrInvalidName)
-	case len(name) > MaxNameSize:
-		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidName, MaxNameSize)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: not UTF-8", ErrInvalidName)
-	case strings.TrimSpace(name) != name:
-		return fmt.Errorf("%w: leading or trailing space", ErrInvalidName)
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: control character", ErrInvalidName)
-		}
-	}
-	return nil
-}
 
 // buildCard makes a card for this single-device account. Prekey bundles
 // in a card carry no one-time prekeys: a link may be opened by many

@@ -251,7 +251,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			delete(n.sets, cert.DeviceID())
 			return ackRejected, nil, nil
 		}
-		c = &contact{rec: contactRec{Name: n.freeNameLocked(cc.Name), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
+		c = &contact{rec: contactRec{Name: n.freeNameLocked(cleanDisplayName(cc.Name)), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
 		n.contacts[acc] = c
 		n.saveContact(t.b, c)
 		n.routeChangedLocked(cc)
@@ -293,11 +293,12 @@ func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) e
 	return t.b.Put(n.tabs.identity, idPrekeys, pk)
 }
 
-// freeNameLocked returns name, or name with a number, unused by contacts.
+// freeNameLocked returns name, or name with a number, that neither is
+// nor looks like a contact's name.
 func (n *Node) freeNameLocked(name string) string {
 	cand := name
 	for i := 2; ; i++ {
-		if _, err := n.byNameLocked(cand); err != nil {
+		if n.lookalikeLocked(cand, nil) == nil {
 			return cand
 		}
 		cand = fmt.Sprintf("%s (%d)", name, i)

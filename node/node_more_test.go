@@ -96,8 +96,9 @@ func TestAddContactIdempotentAndKeyChange(t *testing.T) {
 	if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "hi"}); err != nil {
 		t.Fatalf("send after re-verifying: %v", err)
 	}
-	// An unverified contact's key change only warns.
-	if _, err := a.n.AddContact("carol", sb.Link); err != nil {
+	// An unverified contact's key change only warns. (Bob's account is
+	// still a contact, under "bob (previous key)", so carol is someone new.)
+	if _, err := a.n.AddContact("carol", newSelf(t).Link); err != nil {
 		t.Fatal(err)
 	}
 	c, err = a.n.AddContact("carol", newSelf(t).Link)

@@ -132,7 +132,8 @@ func contactAdd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if c.KeyChanged {
-		fmt.Fprintf(e.stderr, "hush: warning: %s's identity key changed; compare safety numbers, then run: hush contact verify %s\n", c.Name, c.Name)
+		fmt.Fprintf(e.stderr, "hush: warning: %s's identity key changed; compare safety numbers, then run: hush contact verify %s\n"+
+			"hush: the previous %s and its conversation are kept as %q\n", c.Name, c.Name, c.Name, c.Name+" (previous key)")
 	}
 	fmt.Fprintf(e.stdout, "added %s (%d device%s)\n", c.Name, c.Devices, plural(c.Devices))
 	return nil
