@@ -78,9 +78,16 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 	})
 }
 
+// handleHealth answers 200 {"status":"ok"}, or 503 with the store's
+// failure while its commits fail (a full disk): a supervisor sees what
+// the daemon cannot do.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	h := s.h.b.Health()
 	w.Header().Set("Content-Type", "application/json")
-	w.Write([]byte(`{"status":"ok"}` + "\n"))
+	if h.Status != "ok" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(h)
 }
 
 func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {

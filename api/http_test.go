@@ -15,6 +15,7 @@ import (
 
 	"github.com/hushnet/hush/api"
 	"github.com/hushnet/hush/api/apitest"
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/node"
 )
 
@@ -259,5 +260,24 @@ func TestSSEEventsAndResume(t *testing.T) {
 	resp, _ := e.do(t, "GET", api.PathEvents, "", map[string]string{"Authorization": "Bearer " + e.token, "Last-Event-ID": "abc"})
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad Last-Event-ID: %d", resp.StatusCode)
+	}
+}
+
+// Health answers 503 with the store's failure while commits fail, and
+// needs no token.
+func TestHTTPHealthFailing(t *testing.T) {
+	b := apitest.New()
+	e := startHTTP(t, b, api.Config{})
+	since := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	b.SetHealth(node.Health{Status: "failing", Error: "node: store: no space left on device", Since: &since})
+	resp, body := e.do(t, "GET", api.PathHealth, "", nil)
+	var h apitypes.Health
+	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &h) != nil || h.Status != "failing" ||
+		!strings.Contains(h.Error, "no space") || h.Since == nil || !h.Since.Equal(since) {
+		t.Fatalf("failing health: %d %s", resp.StatusCode, body)
+	}
+	b.SetHealth(node.Health{})
+	if resp, body := e.do(t, "GET", api.PathHealth, "", nil); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok"`) {
+		t.Fatalf("health after recovery: %d %s", resp.StatusCode, body)
 	}
 }

@@ -55,6 +55,9 @@ type Backend interface {
 	VerifyPush(ctx context.Context, code string) error
 	UnregisterPush(ctx context.Context) error
 	PushStatus() node.PushStatus
+
+	// Health says whether the store takes commits (GET /api/v1/health).
+	Health() node.Health
 }
 
 var _ Backend = (*node.Node)(nil)

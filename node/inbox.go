@@ -162,7 +162,7 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 	}
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
-		n.log.Error("received messages not stored; their senders will retry", "err", err)
+		n.logStoreError("received messages not stored; their senders will retry", err)
 		for i := range statuses {
 			statuses[i] = ackRetry
 		}

@@ -105,6 +105,7 @@ type Node struct {
 	events      *events.Hub  // API subscribers and WaitState callers (node/events)
 	push        *pushState   // push registration and where the wake handle is attached (push.go)
 	newSessions *sessionRate // how many new sessions strangers and each account may open (sessionrate.go)
+	storeHealth storeHealth  // whether commits fail, for Health and a bounded log (health.go)
 	records     *records     // message records in memory: uncommitted and recent (records.go)
 
 	ready     chan struct{}
@@ -357,7 +358,9 @@ func (n *Node) saveSeqLocked(b *store.Batch) {
 
 // commit writes b durably, grouped with concurrent commits.
 func (n *Node) commit(b *store.Batch) error {
-	if err := n.db.CommitGrouped(b); err != nil {
+	err := n.db.CommitGrouped(b)
+	n.storeHealth.commitDone(err, time.Now())
+	if err != nil {
 		return fmt.Errorf("node: store: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"time"
 
 	"github.com/hushnet/hush/internal/store"
 )
@@ -63,7 +64,7 @@ func (n *Node) commitReleasingLock(t *txn) error {
 // failure is logged here, once.
 func (n *Node) commitForJobReleasingLock(t *txn, job string) {
 	if err := n.commitReleasingLock(t); err != nil {
-		n.log.Error("store commit failed", "job", job, "err", err)
+		n.logStoreError("store commit failed", err, "job", job)
 	}
 }
 
@@ -75,7 +76,7 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 		if err := n.afterCommitLocked(t, wait()); err != nil {
 			// Nobody waits for this commit: this is the one report. The
 			// entries stay in the store and go again after a restart.
-			n.log.Error("store commit failed", "err", err)
+			n.logStoreError("store commit failed", err)
 		}
 	}
 	if !n.loops.Go(func(context.Context) {
@@ -89,6 +90,7 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 
 func (n *Node) afterCommitLocked(t *txn, err error) error {
 	n.records.committed(t.msgs, err == nil)
+	n.storeHealth.commitDone(err, time.Now()) // a failure is logged by whoever reports it (logStoreError)
 	if err != nil {
 		if t.onFail != nil {
 			t.onFail()

@@ -26,6 +26,7 @@ type Backend struct {
 	mu       sync.Mutex // guards everything below
 	self     node.Self
 	push     node.PushStatus
+	health   node.Health
 	contacts map[string]*node.Contact
 	msgs     map[string][]*node.Message // by contact, oldest first
 	byID     map[string]*node.Message

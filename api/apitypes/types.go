@@ -182,3 +182,11 @@ type PushStatus struct {
 	Relays      int `json:"relays"`
 	Unsupported int `json:"unsupported"`
 }
+
+// Health is what GET /api/v1/health answers: "ok", or "failing" with
+// the error of the store's last commit and when the failures began.
+type Health struct {
+	Status string     `json:"status"`
+	Error  string     `json:"error,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
+}
