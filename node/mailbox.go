@@ -483,6 +483,7 @@ func (n *Node) watchTopicsLocked() []string {
 func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
 	var last []string
 	sent := false
+	backoff := backoffMin
 	for {
 		n.mu.Lock()
 		topics, changed, h := n.watchTopicsLocked(), n.topicsCh, n.host
@@ -493,7 +494,7 @@ func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, o
 			cancel()
 			switch {
 			case err == nil:
-				last, sent = topics, true
+				last, sent, backoff = topics, true, backoffMin
 				n.mu.Lock()
 				n.relayWatch[ri.ID] = topics
 				n.mu.Unlock()
@@ -503,12 +504,13 @@ func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, o
 			case ctx.Err() != nil:
 				return
 			default:
-				n.log.Debug("relay watch failed, retrying", "err", err)
+				n.log.Debug("relay watch failed, retrying", "backoff", backoff, "err", err)
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(backoffMin):
+				case <-time.After(backoff):
 				}
+				backoff = min(backoff*2, backoffMax)
 				continue
 			}
 		}

@@ -309,6 +309,7 @@ func (p *pushState) status() (rec pushRec, attached, unsupported int) {
 // the handle changes.
 func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
 	sent := "" // what this relay holds, as far as this subscription knows
+	backoff := backoffMin
 	for {
 		want, changed := n.push.watch()
 		h := n.hostOf()
@@ -321,7 +322,7 @@ func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, ow
 			cancel()
 			switch {
 			case err == nil:
-				sent = want
+				sent, backoff = want, backoffMin
 				state := 0
 				if want != "" {
 					state = wakeAttached
@@ -336,12 +337,13 @@ func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, ow
 			case ctx.Err() != nil:
 				return
 			default:
-				n.log.Debug("wake handle not attached, retrying", "err", err)
+				n.log.Debug("wake handle not attached, retrying", "backoff", backoff, "err", err)
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(backoffMin):
+				case <-time.After(backoff):
 				}
+				backoff = min(backoff*2, backoffMax)
 				continue
 			}
 		}
