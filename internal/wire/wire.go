@@ -3,8 +3,10 @@
 //
 // A frame is a big-endian uint32 length followed by that many payload
 // bytes. Readers state a maximum frame size and the declared length is
-// checked against it before any buffer is allocated, so a peer cannot make
-// a node allocate more than the cap by lying about a length. A payload
+// checked against it before any buffer is allocated; below the cap the
+// payload is read incrementally, its buffer growing only as bytes arrive,
+// so a peer that declares a large frame and sends little commits little
+// memory (at most twice what it sent, and at least readChunk). A payload
 // usually starts with a one-byte message Kind (EncodeMessage,
 // DecodeMessage); the body is encoded with crypto/codec by the protocol
 // that owns it.
@@ -99,35 +101,61 @@ func readHeader(r io.Reader, hdr []byte, max int) (int, error) {
 	return int(size), nil
 }
 
-// readBody fills body from r, mapping a short read to ErrTruncated.
-func readBody(r io.Reader, body []byte) error {
-	n, err := io.ReadFull(r, body)
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return fmt.Errorf("%w: payload has %d of %d bytes", ErrTruncated, n, len(body))
+// readChunk is the first buffer a frame's payload is read into; larger
+// payloads grow it by doubling as their bytes arrive.
+const readChunk = 4 << 10
+
+// readBody reads a payload of size bytes from r into buf (reused when it
+// already has the capacity, as FrameReader's does) and returns it. It
+// never holds more than max(readChunk, twice the bytes read so far)
+// beyond what buf had: a declared size commits no memory before its bytes
+// arrive. A short read is ErrTruncated.
+func readBody(r io.Reader, size int, buf []byte) ([]byte, error) {
+	var body []byte
+	switch {
+	case cap(buf) >= size:
+		body = buf[:size]
+	case size <= readChunk:
+		body = make([]byte, size)
+	case cap(buf) > readChunk:
+		body = buf[:cap(buf)]
+	default:
+		body = make([]byte, readChunk)
 	}
-	if err != nil {
-		return fmt.Errorf("wire: read frame payload: %w", err)
+	n := 0
+	for {
+		m, err := io.ReadFull(r, body[n:])
+		n += m
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: payload has %d of %d bytes", ErrTruncated, n, size)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("wire: read frame payload: %w", err)
+		}
+		if n == size {
+			return body, nil
+		}
+		// Every byte so far has arrived: grow, at most doubling.
+		grown := make([]byte, min(size, 2*len(body)))
+		copy(grown, body)
+		body = grown
 	}
-	return nil
 }
 
 // ReadFrame reads one frame of at most max payload bytes (max <= 0 means
 // DefaultMaxFrame; max is clamped to MaxFrame). A declared length over max
 // is rejected with ErrFrameTooLarge before anything is allocated for the
-// payload; the stream is then out of sync and should be reset. A stream
-// that ends cleanly before the first byte returns io.EOF; one that ends
-// inside a frame returns ErrTruncated. The returned slice is the caller's.
+// payload; the stream is then out of sync and should be reset. Below max
+// the payload's buffer grows only as its bytes arrive. A stream that ends
+// cleanly before the first byte returns io.EOF; one that ends inside a
+// frame returns ErrTruncated. The returned slice is the caller's.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	var hdr [HeaderSize]byte
 	size, err := readHeader(r, hdr[:], clampMax(max))
 	if err != nil {
 		return nil, err
 	}
-	body := make([]byte, size)
-	if err := readBody(r, body); err != nil {
-		return nil, err
-	}
-	return body, nil
+	return readBody(r, size, nil)
 }
 
 // FrameReader reads successive frames from one stream into a reused
@@ -150,19 +178,19 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 
 // Next reads the next frame, with the same errors as ReadFrame. The
 // returned slice aliases the reader's buffer and is valid only until the
-// next call; callers that keep it must copy it. The buffer grows to the
-// largest frame seen and never beyond the cap.
+// next call; callers that keep it must copy it. The buffer grows, as
+// bytes arrive, to the largest frame seen and never beyond the cap.
 func (fr *FrameReader) Next() ([]byte, error) {
 	size, err := readHeader(fr.r, fr.hdr[:], fr.max)
 	if err != nil {
 		return nil, err
 	}
-	if cap(fr.buf) < size {
-		fr.buf = make([]byte, size)
-	}
-	body := fr.buf[:size]
-	if err := readBody(fr.r, body); err != nil {
+	body, err := readBody(fr.r, size, fr.buf)
+	if err != nil {
 		return nil, err
+	}
+	if cap(body) > cap(fr.buf) {
+		fr.buf = body
 	}
 	return body, nil
 }

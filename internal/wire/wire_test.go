@@ -2,12 +2,16 @@ package wire
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func frame(payload []byte) []byte {
@@ -202,6 +206,62 @@ func TestOversizedDeclaredLengthNoAllocation(t *testing.T) {
 		}
 	}); per < 64<<10 {
 		t.Fatalf("measurement broken: accepted 64 KiB frame cost %d bytes", per)
+	}
+}
+
+// A header declaring a frame under the cap, followed by 1 KiB and the end
+// of the stream, must commit memory for what arrived, not for what was
+// declared: many such streams at once are the relay attack of issue 12
+// item 5.
+func TestDeclaredLengthCommitsOnlyWhatArrives(t *testing.T) {
+	const declared, sent = 1 << 20, 1 << 10
+	partial := binary.BigEndian.AppendUint32(nil, declared)
+	partial = append(partial, make([]byte, sent)...)
+	rd := bytes.NewReader(partial)
+	if per := bytesPerRun(20, func() {
+		rd.Reset(partial)
+		if _, err := ReadFrame(rd, 0); !errors.Is(err, ErrTruncated) {
+			t.Fatalf("got %v, want ErrTruncated", err)
+		}
+	}); per > 16<<10 {
+		t.Fatalf("ReadFrame committed %d bytes for a frame declaring %d and sending %d", per, declared, sent)
+	}
+	if per := bytesPerRun(20, func() {
+		rd.Reset(partial)
+		if _, err := NewFrameReader(rd, 0).Next(); !errors.Is(err, ErrTruncated) {
+			t.Fatalf("got %v, want ErrTruncated", err)
+		}
+	}); per > 16<<10 {
+		t.Fatalf("FrameReader committed %d bytes for a frame declaring %d and sending %d", per, declared, sent)
+	}
+}
+
+// Frames around and far above the first chunk, delivered a few bytes at
+// a time, come out whole; the truncation error counts what arrived.
+func TestIncrementalReadSizes(t *testing.T) {
+	for _, size := range []int{0, 1, 4095, 4096, 4097, 3*4096 + 7, 405 << 10, DefaultMaxFrame} {
+		p := make([]byte, size)
+		rand.Read(p)
+		got, err := ReadFrame(iotest.OneByteReader(bytes.NewReader(frame(p))), 0)
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("size %d: err %v, equal %v", size, err, bytes.Equal(got, p))
+		}
+		var two bytes.Buffer
+		two.Write(frame(p))
+		two.Write(frame(p[:size/2]))
+		fr := NewFrameReader(iotest.HalfReader(&two), 0)
+		for _, want := range [][]byte{p, p[:size/2]} {
+			got, err := fr.Next()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("size %d: FrameReader err %v, equal %v", size, err, bytes.Equal(got, want))
+			}
+		}
+		if size > 0 {
+			_, err := ReadFrame(bytes.NewReader(frame(p)[:HeaderSize+size-1]), 0)
+			if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), fmt.Sprintf("%d of %d", size-1, size)) {
+				t.Fatalf("size %d cut by one: %v", size, err)
+			}
+		}
 	}
 }
 
