@@ -249,9 +249,16 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// readKeyFile reads the 32-byte key-file KEK.
+// readKeyFile reads the 32-byte key-file KEK. Like ssh with a private
+// key, it refuses a key file that other users may read or write: the
+// key in it opens the whole store.
 func readKeyFile(dir string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dir, keyFile))
+	path := filepath.Join(dir, keyFile)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o, so other users can read the key that opens the store; run: chmod 600 %s",
+			ErrKeyFileExposed, path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: store has no passphrase but %s is missing", ErrCorrupt, keyFile)
 	}

@@ -48,6 +48,7 @@ var (
 	ErrPassphraseRequired = errors.New("store: store is protected by a passphrase; none given")
 	ErrNotProtected       = errors.New("store: store has no passphrase; one was given")
 	ErrCorrupt            = errors.New("store: corrupt store")
+	ErrKeyFileExposed     = errors.New("store: key file readable by others")
 	ErrLocked             = errors.New("store: store is in use by another process")
 	ErrClosed             = errors.New("store: store is closed")
 	ErrSchemaTooNew       = errors.New("store: store schema is newer than this program")

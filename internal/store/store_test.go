@@ -921,3 +921,28 @@ func TestConcurrentUseAndClose(t *testing.T) {
 		<-done
 	}
 }
+
+// A key file other users may read or write is refused, with the command
+// that fixes it; after chmod 600 the store opens.
+func TestKeyFileExposedRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "home")
+	db := mustOpen(t, dir, cfg(""))
+	db.Table("t").Put([]byte("k"), []byte("v"))
+	db.Close()
+	path := filepath.Join(dir, keyFile)
+	for _, mode := range []fs.FileMode{0o777, 0o644, 0o640, 0o602} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(dir, cfg(""))
+		if !errors.Is(err, ErrKeyFileExposed) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			t.Fatalf("key file mode %04o: %v", mode, err)
+		}
+	}
+	os.Chmod(path, 0o600)
+	db = mustOpen(t, dir, cfg(""))
+	defer db.Close()
+	if got := mustGet(t, db.Table("t"), "k"); got != "v" {
+		t.Fatalf("got %q", got)
+	}
+}
