@@ -206,13 +206,14 @@ func Open(dir string, cfg Config) (*DB, error) {
 	db.dek = dek
 	db.indexRoot = suite.HKDF(dek, nil, labelIndexRoot, suite.KeySize)
 
-	db.ldb, err = leveldb.Open(stor, &opt.Options{
-		// Sealed values do not compress.
-		Compression: opt.NoCompression,
-		// Lookups of absent keys (dedupe checks on every received
-		// message) skip tables that cannot hold the key.
-		Filter: filter.NewBloomFilter(10),
-	})
+	// goleveldb drops journal chunks that fail their checksum and opens
+	// without them; refuse instead (Repair is the way on).
+	if damage, err := checkJournals(stor); err != nil {
+		return nil, fmt.Errorf("store: check journal: %w", err)
+	} else if damage != nil {
+		return nil, damage.error()
+	}
+	db.ldb, err = leveldb.Open(stor, ldbOptions())
 	if err != nil {
 		if lerrors.IsCorrupted(err) {
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -225,6 +226,17 @@ func Open(dir string, cfg Config) (*DB, error) {
 	ok = true
 	log.Info("store opened", "created", created, "protected", db.protected, "schema", db.schema)
 	return db, nil
+}
+
+// ldbOptions are the goleveldb options of every open.
+func ldbOptions() *opt.Options {
+	return &opt.Options{
+		// Sealed values do not compress.
+		Compression: opt.NoCompression,
+		// Lookups of absent keys (dedupe checks on every received
+		// message) skip tables that cannot hold the key.
+		Filter: filter.NewBloomFilter(10),
+	}
 }
 
 // hasFiles reports whether dir holds database files: anything besides
