@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,8 +67,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Config configures a Server. The zero value is a working relay with the
 // defaults of docs/RELAY.md "Limits". It is also the JSON config file of
-// hush-relay (field names as below). For the rate limits, a negative
-// value turns the limit off.
+// hush-relay (field names as below). For the rates PeerRate and IPRate,
+// a negative value turns the limit off; any other negative field is
+// refused (Check).
 type Config struct {
 	// MaxEnvelope caps the size of one deposited envelope in bytes.
 	// Default 256 KiB (envelope.MaxEnvelopeSize, the largest bucket); it
@@ -86,11 +88,11 @@ type Config struct {
 	MaxStoreBytes int64 `json:"max_store_bytes,omitempty"`
 	// PeerRate and PeerBurst are the token bucket for deposits (and other
 	// requests) per remote peer: tokens per second and bucket size.
-	// Default 200/s, burst 1,000; negative: no per-peer limit.
+	// Default 200/s, burst 1,000; a negative rate: no per-peer limit.
 	PeerRate  float64 `json:"peer_rate,omitempty"`
 	PeerBurst int     `json:"peer_burst,omitempty"`
 	// IPRate and IPBurst are the same per remote IP address.
-	// Default 500/s, burst 2,000; negative: no per-IP limit.
+	// Default 500/s, burst 2,000; a negative rate: no per-IP limit.
 	IPRate  float64 `json:"ip_rate,omitempty"`
 	IPBurst int     `json:"ip_burst,omitempty"`
 	// Creation is the mailbox creation mode: "open" (anyone), "invite"
@@ -144,8 +146,56 @@ type Config struct {
 	Now func() time.Time `json:"-"`
 }
 
-// withDefaults returns c with every zero field set to its default.
+// Check reports the first field of c that no relay can run with: a
+// negative size, count or duration (only the rates PeerRate and IPRate
+// may be negative, meaning no limit), an unknown creation mode, pow_bits
+// outside 0 to 40. It does no I/O; New runs it too. Zero fields are fine:
+// they take their defaults.
+func (c Config) Check() error {
+	for _, f := range []struct {
+		name string
+		neg  bool
+		v    any
+	}{
+		{"max_envelope", c.MaxEnvelope < 0, c.MaxEnvelope},
+		{"max_messages", c.MaxMessages < 0, c.MaxMessages},
+		{"max_mailbox_bytes", c.MaxMailboxBytes < 0, c.MaxMailboxBytes},
+		{"ttl", c.TTL < 0, time.Duration(c.TTL)},
+		{"max_store_bytes", c.MaxStoreBytes < 0, c.MaxStoreBytes},
+		{"peer_burst", c.PeerBurst < 0, c.PeerBurst},
+		{"ip_burst", c.IPBurst < 0, c.IPBurst},
+		{"max_one_time", c.MaxOneTime < 0, c.MaxOneTime},
+		{"request_timeout", c.RequestTimeout < 0, time.Duration(c.RequestTimeout)},
+		{"idle_timeout", c.IdleTimeout < 0, time.Duration(c.IdleTimeout)},
+		{"expiry_interval", c.ExpiryInterval < 0, time.Duration(c.ExpiryInterval)},
+		{"owner_grace", c.OwnerGrace < 0, time.Duration(c.OwnerGrace)},
+		{"max_topics", c.MaxTopics < 0, c.MaxTopics},
+		{"push.window", c.Push.Window < 0, time.Duration(c.Push.Window)},
+	} {
+		if f.neg {
+			return fmt.Errorf("%w: %s is negative (%v); leave it out or set 0 for the default", ErrConfig, f.name, f.v)
+		}
+	}
+	switch c.Creation {
+	case "", CreationOpen, CreationInvite, CreationClosed:
+	default:
+		return fmt.Errorf("%w: creation %q: want open, invite or closed", ErrConfig, c.Creation)
+	}
+	if c.PoWBits < 0 || c.PoWBits > 40 {
+		return fmt.Errorf("%w: pow_bits %d: want 0 to 40", ErrConfig, c.PoWBits)
+	}
+	return nil
+}
+
+// ErrConfig is wrapped by every error of Check.
+var ErrConfig = errors.New("relay: config")
+
+// withDefaults checks c and returns it with every zero field set to its
+// default.
 func (c Config) withDefaults() (Config, error) {
+	if err := c.Check(); err != nil {
+		return c, err
+	}
 	if c.MaxEnvelope <= 0 || c.MaxEnvelope > envelope.MaxEnvelopeSize {
 		c.MaxEnvelope = DefaultMaxEnvelope
 	}
@@ -173,15 +223,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.IPBurst <= 0 {
 		c.IPBurst = DefaultIPBurst
 	}
-	switch c.Creation {
-	case "":
+	if c.Creation == "" {
 		c.Creation = CreationOpen
-	case CreationOpen, CreationInvite, CreationClosed:
-	default:
-		return c, fmt.Errorf("relay: config: creation %q: want open, invite or closed", c.Creation)
-	}
-	if c.PoWBits < 0 || c.PoWBits > 40 {
-		return c, fmt.Errorf("relay: config: pow_bits %d: want 0 to 40", c.PoWBits)
 	}
 	if c.MaxOneTime <= 0 || c.MaxOneTime > MaxOneTime {
 		c.MaxOneTime = DefaultMaxOneTime

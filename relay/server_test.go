@@ -874,3 +874,34 @@ func TestConfigJSON(t *testing.T) {
 }
 
 func (c Config) peerLimiterOff() bool { return newLimiter(c.PeerRate, c.PeerBurst) == nil }
+
+// Every size, count and duration of Config is refused by New when
+// negative, with an error naming the field; before, each silently became
+// its default. Negative rates still mean no limit.
+func TestConfigRefusesNegativeValues(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"max_envelope":      {MaxEnvelope: -1},
+		"max_messages":      {MaxMessages: -1},
+		"max_mailbox_bytes": {MaxMailboxBytes: -1},
+		"ttl":               {TTL: Duration(-time.Hour)},
+		"max_store_bytes":   {MaxStoreBytes: -1},
+		"peer_burst":        {PeerBurst: -1},
+		"ip_burst":          {IPBurst: -1},
+		"max_one_time":      {MaxOneTime: -1},
+		"request_timeout":   {RequestTimeout: Duration(-time.Second)},
+		"idle_timeout":      {IdleTimeout: Duration(-time.Second)},
+		"expiry_interval":   {ExpiryInterval: Duration(-time.Second)},
+		"owner_grace":       {OwnerGrace: Duration(-time.Second)},
+		"max_topics":        {MaxTopics: -1},
+		"push.window":       {Push: PushConfig{Window: Duration(-time.Second)}},
+		"pow_bits":          {PoWBits: -1},
+	} {
+		_, err := New(cfg, nil, nil)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), name+" ") {
+			t.Errorf("%s negative: got %v, want an ErrConfig naming it", name, err)
+		}
+	}
+	if err := (Config{PeerRate: -1, IPRate: -1}).Check(); err != nil {
+		t.Fatalf("negative rates (no limit): %v", err)
+	}
+}

@@ -196,7 +196,20 @@ func readConfig(path string, cfg *fileConfig) error {
 	if err := dec.Decode(cfg); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	if err := cfg.check(); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
 	return nil
+}
+
+// check refuses the values no relay can run with (relay.Config.Check, and
+// negative connection watermarks), so a typo stops the relay at start
+// instead of quietly becoming a default.
+func (c *fileConfig) check() error {
+	if c.ConnLow < 0 || c.ConnHigh < 0 {
+		return fmt.Errorf("conn_low %d, conn_high %d: must not be negative; leave them out or set 0 for the defaults", c.ConnLow, c.ConnHigh)
+	}
+	return c.Config.Check()
 }
 
 func defaultDataDir() string {

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,4 +281,37 @@ func writeBenchConfig(b *testing.B) string {
 	p := filepath.Join(b.TempDir(), "bench.json")
 	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1}`), 0o600)
 	return p
+}
+
+// A negative value in the config file is refused at start, naming the
+// field, instead of silently becoming the default. A negative rate still
+// turns its limit off.
+func TestConfigRefusesNegativeValues(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.json")
+	for field, value := range map[string]string{
+		"ttl": `"-1h"`, "max_messages": `-5`, "max_store_bytes": `-1`, "idle_timeout": `-30`,
+		"peer_burst": `-1`, "max_topics": `-1`, "conn_low": `-1`, "conn_high": `-8`,
+	} {
+		os.WriteFile(p, []byte(`{"`+field+`": `+value+`}`), 0o600)
+		var cfg fileConfig
+		err := readConfig(p, &cfg)
+		if err == nil || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "negative") {
+			t.Errorf("%s = %s: got %v, want an error naming the field", field, value, err)
+		}
+	}
+	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1}`), 0o600)
+	if err := readConfig(p, &fileConfig{}); err != nil {
+		t.Fatalf("negative rates (no limit): %v", err)
+	}
+	// Through run, the relay stops before touching its data directory.
+	os.WriteFile(p, []byte(`{"ttl": "-1h"}`), 0o600)
+	data := filepath.Join(dir, "data")
+	err := run([]string{"--config", p, "--data", data, "--listen", "/ip4/127.0.0.1/tcp/0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "ttl") {
+		t.Fatalf("run with a negative ttl: %v", err)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("data directory created despite the bad config (%v)", err)
+	}
 }
