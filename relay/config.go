@@ -270,7 +270,9 @@ type Metrics interface {
 	DepositRejected(code ErrorCode)
 	// Delivered counts envelopes sent to owners.
 	Delivered(n int)
-	// Acked counts envelopes deleted by acknowledgement.
+	// Acked counts acknowledged deliveries: stored envelopes deleted by
+	// acknowledgement and group messages pushed unstored to an online
+	// owner that acknowledged them.
 	Acked(n int)
 	// Expired counts envelopes deleted by the TTL.
 	Expired(n int)

@@ -610,3 +610,66 @@ func TestTopicBurstFiled(t *testing.T) {
 		t.Fatalf("stored %d, want %d", r.srv.storedMsgs.Load(), 2*n)
 	}
 }
+
+// ackMetrics counts Acked.
+type ackMetrics struct {
+	NopMetrics
+	acked atomic.Int64
+}
+
+func (m *ackMetrics) Acked(n int) { m.acked.Add(int64(n)) }
+
+// Acked counts every acknowledged delivery of a live session: the group
+// messages pushed to an online owner without being stored (before, their
+// acks were dropped uncounted, so hush_relay_acks_total stayed 0 while
+// owners acknowledged pushes) as well as stored deposits. A repeated ack
+// counts nothing.
+func TestAckedCountsPushes(t *testing.T) {
+	met := &ackMetrics{}
+	r := startRelay(t, Config{Metrics: met})
+	h := newHost(t)
+	c := &Client{}
+	o := createMailbox(t, c, h, r)
+	topic := newTopic()
+	o.watch(t, c, h, r, topic)
+	sub := liveSub(t, c, h, r, o)
+	pub := newPublisher(t, r)
+	pub.waitRelay(topic, true)
+
+	m1, m2 := groupData(300), groupData(400)
+	pub.publish(topic, m1)
+	d1 := expectTopicMessage(t, sub, m1)
+	pub.publish(topic, m2)
+	d2 := expectTopicMessage(t, sub, m2)
+	for _, d := range []*Deliver{d1, d2} {
+		if err := sub.Ack(d.Message); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "two pushes counted as acked", func() bool { return met.acked.Load() == 2 })
+
+	deposit := func() *Deliver {
+		if _, err := c.Deposit(context.Background(), h, r.info, o.created.Deposit, sealed1K(t)); err != nil {
+			t.Fatal(err)
+		}
+		d := recvN(t, sub, 1)[0]
+		if d.Source != SourceDeposit {
+			t.Fatalf("got source %d, want a deposit", d.Source)
+		}
+		return d
+	}
+	d3 := deposit()
+	sub.Ack(d3.Message)
+	eventually(t, "the deposit counted as acked", func() bool { return met.acked.Load() == 3 })
+
+	// Repeated acks, then a fresh one: the relay reads a stream's acks in
+	// order, so once the fresh one is counted the repeats were seen.
+	sub.Ack(d1.Message)
+	sub.Ack(d3.Message)
+	d4 := deposit()
+	sub.Ack(d4.Message)
+	eventually(t, "the fresh ack counted", func() bool { return met.acked.Load() >= 4 })
+	if n := met.acked.Load(); n != 4 {
+		t.Fatalf("acked %d, want 4 (repeated acks counted)", n)
+	}
+}

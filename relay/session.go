@@ -314,38 +314,45 @@ func (ss *session) readLoop(acks chan<- MessageID) {
 }
 
 // ackLoop deletes acknowledged messages in batches: whatever acks have
-// arrived while the previous batch committed go into the next one.
+// arrived while the previous batch committed go into the next one. The
+// Acked metric counts the stored messages deleted and the transient
+// pushes acknowledged (a group message pushed to an online owner is never
+// stored, so its ack deletes nothing, but it is an acknowledged delivery).
 func (ss *session) ackLoop(acks <-chan MessageID) {
 	var refs []msgRef
 	for id := range acks {
-		refs = ss.collect(refs[:0], id)
+		pushes := 0
+		refs, pushes = ss.collect(refs[:0], pushes, id)
 	more:
-		for len(refs) < 4096 {
+		for len(refs)+pushes < 4096 {
 			select {
 			case id, ok := <-acks:
 				if !ok {
 					break more
 				}
-				refs = ss.collect(refs, id)
+				refs, pushes = ss.collect(refs, pushes, id)
 			default:
 				break more
 			}
 		}
-		if len(refs) == 0 {
-			continue
+		n := 0
+		if len(refs) > 0 {
+			var err error
+			n, err = ss.s.deleteMessages(ss.mb, refs, false)
+			if err != nil {
+				ss.s.log.Error("ack commit failed", "err", err)
+			}
 		}
-		n, err := ss.s.deleteMessages(ss.mb, refs, false)
-		if err != nil {
-			ss.s.log.Error("ack commit failed", "err", err)
-			continue
+		if n+pushes > 0 {
+			ss.s.m.Acked(n + pushes)
 		}
-		ss.s.m.Acked(n)
 	}
 }
 
-// collect appends the reference of an acked message; an unknown or
-// repeated ack (or one for another mailbox) is ignored.
-func (ss *session) collect(refs []msgRef, id MessageID) []msgRef {
+// collect appends the reference of an acked stored message, or counts an
+// acked transient push in pushes; an unknown or repeated ack (or one for
+// another mailbox) is ignored.
+func (ss *session) collect(refs []msgRef, pushes int, id MessageID) ([]msgRef, int) {
 	ss.mu.Lock()
 	ref, ok := ss.delivered[id]
 	delete(ss.delivered, id)
@@ -353,20 +360,20 @@ func (ss *session) collect(refs []msgRef, id MessageID) []msgRef {
 	delete(ss.unacked, id)
 	ss.mu.Unlock()
 	if ok {
-		return append(refs, ref)
+		return append(refs, ref), pushes
 	}
 	if transient {
-		return refs // a transient push: nothing stored to delete
+		return refs, pushes + 1 // a transient push: nothing stored to delete
 	}
 	raw, err := ss.s.t.msgids.Get(id[:])
 	if err != nil {
-		return refs
+		return refs, pushes
 	}
 	ref, err = parseRef(raw)
 	if err != nil || ref.mailbox != ss.mb.id {
-		return refs
+		return refs, pushes
 	}
-	return append(refs, ref)
+	return append(refs, ref), pushes
 }
 
 // ownerACL admits to the circuit relay only peers that hold, or held in

@@ -29,7 +29,7 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 	m := &promMetrics{
 		accepted:  c("deposits_accepted_total", "Envelopes stored."),
 		bytesIn:   c("deposit_bytes_total", "Envelope bytes stored."),
-		acked:     c("acks_total", "Envelopes deleted by acknowledgement."),
+		acked:     c("acks_total", "Deliveries acknowledged by owners: stored envelopes deleted and group messages pushed unstored."),
 		delivered: c("deliveries_total", "Envelopes sent to owners (redeliveries included)."),
 		expired:   c("expired_total", "Envelopes deleted by the TTL."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
