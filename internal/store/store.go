@@ -101,7 +101,6 @@ type Migration struct {
 // DB is an open store. It is safe for concurrent use.
 type DB struct {
 	dir  string
-	ldb  *leveldb.DB
 	stor storage.Storage
 	wo   *opt.WriteOptions
 	// syncedWrites counts writes made with fsync (tests read it).
@@ -111,6 +110,18 @@ type DB struct {
 	schema       uint32
 
 	group groupCommitter // CommitGrouped
+
+	// ldbMu guards ldb, which a reopen after a failed write replaces.
+	// Every use of ldb holds a read lock (an iteration for its whole
+	// length); the reopen takes the write lock only with TryLock, so a
+	// nested read lock (a Get inside a Scan callback) can never deadlock.
+	ldbMu     sync.RWMutex
+	ldb       *leveldb.DB // nil after a reopen that failed
+	reopenErr error       // why the last reopen failed, while ldb is nil
+	// needReopen is set when a write fails: goleveldb's journal writer
+	// keeps its first write error and fails every later write, even once
+	// the cause (a full disk) is gone. The next commit reopens first.
+	needReopen atomic.Bool
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -160,6 +171,9 @@ func Open(dir string, cfg Config) (*DB, error) {
 			return nil, ErrLocked
 		}
 		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	if testWrapStorage != nil {
+		stor = testWrapStorage(stor)
 	}
 	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys)}
 	db.wo = &opt.WriteOptions{Sync: !cfg.NoSync}
@@ -283,7 +297,13 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
-	err := db.ldb.Close()
+	// A read lock is enough: a reopen checks closed under the write lock.
+	var err error
+	db.ldbMu.RLock()
+	if db.ldb != nil {
+		err = db.ldb.Close()
+	}
+	db.ldbMu.RUnlock()
 	if serr := db.stor.Close(); err == nil {
 		err = serr
 	}
@@ -375,11 +395,79 @@ func (db *DB) Compact(t *Table) error {
 	if t.err != nil {
 		return t.err
 	}
-	if err := db.ldb.CompactRange(*util.BytesPrefix(t.keys.tag[:])); err != nil {
+	ldb, err := db.readLock()
+	if err != nil {
+		return err
+	}
+	defer db.ldbMu.RUnlock()
+	if err := ldb.CompactRange(*util.BytesPrefix(t.keys.tag[:])); err != nil {
 		return db.wrapErr("compact", t, err)
 	}
 	db.log.Debug("store table compacted")
 	return nil
+}
+
+// testWrapStorage, when set by a test, wraps the storage of every Open
+// (to inject write failures).
+var testWrapStorage func(storage.Storage) storage.Storage
+
+// readLock read-locks ldbMu and returns the open goleveldb; the caller
+// calls db.ldbMu.RUnlock when done with it. When a reopen has failed it
+// returns that error and holds no lock.
+func (db *DB) readLock() (*leveldb.DB, error) {
+	db.ldbMu.RLock()
+	if db.ldb == nil {
+		err := db.reopenErr
+		db.ldbMu.RUnlock()
+		if err == nil {
+			return nil, ErrClosed
+		}
+		return nil, err
+	}
+	return db.ldb, nil
+}
+
+// tryReopen closes and reopens goleveldb after a failed write, which
+// clears the error goleveldb's journal writer keeps. It reopens only when
+// no other goroutine is using the database (TryLock; else a later commit
+// tries again), and only a store whose journal is intact: a write cut off
+// by the failure is dropped, as at any open, since it was never
+// acknowledged. If the reopen fails (the disk is still full: recovery
+// writes a table), every operation returns that error until a later
+// commit's reopen succeeds.
+func (db *DB) tryReopen() {
+	if !db.ldbMu.TryLock() {
+		return
+	}
+	defer db.ldbMu.Unlock()
+	db.mu.Lock()
+	closed := db.closed
+	db.mu.Unlock()
+	if closed || !db.needReopen.Load() {
+		return
+	}
+	if db.ldb != nil {
+		db.ldb.Close() // its error is the write error already returned
+		db.ldb = nil
+	}
+	if damage, err := checkJournals(db.stor); err != nil {
+		db.reopenErr = fmt.Errorf("store: reopen after a failed write: check journal: %w", err)
+		return
+	} else if damage != nil {
+		db.reopenErr = damage.error()
+		return
+	}
+	ldb, err := leveldb.Open(db.stor, ldbOptions())
+	if err != nil {
+		if lerrors.IsCorrupted(err) {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		db.reopenErr = fmt.Errorf("store: reopen after a failed write: %w", err)
+		return
+	}
+	db.ldb, db.reopenErr = ldb, nil
+	db.needReopen.Store(false)
+	db.log.Info("store reopened after a failed write")
 }
 
 // wrapErr maps a goleveldb error to the store's errors, naming the table.

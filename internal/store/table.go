@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -51,7 +52,12 @@ func (t *Table) Get(id []byte) ([]byte, error) {
 }
 
 func (t *Table) get(key, id []byte, op string) ([]byte, error) {
-	raw, err := t.db.ldb.Get(key, nil)
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := ldb.Get(key, nil)
+	t.db.ldbMu.RUnlock()
 	if errors.Is(err, leveldb.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -76,7 +82,12 @@ func (t *Table) Has(id []byte) (bool, error) {
 	if len(id) > MaxIDSize {
 		return false, nil
 	}
-	ok, err := t.db.ldb.Has(t.keys.idPrefix(id), nil)
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return false, err
+	}
+	ok, err := ldb.Has(t.keys.idPrefix(id), nil)
+	t.db.ldbMu.RUnlock()
 	if err != nil {
 		return false, t.db.wrapErr("has", t, err)
 	}
@@ -162,7 +173,12 @@ func (t *Table) scanSeq(id []byte, from, to uint64, limit int, reverse bool, fn 
 	} else {
 		rng.Limit = binary.BigEndian.AppendUint64(slices.Clip(prefix), to+1)
 	}
-	it := t.db.ldb.NewIterator(&rng, nil)
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return err
+	}
+	defer t.db.ldbMu.RUnlock()
+	it := ldb.NewIterator(&rng, nil)
 	defer it.Release()
 	n := 0
 	step := it.Next
@@ -234,7 +250,12 @@ func (t *Table) scanAll(fn func(key, id, value []byte) error) error {
 	if t.err != nil {
 		return t.err
 	}
-	it := t.db.ldb.NewIterator(util.BytesPrefix(t.keys.tag[:]), nil)
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return err
+	}
+	defer t.db.ldbMu.RUnlock()
+	it := ldb.NewIterator(util.BytesPrefix(t.keys.tag[:]), nil)
 	defer it.Release()
 	for it.Next() {
 		key := it.Key()
@@ -360,9 +381,21 @@ func (b *Batch) Commit() error {
 	if wo.Sync {
 		b.db.syncedWrites.Add(1)
 	}
-	if err := b.db.ldb.Write(&b.lb, wo); err != nil {
+	if b.db.needReopen.Load() {
+		b.db.tryReopen()
+	}
+	ldb, err := b.db.readLock()
+	if err != nil {
+		return err
+	}
+	err = ldb.Write(&b.lb, wo)
+	b.db.ldbMu.RUnlock()
+	if err != nil {
 		if errors.Is(err, leveldb.ErrClosed) {
 			return ErrClosed
+		}
+		if !lerrors.IsCorrupted(err) {
+			b.db.needReopen.Store(true)
 		}
 		return fmt.Errorf("store: commit batch: %w", err)
 	}
