@@ -367,7 +367,10 @@ func (s *Server) handle(st network.Stream) {
 				return
 			}
 		case pingMsg:
-			continue
+			// Outside a subscription a Ping is a liveness probe: answered
+			// OK and the stream is closed, not held to its deadline.
+			c.write(OK)
+			return
 		default:
 			c.writeErr(CodeBadRequest, "unexpected message")
 			return

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -904,4 +905,39 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 	if err := (Config{PeerRate: -1, IPRate: -1}).Check(); err != nil {
 		t.Fatalf("negative rates (no limit): %v", err)
 	}
+}
+
+// A stream that sends only a Ping is answered OK and closed by the relay
+// at once; before, the Ping went unanswered and the relay held the stream
+// until its request deadline (here an hour).
+func TestLonePingAnsweredAndClosed(t *testing.T) {
+	r := startRelay(t, Config{RequestTimeout: Duration(time.Hour)})
+	h := newHost(t)
+	if err := h.Connect(context.Background(), r.info); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.NewStream(context.Background(), r.info.ID, ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	if err := wire.WriteFrame(st, Encode(Ping)); err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(10 * time.Second)) // a failure bound, not a wait
+	b, err := wire.ReadFrame(st, MaxFrame)
+	if err != nil {
+		t.Fatalf("no answer to a lone Ping: %v", err)
+	}
+	if m, err := Decode(b); err != nil || m != OK {
+		t.Fatalf("answer %T (%v), want OK", m, err)
+	}
+	if _, err := wire.ReadFrame(st, MaxFrame); err != io.EOF {
+		t.Fatalf("after the answer: %v, want the relay's end of stream", err)
+	}
+	eventually(t, "the relay releases the stream", func() bool {
+		r.srv.lifeMu.Lock()
+		defer r.srv.lifeMu.Unlock()
+		return len(r.srv.streams) == 0
+	})
 }
