@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -211,6 +212,9 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 		return errors.New("wrong passphrase")
 	case errors.Is(err, node.ErrNoIdentity):
 		return fmt.Errorf("no identity in %s; create one with: hush --home %s init --name NAME", e.home, e.home)
+	case errors.Is(err, node.ErrStoreDamaged):
+		return fmt.Errorf("refusing to start: %v; opening the store would lose those writes without a word. "+
+			"Run `hush --home %s repair` to keep what can be read (it copies the damaged files aside and says what was lost)", err, e.home)
 	default:
 		return fmt.Errorf("starting node: %w", err)
 	}
@@ -292,6 +296,71 @@ func printAddrs(e *env, n *node.Node) {
 		}
 		fmt.Fprintln(e.stdout, a)
 	}
+}
+
+// runRepair repairs a store the daemon refuses with node.ErrStoreDamaged
+// and prints what was kept and lost (docs/RELIABILITY.md, "The store").
+// It runs the node's store, so it lives here (internal/archtest).
+func runRepair(_ context.Context, e *env, args []string) error {
+	const synopsis = "repair [--passphrase-file F]"
+	fs := newFlags(e, "repair")
+	passFile := fs.String("passphrase-file", "", "file holding the store passphrase (- for stdin)")
+	if _, err := parseArgs(e, fs, args, 0, 0, synopsis); err != nil {
+		return err
+	}
+	var pass []byte
+	if *passFile != "" {
+		var err error
+		if pass, err = readPassphrase(e, *passFile); err != nil {
+			return err
+		}
+	}
+	rep, err := node.Repair(e.home, pass)
+	switch {
+	case err == nil:
+	case errors.Is(err, node.ErrStoreInUse):
+		return fmt.Errorf("a daemon is using %s; stop it first", e.home)
+	case errors.Is(err, node.ErrWrongPassphrase) && len(pass) == 0:
+		return errors.New("wrong passphrase (this store has one; pass --passphrase-file F)")
+	case errors.Is(err, node.ErrWrongPassphrase):
+		return errors.New("wrong passphrase")
+	case errors.Is(err, node.ErrNoIdentity):
+		return fmt.Errorf("no store in %s", e.home)
+	default:
+		return fmt.Errorf("repair: %w", err)
+	}
+	w := e.stdout
+	for _, j := range rep.Journals {
+		switch {
+		case j.Missing:
+			fmt.Fprintf(w, "journal %s: MISSING: the writes it held since the last flush to a table are lost; how many cannot be known\n", j.File)
+		case j.Damage != "":
+			fmt.Fprintf(w, "journal %s: DAMAGED (%s): kept %d writes (%d records), dropped %d bytes in %d place(s)\n",
+				j.File, j.Damage, j.Batches, j.Records, j.DroppedBytes, j.DroppedParts)
+		case j.DroppedBytes > 0:
+			fmt.Fprintf(w, "journal %s: intact; kept %d writes (%d records), dropped an unfinished last write of %d bytes (never acknowledged)\n",
+				j.File, j.Batches, j.Records, j.DroppedBytes)
+		default:
+			fmt.Fprintf(w, "journal %s: intact; kept %d writes (%d records)\n", j.File, j.Batches, j.Records)
+		}
+	}
+	if !rep.Damaged {
+		fmt.Fprintln(w, "No damage found; nothing was lost.")
+	} else {
+		fmt.Fprintf(w, "The files as they were are kept in %s.\n", rep.Saved)
+		fmt.Fprintln(w, "The dropped writes cannot be brought back; the records below are what the store holds now.")
+	}
+	names := make([]string, 0, len(rep.Records))
+	for name := range rep.Records {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fmt.Fprint(w, "Records now:")
+	for _, name := range names {
+		fmt.Fprintf(w, " %s %d", name, rep.Records[name])
+	}
+	fmt.Fprintf(w, "\nThe store opens again: hush --home %s daemon\n", e.home)
+	return nil
 }
 
 func runVersion(_ context.Context, e *env, args []string) error {

@@ -70,6 +70,7 @@ func init() {
 		{"chat", "chat NAME                      interactive chat in the terminal", runChat},
 		{"group", "group create|invite|accept|decline|remove|leave|send|messages|list ...   groups (hush group help)", runGroup},
 		{"push", "push register|verify|status|unregister ...   wake-ups through a push bridge (hush push help)", runPush},
+		{"repair", "repair [--passphrase-file F]   recover a damaged store (the daemon stopped), say what was lost", runRepair},
 		{"demo", "demo                           show hush working on embedded defaults", runDemo},
 		{"version", "version                        print the version", runVersion},
 		{"help", "help                           this text", runHelp},
@@ -83,7 +84,7 @@ func usageText() string {
 		fmt.Fprintf(&b, "  hush %s\n", v.summary)
 	}
 	b.WriteString("\nHOME is --home, else $HUSH_HOME, else $XDG_DATA_HOME/hush, else ~/.local/share/hush.\n")
-	b.WriteString("Every verb but init, daemon, demo, version and help talks to the running daemon.\n")
+	b.WriteString("Every verb but init, daemon, repair, demo, version and help talks to the running daemon.\n")
 	return b.String()
 }
 
