@@ -102,7 +102,6 @@ func unmarshalPrekeys(b []byte, d *identity.Device) (*pqxdh.PrekeyStore, error) 
 	return s, nil
 }
 
-
 // buildCard makes a card for this single-device account. Prekey bundles
 // in a card carry no one-time prekeys: a link may be opened by many
 // people, and a one-time key must go to at most one.
