@@ -600,16 +600,7 @@ func Decode(b []byte) (any, error) {
 		copy(v.Message[:], r.Fixed(MessageIDSize))
 		m = v
 	case KindPutPrekeys:
-		v := &PutPrekeys{}
-		copy(v.Mailbox[:], r.Fixed(IDSize))
-		v.Time = r.U64()
-		v.LastResort = codec.Clone(r.Bytes16(MaxBundleSize))
-		n := r.Count(MaxOneTime)
-		for range n {
-			v.OneTime = append(v.OneTime, codec.Clone(r.Bytes16(MaxBundleSize)))
-		}
-		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
-		m = v
+		m = readPrekeys(r)
 	case KindGetPrekeys:
 		v := &GetPrekeys{}
 		copy(v.Deposit[:], r.Fixed(IDSize))
@@ -632,16 +623,7 @@ func Decode(b []byte) (any, error) {
 		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
 		m = v
 	case KindAddPrekeys:
-		v := &AddPrekeys{}
-		copy(v.Mailbox[:], r.Fixed(IDSize))
-		v.Time = r.U64()
-		v.LastResort = codec.Clone(r.Bytes16(MaxBundleSize))
-		n := r.Count(MaxOneTime)
-		for range n {
-			v.OneTime = append(v.OneTime, codec.Clone(r.Bytes16(MaxBundleSize)))
-		}
-		v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
-		m = v
+		m = (*AddPrekeys)(readPrekeys(r)) // the same fields, signed under its own label
 	case KindPrekeyCount:
 		m = &PrekeyCount{OneTime: r.U16()}
 	case KindSetWake:
@@ -707,6 +689,21 @@ func SignPutPrekeys(p *PutPrekeys, owner ed25519.PrivateKey) {
 // VerifyPutPrekeys checks p against the mailbox's owner key.
 func VerifyPutPrekeys(p *PutPrekeys, owner ed25519.PublicKey) bool {
 	return verifyOwner(owner, labelPrekeys, p.prekeysBody(), p.Sig)
+}
+
+// readPrekeys decodes the body of PutPrekeys (and of AddPrekeys, whose
+// fields are the same).
+func readPrekeys(r *codec.Reader) *PutPrekeys {
+	v := &PutPrekeys{}
+	copy(v.Mailbox[:], r.Fixed(IDSize))
+	v.Time = r.U64()
+	v.LastResort = codec.Clone(r.Bytes16(MaxBundleSize))
+	n := r.Count(MaxOneTime)
+	for range n {
+		v.OneTime = append(v.OneTime, codec.Clone(r.Bytes16(MaxBundleSize)))
+	}
+	v.Sig = codec.Clone(r.Fixed(ed25519.SignatureSize))
+	return v
 }
 
 // SignAddPrekeys signs p.
