@@ -476,6 +476,18 @@ func (n *Node) watchTopicsLocked() []string {
 	return out
 }
 
+// waitRetry waits *backoff before a retry and doubles it up to
+// backoffMax; it reports false if ctx ended first.
+func waitRetry(ctx context.Context, backoff *time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff):
+	}
+	*backoff = min(*backoff*2, backoffMax)
+	return true
+}
+
 // watchLoop keeps the relay's group store for this mailbox in step with
 // the group topics this device listens on (docs/RELAY.md "Group store"):
 // the relay files what is published there while the device is away. It
@@ -505,12 +517,9 @@ func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, o
 				return
 			default:
 				n.log.Debug("relay watch failed, retrying", "backoff", backoff, "err", err)
-				select {
-				case <-ctx.Done():
+				if !waitRetry(ctx, &backoff) {
 					return
-				case <-time.After(backoff):
 				}
-				backoff = min(backoff*2, backoffMax)
 				continue
 			}
 		}

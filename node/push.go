@@ -338,12 +338,9 @@ func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, ow
 				return
 			default:
 				n.log.Debug("wake handle not attached, retrying", "backoff", backoff, "err", err)
-				select {
-				case <-ctx.Done():
+				if !waitRetry(ctx, &backoff) {
 					return
-				case <-time.After(backoff):
 				}
-				backoff = min(backoff*2, backoffMax)
 				continue
 			}
 		}
