@@ -124,6 +124,22 @@ func (n *Node) isMemberLocked(gs *groupState, acc identity.AccountID) bool {
 	return ok
 }
 
+// inAnyGroupLocked reports whether acc is a member of, or invited to, a
+// group this device is in.
+func (n *Node) inAnyGroupLocked(acc identity.AccountID) bool {
+	for _, gs := range n.groups {
+		if n.isMemberLocked(gs, acc) {
+			return true
+		}
+		for _, m := range gs.eng.State().Invited {
+			if m.Account == acc {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // askSyncLocked asks every other member device for its digest of a group.
 //
 // It asks syncPeers member devices chosen at random, not all of them, so a

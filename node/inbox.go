@@ -220,9 +220,10 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		return ackRejected, nil, nil
 	}
 	if commit != nil { // the message opens a new session
-		if !n.newSessions.allow(acc, held == nil, now) {
+		stranger := held == nil && !n.inAnyGroupLocked(acc) // a group's members have budgets of their own
+		if !n.newSessions.allow(acc, stranger, now) {
 			forget()
-			n.log.Info("new session refused: over the hourly limit", "stranger", held == nil)
+			n.log.Info("new session refused: over the hourly limit", "stranger", stranger)
 			return ackRejected, nil, nil
 		}
 		if err := commit(); err != nil {

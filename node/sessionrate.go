@@ -8,8 +8,9 @@ import (
 )
 
 // sessionRate limits the new sessions this device accepts: from strangers
-// (accounts it holds no card for, whose first messages become message
-// requests) all together, and from each account it knows. Each new
+// (accounts it holds no card for and that are in none of its groups,
+// whose first messages become message requests) all together, and from
+// each account it knows. Each new
 // session is what uses up a one-time prekey or adds a replay-cache entry
 // for the last-resort prekey (crypto/pqxdh); at these rates the cache
 // cannot reach its memory bound within the 44 days its entries live
