@@ -25,6 +25,10 @@ const (
 	dialTimeout    = 5 * time.Second
 	backoffMin     = 500 * time.Millisecond
 	backoffMax     = 30 * time.Second
+	// anonIdle is how long a queue keeps its deposit identity without
+	// traffic: long enough for a conversation, short enough that the
+	// relay cannot tie one day's deposits to the next.
+	anonIdle = time.Minute
 )
 
 // outRec is an outbox-table record: id = recipient device, seq = order.
@@ -219,7 +223,8 @@ func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
 func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	var s network.Stream
 	// Deposits for this device go from an identity of their own, made
-	// for a burst and dropped when the queue is empty (newAnonHost).
+	// when the queue first needs a relay and dropped once it has been
+	// empty for anonIdle (newAnonHost).
 	var anon host.Host
 	dropAnon := func() {
 		if anon != nil {
@@ -257,11 +262,20 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			noRouteLogged = true
 		}
 		if len(batch) == 0 || (!ok && !relays) {
-			dropAnon()
+			// The deposit identity outlives a short pause (a chat), so a
+			// conversation's messages do not each cost a new connection,
+			// and goes after anonIdle without traffic.
+			var idle <-chan time.Time
+			if anon != nil {
+				idle = time.After(anonIdle)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-q.wake:
+				continue
+			case <-idle:
+				dropAnon()
 				continue
 			}
 		}
