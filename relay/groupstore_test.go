@@ -673,3 +673,37 @@ func TestAckedCountsPushes(t *testing.T) {
 		t.Fatalf("acked %d, want 4 (repeated acks counted)", n)
 	}
 }
+
+// Anyone may publish on a watched topic, and the relay cannot tell a
+// member's message from garbage: a flood there fills at most three
+// quarters of an offline owner's mailbox (topicShare), and 1:1 deposits
+// still get in. (Before, the flood took the whole quota and deposits
+// failed with Quota until the owner came back.)
+func TestTopicFloodLeavesRoomForDeposits(t *testing.T) {
+	met := &topicMetrics{dropped: map[ErrorCode]int{}}
+	r := startRelay(t, Config{Metrics: met, MaxMessages: 20})
+	h := newHost(t)
+	c := &Client{}
+	o := createMailbox(t, c, h, r)
+	topic := newTopic()
+	o.watch(t, c, h, r, topic)
+	pub := newPublisher(t, r)
+	pub.waitRelay(topic, true)
+	const flood = 40
+	for range flood {
+		pub.publish(topic, groupData(200))
+	}
+	eventually(t, "the flood filed or dropped", func() bool {
+		return int(met.filed.Load())+met.droppedN(CodeQuota) == flood
+	})
+	if filed := met.filed.Load(); filed != 15 {
+		t.Fatalf("the flood filed %d messages, want 15 (three quarters of 20)", filed)
+	}
+	for i := range 5 {
+		if _, err := c.Deposit(context.Background(), newHost(t), r.info, o.created.Deposit, sealed1K(t)); err != nil {
+			t.Fatalf("deposit %d after the flood: %v", i, err)
+		}
+	}
+	_, err := c.Deposit(context.Background(), newHost(t), r.info, o.created.Deposit, sealed1K(t))
+	expectCode(t, err, ErrQuota)
+}

@@ -393,10 +393,14 @@ func (s *Server) allow(c *conn) bool {
 }
 
 // reserveBytes adds n to the stored bytes unless that passes the cap.
-func (s *Server) reserveBytes(n int64) bool {
+func (s *Server) reserveBytes(n int64, src Source) bool {
+	limit := s.cfg.MaxStoreBytes
+	if src == SourceTopic {
+		limit = topicShare(limit)
+	}
 	for {
 		cur := s.storedBytes.Load()
-		if cur+n > s.cfg.MaxStoreBytes {
+		if cur+n > limit {
 			return false
 		}
 		if s.storedBytes.CompareAndSwap(cur, cur+n) {
@@ -454,10 +458,18 @@ type pendingStore struct {
 	wait func() error
 }
 
+// topicShare is how much of a quota group-store filings may fill: three
+// quarters. The rest is kept for 1:1 deposits, so a flood on a watched
+// topic (anyone may publish there, and the relay cannot tell a member's
+// message from garbage) cannot stop a member's contacts from reaching
+// its mailbox.
+func topicShare[T int64 | int](quota T) T { return quota - quota/4 }
+
 // storeQueue stores data in mb, from a deposit or a group topic (the one
-// storage path of both): it checks the mailbox's quota (count and bytes)
-// and the relay's cap, assigns the arrival number and expiry, and queues
-// the batch for a grouped commit. The caller must call storeFinish.
+// storage path of both): it checks the mailbox's quota (count and bytes;
+// a topic message only up to topicShare of them) and the relay's cap,
+// assigns the arrival number and expiry, and queues the batch for a
+// grouped commit. The caller must call storeFinish.
 func (s *Server) storeQueue(mb *mailbox, data []byte, src Source, topic string) (*pendingStore, *reqErr) {
 	now := s.cfg.Now()
 	msg := &message{storedAt: uint64(now.Unix()), source: src, topic: topic, envelope: data}
@@ -469,10 +481,14 @@ func (s *Server) storeQueue(mb *mailbox, data []byte, src Source, topic string) 
 	if mb.deleted {
 		return nil, fail(CodeNotFound, "no such mailbox")
 	}
-	if mb.count+1 > int64(s.cfg.MaxMessages) || mb.bytes+size > s.cfg.MaxMailboxBytes {
+	maxCount, maxBytes := int64(s.cfg.MaxMessages), s.cfg.MaxMailboxBytes
+	if src == SourceTopic {
+		maxCount, maxBytes = topicShare(maxCount), topicShare(maxBytes)
+	}
+	if mb.count+1 > maxCount || mb.bytes+size > maxBytes {
 		return nil, fail(CodeQuota, "mailbox full")
 	}
-	if !s.reserveBytes(size) {
+	if !s.reserveBytes(size, src) {
 		return nil, fail(CodeFull, "relay storage full")
 	}
 	arrival := mb.next
