@@ -35,6 +35,7 @@ const (
 	DefaultExpiryInterval  = time.Minute
 	DefaultOwnerGrace      = time.Hour
 	DefaultMaxTopics       = 10000
+	DefaultMaxTopicsPerIP  = 8 * MaxWatchTopics
 	challengeLifetime      = 30 * time.Second
 	clockSkew              = 60 * time.Second
 )
@@ -133,6 +134,13 @@ type Config struct {
 	// its mailboxes together; a Watch that would pass it gets Full.
 	// Default 10,000. (One mailbox watches at most MaxWatchTopics.)
 	MaxTopics int `json:"max_topics,omitempty"`
+	// MaxTopicsPerIP caps the topics the mailboxes whose watch sets came
+	// from one network (an IPv4 address, an IPv6 /64) may watch together;
+	// a Watch that would pass it gets Quota. Mailboxes are free in the
+	// open mode, so without it one network's throwaway mailboxes could
+	// take the relay's whole MaxTopics. Default 512 (eight devices
+	// watching the most a device may, MaxWatchTopics, each).
+	MaxTopicsPerIP int `json:"max_topics_per_ip,omitempty"`
 	// Push points the relay at a push bridge that wakes mailbox owners'
 	// phones (docs/RELAY.md "Wake-ups"). Default none.
 	Push PushConfig `json:"push,omitempty"`
@@ -170,6 +178,7 @@ func (c Config) Check() error {
 		{"expiry_interval", c.ExpiryInterval < 0, time.Duration(c.ExpiryInterval)},
 		{"owner_grace", c.OwnerGrace < 0, time.Duration(c.OwnerGrace)},
 		{"max_topics", c.MaxTopics < 0, c.MaxTopics},
+		{"max_topics_per_ip", c.MaxTopicsPerIP < 0, c.MaxTopicsPerIP},
 		{"push.window", c.Push.Window < 0, time.Duration(c.Push.Window)},
 	} {
 		if f.neg {
@@ -244,6 +253,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxTopics <= 0 {
 		c.MaxTopics = DefaultMaxTopics
 	}
+	if c.MaxTopicsPerIP <= 0 {
+		c.MaxTopicsPerIP = DefaultMaxTopicsPerIP
+	}
 	var err error
 	if c.Push, err = c.Push.withDefaults(); err != nil {
 		return c, err
@@ -294,6 +306,9 @@ type Metrics interface {
 	TopicDropped(code ErrorCode)
 	// WatchedTopics sets the gauge of distinct group topics watched.
 	WatchedTopics(n int64)
+	// WatchRefused counts one Watch refused because the mailboxes of its
+	// network watch MaxTopicsPerIP topics already.
+	WatchRefused()
 	// WakeCall counts one call to the push bridge asking to wake n
 	// mailbox owners, and whether the bridge answered it.
 	WakeCall(ok bool, n int)
@@ -314,6 +329,7 @@ func (NopMetrics) TopicFiled(int)            {}
 func (NopMetrics) TopicPushed(int)           {}
 func (NopMetrics) TopicDropped(ErrorCode)    {}
 func (NopMetrics) WatchedTopics(int64)       {}
+func (NopMetrics) WatchRefused()             {}
 func (NopMetrics) WakeCall(bool, int)        {}
 
 // String names an error code for logs and metric labels.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 
@@ -40,6 +41,12 @@ type groupStore struct {
 	watchMu  sync.RWMutex
 	watchers map[string]map[*mailbox]struct{} // topic → mailboxes watching it
 
+	// byIP is, per network (ipKey), how many topics the mailboxes whose
+	// current watch set came from there watch; guarded by mu. Watch sets
+	// loaded at start are counted nowhere until renewed.
+	byIP    map[string]int
+	refused time.Time // last "per-network topic budget" log line
+
 	readers   sync.WaitGroup
 	filed     chan []*pendingStore // readers → filer: stores queued for commit
 	filerDone chan struct{}
@@ -62,7 +69,7 @@ const filedQueue = 1024
 
 func newGroupStore(s *Server) *groupStore {
 	return &groupStore{s: s, joined: make(map[string]*joinedTopic),
-		watchers: make(map[string]map[*mailbox]struct{})}
+		watchers: make(map[string]map[*mailbox]struct{}), byIP: make(map[string]int)}
 }
 
 // load installs a stored watch set (New).
@@ -306,9 +313,23 @@ func (g *groupStore) filer() {
 // at time t: it checks the relay-wide cap, stores the record, then joins
 // the topics nobody watched and leaves those nobody watches any more.
 // mb.mu is held.
-func (g *groupStore) setLocked(mb *mailbox, t uint64, topics []string) *reqErr {
+func (g *groupStore) setLocked(mb *mailbox, t uint64, topics []string, ip string) *reqErr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if ip != "" {
+		used := g.byIP[ip] + len(topics)
+		if mb.watchIP == ip {
+			used -= len(mb.watching)
+		}
+		if len(topics) > len(mb.watching) && used > g.s.cfg.MaxTopicsPerIP {
+			if now := time.Now(); now.Sub(g.refused) > time.Minute {
+				g.refused = now
+				g.s.log.Warn("watch refused: a network's mailboxes watch as many group topics as one network may", "max_topics_per_ip", g.s.cfg.MaxTopicsPerIP)
+			}
+			g.s.m.WatchRefused()
+			return fail(CodeQuota, "mailboxes from your network watch as many group topics as this relay allows one network")
+		}
+	}
 	var added, removed []string
 	newTopics := 0
 	for _, name := range topics {
@@ -352,7 +373,15 @@ func (g *groupStore) setLocked(mb *mailbox, t uint64, topics []string) *reqErr {
 	}
 	n := len(g.watchers)
 	g.watchMu.Unlock()
-	mb.watchTime, mb.watching = t, topics
+	if mb.watchIP != "" {
+		if g.byIP[mb.watchIP] -= len(mb.watching); g.byIP[mb.watchIP] <= 0 {
+			delete(g.byIP, mb.watchIP)
+		}
+	}
+	if ip != "" && len(topics) > 0 {
+		g.byIP[ip] += len(topics)
+	}
+	mb.watchTime, mb.watching, mb.watchIP = t, topics, ip
 	for _, name := range left {
 		g.leaveLocked(name)
 	}
@@ -380,7 +409,12 @@ func (g *groupStore) dropLocked(mb *mailbox) {
 	}
 	n := len(g.watchers)
 	g.watchMu.Unlock()
-	mb.watching = nil
+	if mb.watchIP != "" {
+		if g.byIP[mb.watchIP] -= len(mb.watching); g.byIP[mb.watchIP] <= 0 {
+			delete(g.byIP, mb.watchIP)
+		}
+	}
+	mb.watching, mb.watchIP = nil, ""
 	for _, name := range left {
 		g.leaveLocked(name)
 	}
@@ -417,7 +451,7 @@ func (s *Server) watch(c *conn, m *Watch) (any, *reqErr) {
 	if m.Time <= mb.watchTime {
 		return nil, fail(CodeAuth, "time not after the last watch")
 	}
-	if rerr := s.group.setLocked(mb, m.Time, m.Topics); rerr != nil {
+	if rerr := s.group.setLocked(mb, m.Time, m.Topics, c.ipKey); rerr != nil {
 		return nil, rerr
 	}
 	return OK, nil

@@ -68,6 +68,7 @@ type mailbox struct {
 	// its topics (the group store files their messages here).
 	watchTime uint64
 	watching  []string
+	watchIP   string // ipKey of the connection that set watching ("" when loaded at start)
 	// wakeTime and wakeHandle are the last accepted SetWake; lastWake is
 	// when the bridge was last asked to wake the owner (wake.go).
 	wakeTime   uint64

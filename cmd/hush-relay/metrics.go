@@ -15,6 +15,7 @@ type promMetrics struct {
 	filed, filedBytes, pushed                    prometheus.Counter
 	dropped                                      *prometheus.CounterVec
 	topics                                       prometheus.Gauge
+	watchRefused                                 prometheus.Counter
 	wakeCalls                                    *prometheus.CounterVec
 	wakes                                        prometheus.Counter
 }
@@ -43,13 +44,14 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 		pushed:      c("topic_messages_pushed_total", "Group topic messages pushed to a watching owner that was online, not stored (one per mailbox)."),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
 			Name: "topic_messages_dropped_total", Help: "Group topic messages not filed into a watching mailbox, by reason."}, []string{"reason"}),
-		topics: g("watched_topics", "Distinct group topics watched."),
+		topics:       g("watched_topics", "Distinct group topics watched."),
+		watchRefused: c("watches_refused_total", "Watches refused because one network's mailboxes watch as many topics as it may (max_topics_per_ip)."),
 		wakeCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
 			Name: "wake_calls_total", Help: "Calls to the push bridge, by result (ok, failed)."}, []string{"result"}),
 		wakes: c("wakes_requested_total", "Mailbox owners the push bridge was asked to wake."),
 	}
 	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
-		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.wakeCalls, m.wakes)
+		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.watchRefused, m.wakeCalls, m.wakes)
 	return m
 }
 
@@ -78,6 +80,7 @@ func (m *promMetrics) TopicDropped(code relay.ErrorCode) {
 	m.dropped.WithLabelValues(code.String()).Inc()
 }
 func (m *promMetrics) WatchedTopics(n int64) { m.topics.Set(float64(n)) }
+func (m *promMetrics) WatchRefused()         { m.watchRefused.Inc() }
 func (m *promMetrics) WakeCall(ok bool, n int) {
 	result := "failed"
 	if ok {
