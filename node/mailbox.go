@@ -493,30 +493,65 @@ func waitRetry(ctx context.Context, backoff *time.Duration) bool {
 // the relay files what is published there while the device is away. It
 // runs while the mailbox subscription is up.
 func (n *Node) watchLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
-	var last []string
-	sent := false
+	keepInStep(ctx, n, inStep[[]string]{
+		what: "relay watch",
+		current: func() ([]string, <-chan struct{}) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return n.watchTopicsLocked(), n.topicsCh
+		},
+		equal: slices.Equal[[]string],
+		send: func(ctx context.Context, h host.Host, topics []string) error {
+			return n.relays.Watch(ctx, h, ri, mbox, owner, topics)
+		},
+		accepted: func(topics []string) {
+			n.mu.Lock()
+			n.relayWatch[ri.ID] = topics
+			n.mu.Unlock()
+		},
+		unsupported: func([]string) { n.log.Debug("relay keeps no group store") },
+	})
+}
+
+// inStep is one owner setting a relay keeps for a mailbox (the watched
+// topics, the wake handle), to be kept equal to this device's state.
+type inStep[T any] struct {
+	what        string                      // for the log
+	current     func() (T, <-chan struct{}) // the value now, and a channel closed when it changes
+	equal       func(a, b T) bool           // whether the relay already holds the value
+	held        *T                          // what the relay holds before the first send; nil: unknown, send once
+	send        func(context.Context, host.Host, T) error
+	accepted    func(T) // the relay took the value
+	unsupported func(T) // the relay does not offer the setting; the loop ends
+}
+
+// keepInStep sends s's value to the relay at the start (unless it is
+// known to hold it) and whenever it changes, retrying with back-off,
+// until ctx ends. It runs while the mailbox subscription is up.
+func keepInStep[T any](ctx context.Context, n *Node, s inStep[T]) {
+	held, known := s.held, s.held != nil
+	var have T
+	if known {
+		have = *held
+	}
 	backoff := backoffMin
 	for {
-		n.mu.Lock()
-		topics, changed, h := n.watchTopicsLocked(), n.topicsCh, n.host
-		n.mu.Unlock()
-		if !sent || !slices.Equal(topics, last) {
+		want, changed := s.current()
+		if !known || !s.equal(want, have) {
 			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
-			err := n.relays.Watch(rctx, h, ri, mbox, owner, topics)
+			err := s.send(rctx, n.hostOf(), want)
 			cancel()
 			switch {
 			case err == nil:
-				last, sent, backoff = topics, true, backoffMin
-				n.mu.Lock()
-				n.relayWatch[ri.ID] = topics
-				n.mu.Unlock()
+				have, known, backoff = want, true, backoffMin
+				s.accepted(want)
 			case errors.Is(err, relay.ErrUnsupported):
-				n.log.Debug("relay keeps no group store")
+				s.unsupported(want)
 				return
 			case ctx.Err() != nil:
 				return
 			default:
-				n.log.Debug("relay watch failed, retrying", "backoff", backoff, "err", err)
+				n.log.Debug(s.what+" failed, retrying", "backoff", backoff, "err", err)
 				if !waitRetry(ctx, &backoff) {
 					return
 				}

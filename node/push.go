@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/api/apitypes"
@@ -308,46 +309,30 @@ func (p *pushState) status() (rec pushRec, attached, unsupported int) {
 // relay while the subscription to it lasts: at the start and whenever
 // the handle changes.
 func (n *Node) wakeLoop(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) {
-	sent := "" // what this relay holds, as far as this subscription knows
-	backoff := backoffMin
-	for {
-		want, changed := n.push.watch()
-		h := n.hostOf()
-		// A device that never registered sends nothing; a handle the
-		// bridge forgot while a relay was away is rejected by the bridge
-		// at the next wake, and the relay detaches it.
-		if want != sent {
-			rctx, cancel := context.WithTimeout(ctx, relayTimeout)
-			err := n.relays.SetWake(rctx, h, ri, mbox, owner, want)
-			cancel()
-			switch {
-			case err == nil:
-				sent, backoff = want, backoffMin
-				state := 0
-				if want != "" {
-					state = wakeAttached
-				}
-				n.push.relay(ri.ID, state)
-			case errors.Is(err, relay.ErrUnsupported):
-				n.push.relay(ri.ID, wakeUnsupported)
-				if want != "" {
-					n.log.Info("a relay has no push bridge: it cannot wake this device")
-				}
-				return
-			case ctx.Err() != nil:
-				return
-			default:
-				n.log.Debug("wake handle not attached, retrying", "backoff", backoff, "err", err)
-				if !waitRetry(ctx, &backoff) {
-					return
-				}
-				continue
+	// A device that never registered sends nothing; a handle the bridge
+	// forgot while a relay was away is rejected by the bridge at the next
+	// wake, and the relay detaches it.
+	none := ""
+	keepInStep(ctx, n, inStep[string]{
+		what:    "wake handle",
+		current: n.push.watch,
+		equal:   func(a, b string) bool { return a == b },
+		held:    &none,
+		send: func(ctx context.Context, h host.Host, handle string) error {
+			return n.relays.SetWake(ctx, h, ri, mbox, owner, handle)
+		},
+		accepted: func(handle string) {
+			state := 0
+			if handle != "" {
+				state = wakeAttached
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		}
-	}
+			n.push.relay(ri.ID, state)
+		},
+		unsupported: func(handle string) {
+			n.push.relay(ri.ID, wakeUnsupported)
+			if handle != "" {
+				n.log.Info("a relay has no push bridge: it cannot wake this device")
+			}
+		},
+	})
 }
