@@ -133,18 +133,7 @@ func (e *Engine) Have() []byte {
 			chains = append(chains, c)
 		}
 	}
-	slices.SortFunc(chains, func(a, b chainRef) int {
-		if c := bytes.Compare(a.device[:], b.device[:]); c != 0 {
-			return c
-		}
-		if a.epoch != b.epoch {
-			if a.epoch < b.epoch {
-				return -1
-			}
-			return 1
-		}
-		return int(int64(a.chain) - int64(b.chain))
-	})
+	slices.SortFunc(chains, cmpChainRef)
 	w := codec.NewWriter(36 + 40*len(chains))
 	w.U8(Version)
 	w.U8(tagDigest)

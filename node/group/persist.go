@@ -2,7 +2,9 @@ package group
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -110,11 +112,7 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 	w.Fixed(e.curID[:])
 	w.U64(uint64(e.epochStart.UnixNano()))
 	w.U64(e.minEpoch)
-	chains := make([]chainRef, 0, len(e.seen))
-	for c := range e.seen {
-		chains = append(chains, c)
-	}
-	slices.SortFunc(chains, cmpChainRef)
+	chains := slices.SortedFunc(maps.Keys(e.seen), cmpChainRef)
 	w.U16(uint16(len(chains)))
 	for _, c := range chains {
 		w.Fixed(c.device[:])
@@ -142,11 +140,7 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 		w.U32(g.gen)
 		w.U32(g.chain)
 	}
-	chains = chains[:0]
-	for c := range e.retired {
-		chains = append(chains, c)
-	}
-	slices.SortFunc(chains, cmpChainRef)
+	chains = slices.SortedFunc(maps.Keys(e.retired), cmpChainRef)
 	w.U16(uint16(len(chains)))
 	for _, c := range chains {
 		w.Fixed(c.device[:])
@@ -159,22 +153,7 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 
 // cmpChainRef orders chains by device, epoch, then chain ID.
 func cmpChainRef(a, b chainRef) int {
-	if c := bytes.Compare(a.device[:], b.device[:]); c != 0 {
-		return c
-	}
-	if a.epoch != b.epoch {
-		if a.epoch < b.epoch {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a.chain < b.chain:
-		return -1
-	case a.chain > b.chain:
-		return 1
-	}
-	return 0
+	return cmp.Or(bytes.Compare(a.device[:], b.device[:]), cmp.Compare(a.epoch, b.epoch), cmp.Compare(a.chain, b.chain))
 }
 
 // Unmarshal restores an engine saved by MarshalBinary. cfg must name the
