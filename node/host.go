@@ -9,18 +9,32 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // mdnsService is the mDNS service name hush nodes announce on the LAN.
 const mdnsService = "_hush._udp"
+
+// relayRetry is how soon AutoRelay asks a relay again after a refused
+// reservation (libp2p's default is an hour). A hush relay reserves only for
+// peers whose owner subscription is up, and the first request of every start
+// (and the renewal after a relay restart) races that subscription. AutoRelay
+// rereads its static relays every relayReread (default 30 s), so a relay is
+// asked again within relayRetry+relayReread.
+const (
+	relayRetry  = 5 * time.Second
+	relayReread = time.Second
+)
 
 // DefaultListenAddrs are used when HostConfig.ListenAddrs is empty: TCP
 // and QUIC on every interface, on ports the OS picks.
@@ -41,10 +55,15 @@ type HostConfig struct {
 	// ConnLow and ConnHigh are the connection manager watermarks;
 	// default 64 and 256.
 	ConnLow, ConnHigh int
-	// StaticRelays are relays to hold circuit-relay reservations on when
-	// this host turns out to be unreachable (behind NAT); default none.
+	// StaticRelays are relays to hold circuit-relay reservations on, so
+	// that this host is reachable through them behind NAT; default none.
+	// With relays the host holds a reservation on each from the start: it
+	// does not wait for AutoNAT to call it unreachable, which no hush peer
+	// serves and so never happens.
 	StaticRelays []peer.AddrInfo
-	// Logger receives host events; discarded by default.
+	// Logger receives host events (at debug level, each connection to a
+	// peer other than StaticRelays, relayed or direct); discarded by
+	// default.
 	Logger *slog.Logger
 }
 
@@ -92,13 +111,44 @@ func newHost(cfg HostConfig) (host.Host, error) {
 		libp2p.UserAgent("hush/1"),
 	}
 	if len(cfg.StaticRelays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(cfg.StaticRelays))
+		opts = append(opts,
+			libp2p.EnableAutoRelayWithStaticRelays(cfg.StaticRelays,
+				autorelay.WithBackoff(relayRetry), autorelay.WithMinInterval(relayReread)),
+			// AutoRelay starts only once reachability is private (or unknown)
+			// by an event that AutoNAT v1 never sends when no peer serves it.
+			libp2p.ForceReachabilityPrivate())
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("node: libp2p host: %w", err)
 	}
+	if cfg.Logger != nil {
+		logConnections(h, cfg.Logger, cfg.StaticRelays)
+	}
 	return h, nil
+}
+
+// logConnections logs, at debug level, each new connection to a peer other
+// than relays: "relayed" through a relay's circuit (limited in time and
+// bytes: it reaches a device behind NAT and carries the hole punch) or
+// "direct" (after a hole punch, or to a reachable address). It names no
+// peer and no address.
+func logConnections(h host.Host, log *slog.Logger, relays []peer.AddrInfo) {
+	skip := make(map[peer.ID]bool, len(relays))
+	for _, r := range relays {
+		skip[r.ID] = true
+	}
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if skip[c.RemotePeer()] {
+			return
+		}
+		path := "direct"
+		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			path = "relayed"
+		}
+		log.Debug("peer connection", "path", path, "transport", c.ConnState().Transport,
+			"direction", c.Stat().Direction.String())
+	}})
 }
 
 // lanDiscovery connects to hush peers found by mDNS.
