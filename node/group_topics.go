@@ -171,6 +171,7 @@ func (n *Node) connectMembersLocked(gs *groupState) {
 // whenever the groups change, so a new member's relay is dialed as soon
 // as its card is known.
 func (n *Node) connectRelaysLocked(gs *groupState) {
+	n.guardChangedLocked()
 	if n.host == nil || !n.loops.Running() || !gs.eng.IsMember() {
 		return
 	}

@@ -415,6 +415,7 @@ func (n *Node) AcceptGroup(ref string) (Group, error) {
 // DeclineGroup declines a pending invitation and forgets the group.
 func (n *Node) DeclineGroup(ref string) error {
 	_, err := n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		n.partLocked(gs) // while this device still has the topics: its last op goes out on them
 		fx, err := gs.eng.Decline()
 		if err != nil {
 			return err
@@ -429,6 +430,7 @@ func (n *Node) DeclineGroup(ref string) error {
 // LeaveGroup leaves a group and forgets it (its history is kept).
 func (n *Node) LeaveGroup(ref string) error {
 	_, err := n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
+		n.partLocked(gs) // while this device still has the topics: its last op goes out on them
 		fx, err := gs.eng.Leave()
 		if err != nil {
 			return err
@@ -452,6 +454,7 @@ func (n *Node) forgetGroupLocked(t *txn, gs *groupState) {
 	}
 	gs.topics = nil
 	n.topicsChangedLocked()
+	n.guardChangedLocked()
 }
 
 // RemoveFromGroup removes a member (admins only). It starts a new epoch:

@@ -21,6 +21,7 @@ import (
 	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/session"
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/node/events"
 	"github.com/hushnet/hush/node/gate"
@@ -130,6 +131,9 @@ type Node struct {
 	groups       map[group.GroupID]*groupState
 	welcomes     map[group.GroupID]*welcomeParts // invitations arriving in parts
 	ps           *pubsub.PubSub                  // GossipSub, while Run runs
+	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)
+	guardTable   map[string][]peer.ID            // the guard's last table (guardChangedLocked)
+	parting      map[string]partingTopic         // forgotten groups' topics, still in the table (partLocked)
 	tempTopics   map[string]*pubsub.Topic        // joined only to publish
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
@@ -233,6 +237,7 @@ func New(cfg Config) (*Node, error) {
 		groups:       make(map[group.GroupID]*groupState),
 		welcomes:     make(map[group.GroupID]*welcomeParts),
 		tempTopics:   make(map[string]*pubsub.Topic),
+		parting:      make(map[string]partingTopic),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
 		groupIn:      make(chan topicMsg, 4096),
 		topicsCh:     make(chan struct{}),

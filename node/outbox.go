@@ -108,6 +108,7 @@ func (n *Node) dropQueuedLocked(es []*outEntry) {
 // loop parked for want of a route must look again.
 func (n *Node) routeChangedLocked(c *card.Card) {
 	n.learnAddrsLocked(c)
+	n.guardChangedLocked()
 	for _, d := range c.List.Devices() {
 		if q := n.queues[d.DeviceID()]; q != nil {
 			n.kickLocked(q)

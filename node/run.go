@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/node/group"
 	"github.com/hushnet/hush/relay"
@@ -60,7 +61,10 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.loops.Stop() // on an early return; a second Stop does nothing
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { n.peerConnected(c) }})
 
-	ps, err := pubsub.NewGossipSub(runCtx, h, group.PubSubOptions()...)
+	// GossipSub runs on a guard that keeps group topics to their members'
+	// devices and relays (docs/protocol/groups.md §16.11).
+	guard := gossip.NewGuard(h, gossip.Members)
+	ps, err := pubsub.NewGossipSub(runCtx, guard, append(group.PubSubOptions(), guard.Options()...)...)
 	if err != nil {
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}
@@ -70,7 +74,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		return ErrClosed
 	}
-	n.host, n.ps = h, ps
+	n.host, n.ps, n.guard, n.guardTable = h, ps, guard, nil
 	for _, c := range n.contacts {
 		n.learnAddrsLocked(c.card)
 	}
@@ -146,7 +150,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mu.Unlock()
 	n.loops.Stop() // cancels the run and waits for every loop
 	n.mu.Lock()
-	n.host, n.ps = nil, nil
+	n.host, n.ps, n.guard = nil, nil, nil
 	for _, q := range n.queues {
 		q.running = false
 	}

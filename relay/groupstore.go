@@ -115,10 +115,15 @@ func (g *groupStore) start(ctx context.Context) error {
 	// on it for that, so its per-peer send queues are small: every node
 	// holding a mailbox here is a GossipSub peer, and a burst must not fill
 	// a large queue for each.
+	//
+	// The router runs on an Echo guard: a peer hears of a topic from the
+	// relay only after it announced the topic itself, so a stranger that
+	// connects learns none (docs/protocol/groups.md §16.11).
 	quiet := slog.New(slog.DiscardHandler)
+	guard := gossip.NewGuard(g.s.h, gossip.Echo)
 	opts := append(gossip.Options(), pubsub.WithLogger(quiet), pubsub.WithRPCLogger(quiet),
 		pubsub.WithPeerOutboundQueueSize(relayPeerQueue))
-	ps, err := pubsub.NewGossipSub(ctx, g.s.h, opts...)
+	ps, err := pubsub.NewGossipSub(ctx, guard, append(opts, guard.Options()...)...)
 	if err != nil {
 		return fmt.Errorf("relay: group store: %w", err)
 	}

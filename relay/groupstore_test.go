@@ -86,6 +86,11 @@ func (p *publisher) topic(name string) *pubsub.Topic {
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	// Subscribed, as a member is: the relay tells a peer of a topic only
+	// once the peer announced it (docs/protocol/groups.md §16.11).
+	if _, err := t.Subscribe(); err != nil {
+		p.t.Fatal(err)
+	}
 	p.topics[name] = t
 	return t
 }
@@ -416,6 +421,7 @@ func TestDeleteRemovesWatch(t *testing.T) {
 	other.watch(t, c, h, r, kept)
 	pub := newPublisher(t, r)
 	pub.waitRelay(topic, true)
+	pub.waitRelay(kept, true)
 	if err := c.Delete(context.Background(), h, r.info, o.created.Mailbox, o.key); err != nil {
 		t.Fatal(err)
 	}

@@ -32,8 +32,11 @@ const (
 	// a group topic: a group wire message sealed under its epoch's topic
 	// key (docs/protocol/groups.md §16.7); MinMessageSize is the two
 	// bytes, a 24-byte nonce, a 16-byte tag and one byte.
+	// TagKindPadded replaces TagKind on a message padded to a bucket
+	// length before sealing (docs/protocol/groups.md §16.11).
 	TagVersion     = 1
 	TagKind        = 'T'
+	TagKindPadded  = 'P'
 	MinMessageSize = 2 + 24 + 16 + 1
 )
 
@@ -76,7 +79,7 @@ func ValidTopic(name string) bool {
 
 // Anonymous is the part of topic validation every peer can do without
 // keys: the message is on a group topic, framed as a sealed topic message
-// (TagVersion, TagKind, size within bounds), and carries no libp2p
+// (TagVersion, TagKind or TagKindPadded, size within bounds), and carries no libp2p
 // author, sequence number, key or signature.
 func Anonymous(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
 	if m == nil || m.Message == nil {
@@ -87,5 +90,5 @@ func Anonymous(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
 	}
 	d := m.GetData()
 	return ValidTopic(m.GetTopic()) && len(d) >= MinMessageSize && len(d) <= MaxMessageSize &&
-		d[0] == TagVersion && d[1] == TagKind
+		d[0] == TagVersion && (d[1] == TagKind || d[1] == TagKindPadded)
 }

@@ -58,9 +58,10 @@ const (
 	MaxWireSize = 2 + senderkey.MaxMessageSize
 	// TopicOverhead is what sealing for a topic adds to a wire message
 	// (SealTopic): two bytes of framing, a nonce and a tag; MaxTopicSize
-	// is the largest topic message.
+	// is the largest topic message: the largest wire message with its
+	// padding byte (§16.11).
 	TopicOverhead = 2 + suite.SealOverhead
-	MaxTopicSize  = MaxWireSize + TopicOverhead
+	MaxTopicSize  = MaxWireSize + TopicOverhead + 1
 	// MaxWelcomeSize bounds one Welcome part so it fits a pairwise envelope.
 	MaxWelcomeSize = 192 << 10
 	// DedupeWindow is how many accepted message IDs are remembered.

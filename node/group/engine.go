@@ -1011,8 +1011,8 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 
 // SealTopic prepares a wire message for its topic: it returns the topic
 // of the message's epoch and the message sealed under that epoch's topic
-// key (§16.7): version ‖ 'T' ‖ nonce ‖ XChaCha20-Poly1305(key, wire, ad =
-// topic). Peers on the topic that are not members — relays keeping a
+// key (§16.7), padded to a bucket length (§16.11): version ‖ 'P' ‖ nonce
+// ‖ XChaCha20-Poly1305(key, wire ‖ 0x80 ‖ 0x00*, ad = topic). Peers on the topic that are not members — relays keeping a
 // group store, peers that learned the topic name from a subscription —
 // see neither the group ID nor the sender's device in the clear header.
 func (e *Engine) SealTopic(wire []byte) (topic string, data []byte, err error) {
@@ -1029,7 +1029,7 @@ func (e *Engine) SealTopic(wire []byte) (topic string, data []byte, err error) {
 		}
 		if s, ok := e.secrets[ep.key]; ok {
 			topic = topicName(e.ro.id, ep.n, s)
-			data = append([]byte{Version, kindTopicMsg}, suite.Seal(transportKey(e.ro.id, ep.n, s), wire, []byte(topic))...)
+			data = append([]byte{Version, kindTopicPadded}, suite.Seal(transportKey(e.ro.id, ep.n, s), padWire(wire), []byte(topic))...)
 			return topic, data, nil
 		}
 	}
@@ -1041,7 +1041,7 @@ func (e *Engine) SealTopic(wire []byte) (topic string, data []byte, err error) {
 // which Open then checks: ErrMalformed for bad framing, ErrWrongGroup if
 // no topic key of this group opens it.
 func (e *Engine) OpenTopic(data []byte) ([]byte, error) {
-	if len(data) < TopicOverhead || len(data) > MaxTopicSize || data[0] != Version || data[1] != kindTopicMsg {
+	if len(data) < TopicOverhead || len(data) > MaxTopicSize || data[0] != Version || (data[1] != kindTopicMsg && data[1] != kindTopicPadded) {
 		return nil, fmt.Errorf("%w: topic message framing", ErrMalformed)
 	}
 	e.mu.Lock()
@@ -1054,7 +1054,13 @@ func (e *Engine) OpenTopic(data []byte) ([]byte, error) {
 		}
 		topic := topicName(e.ro.id, ep.n, s)
 		if wire, err := suite.Open(transportKey(e.ro.id, ep.n, s), data[2:], []byte(topic)); err == nil {
-			return wire, nil
+			if data[1] == kindTopicMsg {
+				return wire, nil
+			}
+			if wire, ok := unpadWire(wire); ok {
+				return wire, nil
+			}
+			return nil, fmt.Errorf("%w: topic message padding", ErrMalformed)
 		}
 	}
 	return nil, fmt.Errorf("%w: not sealed for a topic of this group", ErrWrongGroup)

@@ -28,5 +28,5 @@ func Validator(ctx context.Context, from peer.ID, m *pubsub.Message) bool {
 		return false
 	}
 	d := m.GetData()
-	return len(d) >= TopicOverhead+minWire && len(d) <= MaxTopicSize && d[0] == Version && d[1] == kindTopicMsg
+	return len(d) >= TopicOverhead+minWire && len(d) <= MaxTopicSize && d[0] == Version && (d[1] == kindTopicMsg || d[1] == kindTopicPadded)
 }

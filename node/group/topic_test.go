@@ -9,6 +9,8 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+
+	"github.com/hushnet/hush/crypto/suite"
 )
 
 // A wire message sealed for its topic opens for members only; the sealed
@@ -24,7 +26,7 @@ func TestSealTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if topic != alice.e.Topic() || len(data) != len(wire)+TopicOverhead {
+	if topic != alice.e.Topic() || len(data) != 512 {
 		t.Fatalf("topic %q (want %q), %d bytes for a %d-byte wire", topic, alice.e.Topic(), len(data), len(wire))
 	}
 	id := alice.e.ID()
@@ -109,5 +111,51 @@ func TestValidatorTakesSealedOnly(t *testing.T) {
 	}
 	if Validator(context.Background(), "", msg(data, []byte("author"))) {
 		t.Fatal("message with an author accepted")
+	}
+}
+
+// Topic messages are padded to bucket lengths whatever the text's length,
+// and the unpadded form of earlier versions still opens.
+func TestSealTopicPads(t *testing.T) {
+	w := newWorld(t, "alice", "bob")
+	w.create()
+	alice, bob := w.users[0], w.users[1]
+	buckets := map[int]bool{MaxTopicSize: true}
+	for _, b := range topicBuckets {
+		buckets[b] = true
+	}
+	for _, n := range []int{1, 200, 300, 500, 1000, 5000, 40000, 63000, MaxPlaintext - 1} {
+		wire := w.say(alice, strings.Repeat("x", n))
+		_, data, err := alice.e.SealTopic(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !buckets[len(data)] {
+			t.Fatalf("a %d-byte text gave a %d-byte topic message, not a bucket", n, len(data))
+		}
+		got, err := bob.e.OpenTopic(data)
+		if err != nil || !bytes.Equal(got, wire) {
+			t.Fatalf("%d bytes: open: %v", n, err)
+		}
+		if !Validator(context.Background(), "", &pubsub.Message{Message: &pb.Message{Data: data, Topic: &[]string{alice.e.Topic()}[0]}}) {
+			t.Fatalf("%d bytes: validator refused the padded message", n)
+		}
+	}
+	// The unpadded form ('T'), as earlier versions sealed it.
+	wire := w.say(alice, "old form")
+	topic, data, _ := alice.e.SealTopic(wire)
+	raw, err := alice.e.OpenTopic(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := alice.e.ro.epochs[len(alice.e.ro.epochs)-1]
+	old := append([]byte{Version, kindTopicMsg}, suite.Seal(transportKey(alice.e.ID(), ep.n, alice.e.secrets[ep.key]), raw, []byte(topic))...)
+	if got, err := bob.e.OpenTopic(old); err != nil || !bytes.Equal(got, wire) {
+		t.Fatalf("unpadded form: %v", err)
+	}
+	// Padding that is not 0x80 0x00* is refused.
+	bad := append([]byte{Version, kindTopicPadded}, suite.Seal(transportKey(alice.e.ID(), ep.n, alice.e.secrets[ep.key]), append(raw, 0, 0), []byte(topic))...)
+	if _, err := bob.e.OpenTopic(bad); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("bad padding: %v", err)
 	}
 }

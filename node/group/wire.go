@@ -18,8 +18,44 @@ import (
 const kindGroupMsg byte = 'G'
 
 // kindTopicMsg is the second byte of a wire message sealed for its topic
-// (SealTopic).
-const kindTopicMsg byte = gossip.TagKind
+// without padding (earlier versions; OpenTopic still reads it), and
+// kindTopicPadded of one padded to a bucket first (SealTopic, §16.11).
+const (
+	kindTopicMsg    byte = gossip.TagKind
+	kindTopicPadded byte = gossip.TagKindPadded
+)
+
+// topicBuckets are the lengths a padded topic message may have below
+// MaxTopicSize: the envelope buckets up to 64 KiB.
+var topicBuckets = [...]int{512, 1 << 10, 2 << 10, 4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10}
+
+// padWire returns wire ‖ 0x80 ‖ 0x00*, long enough that the sealed
+// topic message is a bucket length, or MaxTopicSize above the largest.
+func padWire(wire []byte) []byte {
+	total := MaxTopicSize
+	for _, b := range topicBuckets {
+		if len(wire)+1+TopicOverhead <= b {
+			total = b
+			break
+		}
+	}
+	out := make([]byte, total-TopicOverhead)
+	copy(out, wire)
+	out[len(wire)] = 0x80
+	return out
+}
+
+// unpadWire strips the 0x80 ‖ 0x00* tail of a padded wire message.
+func unpadWire(p []byte) ([]byte, bool) {
+	i := len(p) - 1
+	for i >= 0 && p[i] == 0 {
+		i--
+	}
+	if i < 0 || p[i] != 0x80 {
+		return nil, false
+	}
+	return p[:i], true
+}
 
 // Inner kinds (first plaintext byte).
 const (
