@@ -292,7 +292,9 @@ func TestRelayKilledAfterReceipts(t *testing.T) {
 // message waits in its outbox and gets through once the owner drains; the
 // relay's disk use stays under its cap.
 func TestFloodQuota(t *testing.T) {
-	r := newRelay(t, `{"max_messages": 25, "peer_rate": 20, "peer_burst": 10, "max_store_bytes": 4194304}`)
+	// A rate of 5 a second is below what a sender deposits even on a loaded
+	// 2-core machine (20 a second was not, and the rate refusal went unseen).
+	r := newRelay(t, `{"max_messages": 25, "peer_rate": 5, "peer_burst": 5, "max_store_bytes": 4194304}`)
 	r.metrics = freeAddr(t)
 	r.start()
 	defer r.stop(syscall.SIGTERM)
