@@ -138,6 +138,15 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	default:
 		return Message{}, fmt.Errorf("unknown message kind %q", kind)
 	}
+	// A 1:1 text takes the conversation's next counter, so the recipient
+	// can tell when texts are missing (gaps.go); it is taken only once
+	// the text is encrypted, and only texts count: nothing else the
+	// outbox carries is shown as a message, and typing indicators are
+	// dropped on purpose.
+	counted := cv.group == nil && p.Type == ptText
+	if counted {
+		p.Counter = n.lastSentLocked(cv.contact.account()) + 1
+	}
 	// Sent first: nothing of a send that cannot go is recorded.
 	if cv.group != nil {
 		err = n.publishGroupPayloadLocked(t, cv.group, p, now)
@@ -146,6 +155,10 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	}
 	if err != nil {
 		return Message{}, err
+	}
+	if counted {
+		rec.Counter = p.Counter
+		n.takeCounterLocked(t, cv.contact.account(), p.Counter)
 	}
 	id := p.ID
 	if kind != KindText && kind != KindReply {

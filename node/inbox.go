@@ -160,6 +160,7 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 			n.log.Debug("delivery receipt not queued", "err", err)
 		}
 	}
+	n.saveTracksLocked(t) // once per batch, not once per text
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
 		n.logStoreError("received messages not stored; their senders will retry", err)
@@ -274,7 +275,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		n.log.Debug("malformed payload", "err", perr)
 		return ackOK, c, nil // the session advanced; nothing to show
 	}
-	return ackOK, c, n.applyLocked(t, c, p)
+	return ackOK, c, n.applyLocked(t, c, in.SenderDevice, p, now)
 }
 
 // saveSessionLocked writes what a decrypted message changed in the
@@ -306,14 +307,20 @@ func (n *Node) freeNameLocked(name string) string {
 	}
 }
 
-// applyLocked applies an incoming payload from contact c and returns the
-// ID of a newly stored text message, if it stored one.
-func (n *Node) applyLocked(t *txn, c *contact, p *payload) *[msgIDSize]byte {
+// applyLocked applies an incoming payload from contact c's device dev and
+// returns the ID of a newly stored text message, if it stored one.
+func (n *Node) applyLocked(t *txn, c *contact, dev identity.DeviceID, p *payload, now time.Time) *[msgIDSize]byte {
 	acc := c.account()
 	name := c.rec.Name
 	switch p.Type {
 	case ptText, ptEdit, ptDelete, ptReaction:
-		return n.applyContentLocked(t, conversation{key: acc[:], contact: c}, acc, name, p)
+		id := n.applyContentLocked(t, conversation{key: acc[:], contact: c}, acc, name, p)
+		if id != nil && p.Counter != 0 {
+			// Counted once per text: a copy from a second mailbox is
+			// not stored again, and does not count again.
+			n.countReceivedLocked(t, c, dev, p, now)
+		}
+		return id
 	case ptDelivery, ptRead:
 		state := StateDelivered
 		if p.Type == ptRead {
@@ -362,7 +369,10 @@ func (n *Node) endDroppedDevicesLocked(t *txn, old, newer *card.Card) {
 			for _, e := range q.pending {
 				t.b.DeleteSeq(n.tabs.outbox, id[:], e.Seq)
 			}
-			q.pending = nil
+			for _, e := range q.redundant {
+				t.b.DeleteSeq(n.tabs.outbox, id[:], e.Seq)
+			}
+			q.pending, q.redundant = nil, nil
 		}
 	}
 }

@@ -3,12 +3,15 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -326,46 +329,185 @@ func (n *Node) hostOf() host.Host {
 	return n.host
 }
 
-// depositRound seals each entry to the recipient device's mailbox key and
-// deposits it, from h (the queue's own identity, never this device's),
-// into every mailbox the device lists. An entry counts as sent
-// once one relay gave a receipt; it stops the round at the first entry no
-// relay took, so order is kept.
+// depositRound deposits, from h (the queue's own identity, never this
+// device's), the queue's redundant entries into the mailboxes that have
+// not confirmed them, then batch into every mailbox the device lists
+// (docs/protocol/messaging.md, "Redundant mailboxes"). Each mailbox is a
+// lane of its own, run side by side: it takes its entries in seq order
+// and stops at its first failure, so no mailbox gets an entry before the
+// ones queued ahead of it. A batch entry counts as sent once one relay
+// gave a receipt, and the round settles the batch up to the first entry
+// no relay took, so order is kept; the mailboxes that did not confirm a
+// sent entry are kept with it for the next rounds. With nothing but
+// redundant entries, a lane that failed makes the round fail, so the
+// loop backs off.
 func (n *Node) depositRound(ctx context.Context, h host.Host, q *peerQueue, batch []*outEntry) error {
 	n.mu.Lock()
 	boxes := n.mailboxesOfLocked(q.cert.DeviceID())
+	n.pruneRedundantLocked(q, boxes, time.Now())
+	older := slices.Clone(q.redundant) // their Left changes only on this loop
 	n.mu.Unlock()
 	if len(boxes) == 0 {
 		return errNoMailbox
 	}
-	statuses := make([]byte, 0, len(batch))
+	if len(batch) == 0 && len(older) == 0 {
+		return nil
+	}
+	keys := make([]string, len(boxes))
+	lanes := make([][]*outEntry, len(boxes))
+	sealed := make(map[*outEntry][]byte)
 	acc, dev := n.cert.Account(), n.cert.DeviceID()
-	for _, e := range batch {
-		sealed, err := envelope.Seal(q.cert.MailboxKey(), &envelope.Inner{
+	seal := func(e *outEntry) {
+		if _, done := sealed[e]; done {
+			return
+		}
+		env, err := envelope.Seal(q.cert.MailboxKey(), &envelope.Inner{
 			SenderAccount: acc, SenderDevice: dev, Kind: envelope.Kind(e.Kind), Body: e.Body})
 		if err != nil {
-			statuses = append(statuses, ackRejected)
-			continue
+			env = nil // never acceptable anywhere
 		}
-		ok := false
-		var lastErr error
-		for _, mb := range boxes {
-			if err := n.depositTo(ctx, h, mb, sealed); err != nil {
-				lastErr = err
+		sealed[e] = env
+	}
+	for i, mb := range boxes {
+		keys[i] = hex.EncodeToString(mb.DepositID)
+		full := false
+		for _, e := range older {
+			if !slices.Contains(e.Left, keys[i]) {
 				continue
 			}
-			ok = true
-		}
-		if !ok {
-			if len(statuses) > 0 {
+			if len(lanes[i]) == deliverWindow {
+				full = true // more next round; the batch waits behind them here
 				break
 			}
-			return fmt.Errorf("no relay took the message: %w", lastErr)
+			lanes[i] = append(lanes[i], e)
+		}
+		if !full {
+			lanes[i] = append(lanes[i], batch...)
+		}
+		for _, e := range lanes[i] {
+			seal(e)
+		}
+	}
+	// A lane's outcome: the entries the mailbox confirmed, those it
+	// will never take (dead for it), and why it stopped.
+	type outcome struct {
+		took, dead map[*outEntry]bool
+		err        error
+	}
+	res := make([]outcome, len(boxes))
+	var wg sync.WaitGroup
+	for i, mb := range boxes {
+		res[i] = outcome{took: make(map[*outEntry]bool), dead: make(map[*outEntry]bool)}
+		wg.Go(func() {
+			r := &res[i]
+			for j, e := range lanes[i] {
+				env := sealed[e]
+				if env == nil {
+					continue
+				}
+				err := n.depositTo(ctx, h, mb, env)
+				switch {
+				case err == nil:
+					r.took[e] = true
+				case errors.Is(err, relay.ErrTooLarge):
+					r.dead[e] = true // this relay never takes it; the rest may follow
+				case errors.Is(err, relay.ErrNotFound):
+					for _, rest := range lanes[i][j:] {
+						r.dead[rest] = true // the relay has no such mailbox
+					}
+					r.err = err
+					return
+				default:
+					r.err = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	// stillLeft returns those of left (mailbox keys) that neither
+	// confirmed e in this round nor are dead for it.
+	stillLeft := func(e *outEntry, left []string) []string {
+		var out []string
+		for _, k := range left {
+			i := slices.Index(keys, k)
+			if i < 0 || (!res[i].took[e] && !res[i].dead[e]) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	// anyErr is why a lane stopped; waitErr leaves out mailboxes that
+	// do not exist (dead, not worth waiting for).
+	var anyErr, waitErr error
+	for _, r := range res {
+		if r.err != nil {
+			anyErr = r.err
+			if !errors.Is(r.err, relay.ErrNotFound) {
+				waitErr = r.err
+			}
+		}
+	}
+	statuses := make([]byte, 0, len(batch))
+	left := make([][]string, 0, len(batch))
+	for _, e := range batch {
+		env, tried := sealed[e]
+		if tried && env == nil {
+			statuses = append(statuses, ackRejected)
+			left = append(left, nil)
+			continue
+		}
+		took := false
+		for i := range res {
+			took = took || res[i].took[e]
+		}
+		if !took {
+			break
 		}
 		statuses = append(statuses, ackOK)
+		if e.Ephemeral {
+			left = append(left, nil) // a typing indicator is not worth copies
+		} else {
+			left = append(left, stillLeft(e, keys))
+		}
 	}
-	n.settle(batch[:len(statuses)], statuses, StateSent)
-	return nil
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.newTxnLocked()
+	wrote := len(statuses) > 0
+	for _, e := range older {
+		newLeft := stillLeft(e, e.Left)
+		if len(newLeft) == len(e.Left) {
+			continue
+		}
+		i := slices.Index(q.redundant, e)
+		if i < 0 {
+			continue // dropped meanwhile (its device left the card)
+		}
+		wrote = true
+		if len(newLeft) == 0 {
+			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+			q.redundant = slices.Delete(q.redundant, i, i+1)
+			continue
+		}
+		e.Left = newLeft
+		putSeqJSON(t.b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+	}
+	n.settleLocked(t, batch[:len(statuses)], statuses, StateSent, left, time.Now())
+	if wrote {
+		n.finishInBackgroundLocked(t)
+	}
+	switch {
+	case len(batch) > 0 && len(statuses) == 0 && anyErr != nil:
+		return fmt.Errorf("no relay took the message: %w", anyErr)
+	case len(batch) > 0 && len(statuses) == 0 && !wrote:
+		return errors.New("no relay took the message")
+	case len(batch) == 0 && waitErr != nil:
+		return fmt.Errorf("redundant deposits wait: %w", waitErr)
+	}
+	return nil // progress: the loop goes on at once
 }
 
 var errNoMailbox = errors.New("recipient lists no mailbox")
@@ -386,12 +528,16 @@ func relayInfo(mb card.Mailbox) (peer.AddrInfo, relay.ID, error) {
 	return *pi, dep, nil
 }
 
-// depositTo leaves a sealed envelope in one mailbox.
+// depositTo leaves a sealed envelope in one mailbox. The dial skips
+// libp2p's dial back-off (up to 5 minutes after repeated failures): the
+// delivery loop backs off by itself, and a relay that comes back gets
+// the deposits waiting for it at the loop's next try.
 func (n *Node) depositTo(ctx context.Context, h host.Host, mb card.Mailbox, sealed []byte) error {
 	ri, dep, err := relayInfo(mb)
 	if err != nil {
 		return err
 	}
+	ctx = network.WithForceDirectDial(ctx, "deposit")
 	rctx, cancel := context.WithTimeout(ctx, relayTimeout)
 	defer cancel()
 	_, err = n.relays.Deposit(rctx, h, ri, dep, sealed)

@@ -33,6 +33,12 @@ type msgRec struct {
 	Error     string              `json:"error,omitempty"`
 	Sender    string              `json:"sender,omitempty"` // group messages: who sent it, as shown
 	From      string              `json:"from,omitempty"`   // group messages: the sender's account (hex)
+	// An entry the node wrote itself (Dir "system") has a Kind:
+	// KindMissing, a missing-messages notice counting Missing texts.
+	Kind    Kind   `json:"kind,omitempty"`
+	Missing uint64 `json:"missing,omitempty"`
+	// Counter is an outgoing 1:1 text's conversation counter (gaps.go).
+	Counter uint64 `json:"ctr,omitempty"`
 }
 
 // indexRec is a msgindex-table record: where a message ID lives.
@@ -62,13 +68,16 @@ func (m *msgRec) view(contactName string) Message {
 	return Message{
 		ID: m.ID, Contact: contactName, Direction: m.Dir, Text: m.Text, State: m.State,
 		Time: m.Time, ReplyTo: m.ReplyTo, Edited: m.Edited, Deleted: m.Deleted,
-		Reactions: m.Reactions, Error: m.Error, Sender: m.Sender,
+		Reactions: m.Reactions, Error: m.Error, Sender: m.Sender, Kind: m.Kind,
 	}
 }
 
 // loadMsgLocked finds a message by ID.
 func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
 	if m, ix, ok := n.records.get(id); ok {
+		if m == nil { // deleted in a batch not yet committed
+			return nil, ix, ErrUnknownMessage
+		}
 		return m, ix, nil
 	}
 	var ix indexRec
@@ -164,6 +173,9 @@ func (n *Node) targetLocked(idHex string, conv []byte, dir string) ([msgIDSize]b
 	m, ix, err := n.loadMsgLocked(id)
 	if err != nil || string(ix.Account) != string(conv) {
 		return id, ix, fmt.Errorf("%w %s in this conversation", ErrUnknownMessage, idHex)
+	}
+	if m.Dir == dirSystem {
+		return id, ix, fmt.Errorf("%w: %s is a notice, not a message", ErrUnknownMessage, idHex)
 	}
 	if dir != "" && m.Dir != dir {
 		return id, ix, fmt.Errorf("%w: you can only edit or delete your own messages", ErrUnknownMessage)
@@ -438,7 +450,7 @@ func (n *Node) MarkRead(contactName string) error {
 		if err := jsonUnmarshal(v, &m); err != nil {
 			return err
 		}
-		if m.Dir == "in" && m.State != StateRead {
+		if (m.Dir == "in" || m.Dir == dirSystem) && m.State != StateRead {
 			updates = append(updates, upd{seq, m})
 		}
 		return nil
@@ -452,21 +464,23 @@ func (n *Node) MarkRead(contactName string) error {
 		if err != nil {
 			continue
 		}
-		if cur, _, err := n.loadMsgLocked(id); err == nil {
-			u.m = *cur // a newer, uncommitted version
+		cur, _, err := n.loadMsgLocked(id)
+		if err != nil {
+			continue // deleted meanwhile (a withdrawn notice)
 		}
+		u.m = *cur // perhaps a newer, uncommitted version
 		u.m.State = StateRead
 		n.putMsgLocked(t, id, indexRec{Account: acc[:], Seq: u.seq}, &u.m)
-		if len(ids) < maxReceiptIDs {
+		if u.m.Dir == "in" && len(ids) < maxReceiptIDs { // a notice is this device's own: no receipt
 			ids = append(ids, id)
 		}
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(u.m.view(c.rec.Name))})
 	}
-	if len(ids) == 0 {
+	if len(t.msgs) == 0 {
 		n.mu.Unlock()
 		return nil
 	}
-	if !n.settings.NoReadReceipts && !c.rec.Blocked {
+	if len(ids) > 0 && !n.settings.NoReadReceipts && !c.rec.Blocked {
 		p := &payload{Type: ptRead, ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), IDs: ids}
 		if err := n.encryptToLocked(t, c, p, false, now); err != nil {
 			n.dropQueuedLocked(t.queued)

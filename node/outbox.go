@@ -3,6 +3,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -43,10 +44,22 @@ type outRec struct {
 	// Ephemeral entries (typing indicators) are dropped instead of sent
 	// once older than ephemeralTTL.
 	Ephemeral bool `json:"eph,omitempty"`
+	// Redundant deposit (docs/protocol/messaging.md, "Redundant
+	// mailboxes"): SentMS is when a relay first took the entry (unix ms;
+	// 0: not yet), Left the mailboxes the device listed then that have
+	// not confirmed it (deposit IDs, hex). Such an entry has left the
+	// queue; it is only deposited into Left until each confirms or is
+	// declared dead.
+	SentMS int64    `json:"sent,omitempty"`
+	Left   []string `json:"left,omitempty"`
 }
 
 // ephemeralTTL is how long a typing indicator may wait for delivery.
 const ephemeralTTL = 5 * time.Second
+
+// redundantFor is how long a mailbox may fail to confirm an entry after a
+// relay first took it: past it the mailbox is declared dead for the entry.
+const redundantFor = 24 * time.Hour
 
 type outEntry struct {
 	outRec
@@ -58,20 +71,31 @@ type outEntry struct {
 type peerQueue struct {
 	cert    *identity.DeviceCert
 	pending []*outEntry
-	wake    chan struct{}
-	running bool
+	// redundant are entries a relay holds (their message is sent) that
+	// other listed mailboxes have not confirmed, in seq order (guarded
+	// by Node.mu like the rest; only the queue's deliverLoop changes an
+	// entry's Left).
+	redundant []*outEntry
+	wake      chan struct{}
+	running   bool
 
 	directFailed time.Time // last failed direct attempt; relays are used for directRetryWait after it
 }
 
 // queueLocked appends e to its device's queue (not yet durable).
 func (n *Node) queueLocked(cert *identity.DeviceCert, e *outEntry) {
-	q := n.queues[e.device]
+	q := n.queueOfLocked(cert)
+	q.pending = append(q.pending, e)
+}
+
+// queueOfLocked returns a device's queue, making it on first use.
+func (n *Node) queueOfLocked(cert *identity.DeviceCert) *peerQueue {
+	q := n.queues[cert.DeviceID()]
 	if q == nil {
 		q = &peerQueue{cert: cert, wake: make(chan struct{}, 1)}
-		n.queues[e.device] = q
+		n.queues[cert.DeviceID()] = q
 	}
-	q.pending = append(q.pending, e)
+	return q
 }
 
 // releaseQueuedLocked marks entries durable and wakes their workers.
@@ -127,12 +151,18 @@ func (n *Node) kickLocked(q *peerQueue) {
 }
 
 // loadOutboxLocked queues every entry left in the store (after a
-// restart). Entries queued before Run started (a send on a node not yet
-// running) are not queued twice, and each queue stays in seq order.
+// restart): pending ones, and those whose redundant deposits go on.
+// Entries queued before Run started (a send on a node not yet running)
+// are not queued twice, and each queue stays in seq order. The gap
+// tracker's timers resume with it (loadGapsLocked): both are a
+// conversation's unfinished business at a start.
 func (n *Node) loadOutboxLocked() error {
 	queued := make(map[uint64]bool) // sequence numbers are unique across devices
 	for _, q := range n.queues {
 		for _, e := range q.pending {
+			queued[e.Seq] = true
+		}
+		for _, e := range q.redundant {
 			queued[e.Seq] = true
 		}
 	}
@@ -140,10 +170,13 @@ func (n *Node) loadOutboxLocked() error {
 		defer func() {
 			for _, q := range n.queues {
 				slices.SortStableFunc(q.pending, func(a, b *outEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+				slices.SortStableFunc(q.redundant, func(a, b *outEntry) int { return cmp.Compare(a.Seq, b.Seq) })
 			}
 		}()
 	}
-	return n.tabs.outbox.ScanAllSeq(func(id []byte, seq uint64, v []byte) error {
+	orphans := n.db.Batch()
+	var orphaned bool
+	err := n.tabs.outbox.ScanAllSeq(func(id []byte, seq uint64, v []byte) error {
 		var r outRec
 		if err := jsonUnmarshal(v, &r); err != nil {
 			return err
@@ -154,11 +187,91 @@ func (n *Node) loadOutboxLocked() error {
 		dev := identity.DeviceID(id)
 		cert := n.deviceCertLocked(dev)
 		if cert == nil {
+			if r.SentMS != 0 {
+				// Removing a contact deletes its pending entries, not
+				// these: they go here.
+				orphans.DeleteSeq(n.tabs.outbox, id, seq)
+				orphaned = true
+			}
 			return nil // contact gone; the entry is deleted with it
 		}
-		n.queueLocked(cert, &outEntry{outRec: r, device: dev, durable: true})
+		e := &outEntry{outRec: r, device: dev, durable: true}
+		if q := n.queueOfLocked(cert); r.SentMS == 0 {
+			q.pending = append(q.pending, e)
+		} else {
+			q.redundant = append(q.redundant, e) // a relay holds it; copies go on
+		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if orphaned {
+		if err := orphans.Commit(); err != nil {
+			n.log.Warn("outbox entries of removed contacts not deleted", "err", err)
+		}
+	}
+	return n.loadGapsLocked()
+}
+
+// pruneRedundantLocked ends the redundant deposits that have become
+// pointless (docs/protocol/messaging.md, "Redundant mailboxes"): those of
+// an entry whose message was delivered or read (or is gone), of an entry
+// a relay first took more than redundantFor ago, and into mailboxes that
+// boxes, the device's newest list, no longer names. It runs on the
+// queue's deliverLoop, before each deposit round.
+func (n *Node) pruneRedundantLocked(q *peerQueue, boxes []card.Mailbox, now time.Time) {
+	if len(q.redundant) == 0 {
+		return
+	}
+	listed := make(map[string]bool, len(boxes))
+	for _, mb := range boxes {
+		listed[hex.EncodeToString(mb.DepositID)] = true
+	}
+	var t *txn
+	kept := q.redundant[:0]
+	for _, e := range q.redundant {
+		left := e.Left
+		if now.Sub(time.UnixMilli(e.SentMS)) > redundantFor || n.acknowledgedLocked(e) {
+			left = nil
+		} else {
+			left = slices.DeleteFunc(slices.Clone(left), func(k string) bool { return !listed[k] })
+		}
+		if len(left) == len(e.Left) {
+			kept = append(kept, e)
+			continue
+		}
+		if t == nil {
+			t = n.newTxnLocked()
+		}
+		if len(left) == 0 {
+			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+			continue
+		}
+		e.Left = left
+		putSeqJSON(t.b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+		kept = append(kept, e)
+	}
+	clear(q.redundant[len(kept):])
+	q.redundant = kept
+	if t != nil {
+		n.finishInBackgroundLocked(t)
+	}
+}
+
+// acknowledgedLocked reports whether an entry's message needs no more
+// copies: the recipient acknowledged it (delivered, read), it failed, or
+// it is gone.
+func (n *Node) acknowledgedLocked(e *outEntry) bool {
+	if !e.Track {
+		return false
+	}
+	id, err := parseMsgID(e.MsgID)
+	if err != nil {
+		return true
+	}
+	m, _, err := n.loadMsgLocked(id)
+	return err != nil || m.State.Rank() >= StateDelivered.Rank()
 }
 
 // cardOfDeviceLocked finds the card that lists a device: a contact's, or
@@ -220,7 +333,10 @@ func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
 // kicks the queue: the head entry becomes durable (releaseQueuedLocked)
 // or is dropped (dropQueuedLocked); or the device has no route (no peer
 // ID and no mailbox in its card) until a newer card arrives
-// (routeChangedLocked). Every other failure retries on a timer.
+// (routeChangedLocked). Entries a relay holds that other mailboxes have
+// not confirmed (q.redundant) are something to send: with nothing
+// queued, a round deposits only those. Every other failure retries on a
+// timer.
 func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	var s network.Stream
 	// Deposits for this device go from an identity of their own, made
@@ -254,6 +370,12 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 		pid, ok := n.peerOfLocked(q.cert.DeviceID())
 		relays := n.hasMailboxesLocked(q.cert.DeviceID())
 		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
+		if !relays {
+			n.pruneRedundantLocked(q, nil, time.Now()) // no mailbox listed: none is left to confirm
+		}
+		// Entries a relay holds go on into the mailboxes that have not
+		// confirmed them; they never hold back what is queued.
+		redundant := relays && len(q.redundant) > 0
 		n.mu.Unlock()
 		if len(batch) > 0 && !ok && !relays && !noRouteLogged {
 			// Cards made by this version always name the peer; one that
@@ -262,7 +384,7 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			n.log.Warn("messages wait for a device whose card gives no peer ID and no mailbox; they go when a newer card arrives", "queued", len(batch))
 			noRouteLogged = true
 		}
-		if len(batch) == 0 || (!ok && !relays) {
+		if (len(batch) == 0 && !redundant) || (!ok && !relays) {
 			// The deposit identity outlives a short pause (a chat), so a
 			// conversation's messages do not each cost a new connection,
 			// and goes after anonIdle without traffic.
@@ -281,6 +403,9 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			}
 		}
 		var err error
+		if len(batch) == 0 {
+			viaRelay = true // only redundant deposits are left
+		}
 		if !viaRelay {
 			if s == nil {
 				s, err = n.openMsgStream(ctx, pid)
@@ -321,7 +446,7 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			backoff = backoffMin
 			continue
 		}
-		if s != nil {
+		if s != nil && len(batch) > 0 { // a failed redundant round leaves a working stream be
 			s.Reset()
 			s = nil
 		}
@@ -406,24 +531,56 @@ func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
 
 var errNotStored = errors.New("the receiving device could not store the messages now")
 
-// settle records the outcome of delivered entries. The entries leave the
-// queue at once; the store catches up in the background (grouped with
-// other commits), so the delivery loop never waits for that fsync. If the
-// commit fails the entries stay in the store and go again after a
-// restart; the receiver dedupes.
+// settle records the outcome of entries delivered directly. The entries
+// leave the queue at once; the store catches up in the background
+// (grouped with other commits), so the delivery loop never waits for that
+// fsync. If the commit fails the entries stay in the store and go again
+// after a restart; the receiver dedupes.
+//
+// A device that took entries directly is online and has drained its
+// mailboxes (its catch-up gate, handleMsgStream): the redundant deposits
+// of entries with no message state to end them (receipts, group
+// traffic) stop here.
 func (n *Node) settle(batch []*outEntry, statuses []byte, okState MessageState) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t := n.newTxnLocked()
+	n.settleLocked(t, batch, statuses, okState, nil, time.Now())
+	if q := n.queues[batch[0].device]; q != nil && len(q.redundant) > 0 && slices.Contains(statuses, ackOK) {
+		q.redundant = slices.DeleteFunc(q.redundant, func(e *outEntry) bool {
+			if e.Track {
+				return false
+			}
+			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+			return true
+		})
+	}
+	n.finishInBackgroundLocked(t)
+}
+
+// settleLocked records in t the outcome of a round's entries, in order up
+// to the first ackRetry. left, for a deposit round, lists per entry the
+// mailboxes that have not confirmed it: an entry with some goes on to the
+// queue's redundant deposits (its record rewritten), the rest are
+// deleted.
+func (n *Node) settleLocked(t *txn, batch []*outEntry, statuses []byte, okState MessageState, left [][]string, now time.Time) {
 	for i, e := range batch {
 		st := statuses[i]
 		if st == ackRetry {
 			break
 		}
-		if q := n.queues[e.device]; q != nil && len(q.pending) > 0 && q.pending[0] == e {
+		q := n.queues[e.device]
+		queued := q != nil && len(q.pending) > 0 && q.pending[0] == e // else it was removed meanwhile
+		if queued {
 			q.pending = q.pending[1:]
 		}
-		t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+		if queued && st == ackOK && left != nil && len(left[i]) > 0 {
+			e.SentMS, e.Left = now.UnixMilli(), left[i]
+			putSeqJSON(t.b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+			q.redundant = append(q.redundant, e)
+		} else {
+			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+		}
 		if !e.Track {
 			continue
 		}
@@ -433,7 +590,6 @@ func (n *Node) settle(batch []*outEntry, statuses []byte, okState MessageState) 
 		}
 		n.setStateLocked(t, e.MsgID, state, errText)
 	}
-	n.finishInBackgroundLocked(t)
 }
 
 // setStateLocked moves an outgoing message forward to state, never back.

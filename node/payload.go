@@ -60,11 +60,54 @@ type payload struct {
 	Flags  uint8
 	IDs    [][msgIDSize]byte // receipts
 	Card   []byte            // sender's contact card, on the first messages of a session
-	Data   []byte            // group payloads
+	Data   []byte            // group payloads; for 1:1 types, the extension fields (below)
+	// Counter is a 1:1 text's place among the texts this device sent in
+	// the conversation (1, 2, …; 0: none, as from older versions). It
+	// travels as an extension field in Data (extCounter), which older
+	// versions ignore for 1:1 types.
+	Counter uint64
+}
+
+// Extension fields of 1:1 payloads (types below ptGroup): Data holds a
+// sequence of (u8 tag, bytes32 value); a tag this version does not know
+// is skipped, and a malformed sequence is ignored as a whole.
+const (
+	extCounter byte = 1 // u64: Counter
+	maxExtSize      = 1 << 10
+)
+
+// data returns the Data field as sent: the extension fields for 1:1
+// types.
+func (p *payload) data() []byte {
+	if p.Type >= ptGroup || p.Counter == 0 {
+		return p.Data
+	}
+	w := codec.NewWriter(16)
+	w.U8(extCounter)
+	w.U32(8)
+	w.U64(p.Counter)
+	return w.Bytes()
+}
+
+// parseExtensions reads the extension fields of a 1:1 payload's Data.
+func (p *payload) parseExtensions() {
+	r := codec.NewReader(p.Data)
+	var counter uint64
+	for r.Err() == nil && r.Remaining() > 0 {
+		tag := r.U8()
+		v := r.Bytes32(maxExtSize)
+		if tag == extCounter && len(v) == 8 {
+			counter = codec.NewReader(v).U64()
+		}
+	}
+	if r.Err() == nil {
+		p.Counter = counter
+	}
 }
 
 func (p *payload) marshal() []byte {
-	w := codec.NewWriter(64 + len(p.Text) + len(p.Card) + len(p.Data) + 16*len(p.IDs))
+	data := p.data()
+	w := codec.NewWriter(64 + len(p.Text) + len(p.Card) + len(data) + 16*len(p.IDs))
 	w.U8(payloadVersion)
 	w.U8(uint8(p.Type))
 	w.Fixed(p.ID[:])
@@ -77,7 +120,7 @@ func (p *payload) marshal() []byte {
 		w.Fixed(id[:])
 	}
 	w.Bytes32(p.Card)
-	w.Bytes32(p.Data)
+	w.Bytes32(data)
 	return w.Bytes()
 }
 
@@ -111,6 +154,9 @@ func parsePayload(b []byte) (*payload, error) {
 	}
 	if p.Type == ptReaction && len(p.Text) > maxReactionBytes {
 		return nil, fmt.Errorf("%w: reaction too long", errPayload)
+	}
+	if p.Type < ptGroup && len(p.Data) > 0 {
+		p.parseExtensions()
 	}
 	return p, nil
 }

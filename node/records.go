@@ -6,8 +6,12 @@ import "sync"
 // yet committed (readers see them at once) and a bounded cache of recent
 // records (state updates and receipts mostly touch recent messages). It
 // owns its fields and its lock; the node reads and writes the store
-// tables and tells records what it wrote (write, committed).
+// tables and tells records what it wrote (write, remove, committed).
 type records struct {
+	// counters is the memory of the conversation counters (gaps.go), a
+	// part with its own lock.
+	counters *counters
+
 	mu     sync.Mutex
 	dirty  map[[msgIDSize]byte]*dirtyMsg
 	recent map[[msgIDSize]byte]*cachedMsg
@@ -15,11 +19,13 @@ type records struct {
 	size   int // bytes the cached records hold (cachedSize)
 }
 
-// dirtyMsg is a message record written in a batch not yet committed.
+// dirtyMsg is a message record written (or deleted: gone) in a batch not
+// yet committed.
 type dirtyMsg struct {
 	rec  msgRec
 	ix   indexRec
 	refs int
+	gone bool
 }
 
 // recentMsgs and recentBytes bound the cache. A sender far ahead of its
@@ -41,15 +47,19 @@ type cachedMsg struct {
 func cachedSize(m *msgRec) int { return 256 + len(m.Text) + len(m.ReplyTo) + len(m.ID) }
 
 func newRecords() *records {
-	return &records{dirty: make(map[[msgIDSize]byte]*dirtyMsg), recent: make(map[[msgIDSize]byte]*cachedMsg)}
+	return &records{counters: newCounters(), dirty: make(map[[msgIDSize]byte]*dirtyMsg), recent: make(map[[msgIDSize]byte]*cachedMsg)}
 }
 
 // get returns a copy of the newest record of id that memory holds: one
-// written but not committed, else a cached one.
-func (r *records) get(id [msgIDSize]byte) (*msgRec, indexRec, bool) {
+// written but not committed, else a cached one. A record deleted in a
+// batch not yet committed is held as nil with found true.
+func (r *records) get(id [msgIDSize]byte) (m *msgRec, ix indexRec, found bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if d := r.dirty[id]; d != nil {
+		if d.gone {
+			return nil, d.ix, true
+		}
 		m := d.rec
 		return &m, d.ix, true
 	}
@@ -70,9 +80,27 @@ func (r *records) write(id [msgIDSize]byte, m *msgRec, ix indexRec) {
 		d = &dirtyMsg{}
 		r.dirty[id] = d
 	}
-	d.rec, d.ix = *m, ix
+	d.rec, d.ix, d.gone = *m, ix, false
 	d.refs++
 	r.cacheLocked(id, m, ix)
+}
+
+// remove records id as deleted in an uncommitted batch; committed must
+// follow once.
+func (r *records) remove(id [msgIDSize]byte, ix indexRec) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.dirty[id]
+	if d == nil {
+		d = &dirtyMsg{}
+		r.dirty[id] = d
+	}
+	d.rec, d.ix, d.gone = msgRec{}, ix, true
+	d.refs++
+	if c, ok := r.recent[id]; ok {
+		r.size -= c.size
+		delete(r.recent, id)
+	}
 }
 
 // committed ends the writes of ids; when the batch failed, the cache

@@ -14,6 +14,9 @@ const (
 	MaxTextSize = 16 << 10
 	// MaxNameSize is the largest contact or display name, in bytes.
 	MaxNameSize = 64
+	// MaxMissing is the largest count a missing-messages notice gives;
+	// it means that many or more.
+	MaxMissing = 1000
 )
 
 // MessageState is where an outgoing message stands; incoming messages
@@ -62,11 +65,16 @@ const (
 	KindReaction Kind = "reaction"
 )
 
+// KindMissing is the kind of an entry the node writes itself (direction
+// "system") into a conversation: messages from the contact may be
+// missing. Nobody sends it.
+const KindMissing Kind = "missing"
+
 // Message is one entry of a conversation, as the API and CLI show it.
 type Message struct {
 	ID        string              `json:"id"`
 	Contact   string              `json:"contact"`
-	Direction string              `json:"direction"` // "in" or "out"
+	Direction string              `json:"direction"` // "in", "out", or "system" for an entry the node wrote (see Kind)
 	Text      string              `json:"text"`
 	State     MessageState        `json:"state"`
 	Time      time.Time           `json:"time"`
@@ -77,6 +85,7 @@ type Message struct {
 	Error     string              `json:"error,omitempty"`
 	Group     string              `json:"group,omitempty"`  // group ID, for group messages
 	Sender    string              `json:"sender,omitempty"` // group messages: who sent it ("me" for this account)
+	Kind      Kind                `json:"kind,omitempty"`   // entries the node wrote (direction "system"): KindMissing
 }
 
 // Contact is a person in the address book.
@@ -156,6 +165,7 @@ const (
 	EventContact EventType = "contact" // a contact was added, changed or removed
 	EventTyping  EventType = "typing"  // a contact started or stopped typing
 	EventGroup   EventType = "group"   // a group changed: invitation, members, name, epoch
+	EventMissing EventType = "missing" // messages from a contact may be missing (a notice appeared, changed or went)
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
@@ -167,7 +177,11 @@ type Event struct {
 	Contact *Contact  `json:"contact,omitempty"`
 	Group   *Group    `json:"group,omitempty"`
 	Typing  *bool     `json:"typing,omitempty"`
-	From    string    `json:"from,omitempty"` // contact name for typing events
+	From    string    `json:"from,omitempty"` // contact name for typing and missing events
+	// Missing is, on a missing event, how many messages the notice
+	// counts (at most MaxMissing: that many or more); 0 when it was
+	// withdrawn because they all arrived.
+	Missing *int `json:"missing,omitempty"`
 }
 
 // PushStatus says whether this device can be woken by push.
