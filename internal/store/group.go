@@ -77,6 +77,7 @@ func (db *DB) writeGroup(reqs []*groupReq) error {
 		if err := q.b.lb.Replay(&merged.lb); err != nil {
 			return err
 		}
+		merged.seqOps = append(merged.seqOps, q.b.seqOps...)
 	}
 	return merged.Commit()
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -16,22 +17,37 @@ import (
 
 // Record and key layout constants (docs/protocol/store.md §11.3–11.4).
 const (
-	recordFormat byte = 0x01
+	formatPlain byte = 0x01 // plain record: bytes16 id ‖ value
+	formatSeq   byte = 0x02 // sequenced record: kind ‖ body
 
-	tagSize     = 8  // table tag: HMAC(K_index_root, name)[:8]
-	idHashSize  = 16 // HMAC-SHA-256(K_index_t, id)[:16]
-	seqSize     = 8  // clear big-endian sequence suffix
-	plainKeyLen = tagSize + idHashSize
-	seqKeyLen   = plainKeyLen + seqSize
+	tagSize    = 8  // table tag: HMAC(K_index_root, name)[:8]
+	idHashSize = 16 // keyed hash of the id (plain) or of kind, id and seq
+	keyLen     = tagSize + idHashSize
 
-	// recordOverhead is what sealing adds to id ‖ value: format byte,
-	// nonce, id length prefix and tag.
-	recordOverhead = 1 + suite.NonceSizeX + 2 + suite.TagSize
+	// legacySeqKeyLen is the length of a layout 1 sequenced key:
+	// tag ‖ HMAC(K_index_t, id)[:16] ‖ big-endian seq (§11.5).
+	legacySeqKeyLen = keyLen + 8
+
+	// sealOverhead is what sealing adds to a plaintext: format byte,
+	// nonce and tag.
+	sealOverhead = 1 + suite.NonceSizeX + suite.TagSize
+	// recordOverhead is what sealing adds to id ‖ value in a plain
+	// record: sealOverhead and the id length prefix.
+	recordOverhead = sealOverhead + 2
 
 	labelIndexRoot = "hush/v1/index-root"
 	labelTable     = "hush/v1/table/"
 	labelIndex     = "hush/v1/index/"
+	labelSeq       = "hush/v1/seq/"
 	labelRecord    = "hush/v1/record"
+)
+
+// Kinds of sequenced records: the first plaintext byte of a format 0x02
+// record, and the first byte hashed into its key.
+const (
+	kindData byte = 0x01 // a value: bytes16 id ‖ u64 seq ‖ value
+	kindLink byte = 0x02 // the skip-list node of one (id, seq)
+	kindHead byte = 0x03 // the skip-list head of one id
 )
 
 // Size limits.
@@ -49,9 +65,12 @@ const (
 type tableKeys struct {
 	name     string
 	tag      [tagSize]byte
-	valueKey []byte    // K_t
-	indexKey []byte    // K_index_t
-	macs     sync.Pool // keyed HMAC-SHA-256 states for indexKey, reused
+	valueKey []byte      // K_t
+	aead     cipher.AEAD // XChaCha20-Poly1305 under K_t; stateless, shared
+	indexKey []byte      // K_index_t
+	seqKey   []byte      // K_seq_t
+	macs     sync.Pool   // keyed HMAC-SHA-256 states for indexKey, reused
+	seqMacs  sync.Pool   // the same for seqKey
 }
 
 func deriveTableKeys(dek, indexRoot []byte, name string) *tableKeys {
@@ -59,6 +78,11 @@ func deriveTableKeys(dek, indexRoot []byte, name string) *tableKeys {
 		name:     name,
 		valueKey: suite.HKDF(dek, nil, labelTable+name, suite.KeySize),
 		indexKey: suite.HKDF(dek, nil, labelIndex+name, suite.KeySize),
+		seqKey:   suite.HKDF(dek, nil, labelSeq+name, suite.KeySize),
+	}
+	var err error
+	if tk.aead, err = chacha20poly1305.NewX(tk.valueKey); err != nil {
+		panic("store: table key must be 32 bytes")
 	}
 	m := hmac.New(sha256.New, indexRoot)
 	m.Write([]byte(name))
@@ -66,70 +90,109 @@ func deriveTableKeys(dek, indexRoot []byte, name string) *tableKeys {
 	return tk
 }
 
-// idPrefix returns tag ‖ HMAC(K_index_t, id)[:16], with room for a
-// sequence suffix.
-func (tk *tableKeys) idPrefix(id []byte) []byte {
-	k := make([]byte, plainKeyLen, seqKeyLen)
+// keyed returns tag ‖ HMAC(key, head ‖ id ‖ tail)[:16], with an HMAC
+// state from pool.
+func (tk *tableKeys) keyed(pool *sync.Pool, key, head, id, tail []byte) []byte {
+	k := make([]byte, keyLen)
 	copy(k, tk.tag[:])
-	m, _ := tk.macs.Get().(hash.Hash)
+	m, _ := pool.Get().(hash.Hash)
 	if m == nil {
-		m = hmac.New(sha256.New, tk.indexKey)
+		m = hmac.New(sha256.New, key)
 	}
 	m.Reset()
+	m.Write(head)
 	m.Write(id)
+	m.Write(tail)
 	var sum [sha256.Size]byte
 	copy(k[tagSize:], m.Sum(sum[:0])[:idHashSize])
-	tk.macs.Put(m)
+	pool.Put(m)
 	return k
 }
 
-func (tk *tableKeys) seqKey(id []byte, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(tk.idPrefix(id), seq)
+// idPrefix returns the key of id's plain record: tag ‖
+// HMAC(K_index_t, id)[:16]. Layout 1 appended the clear sequence number
+// to it for sequenced records.
+func (tk *tableKeys) idPrefix(id []byte) []byte {
+	return tk.keyed(&tk.macs, tk.indexKey, nil, id, nil)
 }
 
-func recordAD(key []byte) []byte {
-	ad := make([]byte, 0, len(labelRecord)+1+len(key))
-	ad = append(ad, labelRecord...)
-	ad = append(ad, recordFormat)
-	return append(ad, key...)
+// seqRecordKey returns tag ‖ HMAC(K_seq_t, kind ‖ u16 len(id) ‖ id
+// [‖ u64 seq])[:16]: the key of a data or link record (withSeq) or of
+// id's head.
+func (tk *tableKeys) seqRecordKey(kind byte, id []byte, seq uint64, withSeq bool) []byte {
+	head := [3]byte{kind}
+	binary.BigEndian.PutUint16(head[1:], uint16(len(id)))
+	var tail [8]byte
+	binary.BigEndian.PutUint64(tail[:], seq)
+	if !withSeq {
+		return tk.keyed(&tk.seqMacs, tk.seqKey, head[:], id, nil)
+	}
+	return tk.keyed(&tk.seqMacs, tk.seqKey, head[:], id, tail[:])
 }
 
-// sealRecord encrypts id ‖ value for the physical key.
+func (tk *tableKeys) dataKey(id []byte, seq uint64) []byte {
+	return tk.seqRecordKey(kindData, id, seq, true)
+}
+
+func (tk *tableKeys) linkKey(id []byte, seq uint64) []byte {
+	return tk.seqRecordKey(kindLink, id, seq, true)
+}
+
+func (tk *tableKeys) headKey(id []byte) []byte {
+	return tk.seqRecordKey(kindHead, id, 0, false)
+}
+
+// recordAD appends "hush/v1/record" ‖ format ‖ key to buf.
+func recordAD(buf []byte, format byte, key []byte) []byte {
+	buf = append(buf, labelRecord...)
+	buf = append(buf, format)
+	return append(buf, key...)
+}
+
+// seal encrypts pt for the physical key in the given format.
+func (tk *tableKeys) seal(format byte, key, pt []byte) []byte {
+	out := make([]byte, 1+suite.NonceSizeX, sealOverhead+len(pt))
+	out[0] = format
+	nonce := out[1 : 1+suite.NonceSizeX]
+	fillRandom(nonce)
+	var ad [64]byte
+	return tk.aead.Seal(out, nonce, pt, recordAD(ad[:0], format, key))
+}
+
+// open authenticates and decrypts a stored value found under key in the
+// given format. Every failure is ErrCorrupt naming the table only.
+func (tk *tableKeys) open(format byte, key, raw []byte) ([]byte, error) {
+	if len(raw) < sealOverhead {
+		return nil, fmt.Errorf("%w: record in table %q is %d bytes, shorter than a sealed record", ErrCorrupt, tk.name, len(raw))
+	}
+	if raw[0] != format {
+		return nil, fmt.Errorf("%w: record in table %q has unexpected format 0x%02x", ErrCorrupt, tk.name, raw[0])
+	}
+	var ad [64]byte
+	pt, err := tk.aead.Open(nil, raw[1:1+suite.NonceSizeX], raw[1+suite.NonceSizeX:], recordAD(ad[:0], format, key))
+	if err != nil {
+		return nil, fmt.Errorf("%w: record in table %q failed authentication", ErrCorrupt, tk.name)
+	}
+	return pt, nil
+}
+
+// sealRecord encrypts id ‖ value as a plain record for the physical key.
 func (tk *tableKeys) sealRecord(key, id, value []byte) []byte {
 	w := codec.NewWriter(2 + len(id) + len(value))
 	w.Bytes16(id)
 	w.Fixed(value)
 	pt := w.Bytes()
-	aead, err := chacha20poly1305.NewX(tk.valueKey)
-	if err != nil {
-		panic("store: table key must be 32 bytes")
-	}
-	out := make([]byte, 1+suite.NonceSizeX, 1+suite.NonceSizeX+len(pt)+suite.TagSize)
-	out[0] = recordFormat
-	nonce := out[1 : 1+suite.NonceSizeX]
-	fillRandom(nonce)
-	out = aead.Seal(out, nonce, pt, recordAD(key))
+	out := tk.seal(formatPlain, key, pt)
 	clear(pt)
 	return out
 }
 
-// decodeRecord authenticates and decrypts a stored value found under key,
-// returning the clear id and value. Every failure is ErrCorrupt naming the
-// table only.
+// decodeRecord authenticates and decrypts a plain record (or a layout 1
+// sequenced record) found under key, returning the clear id and value.
 func (tk *tableKeys) decodeRecord(key, raw []byte) (id, value []byte, err error) {
-	if len(raw) < recordOverhead {
-		return nil, nil, fmt.Errorf("%w: record in table %q is %d bytes, shorter than a sealed record", ErrCorrupt, tk.name, len(raw))
-	}
-	if raw[0] != recordFormat {
-		return nil, nil, fmt.Errorf("%w: record in table %q has unknown format 0x%02x", ErrCorrupt, tk.name, raw[0])
-	}
-	aead, err := chacha20poly1305.NewX(tk.valueKey)
+	pt, err := tk.open(formatPlain, key, raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: table %q key", ErrCorrupt, tk.name)
-	}
-	pt, err := aead.Open(nil, raw[1:1+suite.NonceSizeX], raw[1+suite.NonceSizeX:], recordAD(key))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: record in table %q failed authentication", ErrCorrupt, tk.name)
+		return nil, nil, err
 	}
 	r := codec.NewReader(pt)
 	id = r.Bytes16(MaxIDSize)
@@ -140,13 +203,79 @@ func (tk *tableKeys) decodeRecord(key, raw []byte) (id, value []byte, err error)
 	if len(value) > MaxValueSize {
 		return nil, nil, fmt.Errorf("%w: record in table %q: value over limit", ErrCorrupt, tk.name)
 	}
-	if id == nil {
-		id = []byte{}
+	return nonNil(id), nonNil(value), nil
+}
+
+// sealData encrypts a data record: kind ‖ bytes16 id ‖ u64 seq ‖ value.
+func (tk *tableKeys) sealData(key, id []byte, seq uint64, value []byte) []byte {
+	w := codec.NewWriter(1 + 2 + len(id) + 8 + len(value))
+	w.U8(kindData)
+	w.Bytes16(id)
+	w.U64(seq)
+	w.Fixed(value)
+	pt := w.Bytes()
+	out := tk.seal(formatSeq, key, pt)
+	clear(pt)
+	return out
+}
+
+// seqRecord is a decoded format 0x02 record: a value (kindData) or a
+// skip-list node (kindLink, kindHead).
+type seqRecord struct {
+	kind  byte
+	id    []byte // kindData
+	seq   uint64 // kindData
+	value []byte // kindData
+	node  *seqNode
+}
+
+// decodeSeqRecord authenticates, decrypts and parses a format 0x02
+// record found under key.
+func (tk *tableKeys) decodeSeqRecord(key, raw []byte) (*seqRecord, error) {
+	pt, err := tk.open(formatSeq, key, raw)
+	if err != nil {
+		return nil, err
 	}
-	if value == nil {
-		value = []byte{}
+	r := codec.NewReader(pt)
+	rec := &seqRecord{kind: r.U8()}
+	switch rec.kind {
+	case kindData:
+		rec.id = nonNil(r.Bytes16(MaxIDSize))
+		rec.seq = r.U64()
+		rec.value = nonNil(r.Fixed(r.Remaining()))
+		if len(rec.value) > MaxValueSize {
+			return nil, fmt.Errorf("%w: record in table %q: value over limit", ErrCorrupt, tk.name)
+		}
+	case kindLink, kindHead:
+		n, err := decodeNode(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: record in table %q: %v", ErrCorrupt, tk.name, err)
+		}
+		if rec.kind == kindLink && n.count != 0 {
+			return nil, fmt.Errorf("%w: record in table %q: link with a count", ErrCorrupt, tk.name)
+		}
+		rec.node = n
+	default:
+		if r.Err() == nil {
+			return nil, fmt.Errorf("%w: record in table %q has unknown kind 0x%02x", ErrCorrupt, tk.name, rec.kind)
+		}
 	}
-	return id, value, nil
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: record in table %q: %v", ErrCorrupt, tk.name, err)
+	}
+	return rec, nil
+}
+
+// sealNode encrypts a link or head record.
+func (tk *tableKeys) sealNode(key []byte, kind byte, n *seqNode) []byte {
+	return tk.seal(formatSeq, key, n.encode(kind))
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // checkSizes returns an error for an id or value the store will not hold.

@@ -25,7 +25,8 @@ type RepairReport struct {
 	// Saved is the directory holding copies of the journals and manifest
 	// as they were before the repair; empty when nothing was damaged.
 	Saved string
-	// Records counts the records of each table named in Repair's tables
+	// Records counts the records (plain and sequenced, not the index
+	// records of sequenced ones) of each table named in Repair's tables
 	// argument after the repair.
 	Records map[string]int
 }
@@ -129,8 +130,8 @@ func Repair(dir string, cfg Config, tables []string) (*RepairReport, error) {
 	defer db.Close()
 	rep.Records = make(map[string]int, len(tables))
 	for _, name := range tables {
-		n := 0
-		if err := db.Table(name).scanAll(func(_, _, _ []byte) error { n++; return nil }); err != nil {
+		n, err := db.Table(name).countRecords()
+		if err != nil {
 			return rep, fmt.Errorf("store: count after repair: %w", err)
 		}
 		rep.Records[name] = n

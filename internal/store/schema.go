@@ -44,15 +44,16 @@ func planSchema(cfg Config) (uint32, []Migration, error) {
 	return target, ms, nil
 }
 
-// upgrade reads the schema version, creating it for a new store, and
-// applies migrations one version per batch.
+// upgrade reads the schema record, creating it for a new store, brings
+// an older layout to the current one and applies migrations one version
+// per batch.
 func (db *DB) upgrade(target uint32, ms []Migration) error {
 	meta := db.table(metaTable)
 	raw, err := meta.Get(metaSchemaID)
 	if errors.Is(err, ErrNotFound) {
 		// A new store (or one created before its first record): it is
-		// born at the current version.
-		if err := meta.Put(metaSchemaID, binary.BigEndian.AppendUint32(nil, target)); err != nil {
+		// born at the current version and layout.
+		if err := meta.Put(metaSchemaID, encodeSchema(target, layoutCurrent)); err != nil {
 			return err
 		}
 		db.schema = target
@@ -61,12 +62,23 @@ func (db *DB) upgrade(target uint32, ms []Migration) error {
 	if err != nil {
 		return err
 	}
-	if len(raw) != 4 {
-		return fmt.Errorf("%w: schema record of %d bytes", ErrCorrupt, len(raw))
+	v, layout, err := decodeSchema(raw)
+	if err != nil {
+		return err
 	}
-	v := binary.BigEndian.Uint32(raw)
 	if v > target {
 		return fmt.Errorf("%w: store is at version %d, this program knows %d", ErrSchemaTooNew, v, target)
+	}
+	if layout > layoutCurrent {
+		return fmt.Errorf("%w: store layout %d, this program knows %d", ErrSchemaTooNew, layout, layoutCurrent)
+	}
+	if layout < layoutCurrent {
+		if err := db.upgradeLayout(v); err != nil {
+			return err
+		}
+	}
+	if err := db.loadLegacyTables(); err != nil {
+		return err
 	}
 	for v < target {
 		i := slices.IndexFunc(ms, func(m Migration) bool { return m.From == v })
@@ -77,7 +89,7 @@ func (db *DB) upgrade(target uint32, ms []Migration) error {
 		if err := ms[i].Run(db, b); err != nil {
 			return fmt.Errorf("store: migration from schema version %d: %w", v, err)
 		}
-		if err := b.Put(meta, metaSchemaID, binary.BigEndian.AppendUint32(nil, v+1)); err != nil {
+		if err := b.Put(meta, metaSchemaID, encodeSchema(v+1, layoutCurrent)); err != nil {
 			return err
 		}
 		if err := b.Commit(); err != nil {
@@ -88,4 +100,23 @@ func (db *DB) upgrade(target uint32, ms []Migration) error {
 	}
 	db.schema = v
 	return nil
+}
+
+// encodeSchema returns the schema record: u32 version ‖ u32 layout.
+func encodeSchema(version, layout uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, version), layout)
+}
+
+// decodeSchema parses a schema record; a 4-byte one, written before
+// layouts were recorded, is layout 1.
+func decodeSchema(raw []byte) (version, layout uint32, err error) {
+	switch len(raw) {
+	case 4:
+		return binary.BigEndian.Uint32(raw), layoutLegacy, nil
+	case 8:
+		if layout = binary.BigEndian.Uint32(raw[4:]); layout >= layoutCurrent {
+			return binary.BigEndian.Uint32(raw), layout, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("%w: schema record of %d bytes", ErrCorrupt, len(raw))
 }

@@ -7,7 +7,11 @@
 // derived from the passphrase with Argon2id, or by the key file. Every
 // record is sealed with XChaCha20-Poly1305 under a per-table key and bound
 // to its physical leveldb key; identifiers are replaced on disk by keyed
-// hashes, so neither names, message IDs nor values appear in clear.
+// hashes, so neither names, message IDs nor values appear in clear. A
+// sequenced record's key is a keyed hash of its id and sequence number,
+// and the order of an id's records is kept in sealed index records, so
+// a copy of the store shows neither how many records an id holds nor
+// their sequence numbers.
 //
 // Data lives in named tables (DB.Table). A record is either plain (one
 // value per id) or sequenced (many values per id, ordered by a uint64
@@ -123,6 +127,14 @@ type DB struct {
 	// the cause (a full disk) is gone. The next commit reopens first.
 	needReopen atomic.Bool
 
+	// seqLocks serialise, per id (striped by its head key), the commits
+	// that change the id's skip list: from reading the list to the write
+	// that carries the change (lockSeqs).
+	seqLocks [seqStripes]sync.Mutex
+
+	// layoutMu serialises the rewriting of layout 1 tables (migrateTable).
+	layoutMu sync.Mutex
+
 	// mu guards the fields below.
 	mu        sync.Mutex
 	closed    bool
@@ -130,6 +142,9 @@ type DB struct {
 	dek       []byte
 	indexRoot []byte
 	tables    map[string]*tableKeys
+	// legacy holds the tags of tables still in layout 1, rewritten when
+	// first asked for (docs/protocol/store.md §11.5).
+	legacy map[[tagSize]byte]bool
 }
 
 // metaTable holds the store's own records, such as the schema version.
@@ -175,7 +190,7 @@ func Open(dir string, cfg Config) (*DB, error) {
 	if testWrapStorage != nil {
 		stor = testWrapStorage(stor)
 	}
-	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys)}
+	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys), legacy: make(map[[tagSize]byte]bool)}
 	db.wo = &opt.WriteOptions{Sync: !cfg.NoSync}
 	ok := false
 	defer func() {
@@ -364,7 +379,10 @@ func (db *DB) ChangePassphrase(oldPassphrase, newPassphrase []byte) error {
 // Table returns the table called name. Names are 1 to 64 characters from
 // [a-z0-9_.-], starting with a letter or digit; an invalid name gives a
 // Table whose every method returns ErrInvalidTable. Table is cheap after
-// the first call for a name.
+// the first call for a name. In a store written before layout 2 the first
+// call for a table holding sequenced records rewrites them
+// (docs/protocol/store.md §11.5); if that fails, every method of the
+// Table returned returns the error, and the next call tries again.
 func (db *DB) Table(name string) *Table {
 	if !validTableName(name) {
 		return &Table{db: db, err: fmt.Errorf("%w: %q", ErrInvalidTable, name)}
@@ -374,8 +392,8 @@ func (db *DB) Table(name string) *Table {
 
 func (db *DB) table(name string) *Table {
 	db.mu.Lock()
-	defer db.mu.Unlock()
 	if db.closed {
+		db.mu.Unlock()
 		return &Table{db: db, err: ErrClosed}
 	}
 	tk, ok := db.tables[name]
@@ -383,7 +401,15 @@ func (db *DB) table(name string) *Table {
 		tk = deriveTableKeys(db.dek, db.indexRoot, name)
 		db.tables[name] = tk
 	}
-	return &Table{db: db, keys: tk}
+	legacy := db.legacy[tk.tag]
+	db.mu.Unlock()
+	t := &Table{db: db, keys: tk}
+	if legacy {
+		if err := db.migrateTable(t); err != nil {
+			return &Table{db: db, err: err}
+		}
+	}
+	return t
 }
 
 // Compact compacts the table's key range, rewriting its files so that

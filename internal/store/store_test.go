@@ -393,7 +393,7 @@ func TestTamperedRecordDetected(t *testing.T) {
 	other.Put([]byte("carol"), []byte("secret-c"))
 	keyOf := func(tb *Table, id string) []byte { return tb.keys.idPrefix([]byte(id)) }
 	kAlice, kBob, kCarol := keyOf(contacts, "alice"), keyOf(contacts, "bob"), keyOf(other, "carol")
-	kSeq1, kSeq2 := contacts.keys.seqKey([]byte("alice"), 1), contacts.keys.seqKey([]byte("alice"), 2)
+	kSeq1, kSeq2 := contacts.keys.dataKey([]byte("alice"), 1), contacts.keys.dataKey([]byte("alice"), 2)
 	db.Close()
 
 	type edit func(ldb *leveldb.DB)

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
@@ -121,7 +119,32 @@ func (t *Table) GetSeq(id []byte, seq uint64) ([]byte, error) {
 	if len(id) > MaxIDSize {
 		return nil, ErrNotFound
 	}
-	return t.get(t.keys.seqKey(id, seq), id, "get")
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return nil, err
+	}
+	defer t.db.ldbMu.RUnlock()
+	return t.getData(ldb, id, seq)
+}
+
+// getData reads and checks the data record of (id, seq).
+func (t *Table) getData(r getter, id []byte, seq uint64) ([]byte, error) {
+	key := t.keys.dataKey(id, seq)
+	raw, err := r.Get(key, nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, t.db.wrapErr("get", t, err)
+	}
+	rec, err := t.keys.decodeSeqRecord(key, raw)
+	if err != nil {
+		return nil, err
+	}
+	if rec.kind != kindData || string(rec.id) != string(id) || rec.seq != seq {
+		return nil, fmt.Errorf("%w: record in table %q holds another id or seq", ErrCorrupt, t.keys.name)
+	}
+	return rec.value, nil
 }
 
 // DeleteSeq removes record seq of id's sequence.
@@ -135,7 +158,8 @@ func (t *Table) DeleteSeq(id []byte, seq uint64) error {
 
 // ScanSeq calls fn for each record of id's sequence with from <= seq <=
 // to, in ascending order. An error from fn stops the scan and is
-// returned.
+// returned. The scan reads a snapshot: writes made meanwhile, fn's
+// included, are not seen.
 func (t *Table) ScanSeq(id []byte, from, to uint64, fn func(seq uint64, value []byte) error) error {
 	return t.scanSeq(id, from, to, 0, false, fn)
 }
@@ -150,13 +174,23 @@ func (t *Table) ScanSeqReverse(id []byte, from, to uint64, limit int, fn func(se
 // LastSeq returns the highest sequence number stored for id, and false if
 // id has no sequenced records.
 func (t *Table) LastSeq(id []byte) (uint64, bool, error) {
-	var last uint64
-	found := false
-	err := t.scanSeq(id, 0, math.MaxUint64, 1, true, func(seq uint64, _ []byte) error {
-		last, found = seq, true
-		return nil
-	})
-	return last, found, err
+	if t.err != nil {
+		return 0, false, t.err
+	}
+	if len(id) > MaxIDSize {
+		return 0, false, nil
+	}
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return 0, false, err
+	}
+	defer t.db.ldbMu.RUnlock()
+	sr, err := t.newSeqReader(ldb, id)
+	if err != nil || sr.head == nil {
+		return 0, false, err
+	}
+	last, ok := sr.head.prevAt(0)
+	return last, ok, nil
 }
 
 func (t *Table) scanSeq(id []byte, from, to uint64, limit int, reverse bool, fn func(uint64, []byte) error) error {
@@ -166,59 +200,56 @@ func (t *Table) scanSeq(id []byte, from, to uint64, limit int, reverse bool, fn 
 	if len(id) > MaxIDSize || from > to {
 		return nil
 	}
-	prefix := t.keys.idPrefix(id)
-	rng := util.Range{Start: binary.BigEndian.AppendUint64(slices.Clip(prefix), from)}
-	if to == math.MaxUint64 {
-		rng.Limit = util.BytesPrefix(prefix).Limit
-	} else {
-		rng.Limit = binary.BigEndian.AppendUint64(slices.Clip(prefix), to+1)
-	}
 	ldb, err := t.db.readLock()
 	if err != nil {
 		return err
 	}
 	defer t.db.ldbMu.RUnlock()
-	it := ldb.NewIterator(&rng, nil)
-	defer it.Release()
-	n := 0
-	step := it.Next
-	if reverse {
-		if !it.Last() {
-			return t.iterErr(it)
-		}
-		step = it.Prev
-		if err := t.visitSeq(it, id, fn); err != nil {
-			return err
-		}
-		n++
+	snap, err := ldb.GetSnapshot()
+	if err != nil {
+		return t.db.wrapErr("scan", t, err)
 	}
-	for (limit <= 0 || n < limit) && step() {
-		if err := t.visitSeq(it, id, fn); err != nil {
-			return err
-		}
-		n++
-	}
-	return t.iterErr(it)
+	defer snap.Release()
+	return t.walkSeq(snap, id, from, to, limit, reverse, fn)
 }
 
-func (t *Table) visitSeq(it iterator.Iterator, id []byte, fn func(uint64, []byte) error) error {
-	key := it.Key()
-	if len(key) != seqKeyLen {
-		return fmt.Errorf("%w: key of %d bytes in table %q", ErrCorrupt, len(key), t.keys.name)
-	}
-	gotID, value, err := t.keys.decodeRecord(key, it.Value())
+// walkSeq visits id's records in [from, to] in r: it seeks the first (or,
+// reverse, the last) and follows level-0 pointers. Each record visited
+// costs two point reads, its link and its value.
+func (t *Table) walkSeq(r getter, id []byte, from, to uint64, limit int, reverse bool, fn func(uint64, []byte) error) error {
+	sr, err := t.newSeqReader(r, id)
 	if err != nil {
 		return err
 	}
-	if string(gotID) != string(id) {
-		return fmt.Errorf("%w: record in table %q holds another id", ErrCorrupt, t.keys.name)
+	bound := from
+	if reverse {
+		bound = to
 	}
-	return fn(binary.BigEndian.Uint64(key[plainKeyLen:]), value)
-}
-
-func (t *Table) iterErr(it iterator.Iterator) error {
-	if err := it.Error(); err != nil {
-		return t.db.wrapErr("scan", t, err)
+	seq, n, ok, err := sr.seek(bound, !reverse)
+	if err != nil {
+		return err
+	}
+	for visited := 0; ok && seq >= from && seq <= to; {
+		value, err := sr.value(seq)
+		if err != nil {
+			return err
+		}
+		if err := fn(seq, value); err != nil {
+			return err
+		}
+		if visited++; limit > 0 && visited >= limit {
+			return nil
+		}
+		if reverse {
+			seq, ok = n.prevAt(0)
+		} else {
+			seq, ok = n.nextAt(0)
+		}
+		if ok && seq >= from && seq <= to {
+			if n, err = sr.link(seq); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -227,9 +258,13 @@ func (t *Table) iterErr(it iterator.Iterator) error {
 // no meaningful order (ids are stored as keyed hashes). An error from fn
 // stops the scan and is returned.
 func (t *Table) Scan(fn func(id, value []byte) error) error {
-	return t.scanAll(func(key, id, value []byte) error {
-		if len(key) != plainKeyLen {
+	return t.scanAll(func(key, raw []byte) error {
+		if raw[0] != formatPlain {
 			return nil
+		}
+		id, value, err := t.keys.decodeRecord(key, raw)
+		if err != nil {
+			return err
 		}
 		return fn(id, value)
 	})
@@ -237,16 +272,9 @@ func (t *Table) Scan(fn func(id, value []byte) error) error {
 
 // ScanAllSeq calls fn for every sequenced record of the table, grouped by
 // id (groups in no meaningful order) and ascending by seq within a group.
+// It reads a snapshot: one pass over the table finds the ids (holding
+// each once in memory), then each id's records are scanned in order.
 func (t *Table) ScanAllSeq(fn func(id []byte, seq uint64, value []byte) error) error {
-	return t.scanAll(func(key, id, value []byte) error {
-		if len(key) != seqKeyLen {
-			return nil
-		}
-		return fn(id, binary.BigEndian.Uint64(key[plainKeyLen:]), value)
-	})
-}
-
-func (t *Table) scanAll(fn func(key, id, value []byte) error) error {
 	if t.err != nil {
 		return t.err
 	}
@@ -255,22 +283,103 @@ func (t *Table) scanAll(fn func(key, id, value []byte) error) error {
 		return err
 	}
 	defer t.db.ldbMu.RUnlock()
-	it := ldb.NewIterator(util.BytesPrefix(t.keys.tag[:]), nil)
-	defer it.Release()
-	for it.Next() {
-		key := it.Key()
-		if len(key) != plainKeyLen && len(key) != seqKeyLen {
-			return fmt.Errorf("%w: key of %d bytes in table %q", ErrCorrupt, len(key), t.keys.name)
+	snap, err := ldb.GetSnapshot()
+	if err != nil {
+		return t.db.wrapErr("scan", t, err)
+	}
+	defer snap.Release()
+	var ids [][]byte
+	seen := make(map[string]bool)
+	err = t.scanReader(snap, func(key, raw []byte) error {
+		if raw[0] != formatSeq {
+			return nil
 		}
-		id, value, err := t.keys.decodeRecord(key, it.Value())
+		rec, err := t.keys.decodeSeqRecord(key, raw)
 		if err != nil {
 			return err
 		}
-		if err := fn(key, id, value); err != nil {
+		if rec.kind == kindData && !seen[string(rec.id)] {
+			seen[string(rec.id)] = true
+			ids = append(ids, rec.id)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		err := t.walkSeq(snap, id, 0, math.MaxUint64, 0, false, func(seq uint64, value []byte) error {
+			return fn(id, seq, value)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countRecords counts the plain and the sequenced (data) records of the
+// table: the records its callers wrote.
+func (t *Table) countRecords() (int, error) {
+	n := 0
+	err := t.scanAll(func(key, raw []byte) error {
+		if raw[0] == formatPlain {
+			_, _, err := t.keys.decodeRecord(key, raw)
+			n++
+			return err
+		}
+		rec, err := t.keys.decodeSeqRecord(key, raw)
+		if err == nil && rec.kind == kindData {
+			n++
+		}
+		return err
+	})
+	return n, err
+}
+
+// recordVisitor sees one stored record: its key and its sealed value,
+// whose first byte is formatPlain or formatSeq.
+type recordVisitor func(key, raw []byte) error
+
+func (t *Table) scanAll(fn recordVisitor) error {
+	if t.err != nil {
+		return t.err
+	}
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return err
+	}
+	defer t.db.ldbMu.RUnlock()
+	return t.scanReader(ldb, fn)
+}
+
+// scanReader calls fn for every record of the table in r, in key order.
+// Every key is keyLen bytes and every value starts with a known format.
+func (t *Table) scanReader(r interface {
+	NewIterator(*util.Range, *opt.ReadOptions) iterator.Iterator
+}, fn recordVisitor) error {
+	it := r.NewIterator(util.BytesPrefix(t.keys.tag[:]), nil)
+	defer it.Release()
+	for it.Next() {
+		key, raw := it.Key(), it.Value()
+		if len(key) != keyLen {
+			return fmt.Errorf("%w: key of %d bytes in table %q", ErrCorrupt, len(key), t.keys.name)
+		}
+		if len(raw) == 0 || raw[0] != formatPlain && raw[0] != formatSeq {
+			return fmt.Errorf("%w: record in table %q has an unknown format", ErrCorrupt, t.keys.name)
+		}
+		if err := fn(key, raw); err != nil {
 			return err
 		}
 	}
 	return t.iterErr(it)
+}
+
+func (t *Table) iterErr(it iterator.Iterator) error {
+	if err := it.Error(); err != nil {
+		return t.db.wrapErr("scan", t, err)
+	}
+	return nil
 }
 
 // Batch collects writes to any tables of one DB and applies them
@@ -285,6 +394,9 @@ type Batch struct {
 	lb   leveldb.Batch
 	err  error
 	lazy bool
+	// seqOps are the batch's PutSeq and DeleteSeq, in order: Commit
+	// links and unlinks their records in their ids' skip lists.
+	seqOps []seqOp
 }
 
 // Lazy marks the batch as not needing an fsync of its own. It is written
@@ -333,8 +445,9 @@ func (b *Batch) PutSeq(t *Table, id []byte, seq uint64, value []byte) error {
 	if err := b.check(t, id, value); err != nil {
 		return err
 	}
-	key := t.keys.seqKey(id, seq)
-	b.lb.Put(key, t.keys.sealRecord(key, id, value))
+	key := t.keys.dataKey(id, seq)
+	b.lb.Put(key, t.keys.sealData(key, id, seq, value))
+	b.seqOps = append(b.seqOps, newSeqOp(t.keys, id, seq, false))
 	return nil
 }
 
@@ -352,16 +465,19 @@ func (b *Batch) DeleteSeq(t *Table, id []byte, seq uint64) error {
 	if err := b.check(t, id, nil); err != nil {
 		return err
 	}
-	b.lb.Delete(t.keys.seqKey(id, seq))
+	b.lb.Delete(t.keys.dataKey(id, seq))
+	b.seqOps = append(b.seqOps, newSeqOp(t.keys, id, seq, true))
 	return nil
 }
 
-// Len returns the number of operations in the batch.
+// Len returns the number of operations in the batch (the index records
+// Commit adds for sequenced ones not counted).
 func (b *Batch) Len() int { return b.lb.Len() }
 
 // Reset empties the batch, clearing a sticky error.
 func (b *Batch) Reset() {
 	b.lb.Reset()
+	b.seqOps = b.seqOps[:0]
 	b.err = nil
 }
 
@@ -384,12 +500,30 @@ func (b *Batch) Commit() error {
 	if b.db.needReopen.Load() {
 		b.db.tryReopen()
 	}
+	if len(b.seqOps) > 0 {
+		// The skip lists of the ids touched are read and changed under
+		// their stripe locks until the write that carries the change.
+		defer b.db.lockSeqs(b.seqOps)()
+	}
 	ldb, err := b.db.readLock()
 	if err != nil {
 		return err
 	}
+	mark, err := b.addIndex(ldb)
+	if err != nil {
+		b.db.ldbMu.RUnlock()
+		return err
+	}
 	err = ldb.Write(&b.lb, wo)
 	b.db.ldbMu.RUnlock()
+	if mark >= 0 {
+		// Drop the index records again (goleveldb holds no reference to
+		// the batch after Write): the batch is the caller's as it was,
+		// and a failed Commit can be retried.
+		if lerr := b.lb.Load(b.lb.Dump()[:mark]); lerr != nil {
+			panic("store: batch truncation: " + lerr.Error())
+		}
+	}
 	if err != nil {
 		if errors.Is(err, leveldb.ErrClosed) {
 			return ErrClosed
@@ -400,4 +534,29 @@ func (b *Batch) Commit() error {
 		return fmt.Errorf("store: commit batch: %w", err)
 	}
 	return nil
+}
+
+// addIndex links and unlinks the batch's sequenced records in their ids'
+// skip lists and appends the changed index records to the batch. It
+// returns the batch's length in bytes before them, or -1 when it has no
+// sequenced records.
+func (b *Batch) addIndex(ldb *leveldb.DB) (mark int, err error) {
+	if len(b.seqOps) == 0 {
+		return -1, nil
+	}
+	l := newSeqLinker(ldb)
+	for _, op := range b.seqOps {
+		if err := l.apply(op); err != nil {
+			if errors.Is(err, leveldb.ErrClosed) {
+				return -1, ErrClosed
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				err = fmt.Errorf("store: commit batch: read index of table %q: %w", op.keys.name, err)
+			}
+			return -1, err
+		}
+	}
+	mark = len(b.lb.Dump())
+	l.writeTo(&b.lb)
+	return mark, nil
 }
