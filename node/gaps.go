@@ -13,7 +13,6 @@ import (
 
 	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/crypto/identity"
-	"github.com/hushnet/hush/internal/store"
 )
 
 // Missing messages (docs/protocol/messaging.md, "Missing messages"): each
@@ -216,8 +215,6 @@ func (cs *counters) setTrack(dev identity.DeviceID, g *gapTrack) {
 // trackKey is a gapTrack's ID in the counters table.
 func trackKey(dev identity.DeviceID) []byte { return append([]byte("r"), dev[:]...) }
 
-func (n *Node) countersTable() *store.Table { return n.db.Table("counters") }
-
 // errFound stops a scan.
 var errFound = errors.New("found")
 
@@ -226,7 +223,7 @@ var errFound = errors.New("found")
 // writes nothing more; after a start, the conversation is read backwards
 // once, to the newest text that has one.
 func (n *Node) lastSentLocked(acc identity.AccountID) uint64 {
-	cs := n.records.counters
+	cs := n.counters
 	cs.mu.Lock()
 	last, ok := cs.sent[acc]
 	cs.mu.Unlock()
@@ -253,7 +250,7 @@ func (n *Node) lastSentLocked(acc identity.AccountID) uint64 {
 // text's record holds it). A failed commit gives it back unless a later
 // text took the next one.
 func (n *Node) takeCounterLocked(t *txn, acc identity.AccountID, c uint64) {
-	cs := n.records.counters
+	cs := n.counters
 	cs.mu.Lock()
 	cs.sent[acc] = c
 	cs.mu.Unlock()
@@ -269,13 +266,13 @@ func (n *Node) takeCounterLocked(t *txn, acc identity.AccountID, c uint64) {
 // trackLocked returns a copy of a sender device's gapTrack (a new one
 // for a device never seen).
 func (n *Node) trackLocked(dev identity.DeviceID, acc identity.AccountID) *gapTrack {
-	cs := n.records.counters
+	cs := n.counters
 	cs.mu.Lock()
 	g := cs.received[dev]
 	cs.mu.Unlock()
 	if g == nil {
 		g = &gapTrack{}
-		if err := n.getJSON(n.countersTable(), trackKey(dev), g); err != nil {
+		if err := n.getJSON(n.tabs.counters, trackKey(dev), g); err != nil {
 			g = &gapTrack{}
 		}
 	}
@@ -288,12 +285,12 @@ func (n *Node) trackLocked(dev identity.DeviceID, acc identity.AccountID) *gapTr
 // t, once each however many texts changed them; a failed commit puts
 // the previous ones back unless another change came after.
 func (n *Node) saveTracksLocked(t *txn) {
-	cs := n.records.counters
+	cs := n.counters
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for dev, prev := range cs.unsaved {
 		g := cs.received[dev]
-		putJSON(t.b, n.countersTable(), trackKey(dev), g)
+		putJSON(t.b, n.tabs.counters, trackKey(dev), g)
 		t.undo(func() {
 			cs.mu.Lock()
 			defer cs.mu.Unlock()
@@ -317,7 +314,7 @@ func (n *Node) saveTracksLocked(t *txn) {
 func (n *Node) countReceivedLocked(t *txn, c *contact, dev identity.DeviceID, p *payload, now time.Time) {
 	g := n.trackLocked(dev, c.account())
 	filled, opened := g.observe(p.Counter, p.TimeMS, now)
-	n.records.counters.setTrack(dev, g)
+	n.counters.setTrack(dev, g)
 	if filled != "" {
 		n.noticeFilledLocked(t, c, filled)
 	}
@@ -377,9 +374,9 @@ func missingText(count uint64, name string) string {
 // loadGapsLocked reads every gapTrack when Run starts and starts the gap
 // loop if a range waits for its grace period to end.
 func (n *Node) loadGapsLocked() error {
-	cs := n.records.counters
+	cs := n.counters
 	loaded := make(map[identity.DeviceID]*gapTrack)
-	err := n.countersTable().Scan(func(id, v []byte) error {
+	err := n.tabs.counters.Scan(func(id, v []byte) error {
 		if len(id) != 1+identity.DeviceIDSize || id[0] != 'r' {
 			return nil
 		}
@@ -415,7 +412,7 @@ func (n *Node) loadGapsLocked() error {
 // armGapsLocked makes sure a gap loop runs (and looks again) while the
 // node runs.
 func (n *Node) armGapsLocked() {
-	cs := n.records.counters
+	cs := n.counters
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.looping {
@@ -433,7 +430,7 @@ func (n *Node) armGapsLocked() {
 // gapLoop reports ranges once their grace period ends, sleeping until
 // the next one is due; it ends when none is waiting.
 func (n *Node) gapLoop(ctx context.Context) {
-	cs := n.records.counters
+	cs := n.counters
 	for {
 		n.mu.Lock()
 		next, ok, err := n.reportGapsLocked(time.Now())
@@ -463,7 +460,7 @@ func (n *Node) gapLoop(ctx context.Context) {
 // (ok false: none waits).
 func (n *Node) reportGapsLocked(now time.Time) (next time.Time, ok bool, err error) {
 	grace := gapGrace()
-	cs := n.records.counters
+	cs := n.counters
 	cs.mu.Lock()
 	type due struct {
 		dev identity.DeviceID

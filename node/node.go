@@ -134,6 +134,7 @@ type Node struct {
 	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)
 	guardTable   map[string][]peer.ID            // the guard's last table (guardChangedLocked)
 	parting      map[string]partingTopic         // forgotten groups' topics, still in the table (partLocked)
+	counters     *counters                       // conversation counters and gap trackers (gaps.go; own lock)
 	tempTopics   map[string]*pubsub.Topic        // joined only to publish
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
@@ -152,7 +153,7 @@ type Node struct {
 }
 
 type tables struct {
-	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers *store.Table
+	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -208,6 +209,7 @@ func openTables(db *store.DB) tables {
 		groups:    db.Table("groups"),
 		groupWire: db.Table("groupwire"),
 		peers:     db.Table("peers"),
+		counters:  db.Table("counters"),
 	}
 }
 
@@ -238,6 +240,7 @@ func New(cfg Config) (*Node, error) {
 		welcomes:     make(map[group.GroupID]*welcomeParts),
 		tempTopics:   make(map[string]*pubsub.Topic),
 		parting:      make(map[string]partingTopic),
+		counters:     newCounters(),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
 		groupIn:      make(chan topicMsg, 4096),
 		topicsCh:     make(chan struct{}),

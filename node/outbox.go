@@ -153,9 +153,7 @@ func (n *Node) kickLocked(q *peerQueue) {
 // loadOutboxLocked queues every entry left in the store (after a
 // restart): pending ones, and those whose redundant deposits go on.
 // Entries queued before Run started (a send on a node not yet running)
-// are not queued twice, and each queue stays in seq order. The gap
-// tracker's timers resume with it (loadGapsLocked): both are a
-// conversation's unfinished business at a start.
+// are not queued twice, and each queue stays in seq order.
 func (n *Node) loadOutboxLocked() error {
 	queued := make(map[uint64]bool) // sequence numbers are unique across devices
 	for _, q := range n.queues {
@@ -211,7 +209,7 @@ func (n *Node) loadOutboxLocked() error {
 			n.log.Warn("outbox entries of removed contacts not deleted", "err", err)
 		}
 	}
-	return n.loadGapsLocked()
+	return nil
 }
 
 // pruneRedundantLocked ends the redundant deposits that have become

@@ -8,10 +8,6 @@ import "sync"
 // owns its fields and its lock; the node reads and writes the store
 // tables and tells records what it wrote (write, remove, committed).
 type records struct {
-	// counters is the memory of the conversation counters (gaps.go), a
-	// part with its own lock.
-	counters *counters
-
 	mu     sync.Mutex
 	dirty  map[[msgIDSize]byte]*dirtyMsg
 	recent map[[msgIDSize]byte]*cachedMsg
@@ -47,7 +43,7 @@ type cachedMsg struct {
 func cachedSize(m *msgRec) int { return 256 + len(m.Text) + len(m.ReplyTo) + len(m.ID) }
 
 func newRecords() *records {
-	return &records{counters: newCounters(), dirty: make(map[[msgIDSize]byte]*dirtyMsg), recent: make(map[[msgIDSize]byte]*cachedMsg)}
+	return &records{dirty: make(map[[msgIDSize]byte]*dirtyMsg), recent: make(map[[msgIDSize]byte]*cachedMsg)}
 }
 
 // get returns a copy of the newest record of id that memory holds: one

@@ -85,6 +85,10 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		return fmt.Errorf("node: load outbox: %w", err)
 	}
+	if err := n.loadGapsLocked(); err != nil { // the gap trackers' timers resume
+		n.mu.Unlock()
+		return fmt.Errorf("node: load gap trackers: %w", err)
+	}
 	n.settings.ListenAddrs = boundAddrs(h.Network().ListenAddresses())
 	n.settings.ListenAsked = asked
 	b := n.db.Batch()
