@@ -8,7 +8,8 @@ import (
 )
 
 // benchConfig lifts the limits that would stop a benchmark.
-var benchConfig = Config{PeerRate: -1, IPRate: -1, MaxMessages: 1 << 30, MaxMailboxBytes: 1 << 40, MaxStoreBytes: 1 << 40}
+var benchConfig = Config{PeerRate: -1, IPRate: -1, MaxMessages: 1 << 30, MaxMailboxBytes: 1 << 40, MaxStoreBytes: 1 << 40,
+	MaxMailboxesPerPeer: 1 << 20, MaxMailboxesPerIP: 1 << 20, CreateIPPerHour: -1, TopicFileRate: -1, TopicFileIPRate: -1}
 
 // BenchmarkDeposit1KiB: many depositors (8 hosts × 64 streams) storing
 // 1 KiB envelopes over real loopback streams, synced in groups.

@@ -40,6 +40,22 @@ const (
 	clockSkew              = 60 * time.Second
 )
 
+// Defaults of the limits on what strangers may take (docs/RELIABILITY.md
+// "Relays"): mailbox creation in the open mode, group-store filings per
+// publisher, frame bytes being read.
+const (
+	DefaultMaxMailboxesPerIP   = 64
+	DefaultMaxMailboxesPerPeer = 4
+	DefaultCreateIPPerHour     = 60
+	DefaultCreateIPBurst       = 16
+	DefaultTopicFileRate       = 1
+	DefaultTopicFileBurst      = 300
+	DefaultTopicFileIPRate     = 2
+	DefaultTopicFileIPBurst    = 600
+	DefaultMaxFrameBytes       = 64 << 20
+	DefaultMaxFrameBytesPerIP  = 16 << 20
+)
+
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("336h", "30s"); a bare number is read as seconds.
 type Duration time.Duration
@@ -68,9 +84,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Config configures a Server. The zero value is a working relay with the
 // defaults of docs/RELAY.md "Limits". It is also the JSON config file of
-// hush-relay (field names as below). For the rates PeerRate and IPRate,
-// a negative value turns the limit off; any other negative field is
-// refused (Check).
+// hush-relay (field names as below). For the rates (PeerRate, IPRate,
+// CreateIPPerHour, TopicFileRate, TopicFileIPRate) a negative value turns
+// the limit off; any other negative field is refused (Check).
 type Config struct {
 	// MaxEnvelope caps the size of one deposited envelope in bytes.
 	// Default 256 KiB (envelope.MaxEnvelopeSize, the largest bucket); it
@@ -141,6 +157,46 @@ type Config struct {
 	// take the relay's whole MaxTopics. Default 512 (eight devices
 	// watching the most a device may, MaxWatchTopics, each).
 	MaxTopicsPerIP int `json:"max_topics_per_ip,omitempty"`
+	// MaxMailboxesPerIP caps, in the open creation mode, the mailboxes
+	// created from one network (an IPv4 address, an IPv6 /64) that the
+	// relay still holds; a Create past it gets Quota. The count is kept
+	// in memory only: the relay stores no peer or address of a creator,
+	// so mailboxes loaded at a restart count towards no network. Default
+	// 64: a device holds one mailbox per relay, so this is a household or
+	// an office behind one address; behind a carrier-grade NAT, raise it.
+	MaxMailboxesPerIP int `json:"max_mailboxes_per_ip,omitempty"`
+	// MaxMailboxesPerPeer is the same per remote peer. Default 4 (one,
+	// with room for Creates whose answers were lost).
+	MaxMailboxesPerPeer int `json:"max_mailboxes_per_peer,omitempty"`
+	// CreateIPPerHour and CreateIPBurst are the token bucket of mailbox
+	// creations per network in the open mode: creations per hour and
+	// bucket size; past it a Create gets RateLimited. Default 60 an
+	// hour, burst 16; a negative rate: no limit.
+	CreateIPPerHour float64 `json:"create_ip_per_hour,omitempty"`
+	CreateIPBurst   int     `json:"create_ip_burst,omitempty"`
+	// TopicFileRate and TopicFileBurst are the token bucket of group-store
+	// filings per publishing peer (the GossipSub peer a topic message came
+	// from): one token files one message into one offline owner's mailbox
+	// (pushes to online owners cost nothing); past it the message is not
+	// filed for the remaining mailboxes. Anyone may publish on a watched
+	// topic, so without it one stranger could fill the topic share of
+	// every watching mailbox. Default 1/s, burst 300; a negative rate: no
+	// limit.
+	TopicFileRate  float64 `json:"topic_file_rate,omitempty"`
+	TopicFileBurst int     `json:"topic_file_burst,omitempty"`
+	// TopicFileIPRate and TopicFileIPBurst are the same per network of the
+	// publishing peer. Default 2/s, burst 600 (below the topic share of a
+	// default mailbox, 750); a negative rate: no limit.
+	TopicFileIPRate  float64 `json:"topic_file_ip_rate,omitempty"`
+	TopicFileIPBurst int     `json:"topic_file_ip_burst,omitempty"`
+	// MaxFrameBytes caps the bytes of request frames the relay holds at
+	// once, for all streams together, from a frame's first buffer until
+	// its request is answered; a stream whose frame needs more waits up
+	// to a second, then is reset. Default 64 MiB; at least MaxFrame.
+	MaxFrameBytes int64 `json:"max_frame_bytes,omitempty"`
+	// MaxFrameBytesPerIP is the same per network, so one network cannot
+	// take the whole MaxFrameBytes. Default 16 MiB; at least MaxFrame.
+	MaxFrameBytesPerIP int64 `json:"max_frame_bytes_per_ip,omitempty"`
 	// Push points the relay at a push bridge that wakes mailbox owners'
 	// phones (docs/RELAY.md "Wake-ups"). Default none.
 	Push PushConfig `json:"push,omitempty"`
@@ -155,8 +211,8 @@ type Config struct {
 }
 
 // Check reports the first field of c that no relay can run with: a
-// negative size, count or duration (only the rates PeerRate and IPRate
-// may be negative, meaning no limit), an unknown creation mode, pow_bits
+// negative size, count or duration (only the rates may be negative,
+// meaning no limit), an unknown creation mode, pow_bits
 // outside 0 to 40. It does no I/O; New runs it too. Zero fields are fine:
 // they take their defaults.
 func (c Config) Check() error {
@@ -179,6 +235,13 @@ func (c Config) Check() error {
 		{"owner_grace", c.OwnerGrace < 0, time.Duration(c.OwnerGrace)},
 		{"max_topics", c.MaxTopics < 0, c.MaxTopics},
 		{"max_topics_per_ip", c.MaxTopicsPerIP < 0, c.MaxTopicsPerIP},
+		{"max_mailboxes_per_ip", c.MaxMailboxesPerIP < 0, c.MaxMailboxesPerIP},
+		{"max_mailboxes_per_peer", c.MaxMailboxesPerPeer < 0, c.MaxMailboxesPerPeer},
+		{"create_ip_burst", c.CreateIPBurst < 0, c.CreateIPBurst},
+		{"topic_file_burst", c.TopicFileBurst < 0, c.TopicFileBurst},
+		{"topic_file_ip_burst", c.TopicFileIPBurst < 0, c.TopicFileIPBurst},
+		{"max_frame_bytes", c.MaxFrameBytes < 0, c.MaxFrameBytes},
+		{"max_frame_bytes_per_ip", c.MaxFrameBytesPerIP < 0, c.MaxFrameBytesPerIP},
 		{"push.window", c.Push.Window < 0, time.Duration(c.Push.Window)},
 	} {
 		if f.neg {
@@ -256,6 +319,38 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxTopicsPerIP <= 0 {
 		c.MaxTopicsPerIP = DefaultMaxTopicsPerIP
 	}
+	if c.MaxMailboxesPerIP <= 0 {
+		c.MaxMailboxesPerIP = DefaultMaxMailboxesPerIP
+	}
+	if c.MaxMailboxesPerPeer <= 0 {
+		c.MaxMailboxesPerPeer = DefaultMaxMailboxesPerPeer
+	}
+	if c.CreateIPPerHour == 0 {
+		c.CreateIPPerHour = DefaultCreateIPPerHour
+	}
+	if c.CreateIPBurst <= 0 {
+		c.CreateIPBurst = DefaultCreateIPBurst
+	}
+	if c.TopicFileRate == 0 {
+		c.TopicFileRate = DefaultTopicFileRate
+	}
+	if c.TopicFileBurst <= 0 {
+		c.TopicFileBurst = DefaultTopicFileBurst
+	}
+	if c.TopicFileIPRate == 0 {
+		c.TopicFileIPRate = DefaultTopicFileIPRate
+	}
+	if c.TopicFileIPBurst <= 0 {
+		c.TopicFileIPBurst = DefaultTopicFileIPBurst
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	c.MaxFrameBytes = max(c.MaxFrameBytes, MaxFrame)
+	if c.MaxFrameBytesPerIP <= 0 {
+		c.MaxFrameBytesPerIP = DefaultMaxFrameBytesPerIP
+	}
+	c.MaxFrameBytesPerIP = min(max(c.MaxFrameBytesPerIP, MaxFrame), c.MaxFrameBytes)
 	var err error
 	if c.Push, err = c.Push.withDefaults(); err != nil {
 		return c, err
@@ -302,13 +397,23 @@ type Metrics interface {
 	TopicPushed(size int)
 	// TopicDropped counts one group topic message not filed into one
 	// watching mailbox, by the code a deposit would have got (Quota,
-	// Full, TooLarge, Internal).
+	// Full, TooLarge, Internal), or RateLimited: its publishing peer or
+	// network used up its filing budget (TopicFileRate, TopicFileIPRate).
 	TopicDropped(code ErrorCode)
 	// WatchedTopics sets the gauge of distinct group topics watched.
 	WatchedTopics(n int64)
 	// WatchRefused counts one Watch refused because the mailboxes of its
 	// network watch MaxTopicsPerIP topics already.
 	WatchRefused()
+	// CreateRefused counts one Create refused by the open mode's limits:
+	// Quota (the peer or its network holds MaxMailboxesPerPeer or
+	// MaxMailboxesPerIP mailboxes) or RateLimited (CreateIPPerHour).
+	// (A message not filed because its publishing peer or network used up
+	// its filing budget is TopicDropped(RateLimited).)
+	CreateRefused(code ErrorCode)
+	// FrameRefused counts one stream reset because the frame byte budget
+	// (MaxFrameBytes, MaxFrameBytesPerIP) stayed full while it waited.
+	FrameRefused()
 	// WakeCall counts one call to the push bridge asking to wake n
 	// mailbox owners, and whether the bridge answered it.
 	WakeCall(ok bool, n int)
@@ -330,6 +435,8 @@ func (NopMetrics) TopicPushed(int)           {}
 func (NopMetrics) TopicDropped(ErrorCode)    {}
 func (NopMetrics) WatchedTopics(int64)       {}
 func (NopMetrics) WatchRefused()             {}
+func (NopMetrics) CreateRefused(ErrorCode)   {}
+func (NopMetrics) FrameRefused()             {}
 func (NopMetrics) WakeCall(bool, int)        {}
 
 // String names an error code for logs and metric labels.

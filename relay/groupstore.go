@@ -13,6 +13,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/internal/gossip"
 )
@@ -228,7 +229,7 @@ func (g *groupStore) read(ctx context.Context, topic string, sub *pubsub.Subscri
 		if err != nil {
 			return
 		}
-		g.file(topic, m.Data)
+		g.file(topic, m.Data, m.ReceivedFrom)
 	}
 }
 
@@ -236,8 +237,9 @@ func (g *groupStore) read(ctx context.Context, topic string, sub *pubsub.Subscri
 // queued stores to the filer, which waits for their grouped commit; so a
 // reader queues the next message while the last one is being committed.
 // A mailbox over its quota (or a relay over its cap) drops the message
-// for that mailbox only.
-func (g *groupStore) file(topic string, data []byte) {
+// for that mailbox only; so does one whose publishing peer (from) or its
+// network has used up its filing budget (filebudget.go).
+func (g *groupStore) file(topic string, data []byte, from peer.ID) {
 	g.watchMu.RLock()
 	boxes := make([]*mailbox, 0, len(g.watchers[topic]))
 	for mb := range g.watchers[topic] {
@@ -255,12 +257,18 @@ func (g *groupStore) file(topic string, data []byte) {
 		return
 	}
 	var batch []*pendingStore
+	payer := s.filing.payer(from)
 	for _, mb := range boxes {
 		if s.pushLive(mb, topic, data) {
 			continue
 		}
+		if !payer.take() {
+			s.m.TopicDropped(CodeRateLimited)
+			continue
+		}
 		p, rerr := s.storeQueue(mb, data, SourceTopic, topic)
 		if rerr != nil {
+			payer.refund()
 			if rerr.code != CodeNotFound { // deleted meanwhile
 				s.m.TopicDropped(rerr.code)
 			}

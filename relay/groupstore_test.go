@@ -601,7 +601,8 @@ func TestCheckTopics(t *testing.T) {
 // GossipSub queues of gossip.QueueSize) is filed whole into each watcher.
 func TestTopicBurstFiled(t *testing.T) {
 	met := &topicMetrics{dropped: map[ErrorCode]int{}}
-	r := startRelay(t, Config{Metrics: met, MaxMessages: 10000})
+	// One publisher files 2,000 times here: no filing budget.
+	r := startRelay(t, Config{Metrics: met, MaxMessages: 10000, TopicFileRate: -1, TopicFileIPRate: -1})
 	h := newHost(t)
 	c := &Client{}
 	topic := newTopic()

@@ -45,22 +45,26 @@ func (s *Server) create(c *conn, m *Create) (any, *reqErr) {
 	if !checkTime(s.cfg.Now(), m.Time) {
 		return nil, fail(CodeAuth, "time outside the allowed window")
 	}
-	if !VerifyCreate(m) {
-		return nil, fail(CodeAuth, "bad signature")
-	}
-	if s.cfg.Creation == CreationInvite && !s.validInvite(m.Invite) {
-		return nil, fail(CodeCreationClosed, "an invite token is required")
-	}
-	if s.cfg.PoWBits > 0 && powBits(m) < s.cfg.PoWBits {
-		return nil, fail(CodeCreationClosed, fmt.Sprintf("proof of work: %d bits required", s.cfg.PoWBits))
-	}
 	mb := &mailbox{owner: m.Owner, created: uint64(s.cfg.Now().Unix())}
+	if s.cfg.Creation == CreationOpen {
+		// Before the signature check, so a refused flood costs the relay
+		// no verification (the rate is the requester's own network's).
+		if rerr := s.creates.reserve(c.peerKey, c.ipKey); rerr != nil {
+			return nil, rerr
+		}
+		mb.creator = &creator{peer: c.peerKey, ip: c.ipKey}
+	}
+	if rerr := s.checkCreate(m); rerr != nil {
+		s.releaseCreator(mb)
+		return nil, rerr
+	}
 	rand.Read(mb.id[:])
 	rand.Read(mb.deposit[:])
 	b := s.db.Batch()
 	b.Put(s.t.mailboxes, mb.id[:], mb.recordLocked())
 	b.Put(s.t.deposits, mb.deposit[:], mb.id[:])
 	if err := s.db.CommitGrouped(b); err != nil {
+		s.releaseCreator(mb)
 		s.log.Error("mailbox create failed", "err", err)
 		return nil, fail(CodeInternal, "store failed")
 	}
@@ -73,6 +77,30 @@ func (s *Server) create(c *conn, m *Create) (any, *reqErr) {
 	s.log.Debug("mailbox created")
 	return &Created{Mailbox: mb.id, Deposit: mb.deposit, MaxMessages: uint32(s.cfg.MaxMessages),
 		MaxBytes: uint64(s.cfg.MaxMailboxBytes), TTLSeconds: uint64(time.Duration(s.cfg.TTL) / time.Second)}, nil
+}
+
+// checkCreate checks a Create's signature, and its invite token and
+// proof of work when the relay asks for them.
+func (s *Server) checkCreate(m *Create) *reqErr {
+	if !VerifyCreate(m) {
+		return fail(CodeAuth, "bad signature")
+	}
+	if s.cfg.Creation == CreationInvite && !s.validInvite(m.Invite) {
+		return fail(CodeCreationClosed, "an invite token is required")
+	}
+	if s.cfg.PoWBits > 0 && powBits(m) < s.cfg.PoWBits {
+		return fail(CodeCreationClosed, fmt.Sprintf("proof of work: %d bits required", s.cfg.PoWBits))
+	}
+	return nil
+}
+
+// releaseCreator gives back the creation count of mb's creator, if it
+// has one (creationLimits). mb.mu is held or mb is not yet shared.
+func (s *Server) releaseCreator(mb *mailbox) {
+	if mb.creator != nil {
+		s.creates.release(mb.creator.peer, mb.creator.ip)
+		mb.creator = nil
+	}
 }
 
 func (s *Server) validInvite(tok []byte) bool {
@@ -252,6 +280,7 @@ func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
 		return nil, fail(CodeInternal, "store failed")
 	}
 	s.group.dropLocked(mb)
+	s.releaseCreator(mb)
 	s.mu.Lock()
 	delete(s.byMailbox, mb.id)
 	delete(s.byDeposit, mb.deposit)

@@ -65,3 +65,34 @@ func (l *limiter) sweep(now time.Time) {
 		}
 	}
 }
+
+// refund returns one token taken by allow to key's bucket (the work it
+// paid for was not done).
+func (l *limiter) refund(key string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[key]; b != nil {
+		b.tokens = min(l.burst, b.tokens+1)
+	}
+}
+
+// logLimit lets a repeated log line through when it first happens and
+// then at most once a minute, however fast its cause repeats.
+type logLimit struct {
+	mu   sync.Mutex // guards last
+	last time.Time
+}
+
+func (l *logLimit) allow() bool {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < time.Minute {
+		return false
+	}
+	l.last = now
+	return true
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/hushnet/hush/crypto/envelope"
@@ -40,6 +41,9 @@ type Server struct {
 	wake  *waker
 
 	peerLim, ipLim *limiter
+	creates        *creationLimits // mailbox creation in the open mode
+	filing         *fileBudget     // group-store filings per publisher
+	frames         *frameBudget    // request frame bytes held
 
 	// mu guards the two indexes; a mailbox's own fields are guarded by its mu.
 	mu        sync.RWMutex
@@ -79,6 +83,9 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 		acl:       &ownerACL{grace: time.Duration(cfg.OwnerGrace), now: cfg.Now, active: map[string]int{}, last: map[string]time.Time{}},
 		peerLim:   newLimiter(cfg.PeerRate, cfg.PeerBurst),
 		ipLim:     newLimiter(cfg.IPRate, cfg.IPBurst),
+		creates:   newCreationLimits(cfg),
+		filing:    newFileBudget(h, cfg),
+		frames:    newFrameBudget(cfg),
 		byMailbox: make(map[ID]*mailbox),
 		byDeposit: make(map[ID]*mailbox),
 		ready:     make(chan struct{}),
@@ -202,6 +209,8 @@ loop:
 			now := s.cfg.Now()
 			s.peerLim.sweep(now)
 			s.ipLim.sweep(now)
+			s.creates.sweep(now)
+			s.filing.sweep(now)
 			s.acl.sweep()
 		}
 	}
@@ -289,10 +298,13 @@ func (c *conn) writeErr(code ErrorCode, text string) error {
 	return c.write(&ErrorMsg{Code: code, Message: text})
 }
 
-// ipKey is the rate-limit key of a remote address: the IPv4 address, or
-// the IPv6 /64.
-func ipKey(st network.Stream) string {
-	ip, err := manet.ToIP(st.Conn().RemoteMultiaddr())
+// ipKey is the rate-limit key of a stream's remote address (ipKeyOf).
+func ipKey(st network.Stream) string { return ipKeyOf(st.Conn().RemoteMultiaddr()) }
+
+// ipKeyOf is the rate-limit key of a remote address: the IPv4 address, or
+// the IPv6 /64; "" when it has no IP.
+func ipKeyOf(addr ma.Multiaddr) string {
+	ip, err := manet.ToIP(addr)
 	if err != nil {
 		return ""
 	}
@@ -319,10 +331,18 @@ func (s *Server) handle(st network.Stream) {
 	defer st.Close()
 	c := &conn{st: st, peerKey: string(st.Conn().RemotePeer()), ipKey: ipKey(st)}
 	timeout := time.Duration(s.cfg.RequestTimeout)
+	frame := s.frames.hold(c.ipKey) // framebudget.go
+	defer frame.release()
 	for {
+		frame.release() // the last request was answered
 		st.SetReadDeadline(time.Now().Add(timeout))
-		payload, err := wire.ReadFrame(st, MaxFrame)
+		payload, err := frame.read(st)
 		if err != nil {
+			if errors.Is(err, errFrameBudget) {
+				s.frames.refused()
+				st.Reset()
+				return
+			}
 			if errors.Is(err, wire.ErrFrameTooLarge) {
 				st.SetWriteDeadline(time.Now().Add(timeout))
 				c.writeErr(CodeTooLarge, "frame too large")
@@ -363,6 +383,7 @@ func (s *Server) handle(st network.Stream) {
 			var mb *mailbox
 			mb, rerr = s.checkSubscribe(c, m)
 			if rerr == nil {
+				frame.release()
 				s.runSession(c, mb, m.Live)
 				return
 			}

@@ -881,28 +881,36 @@ func (c Config) peerLimiterOff() bool { return newLimiter(c.PeerRate, c.PeerBurs
 // its default. Negative rates still mean no limit.
 func TestConfigRefusesNegativeValues(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"max_envelope":      {MaxEnvelope: -1},
-		"max_messages":      {MaxMessages: -1},
-		"max_mailbox_bytes": {MaxMailboxBytes: -1},
-		"ttl":               {TTL: Duration(-time.Hour)},
-		"max_store_bytes":   {MaxStoreBytes: -1},
-		"peer_burst":        {PeerBurst: -1},
-		"ip_burst":          {IPBurst: -1},
-		"max_one_time":      {MaxOneTime: -1},
-		"request_timeout":   {RequestTimeout: Duration(-time.Second)},
-		"idle_timeout":      {IdleTimeout: Duration(-time.Second)},
-		"expiry_interval":   {ExpiryInterval: Duration(-time.Second)},
-		"owner_grace":       {OwnerGrace: Duration(-time.Second)},
-		"max_topics":        {MaxTopics: -1},
-		"push.window":       {Push: PushConfig{Window: Duration(-time.Second)}},
-		"pow_bits":          {PoWBits: -1},
+		"max_envelope":           {MaxEnvelope: -1},
+		"max_messages":           {MaxMessages: -1},
+		"max_mailbox_bytes":      {MaxMailboxBytes: -1},
+		"ttl":                    {TTL: Duration(-time.Hour)},
+		"max_store_bytes":        {MaxStoreBytes: -1},
+		"peer_burst":             {PeerBurst: -1},
+		"ip_burst":               {IPBurst: -1},
+		"max_one_time":           {MaxOneTime: -1},
+		"request_timeout":        {RequestTimeout: Duration(-time.Second)},
+		"idle_timeout":           {IdleTimeout: Duration(-time.Second)},
+		"expiry_interval":        {ExpiryInterval: Duration(-time.Second)},
+		"owner_grace":            {OwnerGrace: Duration(-time.Second)},
+		"max_topics":             {MaxTopics: -1},
+		"max_topics_per_ip":      {MaxTopicsPerIP: -1},
+		"max_mailboxes_per_ip":   {MaxMailboxesPerIP: -1},
+		"max_mailboxes_per_peer": {MaxMailboxesPerPeer: -1},
+		"create_ip_burst":        {CreateIPBurst: -1},
+		"topic_file_burst":       {TopicFileBurst: -1},
+		"topic_file_ip_burst":    {TopicFileIPBurst: -1},
+		"max_frame_bytes":        {MaxFrameBytes: -1},
+		"max_frame_bytes_per_ip": {MaxFrameBytesPerIP: -1},
+		"push.window":            {Push: PushConfig{Window: Duration(-time.Second)}},
+		"pow_bits":               {PoWBits: -1},
 	} {
 		_, err := New(cfg, nil, nil)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), name+" ") {
 			t.Errorf("%s negative: got %v, want an ErrConfig naming it", name, err)
 		}
 	}
-	if err := (Config{PeerRate: -1, IPRate: -1}).Check(); err != nil {
+	if err := (Config{PeerRate: -1, IPRate: -1, CreateIPPerHour: -1, TopicFileRate: -1, TopicFileIPRate: -1}).Check(); err != nil {
 		t.Fatalf("negative rates (no limit): %v", err)
 	}
 }

@@ -53,6 +53,10 @@ type mailbox struct {
 	deposit ID
 	owner   ed25519.PublicKey
 	created uint64
+	// creator is the peer and network that created the mailbox in the
+	// open mode (creationLimits), in memory only; nil for mailboxes
+	// loaded at start and those created in the other modes.
+	creator *creator
 
 	// mu guards the fields below and orders the batches of this mailbox
 	// (they are queued for commit while it is held).
@@ -75,6 +79,10 @@ type mailbox struct {
 	wakeHandle string
 	lastWake   time.Time
 }
+
+// creator is who created a mailbox: rate-limit keys, never logged or
+// stored.
+type creator struct{ peer, ip string }
 
 // record encodes the mailbox record: owner ‖ deposit ‖ created ‖ count ‖
 // bytes ‖ next arrival.

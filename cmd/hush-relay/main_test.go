@@ -292,6 +292,7 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 	for field, value := range map[string]string{
 		"ttl": `"-1h"`, "max_messages": `-5`, "max_store_bytes": `-1`, "idle_timeout": `-30`,
 		"peer_burst": `-1`, "max_topics": `-1`, "conn_low": `-1`, "conn_high": `-8`,
+		"max_mailboxes_per_ip": `-1`, "topic_file_burst": `-2`, "max_frame_bytes": `-1`,
 	} {
 		os.WriteFile(p, []byte(`{"`+field+`": `+value+`}`), 0o600)
 		var cfg fileConfig
@@ -300,7 +301,7 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 			t.Errorf("%s = %s: got %v, want an error naming the field", field, value, err)
 		}
 	}
-	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1}`), 0o600)
+	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1, "create_ip_per_hour": -1, "topic_file_rate": -1, "topic_file_ip_rate": -1}`), 0o600)
 	if err := readConfig(p, &fileConfig{}); err != nil {
 		t.Fatalf("negative rates (no limit): %v", err)
 	}

@@ -16,6 +16,8 @@ type promMetrics struct {
 	dropped                                      *prometheus.CounterVec
 	topics                                       prometheus.Gauge
 	watchRefused                                 prometheus.Counter
+	createRefused                                *prometheus.CounterVec
+	frameRefused                                 prometheus.Counter
 	wakeCalls                                    *prometheus.CounterVec
 	wakes                                        prometheus.Counter
 }
@@ -46,12 +48,15 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 			Name: "topic_messages_dropped_total", Help: "Group topic messages not filed into a watching mailbox, by reason."}, []string{"reason"}),
 		topics:       g("watched_topics", "Distinct group topics watched."),
 		watchRefused: c("watches_refused_total", "Watches refused because one network's mailboxes watch as many topics as it may (max_topics_per_ip)."),
+		createRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "creates_refused_total", Help: "Mailbox creations refused by the open mode's limits, by reason (quota: max_mailboxes_per_peer or max_mailboxes_per_ip; rate_limited: create_ip_per_hour)."}, []string{"reason"}),
+		frameRefused: c("frames_refused_total", "Streams reset because the request frame byte budget (max_frame_bytes, max_frame_bytes_per_ip) stayed full."),
 		wakeCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
 			Name: "wake_calls_total", Help: "Calls to the push bridge, by result (ok, failed)."}, []string{"result"}),
 		wakes: c("wakes_requested_total", "Mailbox owners the push bridge was asked to wake."),
 	}
 	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
-		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.watchRefused, m.wakeCalls, m.wakes)
+		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.watchRefused, m.createRefused, m.frameRefused, m.wakeCalls, m.wakes)
 	return m
 }
 
@@ -81,6 +86,10 @@ func (m *promMetrics) TopicDropped(code relay.ErrorCode) {
 }
 func (m *promMetrics) WatchedTopics(n int64) { m.topics.Set(float64(n)) }
 func (m *promMetrics) WatchRefused()         { m.watchRefused.Inc() }
+func (m *promMetrics) CreateRefused(code relay.ErrorCode) {
+	m.createRefused.WithLabelValues(code.String()).Inc()
+}
+func (m *promMetrics) FrameRefused() { m.frameRefused.Inc() }
 func (m *promMetrics) WakeCall(ok bool, n int) {
 	result := "failed"
 	if ok {

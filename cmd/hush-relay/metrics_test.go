@@ -15,6 +15,10 @@ func TestPromMetricsGroupStore(t *testing.T) {
 	m.TopicFiled(50)
 	m.TopicDropped(relay.CodeQuota)
 	m.WatchedTopics(3)
+	m.TopicDropped(relay.CodeRateLimited)
+	m.CreateRefused(relay.CodeQuota)
+	m.CreateRefused(relay.CodeRateLimited)
+	m.FrameRefused()
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +38,10 @@ func TestPromMetricsGroupStore(t *testing.T) {
 	want := map[string]float64{
 		"hush_relay_topic_messages_filed_total":   2,
 		"hush_relay_topic_bytes_filed_total":      150,
-		"hush_relay_topic_messages_dropped_total": 1,
+		"hush_relay_topic_messages_dropped_total": 2,
 		"hush_relay_watched_topics":               3,
+		"hush_relay_creates_refused_total":        2,
+		"hush_relay_frames_refused_total":         1,
 	}
 	for name, v := range want {
 		if got[name] != v {
