@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -80,6 +81,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "repair" {
+		return runRepair(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("hush-relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "JSON config `file` (fields: docs/OPERATIONS.md)")
@@ -115,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		cfg.Listen = defaultListen
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cmpOr(cfg.LogLevel, "info"))); err != nil {
+	if err := level.UnmarshalText([]byte(cmp.Or(cfg.LogLevel, "info"))); err != nil {
 		return fmt.Errorf("config: log_level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -129,6 +133,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	db, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Config{NoSync: cfg.NoSync, Logger: log})
+	if errors.Is(err, store.ErrJournalDamaged) {
+		return fmt.Errorf("%w\nRun `hush-relay repair -data %s` to keep what can be read (it copies the damaged files aside and says what was lost)", err, cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -176,13 +183,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	err = <-done
 	log.Info("bye")
 	return err
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func readConfig(path string, cfg *fileConfig) error {
@@ -295,4 +295,42 @@ func newHost(key crypto.PrivKey, cfg fileConfig) (host.Host, error) {
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// runRepair is `hush-relay repair [-config F] [-data DIR]`: it repairs a
+// store the relay refuses with a damaged journal (relay.Repair) and says
+// what was kept and lost. The relay must be stopped.
+func runRepair(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hush-relay repair", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "JSON config `file` (for its data_dir)")
+	dataDir := fs.String("data", "", "data `directory` (default $XDG_DATA_HOME/hush-relay or ./hush-relay-data)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("repair: unexpected arguments: %v", fs.Args())
+	}
+	var cfg fileConfig
+	if *configPath != "" {
+		if err := readConfig(*configPath, &cfg); err != nil {
+			return err
+		}
+	}
+	dir := cmp.Or(*dataDir, cfg.DataDir, defaultDataDir())
+	rep, err := relay.Repair(filepath.Join(dir, "store"))
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrLocked):
+		return fmt.Errorf("repair: a relay is using %s; stop it first", dir)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("repair: no relay store in %s", dir)
+	default:
+		return fmt.Errorf("repair: %w", err)
+	}
+	for _, line := range rep.Lines() {
+		fmt.Fprintln(stdout, line)
+	}
+	fmt.Fprintf(stdout, "The store opens again: hush-relay -data %s\n", dir)
+	return nil
 }

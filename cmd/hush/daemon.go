@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -329,37 +328,10 @@ func runRepair(_ context.Context, e *env, args []string) error {
 	default:
 		return fmt.Errorf("repair: %w", err)
 	}
-	w := e.stdout
-	for _, j := range rep.Journals {
-		switch {
-		case j.Missing:
-			fmt.Fprintf(w, "journal %s: MISSING: the writes it held since the last flush to a table are lost; how many cannot be known\n", j.File)
-		case j.Damage != "":
-			fmt.Fprintf(w, "journal %s: DAMAGED (%s): kept %d writes (%d records), dropped %d bytes in %d place(s)\n",
-				j.File, j.Damage, j.Batches, j.Records, j.DroppedBytes, j.DroppedParts)
-		case j.DroppedBytes > 0:
-			fmt.Fprintf(w, "journal %s: intact; kept %d writes (%d records), dropped an unfinished last write of %d bytes (never acknowledged)\n",
-				j.File, j.Batches, j.Records, j.DroppedBytes)
-		default:
-			fmt.Fprintf(w, "journal %s: intact; kept %d writes (%d records)\n", j.File, j.Batches, j.Records)
-		}
+	for _, line := range rep.Lines() {
+		fmt.Fprintln(e.stdout, line)
 	}
-	if !rep.Damaged {
-		fmt.Fprintln(w, "No damage found; nothing was lost.")
-	} else {
-		fmt.Fprintf(w, "The files as they were are kept in %s.\n", rep.Saved)
-		fmt.Fprintln(w, "The dropped writes cannot be brought back; the records below are what the store holds now.")
-	}
-	names := make([]string, 0, len(rep.Records))
-	for name := range rep.Records {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	fmt.Fprint(w, "Records now:")
-	for _, name := range names {
-		fmt.Fprintf(w, " %s %d", name, rep.Records[name])
-	}
-	fmt.Fprintf(w, "\nThe store opens again: hush --home %s daemon\n", e.home)
+	fmt.Fprintf(e.stdout, "The store opens again: hush --home %s daemon\n", e.home)
 	return nil
 }
 

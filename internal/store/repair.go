@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
@@ -44,6 +46,40 @@ type JournalReport struct {
 	// end counts here too (it was never acknowledged).
 	DroppedBytes int64
 	DroppedParts int
+}
+
+// Lines says what the report holds, one line per entry, for a person:
+// each journal (missing, damaged with what was kept and dropped, or
+// intact), whether anything was lost and where the old files are, and
+// the records of each table now.
+func (r *RepairReport) Lines() []string {
+	var out []string
+	for _, j := range r.Journals {
+		switch {
+		case j.Missing:
+			out = append(out, fmt.Sprintf("journal %s: MISSING: the writes it held since the last flush to a table are lost; how many cannot be known", j.File))
+		case j.Damage != "":
+			out = append(out, fmt.Sprintf("journal %s: DAMAGED (%s): kept %d writes (%d records), dropped %d bytes in %d place(s)",
+				j.File, j.Damage, j.Batches, j.Records, j.DroppedBytes, j.DroppedParts))
+		case j.DroppedBytes > 0:
+			out = append(out, fmt.Sprintf("journal %s: intact; kept %d writes (%d records), dropped an unfinished last write of %d bytes (never acknowledged)",
+				j.File, j.Batches, j.Records, j.DroppedBytes))
+		default:
+			out = append(out, fmt.Sprintf("journal %s: intact; kept %d writes (%d records)", j.File, j.Batches, j.Records))
+		}
+	}
+	if !r.Damaged {
+		out = append(out, "No damage found; nothing was lost.")
+	} else {
+		out = append(out, fmt.Sprintf("The files as they were are kept in %s.", r.Saved),
+			"The dropped writes cannot be brought back; the records below are what the store holds now.")
+	}
+	names := slices.Sorted(maps.Keys(r.Records))
+	line := "Records now:"
+	for _, name := range names {
+		line += fmt.Sprintf(" %s %d", name, r.Records[name])
+	}
+	return append(out, line)
 }
 
 // Repair makes a store that Open refuses with ErrJournalDamaged (or
