@@ -193,29 +193,40 @@ func (s *guardedStream) Write(b []byte) (int, error) {
 		s.buf = append(s.buf, b...)
 		data = s.buf
 	}
+	// out is nil while every frame so far goes out as it came: then the
+	// frames are written from data itself, without a copy (the usual
+	// case: one whole frame per call, for a peer allowed its topic).
 	var out []byte
+	whole := data
 	for len(data) > 0 {
 		size, n := consumeUvarint(data)
 		if n == 0 || uint64(len(data)-n) < size {
 			break // an incomplete frame: wait for the rest
 		}
-		body := data[n : n+int(size)]
-		kept, same := filterRPC(body, s.allowEntryLocked)
+		frame := data[:n+int(size)]
+		kept, same := filterRPC(frame[n:], s.allowEntryLocked)
+		if !same && out == nil {
+			out = append(make([]byte, 0, len(whole)), whole[:len(whole)-len(data)]...)
+		}
 		switch {
-		case same:
-			out = append(out, data[:n+int(size)]...)
-		case len(kept) > 0:
+		case same && out != nil:
+			out = append(out, frame...)
+		case !same && len(kept) > 0:
 			out = appendUvarint(out, uint64(len(kept)))
 			out = append(out, kept...)
 		}
-		data = data[n+int(size):]
+		data = data[len(frame):]
 	}
-	s.buf = append(s.buf[:0], data...)
+	if out == nil {
+		out = whole[:len(whole)-len(data)]
+	}
 	if len(out) > 0 {
 		if _, err := s.Stream.Write(out); err != nil {
 			return 0, err
 		}
 	}
+	// Only now: out and data may both lie in s.buf.
+	s.buf = append(s.buf[:0], data...)
 	return len(b), nil
 }
 
