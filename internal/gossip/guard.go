@@ -86,6 +86,17 @@ func (g *Guard) Allowed(p peer.ID, topic string) bool {
 	return ok
 }
 
+// allowed is Allowed for a topic read from a frame, without a copy of it.
+func (g *Guard) allowed(p peer.ID, topic []byte) bool {
+	if g.mode == Echo {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.heard[p][string(topic)]
+	}
+	_, ok := (*g.topicPeers.Load())[string(topic)][p]
+	return ok
+}
+
 // SetTopicPeers replaces the Members table: for each topic, the peers
 // that may hear of it. Connected peers whose rights changed are told (or
 // untold) at once, on a goroutine of their own.
@@ -232,22 +243,22 @@ func (s *guardedStream) Write(b []byte) (int, error) {
 
 // allowEntryLocked decides one topic entry of a frame to the peer and
 // keeps the bookkeeping of announced subscriptions.
-func (s *guardedStream) allowEntryLocked(kind entryKind, topic string) bool {
+func (s *guardedStream) allowEntryLocked(kind entryKind, topic []byte) bool {
 	switch kind {
 	case entrySubscribe:
-		s.meant[topic] = true
-		if s.g.Allowed(s.peer, topic) {
-			s.told[topic] = true
+		s.meant[string(topic)] = true
+		if s.g.allowed(s.peer, topic) {
+			s.told[string(topic)] = true
 			return true
 		}
 		return false
 	case entryUnsubscribe:
-		delete(s.meant, topic)
-		was := s.told[topic]
-		delete(s.told, topic)
+		delete(s.meant, string(topic))
+		was := s.told[string(topic)]
+		delete(s.told, string(topic))
 		return was
 	}
-	return s.g.Allowed(s.peer, topic)
+	return s.g.allowed(s.peer, topic)
 }
 
 // refreshLater schedules refresh on a goroutine of its own: it writes to

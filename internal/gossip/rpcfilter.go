@@ -39,7 +39,7 @@ const (
 // false. It returns the body itself and true when nothing was removed. A
 // body that does not parse is dropped whole (it comes from the local
 // router, so this does not happen).
-func filterRPC(body []byte, allow func(entryKind, string) bool) ([]byte, bool) {
+func filterRPC(body []byte, allow func(entryKind, []byte) bool) ([]byte, bool) {
 	var out []byte // nil until the first removal
 	removed := false
 	for rest := body; len(rest) > 0; {
@@ -68,9 +68,9 @@ func filterRPC(body []byte, allow func(entryKind, string) bool) ([]byte, bool) {
 				}
 				keep = allow(kind, topic)
 			case rpcPublish:
-				keep = allow(entryMessage, stringField(v, messageTopic))
+				keep = allow(entryMessage, bytesField(v, messageTopic))
 			case rpcPartial:
-				keep = allow(entryMessage, stringField(v, entryTopicID))
+				keep = allow(entryMessage, bytesField(v, entryTopicID))
 			case rpcControl:
 				ctl, same, ok := filterControl(v, allow)
 				if !ok {
@@ -100,7 +100,7 @@ func filterRPC(body []byte, allow func(entryKind, string) bool) ([]byte, bool) {
 
 // filterControl removes the IHAVE, GRAFT and PRUNE entries allow refuses
 // from a ControlMessage.
-func filterControl(body []byte, allow func(entryKind, string) bool) ([]byte, bool, bool) {
+func filterControl(body []byte, allow func(entryKind, []byte) bool) ([]byte, bool, bool) {
 	var out []byte
 	changed := false
 	for rest := body; len(rest) > 0; {
@@ -117,7 +117,7 @@ func filterControl(body []byte, allow func(entryKind, string) bool) ([]byte, boo
 		keep := true
 		if typ == protowire.BytesType && (num == controlIHave || num == controlGraft || num == controlPrune) {
 			v, _ := protowire.ConsumeBytes(field[n:])
-			keep = allow(entryMessage, stringField(v, entryTopicID))
+			keep = allow(entryMessage, bytesField(v, entryTopicID))
 		}
 		if !keep && !changed {
 			out = append(make([]byte, 0, len(body)), body[:len(body)-len(rest)-len(field)]...)
@@ -134,29 +134,29 @@ func filterControl(body []byte, allow func(entryKind, string) bool) ([]byte, boo
 }
 
 // readSubOpts reads a SubOpts: subscribe and topic.
-func readSubOpts(b []byte) (sub bool, topic string, ok bool) {
+func readSubOpts(b []byte) (sub bool, topic []byte, ok bool) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return false, "", false
+			return false, nil, false
 		}
 		switch {
 		case num == subOptsSubscribe && typ == protowire.VarintType:
 			v, m := protowire.ConsumeVarint(b[n:])
 			if m < 0 {
-				return false, "", false
+				return false, nil, false
 			}
 			sub, n = v != 0, n+m
 		case num == subOptsTopic && typ == protowire.BytesType:
 			v, m := protowire.ConsumeBytes(b[n:])
 			if m < 0 {
-				return false, "", false
+				return false, nil, false
 			}
-			topic, n = string(v), n+m
+			topic, n = v, n+m
 		default:
 			m := protowire.ConsumeFieldValue(num, typ, b[n:])
 			if m < 0 {
-				return false, "", false
+				return false, nil, false
 			}
 			n += m
 		}
@@ -165,22 +165,22 @@ func readSubOpts(b []byte) (sub bool, topic string, ok bool) {
 	return sub, topic, true
 }
 
-// stringField returns the last value of string field num in a message
-// body, or "" (which no allow function accepts as a group topic).
-func stringField(b []byte, num protowire.Number) string {
-	var s string
+// bytesField returns the last value of string field num in a message
+// body, or nil (which no allow function accepts as a group topic). It
+// points into b.
+func bytesField(b []byte, num protowire.Number) []byte {
+	var s []byte
 	for len(b) > 0 {
 		f, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return ""
+			return nil
 		}
 		m := protowire.ConsumeFieldValue(f, typ, b[n:])
 		if m < 0 {
-			return ""
+			return nil
 		}
 		if f == num && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(b[n:])
-			s = string(v)
+			s, _ = protowire.ConsumeBytes(b[n:])
 		}
 		b = b[n+m:]
 	}
