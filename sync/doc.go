@@ -21,8 +21,9 @@
 //
 // It performs no I/O: every call takes bytes and returns the bytes the
 // caller must send, and the caller persists what a call changed in the
-// same store batch as its effects. It opens no stream, reads no clock it
-// was not given and starts no goroutine. Package node wires it to libp2p
+// same store batch as its effects. It opens no stream, starts no goroutine
+// and reads the time only through the clock it is given (time.Now if
+// none) or the time passed in. Package node wires it to libp2p
 // (/hush/sync/1), the outbox, the store, the CLI and the API. None of its
 // types is safe for concurrent use except Offer, whose one-use flag is
 // shared by the handshakes a device answers.
