@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -76,26 +75,6 @@ func (db *DB) upgradeLayout(version uint32) error {
 	return nil
 }
 
-// loadLegacyTables reads the tags of the tables still in layout 1.
-func (db *DB) loadLegacyTables() error {
-	raw, err := db.table(metaTable).Get(metaLegacyID)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if len(raw)%tagSize != 0 {
-		return fmt.Errorf("%w: list of tables to rewrite of %d bytes", ErrCorrupt, len(raw))
-	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	for i := 0; i < len(raw); i += tagSize {
-		db.legacy[[tagSize]byte(raw[i:])] = true
-	}
-	return nil
-}
-
 func encodeTags(tags [][tagSize]byte) []byte {
 	out := make([]byte, 0, len(tags)*tagSize)
 	for _, tag := range tags {
@@ -122,26 +101,9 @@ func (db *DB) migrateTable(t *Table) error {
 		return fmt.Errorf("store: rewrite table %q in layout %d: %w", t.keys.name, layoutCurrent, err)
 	}
 
-	db.mu.Lock()
-	var rest [][tagSize]byte
-	for tag := range db.legacy {
-		if tag != t.keys.tag {
-			rest = append(rest, tag)
-		}
-	}
-	db.mu.Unlock()
-	meta, b := db.table(metaTable), db.Batch()
-	if len(rest) == 0 {
-		b.Delete(meta, metaLegacyID)
-	} else {
-		b.Put(meta, metaLegacyID, encodeTags(rest))
-	}
-	if err := b.Commit(); err != nil {
+	if err := db.finishPending(metaLegacyID, db.legacy, t.keys.tag); err != nil {
 		return fmt.Errorf("store: rewrite table %q in layout %d: %w", t.keys.name, layoutCurrent, err)
 	}
-	db.mu.Lock()
-	delete(db.legacy, t.keys.tag)
-	db.mu.Unlock()
 	db.log.Info("store table rewritten", "layout", layoutCurrent, "records", n)
 	return nil
 }

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
@@ -31,6 +31,9 @@ type RepairReport struct {
 	// records of sequenced ones) of each table named in Repair's tables
 	// argument after the repair.
 	Records map[string]int
+	// Index describes, for each table named in Repair's tables argument,
+	// the rebuild of its sequence index from the records present.
+	Index map[string]IndexReport
 }
 
 // JournalReport is one journal file's part of a repair.
@@ -50,8 +53,9 @@ type JournalReport struct {
 
 // Lines says what the report holds, one line per entry, for a person:
 // each journal (missing, damaged with what was kept and dropped, or
-// intact), whether anything was lost and where the old files are, and
-// the records of each table now.
+// intact), whether anything was lost and where the old files are, the
+// sequence indexes rebuilt and the damaged records dropped (when there
+// were any), and the records of each table now.
 func (r *RepairReport) Lines() []string {
 	var out []string
 	for _, j := range r.Journals {
@@ -74,7 +78,8 @@ func (r *RepairReport) Lines() []string {
 		out = append(out, fmt.Sprintf("The files as they were are kept in %s.", r.Saved),
 			"The dropped writes cannot be brought back; the records below are what the store holds now.")
 	}
-	names := slices.Sorted(maps.Keys(r.Records))
+	out = append(out, r.indexLines()...)
+	names := sortedNames(r.Records)
 	line := "Records now:"
 	for _, name := range names {
 		line += fmt.Sprintf(" %s %d", name, r.Records[name])
@@ -82,13 +87,66 @@ func (r *RepairReport) Lines() []string {
 	return append(out, line)
 }
 
+// indexLines says which sequence indexes were rebuilt and how many
+// damaged records were dropped; nothing when there were none.
+func (r *RepairReport) indexLines() []string {
+	var rebuilt, dropped []string
+	var stale, wrong int
+	for _, name := range sortedNames(r.Index) {
+		ix := r.Index[name]
+		if ix.Records > 0 || ix.Stale > 0 {
+			rebuilt = append(rebuilt, fmt.Sprintf("%s %d records of %d ids", name, ix.Records, ix.IDs))
+		}
+		if ix.Unreadable > 0 {
+			dropped = append(dropped, fmt.Sprintf("%s %d", name, ix.Unreadable))
+		}
+		stale += ix.Stale
+		wrong += ix.Wrong
+	}
+	var out []string
+	if len(rebuilt) > 0 {
+		line := "Sequence index rebuilt from the records present: " + strings.Join(rebuilt, ", ") + "; "
+		if stale == 0 && wrong == 0 {
+			line += "the old index agreed with them."
+		} else {
+			line += fmt.Sprintf("the old one had %d entries for records not there and %d missing or wrong.", stale, wrong)
+		}
+		out = append(out, line)
+	}
+	if len(dropped) > 0 {
+		out = append(out, "Dropped damaged sequenced records that did not open: "+strings.Join(dropped, ", ")+".")
+	}
+	return out
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // Repair makes a store that Open refuses with ErrJournalDamaged (or
 // ErrCorrupt for a damaged manifest) usable again: it copies the journals
 // and manifest aside (into dir/damaged-<time>), replays what can be read
-// of every journal, rebuilds the manifest from the table files and
-// reports what was kept and dropped. It needs the store's passphrase
-// (cfg.Passphrase), so that it can count the records of the named tables
-// afterwards, and the store must not be open elsewhere (ErrLocked).
+// of every journal, rebuilds the manifest from the table files, rebuilds
+// the sequence index of each table named in tables from the records
+// present, and reports what was kept and dropped. It needs the store's
+// passphrase (cfg.Passphrase), from which it derives the named tables'
+// keys, and the store must not be open elsewhere (ErrLocked).
+//
+// A dropped write batch can leave an id's index pointing to records it
+// never wrote, or missing records later batches wrote; so every link and
+// head record of a named table is replaced by ones built from its data
+// records (docs/protocol/store.md §11.9), and sequenced records that do
+// not open are deleted and counted. A table not named cannot be rebuilt
+// (its keys derive from its name): callers name every table they use.
+// The rebuild runs on a healthy store too, and is marked in the store
+// before it starts: if it is stopped half-way, running Repair again, or
+// the table's first use after an Open, finishes it.
+//
 // Writes lost with a damaged or missing journal cannot be brought back;
 // the report says how much of each journal was dropped.
 func Repair(dir string, cfg Config, tables []string) (*RepairReport, error) {
@@ -164,13 +222,34 @@ func Repair(dir string, cfg Config, tables []string) (*RepairReport, error) {
 		return rep, fmt.Errorf("store: open after repair: %w", err)
 	}
 	defer db.Close()
-	rep.Records = make(map[string]int, len(tables))
+	// The handles first: a layout 1 table is rewritten, and a rebuild an
+	// earlier Repair left unfinished is finished, before this one starts.
+	var ts []*Table
 	for _, name := range tables {
-		n, err := db.Table(name).countRecords()
+		t := db.Table(name)
+		if t.err != nil {
+			return rep, fmt.Errorf("store: repair: %w", t.err)
+		}
+		if !slices.ContainsFunc(ts, func(u *Table) bool { return u.keys == t.keys }) {
+			ts = append(ts, t)
+		}
+	}
+	if err := db.markReindex(ts); err != nil {
+		return rep, err
+	}
+	rep.Index = make(map[string]IndexReport, len(ts))
+	rep.Records = make(map[string]int, len(ts))
+	for _, t := range ts {
+		ix, err := db.reindexTable(t)
+		if err != nil {
+			return rep, err
+		}
+		rep.Index[t.Name()] = ix
+		n, err := t.countRecords()
 		if err != nil {
 			return rep, fmt.Errorf("store: count after repair: %w", err)
 		}
-		rep.Records[name] = n
+		rep.Records[t.Name()] = n
 	}
 	db.log.Info("store repaired", "damaged", rep.Damaged)
 	return rep, nil

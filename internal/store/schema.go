@@ -77,7 +77,10 @@ func (db *DB) upgrade(target uint32, ms []Migration) error {
 			return err
 		}
 	}
-	if err := db.loadLegacyTables(); err != nil {
+	if err := db.loadPending(metaLegacyID, db.legacy); err != nil {
+		return err
+	}
+	if err := db.loadPending(metaReindexID, db.reindex); err != nil {
 		return err
 	}
 	for v < target {

@@ -132,7 +132,8 @@ type DB struct {
 	// that carries the change (lockSeqs).
 	seqLocks [seqStripes]sync.Mutex
 
-	// layoutMu serialises the rewriting of layout 1 tables (migrateTable).
+	// layoutMu serialises the rewriting of layout 1 tables (migrateTable)
+	// and the rebuilding of sequence indexes (reindexTable).
 	layoutMu sync.Mutex
 
 	// mu guards the fields below.
@@ -145,6 +146,10 @@ type DB struct {
 	// legacy holds the tags of tables still in layout 1, rewritten when
 	// first asked for (docs/protocol/store.md §11.5).
 	legacy map[[tagSize]byte]bool
+	// reindex holds the tags of tables whose sequence index Repair
+	// started to rebuild and has not finished, rebuilt when first asked
+	// for (docs/protocol/store.md §11.9).
+	reindex map[[tagSize]byte]bool
 }
 
 // metaTable holds the store's own records, such as the schema version.
@@ -190,7 +195,7 @@ func Open(dir string, cfg Config) (*DB, error) {
 	if testWrapStorage != nil {
 		stor = testWrapStorage(stor)
 	}
-	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys), legacy: make(map[[tagSize]byte]bool)}
+	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys), legacy: make(map[[tagSize]byte]bool), reindex: make(map[[tagSize]byte]bool)}
 	db.wo = &opt.WriteOptions{Sync: !cfg.NoSync}
 	ok := false
 	defer func() {
@@ -381,8 +386,10 @@ func (db *DB) ChangePassphrase(oldPassphrase, newPassphrase []byte) error {
 // Table whose every method returns ErrInvalidTable. Table is cheap after
 // the first call for a name. In a store written before layout 2 the first
 // call for a table holding sequenced records rewrites them
-// (docs/protocol/store.md §11.5); if that fails, every method of the
-// Table returned returns the error, and the next call tries again.
+// (docs/protocol/store.md §11.5), and the first call for a table whose
+// index rebuild a Repair left unfinished finishes it (§11.9); if that
+// fails, every method of the Table returned returns the error, and the
+// next call tries again.
 func (db *DB) Table(name string) *Table {
 	if !validTableName(name) {
 		return &Table{db: db, err: fmt.Errorf("%w: %q", ErrInvalidTable, name)}
@@ -401,11 +408,16 @@ func (db *DB) table(name string) *Table {
 		tk = deriveTableKeys(db.dek, db.indexRoot, name)
 		db.tables[name] = tk
 	}
-	legacy := db.legacy[tk.tag]
+	legacy, reindex := db.legacy[tk.tag], db.reindex[tk.tag]
 	db.mu.Unlock()
 	t := &Table{db: db, keys: tk}
 	if legacy {
 		if err := db.migrateTable(t); err != nil {
+			return &Table{db: db, err: err}
+		}
+	}
+	if reindex {
+		if _, err := db.reindexTable(t); err != nil {
 			return &Table{db: db, err: err}
 		}
 	}
