@@ -296,7 +296,7 @@ func (s *guardedStream) refresh() {
 	}
 	frame := appendUvarint(nil, uint64(len(body)))
 	if _, err := s.Stream.Write(append(frame, body...)); err != nil {
-		s.Stream.Reset()
+		s.Reset() // forgotten here; the router sees the stream die
 	}
 }
 
