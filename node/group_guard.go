@@ -111,6 +111,10 @@ func (n *Node) guardChangedLocked() {
 	if n.guard == nil {
 		return
 	}
+	if n.guardHold {
+		n.guardDirty = true
+		return
+	}
 	table := n.guardTableLocked()
 	if maps.EqualFunc(table, n.guardTable, slices.Equal) {
 		return
@@ -125,4 +129,21 @@ func (n *Node) hostID() peer.ID {
 		return ""
 	}
 	return n.host.ID()
+}
+
+// guardBatchLocked runs fn, which may change many groups (a commit's
+// after-effects walk every group), and rebuilds the guard's table once
+// at the end instead of once per group, still before the lock is let go.
+func (n *Node) guardBatchLocked(fn func()) {
+	if n.guardHold { // nested: the outer call rebuilds
+		fn()
+		return
+	}
+	n.guardHold = true
+	fn()
+	n.guardHold = false
+	if n.guardDirty {
+		n.guardDirty = false
+		n.guardChangedLocked()
+	}
 }

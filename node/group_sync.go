@@ -280,15 +280,17 @@ func (n *Node) groupLoop(ctx context.Context) {
 		n.mu.Lock()
 		now := time.Now()
 		t := n.newTxnLocked()
-		for _, gs := range n.groups {
-			if gs.eng.Tick() {
-				n.saveGroupLocked(t, gs)
+		n.guardBatchLocked(func() {
+			for _, gs := range n.groups {
+				if gs.eng.Tick() {
+					n.saveGroupLocked(t, gs)
+				}
+				n.syncTopicsLocked(gs)
+				if gs.eng.IsMember() && (first || now.Sub(last) >= every) {
+					n.askSyncLocked(t, gs, now)
+				}
 			}
-			n.syncTopicsLocked(gs)
-			if gs.eng.IsMember() && (first || now.Sub(last) >= every) {
-				n.askSyncLocked(t, gs, now)
-			}
-		}
+		})
 		if first || now.Sub(last) >= every {
 			last, first = now, false
 		}

@@ -134,6 +134,8 @@ type Node struct {
 	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)
 	guardTable   map[string][]peer.ID            // the guard's last table (guardChangedLocked)
 	parting      map[string]partingTopic         // forgotten groups' topics, still in the table (partLocked)
+	guardHold    bool                            // table rebuilds wait for the end of guardBatchLocked
+	guardDirty   bool                            // one is due then
 	counters     *counters                       // conversation counters and gap trackers (gaps.go; own lock)
 	tempTopics   map[string]*pubsub.Topic        // joined only to publish
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card

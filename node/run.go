@@ -100,9 +100,11 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, q := range n.queues {
 		n.kickLocked(q)
 	}
-	for _, gs := range n.groups {
-		n.syncTopicsLocked(gs)
-	}
+	n.guardBatchLocked(func() {
+		for _, gs := range n.groups {
+			n.syncTopicsLocked(gs)
+		}
+	})
 	n.loops.Go(n.groupLoop)
 	n.loops.Go(n.groupInbox)
 	caughtUp := gate.New[peer.ID]()

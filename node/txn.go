@@ -104,9 +104,11 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		n.loops.Go(func(ctx context.Context) { n.publishAll(ctx, t.publish) })
 	}
 	if t.groupsChanged {
-		for _, gs := range n.groups {
-			n.syncTopicsLocked(gs)
-		}
+		n.guardBatchLocked(func() {
+			for _, gs := range n.groups {
+				n.syncTopicsLocked(gs)
+			}
+		})
 	}
 	return nil
 }
