@@ -265,26 +265,34 @@ func TestTwoRelaysOneKilled(t *testing.T) {
 	expectExactly(t, bob, "alice", want)
 }
 
-// kill -9 of the relay right after its receipts loses nothing.
-func TestRelayKilledAfterReceipts(t *testing.T) {
-	r := newRelay(t, "")
+// offlineThroughRelay starts a relay, and alice and bob on it as
+// contacts; bob is stopped (offline) when it returns. Each is stopped at
+// the end of the test if still running.
+func offlineThroughRelay(t *testing.T) (r *relayProc, alice, bob *user) {
+	t.Helper()
+	r = newRelay(t, "")
 	r.start()
-	defer r.stop(syscall.SIGTERM)
-	alice, bob := newUser(t, "alice"), newUser(t, "bob")
+	t.Cleanup(func() { r.stop(syscall.SIGTERM) })
+	alice, bob = newUser(t, "alice"), newUser(t, "bob")
 	alice.startWithRelays(r)
-	defer alice.stop()
+	t.Cleanup(alice.stop)
 	bob.startWithRelays(r)
+	t.Cleanup(bob.stop)
 	bob.waitMailboxes(1)
 	befriend(t, alice, bob, "alice", "bob")
 	bob.stop()
+	return r, alice, bob
+}
 
+// kill -9 of the relay right after its receipts loses nothing.
+func TestRelayKilledAfterReceipts(t *testing.T) {
+	r, alice, bob := offlineThroughRelay(t)
 	want := sendAll(t, alice, "bob", "receipted", 30)
 	waitNoQueued(t, alice, "bob") // every message has a relay receipt
 	r.stop(syscall.SIGKILL)
 	alice.stop()
 	r.start() // same data directory and port
 	bob.start()
-	defer bob.stop()
 	expectExactly(t, bob, "alice", want)
 }
 

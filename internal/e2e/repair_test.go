@@ -44,17 +44,7 @@ func damageJournal(t *testing.T, dir string) string {
 // repair` say what they kept and lost, and both start again. Nothing the
 // repair kept arrives twice or out of order.
 func TestRepairAfterDamagedJournal(t *testing.T) {
-	r := newRelay(t, "")
-	r.start()
-	defer r.stop(syscall.SIGTERM)
-	alice, bob := newUser(t, "alice"), newUser(t, "bob")
-	alice.startWithRelays(r)
-	defer alice.stop()
-	bob.startWithRelays(r)
-	bob.waitMailboxes(1)
-	befriend(t, alice, bob, "alice", "bob")
-	bob.stop()
-
+	r, alice, bob := offlineThroughRelay(t)
 	want := sendAll(t, alice, "bob", "through a failing disk", 20)
 	waitNoQueued(t, alice, "bob") // the relay holds them all
 	r.stop(syscall.SIGKILL)       // so they are in its journal
@@ -108,7 +98,6 @@ func TestRepairAfterDamagedJournal(t *testing.T) {
 		t.Fatalf("hush repair does not say what it kept and lost:\n%s", rep)
 	}
 	bob.start()
-	defer bob.stop()
 	var after []string
 	for _, m := range dir(bob.messages("alice"), "in") {
 		after = append(after, m.Text)
