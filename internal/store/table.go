@@ -200,16 +200,11 @@ func (t *Table) scanSeq(id []byte, from, to uint64, limit int, reverse bool, fn 
 	if len(id) > MaxIDSize || from > to {
 		return nil
 	}
-	ldb, err := t.db.readLock()
+	snap, release, err := t.snapshot()
 	if err != nil {
 		return err
 	}
-	defer t.db.ldbMu.RUnlock()
-	snap, err := ldb.GetSnapshot()
-	if err != nil {
-		return t.db.wrapErr("scan", t, err)
-	}
-	defer snap.Release()
+	defer release()
 	return t.walkSeq(snap, id, from, to, limit, reverse, fn)
 }
 
@@ -270,6 +265,20 @@ func (t *Table) Scan(fn func(id, value []byte) error) error {
 	})
 }
 
+// snapshot holds the store's read lock and a snapshot for one scan;
+// release gives both back.
+func (t *Table) snapshot() (snap *leveldb.Snapshot, release func(), err error) {
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return nil, nil, err
+	}
+	if snap, err = ldb.GetSnapshot(); err != nil {
+		t.db.ldbMu.RUnlock()
+		return nil, nil, t.db.wrapErr("scan", t, err)
+	}
+	return snap, func() { snap.Release(); t.db.ldbMu.RUnlock() }, nil
+}
+
 // ScanAllSeq calls fn for every sequenced record of the table, grouped by
 // id (groups in no meaningful order) and ascending by seq within a group.
 // It reads a snapshot: one pass over the table finds the ids (holding
@@ -278,16 +287,11 @@ func (t *Table) ScanAllSeq(fn func(id []byte, seq uint64, value []byte) error) e
 	if t.err != nil {
 		return t.err
 	}
-	ldb, err := t.db.readLock()
+	snap, release, err := t.snapshot()
 	if err != nil {
 		return err
 	}
-	defer t.db.ldbMu.RUnlock()
-	snap, err := ldb.GetSnapshot()
-	if err != nil {
-		return t.db.wrapErr("scan", t, err)
-	}
-	defer snap.Release()
+	defer release()
 	var ids [][]byte
 	seen := make(map[string]bool)
 	err = t.scanReader(snap, func(key, raw []byte) error {
