@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -27,8 +28,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -56,9 +59,21 @@ type fileConfig struct {
 	// Default empty: off.
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 	// ConnLow and ConnHigh are the connection manager watermarks.
-	// Default 2,048 and 8,192.
+	// Default 2,048 and 8,192. The resource manager's limits are sized
+	// from ConnHigh (resourceLimits): it is the relay's capacity in
+	// connected peers.
 	ConnLow  int `json:"conn_low,omitempty"`
 	ConnHigh int `json:"conn_high,omitempty"`
+	// MaxStreamsPerPeer is how many /hush/mailbox/1 streams one peer may
+	// hold open at once (subscriptions and requests). Default 64.
+	MaxStreamsPerPeer int `json:"max_streams_per_peer,omitempty"`
+	// MaxConnsPerIP is how many connections one IPv4 address or IPv6 /56
+	// may hold at once (eight times as many per IPv6 /48). Default 64.
+	MaxConnsPerIP int `json:"max_conns_per_ip,omitempty"`
+	// Libp2pLimits is a JSON file of libp2p resource-manager limits
+	// (rcmgr.PartialLimitConfig) applied over the relay's own, for what
+	// the fields above do not reach. Default none.
+	Libp2pLimits string `json:"libp2p_limits,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level,omitempty"`
 	// NoSync skips fsync on commits: faster, but a crash can lose
@@ -209,6 +224,12 @@ func (c *fileConfig) check() error {
 	if c.ConnLow < 0 || c.ConnHigh < 0 {
 		return fmt.Errorf("conn_low %d, conn_high %d: must not be negative; leave them out or set 0 for the defaults", c.ConnLow, c.ConnHigh)
 	}
+	if c.MaxStreamsPerPeer < 0 {
+		return fmt.Errorf("max_streams_per_peer %d: must not be negative; leave it out or set 0 for the default", c.MaxStreamsPerPeer)
+	}
+	if c.MaxConnsPerIP < 0 {
+		return fmt.Errorf("max_conns_per_ip %d: must not be negative; leave it out or set 0 for the default", c.MaxConnsPerIP)
+	}
 	return c.Config.Check()
 }
 
@@ -251,26 +272,130 @@ func loadHostKey(path string) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// newHost builds the relay's libp2p host in the node's style (TCP and
-// QUIC, Noise, yamux, resource and connection managers) with limits sized
-// for many mostly idle owner connections.
-func newHost(key crypto.PrivKey, cfg fileConfig) (host.Host, error) {
-	low, high := cfg.ConnLow, cfg.ConnHigh
+// The defaults of the capacity settings (docs/OPERATIONS.md, "Capacity").
+const (
+	defaultConnLow        = 2048
+	defaultConnHigh       = 8192
+	defaultStreamsPerPeer = 64
+	defaultConnsPerIP     = 64
+	// streamWindow is what libp2p's resource manager counts for every
+	// open yamux stream, busy or idle: go-yamux reserves a stream's
+	// initial receive window (256 KiB, the least the yamux spec allows)
+	// from the peer's scope when the stream opens.
+	streamWindow = 256 << 10
+)
+
+// watermarks are the connection manager's low and high watermarks.
+func (c *fileConfig) watermarks() (low, high int) {
+	low, high = c.ConnLow, c.ConnHigh
 	if low <= 0 {
-		low = 2048
+		low = defaultConnLow
 	}
 	if high <= low {
-		high = max(8192, low*2)
+		high = max(defaultConnHigh, low*2)
 	}
-	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
-	scaled := limits.AutoScale().ToPartialLimitConfig()
-	scaled.System.Conns = rcmgr.LimitVal(high * 2)
-	scaled.System.ConnsInbound = rcmgr.LimitVal(high * 2)
-	scaled.System.Streams = rcmgr.LimitVal(high * 8)
-	scaled.System.StreamsInbound = rcmgr.LimitVal(high * 8)
-	scaled.System.FD = rcmgr.LimitVal(high * 2)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaled.Build(limits.AutoScale())))
+	return low, high
+}
+
+// resourceLimits are the relay's libp2p resource-manager limits, sized
+// from the connection manager's high watermark (high), the number of
+// peers the relay is meant to hold (docs/OPERATIONS.md, "Capacity"):
+//
+//   - system: 2·high connections and file descriptors, 8·high streams
+//     (4·high outbound), and memory for 4 stream windows a connection,
+//     or libp2p's default for the machine if that is larger. An idle
+//     owner holds one /hush/mailbox/1 stream, and two GossipSub streams
+//     when its node runs GossipSub, each counted as a whole window;
+//   - /hush/mailbox/1: 2·high inbound streams from all peers together
+//     (a subscription per owner, and requests), max_streams_per_peer
+//     from one peer; libp2p's default, 512 plus 256 a GiB of a machine's
+//     eighth of memory, capped a relay near 1,265 subscribers;
+//   - GossipSub and FloodSub (the group store): high streams each way
+//     from all peers, 4 each way from one (a router keeps one);
+//   - one peer: 256 inbound and 256 outbound streams over all protocols
+//     and 128 MiB (512 windows), libp2p's base without its growth with
+//     the machine's memory, so no peer can hold a large share;
+//   - one IPv4 address or IPv6 /56: max_conns_per_ip connections (8 in
+//     libp2p), eight times as many per IPv6 /48;
+//   - everything else (identify, ping, the circuit relay, streams still
+//     negotiating) at libp2p's defaults for the machine.
+func resourceLimits(cfg fileConfig) (rcmgr.ConcreteLimitConfig, error) {
+	_, high := cfg.watermarks()
+	perPeer := cmp.Or(cfg.MaxStreamsPerPeer, defaultStreamsPerPeer)
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	auto := scaling.AutoScale()
+	p := auto.ToPartialLimitConfig()
+	p.System.Conns = rcmgr.LimitVal(high * 2)
+	p.System.ConnsInbound = rcmgr.LimitVal(high * 2)
+	p.System.FD = rcmgr.LimitVal(high * 2)
+	p.System.Streams = rcmgr.LimitVal(high * 8)
+	p.System.StreamsInbound = rcmgr.LimitVal(high * 8)
+	p.System.StreamsOutbound = rcmgr.LimitVal(high * 4)
+	p.System.Memory = rcmgr.LimitVal64(max(int64(p.System.Memory), int64(high)*4*streamWindow))
+
+	p.PeerDefault.StreamsInbound = rcmgr.LimitVal(rcmgr.DefaultLimits.PeerBaseLimit.StreamsInbound)
+	p.PeerDefault.StreamsOutbound = rcmgr.LimitVal(rcmgr.DefaultLimits.PeerBaseLimit.StreamsInbound)
+	p.PeerDefault.Streams = rcmgr.LimitVal(rcmgr.DefaultLimits.PeerBaseLimit.Streams)
+	p.PeerDefault.Memory = rcmgr.LimitVal64(int64(rcmgr.DefaultLimits.PeerBaseLimit.Streams) * streamWindow)
+
+	if p.Protocol == nil {
+		p.Protocol = map[protocol.ID]rcmgr.ResourceLimits{}
+	}
+	if p.ProtocolPeer == nil {
+		p.ProtocolPeer = map[protocol.ID]rcmgr.ResourceLimits{}
+	}
+	mailbox := p.ProtocolDefault
+	mailbox.StreamsInbound = rcmgr.LimitVal(high * 2)
+	mailbox.Streams = rcmgr.LimitVal(high * 2)
+	p.Protocol[relay.ProtocolID] = mailbox
+	mailboxPeer := p.ProtocolPeerDefault
+	mailboxPeer.StreamsInbound = rcmgr.LimitVal(perPeer)
+	mailboxPeer.Streams = rcmgr.LimitVal(perPeer)
+	p.ProtocolPeer[relay.ProtocolID] = mailboxPeer
+	for _, id := range pubsub.GossipSubDefaultProtocols {
+		ps := p.ProtocolDefault
+		ps.StreamsInbound = rcmgr.LimitVal(high)
+		ps.StreamsOutbound = rcmgr.LimitVal(high)
+		ps.Streams = rcmgr.LimitVal(high * 2)
+		p.Protocol[id] = ps
+		psPeer := p.ProtocolPeerDefault
+		psPeer.StreamsInbound = 4
+		psPeer.StreamsOutbound = 4
+		psPeer.Streams = 8
+		p.ProtocolPeer[id] = psPeer
+	}
+	limits := p.Build(auto)
+	if cfg.Libp2pLimits != "" {
+		b, err := os.ReadFile(cfg.Libp2pLimits)
+		if err != nil {
+			return limits, fmt.Errorf("libp2p_limits: %w", err)
+		}
+		var over rcmgr.PartialLimitConfig
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&over); err != nil {
+			return limits, fmt.Errorf("libp2p_limits %s: %w", cfg.Libp2pLimits, err)
+		}
+		limits = over.Build(limits)
+	}
+	return limits, nil
+}
+
+// newHost builds the relay's libp2p host in the node's style (TCP and
+// QUIC, Noise, yamux, resource and connection managers) with limits sized
+// for many mostly idle owner connections (resourceLimits).
+func newHost(key crypto.PrivKey, cfg fileConfig) (host.Host, error) {
+	low, high := cfg.watermarks()
+	limits, err := resourceLimits(cfg)
+	if err != nil {
+		return nil, err
+	}
+	perIP := cmp.Or(cfg.MaxConnsPerIP, defaultConnsPerIP)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: perIP}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: perIP}, {PrefixLength: 48, ConnCount: 8 * perIP}}))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}

@@ -19,12 +19,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/crypto/envelope"
-	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/relay"
 )
 
@@ -207,82 +205,6 @@ func rssKiB(t testing.TB, pid int) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
-}
-
-// BenchmarkIdleClientRSS: a relay process and 1,000 connected clients,
-// each holding a live owner subscription; reports the relay's RSS growth
-// per client. In "gossipsub" each client also runs GossipSub with the
-// group settings, as a node does, so the relay's group-store router keeps
-// a pubsub stream and queue for it.
-func BenchmarkIdleClientRSS(b *testing.B) {
-	b.Run("plain", func(b *testing.B) { benchIdleClients(b, false) })
-	b.Run("gossipsub", func(b *testing.B) { benchIdleClients(b, true) })
-}
-
-func benchIdleClients(b *testing.B, withPubSub bool) {
-	const clients = 1000
-	bin := buildRelay(b)
-	pctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for range b.N {
-		cmd, ai := startProc(b, bin, b.TempDir(), "--config", writeBenchConfig(b))
-		time.Sleep(500 * time.Millisecond)
-		before := rssKiB(b, cmd.Process.Pid)
-		c := &relay.Client{}
-		ctx := context.Background()
-		var subs []*relay.Subscription
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 32)
-		for range clients {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				h := clientHost(b)
-				if withPubSub {
-					if _, err := pubsub.NewGossipSub(pctx, h, gossip.Options()...); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-				_, key, _ := ed25519.GenerateKey(rand.Reader)
-				cr, err := c.Create(ctx, h, ai, key, nil)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				s, err := c.Subscribe(ctx, h, ai, cr.Mailbox, key, true)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				<-s.Drained()
-				mu.Lock()
-				subs = append(subs, s)
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		time.Sleep(2 * time.Second)
-		after := rssKiB(b, cmd.Process.Pid)
-		b.ReportMetric(float64(after-before)/clients, "KiB/client")
-		b.ReportMetric(float64(after), "KiB-total")
-		for _, s := range subs {
-			s.Close()
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}
-}
-
-func writeBenchConfig(b *testing.B) string {
-	p := filepath.Join(b.TempDir(), "bench.json")
-	// Every client dials from 127.0.0.1: lift the per-network limits on
-	// mailbox creation along with the request rates.
-	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1, "create_ip_per_hour": -1, "create_ip_burst": 100000, "max_mailboxes_per_ip": 100000}`), 0o600)
-	return p
 }
 
 // A negative value in the config file is refused at start, naming the
