@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,6 +103,15 @@ func childP2PEcho() {
 // childNode runs the node in home and prints "ready LINK", then one line
 // "msg ID UNIXNANO" per incoming message event.
 func childNode(home string) {
+	if path := os.Getenv("HUSH_BENCH_CHILD_CPUPROFILE"); path != "" {
+		// The receiving side's profile: HUSH_BENCH_CHILD_CPUPROFILE=FILE.
+		f, err := os.Create(path)
+		if err != nil {
+			panic(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	n, err := New(Config{Home: home, NoMDNS: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoSync: os.Getenv("HUSH_BENCH_NOSYNC") != ""})
 	if err != nil {
 		panic(err)

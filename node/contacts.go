@@ -256,14 +256,14 @@ func (n *Node) deleteContactLocked(b *store.Batch, c *contact) {
 		delete(n.sets, id)
 		if q := n.queues[id]; q != nil {
 			for _, e := range q.pending {
-				b.DeleteSeq(n.tabs.outbox, id[:], e.Seq)
+				n.deleteOut(b, e)
 			}
 			q.pending = nil
 		}
 	}
 	n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
 		var m msgRec
-		if jsonUnmarshal(v, &m) == nil {
+		if decodeMsgRec(v, &m) == nil {
 			if id, err := parseMsgID(m.ID); err == nil {
 				b.Delete(n.tabs.msgIndex, id[:])
 			}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"testing"
@@ -170,7 +171,12 @@ func TestDroppedDeviceSessionsEnd(t *testing.T) {
 			mem = len(q.pending)
 		}
 		b.n.mu.Unlock()
-		b.n.tabs.outbox.ScanSeq(id[:], 0, ^uint64(0), func(uint64, []byte) error { stored++; return nil })
+		b.n.tabs.outbox.Scan(func(k, _ []byte) error {
+			if bytes.HasPrefix(k, id[:]) {
+				stored++
+			}
+			return nil
+		})
 		return mem, stored
 	}
 	if mem, stored := queued(); mem != 1 || stored != 1 {

@@ -232,7 +232,7 @@ func (n *Node) lastSentLocked(acc identity.AccountID) uint64 {
 	}
 	n.tabs.messages.ScanSeqReverse(acc[:], 0, math.MaxUint64, 0, func(_ uint64, v []byte) error {
 		var m msgRec
-		if jsonUnmarshal(v, &m) == nil && m.Dir == "out" && m.Counter != 0 {
+		if decodeMsgRec(v, &m) == nil && m.Dir == "out" && m.Counter != 0 {
 			last = m.Counter
 			return errFound
 		}

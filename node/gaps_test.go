@@ -375,7 +375,7 @@ func TestCounterAcrossRestartAndOtherKinds(t *testing.T) {
 	var counters []uint64
 	err := a.n.tabs.messages.ScanSeq(bob[:], 0, math.MaxUint64, func(_ uint64, v []byte) error {
 		var m msgRec
-		if err := jsonUnmarshal(v, &m); err != nil {
+		if err := decodeMsgRec(v, &m); err != nil {
 			return err
 		}
 		counters = append(counters, m.Counter)

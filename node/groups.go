@@ -556,7 +556,7 @@ func (n *Node) scanConversationLocked(key []byte, limit int, view func(*msgRec) 
 	out := []Message{}
 	fn := func(seq uint64, v []byte) error {
 		var m msgRec
-		if err := jsonUnmarshal(v, &m); err != nil {
+		if err := decodeMsgRec(v, &m); err != nil {
 			return err
 		}
 		out = append(out, view(&m))

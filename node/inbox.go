@@ -367,10 +367,10 @@ func (n *Node) endDroppedDevicesLocked(t *txn, old, newer *card.Card) {
 		t.b.Delete(n.tabs.sessions, id[:])
 		if q := n.queues[id]; q != nil {
 			for _, e := range q.pending {
-				t.b.DeleteSeq(n.tabs.outbox, id[:], e.Seq)
+				n.deleteOut(t.b, e)
 			}
 			for _, e := range q.redundant {
-				t.b.DeleteSeq(n.tabs.outbox, id[:], e.Seq)
+				n.deleteOut(t.b, e)
 			}
 			q.pending, q.redundant = nil, nil
 		}

@@ -488,12 +488,12 @@ func (n *Node) depositRound(ctx context.Context, h host.Host, q *peerQueue, batc
 		}
 		wrote = true
 		if len(newLeft) == 0 {
-			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+			n.deleteOut(t.b, e)
 			q.redundant = slices.Delete(q.redundant, i, i+1)
 			continue
 		}
 		e.Left = newLeft
-		putSeqJSON(t.b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+		n.putOut(t.b, e)
 	}
 	n.settleLocked(t, batch[:len(statuses)], statuses, StateSent, left, time.Now())
 	if wrote {

@@ -88,7 +88,7 @@ func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
 	if err != nil {
 		return nil, ix, err
 	}
-	if err := jsonUnmarshal(b, &ix); err != nil {
+	if err := decodeIndexRec(b, &ix); err != nil {
 		return nil, ix, err
 	}
 	v, err := n.tabs.messages.GetSeq(ix.Account, ix.Seq)
@@ -96,7 +96,7 @@ func (n *Node) loadMsgLocked(id [msgIDSize]byte) (*msgRec, indexRec, error) {
 		return nil, ix, fmt.Errorf("node: message index points nowhere: %w", err)
 	}
 	var m msgRec
-	if err := jsonUnmarshal(v, &m); err != nil {
+	if err := decodeMsgRec(v, &m); err != nil {
 		return nil, ix, err
 	}
 	n.records.cache(id, &m, ix)
@@ -363,7 +363,7 @@ func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *ide
 			Seq: n.nextSeqLocked(), MsgID: hex.EncodeToString(p.ID[:]), Track: track,
 			Account: cc.Account().Hex(), Kind: uint8(kind), Body: body, Created: now.UTC(),
 		}, device: d.DeviceID()}
-		putSeqJSON(b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+		n.putOut(b, e)
 		n.queueLocked(d, e)
 		t.queued = append(t.queued, e)
 		sent++
@@ -447,7 +447,7 @@ func (n *Node) MarkRead(contactName string) error {
 	var updates []upd
 	err = n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
 		var m msgRec
-		if err := jsonUnmarshal(v, &m); err != nil {
+		if err := decodeMsgRec(v, &m); err != nil {
 			return err
 		}
 		if (m.Dir == "in" || m.Dir == dirSystem) && m.State != StateRead {

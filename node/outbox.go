@@ -172,39 +172,64 @@ func (n *Node) loadOutboxLocked() error {
 			}
 		}()
 	}
-	orphans := n.db.Batch()
-	var orphaned bool
-	err := n.tabs.outbox.ScanAllSeq(func(id []byte, seq uint64, v []byte) error {
-		var r outRec
-		if err := jsonUnmarshal(v, &r); err != nil {
+	var entries []*outEntry
+	err := n.tabs.outbox.Scan(func(id, v []byte) error {
+		if len(id) != len(identity.DeviceID{})+8 {
+			return fmt.Errorf("node: outbox record with a %d-byte id", len(id))
+		}
+		e := &outEntry{device: identity.DeviceID(id[:len(id)-8]), durable: true}
+		if err := decodeOutRec(v, &e.outRec); err != nil {
 			return err
 		}
-		if queued[r.Seq] {
-			return nil
-		}
-		dev := identity.DeviceID(id)
-		cert := n.deviceCertLocked(dev)
-		if cert == nil {
-			if r.SentMS != 0 {
-				// Removing a contact deletes its pending entries, not
-				// these: they go here.
-				orphans.DeleteSeq(n.tabs.outbox, id, seq)
-				orphaned = true
-			}
-			return nil // contact gone; the entry is deleted with it
-		}
-		e := &outEntry{outRec: r, device: dev, durable: true}
-		if q := n.queueOfLocked(cert); r.SentMS == 0 {
-			q.pending = append(q.pending, e)
-		} else {
-			q.redundant = append(q.redundant, e) // a relay holds it; copies go on
-		}
+		entries = append(entries, e)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if orphaned {
+	// Entries an earlier version wrote as sequenced records become plain
+	// ones, in one batch with their deletion.
+	moved := n.db.Batch()
+	err = n.tabs.outbox.ScanAllSeq(func(id []byte, seq uint64, v []byte) error {
+		e := &outEntry{device: identity.DeviceID(id), durable: true}
+		if err := decodeOutRec(v, &e.outRec); err != nil {
+			return err
+		}
+		moved.DeleteSeq(n.tabs.outbox, id, seq)
+		n.putOut(moved, e)
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if moved.Len() > 0 {
+		if err := n.commit(moved); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(entries, func(a, b *outEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+	orphans := n.db.Batch()
+	for _, e := range entries {
+		if queued[e.Seq] {
+			continue
+		}
+		cert := n.deviceCertLocked(e.device)
+		if cert == nil {
+			if e.SentMS != 0 {
+				// Removing a contact deletes its pending entries, not
+				// those a relay holds: they go here.
+				n.deleteOut(orphans, e)
+			}
+			continue // contact gone; the entry is deleted with it
+		}
+		if q := n.queueOfLocked(cert); e.SentMS == 0 {
+			q.pending = append(q.pending, e)
+		} else {
+			q.redundant = append(q.redundant, e) // a relay holds it; copies go on
+		}
+	}
+	if orphans.Len() > 0 {
 		if err := orphans.Commit(); err != nil {
 			n.log.Warn("outbox entries of removed contacts not deleted", "err", err)
 		}
@@ -243,11 +268,11 @@ func (n *Node) pruneRedundantLocked(q *peerQueue, boxes []card.Mailbox, now time
 			t = n.newTxnLocked()
 		}
 		if len(left) == 0 {
-			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+			n.deleteOut(t.b, e)
 			continue
 		}
 		e.Left = left
-		putSeqJSON(t.b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+		n.putOut(t.b, e)
 		kept = append(kept, e)
 	}
 	clear(q.redundant[len(kept):])
@@ -477,7 +502,7 @@ func (n *Node) dropStaleLocked(q *peerQueue) {
 	}
 	b := n.db.Batch()
 	for _, e := range stale {
-		b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+		n.deleteOut(b, e)
 	}
 	if err := b.Commit(); err != nil {
 		n.log.Warn("dropping stale typing indicators", "err", err)
@@ -531,9 +556,12 @@ var errNotStored = errors.New("the receiving device could not store the messages
 
 // settle records the outcome of entries delivered directly. The entries
 // leave the queue at once; the store catches up in the background
-// (grouped with other commits), so the delivery loop never waits for that
-// fsync. If the commit fails the entries stay in the store and go again
-// after a restart; the receiver dedupes.
+// (grouped with other commits), so the delivery loop never waits for it.
+// The commit is lazy (no fsync of its own): losing it to a power cut, or
+// a failed commit, leaves the entries in the store, and they go again
+// after a restart; the receiver dedupes and acks them again. Nothing it
+// writes can reuse a key: session state is committed before its output
+// leaves (Send, and the receiver's commit before its ack).
 //
 // A device that took entries directly is online and has drained its
 // mailboxes (its catch-up gate, handleMsgStream): the redundant deposits
@@ -543,13 +571,14 @@ func (n *Node) settle(batch []*outEntry, statuses []byte, okState MessageState) 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t := n.newTxnLocked()
+	t.b.Lazy()
 	n.settleLocked(t, batch, statuses, okState, nil, time.Now())
 	if q := n.queues[batch[0].device]; q != nil && len(q.redundant) > 0 && slices.Contains(statuses, ackOK) {
 		q.redundant = slices.DeleteFunc(q.redundant, func(e *outEntry) bool {
 			if e.Track {
 				return false
 			}
-			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+			n.deleteOut(t.b, e)
 			return true
 		})
 	}
@@ -574,10 +603,10 @@ func (n *Node) settleLocked(t *txn, batch []*outEntry, statuses []byte, okState 
 		}
 		if queued && st == ackOK && left != nil && len(left[i]) > 0 {
 			e.SentMS, e.Left = now.UnixMilli(), left[i]
-			putSeqJSON(t.b, n.tabs.outbox, e.device[:], e.Seq, &e.outRec)
+			n.putOut(t.b, e)
 			q.redundant = append(q.redundant, e)
 		} else {
-			t.b.DeleteSeq(n.tabs.outbox, e.device[:], e.Seq)
+			n.deleteOut(t.b, e)
 		}
 		if !e.Track {
 			continue

@@ -87,7 +87,7 @@ func outboxLen(t testing.TB, n *Node) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	count := 0
-	if err := n.tabs.outbox.ScanAllSeq(func([]byte, uint64, []byte) error { count++; return nil }); err != nil {
+	if err := n.tabs.outbox.Scan(func(_, _ []byte) error { count++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return count

@@ -39,8 +39,8 @@ func (t *txn) undo(f func()) {
 // putMsgLocked writes a message record (and its index entry) in t and
 // makes it visible to loadMsgLocked until t is finished.
 func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
-	putSeqJSON(t.b, n.tabs.messages, ix.Account, ix.Seq, m)
-	putJSON(t.b, n.tabs.msgIndex, id[:], &ix)
+	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
+	t.b.Put(n.tabs.msgIndex, id[:], ix.marshal())
 	n.records.write(id, m, ix)
 	t.msgs = append(t.msgs, id)
 }

@@ -307,6 +307,10 @@ func (db *DB) Protected() bool {
 // SchemaVersion reports the store's schema version.
 func (db *DB) SchemaVersion() uint32 { return db.schema }
 
+// SyncedWrites counts the writes made with fsync since Open (tests and
+// benchmarks read it to count what a change costs).
+func (db *DB) SyncedWrites() uint64 { return db.syncedWrites.Load() }
+
 // Close closes the store and forgets its keys (best effort: Go cannot
 // guarantee memory is wiped). Closing twice is harmless.
 func (db *DB) Close() error {
