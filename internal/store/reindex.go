@@ -157,6 +157,8 @@ func (db *DB) reindexTable(t *Table) (IndexReport, error) {
 // half-way, it leaves a mix of old and new index records that the next
 // run replaces whole.
 func (db *DB) rebuildIndex(t *Table) (IndexReport, error) {
+	db.nodes.clear()
+	defer db.nodes.clear()
 	var rep IndexReport
 	var lists []*seqList
 	var writes []indexWrite

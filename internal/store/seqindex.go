@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"slices"
+	"sync"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
@@ -166,6 +167,7 @@ func (db *DB) lockSeqs(ops []seqOp) (unlock func()) {
 // until writeTo adds the changed ones to the commit's write.
 type seqLinker struct {
 	r     getter
+	cache *nodeCache
 	nodes map[string]*linkedNode
 	order []*linkedNode // in the order first read, for a stable write
 }
@@ -181,8 +183,61 @@ type linkedNode struct {
 	dirty bool // n (nil: deleted) must be written
 }
 
-func newSeqLinker(r getter) *seqLinker {
-	return &seqLinker{r: r, nodes: make(map[string]*linkedNode)}
+func newSeqLinker(r getter, cache *nodeCache) *seqLinker {
+	return &seqLinker{r: r, cache: cache, nodes: make(map[string]*linkedNode)}
+}
+
+// nodeCache keeps the decoded link and head records that commits read
+// and wrote last, so an append does not read back and open the head and
+// the last link the previous append just wrote. Entries are copies set
+// only after the write that made them returned (under the ids' stripe
+// locks), and the whole cache is dropped when a write fails or an index
+// is rebuilt. Eviction is arbitrary: a miss only costs a read.
+type nodeCache struct {
+	mu sync.Mutex
+	m  map[string]seqNode
+}
+
+// nodeCacheSize bounds the cache: about 300 bytes an entry.
+const nodeCacheSize = 8192
+
+func (c *nodeCache) get(key []byte) (seqNode, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.m[string(key)]
+	return n, ok
+}
+
+// remember stores what a successful commit leaves in the nodes it read
+// or changed.
+func (c *nodeCache) remember(l *seqLinker) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]seqNode)
+	}
+	for _, ln := range l.order {
+		if ln.n == nil {
+			delete(c.m, string(ln.key))
+			continue
+		}
+		c.m[string(ln.key)] = *ln.n
+	}
+	if len(c.m) > nodeCacheSize {
+		for k := range c.m {
+			delete(c.m, k)
+			if len(c.m) <= nodeCacheSize*3/4 {
+				break
+			}
+		}
+	}
+}
+
+// clear drops every entry.
+func (c *nodeCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
 }
 
 // load returns the node under key, reading it on first use; n is nil
@@ -192,6 +247,10 @@ func (l *seqLinker) load(tk *tableKeys, key []byte, kind byte, seq uint64) (*lin
 		return ln, nil
 	}
 	ln := l.absent(tk, key, kind, seq)
+	if n, ok := l.cache.get(key); ok {
+		ln.n = &n
+		return ln, nil
+	}
 	raw, err := l.r.Get(key, nil)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):

@@ -132,6 +132,10 @@ type DB struct {
 	// that carries the change (lockSeqs).
 	seqLocks [seqStripes]sync.Mutex
 
+	// nodes caches the skip-list nodes commits read and wrote last
+	// (nodeCache).
+	nodes nodeCache
+
 	// layoutMu serialises the rewriting of layout 1 tables (migrateTable)
 	// and the rebuilding of sequence indexes (reindexTable).
 	layoutMu sync.Mutex
@@ -482,6 +486,7 @@ func (db *DB) tryReopen() {
 		return
 	}
 	defer db.ldbMu.Unlock()
+	db.nodes.clear()
 	db.mu.Lock()
 	closed := db.closed
 	db.mu.Unlock()

@@ -513,7 +513,7 @@ func (b *Batch) Commit() error {
 	if err != nil {
 		return err
 	}
-	mark, err := b.addIndex(ldb)
+	mark, linker, err := b.addIndex(ldb)
 	if err != nil {
 		b.db.ldbMu.RUnlock()
 		return err
@@ -529,6 +529,7 @@ func (b *Batch) Commit() error {
 		}
 	}
 	if err != nil {
+		b.db.nodes.clear()
 		if errors.Is(err, leveldb.ErrClosed) {
 			return ErrClosed
 		}
@@ -537,30 +538,34 @@ func (b *Batch) Commit() error {
 		}
 		return fmt.Errorf("store: commit batch: %w", err)
 	}
+	if linker != nil {
+		b.db.nodes.remember(linker)
+	}
 	return nil
 }
 
 // addIndex links and unlinks the batch's sequenced records in their ids'
 // skip lists and appends the changed index records to the batch. It
-// returns the batch's length in bytes before them, or -1 when it has no
-// sequenced records.
-func (b *Batch) addIndex(ldb *leveldb.DB) (mark int, err error) {
+// returns the batch's length in bytes before them (-1 when it has no
+// sequenced records) and the linker, whose nodes the cache takes once the
+// write succeeds.
+func (b *Batch) addIndex(ldb *leveldb.DB) (mark int, l *seqLinker, err error) {
 	if len(b.seqOps) == 0 {
-		return -1, nil
+		return -1, nil, nil
 	}
-	l := newSeqLinker(ldb)
+	l = newSeqLinker(ldb, &b.db.nodes)
 	for _, op := range b.seqOps {
 		if err := l.apply(op); err != nil {
 			if errors.Is(err, leveldb.ErrClosed) {
-				return -1, ErrClosed
+				return -1, nil, ErrClosed
 			}
 			if !errors.Is(err, ErrCorrupt) {
 				err = fmt.Errorf("store: commit batch: read index of table %q: %w", op.keys.name, err)
 			}
-			return -1, err
+			return -1, nil, err
 		}
 	}
 	mark = len(b.lb.Dump())
 	l.writeTo(&b.lb)
-	return mark, nil
+	return mark, l, nil
 }
