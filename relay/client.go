@@ -2,10 +2,12 @@ package relay
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -164,45 +166,317 @@ func (c *Client) Deposit(ctx context.Context, h host.Host, relay peer.AddrInfo, 
 	return r.Message, nil
 }
 
-// Depositor deposits many envelopes over one stream, one at a time.
-// It is safe for concurrent use (requests are serialised).
+// Depositor deposits many envelopes over one stream. It is safe for
+// concurrent use, and concurrent calls share frames: the envelopes queued
+// while earlier frames are in flight go together in the next
+// DepositMany (up to MaxDepositMany and MaxFrame), and up to
+// depositorWindow frames are in flight at once, answered in order
+// (docs/RELAY.md "Deposits in batches"). With a relay that predates
+// DepositMany it sends one Deposit frame per envelope, pipelined the
+// same way. After a transport error the Depositor is unusable: every
+// call fails with that error.
 type Depositor struct {
-	c  *Client
-	mu sync.Mutex
-	st network.Stream
+	c     *Client
+	st    network.Stream
+	batch bool // the relay takes DepositMany
+
+	// mu guards the fields below.
+	mu     sync.Mutex
+	queue  []*depositCall
+	err    error
+	closed bool
+
+	kick  chan struct{}       // the queue grew, or Close
+	slots chan struct{}       // one per frame in flight
+	fifo  chan []*depositCall // frames in flight, oldest first
+	rdone chan struct{}       // the reader has returned
 }
 
-// OpenDepositor opens a deposit stream to relay.
+// depositorWindow is how many frames a Depositor has in flight.
+const depositorWindow = 4
+
+// depositCall is one envelope queued on a Depositor.
+type depositCall struct {
+	item DepositItem
+	res  ItemResult
+	err  error // a transport error: the Depositor failed
+	// itemErr is the Error answering the Deposit frame that carried
+	// the envelope alone (a relay without DepositMany).
+	itemErr error
+	wg      *sync.WaitGroup
+}
+
+// OpenDepositor opens a deposit stream to relay. It asks the relay
+// whether it takes DepositMany (an empty one, answered by an empty
+// Receipts); a relay that does not answers BadRequest and closes the
+// stream, and the Depositor opens another and sends Deposits.
 func (c *Client) OpenDepositor(ctx context.Context, h host.Host, relay peer.AddrInfo) (*Depositor, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
 	st, err := c.open(ctx, h, relay)
 	if err != nil {
 		return nil, err
 	}
-	return &Depositor{c: c, st: st}, nil
+	deadline, _ := ctx.Deadline()
+	st.SetDeadline(deadline)
+	resp, err := roundTrip(st, &DepositMany{})
+	batch := true
+	if errors.Is(err, ErrBadRequest) {
+		st.Close()
+		batch = false
+		if st, err = c.open(ctx, h, relay); err != nil {
+			return nil, err
+		}
+	} else if err == nil {
+		if r, ok := resp.(*Receipts); !ok || len(r.Results) != 0 {
+			err = unexpected(resp)
+		}
+	}
+	if err != nil {
+		st.Reset()
+		return nil, err
+	}
+	st.SetDeadline(time.Time{})
+	d := &Depositor{c: c, st: st, batch: batch, kick: make(chan struct{}, 1),
+		slots: make(chan struct{}, depositorWindow), fifo: make(chan []*depositCall, depositorWindow),
+		rdone: make(chan struct{})}
+	go d.writeLoop()
+	go d.readLoop()
+	return d, nil
 }
 
-// Deposit stores one envelope; after a transport error the Depositor is
-// unusable.
+// Batched reports whether the relay takes DepositMany (else each
+// envelope goes in a Deposit frame of its own).
+func (d *Depositor) Batched() bool { return d.batch }
+
+// Deposit stores one envelope and returns its message ID once the relay
+// has it on disk.
 func (d *Depositor) Deposit(deposit ID, env []byte) (MessageID, error) {
-	if len(env) > envelope.MaxEnvelopeSize {
-		return MessageID{}, ErrTooLarge
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.st.SetDeadline(time.Now().Add(d.c.timeout()))
-	resp, err := roundTrip(d.st, &Deposit{Deposit: deposit, Envelope: env})
+	calls, err := d.deposit([]DepositItem{{Deposit: deposit, Envelope: env}})
 	if err != nil {
 		return MessageID{}, err
 	}
-	r, ok := resp.(*Receipt)
-	if !ok {
-		return MessageID{}, unexpected(resp)
+	if calls[0].itemErr != nil {
+		return MessageID{}, calls[0].itemErr
 	}
-	return r.Message, nil
+	return calls[0].res.Message, calls[0].res.Err()
 }
 
-// Close closes the stream.
-func (d *Depositor) Close() error { return d.st.Close() }
+// DepositMany stores items in order (those to one mailbox get increasing
+// arrival numbers) and returns one result per item once the relay has
+// answered them all: a stored item's message ID, or the error code that
+// refused it (ItemResult.Err). The error is a transport error, after
+// which the Depositor is unusable; the items it names may or may not
+// have been stored.
+func (d *Depositor) DepositMany(items []DepositItem) ([]ItemResult, error) {
+	calls, err := d.deposit(items)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]ItemResult, len(items))
+	for i := range calls {
+		res[i] = calls[i].res
+	}
+	return res, nil
+}
+
+// deposit queues items and waits for their answers.
+func (d *Depositor) deposit(items []DepositItem) ([]depositCall, error) {
+	for _, it := range items {
+		if len(it.Envelope) > envelope.MaxEnvelopeSize {
+			return nil, ErrTooLarge
+		}
+	}
+	var wg sync.WaitGroup
+	calls := make([]depositCall, len(items))
+	d.mu.Lock()
+	if d.err != nil || d.closed {
+		err := cmp.Or(d.err, errors.New("relay: depositor closed"))
+		d.mu.Unlock()
+		return nil, err
+	}
+	wg.Add(len(items))
+	for i, it := range items {
+		calls[i] = depositCall{item: it, wg: &wg}
+		d.queue = append(d.queue, &calls[i])
+	}
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+	wg.Wait()
+	for i := range calls {
+		if calls[i].err != nil {
+			return nil, calls[i].err
+		}
+	}
+	return calls, nil
+}
+
+// fail makes the Depositor unusable with err (the first error stays).
+func (d *Depositor) fail(err error) {
+	d.mu.Lock()
+	if d.err == nil {
+		d.err = err
+	}
+	d.mu.Unlock()
+	d.st.Reset()
+}
+
+func finish(calls []*depositCall, err error) {
+	for _, c := range calls {
+		c.err = err
+		c.wg.Done()
+	}
+}
+
+// writeLoop sends the queued envelopes, as many as fit in a frame, while
+// a window slot is free.
+func (d *Depositor) writeLoop() {
+	defer close(d.fifo)
+	var buf []byte
+	for {
+		<-d.kick
+		for {
+			d.mu.Lock()
+			if d.err != nil {
+				q, err, closed := d.queue, d.err, d.closed
+				d.queue = nil
+				d.mu.Unlock()
+				finish(q, err)
+				if closed {
+					return
+				}
+				break
+			}
+			if len(d.queue) == 0 {
+				closed := d.closed
+				d.mu.Unlock()
+				if closed {
+					return
+				}
+				break
+			}
+			d.mu.Unlock()
+			d.slots <- struct{}{}
+			d.mu.Lock()
+			n, size := 0, 64
+			for n < len(d.queue) && n < MaxDepositMany && (n == 0 || size+IDSize+4+len(d.queue[n].item.Envelope) <= MaxFrame) {
+				size += IDSize + 4 + len(d.queue[n].item.Envelope)
+				n++
+				if !d.batch {
+					break
+				}
+			}
+			calls := slices.Clone(d.queue[:n])
+			d.queue = slices.Delete(d.queue, 0, n)
+			err := d.err
+			d.mu.Unlock()
+			if err == nil {
+				var req any
+				if d.batch {
+					m := &DepositMany{Items: make([]DepositItem, n)}
+					for i, c := range calls {
+						m.Items[i] = c.item
+					}
+					req = m
+				} else {
+					req = &Deposit{Deposit: calls[0].item.Deposit, Envelope: calls[0].item.Envelope}
+				}
+				buf, err = wire.AppendFrame(buf[:0], Encode(req))
+				if err == nil {
+					d.st.SetWriteDeadline(time.Now().Add(d.c.timeout()))
+					_, err = d.st.Write(buf)
+				}
+				if err != nil {
+					err = fmt.Errorf("relay: deposit: %w", err)
+					d.fail(err)
+				}
+			}
+			if err != nil {
+				<-d.slots
+				finish(calls, err)
+				continue
+			}
+			d.fifo <- calls
+		}
+	}
+}
+
+// readLoop reads the answers, in order, and hands each call its result.
+func (d *Depositor) readLoop() {
+	defer close(d.rdone)
+	for calls := range d.fifo {
+		d.mu.Lock()
+		err := d.err
+		d.mu.Unlock()
+		if err != nil {
+			finish(calls, err)
+			<-d.slots
+			continue
+		}
+		d.st.SetReadDeadline(time.Now().Add(d.c.timeout()))
+		resp, err := readAnswer(d.st)
+		var remote *RemoteError
+		switch v := resp.(type) {
+		case *Receipts:
+			if len(v.Results) != len(calls) {
+				err = fmt.Errorf("%w: %d receipts for %d envelopes", ErrBadRequest, len(v.Results), len(calls))
+				break
+			}
+			for i, c := range calls {
+				c.res = v.Results[i]
+			}
+		case *Receipt:
+			if len(calls) != 1 || d.batch {
+				err = unexpected(resp)
+				break
+			}
+			calls[0].res.Message = v.Message
+		case nil:
+			if errors.As(err, &remote) && !d.batch {
+				// A refused Deposit: the stream goes on.
+				calls[0].res.Code, calls[0].itemErr, err = remote.Code, remote, nil
+			}
+		default:
+			err = unexpected(resp)
+		}
+		if err != nil {
+			if remote == nil {
+				err = fmt.Errorf("relay: deposit: %w", err)
+			}
+			d.fail(err)
+			finish(calls, err)
+		} else {
+			finish(calls, nil)
+		}
+		<-d.slots
+		// A window slot is free: send what queued meanwhile.
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close sends what is queued, waits for the answers, then closes the
+// stream.
+func (d *Depositor) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+	<-d.rdone
+	return d.st.Close()
+}
 
 // GetPrekeys fetches one prekey bundle of the mailbox behind deposit: a
 // one-time bundle while any is left (oneTime true), else the last-resort.

@@ -45,6 +45,11 @@ const frameChunk = 4 << 10
 // errFrameBudget is a frame the relay had no budget to read.
 var errFrameBudget = errors.New("relay: frame byte budget exhausted")
 
+// errCutFrame marks a frame whose bytes stopped coming after some had
+// come (a truncated frame, as against a stream idle or ended between
+// frames).
+var errCutFrame = errors.New("relay: frame cut short")
+
 func newFrameBudget(cfg Config) *frameBudget {
 	return &frameBudget{total: cfg.MaxFrameBytes, perNet: cfg.MaxFrameBytesPerIP, m: cfg.Metrics,
 		log: cfg.Logger, byNet: make(map[string]int64), freed: make(chan struct{})}
@@ -130,9 +135,10 @@ func (h *frameHold) grow(size int) bool {
 	return true
 }
 
-// release gives the hold back (the frame's request was answered).
+// release gives the hold back (the frame's request was answered). A nil
+// hold holds nothing.
 func (h *frameHold) release() {
-	if h.n > 0 {
+	if h != nil && h.n > 0 {
 		h.b.release(h.net, h.n)
 		h.n = 0
 	}
@@ -157,7 +163,7 @@ func (h *frameHold) read(r io.Reader) ([]byte, error) {
 		m, err := io.ReadFull(r, body[n:])
 		n += m
 		if err != nil {
-			return nil, fmt.Errorf("%w: payload has %d of %d bytes (%v)", wire.ErrTruncated, n, size, err)
+			return nil, fmt.Errorf("%w: %w: payload has %d of %d bytes (%v)", wire.ErrTruncated, errCutFrame, n, size, err)
 		}
 		if n == size {
 			return body, nil
@@ -180,6 +186,9 @@ func readFrameSize(r io.Reader) (int, error) {
 	if n, err := io.ReadFull(r, hdr[:]); err != nil {
 		if err == io.EOF {
 			return 0, io.EOF
+		}
+		if n > 0 {
+			return 0, fmt.Errorf("%w: %w: length prefix has %d of %d bytes (%v)", wire.ErrTruncated, errCutFrame, n, wire.HeaderSize, err)
 		}
 		return 0, fmt.Errorf("%w: length prefix has %d of %d bytes (%v)", wire.ErrTruncated, n, wire.HeaderSize, err)
 	}

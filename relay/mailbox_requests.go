@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"time"
 
@@ -45,7 +46,7 @@ func (s *Server) create(c *conn, m *Create) (any, *reqErr) {
 	if !checkTime(s.cfg.Now(), m.Time) {
 		return nil, fail(CodeAuth, "time outside the allowed window")
 	}
-	mb := &mailbox{owner: m.Owner, created: uint64(s.cfg.Now().Unix())}
+	mb := &mailbox{owner: m.Owner, created: uint64(s.cfg.Now().Unix()), dueAt: math.MaxUint64}
 	if s.cfg.Creation == CreationOpen {
 		// Before the signature check, so a refused flood costs the relay
 		// no verification (the rate is the requester's own network's).
@@ -263,7 +264,9 @@ func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
 		}
 		b.DeleteSeq(s.t.messages, mb.id[:], seq)
 		b.Delete(s.t.msgids, msg.id[:])
-		b.DeleteSeq(s.t.expiry, expiryID, msg.expiry)
+		if msg.indexed {
+			b.DeleteSeq(s.t.expiry, expiryID, msg.expiry)
+		}
 		return nil
 	})
 	b.Delete(s.t.mailboxes, mb.id[:])

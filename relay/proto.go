@@ -80,7 +80,13 @@ const (
 	KindSetWake     Kind = 19
 	KindAddPrekeys  Kind = 20
 	KindPrekeyCount Kind = 21
+	KindDepositMany Kind = 22
+	KindReceipts    Kind = 23
 )
+
+// MaxDepositMany caps the envelopes of one DepositMany. The frame cap
+// (MaxFrame) bounds their bytes.
+const MaxDepositMany = 256
 
 // ID is a mailbox or deposit ID.
 type ID [IDSize]byte
@@ -157,7 +163,7 @@ func CodeOf(err error) ErrorCode {
 var knownKinds = wire.NewKindSet(KindCreate, KindCreated, KindDeposit, KindReceipt, KindHello,
 	KindChallenge, KindSubscribe, KindDeliver, KindAck, KindDrained, KindPutPrekeys,
 	KindGetPrekeys, KindPrekeys, KindOK, KindError, KindPing, KindDelete, KindWatch, KindSetWake,
-	KindAddPrekeys, KindPrekeyCount)
+	KindAddPrekeys, KindPrekeyCount, KindDepositMany, KindReceipts)
 
 // Create asks for a new mailbox.
 type Create struct {
@@ -185,6 +191,38 @@ type Deposit struct {
 
 // Receipt confirms a durable deposit.
 type Receipt struct{ Message MessageID }
+
+// DepositItem is one envelope of a DepositMany and the deposit ID of the
+// mailbox it goes into.
+type DepositItem struct {
+	Deposit  ID
+	Envelope []byte
+}
+
+// DepositMany stores several envelopes, in order, each in the mailbox
+// behind its deposit ID (docs/RELAY.md "Deposits in batches"). The relay
+// answers with Receipts, one result per item in the same order, once
+// every stored item is on disk.
+type DepositMany struct{ Items []DepositItem }
+
+// ItemResult is the outcome of one DepositMany item: Code 0 and the
+// message ID when it was stored, else the error code (as an Error
+// message's) and a zero ID.
+type ItemResult struct {
+	Code    ErrorCode
+	Message MessageID
+}
+
+// Err returns nil for a stored item, else the *RemoteError of its code.
+func (r ItemResult) Err() error {
+	if r.Code == 0 {
+		return nil
+	}
+	return &RemoteError{Code: r.Code, Message: codeText[r.Code]}
+}
+
+// Receipts answers DepositMany.
+type Receipts struct{ Results []ItemResult }
 
 // Hello opens an owner session.
 type Hello struct{ Mailbox ID }
@@ -335,6 +373,26 @@ func Encode(m any) []byte {
 	case *Receipt:
 		w.U8(uint8(KindReceipt))
 		w.Fixed(v.Message[:])
+	case *DepositMany:
+		n := 3
+		for _, it := range v.Items {
+			n += IDSize + 4 + len(it.Envelope)
+		}
+		w = codec.NewWriter(n)
+		w.U8(uint8(KindDepositMany))
+		w.U16(uint16(len(v.Items)))
+		for _, it := range v.Items {
+			w.Fixed(it.Deposit[:])
+			w.Bytes32(it.Envelope)
+		}
+	case *Receipts:
+		w = codec.NewWriter(3 + len(v.Results)*(2+MessageIDSize))
+		w.U8(uint8(KindReceipts))
+		w.U16(uint16(len(v.Results)))
+		for _, r := range v.Results {
+			w.U16(uint16(r.Code))
+			w.Fixed(r.Message[:])
+		}
 	case *Hello:
 		w.U8(uint8(KindHello))
 		w.Fixed(v.Mailbox[:])
@@ -565,6 +623,32 @@ func Decode(b []byte) (any, error) {
 	case KindReceipt:
 		v := &Receipt{}
 		copy(v.Message[:], r.Fixed(MessageIDSize))
+		m = v
+	case KindDepositMany:
+		n := r.Count(MaxDepositMany) // 0: a probe, answered by an empty Receipts
+		v := &DepositMany{Items: make([]DepositItem, 0, n)}
+		for range n {
+			var it DepositItem
+			copy(it.Deposit[:], r.Fixed(IDSize))
+			it.Envelope = r.Bytes32(envelope.MaxEnvelopeSize)
+			if r.Err() != nil {
+				break
+			}
+			v.Items = append(v.Items, it)
+		}
+		m = v
+	case KindReceipts:
+		n := r.Count(MaxDepositMany)
+		v := &Receipts{Results: make([]ItemResult, 0, n)}
+		for range n {
+			var res ItemResult
+			res.Code = ErrorCode(r.U16())
+			copy(res.Message[:], r.Fixed(MessageIDSize))
+			if r.Err() != nil {
+				break
+			}
+			v.Results = append(v.Results, res)
+		}
 		m = v
 	case KindHello:
 		v := &Hello{}

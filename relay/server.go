@@ -18,7 +18,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
-	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/internal/wire"
 )
@@ -53,7 +52,6 @@ type Server struct {
 	storedBytes atomic.Int64
 	storedMsgs  atomic.Int64
 	subscribers atomic.Int64
-	lastExpiry  atomic.Uint64 // highest expiry index seq handed out
 	pushSeq     atomic.Uint64 // orders transient pushes (groupstore.go)
 
 	ready chan struct{} // closed when Run serves
@@ -102,12 +100,17 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 		}
 		s.byMailbox[mb.id] = mb
 		s.byDeposit[mb.deposit] = mb
-		s.storedBytes.Add(mb.bytes)
-		s.storedMsgs.Add(mb.count)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("relay: load mailboxes: %w", err)
+	}
+	for _, mb := range s.byMailbox {
+		if err := s.loadCounters(mb); err != nil {
+			return nil, fmt.Errorf("relay: load mailboxes: %w", err)
+		}
+		s.storedBytes.Add(mb.bytes)
+		s.storedMsgs.Add(mb.count)
 	}
 	err = s.t.watches.Scan(func(id, value []byte) error {
 		if len(id) != IDSize {
@@ -139,11 +142,6 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: load wake settings: %w", err)
 	}
-	last, _, err := s.t.expiry.LastSeq(expiryID)
-	if err != nil {
-		return nil, fmt.Errorf("relay: load expiry index: %w", err)
-	}
-	s.lastExpiry.Store(last)
 	s.m.Mailboxes(int64(len(s.byMailbox)))
 	s.m.Stored(s.storedMsgs.Load(), s.storedBytes.Load())
 	return s, nil
@@ -206,6 +204,7 @@ loop:
 			break loop
 		case <-tick.C:
 			s.expire()
+			s.checkpoint(false)
 			now := s.cfg.Now()
 			s.peerLim.sweep(now)
 			s.ipLim.sweep(now)
@@ -231,6 +230,7 @@ loop:
 	// Topic readers stop first; what they queued is committed.
 	s.group.stop()
 	s.handlers.Wait()
+	s.checkpoint(true)
 	if circ != nil {
 		circ.Close()
 	}
@@ -331,38 +331,72 @@ func (s *Server) handle(st network.Stream) {
 	defer st.Close()
 	c := &conn{st: st, peerKey: string(st.Conn().RemotePeer()), ipKey: ipKey(st)}
 	timeout := time.Duration(s.cfg.RequestTimeout)
-	frame := s.frames.hold(c.ipKey) // framebudget.go
-	defer frame.release()
+	// rp answers the stream's requests in order once a deposit frame came
+	// (deposit.go); before that, each request is answered here.
+	var rp *replier
+	defer func() { rp.stop() }()
+	answer := func(frame *frameHold, resp any) error {
+		if rp != nil {
+			return rp.send(replyItem{hold: frame, resp: resp})
+		}
+		err := c.write(resp)
+		frame.release()
+		return err
+	}
 	for {
-		frame.release() // the last request was answered
+		frame := s.frames.hold(c.ipKey) // framebudget.go
 		st.SetReadDeadline(time.Now().Add(timeout))
 		payload, err := frame.read(st)
 		if err != nil {
+			frame.release()
 			if errors.Is(err, errFrameBudget) {
 				s.frames.refused()
 				st.Reset()
 				return
 			}
-			if errors.Is(err, wire.ErrFrameTooLarge) {
+			if rp == nil {
 				st.SetWriteDeadline(time.Now().Add(timeout))
-				c.writeErr(CodeTooLarge, "frame too large")
+			}
+			switch {
+			case errors.Is(err, wire.ErrFrameTooLarge):
+				answer(nil, &ErrorMsg{Code: CodeTooLarge, Message: "frame too large"})
+			case errors.Is(err, errCutFrame):
+				// A stream cut inside a frame (not one idle or ended
+				// between frames). Answered after the receipts of the
+				// frames before it.
+				answer(nil, &ErrorMsg{Code: CodeBadRequest, Message: "truncated frame"})
 			}
 			return
 		}
-		st.SetDeadline(time.Now().Add(timeout))
+		if rp == nil {
+			st.SetDeadline(time.Now().Add(timeout))
+		}
 		msg, err := Decode(payload)
 		if err != nil {
-			c.writeErr(CodeBadRequest, "malformed request")
+			answer(frame, &ErrorMsg{Code: CodeBadRequest, Message: "malformed request"})
 			return
 		}
 		var resp any
 		var rerr *reqErr
 		switch m := msg.(type) {
 		case *Deposit:
-			resp, rerr = s.deposit(c, m)
-			if rerr != nil {
-				s.m.DepositRejected(rerr.code)
+			if rp == nil {
+				rp = s.startReplier(c)
 			}
+			wait := s.depositItems(c, []DepositItem{{Deposit: m.Deposit, Envelope: m.Envelope}})
+			if rp.send(replyItem{hold: frame, wait: func() any { return wait()[0].single() }}) != nil {
+				return
+			}
+			continue
+		case *DepositMany:
+			if rp == nil {
+				rp = s.startReplier(c)
+			}
+			wait := s.depositItems(c, m.Items)
+			if rp.send(replyItem{hold: frame, wait: func() any { return &Receipts{Results: wait()} }}) != nil {
+				return
+			}
+			continue
 		case *Create:
 			resp, rerr = s.create(c, m)
 		case *GetPrekeys:
@@ -384,24 +418,28 @@ func (s *Server) handle(st network.Stream) {
 			mb, rerr = s.checkSubscribe(c, m)
 			if rerr == nil {
 				frame.release()
+				if rp != nil {
+					// The answers to the deposits before it go first.
+					rp.stop()
+					rp = nil
+				}
+				st.SetDeadline(time.Now().Add(timeout))
 				s.runSession(c, mb, m.Live)
 				return
 			}
 		case pingMsg:
 			// Outside a subscription a Ping is a liveness probe: answered
 			// OK and the stream is closed, not held to its deadline.
-			c.write(OK)
+			answer(frame, OK)
 			return
 		default:
-			c.writeErr(CodeBadRequest, "unexpected message")
+			answer(frame, &ErrorMsg{Code: CodeBadRequest, Message: "unexpected message"})
 			return
 		}
 		if rerr != nil {
-			err = c.writeErr(rerr.code, rerr.text)
-		} else {
-			err = c.write(resp)
+			resp = &ErrorMsg{Code: rerr.code, Message: rerr.text}
 		}
-		if err != nil {
+		if answer(frame, resp) != nil {
 			return
 		}
 	}
@@ -430,53 +468,13 @@ func (s *Server) reserveBytes(n int64, src Source) bool {
 	}
 }
 
-// nextExpiry returns a unique expiry index seq at or after now+TTL.
-func (s *Server) nextExpiry(now time.Time) uint64 {
-	e := uint64(now.Add(time.Duration(s.cfg.TTL)).UnixNano())
-	for {
-		last := s.lastExpiry.Load()
-		v := max(e, last+1)
-		if s.lastExpiry.CompareAndSwap(last, v) {
-			return v
-		}
-	}
-}
-
-func (s *Server) deposit(c *conn, d *Deposit) (any, *reqErr) {
-	if !s.allow(c) {
-		return nil, fail(CodeRateLimited, "too many requests; retry later")
-	}
-	if len(d.Envelope) > s.cfg.MaxEnvelope {
-		return nil, fail(CodeTooLarge, fmt.Sprintf("envelope over %d bytes", s.cfg.MaxEnvelope))
-	}
-	if _, err := envelope.ParseHeader(d.Envelope); err != nil {
-		return nil, fail(CodeBadRequest, "not a sealed envelope")
-	}
-	s.mu.RLock()
-	mb := s.byDeposit[d.Deposit]
-	s.mu.RUnlock()
-	if mb == nil {
-		return nil, fail(CodeNotFound, "no such mailbox")
-	}
-	p, rerr := s.storeQueue(mb, d.Envelope, SourceDeposit, "")
-	if rerr != nil {
-		return nil, rerr
-	}
-	if rerr := s.storeFinish(p); rerr != nil {
-		return nil, rerr
-	}
-	s.m.DepositAccepted(len(d.Envelope))
-	s.wake.notify(mb)
-	return &Receipt{Message: p.msg.id}, nil
-}
-
 // pendingStore is a message queued for a grouped commit by storeQueue;
 // storeFinish completes it.
 type pendingStore struct {
 	mb   *mailbox
 	ref  msgRef
 	msg  *message
-	wait func() error
+	wait func() error // shared by the messages of one batch
 }
 
 // topicShare is how much of a quota group-store filings may fill: three
@@ -487,46 +485,75 @@ type pendingStore struct {
 func topicShare[T int64 | int](quota T) T { return quota - quota/4 }
 
 // storeQueue stores data in mb, from a deposit or a group topic (the one
-// storage path of both): it checks the mailbox's quota (count and bytes;
-// a topic message only up to topicShare of them) and the relay's cap,
-// assigns the arrival number and expiry, and queues the batch for a
-// grouped commit. The caller must call storeFinish.
+// storage path of both): storeQueueMany with one message.
 func (s *Server) storeQueue(mb *mailbox, data []byte, src Source, topic string) (*pendingStore, *reqErr) {
+	ps, errs := s.storeQueueMany(mb, [][]byte{data}, src, topic)
+	return ps[0], errs[0]
+}
+
+// storeQueueMany stores data in mb, in order: for each message it checks
+// the mailbox's quota (count and bytes; a topic message only up to
+// topicShare of them) and the relay's cap, assigns the arrival number and
+// expiry, and adds the message's two records (messages, msgids) to one
+// batch, which it queues for a grouped commit while holding mb.mu (so a
+// mailbox's batches commit in the order of their arrival numbers). It
+// returns, per message, the pending store or why it was refused; the
+// caller must call storeFinish for every pending store. The mailbox
+// record is not rewritten: its counters are checkpointed (checkpoint)
+// and recounted from the messages past the checkpoint at start.
+func (s *Server) storeQueueMany(mb *mailbox, data [][]byte, src Source, topic string) ([]*pendingStore, []*reqErr) {
 	now := s.cfg.Now()
-	msg := &message{storedAt: uint64(now.Unix()), source: src, topic: topic, envelope: data}
-	rand.Read(msg.id[:])
-	size := int64(len(data))
+	ps := make([]*pendingStore, len(data))
+	errs := make([]*reqErr, len(data))
+	ids := make([]byte, MessageIDSize*len(data))
+	rand.Read(ids)
+	expiry := uint64(now.Add(time.Duration(s.cfg.TTL)).UnixNano())
 
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	if mb.deleted {
-		return nil, fail(CodeNotFound, "no such mailbox")
-	}
 	maxCount, maxBytes := int64(s.cfg.MaxMessages), s.cfg.MaxMailboxBytes
 	if src == SourceTopic {
 		maxCount, maxBytes = topicShare(maxCount), topicShare(maxBytes)
 	}
-	if mb.count+1 > maxCount || mb.bytes+size > maxBytes {
-		return nil, fail(CodeQuota, "mailbox full")
-	}
-	if !s.reserveBytes(size, src) {
-		return nil, fail(CodeFull, "relay storage full")
-	}
-	arrival := mb.next
-	mb.next++
-	mb.count++
-	mb.bytes += size
-	msg.expiry = s.nextExpiry(now)
-	ref := msgRef{mailbox: mb.id, msg: msg.id, arrival: arrival, expiry: msg.expiry, size: uint32(size)}
-	refb := ref.encode()
 	b := s.db.Batch()
-	b.PutSeq(s.t.messages, mb.id[:], arrival, msg.encode())
-	b.Put(s.t.msgids, msg.id[:], refb)
-	b.PutSeq(s.t.expiry, expiryID, msg.expiry, refb)
-	b.Put(s.t.mailboxes, mb.id[:], mb.recordLocked())
-	wait := s.db.CommitGroupedAsync(b)
-	mb.inflight.Add(1)
-	return &pendingStore{mb: mb, ref: ref, msg: msg, wait: wait}, nil
+	queued := 0
+	for i, d := range data {
+		size := int64(len(d))
+		switch {
+		case mb.deleted:
+			errs[i] = fail(CodeNotFound, "no such mailbox")
+			continue
+		case mb.count+1 > maxCount || mb.bytes+size > maxBytes:
+			errs[i] = fail(CodeQuota, "mailbox full")
+			continue
+		case !s.reserveBytes(size, src):
+			errs[i] = fail(CodeFull, "relay storage full")
+			continue
+		}
+		msg := &message{storedAt: uint64(now.Unix()), expiry: expiry, source: src, topic: topic, envelope: d}
+		copy(msg.id[:], ids[i*MessageIDSize:])
+		arrival := mb.next
+		mb.next++
+		mb.count++
+		mb.bytes += size
+		ref := msgRef{mailbox: mb.id, msg: msg.id, arrival: arrival, size: uint32(size)}
+		b.PutSeq(s.t.messages, mb.id[:], arrival, msg.encode())
+		b.Put(s.t.msgids, msg.id[:], ref.encode())
+		ps[i] = &pendingStore{mb: mb, ref: ref, msg: msg}
+		queued++
+	}
+	if queued == 0 {
+		return ps, errs
+	}
+	mb.dueAt = min(mb.dueAt, expiry)
+	wait := sync.OnceValue(s.db.CommitGroupedAsync(b))
+	mb.inflight.Add(queued)
+	for _, p := range ps {
+		if p != nil {
+			p.wait = wait
+		}
+	}
+	return ps, errs
 }
 
 // storeFinish waits for the commit of p and hands the message to the
@@ -591,10 +618,24 @@ func (s *Server) checkSubscribe(c *conn, m *Subscribe) (*mailbox, *reqErr) {
 	return mb, nil
 }
 
-// expire deletes the envelopes whose TTL has passed, from the expiry
-// index, in rounds of at most expiryRound.
+// expire deletes the envelopes whose TTL has passed: those of each
+// mailbox from its oldest (expireMailboxes), and those a relay before
+// deposits in batches listed in the expiry index (expireIndexed).
 func (s *Server) expire() {
+	n := s.expireIndexed()
+	n += s.expireMailboxes(uint64(s.cfg.Now().UnixNano()))
+	if n > 0 {
+		s.m.Expired(n)
+		s.log.Debug("envelopes expired", "count", n)
+	}
+}
+
+// expireIndexed deletes the envelopes due by the expiry index, in rounds
+// of at most expiryRound. Only messages stored by relays before deposits
+// in batches have an index entry; the index empties as they go.
+func (s *Server) expireIndexed() int {
 	const expiryRound = 4096
+	total := 0
 	for {
 		now := uint64(s.cfg.Now().UnixNano())
 		type entry struct {
@@ -616,10 +657,10 @@ func (s *Server) expire() {
 		})
 		if err != nil && err != errStop {
 			s.log.Error("expiry scan failed", "err", err)
-			return
+			return total
 		}
 		if len(due) == 0 {
-			return
+			return total
 		}
 		byBox := make(map[ID][]msgRef)
 		for _, e := range due {
@@ -639,23 +680,20 @@ func (s *Server) expire() {
 				}
 				if err := s.db.CommitGrouped(b); err != nil {
 					s.log.Error("expiry delete failed", "err", err)
-					return
+					return total
 				}
 				continue
 			}
 			k, err := s.deleteMessages(mb, refs, true)
 			if err != nil {
 				s.log.Error("expiry delete failed", "err", err)
-				return
+				return total
 			}
 			n += k
 		}
-		if n > 0 {
-			s.m.Expired(n)
-			s.log.Debug("envelopes expired", "count", n)
-		}
+		total += n
 		if len(due) < expiryRound {
-			return
+			return total
 		}
 	}
 }
@@ -694,13 +732,18 @@ func (s *Server) deleteMessages(mb *mailbox, refs []msgRef, dropIndex bool) (int
 		gone = append(gone, r.msg)
 		b.DeleteSeq(s.t.messages, mb.id[:], r.arrival)
 		b.Delete(s.t.msgids, r.msg[:])
-		b.DeleteSeq(s.t.expiry, expiryID, r.expiry)
+		if r.expiry != 0 {
+			b.DeleteSeq(s.t.expiry, expiryID, r.expiry)
+		}
 		freed += int64(r.size)
 	}
 	if len(gone) > 0 {
 		mb.count -= int64(len(gone))
 		mb.bytes -= freed
+		// The counters' checkpoint goes with the deletes (loadCounters
+		// counts only what lies past a checkpoint).
 		b.Put(s.t.mailboxes, mb.id[:], mb.recordLocked())
+		mb.ckptNext = mb.next
 	}
 	wait := s.db.CommitGroupedAsync(b)
 	mb.mu.Unlock()

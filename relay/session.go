@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -194,12 +195,40 @@ func (ss *session) storeUnacked() {
 	}
 }
 
+// sessionWriter is a session's write buffer and frame scratch space,
+// lent by writers only while the session writes: an idle live
+// subscription, what most of a relay's subscriptions are, holds neither
+// (64 KiB each; docs/RELAY.md "Capacity").
+type sessionWriter struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+var writers = sync.Pool{New: func() any {
+	return &sessionWriter{w: bufio.NewWriterSize(nil, 64<<10), buf: make([]byte, 0, 2048)}
+}}
+
+func getWriter(st io.Writer) *sessionWriter {
+	sw := writers.Get().(*sessionWriter)
+	sw.w.Reset(st)
+	return sw
+}
+
+func putWriter(sw *sessionWriter) {
+	sw.w.Reset(nil)
+	writers.Put(sw)
+}
+
 // writeLoop sends the backlog, Drained, then (live) each push.
 func (ss *session) writeLoop() {
 	st := ss.c.st
 	timeout := time.Duration(ss.s.cfg.RequestTimeout)
-	w := bufio.NewWriterSize(st, 64<<10)
-	buf := make([]byte, 0, 2048)
+	sw := getWriter(st)
+	defer func() {
+		if sw != nil {
+			putWriter(sw)
+		}
+	}()
 	send := func(ref msgRef, msg *message, transient bool) error {
 		ss.mu.Lock()
 		if transient {
@@ -209,11 +238,11 @@ func (ss *session) writeLoop() {
 		}
 		ss.mu.Unlock()
 		var err error
-		buf, err = wire.AppendFrame(buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Topic: msg.topic, Envelope: msg.envelope}))
+		sw.buf, err = wire.AppendFrame(sw.buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Topic: msg.topic, Envelope: msg.envelope}))
 		if err != nil {
 			return err
 		}
-		_, err = w.Write(buf)
+		_, err = sw.w.Write(sw.buf)
 		return err
 	}
 	errStop := errors.New("stop")
@@ -234,7 +263,7 @@ func (ss *session) writeLoop() {
 		if n%256 == 0 {
 			st.SetWriteDeadline(time.Now().Add(timeout))
 		}
-		return send(msgRef{mailbox: id, msg: msg.id, arrival: seq, expiry: msg.expiry, size: uint32(len(msg.envelope))}, msg, false)
+		return send(msgRef{mailbox: id, msg: msg.id, arrival: seq, expiry: msg.indexSeq(), size: uint32(len(msg.envelope))}, msg, false)
 	})
 	if err != nil {
 		if err != errStop {
@@ -242,11 +271,13 @@ func (ss *session) writeLoop() {
 		}
 		return
 	}
-	buf, _ = wire.AppendFrame(buf[:0], Encode(Drained))
-	w.Write(buf)
-	if err := w.Flush(); err != nil {
+	sw.buf, _ = wire.AppendFrame(sw.buf[:0], Encode(Drained))
+	sw.w.Write(sw.buf)
+	if err := sw.w.Flush(); err != nil {
 		return
 	}
+	putWriter(sw)
+	sw = nil
 	ss.s.m.Delivered(n)
 	if !ss.live {
 		<-ss.ctx.Done()
@@ -263,6 +294,7 @@ func (ss *session) writeLoop() {
 		ss.pending = nil
 		ss.mu.Unlock()
 		st.SetWriteDeadline(time.Now().Add(timeout))
+		sw = getWriter(st)
 		k := 0
 		for _, it := range items {
 			if _, dup := backlog[it.ref.arrival]; dup && !it.transient {
@@ -273,9 +305,11 @@ func (ss *session) writeLoop() {
 			}
 			k++
 		}
-		if w.Flush() != nil {
+		if sw.w.Flush() != nil {
 			return
 		}
+		putWriter(sw)
+		sw = nil
 		ss.s.m.Delivered(k)
 	}
 }

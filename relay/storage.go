@@ -60,11 +60,20 @@ type mailbox struct {
 
 	// mu guards the fields below and orders the batches of this mailbox
 	// (they are queued for commit while it is held).
-	mu       sync.Mutex
-	count    int64
-	bytes    int64
-	next     uint64 // next arrival number
-	deleted  bool
+	mu      sync.Mutex
+	count   int64
+	bytes   int64
+	next    uint64 // next arrival number
+	deleted bool
+	// ckptNext is the next arrival number of the last checkpoint of the
+	// counters queued for commit (its mailbox record): a deposit does not
+	// rewrite the record, so the record is due again when next differs
+	// (Server.checkpoint).
+	ckptNext uint64
+	// dueAt is a lower bound on when the oldest stored message expires
+	// (unix ns; 0: not known, look; math.MaxUint64: nothing stored):
+	// expiry reads a mailbox's messages only once it has passed.
+	dueAt    uint64
 	inflight sync.WaitGroup         // deposits queued, not yet committed
 	deleting map[MessageID]struct{} // deletes queued but not yet committed
 	sub      *session               // the current owner subscription
@@ -85,7 +94,9 @@ type mailbox struct {
 type creator struct{ peer, ip string }
 
 // record encodes the mailbox record: owner ‖ deposit ‖ created ‖ count ‖
-// bytes ‖ next arrival.
+// bytes ‖ next arrival. The counters are a checkpoint: messages stored
+// with an arrival number at or past next are counted on top of it when
+// the relay starts (Server.loadCounters).
 func (m *mailbox) recordLocked() []byte {
 	w := codec.NewWriter(128)
 	w.Fixed(m.owner)
@@ -118,11 +129,30 @@ func parseMailbox(id, b []byte) (*mailbox, error) {
 type message struct {
 	id       MessageID
 	storedAt uint64 // unix seconds
-	expiry   uint64 // expiry index seq (unix ns)
+	expiry   uint64 // when it expires (unix ns)
+	// indexed: the message has an entry in the expiry index, under
+	// expiry (written by relays before deposits in batches; see
+	// noIndexBit).
+	indexed  bool
 	source   Source
 	topic    string // SourceTopic: the topic it was seen on
 	envelope []byte
 	seq      uint64 // transient pushes only: the order they came in
+}
+
+// noIndexBit is set in the expiry field of a message record that has no
+// expiry index entry: every message stored since deposits in batches
+// (docs/RELAY.md "Deposits in batches"); expiry finds those by walking
+// each mailbox from its oldest message. Expiry times (unix ns) stay far
+// below it.
+const noIndexBit = 1 << 63
+
+// indexSeq is the message's expiry index seq, 0 when it has none.
+func (m *message) indexSeq() uint64 {
+	if m.indexed {
+		return m.expiry
+	}
+	return 0
 }
 
 // encode writes id ‖ stored-at ‖ expiry ‖ envelope bytes32 ‖ source u8.
@@ -132,7 +162,11 @@ func (m *message) encode() []byte {
 	w := codec.NewWriter(41 + len(m.envelope))
 	w.Fixed(m.id[:])
 	w.U64(m.storedAt)
-	w.U64(m.expiry)
+	if m.indexed {
+		w.U64(m.expiry)
+	} else {
+		w.U64(m.expiry | noIndexBit)
+	}
 	w.Bytes32(m.envelope)
 	w.U8(uint8(m.source))
 	if m.source == SourceTopic {
@@ -146,6 +180,8 @@ func parseMessage(b []byte) (*message, error) {
 	m := &message{}
 	copy(m.id[:], r.Fixed(MessageIDSize))
 	m.storedAt, m.expiry = r.U64(), r.U64()
+	m.indexed = m.expiry&noIndexBit == 0
+	m.expiry &^= noIndexBit
 	m.envelope = r.Bytes32(math.MaxUint32)
 	if r.Err() == nil && r.Remaining() > 0 {
 		m.source = Source(r.U8())
@@ -163,13 +199,22 @@ func parseMessage(b []byte) (*message, error) {
 }
 
 // msgRef locates a message: the value of msgids[message ID] and of
-// expiry[x, t] (mailbox ‖ message ID ‖ arrival ‖ expiry ‖ size).
+// expiry[x, t] (mailbox ‖ message ID ‖ arrival ‖ expiry ‖ size). expiry
+// is the message's expiry index seq, 0 when it has no index entry.
 type msgRef struct {
 	mailbox ID
 	msg     MessageID
 	arrival uint64
 	expiry  uint64
 	size    uint32
+}
+
+// dueAt is when m expires under ttl: its expiry, or earlier when the
+// relay's TTL was lowered since it was stored (rounded up to the second
+// of its stored-at, so never earlier than ttl after it arrived).
+func (m *message) dueAt(ttl time.Duration) uint64 {
+	byTTL := uint64(time.Unix(int64(m.storedAt)+1, 0).Add(ttl).UnixNano())
+	return min(m.expiry, byTTL)
 }
 
 func (r *msgRef) encode() []byte {
