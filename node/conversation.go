@@ -160,11 +160,11 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 		rec.Counter = p.Counter
 		n.takeCounterLocked(t, cv.contact.account(), p.Counter)
 	}
-	id := p.ID
-	if kind != KindText && kind != KindReply {
-		id = p.Target
+	if kind == KindText || kind == KindReply {
+		n.putMsgLocked(t, p.ID, ix, rec)
+	} else {
+		n.updateMsgLocked(t, p.Target, ix, rec) // an edit, delete or reaction changes its target
 	}
-	n.putMsgLocked(t, id, ix, rec)
 	view := n.convView(cv, rec)
 	t.events = append(t.events, Event{Type: event, Message: &view})
 	if o.TxnID != "" {
@@ -224,7 +224,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 			}
 			applyReaction(m, p.Text, sender, p.Flags&flagRemove != 0)
 		}
-		n.putMsgLocked(t, p.Target, ix, m)
+		n.updateMsgLocked(t, p.Target, ix, m)
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.convView(cv, m))})
 	}
 	return nil

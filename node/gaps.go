@@ -341,7 +341,7 @@ func (n *Node) noticeFilledLocked(t *txn, c *contact, idHex string) {
 		m.Deleted, m.Text = true, ""
 	} else {
 		m.Text = missingText(m.Missing, name)
-		n.putMsgLocked(t, id, ix, m)
+		n.updateMsgLocked(t, id, ix, m)
 	}
 	v := m.view(name)
 	t.events = append(t.events, Event{Type: EventUpdate, Message: &v},

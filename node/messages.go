@@ -470,7 +470,7 @@ func (n *Node) MarkRead(contactName string) error {
 		}
 		u.m = *cur // perhaps a newer, uncommitted version
 		u.m.State = StateRead
-		n.putMsgLocked(t, id, indexRec{Account: acc[:], Seq: u.seq}, &u.m)
+		n.updateMsgLocked(t, id, indexRec{Account: acc[:], Seq: u.seq}, &u.m)
 		if u.m.Dir == "in" && len(ids) < maxReceiptIDs { // a notice is this device's own: no receipt
 			ids = append(ids, id)
 		}

@@ -634,6 +634,6 @@ func (n *Node) setStateByIDLocked(t *txn, id [msgIDSize]byte, state MessageState
 		return
 	}
 	m.State, m.Error = state, errText
-	n.putMsgLocked(t, id, ix, m)
+	n.updateMsgLocked(t, id, ix, m)
 	t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(n.nameOfLocked(ix.Account)))})
 }

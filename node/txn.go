@@ -36,11 +36,17 @@ func (t *txn) undo(f func()) {
 	}
 }
 
-// putMsgLocked writes a message record (and its index entry) in t and
+// putMsgLocked writes a new message record and its index entry in t and
 // makes it visible to loadMsgLocked until t is finished.
 func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
-	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
 	t.b.Put(n.tabs.msgIndex, id[:], ix.marshal())
+	n.updateMsgLocked(t, id, ix, m)
+}
+
+// updateMsgLocked rewrites a stored message record (a new state, an
+// edit, a reaction); its index entry, which never changes, stays.
+func (n *Node) updateMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
+	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
 	n.records.write(id, m, ix)
 	t.msgs = append(t.msgs, id)
 }
