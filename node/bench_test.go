@@ -327,3 +327,59 @@ func benchThroughput(b *testing.B, noSync bool) {
 	wg.Wait()
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
 }
+
+// BenchmarkNodeThroughputHistory256: the throughput benchmark's load
+// (64 concurrent senders, 256 B, fsync on) for historyTotal messages in
+// one conversation, reporting the receive rate over the window after the
+// first 1,000 messages and over the last window: whether sending slows
+// as both stores grow. b.N is ignored (one run is the measurement).
+func BenchmarkNodeThroughputHistory256(b *testing.B) {
+	total := 100_000
+	if s := os.Getenv("HUSH_BENCH_HISTORY"); s != "" {
+		total, _ = strconv.Atoi(s)
+	}
+	const window = 10_000
+	if total < 2*window {
+		b.Skipf("HUSH_BENCH_HISTORY=%d: at least %d messages", total, 2*window)
+	}
+	a, arrivals, stop := benchPair(b, false)
+	defer stop()
+	text := strings.Repeat("h", 256)
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(total) {
+				if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: text}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	at := make([]int64, 0, total)
+	timeout := time.After(10 * time.Minute)
+	for len(at) < total {
+		select {
+		case got, ok := <-arrivals:
+			if !ok {
+				b.Fatal("child exited")
+			}
+			ns, _ := strconv.ParseInt(got[1], 10, 64)
+			at = append(at, ns)
+		case <-timeout:
+			b.Fatalf("only %d of %d messages arrived", len(at), total)
+		}
+	}
+	wg.Wait()
+	rate := func(from int) float64 {
+		return window / time.Duration(at[from+window-1]-at[from]).Seconds()
+	}
+	first, last := rate(1_000), rate(total-window)
+	b.ReportMetric(first, "msgs/s-early")
+	b.ReportMetric(last, "msgs/s-late")
+	b.ReportMetric(last/first, "late/early")
+}
