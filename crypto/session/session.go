@@ -259,16 +259,23 @@ func (s *Set) decryptPrekey(local *Local, body []byte, now time.Time) ([]byte, f
 
 // MarshalBinary encodes the Set for the encrypted store.
 func (s *Set) MarshalBinary() ([]byte, error) {
-	w := codec.NewWriter(4096)
-	w.U8(setVersion)
-	w.Bytes16(s.remote.Marshal())
-	w.U16(uint16(len(s.sessions)))
-	for _, e := range s.sessions {
+	remote := s.remote.Marshal()
+	states := make([][]byte, len(s.sessions))
+	size := 5 + len(remote)
+	for i, e := range s.sessions {
 		st, err := e.r.MarshalBinary()
 		if err != nil {
 			return nil, err
 		}
-		w.Bytes32(st)
+		states[i] = st
+		size += 6 + len(st) + len(e.initial)
+	}
+	w := codec.NewWriter(size)
+	w.U8(setVersion)
+	w.Bytes16(remote)
+	w.U16(uint16(len(s.sessions)))
+	for i, e := range s.sessions {
+		w.Bytes32(states[i])
 		w.Bytes16(e.initial)
 	}
 	return w.Bytes(), nil

@@ -71,13 +71,22 @@ func (db *DB) writeGroup(reqs []*groupReq) error {
 	if len(reqs) == 1 {
 		return reqs[0].b.Commit()
 	}
-	merged := &Batch{db: db, lazy: true}
+	// A batch's contents are its records back to back, so the merged
+	// batch is the contents joined, in one allocation.
+	size, ops := 0, 0
+	for _, q := range reqs {
+		size += len(q.b.lb.Dump())
+		ops += len(q.b.seqOps)
+	}
+	data := make([]byte, 0, size)
+	merged := &Batch{db: db, lazy: true, seqOps: make([]seqOp, 0, ops)}
 	for _, q := range reqs {
 		merged.lazy = merged.lazy && q.b.lazy
-		if err := q.b.lb.Replay(&merged.lb); err != nil {
-			return err
-		}
+		data = append(data, q.b.lb.Dump()...)
 		merged.seqOps = append(merged.seqOps, q.b.seqOps...)
+	}
+	if err := merged.lb.Load(data); err != nil {
+		return err
 	}
 	return merged.Commit()
 }
