@@ -317,6 +317,8 @@ func (c *fileConfig) watermarks() (low, high int) {
 //     the machine's memory, so no peer can hold a large share;
 //   - one IPv4 address or IPv6 /56: max_conns_per_ip connections (8 in
 //     libp2p), eight times as many per IPv6 /48;
+//   - connections in their handshake: high/16 at once, or libp2p's
+//     default for the machine if that is larger;
 //   - everything else (identify, ping, the circuit relay, streams still
 //     negotiating) at libp2p's defaults for the machine.
 func resourceLimits(cfg fileConfig) (rcmgr.ConcreteLimitConfig, error) {
@@ -333,6 +335,12 @@ func resourceLimits(cfg fileConfig) (rcmgr.ConcreteLimitConfig, error) {
 	p.System.StreamsInbound = rcmgr.LimitVal(high * 8)
 	p.System.StreamsOutbound = rcmgr.LimitVal(high * 4)
 	p.System.Memory = rcmgr.LimitVal64(max(int64(p.System.Memory), int64(high)*4*streamWindow))
+	// Connections in their handshake (Noise, then yamux) are transient:
+	// libp2p allows 80 at once on a machine with 24 GiB, so a relay's
+	// owners reconnecting together after a restart were reset.
+	p.Transient.ConnsInbound = rcmgr.LimitVal(max(int(p.Transient.ConnsInbound), high/16))
+	p.Transient.Conns = rcmgr.LimitVal(max(int(p.Transient.Conns), high/16))
+	p.Transient.FD = rcmgr.LimitVal(max(int(p.Transient.FD), high/16))
 
 	p.PeerDefault.StreamsInbound = rcmgr.LimitVal(rcmgr.DefaultLimits.PeerBaseLimit.StreamsInbound)
 	p.PeerDefault.StreamsOutbound = rcmgr.LimitVal(rcmgr.DefaultLimits.PeerBaseLimit.StreamsInbound)
