@@ -19,6 +19,8 @@ require (
 	google.golang.org/protobuf v1.36.11
 )
 
+require github.com/eclipse/paho.mqtt.golang v1.5.1
+
 require (
 	cloud.google.com/go/compute/metadata v0.3.0 // indirect
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect
