@@ -250,6 +250,11 @@ func (n *Node) flushGroups() {
 	t := n.newTxnLocked()
 	t.b.Lazy()
 	n.flushGroupsLocked(t)
+	// An unsaved engine only advanced its receiving chains and replay
+	// cache (groupWireLocked): its topics and members are as they were, so
+	// the commit need not resubscribe every group and rebuild the guard's
+	// table (the group tick does that for grace windows that end).
+	t.groupsChanged = false
 	if t.b.Len() > 0 {
 		n.commitForJobReleasingLock(t, "group flush")
 	}

@@ -100,7 +100,10 @@ func (n *Node) syncTopicsLocked(gs *groupState) {
 		if gs.topics[name] != nil {
 			continue
 		}
-		if err := n.ps.RegisterTopicValidator(name, group.Validator); err != nil {
+		// The validator only reads framing (no I/O, no cryptography), so
+		// it runs inline in the router's validation worker: an async one
+		// costs each received message a goroutine and a timeout context.
+		if err := n.ps.RegisterTopicValidator(name, group.Validator, pubsub.WithValidatorInline(true)); err != nil {
 			n.log.Debug("group topic validator", "err", err)
 		}
 		tp := n.tempTopics[name] // joined for a publication: adopt it

@@ -2,14 +2,19 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -18,16 +23,35 @@ import (
 
 const fanoutMembers = 50
 
-// fanoutBatch is how many messages one benchmark iteration sends, so the
-// percentiles rest on at least that many samples (make bench runs one
-// iteration).
-const fanoutBatch = 300
+// fanoutMin is the fewest messages an arm's percentiles rest on: a run
+// shorter than that (make bench's -benchtime 1s) sends more after the
+// timed loop. -benchtime 300x sends 300 per arm.
+const fanoutMin = 300
+
+// fanoutPace is the pause after each message, so every message finds the
+// nodes idle (50 msg/s per arm).
+const fanoutPace = 20 * time.Millisecond
+
+// fanoutText is the text of a hush message; the raw arm publishes data of
+// the size hush puts on the topic for it (fanoutTopicSize).
+var fanoutText = strings.Repeat("f", 256)
 
 // BenchmarkGroupFanout50 measures, for a 50-member group of in-process
 // nodes (real libp2p hosts on loopback TCP, one process), the time from
 // SendGroup on one member to the message event on the last of the other
-// 49, one message at a time (fanoutBatch per iteration), 256 B of text. BenchmarkGossipSubFanout50 is
-// raw GossipSub with the same options and payload size, for comparison.
+// 49, one message at a time, 256 B of text. Each iteration also sends one
+// message through the raw arm: 50 more hosts built as the node builds
+// its host, with plain GossipSub and the same options, publishing data
+// of the same size (the padded topic message); the two arms alternate,
+// so both see the same machine. It reports each arm's p50 and p99, their
+// ratios (hush/raw), and the allocations per message (the whole process,
+// send to last arrival).
+//
+// HUSH_FANOUT_ARMS=hush (or raw) runs one arm alone, for profiling;
+// HUSH_FANOUT_PROFILE=prefix writes a CPU profile of the timed loop
+// (prefix.cpu) and heap profiles at its start and end (prefix.mem0,
+// prefix.mem1: go tool pprof -sample_index=alloc_space -diff_base
+// prefix.mem0 prefix.mem1).
 func BenchmarkGroupFanout50(b *testing.B) {
 	b.Run("fsync", func(b *testing.B) { benchFanout(b, false) })
 	// All 50 stores share one disk here, so their fsyncs queue behind
@@ -35,17 +59,129 @@ func BenchmarkGroupFanout50(b *testing.B) {
 	b.Run("nosync", func(b *testing.B) { benchFanout(b, true) })
 }
 
+// BenchmarkGossipSubFanout50 is the raw arm alone.
+func BenchmarkGossipSubFanout50(b *testing.B) {
+	runFanout(b, []fanoutArm{rawFanoutArm(b)})
+}
+
 func benchFanout(b *testing.B, noSync bool) {
+	var arms []fanoutArm
+	only := os.Getenv("HUSH_FANOUT_ARMS")
+	if only == "" || only == "hush" {
+		arms = append(arms, hushFanoutArm(b, noSync))
+	}
+	if only == "" || only == "raw" {
+		arms = append(arms, rawFanoutArm(b))
+	}
+	runFanout(b, arms)
+}
+
+// fanoutArm sends message i to 49 receivers and returns once the last
+// one has it.
+type fanoutArm struct {
+	name string
+	send func(i int)
+}
+
+// runFanout alternates the arms' messages (the order flips each
+// iteration) and reports their figures.
+func runFanout(b *testing.B, arms []fanoutArm) {
+	lat := make([][]time.Duration, len(arms))
+	allocs := make([]uint64, len(arms))
+	var ms runtime.MemStats
+	i := 0
+	round := func() {
+		for j := range arms {
+			k := j
+			if i%2 == 1 {
+				k = len(arms) - 1 - j
+			}
+			runtime.ReadMemStats(&ms)
+			m0 := ms.Mallocs
+			t0 := time.Now()
+			arms[k].send(i)
+			lat[k] = append(lat[k], time.Since(t0))
+			runtime.ReadMemStats(&ms)
+			allocs[k] += ms.Mallocs - m0
+			time.Sleep(fanoutPace)
+		}
+		i++
+	}
+	stop := startFanoutProfile(b)
+	b.ResetTimer()
+	for b.Loop() {
+		round()
+	}
+	stop()
+	for len(lat[0]) < fanoutMin {
+		round()
+	}
+	p := make([][2]float64, len(arms))
+	for k, a := range arms {
+		p[k] = percentiles(lat[k])
+		b.ReportMetric(p[k][0], a.name+"-p50-µs")
+		b.ReportMetric(p[k][1], a.name+"-p99-µs")
+		b.ReportMetric(float64(allocs[k])/float64(len(lat[k])), a.name+"-allocs/msg")
+	}
+	if len(arms) == 2 {
+		b.ReportMetric(p[0][0]/p[1][0], "p50-x")
+		b.ReportMetric(p[0][1]/p[1][1], "p99-x")
+	}
+}
+
+// percentiles returns the p50 and p99 of d in µs.
+func percentiles(d []time.Duration) [2]float64 {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	p := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) }
+	return [2]float64{p(0.5), p(0.99)}
+}
+
+// startFanoutProfile starts the profiles HUSH_FANOUT_PROFILE asks for and
+// returns their stop.
+func startFanoutProfile(b *testing.B) func() {
+	prefix := os.Getenv("HUSH_FANOUT_PROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	heap := func(name string) {
+		runtime.GC()
+		f, err := os.Create(prefix + name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	heap(".mem0")
+	f, err := os.Create(prefix + ".cpu")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		heap(".mem1")
+	}
+}
+
+// hushFanoutArm makes the 50-member group; node 0 sends.
+func hushFanoutArm(b *testing.B, noSync bool) fanoutArm {
 	old, oldSync := testGroupSync, testNoSync
 	testGroupSync, testNoSync = time.Minute, noSync // measure the topic path, not repairs
-	defer func() { testGroupSync, testNoSync = old, oldSync }()
 	nodes := makeGroupWith(b, fanoutMembers, "fanout", waitLong)
+	testGroupSync, testNoSync = old, oldSync
 	var mu sync.Mutex
 	got := map[string]int{}
 	arrived := make(chan string, 1<<16)
 	for _, r := range nodes[1:] {
 		events, cancel := r.n.Subscribe(0)
-		defer cancel()
+		b.Cleanup(cancel)
 		go func() {
 			for ev := range events {
 				if ev.Type == EventMessage && ev.Message.Direction == "in" && ev.Message.Group != "" {
@@ -59,45 +195,51 @@ func benchFanout(b *testing.B, noSync bool) {
 			}
 		}()
 	}
-	text := strings.Repeat("f", 256)
 	sendGroupEventuallyFor(b, nodes[0], "fanout", "warm-up", time.Minute)
 	<-arrived
-	var lat []time.Duration
-	b.ResetTimer()
-	for b.Loop() {
-		for range fanoutBatch {
-			t0 := time.Now()
-			m, err := nodes[0].n.SendGroup(context.Background(), GroupSendRequest{Group: "fanout", Text: text})
-			if err != nil {
-				b.Fatal(err)
-			}
-			select {
-			case id := <-arrived:
-				if id != m.ID {
-					b.Fatalf("arrived %s, sent %s", id, m.ID)
-				}
-			case <-time.After(30 * time.Second):
-				b.Fatal("a member never got the message")
-			}
-			lat = append(lat, time.Since(t0))
-			time.Sleep(20 * time.Millisecond) // paced, 50 msg/s as the baseline
+	return fanoutArm{name: "hush", send: func(int) {
+		m, err := nodes[0].n.SendGroup(context.Background(), GroupSendRequest{Group: "fanout", Text: fanoutText})
+		if err != nil {
+			b.Fatal(err)
 		}
-	}
-	reportPercentiles(b, lat)
+		select {
+		case id := <-arrived:
+			if id != m.ID {
+				b.Fatalf("arrived %s, sent %s", id, m.ID)
+			}
+		case <-time.After(30 * time.Second):
+			b.Fatal("a member never got the message")
+		}
+	}}
 }
 
-func BenchmarkGossipSubFanout50(b *testing.B) {
+// fanoutTopicSize is the size of the topic message hush publishes for a
+// group text of fanoutText: the payload, sealed with the sender key and
+// for the topic, padded to its bucket.
+func fanoutTopicSize() int {
+	p := &payload{Type: ptText, Text: fanoutText}
+	return group.TopicSize(len(p.marshal()))
+}
+
+// rawFanoutArm makes 50 hosts as newHost makes a node's, fully
+// connected, running GossipSub with the group topic options (no guard,
+// no validator); host 0 publishes.
+func rawFanoutArm(b *testing.B) fanoutArm {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	b.Cleanup(cancel)
 	var hosts []host.Host
 	var topics []*pubsub.Topic
 	var subs []*pubsub.Subscription
 	for range fanoutMembers {
-		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer h.Close()
+		h, err := newHost(HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { h.Close() })
 		ps, err := pubsub.NewGossipSub(ctx, h, group.PubSubOptions()...)
 		if err != nil {
 			b.Fatal(err)
@@ -120,7 +262,8 @@ func BenchmarkGossipSubFanout50(b *testing.B) {
 			}
 		}
 	}
-	time.Sleep(2 * time.Second) // mesh
+	// Host 0 floods its messages to every peer it knows is on the topic.
+	waitLong(b, "the raw topic's peers", func() bool { return len(topics[0].ListPeers()) == fanoutMembers-1 })
 	var mu sync.Mutex
 	got := map[string]int{}
 	arrived := make(chan string, 1<<16)
@@ -141,27 +284,24 @@ func BenchmarkGossipSubFanout50(b *testing.B) {
 			}
 		}()
 	}
-	payload := make([]byte, 256+174+group.TopicOverhead) // a group message of 256 B of text is about this size
-	var lat []time.Duration
-	i := 0
-	for b.Loop() {
-		for range fanoutBatch {
-			i++
-			copy(payload, fmt.Sprintf("%016d", i))
-			t0 := time.Now()
-			if err := topics[0].Publish(ctx, append([]byte(nil), payload...)); err != nil {
-				b.Fatal(err)
+	payload := make([]byte, fanoutTopicSize())
+	send := func(i int) {
+		id := fmt.Sprintf("%016d", i)
+		copy(payload, id)
+		if err := topics[0].Publish(ctx, append([]byte(nil), payload...)); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case got := <-arrived:
+			if got != id {
+				b.Fatalf("arrived %s, sent %s", got, id)
 			}
-			select {
-			case <-arrived:
-			case <-time.After(30 * time.Second):
-				b.Fatal("a host never got the message")
-			}
-			lat = append(lat, time.Since(t0))
-			time.Sleep(20 * time.Millisecond)
+		case <-time.After(30 * time.Second):
+			b.Fatal("a host never got the message")
 		}
 	}
-	reportPercentiles(b, lat)
+	send(-1) // warm-up
+	return fanoutArm{name: "raw", send: send}
 }
 
 func waitLong(t testing.TB, what string, cond func() bool) {

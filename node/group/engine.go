@@ -162,6 +162,39 @@ type Engine struct {
 	latest     map[devEpoch]genChain  // newest chain per sender device and epoch
 	retired    map[chainRef]time.Time // chains a newer one replaced, and when
 	owed       bool                   // a rotated own key not yet distributed
+	topicKeys  map[topicRef]topicKeys // derived per epoch secret (topicKeysLocked)
+}
+
+// topicRef names an epoch's topic keys: its number and secret, all they
+// are derived from (with the group ID).
+type topicRef struct {
+	n      uint64
+	secret [32]byte
+}
+
+// topicKeys are an epoch's topic name and topic key.
+type topicKeys struct {
+	name string
+	key  []byte
+}
+
+// maxTopicKeys bounds the topicKeys cache; it is emptied when full.
+const maxTopicKeys = 16
+
+// topicKeysLocked returns the topic name and topic key of epoch n with
+// secret s. Both are HKDF outputs that every topic message needs (SealTopic,
+// OpenTopic) and Topics lists, so they are derived once per epoch.
+func (e *Engine) topicKeysLocked(n uint64, s [32]byte) topicKeys {
+	ref := topicRef{n, s}
+	if k, ok := e.topicKeys[ref]; ok {
+		return k
+	}
+	if e.topicKeys == nil || len(e.topicKeys) >= maxTopicKeys {
+		e.topicKeys = make(map[topicRef]topicKeys)
+	}
+	k := topicKeys{name: topicName(e.ro.id, n, s), key: transportKey(e.ro.id, n, s)}
+	e.topicKeys[ref] = k
+	return k
 }
 
 func newEngine(cfg Config, id GroupID, genesis [32]byte) (*Engine, error) {
@@ -259,7 +292,7 @@ func (e *Engine) Topic() string {
 	if !ok {
 		return ""
 	}
-	return topicName(e.ro.id, cur.n, s)
+	return e.topicKeysLocked(cur.n, s).name
 }
 
 // Topics returns every topic to stay subscribed to: the current one and
@@ -278,7 +311,7 @@ func (e *Engine) Topics() []string {
 			break
 		}
 		if s, ok := e.secrets[ep.key]; ok {
-			out = append(out, topicName(e.ro.id, ep.n, s))
+			out = append(out, e.topicKeysLocked(ep.n, s).name)
 		}
 	}
 	return out
@@ -1028,8 +1061,9 @@ func (e *Engine) SealTopic(wire []byte) (topic string, data []byte, err error) {
 			continue
 		}
 		if s, ok := e.secrets[ep.key]; ok {
-			topic = topicName(e.ro.id, ep.n, s)
-			data = append([]byte{Version, kindTopicPadded}, suite.Seal(transportKey(e.ro.id, ep.n, s), padWire(wire), []byte(topic))...)
+			k := e.topicKeysLocked(ep.n, s)
+			topic = k.name
+			data = append([]byte{Version, kindTopicPadded}, suite.Seal(k.key, padWire(wire), []byte(topic))...)
 			return topic, data, nil
 		}
 	}
@@ -1052,8 +1086,8 @@ func (e *Engine) OpenTopic(data []byte) ([]byte, error) {
 		if !ok {
 			continue
 		}
-		topic := topicName(e.ro.id, ep.n, s)
-		if wire, err := suite.Open(transportKey(e.ro.id, ep.n, s), data[2:], []byte(topic)); err == nil {
+		k := e.topicKeysLocked(ep.n, s)
+		if wire, err := suite.Open(k.key, data[2:], []byte(k.name)); err == nil {
 			if data[1] == kindTopicMsg {
 				return wire, nil
 			}

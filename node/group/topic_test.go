@@ -133,6 +133,9 @@ func TestSealTopicPads(t *testing.T) {
 		if !buckets[len(data)] {
 			t.Fatalf("a %d-byte text gave a %d-byte topic message, not a bucket", n, len(data))
 		}
+		if TopicSize(n) != len(data) {
+			t.Fatalf("a %d-byte text gave a %d-byte topic message; TopicSize says %d", n, len(data), TopicSize(n))
+		}
 		got, err := bob.e.OpenTopic(data)
 		if err != nil || !bytes.Equal(got, wire) {
 			t.Fatalf("%d bytes: open: %v", n, err)

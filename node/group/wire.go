@@ -45,6 +45,18 @@ func padWire(wire []byte) []byte {
 	return out
 }
 
+// TopicSize is the length of the topic message SealTopic makes of an
+// application message of plaintext bytes (the argument to Seal).
+func TopicSize(plaintext int) int {
+	wire := 2 + senderkey.MessageOverhead + 1 + plaintext
+	for _, b := range topicBuckets {
+		if wire+1+TopicOverhead <= b {
+			return b
+		}
+	}
+	return MaxTopicSize
+}
+
 // unpadWire strips the 0x80 ‖ 0x00* tail of a padded wire message.
 func unpadWire(p []byte) ([]byte, bool) {
 	i := len(p) - 1
