@@ -288,7 +288,7 @@ func (s *Server) expireMailboxes(now uint64) int {
 		for {
 			mb.mu.Lock()
 			due := !mb.deleted && mb.count > 0 && mb.dueAt <= now
-			seen := mb.dueAt
+			arrivals := mb.next
 			mb.mu.Unlock()
 			if !due {
 				break
@@ -325,10 +325,12 @@ func (s *Server) expireMailboxes(now uint64) int {
 				n += k
 			}
 			mb.mu.Lock()
-			if mb.dueAt == seen {
+			if mb.next == arrivals {
 				mb.dueAt = next
 			} else {
-				mb.dueAt = min(mb.dueAt, next) // a deposit came meanwhile
+				// Deposits came meanwhile, maybe after the scan read
+				// past them: dueAt is still at or before their expiry.
+				mb.dueAt = min(mb.dueAt, next)
 			}
 			mb.mu.Unlock()
 			if next != 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -566,6 +567,9 @@ func (s *Server) storeFinish(p *pendingStore) *reqErr {
 		mb.mu.Lock()
 		mb.count--
 		mb.bytes -= size
+		// A checkpoint queued meanwhile may have counted it: the next
+		// one rewrites the counters.
+		mb.ckptNext = math.MaxUint64
 		mb.mu.Unlock()
 		s.storedBytes.Add(-size)
 		s.log.Error("store commit failed", "err", err)
