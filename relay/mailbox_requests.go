@@ -263,8 +263,8 @@ func (s *Server) deleteMailbox(m *Delete) (any, *reqErr) {
 			return err
 		}
 		b.DeleteSeq(s.t.messages, mb.id[:], seq)
-		b.Delete(s.t.msgids, msg.id[:])
 		if msg.indexed {
+			b.Delete(s.t.msgids, msg.id[:])
 			b.DeleteSeq(s.t.expiry, expiryID, msg.expiry)
 		}
 		return nil

@@ -495,13 +495,15 @@ func (s *Server) storeQueue(mb *mailbox, data []byte, src Source, topic string) 
 // storeQueueMany stores data in mb, in order: for each message it checks
 // the mailbox's quota (count and bytes; a topic message only up to
 // topicShare of them) and the relay's cap, assigns the arrival number and
-// expiry, and adds the message's two records (messages, msgids) to one
-// batch, which it queues for a grouped commit while holding mb.mu (so a
-// mailbox's batches commit in the order of their arrival numbers). It
-// returns, per message, the pending store or why it was refused; the
-// caller must call storeFinish for every pending store. The mailbox
-// record is not rewritten: its counters are checkpointed (checkpoint)
-// and recounted from the messages past the checkpoint at start.
+// expiry, and adds the message's one record (messages[mailbox, arrival])
+// to one batch, which it queues for a grouped commit while holding mb.mu
+// (so a mailbox's batches commit in the order of their arrival numbers).
+// It returns, per message, the pending store or why it was refused; the
+// caller must call storeFinish for every pending store. Nothing else is
+// written: the mailbox's counters are checkpointed (checkpoint) and
+// recounted past the checkpoint at start, expiry walks the mailbox
+// (expireMailboxes), and an ack finds the message by its arrival number,
+// which the owner's session knows (no msgids record).
 func (s *Server) storeQueueMany(mb *mailbox, data [][]byte, src Source, topic string) ([]*pendingStore, []*reqErr) {
 	now := s.cfg.Now()
 	ps := make([]*pendingStore, len(data))
@@ -539,7 +541,6 @@ func (s *Server) storeQueueMany(mb *mailbox, data [][]byte, src Source, topic st
 		mb.bytes += size
 		ref := msgRef{mailbox: mb.id, msg: msg.id, arrival: arrival, size: uint32(size)}
 		b.PutSeq(s.t.messages, mb.id[:], arrival, msg.encode())
-		b.Put(s.t.msgids, msg.id[:], ref.encode())
 		ps[i] = &pendingStore{mb: mb, ref: ref, msg: msg}
 		queued++
 	}
@@ -702,6 +703,24 @@ func (s *Server) expireIndexed() int {
 	}
 }
 
+// stored reports whether the message r names is still stored in mb: by
+// its msgids record for a message stored by a relay before deposits in
+// batches (it has an index entry), else by its record under its arrival
+// number (which no other message ever takes).
+func (s *Server) stored(mb *mailbox, r msgRef) (bool, error) {
+	if r.expiry != 0 {
+		return s.t.msgids.Has(r.msg[:])
+	}
+	v, err := s.t.messages.GetSeq(mb.id[:], r.arrival)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return len(v) >= MessageIDSize && [MessageIDSize]byte(v[:MessageIDSize]) == r.msg, nil
+}
+
 // deleteMessages deletes refs from mb (acks and expiry) in one grouped
 // commit, skipping those already deleted or being deleted. With
 // dropIndex, expiry entries of messages already gone are dropped too.
@@ -721,13 +740,13 @@ func (s *Server) deleteMessages(mb *mailbox, refs []msgRef, dropIndex bool) (int
 		if _, busy := mb.deleting[r.msg]; busy {
 			continue
 		}
-		ok, err := s.t.msgids.Has(r.msg[:])
+		ok, err := s.stored(mb, r)
 		if err != nil {
 			mb.mu.Unlock()
 			return 0, err
 		}
 		if !ok {
-			if dropIndex {
+			if dropIndex && r.expiry != 0 {
 				b.DeleteSeq(s.t.expiry, expiryID, r.expiry)
 			}
 			continue
@@ -735,8 +754,10 @@ func (s *Server) deleteMessages(mb *mailbox, refs []msgRef, dropIndex bool) (int
 		mb.deleting[r.msg] = struct{}{}
 		gone = append(gone, r.msg)
 		b.DeleteSeq(s.t.messages, mb.id[:], r.arrival)
-		b.Delete(s.t.msgids, r.msg[:])
 		if r.expiry != 0 {
+			// Stored by a relay before deposits in batches: it has a
+			// msgids record and an index entry.
+			b.Delete(s.t.msgids, r.msg[:])
 			b.DeleteSeq(s.t.expiry, expiryID, r.expiry)
 		}
 		freed += int64(r.size)

@@ -385,7 +385,10 @@ func (ss *session) ackLoop(acks <-chan MessageID) {
 
 // collect appends the reference of an acked stored message, or counts an
 // acked transient push in pushes; an unknown or repeated ack (or one for
-// another mailbox) is ignored.
+// another mailbox) is ignored. A message not delivered on this session is
+// found by its msgids record, which only messages stored by relays before
+// deposits in batches have: an ack of another is ignored, and the message
+// is delivered again.
 func (ss *session) collect(refs []msgRef, pushes int, id MessageID) ([]msgRef, int) {
 	ss.mu.Lock()
 	ref, ok := ss.delivered[id]
