@@ -664,3 +664,39 @@ func legacyStore(t testing.TB, r *testRelay, id ID, data []byte, now time.Time) 
 	s.storedMsgs.Add(1)
 	s.storedBytes.Add(int64(len(data)))
 }
+
+// An ack of a message expired since it was delivered deletes nothing
+// and counts nothing twice (the message is looked up under its arrival
+// number).
+func TestAckAfterExpiryCountsOnce(t *testing.T) {
+	clk := newFakeClock()
+	r := startRelay(t, Config{TTL: Duration(time.Hour), Now: clk.Now, ExpiryInterval: Duration(time.Hour)})
+	c := &Client{Now: clk.Now}
+	h := newHost(t)
+	o := createMailbox(t, c, h, r)
+	ctx := context.Background()
+	if _, err := c.Deposit(ctx, h, r.info, o.created.Deposit, sealed1K(t)); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe(ctx, h, r.info, o.created.Mailbox, o.key, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := recvN(t, sub, 1)[0]
+	clk.Add(61 * time.Minute)
+	r.srv.expire()
+	keep, err := c.Deposit(ctx, h, r.info, o.created.Deposit, sealed1K(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Ack(old.Message)
+	sub.Ack(old.Message)
+	sub.Close() // the relay commits the acks it read, then closes
+	stateOf(t, r, o.created.Mailbox).check(t)
+	if r.srv.storedMsgs.Load() != 1 {
+		t.Fatalf("stored count %d, want 1", r.srv.storedMsgs.Load())
+	}
+	if got := drain(t, c, h, r, o); len(got) != 1 || got[0].Message != keep {
+		t.Fatal("the young message is not the one left")
+	}
+}
