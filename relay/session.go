@@ -33,6 +33,11 @@ type session struct {
 	delivered map[MessageID]msgRef   // delivered on this session, not acked
 	unacked   map[MessageID]*message // transient pushes sent, not acked
 	closed    bool                   // transient pushes are refused (see storeUnacked)
+	ackq      []MessageID            // acks read, not yet taken by the ack worker
+	acking    bool                   // an ack worker runs
+	ackRoom   sync.Cond              // on mu: ackq was taken
+
+	ackers sync.WaitGroup // the ack workers
 }
 
 type pushItem struct {
@@ -102,6 +107,7 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) {
 	ctx, cancel := context.WithCancel(s.runCtx)
 	ss := &session{s: s, c: c, mb: mb, live: live, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), delivered: make(map[MessageID]msgRef), unacked: make(map[MessageID]*message)}
+	ss.ackRoom.L = &ss.mu
 	s.sessions[ss] = struct{}{}
 	s.lifeMu.Unlock()
 	defer func() {
@@ -136,23 +142,17 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) {
 	s.m.Subscribers(s.subscribers.Add(1))
 	defer func() { s.m.Subscribers(s.subscribers.Add(-1)) }()
 
-	acks := make(chan MessageID, 256)
-	var wg sync.WaitGroup
-	wg.Add(2)
+	readDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(readDone)
 		defer cancel()
-		defer close(acks)
-		ss.readLoop(acks)
-	}()
-	go func() {
-		defer wg.Done()
-		ss.ackLoop(acks)
+		ss.readLoop()
 	}()
 	ss.writeLoop()
 	cancel()
 	c.st.SetReadDeadline(time.Now()) // wake the reader
-	wg.Wait()
+	<-readDone
+	ss.ackers.Wait()
 	ss.storeUnacked()
 }
 
@@ -198,7 +198,7 @@ func (ss *session) storeUnacked() {
 // sessionWriter is a session's write buffer and frame scratch space,
 // lent by writers only while the session writes: an idle live
 // subscription, what most of a relay's subscriptions are, holds neither
-// (64 KiB each; docs/RELAY.md "Capacity").
+// (64 KiB each; docs/RELAY.md "Capacity and libp2p limits").
 type sessionWriter struct {
 	w   *bufio.Writer
 	buf []byte
@@ -315,7 +315,7 @@ func (ss *session) writeLoop() {
 }
 
 // readLoop reads Acks and Pings; any frame resets the idle deadline.
-func (ss *session) readLoop(acks chan<- MessageID) {
+func (ss *session) readLoop() {
 	st := ss.c.st
 	idle := time.Duration(ss.s.cfg.IdleTimeout)
 	fr := wire.NewFrameReader(st, MaxFrame)
@@ -335,11 +335,7 @@ func (ss *session) readLoop(acks chan<- MessageID) {
 		}
 		switch m := msg.(type) {
 		case *Ack:
-			select {
-			case acks <- m.Message:
-			case <-ss.ctx.Done():
-				return
-			}
+			ss.ack(m.Message)
 		case pingMsg:
 		default:
 			return
@@ -347,27 +343,53 @@ func (ss *session) readLoop(acks chan<- MessageID) {
 	}
 }
 
-// ackLoop deletes acknowledged messages in batches: whatever acks have
-// arrived while the previous batch committed go into the next one. The
-// Acked metric counts the stored messages deleted and the transient
-// pushes acknowledged (a group message pushed to an online owner is never
-// stored, so its ack deletes nothing, but it is an acknowledged delivery).
-func (ss *session) ackLoop(acks <-chan MessageID) {
+// maxAckQueue bounds the acks read and not yet taken by the ack worker;
+// past it the reader waits (and the owner's writes with it).
+const maxAckQueue = 4096
+
+// ack queues an acknowledgement for the ack worker, starting one if none
+// runs. A worker runs only while acks wait or commit, so an idle
+// subscription, what most of a relay's are, has no worker goroutine
+// (docs/RELAY.md "Capacity and libp2p limits").
+func (ss *session) ack(id MessageID) {
+	ss.mu.Lock()
+	for len(ss.ackq) >= maxAckQueue {
+		ss.ackRoom.Wait()
+	}
+	ss.ackq = append(ss.ackq, id)
+	start := !ss.acking
+	ss.acking = true
+	ss.mu.Unlock()
+	if start {
+		ss.ackers.Add(1)
+		go ss.ackWorker()
+	}
+}
+
+// ackWorker deletes acknowledged messages in batches: whatever acks have
+// arrived while the previous batch committed go into the next one; it
+// ends when none waits. The Acked metric counts the stored messages
+// deleted and the transient pushes acknowledged (a group message pushed
+// to an online owner is never stored, so its ack deletes nothing, but it
+// is an acknowledged delivery).
+func (ss *session) ackWorker() {
+	defer ss.ackers.Done()
 	var refs []msgRef
-	for id := range acks {
+	for {
+		ss.mu.Lock()
+		ids := ss.ackq
+		ss.ackq = nil
+		if len(ids) == 0 {
+			ss.acking = false
+			ss.mu.Unlock()
+			return
+		}
+		ss.ackRoom.Broadcast()
+		ss.mu.Unlock()
 		pushes := 0
-		refs, pushes = ss.collect(refs[:0], pushes, id)
-	more:
-		for len(refs)+pushes < 4096 {
-			select {
-			case id, ok := <-acks:
-				if !ok {
-					break more
-				}
-				refs, pushes = ss.collect(refs, pushes, id)
-			default:
-				break more
-			}
+		refs = refs[:0]
+		for _, id := range ids {
+			refs, pushes = ss.collect(refs, pushes, id)
 		}
 		n := 0
 		if len(refs) > 0 {
