@@ -336,7 +336,7 @@ func resourceLimits(cfg fileConfig) (rcmgr.ConcreteLimitConfig, error) {
 	p.System.StreamsOutbound = rcmgr.LimitVal(high * 4)
 	p.System.Memory = rcmgr.LimitVal64(max(int64(p.System.Memory), int64(high)*4*streamWindow))
 	// Connections in their handshake (Noise, then yamux) are transient:
-	// libp2p allows 80 at once on a machine with 24 GiB, so a relay's
+	// libp2p allows 79 at once on a machine with 24 GiB, so a relay's
 	// owners reconnecting together after a restart were reset.
 	p.Transient.ConnsInbound = rcmgr.LimitVal(max(int(p.Transient.ConnsInbound), high/16))
 	p.Transient.Conns = rcmgr.LimitVal(max(int(p.Transient.Conns), high/16))
