@@ -43,7 +43,7 @@ func (r *relayProc) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(r.dir, store.Config{NoSync: true})
+	db, err := store.Open(r.dir, relay.StoreConfig(store.Config{NoSync: true}))
 	if err != nil {
 		t.Fatal(err)
 	}

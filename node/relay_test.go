@@ -41,7 +41,7 @@ func launchRelay(t testing.TB, cfg relay.Config) (string, host.Host, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(t.TempDir(), store.Config{})
+	db, err := store.Open(t.TempDir(), relay.StoreConfig(store.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

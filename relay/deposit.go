@@ -15,9 +15,9 @@ import (
 // Deposits in batches (docs/RELAY.md "Deposits in batches"): a stream's
 // deposit frames (Deposit, DepositMany) are pipelined, each queued for a
 // grouped commit as soon as it is read and answered in order by the
-// stream's replier once its commit is synced; a deposit writes two
-// records (the message and its message ID); the mailbox counters live in
-// memory and are checkpointed.
+// stream's replier once its commit is synced; a deposit writes one
+// record (the message); the mailbox counters live in memory and are
+// checkpointed.
 
 // depositWindow is how many request frames one stream may have read and
 // not yet answered (each holds its frame budget until answered).

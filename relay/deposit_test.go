@@ -400,7 +400,7 @@ func TestDepositCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(dir, store.Config{})
+	db, err := store.Open(dir, StoreConfig(store.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,11 +18,11 @@ var Tables = []string{tableMailboxes, tableDeposits, tableMessages, tableMsgIDs,
 // held a checkpoint or messages it counted). The relay must not be
 // running (store.ErrLocked).
 func Repair(dir string) (*store.RepairReport, error) {
-	rep, err := store.Repair(dir, store.Config{}, Tables)
+	rep, err := store.Repair(dir, StoreConfig(store.Config{}), Tables)
 	if err != nil {
 		return rep, err
 	}
-	db, err := store.Open(dir, store.Config{})
+	db, err := store.Open(dir, StoreConfig(store.Config{}))
 	if err != nil {
 		return rep, fmt.Errorf("relay: repair: recount mailboxes: %w", err)
 	}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"reflect"
 	"slices"
 	"testing"
@@ -10,7 +11,7 @@ import (
 
 // Repair counts the records of every table the relay opens.
 func TestRepairTablesAreTheRelaysTables(t *testing.T) {
-	db, err := store.Open(t.TempDir(), store.Config{NoSync: true})
+	db, err := store.Open(t.TempDir(), StoreConfig(store.Config{NoSync: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,5 +28,28 @@ func TestRepairTablesAreTheRelaysTables(t *testing.T) {
 	slices.Sort(names)
 	if want := slices.Sorted(slices.Values(Tables)); !slices.Equal(names, want) {
 		t.Fatalf("openTables opens %v, Tables lists %v", names, want)
+	}
+}
+
+// A relay store opened by this relay refuses a relay of schema 1 (built
+// before deposits in batches), which would misread its messages; a store
+// of schema 1 opens here as it is.
+func TestStoreSchemaRefusesOlderRelay(t *testing.T) {
+	dir := t.TempDir()
+	old, err := store.Open(dir, store.Config{NoSync: true}) // what a schema 1 relay makes
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, err := store.Open(dir, StoreConfig(store.Config{NoSync: true}))
+	if err != nil {
+		t.Fatalf("a schema 1 store: %v", err)
+	}
+	if got := db.SchemaVersion(); got != StoreSchema {
+		t.Fatalf("schema %d after open, want %d", got, StoreSchema)
+	}
+	db.Close()
+	if _, err := store.Open(dir, store.Config{NoSync: true}); !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("a schema 1 relay opened it: %v", err)
 	}
 }

@@ -81,7 +81,7 @@ func startRelay(t testing.TB, cfg Config) *testRelay {
 
 func (r *testRelay) start(t testing.TB) {
 	t.Helper()
-	db, err := store.Open(r.dir, store.Config{})
+	db, err := store.Open(r.dir, StoreConfig(store.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,9 @@ const (
 	tableWakes     = "wakes"
 )
 
-// expiryID is the single id of the expiry index; its seq is the expiry
-// time in unix nanoseconds (made unique by nextExpiry).
+// expiryID is the single id of the expiry index that relays before
+// schema 2 wrote (its seq the expiry time in unix nanoseconds); its
+// entries are deleted as their messages go.
 var expiryID = []byte("x")
 
 type tables struct {

@@ -147,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Config{NoSync: cfg.NoSync, Logger: log})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "store"), relay.StoreConfig(store.Config{NoSync: cfg.NoSync, Logger: log}))
 	if errors.Is(err, store.ErrJournalDamaged) {
 		return fmt.Errorf("%w\nRun `hush-relay repair -data %s` to keep what can be read (it copies the damaged files aside and says what was lost)", err, cfg.DataDir)
 	}
