@@ -14,6 +14,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/hushnet/hush/internal/gossip"
 )
@@ -163,6 +164,10 @@ func (g *groupStore) stop() {
 		g.s.h.RemoveStreamHandler(id)
 	}
 }
+
+// GossipProtocols lists the GossipSub protocol IDs the group store's
+// router speaks, for resource limits set outside this package.
+func GossipProtocols() []protocol.ID { return slices.Clone(pubsub.GossipSubDefaultProtocols) }
 
 // joinLocked subscribes the router to topic and starts its reader, unless
 // it is already joined or the group store does not run.

@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -361,7 +360,7 @@ func resourceLimits(cfg fileConfig) (rcmgr.ConcreteLimitConfig, error) {
 	mailboxPeer.StreamsInbound = rcmgr.LimitVal(perPeer)
 	mailboxPeer.Streams = rcmgr.LimitVal(perPeer)
 	p.ProtocolPeer[relay.ProtocolID] = mailboxPeer
-	for _, id := range pubsub.GossipSubDefaultProtocols {
+	for _, id := range relay.GossipProtocols() {
 		ps := p.ProtocolDefault
 		ps.StreamsInbound = rcmgr.LimitVal(high)
 		ps.StreamsOutbound = rcmgr.LimitVal(high)
