@@ -40,12 +40,18 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 		return ErrClosed
 	}
 	t := n.newTxnLocked()
+	seq := n.seq
 	for _, m := range batch {
 		if wire := n.openTopicLocked(m); wire != nil {
 			n.groupWireLocked(t, wire, now)
 		}
 	}
-	n.saveSeqLocked(t.b)
+	// A group text takes its place from its sender's clock
+	// (groupSeqLocked), not from n.seq: the settings record is rewritten
+	// only when something in the batch did allocate a sequence number.
+	if n.seq != seq {
+		n.saveSeqLocked(t.b)
+	}
 	if !durable && len(t.queued) == 0 && len(t.publish) == 0 && !t.groupsChanged {
 		t.b.Lazy()
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,7 @@ var fanoutText = strings.Repeat("f", 256)
 // send to last arrival).
 //
 // HUSH_FANOUT_ARMS=hush (or raw) runs one arm alone, for profiling;
+// HUSH_FANOUT_RAW_SIZE=n makes the raw arm publish n bytes instead;
 // HUSH_FANOUT_PROFILE=prefix writes a CPU profile of the timed loop
 // (prefix.cpu) and heap profiles at its start and end (prefix.mem0,
 // prefix.mem1: go tool pprof -sample_index=alloc_space -diff_base
@@ -284,7 +286,11 @@ func rawFanoutArm(b *testing.B) fanoutArm {
 			}
 		}()
 	}
-	payload := make([]byte, fanoutTopicSize())
+	size := fanoutTopicSize()
+	if v, err := strconv.Atoi(os.Getenv("HUSH_FANOUT_RAW_SIZE")); err == nil && v >= 16 {
+		size = v // to see what the size costs (GossipSub sends IDONTWANT for 1 KiB and more)
+	}
+	payload := make([]byte, size)
 	send := func(i int) {
 		id := fmt.Sprintf("%016d", i)
 		copy(payload, id)
