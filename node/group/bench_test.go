@@ -130,3 +130,22 @@ func BenchmarkSealOpen256(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpenTopic256 is the topic layer a member removes from every
+// topic message before Open: a 256-byte text sealed for the topic and
+// padded (SealTopic), opened by another member.
+func BenchmarkOpenTopic256(b *testing.B) {
+	w := newWorld(b, "alice", "bob")
+	w.create()
+	alice, bob := w.users[0], w.users[1]
+	_, data, err := alice.e.SealTopic(w.say(alice, string(slices.Repeat([]byte{'x'}, 256))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bob.e.OpenTopic(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
