@@ -306,6 +306,24 @@ func benchLatency(b *testing.B, noSync bool) {
 	reportPercentiles(b, lat)
 }
 
+// sendConcurrently sends total texts to "bob" from n over senders
+// goroutines and returns the function that waits for them.
+func sendConcurrently(b *testing.B, n *Node, senders, total int, text string) (wait func()) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			for next.Add(1) <= int64(total) {
+				if _, err := n.Send(context.Background(), SendRequest{To: "bob", Text: text}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	return wg.Wait
+}
+
 // BenchmarkNodeThroughput256: 64 concurrent senders on node A; reports
 // messages/s until B has every one (nothing lost, nothing doubled).
 func BenchmarkNodeThroughput256(b *testing.B) {
@@ -322,20 +340,7 @@ func benchThroughput(b *testing.B, noSync bool) {
 	pid := lastChildPID
 	b.ResetTimer()
 	t0, cpu0 := time.Now(), cpuTime(pid)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(total) {
-				if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: text}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
+	wait := sendConcurrently(b, a.n, senders, total, text)
 	seen := make(map[string]bool, total)
 	timeout := time.After(120 * time.Second)
 	for len(seen) < total {
@@ -353,7 +358,7 @@ func benchThroughput(b *testing.B, noSync bool) {
 		}
 	}
 	elapsed := time.Since(t0)
-	wg.Wait()
+	wait()
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64((cpuTime(pid)-cpu0).Microseconds())/float64(total), "cpu-µs/msg")
 }
@@ -376,20 +381,7 @@ func BenchmarkNodeThroughputHistory256(b *testing.B) {
 	defer stop()
 	text := strings.Repeat("h", 256)
 	b.ResetTimer()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(total) {
-				if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: text}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
+	wait := sendConcurrently(b, a.n, 64, total, text)
 	at := make([]int64, 0, total)
 	timeout := time.After(10 * time.Minute)
 	for len(at) < total {
@@ -404,7 +396,7 @@ func BenchmarkNodeThroughputHistory256(b *testing.B) {
 			b.Fatalf("only %d of %d messages arrived", len(at), total)
 		}
 	}
-	wg.Wait()
+	wait()
 	rate := func(from int) float64 {
 		return window / time.Duration(at[from+window-1]-at[from]).Seconds()
 	}
