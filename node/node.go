@@ -346,14 +346,6 @@ func putJSON(b *store.Batch, t *store.Table, id []byte, v any) {
 	b.Put(t, id, enc)
 }
 
-func putSeqJSON(b *store.Batch, t *store.Table, id []byte, seq uint64, v any) {
-	enc, err := json.Marshal(v)
-	if err != nil {
-		panic("node: encode record: " + err.Error())
-	}
-	b.PutSeq(t, id, seq, enc)
-}
-
 // nextSeqLocked allocates a sequence number, ordered across restarts.
 func (n *Node) nextSeqLocked() uint64 {
 	n.seq++
