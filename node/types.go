@@ -90,7 +90,18 @@ const (
 	EventContact = apitypes.EventContact
 	EventTyping  = apitypes.EventTyping
 	EventGroup   = apitypes.EventGroup
+	EventDevice  = apitypes.EventDevice
 )
 
 // Event is one change the API streams.
 type Event = apitypes.Event
+
+// Device is one device of this account; LinkOffer a code that links a
+// new one; DeviceEvent a link's, a transfer's or a revocation's news;
+// HistoryProgress how far a new device's history transfer got.
+type (
+	Device          = apitypes.Device
+	LinkOffer       = apitypes.LinkOffer
+	DeviceEvent     = apitypes.DeviceEvent
+	HistoryProgress = apitypes.HistoryProgress
+)

@@ -131,3 +131,8 @@ type RegisterPushParams struct {
 type VerifyPushParams struct {
 	Code string `json:"code"` // the code the verification push carried
 }
+
+// DeviceIDParams name one device of this account (revokeDevice).
+type DeviceIDParams struct {
+	ID string `json:"id"`
+}

@@ -111,6 +111,45 @@ type Self struct {
 	Protected   bool     `json:"protected"` // the store has a passphrase
 	Mailboxes   int      `json:"mailboxes"` // relay mailboxes listed in the link
 	Relays      int      `json:"relays"`    // relays configured for this run
+	// History is set on a linked device whose history transfer has not
+	// finished: every verb says so until it has.
+	History *HistoryProgress `json:"history,omitempty"`
+}
+
+// HistoryProgress is how far a new device's history transfer got.
+type HistoryProgress struct {
+	Done     uint64 `json:"done"`     // items received and stored
+	Total    uint64 `json:"total"`    // items known in all (grows if the other device's store grows)
+	Complete bool   `json:"complete"` // the transfer finished
+}
+
+// Device is one device of this account.
+type Device struct {
+	ID    string    `json:"id"`    // hex device ID
+	Name  string    `json:"name"`  // as the device named itself ("" if not heard of yet)
+	This  bool      `json:"this"`  // the device answering
+	Added time.Time `json:"added"` // when the account certified it
+}
+
+// LinkOffer is a one-time code that links a new device to this account
+// (`hush device join CODE`): valid until Expires, for one use.
+type LinkOffer struct {
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+}
+
+// DeviceEvent is a device event: a link or a revocation, and a history
+// transfer's progress, on either end.
+type DeviceEvent struct {
+	// Phase is "linked" (the new device is on the account's list),
+	// "transfer" (Done of Total history items sent), "complete",
+	// "failed" (Error says why) or "revoked".
+	Phase string `json:"phase"`
+	ID    string `json:"id"`             // the new (or revoked) device
+	Name  string `json:"name,omitempty"` // its name
+	Done  uint64 `json:"done,omitempty"`
+	Total uint64 `json:"total,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // SendRequest asks the node for one message to a contact. It is the
@@ -165,19 +204,21 @@ const (
 	EventContact EventType = "contact" // a contact was added, changed or removed
 	EventTyping  EventType = "typing"  // a contact started or stopped typing
 	EventGroup   EventType = "group"   // a group changed: invitation, members, name, epoch
+	EventDevice  EventType = "device"  // a device linked or revoked, or history transfer progress
 	EventMissing EventType = "missing" // messages from a contact may be missing (a notice appeared, changed or went)
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
 // callbacks).
 type Event struct {
-	Seq     uint64    `json:"seq"`
-	Type    EventType `json:"type"`
-	Message *Message  `json:"message,omitempty"`
-	Contact *Contact  `json:"contact,omitempty"`
-	Group   *Group    `json:"group,omitempty"`
-	Typing  *bool     `json:"typing,omitempty"`
-	From    string    `json:"from,omitempty"` // contact name for typing and missing events
+	Seq     uint64       `json:"seq"`
+	Type    EventType    `json:"type"`
+	Message *Message     `json:"message,omitempty"`
+	Contact *Contact     `json:"contact,omitempty"`
+	Group   *Group       `json:"group,omitempty"`
+	Device  *DeviceEvent `json:"device,omitempty"`
+	Typing  *bool        `json:"typing,omitempty"`
+	From    string       `json:"from,omitempty"` // contact name for typing and missing events
 	// Missing is, on a missing event, how many messages the notice
 	// counts (at most MaxMissing: that many or more); 0 when it was
 	// withdrawn because they all arrived.
