@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"time"
+
+	msync "github.com/hushnet/hush/sync"
 )
 
 // This file is the node's side of multi-device accounts
@@ -56,3 +59,9 @@ func (n *Node) RevokeDevice(id string) error {
 func JoinDevice(ctx context.Context, home string, opts JoinOptions) (*Self, error) {
 	return nil, errDevicesNotWired
 }
+
+// syncOutLocked tells the account's other devices about a change made
+// here, in transaction t: the message is encrypted to each of them and
+// queued in the outbox with t (docs/protocol/sync.md §18.5). With no
+// other device it does nothing.
+func (n *Node) syncOutLocked(t *txn, m msync.Message, now time.Time) {}
