@@ -80,7 +80,7 @@ func Init(home string, opts InitOptions) (*Self, error) {
 	if err := b.Commit(); err != nil {
 		return nil, fmt.Errorf("node: save identity: %w", err)
 	}
-	c, err := buildCard(account, opts.Name, list, cert, prekeys, "", nil, nil, now)
+	c, err := buildCard(account, opts.Name, list, cert, prekeys, "", nil, nil, nil, now)
 	if err != nil {
 		return nil, err
 	}
@@ -102,11 +102,12 @@ func unmarshalPrekeys(b []byte, d *identity.Device) (*pqxdh.PrekeyStore, error) 
 	return s, nil
 }
 
-// buildCard makes a card for this single-device account. Prekey bundles
-// in a card carry no one-time prekeys: a link may be opened by many
-// people, and a one-time key must go to at most one.
+// buildCard makes the account's card: this device's entry, then the
+// entries the account's other devices published (others). Prekey
+// bundles in a card carry no one-time prekeys: a link may be opened by
+// many people, and a one-time key must go to at most one.
 func buildCard(a *identity.Account, name string, list *identity.DeviceList, cert *identity.DeviceCert,
-	prekeys *pqxdh.PrekeyStore, pid peer.ID, addrs []ma.Multiaddr, boxes []card.Mailbox, now time.Time) (*card.Card, error) {
+	prekeys *pqxdh.PrekeyStore, pid peer.ID, addrs []ma.Multiaddr, boxes []card.Mailbox, others []card.Device, now time.Time) (*card.Card, error) {
 	if a == nil {
 		return nil, errors.New("node: this device does not hold the account key")
 	}
@@ -125,7 +126,7 @@ func buildCard(a *identity.Account, name string, list *identity.DeviceList, cert
 			d.Addrs = append(d.Addrs, addr.Bytes())
 		}
 	}
-	return card.New(a, name, list, []card.Device{d}, now)
+	return card.New(a, name, list, append([]card.Device{d}, others...), now)
 }
 
 // ownCardLocked builds the current card with live transport addresses.
@@ -136,7 +137,7 @@ func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 	if n.host == nil {
 		return nil, ErrNotRunning
 	}
-	fresh := n.ownCard != nil && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt)
+	fresh := n.ownCard != nil && n.ownCard.List == n.list && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt)
 	if fresh && now.Sub(n.ownAddrsAt) < addrsCheckEvery && now.After(n.ownAddrsAt) {
 		return n.ownCard, nil // every send asks; the addresses are read at most once a second
 	}
@@ -146,7 +147,7 @@ func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 	if fresh && n.ownCardKey == key {
 		return n.ownCard, nil
 	}
-	c, err := buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, pid, addrs, n.ownMailboxesLocked(), now)
+	c, err := buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, pid, addrs, n.ownMailboxesLocked(), n.otherEntriesLocked(), now)
 	if err != nil {
 		return nil, err
 	}

@@ -181,6 +181,13 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 	// speaks for it (docs/SECURITY.md, "Devices"); a device we hold no
 	// list naming may open a session only with a card that lists it.
 	held, _ := n.cardOfAccountLocked(acc)
+	own := acc == n.cert.Account()
+	if own {
+		if in.SenderDevice == n.cert.DeviceID() || n.own.revoked {
+			return ackRejected, nil, nil
+		}
+		held = n.siblingsLocked() // the account's other devices
+	}
 	var cert *identity.DeviceCert
 	if held != nil {
 		cert = held.List.Device(in.SenderDevice)
@@ -232,6 +239,23 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			n.log.Debug("session not opened", "err", err)
 			return ackRejected, nil, nil
 		}
+	}
+	if own {
+		// One of this account's other devices: only sync messages. A new
+		// device's first message carries the account's card with the
+		// newer list that names it.
+		if perr == nil && p.Card != nil && !listed {
+			if cc, err := card.Parse(p.Card, now); err == nil {
+				n.applyDeviceListLocked(t, cc.List, now)
+			}
+		}
+		if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
+			return ackRetry, nil, nil
+		}
+		if perr == nil && p.Type == ptSync {
+			n.receiveSyncLocked(t, in.SenderDevice, p.Data, now)
+		}
+		return ackOK, nil, nil
 	}
 	if perr == nil && p.Type >= ptGroup {
 		// Group traffic: it may come from members who are not contacts;

@@ -146,6 +146,8 @@ type Node struct {
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
 
+	own ownDevices // this account's other devices (devices.go)
+
 	ownCard     *card.Card // cached, see ownCardLocked
 	ownCardKey  string
 	ownRouteKey string    // routeKey(ownCard)
@@ -156,12 +158,17 @@ type Node struct {
 
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
+	devices, syncHeld, linkTickets                                                                                *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
 type profileRec struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// DeviceName is this device's own name, as `hush device list` shows
+	// it on every device of the account ("" on a home made before
+	// multi-device: "this device").
+	DeviceName string `json:"device_name,omitempty"`
 }
 
 // settingsRec is the identity table's "settings" record.
@@ -212,6 +219,10 @@ func openTables(db *store.DB) tables {
 		groupWire: db.Table("groupwire"),
 		peers:     db.Table("peers"),
 		counters:  db.Table("counters"),
+
+		devices:     db.Table("devices"),
+		syncHeld:    db.Table("syncheld"),
+		linkTickets: db.Table("linktickets"),
 	}
 }
 
@@ -322,6 +333,9 @@ func (n *Node) load() error {
 		return err
 	}
 	if err := n.loadContacts(); err != nil {
+		return err
+	}
+	if err := n.loadDevicesLocked(); err != nil {
 		return err
 	}
 	return n.loadGroupsLocked()

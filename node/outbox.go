@@ -300,6 +300,9 @@ func (n *Node) acknowledgedLocked(e *outEntry) bool {
 // cardOfDeviceLocked finds the card that lists a device: a contact's, or
 // a group member's from the directory.
 func (n *Node) cardOfDeviceLocked(id identity.DeviceID) *card.Card {
+	if id != n.cert.DeviceID() && n.list.Contains(id) {
+		return n.siblingsLocked() // one of this account's other devices
+	}
 	for _, c := range n.contacts {
 		if c.card.List.Contains(id) {
 			return c.card

@@ -112,7 +112,7 @@ func TestNewerCardWakesParkedQueue(t *testing.T) {
 	defer b.stop(t)
 
 	b.n.mu.Lock()
-	routeless, err := buildCard(b.n.account, b.n.profile.Name, b.n.list, b.n.cert, b.n.local.Prekeys, "", nil, nil, time.Now().Add(-time.Minute))
+	routeless, err := buildCard(b.n.account, b.n.profile.Name, b.n.list, b.n.cert, b.n.local.Prekeys, "", nil, nil, nil, time.Now().Add(-time.Minute))
 	b.n.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestRetryAnswerBacksOff(t *testing.T) {
 		}
 	})
 	b.n.mu.Lock()
-	stand, err := buildCard(b.n.account, b.n.profile.Name, b.n.list, b.n.cert, b.n.local.Prekeys, h.ID(), h.Addrs(), nil, time.Now())
+	stand, err := buildCard(b.n.account, b.n.profile.Name, b.n.list, b.n.cert, b.n.local.Prekeys, h.ID(), h.Addrs(), nil, nil, time.Now())
 	b.n.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)

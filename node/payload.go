@@ -33,6 +33,9 @@ const (
 	ptWant      payloadType = 13 // pairwise: refs of group messages wanted (Data)
 	ptRepair    payloadType = 14 // pairwise: group wire messages answering a Want (Data)
 	ptOps       payloadType = 15 // pairwise: signed group ops (Data), for members who missed some
+
+	// Between devices of one account (docs/protocol/sync.md §18.5).
+	ptSync payloadType = 16 // a sync message (Data), only from a device on the account's list
 )
 
 const (
@@ -146,7 +149,7 @@ func parsePayload(b []byte) (*payload, error) {
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errPayload, err)
 	}
-	if p.Type < ptText || p.Type > ptOps {
+	if p.Type < ptText || p.Type > ptSync {
 		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
 	}
 	if !utf8.ValidString(p.Text) {
