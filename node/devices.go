@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -523,23 +522,6 @@ func (n *Node) canChangeListLocked() error {
 	return nil
 }
 
-// errDevicesNotWired marks what is not built yet.
-var errDevicesNotWired = errors.New("multi-device: not wired yet")
-
-// LinkDevice makes a one-time link code (valid msync.CodeTTL, one use)
-// for a new device, replacing any earlier code of this device.
-func (n *Node) LinkDevice(ctx context.Context) (LinkOffer, error) {
-	return LinkOffer{}, errDevicesNotWired
-}
-
-// JoinDevice links a new device to an existing account with a code, in
-// an empty home, and transfers history; the home then runs with `hush
-// daemon`. Interrupted, it can be run again on the same home (or the
-// daemon resumes the transfer).
-func JoinDevice(ctx context.Context, home string, opts JoinOptions) (*Self, error) {
-	return nil, errDevicesNotWired
-}
-
 // receiveSyncLocked applies a sync message from another device of this
 // account (from: the device it came from).
 func (n *Node) receiveSyncLocked(t *txn, from identity.DeviceID, data []byte, now time.Time) {
@@ -565,6 +547,26 @@ func (n *Node) mergeSyncLocked(t *txn, m msync.Message, now time.Time) (bool, er
 		return n.applyDeviceListLocked(t, m.List, now), nil
 	case *msync.DeviceInfo:
 		return n.applyDeviceInfoLocked(t, m, now), nil
+	case *msync.Setting:
+		if m.Key == settingProfileName {
+			return n.applyProfileNameLocked(t, m), nil
+		}
 	}
 	return n.applySyncLocked(t, m, now)
+}
+
+// applyProfileNameLocked takes the account's display name from another
+// device, last writer wins.
+func (n *Node) applyProfileNameLocked(t *txn, m *msync.Setting) bool {
+	n.observeClockLocked(t, m.Clock)
+	name, err := checkName(string(m.Value))
+	if err != nil || m.Clock.Lamport <= n.profile.NameClock {
+		return false
+	}
+	prev := n.profile
+	n.profile.Name, n.profile.NameClock = name, m.Clock.Lamport
+	t.undo(func() { n.profile = prev; n.ownChangedLocked() })
+	putJSON(t.b, n.tabs.identity, idProfile, &n.profile)
+	n.ownChangedLocked()
+	return true
 }

@@ -49,6 +49,29 @@ func Init(home string, opts InitOptions) (*Self, error) {
 	if err != nil {
 		return nil, err
 	}
+	prekeys, err := writeIdentity(db, account, device, cert, list, profileRec{Name: opts.Name, Created: now.UTC()}, nil, now)
+	if err != nil {
+		return nil, err
+	}
+	c, err := buildCard(account, opts.Name, list, cert, prekeys, "", nil, nil, nil, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Self{
+		Name:        opts.Name,
+		Account:     cert.Account().Hex(),
+		Device:      cert.DeviceID().Hex(),
+		Link:        c.Link(),
+		Fingerprint: fingerprint(cert.Account()),
+		Protected:   db.Protected(),
+	}, nil
+}
+
+// writeIdentity makes a device's prekeys and host key and commits them
+// with its account key, keys, certificate, device list and profile (the
+// records New loads) and what extra adds, in one batch.
+func writeIdentity(db *store.DB, account *identity.Account, device *identity.Device, cert *identity.DeviceCert,
+	list *identity.DeviceList, profile profileRec, extra func(*store.Batch, tables), now time.Time) (*pqxdh.PrekeyStore, error) {
 	prekeys, err := pqxdh.NewPrekeyStore(device.SigningKey(), now)
 	if err != nil {
 		return nil, err
@@ -75,23 +98,15 @@ func Init(home string, opts InitOptions) (*Self, error) {
 	b.Put(t.identity, idCert, cert.Marshal())
 	b.Put(t.identity, idList, list.Marshal())
 	b.Put(t.identity, idPrekeys, pkBytes)
-	putJSON(b, t.identity, idProfile, &profileRec{Name: opts.Name, Created: now.UTC()})
+	putJSON(b, t.identity, idProfile, &profile)
 	putJSON(b, t.identity, idSettings, &settingsRec{})
+	if extra != nil {
+		extra(b, t)
+	}
 	if err := b.Commit(); err != nil {
 		return nil, fmt.Errorf("node: save identity: %w", err)
 	}
-	c, err := buildCard(account, opts.Name, list, cert, prekeys, "", nil, nil, nil, now)
-	if err != nil {
-		return nil, err
-	}
-	return &Self{
-		Name:        opts.Name,
-		Account:     cert.Account().Hex(),
-		Device:      cert.DeviceID().Hex(),
-		Link:        c.Link(),
-		Fingerprint: fingerprint(cert.Account()),
-		Protected:   db.Protected(),
-	}, nil
+	return prekeys, nil
 }
 
 func unmarshalPrekeys(b []byte, d *identity.Device) (*pqxdh.PrekeyStore, error) {

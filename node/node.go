@@ -169,6 +169,9 @@ type profileRec struct {
 	// it on every device of the account ("" on a home made before
 	// multi-device: "this device").
 	DeviceName string `json:"device_name,omitempty"`
+	// NameClock orders changes of Name made on different devices (the
+	// synced setting "profile/name": last writer wins).
+	NameClock uint64 `json:"name_clock,omitempty"`
 }
 
 // settingsRec is the identity table's "settings" record.
@@ -432,6 +435,7 @@ func (n *Node) Self() (Self, error) {
 		Protected:   n.db.Protected(),
 		Mailboxes:   len(n.ownMailboxesLocked()),
 		Relays:      len(n.cfg.Relays),
+		History:     n.historyProgressLocked(),
 	}
 	if n.host != nil {
 		s.PeerID = n.host.ID().String()

@@ -81,6 +81,7 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, c := range n.peers { // group members who are not contacts
 		n.learnAddrsLocked(c)
 	}
+	n.learnAddrsLocked(n.siblingsLocked()) // this account's other devices
 	if err := n.loadOutboxLocked(); err != nil {
 		n.mu.Unlock()
 		return fmt.Errorf("node: load outbox: %w", err)
@@ -133,6 +134,15 @@ func (n *Node) Run(ctx context.Context) error {
 	// Served from here on: the host, the catch-up gate and the card a
 	// reply may carry all exist now.
 	h.SetStreamHandler(ProtocolMsg, n.handleMsgStream)
+	h.SetStreamHandler(ProtocolSync, n.handleSyncStream)
+	n.loops.Go(n.resumeLoop)
+	n.loops.Go(func(ctx context.Context) { // the other devices learn this one's route
+		if n.WaitLink(ctx) == nil {
+			if err := n.publishDevice(); err != nil {
+				n.log.Warn("device entry not sent to the other devices", "err", err)
+			}
+		}
+	})
 
 	if !n.cfg.NoMDNS {
 		stop, err := startMDNS(h, n.log)
@@ -146,6 +156,7 @@ func (n *Node) Run(ctx context.Context) error {
 	<-ctx.Done()
 
 	h.RemoveStreamHandler(ProtocolMsg)
+	h.RemoveStreamHandler(ProtocolSync)
 	n.mu.Lock()
 	for _, gs := range n.groups {
 		for name, jt := range gs.topics {
