@@ -19,14 +19,18 @@ import (
 // device ID prefix.
 const MinDevicePrefix = 8
 
+// mLinkDevice is linkDevice: a one-time code for a new device.
 func mLinkDevice(ctx context.Context, b Backend, _ struct{}) (node.LinkOffer, error) {
 	return b.LinkDevice(ctx)
 }
 
+// mListDevices is listDevices: the account's devices, [] rather than null.
 func mListDevices(_ context.Context, b Backend, _ struct{}) ([]node.Device, error) {
 	return orEmpty(b.Devices())
 }
 
+// mRevokeDevice is revokeDevice: id must look like a device ID or a
+// long enough prefix of one; the node decides whether it names one.
 func mRevokeDevice(_ context.Context, b Backend, p apitypes.DeviceIDParams) (apitypes.OK, error) {
 	if err := required("id", p.ID); err != nil {
 		return apitypes.OK{}, err
@@ -51,6 +55,8 @@ func isDevicePrefix(s string) bool {
 	return true
 }
 
+// mHealth is health: what GET /api/v1/health answers, for socket
+// clients (the CLI's history check).
 func mHealth(_ context.Context, b Backend, _ struct{}) (node.Health, error) {
 	return b.Health(), nil
 }

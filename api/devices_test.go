@@ -112,11 +112,16 @@ type failingDevices struct {
 	err error
 }
 
+// LinkDevice fails with f.err.
 func (f failingDevices) LinkDevice(context.Context) (node.LinkOffer, error) {
 	return node.LinkOffer{}, f.err
 }
+
+// Devices answers nil and f.err.
 func (f failingDevices) Devices() ([]node.Device, error) { return nil, f.err }
-func (f failingDevices) RevokeDevice(string) error       { return f.err }
+
+// RevokeDevice fails with f.err.
+func (f failingDevices) RevokeDevice(string) error { return f.err }
 
 func TestDeviceErrorsAndEmptyList(t *testing.T) {
 	// No devices and no error: [] rather than null.
