@@ -290,11 +290,17 @@ func deviceJoin(ctx context.Context, e *env, args []string) error {
 	defer mu.Unlock()
 	bar.stop()
 	if err != nil {
+		if self != nil && self.History != nil {
+			last = *self.History
+		}
 		if last.Total > 0 && !last.Complete {
 			// The link was made: the home is a device of the account,
 			// with part of the history.
 			fmt.Fprintf(e.stderr, "hush: this home is a linked device; history transfer incomplete: %d of %d items; "+
 				"`hush --home %s daemon` resumes it when the other device is reachable\n", last.Done, last.Total, e.home)
+		}
+		if ctx.Err() != nil {
+			return exitError{code: 1, msg: "device join: interrupted"}
 		}
 		return joinError(e.home, err)
 	}

@@ -141,6 +141,14 @@ func TestDeviceJoinIncomplete(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "warning: history transfer incomplete: 7 of 9 items") {
 		t.Errorf("join returning incomplete history: %+v", r)
 	}
+	// The node says how far it got with its error.
+	stubJoin(t, func(_ context.Context, _ string, r joinRequest) (*apitypes.Self, error) {
+		return &apitypes.Self{History: &apitypes.HistoryProgress{Done: 4, Total: 8}}, errors.New("gone")
+	})
+	r = hush(t, nil, nil, "--home", home, "device", "join", "HUSH-LINK:X", "--no-passphrase")
+	if r.code != 1 || !strings.Contains(r.stderr, "history transfer incomplete: 4 of 8 items") {
+		t.Errorf("join failing with progress: %+v", r)
+	}
 	// A code refused before any link: no word of history.
 	stubJoin(t, func(context.Context, string, joinRequest) (*apitypes.Self, error) {
 		return nil, errors.New("link code: checksum mismatch (a typo?)")
