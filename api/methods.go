@@ -74,6 +74,12 @@ var methods = map[string]method{
 	"verifyPush":     typed(mVerifyPush),
 	"unregisterPush": typed(mUnregisterPush),
 	"pushStatus":     typed(mPushStatus),
+
+	"linkDevice":   typed(mLinkDevice),
+	"listDevices":  typed(mListDevices),
+	"revokeDevice": typed(mRevokeDevice),
+
+	"health": typed(mHealth),
 }
 
 // Methods lists the shared method names (subscribe is per transport).

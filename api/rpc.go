@@ -56,7 +56,12 @@ type Backend interface {
 	UnregisterPush(ctx context.Context) error
 	PushStatus() node.PushStatus
 
-	// Health says whether the store takes commits (GET /api/v1/health).
+	LinkDevice(ctx context.Context) (node.LinkOffer, error)
+	Devices() ([]node.Device, error)
+	RevokeDevice(id string) error
+
+	// Health says whether the store takes commits, and how far a new
+	// device's history transfer is (GET /api/v1/health, health).
 	Health() node.Health
 }
 

@@ -22,6 +22,9 @@ import (
 type Backend struct {
 	// Now is the clock for message times; default a fixed time.
 	Now func() time.Time
+	// LinkTTL is how long LinkDevice's codes are valid; default
+	// DefaultLinkTTL. Set it before serving.
+	LinkTTL time.Duration
 
 	mu       sync.Mutex // guards everything below
 	self     node.Self
@@ -42,6 +45,8 @@ type Backend struct {
 	waiters  []chan struct{}
 	groups   map[string]*fakeGroup // by ID
 	nextGrp  int
+	devices  []node.Device // other devices of the account (AddDevice)
+	links    int           // LinkDevice calls
 }
 
 // TypingCall records a SetTyping call.

@@ -2,7 +2,8 @@ package apitest
 
 import "github.com/hushnet/hush/node"
 
-// SetHealth makes Health answer h; the zero value answers ok.
+// SetHealth makes Health answer h; an empty Status answers ok (with
+// h's History, if set).
 func (b *Backend) SetHealth(h node.Health) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -13,8 +14,9 @@ func (b *Backend) SetHealth(h node.Health) {
 func (b *Backend) Health() node.Health {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.health.Status == "" {
-		return node.Health{Status: "ok"}
+	h := b.health
+	if h.Status == "" {
+		h.Status = "ok"
 	}
-	return b.health
+	return h
 }

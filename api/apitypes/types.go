@@ -238,10 +238,13 @@ type PushStatus struct {
 	Unsupported int `json:"unsupported"`
 }
 
-// Health is what GET /api/v1/health answers: "ok", or "failing" with
-// the error of the store's last commit and when the failures began.
+// Health is what GET /api/v1/health (and the health method) answers:
+// "ok", or "failing" with the error of the store's last commit and when
+// the failures began. History is set, whatever the status, on a linked
+// device whose history transfer has not finished (as in Self).
 type Health struct {
-	Status string     `json:"status"`
-	Error  string     `json:"error,omitempty"`
-	Since  *time.Time `json:"since,omitempty"`
+	Status  string           `json:"status"`
+	Error   string           `json:"error,omitempty"`
+	Since   *time.Time       `json:"since,omitempty"`
+	History *HistoryProgress `json:"history,omitempty"`
 }

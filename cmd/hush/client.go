@@ -22,10 +22,41 @@ import (
 // socketPath is where the daemon for home listens.
 func socketPath(home string) string { return filepath.Join(home, api.SocketFile) }
 
-// call runs one API method against the daemon for e.home.
+// call runs one API method against the daemon for e.home. The first
+// call of a CLI run that reaches the daemon also asks for its health,
+// to warn about an incomplete history transfer (checkHistory).
 func call(ctx context.Context, e *env, method string, params, result any) error {
-	err := api.NewClient(socketPath(e.home)).Call(ctx, method, params, result)
+	c := api.NewClient(socketPath(e.home))
+	err := c.Call(ctx, method, params, result)
+	var ae *api.Error
+	if err == nil || errors.As(err, &ae) {
+		e.historyOnce.Do(func() { checkHistory(ctx, e, c) })
+	}
 	return clientError(e, err)
+}
+
+// historyCheckTimeout bounds checkHistory's health call.
+const historyCheckTimeout = 2 * time.Second
+
+// checkHistory asks the daemon for its health and warns on stderr if
+// this device's history transfer is incomplete. It is quiet when the
+// daemon cannot say (an older daemon has no health method).
+func checkHistory(ctx context.Context, e *env, c *api.Client) {
+	ctx, cancel := context.WithTimeout(ctx, historyCheckTimeout)
+	defer cancel()
+	var h apitypes.Health
+	if c.Call(ctx, "health", nil, &h) == nil {
+		warnHistory(e, h.History)
+	}
+}
+
+// warnHistory warns on stderr that the history transfer of this device
+// is incomplete, if h says so.
+func warnHistory(e *env, h *apitypes.HistoryProgress) {
+	if h == nil || h.Complete {
+		return
+	}
+	fmt.Fprintf(e.stderr, "warning: history transfer incomplete: %d of %d items; the daemon resumes it when the other device is reachable\n", h.Done, h.Total)
 }
 
 // clientError turns API client errors into what the user should read.

@@ -43,27 +43,49 @@ func readPassphrase(e *env, path string) ([]byte, error) {
 	return b, nil
 }
 
+// newPassphraseFlags adds --passphrase-file and --no-passphrase, for a
+// verb that creates a store (init, device join), to fs. After parsing,
+// the returned function insists on exactly one of them and reads the
+// passphrase (nil for --no-passphrase).
+func newPassphraseFlags(e *env, fs *flag.FlagSet) func(synopsis string) ([]byte, error) {
+	passFile := fs.String("passphrase-file", "", "file holding the store passphrase (- for stdin)")
+	noPass := fs.Bool("no-passphrase", false, "keep the store key in a 0600 file instead")
+	return func(synopsis string) ([]byte, error) {
+		if (*passFile == "") == !*noPass {
+			return nil, usagef("give exactly one of --passphrase-file and --no-passphrase; usage: hush %s", synopsis)
+		}
+		if *noPass {
+			return nil, nil
+		}
+		return readPassphrase(e, *passFile)
+	}
+}
+
+// printStoreProtection tells the user how a store just created in home
+// is protected.
+func printStoreProtection(e *env, pass []byte) {
+	if len(pass) > 0 {
+		fmt.Fprintln(e.stdout, "The store is encrypted under your passphrase; start the daemon with --passphrase-file.")
+	} else {
+		fmt.Fprintln(e.stdout, "The store is NOT passphrase-protected: its key is stored in a 0600 file next to the data")
+		fmt.Fprintf(e.stdout, "in %s. Anyone who can read that directory can read your messages.\n", e.home)
+	}
+}
+
 func runInit(_ context.Context, e *env, args []string) error {
 	const synopsis = "init --name NAME (--passphrase-file F | --no-passphrase)"
 	fs := newFlags(e, "init")
 	name := fs.String("name", "", "your display name")
-	passFile := fs.String("passphrase-file", "", "file holding the store passphrase (- for stdin)")
-	noPass := fs.Bool("no-passphrase", false, "keep the store key in a 0600 file instead")
+	passphrase := newPassphraseFlags(e, fs)
 	if _, err := parseArgs(e, fs, args, 0, 0, synopsis); err != nil {
 		return err
 	}
 	if *name == "" {
 		return usagef("--name is required; usage: hush %s", synopsis)
 	}
-	if (*passFile == "") == !*noPass {
-		return usagef("give exactly one of --passphrase-file and --no-passphrase; usage: hush %s", synopsis)
-	}
-	var pass []byte
-	if *passFile != "" {
-		var err error
-		if pass, err = readPassphrase(e, *passFile); err != nil {
-			return err
-		}
+	pass, err := passphrase(synopsis)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(e.home, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", e.home, err)
@@ -82,12 +104,7 @@ func runInit(_ context.Context, e *env, args []string) error {
 	fmt.Fprintln(e.stdout, "Your contact link (give it to the people you want to talk to):")
 	fmt.Fprintln(e.stdout, self.Link)
 	fmt.Fprintln(e.stdout)
-	if len(pass) > 0 {
-		fmt.Fprintln(e.stdout, "The store is encrypted under your passphrase; start the daemon with --passphrase-file.")
-	} else {
-		fmt.Fprintln(e.stdout, "The store is NOT passphrase-protected: its key is stored in a 0600 file next to the data")
-		fmt.Fprintf(e.stdout, "in %s. Anyone who can read that directory can read your messages.\n", e.home)
-	}
+	printStoreProtection(e, pass)
 	fmt.Fprintf(e.stdout, "Next: hush --home %s daemon\n", e.home)
 	return nil
 }
@@ -96,6 +113,37 @@ func runInit(_ context.Context, e *env, args []string) error {
 // by pass unless it is empty: the work of init, which the demo shares.
 func initIdentity(home, name string, pass []byte) (*apitypes.Self, error) {
 	return node.Init(home, node.InitOptions{Name: name, Passphrase: pass})
+}
+
+// joinRequest is what `hush device join` asks of the node.
+type joinRequest struct {
+	Code        string
+	Name        string
+	HistoryDays uint32
+	Passphrase  []byte
+	Progress    func(apitypes.HistoryProgress)
+}
+
+// joinDevice links a new device in home with a code and transfers its
+// history (node.JoinDevice): the node-side work of `device join`, which
+// runs without a daemon. Tests replace it.
+var joinDevice = func(ctx context.Context, home string, r joinRequest) (*apitypes.Self, error) {
+	return node.JoinDevice(ctx, home, node.JoinOptions{
+		Code: r.Code, Name: r.Name, HistoryDays: r.HistoryDays, Passphrase: r.Passphrase, Progress: r.Progress,
+	})
+}
+
+// joinError turns a JoinDevice error into what the user should read.
+func joinError(home string, err error) error {
+	switch {
+	case errors.Is(err, node.ErrIdentityExists):
+		return fmt.Errorf("%s already has an identity; `device join` needs a new, empty home: pass --home NEWDIR", home)
+	case errors.Is(err, node.ErrStoreInUse):
+		return fmt.Errorf("a daemon is using %s; `device join` needs a new, empty home: pass --home NEWDIR", home)
+	case errors.Is(err, node.ErrInvalidName):
+		return usagef("--name: %v", err)
+	}
+	return fmt.Errorf("device join: %w", err)
 }
 
 // multiFlag collects a repeatable flag.
@@ -295,6 +343,7 @@ func printAddrs(e *env, n *node.Node) {
 		}
 		fmt.Fprintln(e.stdout, a)
 	}
+	warnHistory(e, self.History)
 }
 
 // runRepair repairs a store the daemon refuses with node.ErrStoreDamaged

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 func main() {
@@ -26,7 +27,8 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	home           string // resolved --home
+	home           string    // resolved --home
+	historyOnce    sync.Once // the history check of call, once per run
 }
 
 // usageError is a mistake on the command line: exit status 2.
@@ -69,6 +71,7 @@ func init() {
 		{"messages", "messages NAME [--limit N] [--json]   conversation history, oldest first", runMessages},
 		{"chat", "chat NAME                      interactive chat in the terminal", runChat},
 		{"group", "group create|invite|accept|decline|remove|leave|send|messages|list ...   groups (hush group help)", runGroup},
+		{"device", "device link [--json] [--no-wait] | join CODE [--name NAME] [--history-days N] | list [--json] | revoke ID   this account's devices", runDevice},
 		{"push", "push register|verify|status|unregister ...   wake-ups through a push bridge (hush push help)", runPush},
 		{"repair", "repair [--passphrase-file F]   recover a damaged store (the daemon stopped), say what was lost", runRepair},
 		{"demo", "demo                           show hush working on embedded defaults", runDemo},
@@ -84,7 +87,7 @@ func usageText() string {
 		fmt.Fprintf(&b, "  hush %s\n", v.summary)
 	}
 	b.WriteString("\nHOME is --home, else $HUSH_HOME, else $XDG_DATA_HOME/hush, else ~/.local/share/hush.\n")
-	b.WriteString("Every verb but init, daemon, repair, demo, version and help talks to the running daemon.\n")
+	b.WriteString("Every verb but init, daemon, device join, repair, demo, version and help talks to the running daemon.\n")
 	return b.String()
 }
 
