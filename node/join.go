@@ -278,7 +278,9 @@ type historyTarget struct {
 	now time.Time
 }
 
-func (h *historyTarget) Apply(m msync.Message) (bool, error) { return h.n.mergeSyncLocked(h.t, m, h.now) }
+func (h *historyTarget) Apply(m msync.Message) (bool, error) {
+	return h.n.mergeSyncLocked(h.t, m, h.now)
+}
 
 // receiveHistory asks for chunks from the stored cursor and commits each
 // with the new cursor, until the chunk that ends the transfer.
