@@ -151,6 +151,11 @@ var appErrors = []struct {
 	{node.ErrNotRunning, CodeUnavailable, "not_running"},
 	{node.ErrBadPush, CodeInvalidInput, "bad_push"},
 	{node.ErrNoIdentity, CodeUnavailable, "no_identity"},
+	{node.ErrUnknownDevice, CodeNotFound, "unknown_device"},
+	{node.ErrRevokeSelf, CodeInvalidInput, "revoke_self"},
+	{node.ErrDeviceListFull, CodeInvalidInput, "device_list_full"},
+	{node.ErrRevoked, CodeUnavailable, "revoked"},
+	{node.ErrNoAccountKey, CodeUnavailable, "no_account_key"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }
 

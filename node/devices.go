@@ -45,6 +45,8 @@ var (
 	ErrRevokeSelf    = errors.New("a device cannot revoke itself; run `hush device revoke` on another device of the account")
 	ErrRevoked       = errors.New("this device was removed from its account (revoked on another device)")
 	ErrNoAccountKey  = errors.New("this device does not hold the account key")
+	// ErrDeviceListFull: the account has identity.MaxDevices devices.
+	ErrDeviceListFull = msync.ErrDeviceListFull
 )
 
 // Records in the identity table about linking.

@@ -63,7 +63,11 @@ func (h *storeHealth) health() Health {
 // Health reports whether the store takes commits: "failing" while the
 // last commit failed (a full disk, a broken store), "ok" again after the
 // next commit succeeds.
-func (n *Node) Health() Health { return n.storeHealth.health() }
+func (n *Node) Health() Health {
+	h := n.storeHealth.health()
+	h.History = n.historyProgress()
+	return h
+}
 
 // logStoreError logs a failed commit, unless the store has been failing
 // and was logged less than storeLogEvery ago.
