@@ -898,7 +898,9 @@ func (n *Node) recordLocalLocked(t *txn, m msync.Message) error {
 		d = &msync.MessageState{Conv: m.Conv, ID: m.Target,
 			Reactions: []msync.ReactionEntry{{Actor: m.Actor, Emoji: m.Emoji, Clock: m.Clock, Present: !m.Remove}}}
 	case *msync.Status:
-		d = &msync.MessageState{Conv: m.Conv, ID: m.Target, Status: m.State}
+		// Not recorded: the record holds the state, and a snapshot takes
+		// the higher of the two (one store read less per receipt).
+		return nil
 	case *msync.ReadMarker:
 		_, err := n.saveMarkerLocked(t, m) // its messages are read here already
 		return err
@@ -1070,6 +1072,8 @@ func (n *Node) snapshotLocked(sinceMS uint64) (*msync.Replica, error) {
 				if st, err = n.stateFromRecLocked(c, &m); err != nil {
 					return nil
 				}
+			} else if m.Dir == "out" {
+				st.Status = max(st.Status, stateOfRec(m.State)) // recordLocalLocked leaves Status to the record
 			}
 			if st.Record != nil && st.Record.TimeMS < sinceMS {
 				return nil
