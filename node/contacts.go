@@ -17,6 +17,7 @@ import (
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/safety"
 	"github.com/hushnet/hush/internal/store"
+	msync "github.com/hushnet/hush/sync"
 )
 
 // contactRec is a contacts-table record, keyed by account ID.
@@ -146,6 +147,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		}
 		n.saveContact(b, existing)
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(existing.view())})
+		n.syncContactAddLocked(t, existing, now)
 		n.routeChangedLocked(existing.card)
 		n.releaseHeldLocked(t, existing.account(), now)
 		n.saveSeqLocked(b)
@@ -168,10 +170,15 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		n.saveContact(b, old)
 		t.undo(func() { old.rec.Name = prev })
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(old.view())})
+		n.syncContactAddLocked(t, old, now) // renamed: the other devices free the name first
 	}
 	n.contacts[c.Account()] = nc
 	n.saveContact(b, nc)
 	t.events = append(t.events, Event{Type: EventContact, Contact: ptr(nc.view())})
+	n.syncContactAddLocked(t, nc, now)
+	if err := n.releasePendingLocked(t, c.Account()); err != nil {
+		n.log.Warn("synced messages not shown", "err", err)
+	}
 	n.routeChangedLocked(c)
 	n.releaseHeldLocked(t, c.Account(), now)
 	n.saveSeqLocked(b)
@@ -237,12 +244,16 @@ func (n *Node) RemoveContact(name string) error {
 	if err != nil {
 		return err
 	}
-	b := n.db.Batch()
-	n.deleteContactLocked(b, c)
-	if err := n.commit(b); err != nil {
-		return err
+	now := time.Now()
+	t := n.newTxnLocked()
+	n.syncContactRemoveLocked(t, c, now)
+	n.deleteContactLocked(t.b, c)
+	acc := c.account()
+	t.undo(func() { n.contacts[acc] = c })
+	t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
+	if err := n.commitReleasingLock(t); err != nil {
+		return fmt.Errorf("node: store: %w", err)
 	}
-	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(c.view())}})
 	return nil
 }
 
@@ -266,6 +277,7 @@ func (n *Node) deleteContactLocked(b *store.Batch, c *contact) {
 		if decodeMsgRec(v, &m) == nil {
 			if id, err := parseMsgID(m.ID); err == nil {
 				b.Delete(n.tabs.msgIndex, id[:])
+				b.Delete(n.syncTable(), syncKey(skMessage, id[:])) // its synced state, if any
 			}
 		}
 		b.DeleteSeq(n.tabs.messages, acc[:], seq)
@@ -284,13 +296,17 @@ func (n *Node) VerifyContact(name string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
+	prev := c.rec
 	c.rec.Verified, c.rec.KeyChanged, c.rec.Blocked = true, false, false
-	b := n.db.Batch()
-	n.saveContact(b, c)
-	if err := n.commit(b); err != nil {
-		return Contact{}, err
+	now := time.Now()
+	t := n.newTxnLocked()
+	t.undo(func() { c.rec = prev })
+	n.saveContact(t.b, c)
+	n.syncLocalLocked(t, &msync.ContactVerify{Account: c.account(), Clock: n.tickLocked(t, now), Verified: true}, now)
+	t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
+	if err := n.commitReleasingLock(t); err != nil {
+		return Contact{}, fmt.Errorf("node: store: %w", err)
 	}
-	n.publishLocked([]Event{{Type: EventContact, Contact: ptr(c.view())}})
 	return c.view(), nil
 }
 

@@ -167,6 +167,9 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	}
 	view := n.convView(cv, rec)
 	t.events = append(t.events, Event{Type: event, Message: &view})
+	if cv.group == nil { // the account's other devices show it too (groups: not yet)
+		n.syncMessageLocked(t, cv.contact.account(), n.cert.Account(), p, now)
+	}
 	if o.TxnID != "" {
 		putJSON(t.b, n.tabs.txns, []byte(o.TxnID), &txnRec{MsgID: rec.ID})
 	}
@@ -200,6 +203,9 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		}
 		n.putMsgLocked(t, p.ID, ix, m)
 		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.convView(cv, m))})
+		if cv.group == nil {
+			n.syncMessageLocked(t, from, from, p, time.Now())
+		}
 		return &p.ID
 	case ptEdit, ptDelete, ptReaction:
 		m, ix, err := n.loadMsgLocked(p.Target)
@@ -226,6 +232,9 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		}
 		n.updateMsgLocked(t, p.Target, ix, m)
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.convView(cv, m))})
+		if cv.group == nil {
+			n.syncMessageLocked(t, from, from, p, time.Now())
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hushnet/hush/crypto/pqxdh"
 	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/store"
+	msync "github.com/hushnet/hush/sync"
 )
 
 // msgRec is a messages-table record: id = contact account, seq = local
@@ -445,10 +446,18 @@ func (n *Node) MarkRead(contactName string) error {
 		m   msgRec
 	}
 	var updates []upd
+	var marker *msync.ReadMarker // the newest incoming message: what the other devices mark read up to
 	err = n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
 		var m msgRec
 		if err := decodeMsgRec(v, &m); err != nil {
 			return err
+		}
+		if m.Dir == "in" {
+			if id, err := parseMsgID(m.ID); err == nil {
+				if ms := recTimeMS(&m); marker == nil || markerCompare(ms, id, marker.TimeMS, marker.ID) > 0 {
+					marker = &msync.ReadMarker{Conv: contactConv(acc), TimeMS: ms, ID: id}
+				}
+			}
 		}
 		if (m.Dir == "in" || m.Dir == dirSystem) && m.State != StateRead {
 			updates = append(updates, upd{seq, m})
@@ -480,6 +489,9 @@ func (n *Node) MarkRead(contactName string) error {
 		n.mu.Unlock()
 		return nil
 	}
+	if marker != nil {
+		n.syncLocalLocked(t, marker, now)
+	}
 	if len(ids) > 0 && !n.settings.NoReadReceipts && !c.rec.Blocked {
 		p := &payload{Type: ptRead, ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), IDs: ids}
 		if err := n.encryptToLocked(t, c, p, false, now); err != nil {
@@ -498,8 +510,19 @@ func (n *Node) MarkRead(contactName string) error {
 func (n *Node) SetReadReceipts(on bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	prev := n.settings.NoReadReceipts
 	n.settings.NoReadReceipts = !on
-	b := n.db.Batch()
-	putJSON(b, n.tabs.identity, idSettings, &n.settings)
-	return n.commit(b)
+	now := time.Now()
+	t := n.newTxnLocked()
+	t.undo(func() { n.settings.NoReadReceipts = prev })
+	putJSON(t.b, n.tabs.identity, idSettings, &n.settings)
+	value := "on"
+	if !on {
+		value = "off"
+	}
+	n.syncLocalLocked(t, &msync.Setting{Key: settingReadReceipts, Clock: n.tickLocked(t, now), Value: []byte(value)}, now)
+	if err := n.commitReleasingLock(t); err != nil {
+		return fmt.Errorf("node: store: %w", err)
+	}
+	return nil
 }

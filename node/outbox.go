@@ -17,6 +17,7 @@ import (
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/wire"
+	msync "github.com/hushnet/hush/sync"
 )
 
 // Outbox delivery parameters.
@@ -639,4 +640,12 @@ func (n *Node) setStateByIDLocked(t *txn, id [msgIDSize]byte, state MessageState
 	m.State, m.Error = state, errText
 	n.updateMsgLocked(t, id, ix, m)
 	t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(n.nameOfLocked(ix.Account)))})
+	if st := stateOfRec(state); st >= msync.StateDelivered {
+		if acc, err := identity.ParseAccountID(ix.Account); err == nil && n.contacts[acc] != nil {
+			// Only the sending device learns "sent"; the others learn
+			// delivered and read (docs/protocol/sync.md §18.5).
+			now := time.Now()
+			n.syncLocalLocked(t, &msync.Status{Conv: contactConv(acc), Target: id, State: st}, now)
+		}
+	}
 }

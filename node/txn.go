@@ -18,8 +18,9 @@ type txn struct {
 	publish []publication // group topic messages, sent after the commit
 	onFail  func()        // undoes in-memory changes if the commit fails
 
-	groupsChanged bool            // a group engine changed: resubscribe to its topics
-	seqs          map[uint64]bool // group message sequence numbers taken in this batch
+	groupsChanged bool              // a group engine changed: resubscribe to its topics
+	seqs          map[uint64]bool   // group message sequence numbers taken in this batch
+	syncRecs      map[string][]byte // syncstate records written in this batch (syncstate.go)
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
