@@ -280,6 +280,9 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		c = &contact{rec: contactRec{Name: n.freeNameLocked(cleanDisplayName(cc.Name)), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
 		n.contacts[acc] = c
 		n.saveContact(t.b, c)
+		if err := n.releasePendingLocked(t, acc); err != nil {
+			return ackRetry, nil, nil
+		}
 		n.routeChangedLocked(cc)
 		n.releaseHeldLocked(t, acc, now)
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})

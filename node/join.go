@@ -270,18 +270,6 @@ func (c *linkConn) handshake() error {
 	}
 }
 
-// historyTarget applies transferred items to the node in one
-// transaction (a chunk's).
-type historyTarget struct {
-	n   *Node
-	t   *txn
-	now time.Time
-}
-
-func (h *historyTarget) Apply(m msync.Message) (bool, error) {
-	return h.n.mergeSyncLocked(h.t, m, h.now)
-}
-
 // receiveHistory asks for chunks from the stored cursor and commits each
 // with the new cursor, until the chunk that ends the transfer.
 func (n *Node) receiveHistory(c *linkConn, progress func(HistoryProgress)) error {
@@ -294,7 +282,7 @@ func (n *Node) receiveHistory(c *linkConn, progress func(HistoryProgress)) error
 	if st == nil || st.Complete {
 		return nil
 	}
-	target := &historyTarget{n: n}
+	target := &syncTarget{n: n}
 	cons := msync.NewConsumer(target, *st)
 	for !cons.Complete() {
 		w := cons.Want()

@@ -146,7 +146,8 @@ type Node struct {
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
 
-	own ownDevices // this account's other devices (devices.go)
+	own       ownDevices // this account's other devices (devices.go)
+	syncClock syncState  // the Lamport clock of sync messages (syncstate.go)
 
 	ownCard     *card.Card // cached, see ownCardLocked
 	ownCardKey  string

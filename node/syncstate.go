@@ -7,11 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
-	"weak"
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
@@ -81,22 +78,8 @@ type syncState struct {
 	loaded  bool
 }
 
-// syncStates holds each node's syncState without a field in Node: keys
-// are weak pointers, and an entry goes when its node is collected.
-var syncStates sync.Map // weak.Pointer[Node] → *syncState
-
 // syncs returns n's sync bookkeeping.
-func (n *Node) syncs() *syncState {
-	key := weak.Make(n)
-	if v, ok := syncStates.Load(key); ok {
-		return v.(*syncState)
-	}
-	v, loaded := syncStates.LoadOrStore(key, &syncState{})
-	if !loaded {
-		runtime.AddCleanup(n, func(k weak.Pointer[Node]) { syncStates.Delete(k) }, key)
-	}
-	return v.(*syncState)
-}
+func (n *Node) syncs() *syncState { return &n.syncClock }
 
 // lamportLocked returns the highest clock value made or seen here.
 func (n *Node) lamportLocked() uint64 {
@@ -871,7 +854,7 @@ type syncTarget struct {
 
 // Apply implements msync.Target; the node's lock must be held.
 func (s *syncTarget) Apply(m msync.Message) (bool, error) {
-	return s.n.applySyncLocked(s.t, m, s.now)
+	return s.n.mergeSyncLocked(s.t, m, s.now)
 }
 
 // syncLocalLocked records, in t, a change made on this device (or

@@ -559,7 +559,7 @@ func testCard(t *testing.T, name string) *card.Card {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := buildCard(acc, name, list, cert, pk, "", nil, nil, now)
+	c, err := buildCard(acc, name, list, cert, pk, "", nil, nil, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
