@@ -127,3 +127,87 @@ func TestJoinBadCodes(t *testing.T) {
 		t.Fatalf("devices %v", got)
 	}
 }
+
+// convo is a conversation as text lines "dir text state-class", for
+// comparing two devices' views.
+func convo(t testing.TB, n *Node, contact string) []string {
+	t.Helper()
+	msgs, err := n.Messages(contact, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		read := ""
+		if m.Direction == "in" && m.State == StateRead {
+			read = " (read)"
+		}
+		out = append(out, m.ID+" "+m.Direction+" "+m.Text+read)
+	}
+	return out
+}
+
+func sameConvo(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Alice has a laptop and a phone. Bob's message shows on both; a reply
+// from the phone shows on the laptop and reaches Bob as Alice; reading
+// on the laptop marks read on the phone.
+func TestTwoDevicesOneConversation(t *testing.T) {
+	laptop, bob := pair(t)
+	defer laptop.stop(t)
+	defer bob.stop(t)
+	phone := startNode(t, linkDevice(t, laptop, "phone"))
+	defer phone.stop(t)
+	waitFor(t, "the laptop to learn the phone's entry", func() bool {
+		laptop.n.mu.Lock()
+		defer laptop.n.mu.Unlock()
+		return laptop.n.siblingsLocked().Device(phone.n.cert.DeviceID()) != nil
+	})
+
+	ctx := context.Background()
+	hi, err := bob.n.Send(ctx, SendRequest{To: "alice", Text: "hi alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*running{laptop, phone} {
+		waitFor(t, "bob's message on both devices", func() bool {
+			_, err := d.n.WaitState(ctx, hi.ID, StateReceived)
+			return err == nil
+		})
+	}
+	reply, err := phone.n.Send(ctx, SendRequest{To: "bob", Kind: KindReply, Target: hi.ID, Text: "hi from my phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the phone's reply on bob's side", func() bool { return len(texts(t, bob.n, "alice", "in")) == 1 })
+	waitFor(t, "the phone's reply on the laptop", func() bool { return len(texts(t, laptop.n, "bob", "out")) == 1 })
+	if got := texts(t, bob.n, "alice", "in"); got[0] != "hi from my phone" {
+		t.Fatalf("bob got %q", got)
+	}
+	if cs, _ := bob.n.Contacts(); len(cs) != 1 || cs[0].Devices != 2 {
+		t.Fatalf("bob's contacts: %+v", cs)
+	}
+	out := find(t, laptop.n, "bob", reply.ID)
+	if out.ReplyTo != hi.ID || out.Direction != "out" {
+		t.Fatalf("the laptop shows the reply as %+v", out)
+	}
+	if err := laptop.n.MarkRead("bob"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the read marker on the phone", func() bool {
+		return find(t, phone.n, "bob", hi.ID).State == StateRead
+	})
+	waitFor(t, "both devices to show the same conversation", func() bool {
+		return sameConvo(convo(t, laptop.n, "bob"), convo(t, phone.n, "bob"))
+	})
+}
