@@ -211,3 +211,61 @@ func TestTwoDevicesOneConversation(t *testing.T) {
 		return sameConvo(convo(t, laptop.n, "bob"), convo(t, phone.n, "bob"))
 	})
 }
+
+// Revoking the phone: the laptop lists one device, bob learns the new
+// list at once (without a message from alice that shows), ends his
+// session with the phone, and what he sends next is encrypted to the
+// laptop only.
+func TestRevokeDevice(t *testing.T) {
+	laptop, bob := pair(t)
+	defer laptop.stop(t)
+	defer bob.stop(t)
+	phone := startNode(t, linkDevice(t, laptop, "phone"))
+	defer phone.stop(t)
+	phoneID := phone.n.cert.DeviceID()
+	ctx := context.Background()
+	if _, err := phone.n.Send(ctx, SendRequest{To: "bob", Text: "from the phone"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob to hold a session with the phone", func() bool {
+		bob.n.mu.Lock()
+		defer bob.n.mu.Unlock()
+		return bob.n.sets[phoneID] != nil && bob.n.sets[phoneID].HasSession()
+	})
+	if err := laptop.n.RevokeDevice(laptop.n.cert.DeviceID().Hex()); !errors.Is(err, ErrRevokeSelf) {
+		t.Fatalf("revoking itself: %v", err)
+	}
+	if err := laptop.n.RevokeDevice("00000000"); !errors.Is(err, ErrUnknownDevice) {
+		t.Fatalf("revoking an unknown device: %v", err)
+	}
+	if err := laptop.n.RevokeDevice(phoneID.Hex()[:12]); err != nil {
+		t.Fatal(err)
+	}
+	if got := deviceNames(t, laptop.n); len(got) != 1 {
+		t.Fatalf("after revoking, the laptop lists %v", got)
+	}
+	waitFor(t, "bob to drop the phone", func() bool {
+		bob.n.mu.Lock()
+		defer bob.n.mu.Unlock()
+		c := bob.n.contacts[laptop.n.cert.Account()]
+		return c.card.List.Len() == 1 && bob.n.sets[phoneID] == nil
+	})
+	m, err := bob.n.Send(ctx, SendRequest{To: "alice", Text: "after the revocation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.n.mu.Lock()
+	for id, q := range bob.n.queues {
+		if id == phoneID && len(q.pending) > 0 {
+			t.Error("bob queued a message for the revoked phone")
+		}
+	}
+	bob.n.mu.Unlock()
+	waitFor(t, "bob's message on the laptop", func() bool {
+		_, err := laptop.n.WaitState(ctx, m.ID, StateReceived)
+		return err == nil
+	})
+	if _, err := phone.n.WaitState(ctx, m.ID, StateReceived); !errors.Is(err, ErrUnknownMessage) {
+		t.Fatalf("the revoked phone has bob's message: %v", err)
+	}
+}

@@ -159,7 +159,7 @@ type Node struct {
 
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
-	devices, syncHeld, linkTickets                                                                                *store.Table
+	devices, syncHeld, linkTickets, syncState                                                                     *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -227,6 +227,7 @@ func openTables(db *store.DB) tables {
 		devices:     db.Table("devices"),
 		syncHeld:    db.Table("syncheld"),
 		linkTickets: db.Table("linktickets"),
+		syncState:   db.Table("syncstate"),
 	}
 }
 

@@ -53,9 +53,6 @@ import (
 // (u64 big-endian).
 var idLamport = []byte("lamport")
 
-// syncTableName names the table of merged sync state.
-const syncTableName = "syncstate"
-
 // Key prefixes of the syncstate table.
 const (
 	skMessage = 'm'
@@ -172,7 +169,7 @@ func (n *Node) observeAllLocked(t *txn, m msync.Message) {
 
 // syncTable returns the table of merged sync state (created on first
 // use; db.Table is cheap after that).
-func (n *Node) syncTable() *store.Table { return n.db.Table(syncTableName) }
+func (n *Node) syncTable() *store.Table { return n.tabs.syncState }
 
 // syncKey is a syncstate-table key: a prefix and an object key.
 func syncKey(prefix byte, k []byte) []byte {
