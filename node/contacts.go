@@ -173,9 +173,11 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		n.syncContactAddLocked(t, old, now) // renamed: the other devices free the name first
 	}
 	n.contacts[c.Account()] = nc
+	// Every device shows the time of the add's clock (to the
+	// millisecond), which is what the others learn.
+	nc.rec.Added = time.UnixMilli(int64(n.syncContactAddLocked(t, nc, now).Lamport)).UTC()
 	n.saveContact(b, nc)
 	t.events = append(t.events, Event{Type: EventContact, Contact: ptr(nc.view())})
-	n.syncContactAddLocked(t, nc, now)
 	if err := n.releasePendingLocked(t, c.Account()); err != nil {
 		n.log.Warn("synced messages not shown", "err", err)
 	}

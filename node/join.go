@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -22,8 +23,12 @@ import (
 // linked home whose transfer was interrupted resumes it (JoinDevice
 // again, or the daemon: resumeHistory).
 
-// linkDialTime bounds reaching the existing device.
-const linkDialTime = 30 * time.Second
+// linkDialTime bounds reaching the existing device; closeWait how long
+// the new device waits for it to end the stream after the last record.
+const (
+	linkDialTime = 30 * time.Second
+	closeWait    = 5 * time.Second
+)
 
 // ErrHistoryIncomplete is returned by JoinDevice when the link worked but
 // the history transfer stopped before its end: the home is a device of
@@ -321,8 +326,14 @@ func (n *Node) receiveHistory(c *linkConn, progress func(HistoryProgress)) error
 			progress(HistoryProgress{Done: s.Done, Total: s.Total, Complete: s.Complete})
 		}
 	}
-	c.send(msync.MarshalClose(msync.CloseComplete))
-	c.s.CloseWrite()
+	// The existing device forgets the ticket when it reads the close;
+	// wait for it to end the stream, so the close is not lost with the
+	// connection.
+	if err := c.send(msync.MarshalClose(msync.CloseComplete)); err == nil {
+		c.s.CloseWrite()
+		c.s.SetReadDeadline(time.Now().Add(closeWait))
+		io.Copy(io.Discard, c.br)
+	}
 	return nil
 }
 

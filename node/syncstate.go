@@ -634,6 +634,19 @@ func (n *Node) contactStateLocked(t *txn, acc identity.AccountID) (*msync.Contac
 	return n.derivedContactState(c), nil
 }
 
+// firstAdd is when a contact was first added, as every device shows it:
+// the earliest add clock of its state, read as Unix milliseconds.
+func firstAdd(added msync.VersionVector, now time.Time) time.Time {
+	if len(added) == 0 {
+		return now.UTC()
+	}
+	first := added[0].Lamport
+	for _, d := range added[1:] {
+		first = min(first, d.Lamport)
+	}
+	return time.UnixMilli(int64(first)).UTC()
+}
+
 // derivedContactState is the state of a contact no sync touched.
 func (n *Node) derivedContactState(c *contact) *msync.ContactState {
 	at := derivedClock(uint64(max(c.rec.Added.UnixMilli(), 0)), n.cert.DeviceID())
@@ -698,7 +711,7 @@ func (n *Node) renderContactLocked(t *txn, st *msync.ContactState, now time.Time
 		if n.lookalikeLocked(name, nil) != nil {
 			name = n.freeNameLocked(name)
 		}
-		nc := &contact{rec: contactRec{Name: name, Card: cc.Marshal(), Verified: st.Verified, Added: now.UTC()}, card: cc}
+		nc := &contact{rec: contactRec{Name: name, Card: cc.Marshal(), Verified: st.Verified, Added: firstAdd(st.Added, now)}, card: cc}
 		n.contacts[acc] = nc
 		t.undo(func() { delete(n.contacts, acc) })
 		n.saveContact(t.b, nc)
@@ -921,9 +934,10 @@ func (n *Node) recordContactLocked(t *txn, d *msync.ContactState) error {
 
 // syncContactAddLocked tells the other devices that contact c was added
 // or its name or card changed here.
-func (n *Node) syncContactAddLocked(t *txn, c *contact, now time.Time) {
-	n.syncLocalLocked(t, &msync.ContactAdd{Account: c.account(), Clock: n.tickLocked(t, now),
-		Name: c.rec.Name, Card: c.rec.Card}, now)
+func (n *Node) syncContactAddLocked(t *txn, c *contact, now time.Time) msync.Clock {
+	clock := n.tickLocked(t, now)
+	n.syncLocalLocked(t, &msync.ContactAdd{Account: c.account(), Clock: clock, Name: c.rec.Name, Card: c.rec.Card}, now)
+	return clock
 }
 
 // syncContactRemoveLocked tells the other devices that contact c is
