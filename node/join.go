@@ -222,7 +222,8 @@ func (n *Node) resumeHistory(ctx context.Context, h host.Host, progress func(His
 	return n.receiveHistory(c, progress)
 }
 
-// dialLink opens /hush/sync/1 to the existing device.
+// dialLink opens /hush/sync/1 to the existing device. The stream is
+// reset when ctx ends.
 func dialLink(ctx context.Context, h host.Host, pidBytes []byte, addrs [][]byte) (*linkConn, error) {
 	pid, err := peer.IDFromBytes(pidBytes)
 	if err != nil {
@@ -234,6 +235,7 @@ func dialLink(ctx context.Context, h host.Host, pidBytes []byte, addrs [][]byte)
 			ai.Addrs = append(ai.Addrs, m)
 		}
 	}
+	outer := ctx
 	ctx, cancel := context.WithTimeout(ctx, linkDialTime)
 	defer cancel()
 	if err := h.Connect(ctx, ai); err != nil {
@@ -243,6 +245,7 @@ func dialLink(ctx context.Context, h host.Host, pidBytes []byte, addrs [][]byte)
 	if err != nil {
 		return nil, fmt.Errorf("the device that showed the code does not answer links: %w", err)
 	}
+	context.AfterFunc(outer, func() { s.Reset() })
 	return newLinkConn(s), nil
 }
 

@@ -26,6 +26,10 @@ const (
 	linkIdle          = 2 * time.Minute  // between records once linked
 )
 
+// historyChunkItems bounds the items of one history chunk (0: the
+// package default); tests make it small to interrupt a transfer half-way.
+var historyChunkItems = 0
+
 // frameRefusal is the type byte of a refusal frame (sync.md §18.2).
 const frameRefusal = 0x05
 
@@ -367,7 +371,7 @@ func (n *Node) serveHistory(c *linkConn, dev identity.DeviceID, name string) err
 				if err != nil {
 					return err
 				}
-				prod = msync.NewProducer(src, msync.ProducerConfig{})
+				prod = msync.NewProducer(src, msync.ProducerConfig{MaxItems: historyChunkItems})
 			}
 			ch, err := prod.Next(*w)
 			if err != nil {

@@ -269,3 +269,95 @@ func TestRevokeDevice(t *testing.T) {
 		t.Fatalf("the revoked phone has bob's message: %v", err)
 	}
 }
+
+// A history transfer interrupted on either side resumes where it
+// stopped: the new device stopped (its context cancelled: as a killed
+// process, its last chunk's commit is what it has), then the existing
+// device stopped and restarted; the history is complete, nothing doubled.
+func TestLinkInterruptedAndResumed(t *testing.T) {
+	historyChunkItems = 4
+	defer func() { historyChunkItems = 0 }()
+	laptop, bob := pair(t)
+	defer bob.stop(t)
+	sendAndWait(t, bob.n, "alice", 30)
+	offer, err := laptop.n.LinkDevice(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(t.TempDir(), "phone")
+	ctx, cancel := context.WithCancel(context.Background())
+	var first HistoryProgress
+	_, err = JoinDevice(ctx, home, JoinOptions{Code: offer.Code, Name: "phone", KDF: testKDF, Progress: func(p HistoryProgress) {
+		if first.Done == 0 {
+			first = p
+			cancel() // the new device dies after its first chunk
+		}
+	}})
+	if !errors.Is(err, ErrHistoryIncomplete) {
+		t.Fatalf("interrupted join: %v", err)
+	}
+	n, err := New(Config{Home: home, KDF: testKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := n.historyProgress()
+	n.Close()
+	if p == nil || p.Done != first.Done || p.Done >= p.Total {
+		t.Fatalf("after the interruption the home says %+v (first chunk %+v)", p, first)
+	}
+	// Resumed, and the existing device stops half-way.
+	stopped := false
+	_, err = JoinDevice(context.Background(), home, JoinOptions{KDF: testKDF, Progress: func(p HistoryProgress) {
+		if !stopped && p.Done > first.Done {
+			stopped = true
+			laptop.stop(t)
+		}
+	}})
+	if !errors.Is(err, ErrHistoryIncomplete) || !stopped {
+		t.Fatalf("join with the laptop stopping: %v (stopped %v)", err, stopped)
+	}
+	laptop = startNode(t, laptop.home)
+	defer laptop.stop(t)
+	if _, err := JoinDevice(context.Background(), home, JoinOptions{KDF: testKDF}); err != nil {
+		t.Fatalf("resume after the laptop's restart: %v", err)
+	}
+	// Complete: a further join is refused, and the phone shows the history once.
+	if _, err := JoinDevice(context.Background(), home, JoinOptions{KDF: testKDF}); !errors.Is(err, ErrIdentityExists) {
+		t.Fatalf("join on a complete home: %v", err)
+	}
+	phone := startNode(t, home)
+	defer phone.stop(t)
+	if got, want := convo(t, phone.n, "bob"), convo(t, laptop.n, "bob"); !sameConvo(got, want) || len(got) != 30 {
+		t.Fatalf("phone shows %d messages:\n%v\nlaptop:\n%v", len(got), got, want)
+	}
+}
+
+// A linked home whose transfer was interrupted is resumed by its daemon;
+// until then its Self and Health say how far it got.
+func TestDaemonResumesHistory(t *testing.T) {
+	historyChunkItems = 4
+	defer func() { historyChunkItems = 0 }()
+	laptop, bob := pair(t)
+	defer laptop.stop(t)
+	defer bob.stop(t)
+	sendAndWait(t, bob.n, "alice", 12)
+	offer, err := laptop.n.LinkDevice(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(t.TempDir(), "phone")
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = JoinDevice(ctx, home, JoinOptions{Code: offer.Code, Name: "phone", KDF: testKDF, Progress: func(HistoryProgress) { cancel() }})
+	if !errors.Is(err, ErrHistoryIncomplete) {
+		t.Fatalf("interrupted join: %v", err)
+	}
+	phone := startNode(t, home)
+	defer phone.stop(t)
+	waitFor(t, "the daemon to resume the transfer", func() bool {
+		self, err := phone.n.Self()
+		return err == nil && self.History == nil && phone.n.Health().History == nil
+	})
+	if got := convo(t, phone.n, "bob"); len(got) != 12 {
+		t.Fatalf("phone shows %d messages", len(got))
+	}
+}
