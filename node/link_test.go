@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -359,5 +360,58 @@ func TestDaemonResumesHistory(t *testing.T) {
 	})
 	if got := convo(t, phone.n, "bob"); len(got) != 12 {
 		t.Fatalf("phone shows %d messages", len(got))
+	}
+}
+
+// Bad input changes nothing: an expired code, a 17th device, a rolled
+// back, foreign or tampered device list.
+func TestLinkBadInput(t *testing.T) {
+	a := startNode(t, newHome(t, "alice"))
+	defer a.stop(t)
+	offer, err := a.n.LinkDevice(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := msync.ParseCode(offer.Code, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code.Expires = time.Now().Add(-time.Minute).Truncate(time.Second)
+	expired, _ := code.Text()
+	if _, err := JoinDevice(context.Background(), filepath.Join(t.TempDir(), "x"), JoinOptions{Code: expired, KDF: testKDF}); !errors.Is(err, msync.ErrCodeExpired) {
+		t.Fatalf("expired code: %v", err)
+	}
+
+	// Rolled back, foreign and tampered lists.
+	first := a.n.list
+	linkDevice(t, a, "phone")
+	a.n.mu.Lock()
+	second := a.n.list
+	t1 := a.n.newTxnLocked()
+	if a.n.applyDeviceListLocked(t1, first, time.Now()) {
+		t.Error("an older list was adopted")
+	}
+	other := startNode(t, newHome(t, "mallory"))
+	defer other.stop(t)
+	if a.n.applyDeviceListLocked(t1, other.n.list, time.Now()) {
+		t.Error("another account's list was adopted")
+	}
+	enc, _ := msync.Marshal(&msync.DeviceList{List: second})
+	enc[len(enc)-1] ^= 1
+	a.n.receiveSyncLocked(t1, a.n.cert.DeviceID(), enc, time.Now())
+	if a.n.list != second || t1.b.Len() != 0 {
+		t.Error("a bad list changed something")
+	}
+	a.n.mu.Unlock()
+
+	// Up to 16 devices, then a clear refusal.
+	for i := 2; i < 16; i++ {
+		linkDevice(t, a, fmt.Sprintf("device%d", i))
+	}
+	if got := deviceNames(t, a.n); len(got) != 16 {
+		t.Fatalf("%d devices", len(got))
+	}
+	if _, err := a.n.LinkDevice(context.Background()); !errors.Is(err, ErrDeviceListFull) {
+		t.Fatalf("a 17th device: %v", err)
 	}
 }
