@@ -421,3 +421,39 @@ func TestLinkBadInput(t *testing.T) {
 		t.Fatalf("a 17th device: %v", err)
 	}
 }
+
+// The phone lists a mailbox on a relay. While it is off, the laptop's
+// sync messages go into that mailbox; the laptop is off too when the
+// phone comes back, and the phone still shows what the laptop sent.
+func TestOwnDeviceCatchesUpThroughRelay(t *testing.T) {
+	addr := startRelay(t, relayCfg())
+	laptop, bob := pair(t)
+	defer bob.stop(t)
+	phoneHome := linkDevice(t, laptop, "phone")
+	phone := startNodeCfg(t, Config{Home: phoneHome, Relays: []string{addr}})
+	waitMailbox(t, phone)
+	phoneID := phone.n.cert.DeviceID()
+	waitFor(t, "the laptop to learn the phone's mailbox", func() bool {
+		laptop.n.mu.Lock()
+		defer laptop.n.mu.Unlock()
+		return laptop.n.hasMailboxesLocked(phoneID)
+	})
+	phone.stop(t)
+	m, err := laptop.n.Send(context.Background(), SendRequest{To: "bob", Text: "sent while the phone was off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the transcript in the phone's mailbox", func() bool {
+		laptop.n.mu.Lock()
+		defer laptop.n.mu.Unlock()
+		q := laptop.n.queues[phoneID]
+		return q != nil && len(q.pending) == 0
+	})
+	laptop.stop(t)
+	phone = startNodeCfg(t, Config{Home: phoneHome, Relays: []string{addr}})
+	defer phone.stop(t)
+	waitFor(t, "the transcript on the phone", func() bool {
+		got, err := phone.n.WaitState(context.Background(), m.ID, StateQueued)
+		return err == nil && got.Direction == "out" && got.Text == "sent while the phone was off"
+	})
+}
