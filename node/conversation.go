@@ -135,6 +135,9 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 		}
 		ix = tix
 		applyOwnAction(p, rec, kind, o.Text, o.Remove)
+		if cv.group == nil {
+			p.Clock = n.tickLocked(t, now) // the contact's devices and ours order it alike
+		}
 	default:
 		return Message{}, fmt.Errorf("unknown message kind %q", kind)
 	}

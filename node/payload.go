@@ -7,6 +7,8 @@ import (
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/crypto/identity"
+	msync "github.com/hushnet/hush/sync"
 )
 
 // payloadVersion is the version of the plaintext inside a ratchet message.
@@ -69,6 +71,10 @@ type payload struct {
 	// travels as an extension field in Data (extCounter), which older
 	// versions ignore for 1:1 types.
 	Counter uint64
+	// Clock is the author's Lamport clock on a 1:1 edit, delete or
+	// reaction (extClock; zero: none), so every device of every party
+	// orders them alike (docs/protocol/sync.md §18.6).
+	Clock msync.Clock
 }
 
 // Extension fields of 1:1 payloads (types below ptGroup): Data holds a
@@ -76,19 +82,28 @@ type payload struct {
 // is skipped, and a malformed sequence is ignored as a whole.
 const (
 	extCounter byte = 1 // u64: Counter
+	extClock   byte = 2 // lamport u64 ‖ device fixed[16]: Clock
 	maxExtSize      = 1 << 10
 )
 
 // data returns the Data field as sent: the extension fields for 1:1
 // types.
 func (p *payload) data() []byte {
-	if p.Type >= ptGroup || p.Counter == 0 {
+	if p.Type >= ptGroup || (p.Counter == 0 && p.Clock.IsZero()) {
 		return p.Data
 	}
-	w := codec.NewWriter(16)
-	w.U8(extCounter)
-	w.U32(8)
-	w.U64(p.Counter)
+	w := codec.NewWriter(48)
+	if p.Counter != 0 {
+		w.U8(extCounter)
+		w.U32(8)
+		w.U64(p.Counter)
+	}
+	if !p.Clock.IsZero() {
+		w.U8(extClock)
+		w.U32(8 + identity.DeviceIDSize)
+		w.U64(p.Clock.Lamport)
+		w.Fixed(p.Clock.Device[:])
+	}
 	return w.Bytes()
 }
 
@@ -96,15 +111,24 @@ func (p *payload) data() []byte {
 func (p *payload) parseExtensions() {
 	r := codec.NewReader(p.Data)
 	var counter uint64
+	var clock msync.Clock
 	for r.Err() == nil && r.Remaining() > 0 {
 		tag := r.U8()
 		v := r.Bytes32(maxExtSize)
-		if tag == extCounter && len(v) == 8 {
+		switch {
+		case tag == extCounter && len(v) == 8:
 			counter = codec.NewReader(v).U64()
+		case tag == extClock && len(v) == 8+identity.DeviceIDSize:
+			vr := codec.NewReader(v)
+			clock.Lamport = vr.U64()
+			copy(clock.Device[:], vr.Fixed(identity.DeviceIDSize))
+			if clock.Lamport == 0 || clock.Lamport >= msync.MaxLamport {
+				clock = msync.Clock{}
+			}
 		}
 	}
 	if r.Err() == nil {
-		p.Counter = counter
+		p.Counter, p.Clock = counter, clock
 	}
 }
 

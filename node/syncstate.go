@@ -969,16 +969,31 @@ func (n *Node) syncMessageLocked(t *txn, acc identity.AccountID, actor identity.
 			m = &msync.Incoming{Record: r}
 		}
 	case ptEdit:
-		m = &msync.Edit{Conv: conv, Target: p.Target, Actor: actor, Clock: n.tickLocked(t, now), Text: p.Text}
+		m = &msync.Edit{Conv: conv, Target: p.Target, Actor: actor, Clock: n.actionClockLocked(t, actor, p, now), Text: p.Text}
 	case ptDelete:
-		m = &msync.Delete{Conv: conv, Target: p.Target, Actor: actor, Clock: n.tickLocked(t, now)}
+		m = &msync.Delete{Conv: conv, Target: p.Target, Actor: actor, Clock: n.actionClockLocked(t, actor, p, now)}
 	case ptReaction:
-		m = &msync.Reaction{Conv: conv, Target: p.Target, Actor: actor, Clock: n.tickLocked(t, now),
+		m = &msync.Reaction{Conv: conv, Target: p.Target, Actor: actor, Clock: n.actionClockLocked(t, actor, p, now),
 			Emoji: p.Text, Remove: p.Flags&flagRemove != 0}
 	default:
 		return
 	}
 	n.syncLocalLocked(t, m, now)
+}
+
+// actionClockLocked is the clock of an edit, delete or reaction: the
+// author's, as its payload carries it (sync.md §18.10 item 7); for a
+// payload without one (an older version), its time in milliseconds; for
+// one made here without one, a fresh tick.
+func (n *Node) actionClockLocked(t *txn, actor identity.AccountID, p *payload, now time.Time) msync.Clock {
+	switch {
+	case !p.Clock.IsZero():
+		n.observeClockLocked(t, p.Clock)
+		return p.Clock
+	case actor == n.cert.Account():
+		return n.tickLocked(t, now)
+	}
+	return msync.Clock{Lamport: max(p.TimeMS, 1)}
 }
 
 // snapshotLocked returns this account's synced state as a replica: the

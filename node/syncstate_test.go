@@ -692,3 +692,22 @@ func TestSyncLamportClock(t *testing.T) {
 		t.Fatalf("after a restart the clock gave %d, not above %d", c4.Lamport, c3.Lamport)
 	}
 }
+
+// An edit's author clock rides in its payload (extension tag 2) with or
+// without a counter; an out-of-range clock is dropped, the message read.
+func TestPayloadClock(t *testing.T) {
+	clock := msync.Clock{Lamport: 1234567, Device: identity.DeviceID{7}}
+	p := &payload{Type: ptEdit, ID: newMessageID(), TimeMS: 1, Text: "fixed", Clock: clock}
+	got, err := parsePayload(p.marshal())
+	if err != nil || got.Clock != clock || got.Text != "fixed" {
+		t.Fatalf("clock %+v, text %q, %v", got.Clock, got.Text, err)
+	}
+	both := &payload{Type: ptText, ID: newMessageID(), TimeMS: 1, Text: "hi", Counter: 4, Clock: clock}
+	if got, err := parsePayload(both.marshal()); err != nil || got.Clock != clock || got.Counter != 4 {
+		t.Fatalf("with a counter: %+v %d, %v", got.Clock, got.Counter, err)
+	}
+	huge := &payload{Type: ptEdit, ID: newMessageID(), TimeMS: 1, Text: "x", Clock: msync.Clock{Lamport: msync.MaxLamport}}
+	if got, err := parsePayload(huge.marshal()); err != nil || !got.Clock.IsZero() || got.Text != "x" {
+		t.Fatalf("out-of-range clock: %+v, %v", got.Clock, err)
+	}
+}
