@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -203,4 +204,40 @@ func TestTwoDevicesCLI(t *testing.T) {
 	if got := dir(phone.messages("bob"), "in"); len(got) != 32 {
 		t.Fatalf("the revoked phone has %d messages from bob", len(got))
 	}
+}
+
+// `hush device join` with bad input says what is wrong and leaves no
+// home behind: a typo, a code for no device, and a home that already
+// has an account.
+func TestDeviceJoinBadInput(t *testing.T) {
+	laptop := newUser(t, "alice")
+	laptop.start()
+	defer laptop.stop()
+	var offer struct {
+		Code string `json:"code"`
+	}
+	if err := json.Unmarshal([]byte(laptop.mustRun("device", "link", "--json")), &offer); err != nil {
+		t.Fatal(err)
+	}
+	typo := offer.Code[:20] + string("ABCDEFGH"[(strings.IndexByte("ABCDEFGH", offer.Code[20])+1)%8]) + offer.Code[21:]
+	for _, tc := range []struct{ code, want string }{
+		{"HUSH-LINK:", "malformed"},
+		{typo, "typo"},
+	} {
+		phone := &user{t: t, bin: laptop.bin, home: filepath.Join(t.TempDir(), "home")}
+		_, errs, code := phone.run("device", "join", tc.code, "--name", "phone", "--no-passphrase")
+		if code == 0 || !strings.Contains(errs, tc.want) {
+			t.Errorf("join %.24s…: exit %d: %s", tc.code, code, errs)
+		}
+		if _, err := os.Stat(filepath.Join(phone.home, "store")); err == nil {
+			t.Errorf("join %.24s… left a store behind", tc.code)
+		}
+	}
+	other := newUser(t, "mallory")
+	if _, errs, code := other.run("device", "join", offer.Code, "--name", "phone", "--no-passphrase"); code == 0 || !strings.Contains(errs, "empty home") {
+		t.Errorf("join into a home with an account: exit %d: %s", code, errs)
+	}
+	// The code is still good after all that.
+	phone := &user{t: t, bin: laptop.bin, home: filepath.Join(t.TempDir(), "home")}
+	phone.mustRun("device", "join", offer.Code, "--name", "phone", "--no-passphrase")
 }
