@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"strings"
 	"sync"
@@ -244,14 +245,20 @@ func (h *historyBar) stop() {
 // progress bar, and exits. It needs no daemon (there is none: the home
 // is new); `hush daemon` then runs the device.
 func deviceJoin(ctx context.Context, e *env, args []string) error {
-	const synopsis = "device join CODE [--name NAME] [--history-days N] (--passphrase-file F | --no-passphrase)"
+	const synopsis = "device join CODE [--name NAME] [--history-days N] (--passphrase-file F | --no-passphrase); without CODE, resume an interrupted join"
 	fs := newFlags(e, "device join")
 	name := fs.String("name", "", `this device's name, as the account's other devices list it (default "device")`)
 	days := fs.Int("history-days", 0, "transfer only the messages of the last N days (0: all)")
 	passphrase := newPassphraseFlags(e, fs)
-	pos, err := parseArgs(e, fs, args, 1, 1, synopsis)
+	pos, err := parseArgs(e, fs, args, 0, 1, synopsis)
 	if err != nil {
 		return err
+	}
+	code := ""
+	if len(pos) == 1 {
+		code = pos[0]
+	} else if _, err := os.Stat(filepath.Join(e.home, "store")); err != nil {
+		return usagef("device join needs the code `hush device link` printed on your other device (only an interrupted join resumes without one)")
 	}
 	if *days < 0 || int64(*days) > 1<<32-1 {
 		return usagef("--history-days must be 0 (all) or a number of days")
@@ -260,7 +267,6 @@ func deviceJoin(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	code := pos[0]
 	if err := os.MkdirAll(e.home, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", e.home, err)
 	}
