@@ -55,6 +55,7 @@ var (
 	idLinkCode   = []byte("linkcode")   // where the existing device is reached (the code, secret zeroed)
 	idTransfer   = []byte("transfer")   // the history transfer's state (msync.TransferState)
 	idRevoked    = []byte("revoked")    // this device learnt it was revoked
+	idListPrev   = []byte("listprev")   // the list the current one replaced (the base of a fork)
 )
 
 // maxHeldSync bounds the sync messages held for one device whose card
@@ -328,7 +329,13 @@ func (n *Node) applyDeviceInfoLocked(t *txn, info *msync.DeviceInfo, now time.Ti
 // another device, a contact's copy of the own card, or the history
 // transfer). A list without this device means it was revoked.
 func (n *Node) applyDeviceListLocked(t *txn, list *identity.DeviceList, now time.Time) bool {
-	if list.Account() != n.cert.Account() || list.Version() <= n.list.Version() {
+	if list.Account() != n.cert.Account() {
+		return false
+	}
+	if list.Version() == n.list.Version() && list.Hash() != n.list.Hash() {
+		return n.repairForkLocked(t, list, now)
+	}
+	if list.Version() <= n.list.Version() {
 		return false
 	}
 	if err := list.Follows(n.list); err != nil {
@@ -339,6 +346,7 @@ func (n *Node) applyDeviceListLocked(t *txn, list *identity.DeviceList, now time
 	n.list = list
 	t.undo(func() { n.list = old; n.ownChangedLocked() })
 	t.b.Put(n.tabs.identity, idList, list.Marshal())
+	t.b.Put(n.tabs.identity, idListPrev, old.Marshal())
 	n.ownChangedLocked()
 	if !list.Contains(n.cert.DeviceID()) {
 		n.revokedLocked(t)
@@ -358,6 +366,39 @@ func (n *Node) applyDeviceListLocked(t *txn, list *identity.DeviceList, now time
 	for _, c := range n.contacts {
 		n.routeChangedLocked(c.card)
 	}
+	return true
+}
+
+// repairForkLocked repairs a forked device list (docs/protocol/sync.md
+// §18.3): other, of the current list's version with another hash, was
+// signed by a device that linked or revoked a device while apart from
+// this one. Both sides sign the same repaired list (ResolveFork is
+// deterministic), which this device adopts and sends to the others.
+func (n *Node) repairForkLocked(t *txn, other *identity.DeviceList, now time.Time) bool {
+	if n.account == nil {
+		n.log.Warn("forked device list: this device cannot repair it (no account key)")
+		return false
+	}
+	var base *identity.DeviceList
+	if b, err := n.tabs.identity.Get(idListPrev); err == nil {
+		if l, err := identity.ParseDeviceList(b); err == nil && l.Hash() == n.list.PrevHash() {
+			base = l
+		}
+	}
+	if base == nil && n.list.Version() > 1 {
+		n.log.Warn("forked device list: the list both replace is not kept; not repaired")
+		return false
+	}
+	repaired, err := msync.ResolveFork(n.account, base, n.list, other)
+	if err != nil {
+		n.log.Warn("forked device list not repaired", "err", err)
+		return false
+	}
+	if !n.applyDeviceListLocked(t, repaired, now) {
+		return false
+	}
+	n.syncOutLocked(t, &msync.DeviceList{List: repaired}, now)
+	n.log.Info("forked device list repaired")
 	return true
 }
 

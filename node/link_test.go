@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hushnet/hush/crypto/identity"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -456,4 +457,48 @@ func TestOwnDeviceCatchesUpThroughRelay(t *testing.T) {
 		got, err := phone.n.WaitState(context.Background(), m.ID, StateQueued)
 		return err == nil && got.Direction == "out" && got.Text == "sent while the phone was off"
 	})
+}
+
+// Two devices that each link a device while apart sign two lists of one
+// version: when they meet, both repair the fork to the same list, which
+// keeps all four devices.
+func TestForkedDeviceListRepaired(t *testing.T) {
+	laptop := startNode(t, newHome(t, "alice"))
+	phoneHome := linkDevice(t, laptop, "phone")
+	phone := startNode(t, phoneHome)
+	waitFor(t, "the laptop to learn the phone's entry", func() bool {
+		laptop.n.mu.Lock()
+		defer laptop.n.mu.Unlock()
+		return laptop.n.siblingsLocked().Device(phone.n.cert.DeviceID()) != nil
+	})
+	phone.stop(t)
+	linkDevice(t, laptop, "tablet")
+	laptop.stop(t)
+	phone = startNode(t, phoneHome)
+	linkDevice(t, phone, "watch")
+	if laptopList, phoneList := listOf(t, laptop.home), phone.n.list; laptopList.Version() != phoneList.Version() || laptopList.Hash() == phoneList.Hash() {
+		t.Fatal("no fork to repair")
+	}
+	laptop = startNode(t, laptop.home)
+	defer laptop.stop(t)
+	defer phone.stop(t)
+	waitFor(t, "both to repair the fork to one list of four devices", func() bool {
+		laptop.n.mu.Lock()
+		a := laptop.n.list
+		laptop.n.mu.Unlock()
+		phone.n.mu.Lock()
+		b := phone.n.list
+		phone.n.mu.Unlock()
+		return a.Hash() == b.Hash() && a.Len() == 4
+	})
+}
+
+// listOf reads the device list stored in a home that is not running.
+func listOf(t *testing.T, home string) *identity.DeviceList {
+	n, err := New(Config{Home: home, KDF: testKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	return n.list
 }
