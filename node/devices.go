@@ -71,6 +71,9 @@ type ownDevices struct {
 	offer    *msync.Offer                            // the current link code, if any
 	linking  bool                                    // a link or resume is being served
 	revoked  bool
+	// farewell routes the last message to devices revoked during this
+	// run: the new list, so that an honest one deletes its account key.
+	farewell map[identity.DeviceID]*card.Card
 }
 
 func (n *Node) loadDevicesLocked() error {
@@ -502,8 +505,9 @@ func (n *Node) findDeviceLocked(s string) (identity.DeviceID, error) {
 // at least 8 hex digits) from the account (docs/protocol/sync.md §18.7):
 // the account signs a list without it, the other devices get the list,
 // every contact gets the new card at once (in a message that shows
-// nothing), and the sessions with it end. The revoked device is not told
-// (nothing is encrypted to it any more).
+// nothing), and the sessions with it end. The revoked device gets the new
+// list last (farewellLocked), so that an honest one deletes its account
+// key.
 func (n *Node) RevokeDevice(idText string) error {
 	now := time.Now()
 	n.mu.Lock()
@@ -535,10 +539,14 @@ func (n *Node) RevokeDevice(idText string) error {
 		n.mu.Unlock()
 		return err
 	}
+	entry, before := n.siblingsLocked().Device(id), n.list
 	t := n.newTxnLocked()
 	if !n.applyDeviceListLocked(t, list, now) {
 		n.mu.Unlock()
 		return errors.New("node: device list not updated")
+	}
+	if entry != nil {
+		n.farewellLocked(t, id, entry, before, list, now)
 	}
 	n.syncOutLocked(t, &msync.DeviceList{List: list}, now)
 	for _, c := range n.contacts {
@@ -552,6 +560,26 @@ func (n *Node) RevokeDevice(idText string) error {
 	}
 	n.saveSeqLocked(t.b)
 	return n.commitReleasingLockUnlock(t)
+}
+
+// farewellLocked sends the new list to a device just revoked, over a
+// fresh session from its published entry: an honest device then deletes
+// its account key (revokedLocked). The route lives in memory only: after
+// a restart the entry is dropped with the other orphans.
+func (n *Node) farewellLocked(t *txn, id identity.DeviceID, entry *card.Device, before, list *identity.DeviceList, now time.Time) {
+	data, err := msync.Marshal(&msync.DeviceList{List: list})
+	if err != nil {
+		return
+	}
+	if n.own.farewell == nil {
+		n.own.farewell = make(map[identity.DeviceID]*card.Card)
+	}
+	c := &card.Card{Name: n.profile.Name, List: before, Devices: []card.Device{*entry}}
+	n.own.farewell[id] = c
+	p := &payload{Type: ptSync, ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), Data: data}
+	if err := n.encryptToCardLocked(t, c, "the revoked device", &id, p, false, now); err != nil {
+		n.log.Debug("farewell not queued", "err", err)
+	}
 }
 
 // canChangeListLocked says whether this device may sign a new list.

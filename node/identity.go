@@ -152,6 +152,9 @@ func (n *Node) ownCardLocked(now time.Time) (*card.Card, error) {
 	if n.host == nil {
 		return nil, ErrNotRunning
 	}
+	if n.own.revoked {
+		return nil, ErrRevoked
+	}
 	fresh := n.ownCard != nil && n.ownCard.List.Hash() == n.list.Hash() && now.Sub(n.ownCardAt) < cardTTL && now.After(n.ownCardAt)
 	if fresh && now.Sub(n.ownAddrsAt) < addrsCheckEvery && now.After(n.ownAddrsAt) {
 		return n.ownCard, nil // every send asks; the addresses are read at most once a second

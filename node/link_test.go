@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/internal/store"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -246,6 +247,15 @@ func TestRevokeDevice(t *testing.T) {
 	}
 	if got := deviceNames(t, laptop.n); len(got) != 1 {
 		t.Fatalf("after revoking, the laptop lists %v", got)
+	}
+	waitFor(t, "the phone to learn it was revoked and delete the account key", func() bool {
+		phone.n.mu.Lock()
+		defer phone.n.mu.Unlock()
+		_, err := phone.n.tabs.identity.Get(idAccount)
+		return phone.n.own.revoked && phone.n.account == nil && errors.Is(err, store.ErrNotFound)
+	})
+	if _, err := phone.n.Send(ctx, SendRequest{To: "bob", Text: "still here?"}); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("send from the revoked phone: %v", err)
 	}
 	waitFor(t, "bob to drop the phone", func() bool {
 		bob.n.mu.Lock()

@@ -304,6 +304,9 @@ func (n *Node) cardOfDeviceLocked(id identity.DeviceID) *card.Card {
 	if id != n.cert.DeviceID() && n.list.Contains(id) {
 		return n.siblingsLocked() // one of this account's other devices
 	}
+	if c := n.own.farewell[id]; c != nil {
+		return c // a device revoked in this run, until it has the new list
+	}
 	for _, c := range n.contacts {
 		if c.card.List.Contains(id) {
 			return c.card

@@ -204,6 +204,10 @@ func TestTwoDevicesCLI(t *testing.T) {
 	if got := dir(phone.messages("bob"), "in"); len(got) != 32 {
 		t.Fatalf("the revoked phone has %d messages from bob", len(got))
 	}
+	eventually(t, "the phone to know it was removed", func() bool {
+		_, errs, code := phone.run("send", "bob", "still here?")
+		return code != 0 && strings.Contains(errs, "removed from its account")
+	})
 }
 
 // `hush device join` with bad input says what is wrong and leaves no
