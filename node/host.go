@@ -184,16 +184,27 @@ func startMDNS(h host.Host, log *slog.Logger) (func() error, error) {
 // sender. It listens nowhere and offers no services. Closing it throws
 // the identity away.
 func newAnonHost() (host.Host, error) {
-	return libp2p.New(
+	return libp2p.New(anonOptions(libp2p.DisableRelay())...)
+}
+
+// newJoinHost is newAnonHost for a new device that links: it may also
+// dial the existing device through a relay's circuit (a link code names
+// circuit addresses first).
+func newJoinHost() (host.Host, error) {
+	return libp2p.New(anonOptions(libp2p.EnableRelay())...)
+}
+
+func anonOptions(relay libp2p.Option) []libp2p.Option {
+	return []libp2p.Option{
 		libp2p.RandomIdentity,
 		libp2p.NoListenAddrs,
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
+		relay,
 		libp2p.DisableMetrics(),
 		libp2p.Ping(false),
 		libp2p.UserAgent("hush/1"),
-	)
+	}
 }

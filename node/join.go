@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
@@ -64,7 +65,7 @@ func JoinDevice(ctx context.Context, home string, opts JoinOptions) (*Self, erro
 	if err != nil {
 		return nil, err
 	}
-	h, err := newAnonHost()
+	h, err := newJoinHost()
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func resumeJoin(ctx context.Context, home string, opts JoinOptions) (*Self, erro
 	if p := n.historyProgress(); p == nil {
 		return nil, ErrIdentityExists
 	}
-	h, err := newAnonHost()
+	h, err := newJoinHost()
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +242,11 @@ func dialLink(ctx context.Context, h host.Host, pidBytes []byte, addrs [][]byte)
 	if err := h.Connect(ctx, ai); err != nil {
 		return nil, fmt.Errorf("cannot reach the device that showed the code (is its daemon running?): %w", err)
 	}
-	s, err := h.NewStream(ctx, pid, protocol.ID(ProtocolSync))
+	// Through a relay's circuit the connection is limited (libp2p's
+	// default: 2 minutes, 128 KiB each way) until a hole punch makes a
+	// direct one: enough for the handshake and a small history; a larger
+	// transfer is cut there and resumes.
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "hush device link"), pid, protocol.ID(ProtocolSync))
 	if err != nil {
 		return nil, fmt.Errorf("the device that showed the code does not answer links: %w", err)
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
 	msync "github.com/hushnet/hush/sync"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // linkDevice links a new home to r's account through the real link
@@ -511,4 +513,43 @@ func listOf(t *testing.T, home string) *identity.DeviceList {
 	}
 	defer n.Close()
 	return n.list
+}
+
+// A new device reaches the existing one through its relay's circuit
+// when the code names only that (a laptop behind NAT). On loopback
+// libp2p does not advertise circuit addresses, so the test writes the
+// one the laptop's reservation makes.
+func TestLinkThroughRelayCircuit(t *testing.T) {
+	addr := startRelay(t, relayCfg())
+	laptop := startNodeCfg(t, Config{Home: newHome(t, "alice"), Relays: []string{addr}})
+	defer laptop.stop(t)
+	waitMailbox(t, laptop)
+	offer, err := laptop.n.LinkDevice(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := msync.ParseCode(offer.Code, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	circuit, err := ma.NewMultiaddr(addr + "/p2p-circuit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code.Addrs = [][]byte{circuit.Bytes()}
+	text, err := code.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joinErr error
+	waitFor(t, "a join through the relay's circuit", func() bool {
+		_, joinErr = JoinDevice(context.Background(), filepath.Join(t.TempDir(), "phone"), JoinOptions{Code: text, Name: "phone", KDF: testKDF})
+		return joinErr == nil || !strings.Contains(joinErr.Error(), "cannot reach")
+	})
+	if joinErr != nil {
+		t.Fatalf("join through the relay: %v", joinErr)
+	}
+	if got := deviceNames(t, laptop.n); len(got) != 2 {
+		t.Fatalf("devices %v", got)
+	}
 }
