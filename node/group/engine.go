@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -396,7 +397,8 @@ func (e *Engine) insertLocked(o *Op) error {
 // missing predecessor arrives.
 func parkable(err error) bool {
 	return errors.Is(err, ErrNotMember) || errors.Is(err, ErrNotInvited) || errors.Is(err, ErrNotAdmin) ||
-		errors.Is(err, ErrEpoch) || errors.Is(err, ErrAlreadyMember) || errors.Is(err, ErrDeviceTaken)
+		errors.Is(err, ErrEpoch) || errors.Is(err, ErrAlreadyMember) || errors.Is(err, ErrDeviceTaken) ||
+		errors.Is(err, ErrStaleList) // a later-arriving earlier Leave and Accept may reset the version
 }
 
 // applyLocked inserts o, parks it if it may apply later, retries parked
@@ -765,10 +767,15 @@ func (e *Engine) SetDevices(list *identity.DeviceList, devices []identity.Device
 			devs = append(devs, d.DeviceID())
 		}
 	}
+	slices.SortFunc(devs, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	devs = slices.Compact(devs)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.inLocked() {
 		return nil, ErrNotMember
+	}
+	if slices.Equal(devs, e.ro.members[e.self].Devices) {
+		return nil, fmt.Errorf("%w: the group already has these devices", ErrBadOp)
 	}
 	return e.makeOpLocked(&Op{Kind: OpDevices, Devices: devs, List: list})
 }
