@@ -115,4 +115,9 @@ var (
 	// ErrDeviceTaken: an op claims a device that another member or
 	// invitee already holds.
 	ErrDeviceTaken = errors.New("group: device held by another member")
+	// ErrStaleList: a Devices op carries a device list whose version is
+	// not above that of the last list the group accepted for its author
+	// (a replayed or rolled-back list, which could re-add a revoked
+	// device).
+	ErrStaleList = errors.New("group: device list not newer than the group's")
 )

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -261,12 +262,17 @@ func (e *Engine) Name() string {
 	return e.ro.name
 }
 
-// IsMember reports whether this account is a member.
+// IsMember reports whether this device is in the group: this account is
+// a member and this device is one of its devices in the group. A device
+// its account dropped (a Devices op without it) is not.
 func (e *Engine) IsMember() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.ro.members[e.self] != nil
+	return e.inLocked()
 }
+
+// inLocked reports whether this device is a member device.
+func (e *Engine) inLocked() bool { return e.ro.isMemberDevice(e.self, e.cfg.Device) }
 
 // Ops returns the encoded operation log in order.
 func (e *Engine) Ops() [][]byte {
@@ -285,7 +291,7 @@ func (e *Engine) Topic() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur := e.ro.epoch()
-	if cur == nil || e.ro.members[e.self] == nil {
+	if cur == nil || !e.inLocked() {
 		return ""
 	}
 	s, ok := e.secrets[cur.key]
@@ -302,7 +308,7 @@ func (e *Engine) Topics() []string {
 	defer e.mu.Unlock()
 	e.expireLocked()
 	var out []string
-	if e.ro.members[e.self] == nil {
+	if !e.inLocked() {
 		return nil
 	}
 	for i := len(e.ro.epochs) - 1; i >= 0; i-- {
@@ -391,7 +397,8 @@ func (e *Engine) insertLocked(o *Op) error {
 // missing predecessor arrives.
 func parkable(err error) bool {
 	return errors.Is(err, ErrNotMember) || errors.Is(err, ErrNotInvited) || errors.Is(err, ErrNotAdmin) ||
-		errors.Is(err, ErrEpoch) || errors.Is(err, ErrAlreadyMember) || errors.Is(err, ErrDeviceTaken)
+		errors.Is(err, ErrEpoch) || errors.Is(err, ErrAlreadyMember) || errors.Is(err, ErrDeviceTaken) ||
+		errors.Is(err, ErrStaleList) // a later-arriving earlier Leave and Accept may reset the version
 }
 
 // applyLocked inserts o, parks it if it may apply later, retries parked
@@ -470,7 +477,7 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 					continue
 				}
 				for _, d := range ro.members[a].Devices {
-					if d == e.cfg.Device || c.sent[d] {
+					if d == e.cfg.Device || c.sent[d] || !ep.devs[d] {
 						continue
 					}
 					c.sent[d] = true
@@ -502,7 +509,7 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 	}
 	e.expireLocked()
 	e.pruneLocked()
-	if ro.members[e.self] == nil {
+	if !e.inLocked() {
 		return
 	}
 	secret, ok := e.secrets[cur.key]
@@ -608,7 +615,23 @@ func (e *Engine) makeOpLocked(o *Op) (*Effects, error) {
 	}
 	// Who to tell pairwise, computed before the op changes the state.
 	var direct []Pairwise
+	var added []identity.DeviceID
 	switch o.Kind {
+	case OpDevices:
+		// Dropped devices learn it as a removed member does; added
+		// ones get the log (after the op applies) to join from.
+		if m := e.ro.members[e.self]; m != nil {
+			for _, d := range m.Devices {
+				if !slices.Contains(o.Devices, d) {
+					direct = append(direct, Pairwise{e.self, d, pairwiseOp(e.ro.id, o)})
+				}
+			}
+			for _, d := range o.Devices {
+				if !slices.Contains(m.Devices, d) {
+					added = append(added, d)
+				}
+			}
+		}
 	case OpRemove:
 		if m := e.ro.members[o.Target]; m != nil {
 			for _, d := range m.Devices {
@@ -636,6 +659,18 @@ func (e *Engine) makeOpLocked(o *Op) (*Effects, error) {
 				fx.Pairwise = append(fx.Pairwise, Pairwise{o.Target, d, w})
 			}
 		}
+	}
+	if len(added) > 0 {
+		// The Welcome goes first, so that on each session it arrives
+		// before this device's Key.
+		var welcome []Pairwise
+		parts := e.welcomeLocked()
+		for _, d := range added {
+			for _, w := range parts {
+				welcome = append(welcome, Pairwise{e.self, d, w})
+			}
+		}
+		fx.Pairwise = append(welcome, fx.Pairwise...)
 	}
 	fx.Pairwise = append(fx.Pairwise, direct...)
 	return fx, nil
@@ -704,6 +739,47 @@ func (e *Engine) Accept() (*Effects, error) {
 	return e.makeOpLocked(&Op{Kind: OpAccept, Devices: devs, List: e.cfg.DeviceList})
 }
 
+// SetDevices replaces this account's devices in the group with devices
+// (nil: every device on list), by a Devices op carrying list, this
+// account's signed device list, which must name every one of them and
+// be newer than the last list the group accepted for this account
+// (ErrStaleList). Any member device of the account may call it, but not
+// to drop itself. It refuses a set that changes nothing (ErrBadOp) and a
+// device another account holds (ErrDeviceTaken).
+//
+// The Effects carry the op for the topic; for each added device a
+// Welcome (the op log, as an invitee gets), to build its engine with
+// Join, then this device's Key; for each dropped device the op. Every
+// member device sends its current Key to each added device when it
+// applies the op. Dropping a device starts a new epoch whose secret,
+// picked by this device, and whose sender keys never go to the dropped
+// devices.
+func (e *Engine) SetDevices(list *identity.DeviceList, devices []identity.DeviceID) (*Effects, error) {
+	if list == nil {
+		return nil, fmt.Errorf("%w: devices op without a device list", ErrBadOp)
+	}
+	if list.Account() != e.self {
+		return nil, fmt.Errorf("%w: another account's device list", ErrUnlistedDevice)
+	}
+	devs := slices.Clone(devices)
+	if devs == nil {
+		for _, d := range list.Devices() {
+			devs = append(devs, d.DeviceID())
+		}
+	}
+	slices.SortFunc(devs, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	devs = slices.Compact(devs)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.inLocked() {
+		return nil, ErrNotMember
+	}
+	if slices.Equal(devs, e.ro.members[e.self].Devices) {
+		return nil, fmt.Errorf("%w: the group already has these devices", ErrBadOp)
+	}
+	return e.makeOpLocked(&Op{Kind: OpDevices, Devices: devs, List: list})
+}
+
 // Decline declines this account's pending invitation.
 func (e *Engine) Decline() (*Effects, error) {
 	e.mu.Lock()
@@ -769,7 +845,7 @@ func (e *Engine) Seal(plaintext []byte) ([]byte, MsgID, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.ro.members[e.self] == nil {
+	if !e.inLocked() {
 		return nil, MsgID{}, ErrNotMember
 	}
 	k := e.own[e.curID]
@@ -975,7 +1051,7 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		}
 		// An invitee's answer reaches the group through a member.
 		if wasNew && (o.Kind == OpAccept || o.Kind == OpDecline) {
-			if k := e.own[e.curID]; k != nil && e.ro.members[e.self] != nil {
+			if k := e.own[e.curID]; k != nil && e.inLocked() {
 				if w, err := e.sealLocked(k, kindOpMsg, o.enc); err == nil {
 					fx.Publish = append(fx.Publish, w)
 				}
@@ -993,7 +1069,7 @@ func (e *Engine) handlePairwiseLocked(acc identity.AccountID, dev identity.Devic
 		if acc != ep.authorAcc || dev != ep.authorDev {
 			return ErrWrongSender
 		}
-		if ep.members == nil || !ep.members[e.self] {
+		if ep.members == nil || !ep.members[e.self] || !ep.devs[e.cfg.Device] {
 			return ErrNotMember
 		}
 		if c := e.contribs[ep.id]; c == nil || c.dev != dev {

@@ -2,6 +2,8 @@ package group
 
 import (
 	"testing"
+
+	"github.com/hushnet/hush/crypto/identity"
 )
 
 func fuzzWorld(f *testing.F) *world {
@@ -15,6 +17,15 @@ func FuzzParseOp(f *testing.F) {
 	for _, o := range w.users[0].e.Ops() {
 		f.Add(o)
 	}
+	// A Devices op (kind 9): Alice adds a second device.
+	alice := w.users[0]
+	d2, err := identity.NewDevice()
+	if err != nil {
+		f.Fatal(err)
+	}
+	st := alice.e.State()
+	f.Add(signed(f, alice, st.ID, st.Epoch, st.Lamport+1, &Op{Kind: OpDevices, Devices: []identity.DeviceID{alice.dev, d2.ID()},
+		List: nextList(f, alice.acct, alice.list, alice.device, d2)}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := ParseOp(b)

@@ -40,6 +40,9 @@ type user struct {
 	inbox   []string // plaintexts received, in order
 	pw      []Pairwise
 	offline bool
+	// autoJoin: Join as soon as every Welcome part is in (a device its
+	// account added to the group, which needs no Accept).
+	autoJoin bool
 }
 
 func newUser(t testing.TB, name string, clk *clock) *user {
@@ -152,8 +155,15 @@ func (w *world) run() {
 				w.t.Fatalf("pairwise to unknown device")
 			}
 			u.pw = append(u.pw, m.to)
-			if _, _, _, ok := WelcomeInfo(m.to.Data); ok && u.e == nil {
+			if _, _, parts, ok := WelcomeInfo(m.to.Data); ok && u.e == nil {
 				u.welcome = append(u.welcome, m.to.Data)
+				if u.autoJoin && len(u.welcome) == parts {
+					e, err := Join(u.cfg, u.welcome)
+					if err != nil {
+						w.t.Fatalf("%s: join: %v", u.name, err)
+					}
+					u.e, u.welcome = e, nil
+				}
 				continue
 			}
 			if u.e == nil || u.offline {

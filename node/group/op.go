@@ -27,9 +27,12 @@ const (
 	OpRemove
 	OpPromote
 	OpRename
+	// OpDevices replaces the author's devices in the group with a new
+	// set from a newer signed device list (docs/protocol/groups.md §16.2).
+	OpDevices
 )
 
-var opNames = [...]string{"", "create", "invite", "accept", "decline", "leave", "remove", "promote", "rename"}
+var opNames = [...]string{"", "create", "invite", "accept", "decline", "leave", "remove", "promote", "rename", "devices"}
 
 func (k OpKind) String() string {
 	if int(k) < len(opNames) && k != 0 {
@@ -42,9 +45,10 @@ func (k OpKind) String() string {
 // Name are set depends on Kind (see docs/protocol/groups.md §16.2); the
 // others must be zero. Devices is sorted and free of duplicates.
 //
-// An op that names devices (Create, Invite, Accept) carries List, the
-// signed device list of the account whose devices they are (the author's
-// for Create and Accept, the target's for Invite), and every device in
+// An op that names devices (Create, Invite, Accept, Devices) carries List,
+// the signed device list of the account whose devices they are (the
+// author's for Create, Accept and Devices, the target's for Invite), and
+// every device in
 // Devices must be on it. ParseOp checks this, so every member checks the
 // same claim against the same signed list whatever cards it holds.
 type Op struct {
@@ -150,7 +154,7 @@ func (o *Op) check(hasList bool) error {
 		wantDevices, wantName = true, true
 	case OpInvite:
 		wantTarget, wantDevices = true, true
-	case OpAccept:
+	case OpAccept, OpDevices:
 		wantDevices = true
 	case OpDecline, OpLeave:
 	case OpRemove, OpPromote:

@@ -18,6 +18,11 @@ type Member struct {
 	Account identity.AccountID
 	Devices []identity.DeviceID // sorted
 	Admin   bool
+	// ListVersion is the version of the last signed device list the
+	// group accepted for this member (its Create, Accept or latest
+	// Devices op). A Devices op must carry a higher one. Zero for an
+	// invitation.
+	ListVersion uint64
 }
 
 // State is a group's membership as computed from its operation log.
@@ -64,6 +69,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 			}
 			w.Fixed(m.Account[:])
 			w.Bool(m.Admin)
+			w.U64(m.ListVersion)
 			w.U16(uint16(len(m.Devices)))
 			for _, d := range m.Devices {
 				w.Fixed(d[:])
@@ -94,6 +100,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 			var m Member
 			copy(m.Account[:], r.Fixed(32))
 			m.Admin = r.Bool()
+			m.ListVersion = r.U64()
 			nd := r.Count(MaxDevicesPerMember)
 			for range nd {
 				var d identity.DeviceID
@@ -106,7 +113,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 			if seen[m.Account] || (len(list) > 0 && bytes.Compare(list[len(list)-1].Account[:], m.Account[:]) >= 0) {
 				return fmt.Errorf("%w: state members not sorted or duplicated", ErrMalformed)
 			}
-			if !devicesSorted(m.Devices) || (li == 1 && m.Admin) {
+			if !devicesSorted(m.Devices) || (li == 1 && (m.Admin || m.ListVersion != 0)) {
 				return fmt.Errorf("%w: state member devices", ErrMalformed)
 			}
 			seen[m.Account] = true
@@ -142,6 +149,12 @@ type epochRec struct {
 	authorAcc identity.AccountID
 	authorDev identity.DeviceID // the device that picks the epoch contribution
 	members   map[identity.AccountID]bool
+	// devs are the member devices when the epoch started: the epoch
+	// author's contribution goes only to those still member devices, so
+	// a device added later (Accept, Devices) never gets the
+	// contribution of an epoch before it, and a dropped device that is
+	// added back never gets that of the epoch that dropped it.
+	devs map[identity.DeviceID]bool
 }
 
 type invitation struct {
@@ -225,7 +238,7 @@ func sortedAccounts[V any](m map[identity.AccountID]V) []identity.AccountID {
 // newEpoch starts epoch n+1 started by op o.
 func (r *roster) newEpoch(o *Op, acc identity.AccountID, dev identity.DeviceID) {
 	e := epochRec{n: uint64(len(r.epochs)), id: o.hash, authorAcc: acc, authorDev: dev,
-		members: make(map[identity.AccountID]bool, len(r.members))}
+		members: make(map[identity.AccountID]bool, len(r.members)), devs: make(map[identity.DeviceID]bool)}
 	var prev [32]byte
 	if p := r.epoch(); p != nil {
 		prev = p.key
@@ -235,12 +248,16 @@ func (r *roster) newEpoch(o *Op, acc identity.AccountID, dev identity.DeviceID) 
 	h.Write(binary.BigEndian.AppendUint64(nil, e.n))
 	h.Write(o.hash[:])
 	h.Sum(e.key[:0])
-	for a := range r.members {
+	for a, m := range r.members {
 		e.members[a] = true
+		for _, d := range m.Devices {
+			e.devs[d] = true
+		}
 	}
 	r.epochs = append(r.epochs, e)
 	if len(r.epochs) > keepEpochs {
-		r.epochs[len(r.epochs)-keepEpochs-1].members = nil
+		old := &r.epochs[len(r.epochs)-keepEpochs-1]
+		old.members, old.devs = nil, nil
 	}
 }
 
@@ -257,7 +274,7 @@ func (r *roster) apply(o *Op) error {
 		if !slices.Contains(o.Devices, o.Device) || o.Epoch != 0 {
 			return fmt.Errorf("%w: create op", ErrBadOp)
 		}
-		r.members[o.Author] = &Member{Account: o.Author, Devices: slices.Clone(o.Devices), Admin: true}
+		r.members[o.Author] = &Member{Account: o.Author, Devices: slices.Clone(o.Devices), Admin: true, ListVersion: o.List.Version()}
 		r.hold(o.Author, o.Devices)
 		r.name = o.Name
 		r.lamport = o.Lamport
@@ -295,7 +312,7 @@ func (r *roster) apply(o *Op) error {
 		}
 		r.release(inv.devices)
 		if o.Kind == OpAccept {
-			r.members[o.Author] = &Member{Account: o.Author, Devices: slices.Clone(o.Devices)}
+			r.members[o.Author] = &Member{Account: o.Author, Devices: slices.Clone(o.Devices), ListVersion: o.List.Version()}
 			r.hold(o.Author, o.Devices)
 		}
 		delete(r.invited, o.Author)
@@ -308,7 +325,7 @@ func (r *roster) apply(o *Op) error {
 	if !slices.Contains(author.Devices, o.Device) {
 		return fmt.Errorf("%w: op from a device the author does not have", ErrNotMember)
 	}
-	if o.Kind != OpLeave && !author.Admin {
+	if o.Kind != OpLeave && o.Kind != OpDevices && !author.Admin {
 		return ErrNotAdmin
 	}
 	switch o.Kind {
@@ -353,8 +370,54 @@ func (r *roster) apply(o *Op) error {
 		t.Admin = true
 	case OpRename:
 		r.name = o.Name
+	case OpDevices:
+		if err := r.setDevices(o, author); err != nil {
+			return err
+		}
 	}
 	r.bump(o)
+	return nil
+}
+
+// setDevices applies a Devices op by a member: the author's devices
+// become the op's. The list (which ParseOp checked is the author's and
+// names every device) must be newer than the last one the group accepted
+// for the author; the making device must stay; added devices must not be
+// held by another account. Dropping a device starts a new epoch, picked
+// by the op's device, as a Remove does. An op that changes no device
+// (SetDevices does not make one) only raises the list version: refusing
+// it would depend on ops that may arrive later.
+func (r *roster) setDevices(o *Op, author *Member) error {
+	if o.List == nil || o.List.Account() != o.Author {
+		return fmt.Errorf("%w: devices op without its author's device list", ErrUnlistedDevice)
+	}
+	if v := o.List.Version(); v <= author.ListVersion {
+		return fmt.Errorf("%w: list version %d, group has %d", ErrStaleList, v, author.ListVersion)
+	}
+	if !slices.Contains(o.Devices, o.Device) {
+		return fmt.Errorf("%w: devices op drops the device that made it", ErrBadOp)
+	}
+	var added, dropped []identity.DeviceID
+	for _, d := range o.Devices {
+		if !slices.Contains(author.Devices, d) {
+			added = append(added, d)
+		}
+	}
+	for _, d := range author.Devices {
+		if !slices.Contains(o.Devices, d) {
+			dropped = append(dropped, d)
+		}
+	}
+	if err := r.claimable(o.Author, added); err != nil {
+		return err
+	}
+	r.release(dropped)
+	r.hold(o.Author, added)
+	author.Devices = slices.Clone(o.Devices)
+	author.ListVersion = o.List.Version()
+	if len(dropped) > 0 {
+		r.newEpoch(o, o.Author, o.Device)
+	}
 	return nil
 }
 
@@ -390,7 +453,7 @@ func (r *roster) state() State {
 	}
 	for _, a := range sortedAccounts(r.members) {
 		m := r.members[a]
-		s.Members = append(s.Members, Member{Account: a, Devices: slices.Clone(m.Devices), Admin: m.Admin})
+		s.Members = append(s.Members, Member{Account: a, Devices: slices.Clone(m.Devices), Admin: m.Admin, ListVersion: m.ListVersion})
 	}
 	for _, a := range sortedAccounts(r.invited) {
 		s.Invited = append(s.Invited, Member{Account: a, Devices: slices.Clone(r.invited[a].devices)})

@@ -349,10 +349,11 @@ func PairwiseGroup(b []byte) (GroupID, error) {
 // ErrIncomplete is returned by Join when Welcome parts are missing.
 var ErrIncomplete = errors.New("group: welcome incomplete")
 
-// Join builds the engine of a group this account was invited to from
-// every part of the Welcome its inviter sent (in any order). The log must
-// start with the group's create op; this account must be invited or a
-// member.
+// Join builds the engine of a group from every part of a Welcome (in any
+// order): the one an inviter sends each invitee device, or the one a
+// device of this account sends a device it added (SetDevices). The log
+// must start with the group's create op; this account must be invited,
+// or a member with this device among its devices (ErrNotMember).
 func Join(cfg Config, welcome [][]byte) (*Engine, error) {
 	var parts [][][]byte
 	var id GroupID
@@ -404,6 +405,9 @@ func joinOps(cfg Config, ops []*Op) (*Engine, error) {
 	}
 	if e.ro.invited[e.self] == nil && e.ro.members[e.self] == nil {
 		return nil, ErrNotInvited
+	}
+	if e.ro.members[e.self] != nil && !e.inLocked() {
+		return nil, fmt.Errorf("%w: this device is not among its account's devices in the group", ErrNotMember)
 	}
 	e.reconcileLocked(new(Effects))
 	return e, nil
