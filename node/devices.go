@@ -11,6 +11,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/node/group"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -324,6 +325,13 @@ func (n *Node) applyDeviceInfoLocked(t *txn, info *msync.DeviceInfo, now time.Ti
 		if old == nil || entryOf(old) == nil {
 			n.releaseHeldSyncLocked(t, info.Device, now)
 		}
+		n.releaseHeldLocked(t, n.cert.Account(), now) // group messages for it
+		if _, err := n.tabs.identity.Get(groupAddKey(info.Device)); err == nil && entryOf(info) != nil {
+			// This device linked it: now that it can be reached, it
+			// joins the account's groups.
+			t.b.Delete(n.tabs.identity, groupAddKey(info.Device))
+			n.groupDevicesLocked(t, now)
+		}
 	}
 	return true
 }
@@ -400,9 +408,41 @@ func (n *Node) repairForkLocked(t *txn, other *identity.DeviceList, now time.Tim
 	if !n.applyDeviceListLocked(t, repaired, now) {
 		return false
 	}
+	n.groupDevicesLocked(t, now)
 	n.syncOutLocked(t, &msync.DeviceList{List: repaired}, now)
 	n.log.Info("forked device list repaired")
 	return true
+}
+
+// groupAddKey marks, in the identity table, a device this device linked
+// whose entry has not arrived: when it does, the device joins the
+// account's groups (groupDevicesLocked).
+func groupAddKey(id identity.DeviceID) []byte { return append([]byte("groupadd/"), id[:]...) }
+
+// groupDevicesLocked puts the account's devices as the current list has
+// them into every group this device is in (group op Devices,
+// docs/protocol/groups.md): an added device gets the group's Welcome and
+// every member's sender key; a dropped one starts a new epoch without
+// it. Only the device that changed the list calls it.
+func (n *Node) groupDevicesLocked(t *txn, now time.Time) {
+	for _, gs := range n.groups {
+		if !gs.eng.IsMember() {
+			continue
+		}
+		fx, err := gs.eng.SetDevices(n.list, nil)
+		if err != nil {
+			if !errors.Is(err, group.ErrBadOp) {
+				n.log.Warn("group not told of the account's devices", "err", err)
+			}
+			continue
+		}
+		if err := n.saveGroupLocked(t, gs); err != nil {
+			continue
+		}
+		n.effectsLocked(t, gs, fx, now)
+		g := n.groupViewLocked(gs)
+		t.events = append(t.events, Event{Type: EventGroup, Group: &g})
+	}
 }
 
 // endOwnDeviceLocked ends what this device had with a device dropped
@@ -545,6 +585,7 @@ func (n *Node) RevokeDevice(idText string) error {
 		n.mu.Unlock()
 		return errors.New("node: device list not updated")
 	}
+	n.groupDevicesLocked(t, now) // each group starts an epoch without it
 	if entry != nil {
 		n.farewellLocked(t, id, entry, before, list, now)
 	}

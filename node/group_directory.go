@@ -34,6 +34,9 @@ func (n *Node) sendGroupPairwiseLocked(t *txn, acc identity.AccountID, dev ident
 		return
 	}
 	cc, name := n.cardOfAccountLocked(acc)
+	if acc == n.cert.Account() {
+		cc, name = n.siblingsLocked(), "your other device" // held below until its entry arrives
+	}
 	if cc == nil {
 		// The member's card has not arrived yet (it comes with the
 		// directory or with its first message): hold the message.

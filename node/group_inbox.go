@@ -196,7 +196,7 @@ func (n *Node) applyGroupPairwiseLocked(t *txn, acc identity.AccountID, dev iden
 		return
 	case ptGroup:
 		if gid, part, parts, ok := group.WelcomeInfo(p.Data); ok {
-			n.welcomeLocked(t, gid, part, parts, acc, p.Data, now)
+			n.welcomeLocked(t, gid, part, parts, acc, dev, p.Data, now)
 			return
 		}
 		gid, err := group.PairwiseGroup(p.Data)
@@ -205,6 +205,9 @@ func (n *Node) applyGroupPairwiseLocked(t *txn, acc identity.AccountID, dev iden
 		}
 		gs := n.groups[gid]
 		if gs == nil {
+			// A member's sender key can overtake the Welcome that makes
+			// the group here (a newly linked device): keep it a while.
+			n.holdEarlyLocked(gid, acc, dev, p.Data)
 			return
 		}
 		fx, err := gs.eng.HandlePairwise(acc, dev, p.Data)
@@ -227,8 +230,15 @@ func (n *Node) applyGroupPairwiseLocked(t *txn, acc identity.AccountID, dev iden
 
 // welcomeLocked collects Welcome parts; the last one creates the pending
 // group (an invitation the user accepts or declines).
-func (n *Node) welcomeLocked(t *txn, gid group.GroupID, part, parts int, from identity.AccountID, data []byte, now time.Time) {
-	if n.groups[gid] != nil {
+func (n *Node) welcomeLocked(t *txn, gid group.GroupID, part, parts int, from identity.AccountID, dev identity.DeviceID, data []byte, now time.Time) {
+	if gs := n.groups[gid]; gs != nil {
+		// A group this device has (a device of it dropped and added
+		// again): the Welcome's ops apply as pairwise data.
+		if fx, err := gs.eng.HandlePairwise(from, dev, data); err == nil {
+			if n.saveGroupLocked(t, gs) == nil {
+				n.effectsLocked(t, gs, fx, now)
+			}
+		}
 		return
 	}
 	w := n.welcomes[gid]
@@ -257,6 +267,41 @@ func (n *Node) welcomeLocked(t *txn, gid group.GroupID, part, parts int, from id
 	}
 	g := n.groupViewLocked(gs)
 	t.events = append(t.events, Event{Type: EventGroup, Group: &g})
+	if eng.IsMember() { // a device of a member (linked later): it catches up at once
+		n.askSyncLocked(t, gs, now)
+	}
+	early := n.earlyGroupPW[gid]
+	delete(n.earlyGroupPW, gid)
+	for _, e := range early {
+		n.applyGroupPairwiseLocked(t, e.acc, e.dev, &payload{Type: ptGroup, Data: e.data}, now)
+	}
+}
+
+// earlyPW is a pairwise group message for a group this device does not
+// have yet.
+type earlyPW struct {
+	acc  identity.AccountID
+	dev  identity.DeviceID
+	data []byte
+}
+
+// Bounds on the early pairwise messages kept (in memory: a lost one
+// comes again with the member's next key rotation or anti-entropy).
+const (
+	maxEarlyGroups = 64
+	maxEarlyPerGrp = 256
+)
+
+// holdEarlyLocked keeps a pairwise message for a group not here yet.
+func (n *Node) holdEarlyLocked(gid group.GroupID, acc identity.AccountID, dev identity.DeviceID, data []byte) {
+	if n.earlyGroupPW == nil {
+		n.earlyGroupPW = make(map[group.GroupID][]earlyPW)
+	}
+	held := n.earlyGroupPW[gid]
+	if (held == nil && len(n.earlyGroupPW) >= maxEarlyGroups) || len(held) >= maxEarlyPerGrp {
+		return
+	}
+	n.earlyGroupPW[gid] = append(held, earlyPW{acc: acc, dev: dev, data: data})
 }
 
 // topicMsg is a message from a group topic: sealed for the topic

@@ -241,9 +241,9 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		}
 	}
 	if own {
-		// One of this account's other devices: only sync messages. A new
-		// device's first message carries the account's card with the
-		// newer list that names it.
+		// One of this account's other devices: sync messages and group
+		// traffic. A new device's first message carries the account's
+		// card with the newer list that names it.
 		if perr == nil && p.Card != nil && !listed {
 			if cc, err := card.Parse(p.Card, now); err == nil {
 				n.applyDeviceListLocked(t, cc.List, now)
@@ -252,8 +252,12 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
 			return ackRetry, nil, nil
 		}
-		if perr == nil && p.Type == ptSync {
+		switch {
+		case perr != nil:
+		case p.Type == ptSync:
 			n.receiveSyncLocked(t, in.SenderDevice, p.Data, now)
+		case p.Type >= ptGroup:
+			n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now) // the account's groups
 		}
 		return ackOK, nil, nil
 	}

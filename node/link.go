@@ -324,6 +324,8 @@ func (n *Node) serveLink(c *linkConn) (identity.DeviceID, string, error) {
 	n.applyDeviceInfoLocked(t, &msync.DeviceInfo{Device: dev, Clock: msync.Clock{Lamport: 1, Device: dev}, Name: name}, now)
 	t.b.Put(n.tabs.linkTickets, ticket.ID[:], ticket.Marshal())
 	n.syncOutLocked(t, &msync.DeviceList{List: list}, now)
+	// Its groups follow once its entry arrives (the Welcomes need it).
+	t.b.Put(n.tabs.identity, groupAddKey(dev), []byte{1})
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLockUnlock(t); err != nil {
 		return dev, name, err

@@ -553,3 +553,50 @@ func TestLinkThroughRelayCircuit(t *testing.T) {
 		t.Fatalf("devices %v", got)
 	}
 }
+
+// A device linked to a member joins the member's groups: it reads the
+// others and they read it; revoked, it is out of the next epoch.
+func TestLinkedDeviceInGroups(t *testing.T) {
+	nodes := makeGroup(t, 2, "club")
+	laptop, bob := nodes[0], nodes[1]
+	sendGroupEventually(t, bob, "club", "before the phone")
+	phone := startNode(t, linkDevice(t, laptop, "phone"))
+	defer phone.stop(t)
+	waitFor(t, "the phone in the group", func() bool {
+		gs, err := phone.n.Groups()
+		return err == nil && len(gs) == 1 && gs[0].Name == "club"
+	})
+	sendGroupEventually(t, bob, "club", "hello phone")
+	waitFor(t, "bob's message on the phone", func() bool {
+		for _, m := range groupTexts(t, phone, "club") {
+			if strings.HasSuffix(m, ": hello phone") {
+				return true
+			}
+		}
+		return false
+	})
+	sendGroupEventually(t, phone, "club", "from the phone")
+	for _, r := range []*running{bob, laptop} {
+		waitFor(t, "the phone's group message", func() bool {
+			for _, m := range groupTexts(t, r, "club") {
+				if strings.HasSuffix(m, ": from the phone") {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	if err := laptop.n.RevokeDevice(phone.n.cert.DeviceID().Hex()); err != nil {
+		t.Fatal(err)
+	}
+	m := sendGroupEventually(t, bob, "club", "after the revocation")
+	waitFor(t, "bob's message on the laptop", func() bool {
+		_, err := laptop.n.WaitState(context.Background(), m.ID, StateReceived)
+		return err == nil
+	})
+	for _, s := range groupTexts(t, phone, "club") {
+		if strings.HasSuffix(s, ": after the revocation") {
+			t.Fatal("the revoked phone read the group's next message")
+		}
+	}
+}

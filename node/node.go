@@ -130,6 +130,7 @@ type Node struct {
 	peers        map[identity.AccountID]*card.Card // group members who are not contacts (the directory)
 	groups       map[group.GroupID]*groupState
 	welcomes     map[group.GroupID]*welcomeParts // invitations arriving in parts
+	earlyGroupPW map[group.GroupID][]earlyPW     // pairwise group messages that came before their Welcome
 	ps           *pubsub.PubSub                  // GossipSub, while Run runs
 	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)
 	guardTable   map[string][]peer.ID            // the guard's last table (guardChangedLocked)
