@@ -101,8 +101,8 @@ func (n *Node) memberNameLocked(acc identity.AccountID) string {
 	return acc.String()
 }
 
-// learnCardLocked adds a group member's card to the directory (unless it
-// is a contact) so pairwise sessions can start with it.
+// learnCardLocked adds a group member's card to the directory, or
+// updates a contact's, so pairwise sessions can start with its devices.
 func (n *Node) learnCardLocked(t *txn, b []byte, now time.Time) {
 	for _, known := range n.peers { // the same card again (it rides on every prekey message): nothing to do
 		if bytes.Equal(known.Marshal(), b) {
@@ -122,7 +122,13 @@ func (n *Node) learnCardLocked(t *txn, b []byte, now time.Time) {
 		}
 	}
 	acc := c.Account()
-	if acc == n.cert.Account() || n.contacts[acc] != nil {
+	if acc == n.cert.Account() {
+		return
+	}
+	if ct := n.contacts[acc]; ct != nil {
+		// A contact's newer card from its group traffic (a device it
+		// linked, or one it revoked): as from its 1:1 messages.
+		n.updateContactCardLocked(t, ct, c, now)
 		return
 	}
 	old := n.peers[acc]

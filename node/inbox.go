@@ -291,12 +291,8 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		n.releaseHeldLocked(t, acc, now)
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
 	} else if perr == nil && p.Card != nil && string(p.Card) != string(c.rec.Card) {
-		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == acc && cardNewer(cc, c.card) {
-			n.endDroppedDevicesLocked(t, c.card, cc)
-			c.card, c.rec.Card = cc, cc.Marshal()
-			n.saveContact(t.b, c)
-			n.routeChangedLocked(cc)
-			n.releaseHeldLocked(t, acc, now)
+		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == acc {
+			n.updateContactCardLocked(t, c, cc, now)
 		}
 	}
 	if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
@@ -307,6 +303,20 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		return ackOK, c, nil // the session advanced; nothing to show
 	}
 	return ackOK, c, n.applyLocked(t, c, in.SenderDevice, p, now)
+}
+
+// updateContactCardLocked takes a newer card of contact c (same
+// account, checked by the caller): sessions with devices it drops end,
+// and what waited for its devices goes.
+func (n *Node) updateContactCardLocked(t *txn, c *contact, cc *card.Card, now time.Time) {
+	if !cardNewer(cc, c.card) {
+		return
+	}
+	n.endDroppedDevicesLocked(t, c.card, cc)
+	c.card, c.rec.Card = cc, cc.Marshal()
+	n.saveContact(t.b, c)
+	n.routeChangedLocked(cc)
+	n.releaseHeldLocked(t, cc.Account(), now)
 }
 
 // saveSessionLocked writes what a decrypted message changed in the

@@ -589,6 +589,9 @@ func TestLinkedDeviceInGroups(t *testing.T) {
 	if err := laptop.n.RevokeDevice(phone.n.cert.DeviceID().Hex()); err != nil {
 		t.Fatal(err)
 	}
+	// From the moment bob has the laptop's op, nothing new reaches the phone.
+	g, _ := groupOf(laptop, "club")
+	waitFor(t, "bob in the new epoch", func() bool { gb, _ := groupOf(bob, "club"); return gb.Epoch == g.Epoch })
 	m := sendGroupEventually(t, bob, "club", "after the revocation")
 	waitFor(t, "bob's message on the laptop", func() bool {
 		_, err := laptop.n.WaitState(context.Background(), m.ID, StateReceived)

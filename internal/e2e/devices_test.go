@@ -126,6 +126,14 @@ func TestTwoDevicesCLI(t *testing.T) {
 	befriend(t, laptop, bob, "alice", "bob")
 	bob.mustRun("send", "alice", "before the phone", "--wait", "delivered")
 	laptop.mustRun("send", "bob", "me too", "--wait", "delivered")
+	laptop.mustRun("group", "create", "club")
+	laptop.mustRun("group", "invite", "club", "bob")
+	eventually(t, "bob's invitation", func() bool { return len(bob.groups()) == 1 })
+	bob.mustRun("group", "accept", "club")
+	eventually(t, "bob in the club", func() bool {
+		gs := laptop.groups()
+		return len(gs) == 1 && len(gs[0].Members) == 2
+	})
 
 	phone := linkPhone(t, laptop)
 	phone.start()
@@ -136,6 +144,16 @@ func TestTwoDevicesCLI(t *testing.T) {
 	eventually(t, "two devices on both", func() bool {
 		return len(laptop.devices()) == 2 && len(phone.devices()) == 2
 	})
+
+	eventually(t, "the club on the phone", func() bool {
+		return laptop.mustRun("group", "list", "--json") == phone.mustRun("group", "list", "--json")
+	})
+	bob.mustRun("group", "send", "club", "hello club")
+	for deadline := time.Now().Add(60 * time.Second); len(phone.groupMessages("club")) != 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's group message did not reach the phone\nphone:\n%s\nbob:\n%s\nlaptop:\n%s", phone.log, bob.log, laptop.log)
+		}
+	}
 
 	// Bob's message shows on both.
 	bob.mustRun("send", "alice", "hello both", "--wait", "delivered")
@@ -170,6 +188,7 @@ func TestTwoDevicesCLI(t *testing.T) {
 	mine := dir(laptop.messages("bob"), "out")[0]
 	laptop.mustRun("edit", "bob", mine.ID, "me too (edited)")
 	laptop.mustRun("contact", "verify", "bob", "--yes")
+	laptop.mustRun("group", "rename", "club", "book club")
 	eventually(t, "bob's 30 messages on the laptop", func() bool { return len(dir(laptop.messages("bob"), "in")) == 32 })
 	phone.start()
 	eventually(t, "the phone to catch up", func() bool {
@@ -182,6 +201,15 @@ func TestTwoDevicesCLI(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); !sameContacts(); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("contact lists differ:\n%s\n%s", laptop.mustRun("contact", "list", "--json"), phone.mustRun("contact", "list", "--json"))
+		}
+	}
+
+	sameGroups := func() bool {
+		return laptop.mustRun("group", "list", "--json") == phone.mustRun("group", "list", "--json")
+	}
+	for deadline := time.Now().Add(60 * time.Second); !sameGroups(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("group lists differ:\n%s\n%s", laptop.mustRun("group", "list", "--json"), phone.mustRun("group", "list", "--json"))
 		}
 	}
 
@@ -201,8 +229,13 @@ func TestTwoDevicesCLI(t *testing.T) {
 	})
 	bob.mustRun("send", "alice", "after the revocation", "--wait", "delivered")
 	eventually(t, "bob's message on the laptop", func() bool { return len(dir(laptop.messages("bob"), "in")) == 33 })
+	bob.mustRun("group", "send", "book club", "after the revocation")
+	eventually(t, "bob's group message on the laptop", func() bool { return len(laptop.groupMessages("book club")) == 2 })
 	if got := dir(phone.messages("bob"), "in"); len(got) != 32 {
 		t.Fatalf("the revoked phone has %d messages from bob", len(got))
+	}
+	if got := phone.groupMessages("book club"); len(got) != 1 {
+		t.Fatalf("the revoked phone has %d group messages", len(got))
 	}
 	eventually(t, "the phone to know it was removed", func() bool {
 		_, errs, code := phone.run("send", "bob", "still here?")
