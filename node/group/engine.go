@@ -219,7 +219,14 @@ func newEngine(cfg Config, id GroupID, genesis [32]byte) (*Engine, error) {
 }
 
 // Create makes a new group with a random ID, this account as its only
-// member and admin, and name.
+// member and admin, and name. The group lists every device of
+// Config.Devices; each of them other than this one is owed, in order on
+// its session, a Welcome (the op log, from which it builds its engine
+// with Join, as a device added by SetDevices does), this device's epoch
+// contribution (Secret) and its Key. Create returns no Effects: the
+// first Flush returns these (as does any call returning Effects before
+// it), so call Flush right after Create, persist, then send them. Until
+// they are sent they stay owed, across MarshalBinary and Unmarshal.
 func Create(cfg Config, name string) (*Engine, error) {
 	var id GroupID
 	if _, err := rand.Read(id[:]); err != nil {
@@ -241,7 +248,9 @@ func Create(cfg Config, name string) (*Engine, error) {
 	if err := e.insertLocked(o); err != nil {
 		return nil, err
 	}
-	e.reconcileLocked(new(Effects))
+	// Nothing is marked sent: the other devices' Welcome, Secret and
+	// Key go out with the first call that returns Effects (Flush).
+	e.reconcileLocked(nil)
 	return e, nil
 }
 
@@ -472,6 +481,7 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 				}
 				e.contribs[ep.id] = c
 			}
+			var welcome [][]byte
 			for _, a := range sortedAccounts(ro.members) {
 				if fx == nil || !ep.members[a] {
 					continue
@@ -481,6 +491,17 @@ func (e *Engine) reconcileLocked(fx *Effects) {
 						continue
 					}
 					c.sent[d] = true
+					if i == 0 && a == e.self {
+						// This device created the group with d, another
+						// device of its account, which has no engine
+						// yet: the log goes first, to Join from.
+						if welcome == nil {
+							welcome = e.welcomeLocked()
+						}
+						for _, w := range welcome {
+							fx.Pairwise = append(fx.Pairwise, Pairwise{a, d, w})
+						}
+					}
 					fx.Pairwise = append(fx.Pairwise, Pairwise{a, d, e.secretMsg(ep, c.c)})
 				}
 			}
@@ -641,6 +662,19 @@ func (e *Engine) makeOpLocked(o *Op) (*Effects, error) {
 	case OpAccept, OpDecline:
 		if inv := e.ro.invited[e.self]; inv != nil {
 			direct = e.toInviterLocked(inv.by, pairwiseOp(e.ro.id, o))
+			// The account's other devices: those it accepts with get a
+			// Welcome (below) and the op, those left out only the op,
+			// which ends the pending invitation they may hold.
+			for _, d := range inv.devices {
+				if d == e.cfg.Device {
+					continue
+				}
+				if o.Kind == OpAccept && slices.Contains(o.Devices, d) {
+					added = append(added, d)
+				} else {
+					direct = append(direct, Pairwise{e.self, d, pairwiseOp(e.ro.id, o)})
+				}
+			}
 		}
 	}
 	oldKey := e.own[cur.key]
@@ -662,12 +696,18 @@ func (e *Engine) makeOpLocked(o *Op) (*Effects, error) {
 	}
 	if len(added) > 0 {
 		// The Welcome goes first, so that on each session it arrives
-		// before this device's Key.
+		// before this device's Key. After an Accept the op follows it,
+		// for a device that already built its engine from the
+		// invitation (a node hands a Welcome for a group it has to no
+		// engine).
 		var welcome []Pairwise
 		parts := e.welcomeLocked()
 		for _, d := range added {
 			for _, w := range parts {
 				welcome = append(welcome, Pairwise{e.self, d, w})
+			}
+			if o.Kind == OpAccept {
+				welcome = append(welcome, Pairwise{e.self, d, pairwiseOp(e.ro.id, o)})
 			}
 		}
 		fx.Pairwise = append(welcome, fx.Pairwise...)
@@ -719,7 +759,11 @@ func (e *Engine) Invite(list *identity.DeviceList) (*Effects, error) {
 // Accept accepts this account's pending invitation with those of
 // Config.Devices that the invitation names (this device must be one).
 // The op goes pairwise to the inviter, who publishes it; then members
-// send their sender keys.
+// send their sender keys to every device it names. Each other device it
+// names gets a Welcome (the log, with the op) and then the op, so that
+// it joins as a member whether it has no engine for the group (Join) or
+// one built from the invitation's Welcome (HandlePairwise applies the
+// op); each other device of the invitation it leaves out gets the op.
 func (e *Engine) Accept() (*Effects, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -780,7 +824,9 @@ func (e *Engine) SetDevices(list *identity.DeviceList, devices []identity.Device
 	return e.makeOpLocked(&Op{Kind: OpDevices, Devices: devs, List: list})
 }
 
-// Decline declines this account's pending invitation.
+// Decline declines this account's pending invitation. The op goes
+// pairwise to the inviter and to this account's other invited devices,
+// whose pending invitation it ends.
 func (e *Engine) Decline() (*Effects, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -106,6 +106,10 @@ type world struct {
 	wires  [][]byte // every message published, in order
 	pairs  []pw     // every pairwise message sent, in order
 	strict bool
+	// nodeWelcome drops a Welcome for a device that already has an
+	// engine, as the node does (it hands a Welcome for a group it has to
+	// no engine); otherwise it goes to HandlePairwise.
+	nodeWelcome bool
 }
 
 type pub struct {
@@ -164,6 +168,9 @@ func (w *world) run() {
 					}
 					u.e, u.welcome = e, nil
 				}
+				continue
+			}
+			if _, _, _, ok := WelcomeInfo(m.to.Data); ok && w.nodeWelcome {
 				continue
 			}
 			if u.e == nil || u.offline {

@@ -148,9 +148,11 @@ func (e *Engine) forgetChainsLocked(drop func(identity.DeviceID, uint64) bool) {
 }
 
 // Flush returns what the engine owes the group that no call has returned
-// yet: after Seal replaced this device's sender key, the new key for
-// every member device. Call it after Seal; like every other call's
-// Effects, persist the engine before sending them.
+// yet: after Create, the Welcome, Secret and Key for each other device
+// of this account in the group; after Seal replaced this device's sender
+// key, the new key for every member device; after Unmarshal, whatever
+// was saved unsent. Call it after Create and after Seal; like every
+// other call's Effects, persist the engine before sending them.
 func (e *Engine) Flush() *Effects {
 	e.mu.Lock()
 	defer e.mu.Unlock()
