@@ -269,7 +269,12 @@ func (n *Node) CreateGroup(name string) (Group, error) {
 		created = &groupState{eng: eng, topics: map[string]*joinedTopic{}}
 		n.groups[eng.ID()] = created
 		t.undo(func() { delete(n.groups, eng.ID()) })
-		return n.saveGroupLocked(t, created)
+		fx := eng.Flush() // the account's other devices: their Welcome, secret and key
+		if err := n.saveGroupLocked(t, created); err != nil {
+			return err
+		}
+		n.effectsLocked(t, created, fx, now)
+		return nil
 	})
 	if err != nil {
 		return Group{}, err
@@ -407,6 +412,14 @@ func (n *Node) AcceptGroup(ref string) (Group, error) {
 			return err
 		}
 		n.effectsLocked(t, gs, fx, now)
+		// Devices linked since the inviter last saw this account's list
+		// follow in a Devices op.
+		if fx, err := gs.eng.SetDevices(n.list, nil); err == nil {
+			if err := n.saveGroupLocked(t, gs); err != nil {
+				return err
+			}
+			n.effectsLocked(t, gs, fx, now)
+		}
 		n.askSyncLocked(t, gs, now) // catch up on what happened since the invitation
 		return nil
 	})

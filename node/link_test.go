@@ -603,3 +603,45 @@ func TestLinkedDeviceInGroups(t *testing.T) {
 		}
 	}
 }
+
+// A group created on one device, or accepted on one, is on the
+// account's other devices too.
+func TestGroupsOnEveryDevice(t *testing.T) {
+	laptop, bob := pair(t)
+	defer laptop.stop(t)
+	defer bob.stop(t)
+	phone := startNode(t, linkDevice(t, laptop, "phone"))
+	defer phone.stop(t)
+	bobPhone := startNode(t, linkDevice(t, bob, "bobphone"))
+	defer bobPhone.stop(t)
+	for _, pair := range [][2]*running{{laptop, phone}, {bob, bobPhone}} {
+		waitFor(t, "the entries", func() bool {
+			pair[0].n.mu.Lock()
+			defer pair[0].n.mu.Unlock()
+			return pair[0].n.siblingsLocked().Device(pair[1].n.cert.DeviceID()) != nil
+		})
+	}
+	if _, err := laptop.n.CreateGroup("club"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the club on the phone", func() bool { _, ok := groupOf(phone, "club"); return ok })
+	if _, err := laptop.n.InviteToGroup("club", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's invitation", func() bool { g, ok := groupOf(bob, "club"); return ok && g.Pending })
+	if _, err := bob.n.AcceptGroup("club"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the club on bob's phone", func() bool { g, ok := groupOf(bobPhone, "club"); return ok && !g.Pending })
+	sendGroupEventually(t, bobPhone, "club", "from bob's phone")
+	for _, r := range []*running{laptop, phone, bob} {
+		waitFor(t, "bob's phone's message everywhere", func() bool {
+			for _, m := range groupTexts(t, r, "club") {
+				if strings.HasSuffix(m, ": from bob's phone") {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}

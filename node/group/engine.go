@@ -780,7 +780,14 @@ func (e *Engine) Accept() (*Effects, error) {
 			devs = append(devs, d)
 		}
 	}
-	return e.makeOpLocked(&Op{Kind: OpAccept, Devices: devs, List: e.cfg.DeviceList})
+	// The Accept carries the list the Invite named the devices from, so
+	// that a newer list (devices linked since) can follow in a Devices
+	// op: SetDevices needs a version above the accepted one.
+	list := inv.list
+	if list == nil {
+		list = e.cfg.DeviceList
+	}
+	return e.makeOpLocked(&Op{Kind: OpAccept, Devices: devs, List: list})
 }
 
 // SetDevices replaces this account's devices in the group with devices

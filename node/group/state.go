@@ -160,6 +160,7 @@ type epochRec struct {
 type invitation struct {
 	devices []identity.DeviceID
 	by      identity.AccountID
+	list    *identity.DeviceList // the invitee's list the Invite carried
 }
 
 // roster is the mutable state the replay folds ops into.
@@ -339,7 +340,7 @@ func (r *roster) apply(o *Op) error {
 		if err := r.claimable(o.Target, o.Devices); err != nil {
 			return err
 		}
-		r.invited[o.Target] = &invitation{devices: slices.Clone(o.Devices), by: o.Author}
+		r.invited[o.Target] = &invitation{devices: slices.Clone(o.Devices), by: o.Author, list: o.List}
 		r.hold(o.Target, o.Devices)
 	case OpRemove:
 		if inv := r.invited[o.Target]; inv != nil {
