@@ -72,6 +72,8 @@ type ownDevices struct {
 	offer    *msync.Offer                            // the current link code, if any
 	linking  bool                                    // a link or resume is being served
 	revoked  bool
+	// linkFails counts failed link handshakes per peer (link.go).
+	linkFails linkFailures
 	// farewell routes the last message to devices revoked during this
 	// run: the new list, so that an honest one deletes its account key.
 	farewell map[identity.DeviceID]*card.Card

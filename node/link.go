@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/hushnet/hush/crypto/identity"
@@ -182,10 +183,11 @@ func (n *Node) handleSyncStream(s network.Stream) {
 		s.Reset()
 		return
 	}
+	remote := s.Conn().RemotePeer()
 	n.mu.Lock()
 	offer, busy := n.own.offer, n.own.linking
 	cfg := msync.ResponderConfig{Device: n.device, List: n.list}
-	refuse := n.canChangeListLocked() != nil
+	refuse := n.canChangeListLocked() != nil || !n.own.linkFails.allow(remote, time.Now())
 	if !busy && !refuse {
 		n.own.linking = true
 	}
@@ -230,6 +232,9 @@ func (n *Node) handleSyncStream(s network.Stream) {
 		}
 		if err != nil {
 			n.log.Info("link handshake refused", "err", err)
+			n.mu.Lock()
+			n.own.linkFails.failed(remote, time.Now())
+			n.mu.Unlock()
 			return
 		}
 		if done {
@@ -260,6 +265,49 @@ func (n *Node) handleSyncStream(s network.Stream) {
 		n.log.Info("history transfer interrupted; the new device resumes it", "err", err)
 		n.publishDeviceEvent(DeviceEvent{Phase: "failed", ID: peerDev.Hex(), Name: name, Error: "history transfer interrupted: " + err.Error() + " (the new device resumes it)"})
 	}
+}
+
+// linkFailures counts failed link handshakes per peer, so that a peer
+// guessing codes (or tickets) is refused for a while: at most
+// maxLinkFailures in linkFailWindow. Node.mu guards it.
+type linkFailures map[peer.ID][]time.Time
+
+// Limits on failed link handshakes.
+const (
+	maxLinkFailures = 5
+	linkFailWindow  = 10 * time.Minute
+	maxLinkPeers    = 1024 // peers tracked; beyond, the oldest records go
+)
+
+func (f *linkFailures) recent(p peer.ID, now time.Time) []time.Time {
+	var keep []time.Time
+	for _, at := range (*f)[p] {
+		if now.Sub(at) < linkFailWindow {
+			keep = append(keep, at)
+		}
+	}
+	return keep
+}
+
+// allow reports whether p may try a handshake now.
+func (f *linkFailures) allow(p peer.ID, now time.Time) bool {
+	return len(f.recent(p, now)) < maxLinkFailures
+}
+
+// failed records a failed handshake of p.
+func (f *linkFailures) failed(p peer.ID, now time.Time) {
+	if *f == nil {
+		*f = make(linkFailures)
+	}
+	if len(*f) >= maxLinkPeers {
+		for q := range *f { // a flood of peers: forget some
+			delete(*f, q)
+			if len(*f) < maxLinkPeers/2 {
+				break
+			}
+		}
+	}
+	(*f)[p] = append(f.recent(p, now), now)
 }
 
 // lookupTicket finds a resume ticket this device keeps.

@@ -13,6 +13,7 @@ import (
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
 	msync "github.com/hushnet/hush/sync"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -643,5 +644,28 @@ func TestGroupsOnEveryDevice(t *testing.T) {
 			}
 			return false
 		})
+	}
+}
+
+// A peer that fails the link handshake maxLinkFailures times in the
+// window is refused until the oldest failure leaves it.
+func TestLinkFailuresPerPeer(t *testing.T) {
+	var f linkFailures
+	now := time.Now()
+	p, q := peer.ID("guesser"), peer.ID("user")
+	for i := range maxLinkFailures {
+		if !f.allow(p, now) {
+			t.Fatalf("refused after %d failures", i)
+		}
+		f.failed(p, now.Add(time.Duration(i)*time.Second))
+	}
+	if f.allow(p, now.Add(time.Minute)) {
+		t.Fatal("allowed after too many failures")
+	}
+	if !f.allow(q, now) {
+		t.Fatal("another peer refused")
+	}
+	if !f.allow(p, now.Add(linkFailWindow+time.Minute)) {
+		t.Fatal("still refused after the window")
 	}
 }
