@@ -567,6 +567,10 @@ func TestLinkedDeviceInGroups(t *testing.T) {
 		gs, err := phone.n.Groups()
 		return err == nil && len(gs) == 1 && gs[0].Name == "club"
 	})
+	// The group's history came with the transfer, where the laptop has it.
+	if got, want := groupTexts(t, phone, "club"), groupTexts(t, laptop, "club"); !slices.Equal(got, want) || len(got) != 1 {
+		t.Fatalf("the phone's group history %q, the laptop's %q", got, want)
+	}
 	sendGroupEventually(t, bob, "club", "hello phone")
 	waitFor(t, "bob's message on the phone", func() bool {
 		for _, m := range groupTexts(t, phone, "club") {

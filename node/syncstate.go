@@ -13,6 +13,7 @@ import (
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node/group"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -531,11 +532,97 @@ func (n *Node) releasePendingLocked(t *txn, acc identity.AccountID) error {
 	return nil
 }
 
+// groupHistoryLocked adds a group conversation's messages (not the
+// notices) to a snapshot: each as its record, with the author's edit or
+// recall as the record shows it, and an own message's state. Reactions
+// are left out (group records name reactors by display name). A group
+// message needs no merge later: the group itself carries what happens
+// to it to every member device.
+func (n *Node) groupHistoryLocked(gid group.GroupID, sinceMS uint64, add func(msync.Message)) error {
+	conv := msync.Conversation{Kind: msync.ConvGroup, ID: gid}
+	own := n.cert.Account()
+	return n.tabs.messages.ScanSeq(convKey(gid), 0, ^uint64(0), func(_ uint64, v []byte) error {
+		var m msgRec
+		if err := decodeMsgRec(v, &m); err != nil {
+			return err
+		}
+		id, err := parseMsgID(m.ID)
+		if err != nil || m.Dir == dirSystem || recTimeMS(&m) < sinceMS {
+			return nil
+		}
+		rec := &msync.Record{Conv: conv, ID: id, Author: own, TimeMS: recTimeMS(&m), Text: m.Text}
+		if m.Dir == "in" {
+			from, err := hex.DecodeString(m.From)
+			if err != nil || len(from) != identity.AccountIDSize {
+				return nil
+			}
+			rec.Author = identity.AccountID(from)
+		} else {
+			rec.AuthorDevice = n.cert.DeviceID()
+		}
+		if m.ReplyTo != "" {
+			if r, err := parseMsgID(m.ReplyTo); err == nil {
+				rec.ReplyTo = r
+			}
+		}
+		st := &msync.MessageState{Conv: conv, ID: id, Record: rec}
+		if m.Dir == "out" {
+			st.Status = stateOfRec(m.State)
+		}
+		at := derivedClock(rec.TimeMS, rec.AuthorDevice)
+		if m.Edited {
+			st.Edits = []msync.EditEntry{{Actor: rec.Author, Clock: at, Text: m.Text}}
+		}
+		if m.Deleted {
+			st.Deletes = []msync.DeleteEntry{{Actor: rec.Author, Clock: at}}
+		}
+		add(st)
+		return nil
+	})
+}
+
+// renderGroupMsgLocked stores a group message from the history transfer
+// where every member stores it (groupSeqLocked: the author's time and
+// bits of its ID), once: a message already here changes nothing.
+func (n *Node) renderGroupMsgLocked(t *txn, d *msync.MessageState) (bool, error) {
+	if d.Record == nil {
+		return false, nil
+	}
+	id := [msgIDSize]byte(d.ID)
+	if _, _, err := n.loadMsgLocked(id); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrUnknownMessage) {
+		return false, err
+	}
+	gid := group.GroupID(d.Conv.ID)
+	r := d.Record
+	m := &msgRec{ID: hex.EncodeToString(id[:]), Dir: "in", State: StateReceived,
+		Time: time.UnixMilli(int64(r.TimeMS)).UTC(), Sender: n.memberNameLocked(r.Author), From: r.Author.Hex()}
+	if r.Author == n.cert.Account() {
+		m.Dir, m.State, m.Sender, m.From = "out", recStateOf(max(d.Status, msync.StateSent)), "me", ""
+	}
+	if r.ReplyTo != (msync.MessageID{}) {
+		m.ReplyTo = hex.EncodeToString(r.ReplyTo[:])
+	}
+	m.Text, m.Edited = d.Text()
+	m.Deleted = d.Deleted()
+	key := convKey(gid)
+	ix := indexRec{Account: key, Seq: n.groupSeqLocked(t, key, &payload{ID: id, TimeMS: r.TimeMS})}
+	n.putMsgLocked(t, id, ix, m)
+	if gs := n.groups[gid]; gs != nil {
+		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.groupMsgView(m, gs))})
+	}
+	return true, nil
+}
+
 // mergeMsgLocked merges d into its message's state and, if that changed
 // anything, stores the state and shows it.
 func (n *Node) mergeMsgLocked(t *txn, d *msync.MessageState) (bool, error) {
+	if d.Conv.Kind == msync.ConvGroup {
+		return n.renderGroupMsgLocked(t, d)
+	}
 	if d.Conv.Kind != msync.ConvContact {
-		return false, nil // groups: out of scope for now
+		return false, nil
 	}
 	if d.Record != nil && d.Record.Author != n.cert.Account() && d.Record.Author != d.Conv.ID {
 		return false, nil // a 1:1 message is this account's or the contact's
@@ -1095,6 +1182,11 @@ func (n *Node) snapshotLocked(sinceMS uint64) (*msync.Replica, error) {
 		}
 		if marker != nil {
 			add(marker)
+		}
+	}
+	for gid := range n.groups {
+		if err := n.groupHistoryLocked(gid, sinceMS, add); err != nil {
+			return nil, err
 		}
 	}
 	for _, mk := range stored.markers {

@@ -134,6 +134,8 @@ func TestTwoDevicesCLI(t *testing.T) {
 		gs := laptop.groups()
 		return len(gs) == 1 && len(gs[0].Members) == 2
 	})
+	bob.mustRun("group", "send", "club", "before the phone")
+	eventually(t, "bob's group message on the laptop", func() bool { return len(laptop.groupMessages("club")) == 1 })
 
 	phone := linkPhone(t, laptop)
 	phone.start()
@@ -148,8 +150,11 @@ func TestTwoDevicesCLI(t *testing.T) {
 	eventually(t, "the club on the phone", func() bool {
 		return laptop.mustRun("group", "list", "--json") == phone.mustRun("group", "list", "--json")
 	})
+	if ok, diff := sameView(laptop.groupMessages("club"), phone.groupMessages("club")); !ok {
+		t.Fatalf("group history differs:\n%s", diff)
+	}
 	bob.mustRun("group", "send", "club", "hello club")
-	for deadline := time.Now().Add(60 * time.Second); len(phone.groupMessages("club")) != 1; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); len(phone.groupMessages("club")) != 2; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("bob's group message did not reach the phone\nphone:\n%s\nbob:\n%s\nlaptop:\n%s", phone.log, bob.log, laptop.log)
 		}
@@ -230,11 +235,11 @@ func TestTwoDevicesCLI(t *testing.T) {
 	bob.mustRun("send", "alice", "after the revocation", "--wait", "delivered")
 	eventually(t, "bob's message on the laptop", func() bool { return len(dir(laptop.messages("bob"), "in")) == 33 })
 	bob.mustRun("group", "send", "book club", "after the revocation")
-	eventually(t, "bob's group message on the laptop", func() bool { return len(laptop.groupMessages("book club")) == 2 })
+	eventually(t, "bob's group message on the laptop", func() bool { return len(laptop.groupMessages("book club")) == 3 })
 	if got := dir(phone.messages("bob"), "in"); len(got) != 32 {
 		t.Fatalf("the revoked phone has %d messages from bob", len(got))
 	}
-	if got := phone.groupMessages("book club"); len(got) != 1 {
+	if got := phone.groupMessages("book club"); len(got) != 2 {
 		t.Fatalf("the revoked phone has %d group messages", len(got))
 	}
 	eventually(t, "the phone to know it was removed", func() bool {
