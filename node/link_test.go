@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
 	msync "github.com/hushnet/hush/sync"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // linkDevice links a new home to r's account through the real link
