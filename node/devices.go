@@ -451,17 +451,7 @@ func (n *Node) groupDevicesLocked(t *txn, now time.Time) {
 // from the account: sessions, queued messages, held sync messages and
 // its entry.
 func (n *Node) endOwnDeviceLocked(t *txn, id identity.DeviceID) {
-	delete(n.sets, id)
-	t.b.Delete(n.tabs.sessions, id[:])
-	if q := n.queues[id]; q != nil {
-		for _, e := range q.pending {
-			n.deleteOut(t.b, e)
-		}
-		for _, e := range q.redundant {
-			n.deleteOut(t.b, e)
-		}
-		q.pending, q.redundant = nil, nil
-	}
+	n.endDeviceLocked(t, id)
 	n.tabs.syncHeld.ScanSeq(id[:], 0, ^uint64(0), func(seq uint64, _ []byte) error {
 		t.b.DeleteSeq(n.tabs.syncHeld, id[:], seq)
 		return nil

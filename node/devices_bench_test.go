@@ -90,11 +90,7 @@ func BenchmarkSyncLatency(b *testing.B) {
 	defer bob.stop(b)
 	phone := startNode(b, linkDevice(b, laptop, "phone"))
 	defer phone.stop(b)
-	waitFor(b, "the laptop to learn the phone's entry", func() bool {
-		laptop.n.mu.Lock()
-		defer laptop.n.mu.Unlock()
-		return laptop.n.siblingsLocked().Device(phone.n.cert.DeviceID()) != nil
-	})
+	waitEntry(b, laptop, phone)
 	arrivals := func(r *running, dir string) <-chan string {
 		ch := make(chan string, 1<<16)
 		evs, cancel := r.n.Subscribe(^uint64(0))

@@ -404,16 +404,22 @@ func (n *Node) endDroppedDevicesLocked(t *txn, old, newer *card.Card) {
 		if newer.List.Device(id) != nil {
 			continue
 		}
-		delete(n.sets, id)
-		t.b.Delete(n.tabs.sessions, id[:])
-		if q := n.queues[id]; q != nil {
-			for _, e := range q.pending {
-				n.deleteOut(t.b, e)
-			}
-			for _, e := range q.redundant {
-				n.deleteOut(t.b, e)
-			}
-			q.pending, q.redundant = nil, nil
+		n.endDeviceLocked(t, id)
+	}
+}
+
+// endDeviceLocked ends the sessions with a remote device (in memory and
+// in the store) and drops what was queued for it.
+func (n *Node) endDeviceLocked(t *txn, id identity.DeviceID) {
+	delete(n.sets, id)
+	t.b.Delete(n.tabs.sessions, id[:])
+	if q := n.queues[id]; q != nil {
+		for _, e := range q.pending {
+			n.deleteOut(t.b, e)
 		}
+		for _, e := range q.redundant {
+			n.deleteOut(t.b, e)
+		}
+		q.pending, q.redundant = nil, nil
 	}
 }

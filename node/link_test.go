@@ -42,6 +42,41 @@ func linkDevice(t testing.TB, r *running, name string) string {
 	return home
 }
 
+// waitEntry waits until a knows b's card entry (b published it once
+// running), so that a can encrypt to b.
+func waitEntry(t testing.TB, a, b *running) {
+	t.Helper()
+	waitFor(t, "the other device's entry", func() bool {
+		a.n.mu.Lock()
+		defer a.n.mu.Unlock()
+		return a.n.siblingsLocked().Device(b.n.cert.DeviceID()) != nil
+	})
+}
+
+// typo changes one letter in the middle of a code's text.
+func typo(code string) string {
+	i := len(code) / 2
+	c := byte('A')
+	if code[i] == 'A' {
+		c = 'B'
+	}
+	return code[:i] + string(c) + code[i+1:]
+}
+
+// offerCode makes a link code on r and returns it parsed.
+func offerCode(t testing.TB, r *running) *msync.LinkCode {
+	t.Helper()
+	offer, err := r.n.LinkDevice(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := msync.ParseCode(offer.Code, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
 func deviceNames(t testing.TB, n *Node) map[string]bool {
 	t.Helper()
 	ds, err := n.Devices()
@@ -94,25 +129,15 @@ func TestLinkDevice(t *testing.T) {
 	if self.Name != a.n.profile.Name || self.History != nil {
 		t.Fatalf("phone self: name %q history %+v", self.Name, self.History)
 	}
-	waitFor(t, "the laptop to learn the phone's entry", func() bool {
-		a.n.mu.Lock()
-		defer a.n.mu.Unlock()
-		return a.n.siblingsLocked().Device(phone.n.cert.DeviceID()) != nil
-	})
+	waitEntry(t, a, phone)
 }
 
 // Bad codes get clear errors and change nothing.
 func TestJoinBadCodes(t *testing.T) {
 	a := startNode(t, newHome(t, "alice"))
 	defer a.stop(t)
-	offer, err := a.n.LinkDevice(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := msync.ParseCode(offer.Code, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	code := offerCode(t, a)
+	good, _ := code.Text()
 	code.Secret[0] ^= 1 // a wrong code that parses
 	wrong, _ := code.Text()
 	for _, tc := range []struct {
@@ -120,7 +145,7 @@ func TestJoinBadCodes(t *testing.T) {
 		want error
 	}{
 		{"HUSH-LINK:AAAA", msync.ErrCodeMalformed},
-		{offer.Code[:len(offer.Code)-2] + "AA", msync.ErrCodeChecksum},
+		{typo(good), msync.ErrCodeChecksum},
 		{wrong, msync.ErrRefused},
 	} {
 		home := filepath.Join(t.TempDir(), "new")
@@ -176,11 +201,7 @@ func TestTwoDevicesOneConversation(t *testing.T) {
 	defer bob.stop(t)
 	phone := startNode(t, linkDevice(t, laptop, "phone"))
 	defer phone.stop(t)
-	waitFor(t, "the laptop to learn the phone's entry", func() bool {
-		laptop.n.mu.Lock()
-		defer laptop.n.mu.Unlock()
-		return laptop.n.siblingsLocked().Device(phone.n.cert.DeviceID()) != nil
-	})
+	waitEntry(t, laptop, phone)
 
 	ctx := context.Background()
 	hi, err := bob.n.Send(ctx, SendRequest{To: "alice", Text: "hi alice"})
@@ -389,14 +410,7 @@ func TestDaemonResumesHistory(t *testing.T) {
 func TestLinkBadInput(t *testing.T) {
 	a := startNode(t, newHome(t, "alice"))
 	defer a.stop(t)
-	offer, err := a.n.LinkDevice(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := msync.ParseCode(offer.Code, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	code := offerCode(t, a)
 	code.Expires = time.Now().Add(-time.Minute).Truncate(time.Second)
 	expired, _ := code.Text()
 	if _, err := JoinDevice(context.Background(), filepath.Join(t.TempDir(), "x"), JoinOptions{Code: expired, KDF: testKDF}); !errors.Is(err, msync.ErrCodeExpired) {
@@ -480,11 +494,7 @@ func TestForkedDeviceListRepaired(t *testing.T) {
 	laptop := startNode(t, newHome(t, "alice"))
 	phoneHome := linkDevice(t, laptop, "phone")
 	phone := startNode(t, phoneHome)
-	waitFor(t, "the laptop to learn the phone's entry", func() bool {
-		laptop.n.mu.Lock()
-		defer laptop.n.mu.Unlock()
-		return laptop.n.siblingsLocked().Device(phone.n.cert.DeviceID()) != nil
-	})
+	waitEntry(t, laptop, phone)
 	phone.stop(t)
 	linkDevice(t, laptop, "tablet")
 	laptop.stop(t)
@@ -526,14 +536,7 @@ func TestLinkThroughRelayCircuit(t *testing.T) {
 	laptop := startNodeCfg(t, Config{Home: newHome(t, "alice"), Relays: []string{addr}})
 	defer laptop.stop(t)
 	waitMailbox(t, laptop)
-	offer, err := laptop.n.LinkDevice(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := msync.ParseCode(offer.Code, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	code := offerCode(t, laptop)
 	circuit, err := ma.NewMultiaddr(addr + "/p2p-circuit")
 	if err != nil {
 		t.Fatal(err)

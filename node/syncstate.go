@@ -313,32 +313,12 @@ func (n *Node) stateFromRecLocked(c *contact, m *msgRec) (*msync.MessageState, e
 		return nil, err
 	}
 	acc, own := c.account(), n.cert.Account()
-	conv := contactConv(acc)
 	ms := recTimeMS(m)
-	rec := &msync.Record{Conv: conv, ID: id, TimeMS: ms, Text: m.Text}
-	var authorDev identity.DeviceID
+	author, authorDev := acc, identity.DeviceID{}
 	if m.Dir == "out" {
-		rec.Author, rec.AuthorDevice = own, n.cert.DeviceID()
-		authorDev = rec.AuthorDevice
-	} else {
-		rec.Author = acc
+		author, authorDev = own, n.cert.DeviceID()
 	}
-	if m.ReplyTo != "" {
-		if r, err := parseMsgID(m.ReplyTo); err == nil {
-			rec.ReplyTo = r
-		}
-	}
-	st := &msync.MessageState{Conv: conv, ID: id, Record: rec}
-	if m.Dir == "out" {
-		st.Status = stateOfRec(m.State)
-	}
-	at := derivedClock(ms, authorDev)
-	if m.Edited {
-		st.Edits = []msync.EditEntry{{Actor: rec.Author, Clock: at, Text: m.Text}}
-	}
-	if m.Deleted {
-		st.Deletes = []msync.DeleteEntry{{Actor: rec.Author, Clock: at}}
-	}
+	st := recordState(contactConv(acc), id, m, author, authorDev)
 	for emoji, who := range m.Reactions {
 		for _, w := range who {
 			e := msync.ReactionEntry{Actor: acc, Emoji: emoji, Clock: derivedClock(ms, identity.DeviceID{}), Present: true}
@@ -352,6 +332,32 @@ func (n *Node) stateFromRecLocked(c *contact, m *msgRec) (*msync.MessageState, e
 		}
 	}
 	return st, nil
+}
+
+// recordState derives a message's sync state from a node record, by
+// author (from its device, if known): the record, an own message's
+// state, and the author's edit or recall at the record's time. Reactions
+// are the caller's.
+func recordState(conv msync.Conversation, id [msgIDSize]byte, m *msgRec, author identity.AccountID, authorDev identity.DeviceID) *msync.MessageState {
+	ms := recTimeMS(m)
+	rec := &msync.Record{Conv: conv, ID: id, Author: author, AuthorDevice: authorDev, TimeMS: ms, Text: m.Text}
+	if m.ReplyTo != "" {
+		if r, err := parseMsgID(m.ReplyTo); err == nil {
+			rec.ReplyTo = r
+		}
+	}
+	st := &msync.MessageState{Conv: conv, ID: id, Record: rec}
+	if m.Dir == "out" {
+		st.Status = stateOfRec(m.State)
+	}
+	at := derivedClock(ms, authorDev)
+	if m.Edited {
+		st.Edits = []msync.EditEntry{{Actor: author, Clock: at, Text: m.Text}}
+	}
+	if m.Deleted {
+		st.Deletes = []msync.DeleteEntry{{Actor: author, Clock: at}}
+	}
+	return st
 }
 
 // reactionCompare orders reaction entries by (actor, emoji), as
@@ -550,32 +556,15 @@ func (n *Node) groupHistoryLocked(gid group.GroupID, sinceMS uint64, add func(ms
 		if err != nil || m.Dir == dirSystem || recTimeMS(&m) < sinceMS {
 			return nil
 		}
-		rec := &msync.Record{Conv: conv, ID: id, Author: own, TimeMS: recTimeMS(&m), Text: m.Text}
+		author, authorDev := own, n.cert.DeviceID()
 		if m.Dir == "in" {
 			from, err := hex.DecodeString(m.From)
 			if err != nil || len(from) != identity.AccountIDSize {
 				return nil
 			}
-			rec.Author = identity.AccountID(from)
-		} else {
-			rec.AuthorDevice = n.cert.DeviceID()
+			author, authorDev = identity.AccountID(from), identity.DeviceID{}
 		}
-		if m.ReplyTo != "" {
-			if r, err := parseMsgID(m.ReplyTo); err == nil {
-				rec.ReplyTo = r
-			}
-		}
-		st := &msync.MessageState{Conv: conv, ID: id, Record: rec}
-		if m.Dir == "out" {
-			st.Status = stateOfRec(m.State)
-		}
-		at := derivedClock(rec.TimeMS, rec.AuthorDevice)
-		if m.Edited {
-			st.Edits = []msync.EditEntry{{Actor: rec.Author, Clock: at, Text: m.Text}}
-		}
-		if m.Deleted {
-			st.Deletes = []msync.DeleteEntry{{Actor: rec.Author, Clock: at}}
-		}
+		st := recordState(conv, id, &m, author, authorDev)
 		add(st)
 		return nil
 	})
