@@ -409,7 +409,7 @@ func (n *Node) serveHistory(c *linkConn, dev identity.DeviceID, name string) err
 				return fmt.Errorf("the new device closed the link (reason %d)", reason)
 			}
 			n.finishTicket(c)
-			n.publishDeviceEvent(DeviceEvent{Phase: "complete", ID: dev.Hex(), Name: name})
+			n.publishDeviceEvent(DeviceEvent{Phase: "complete", ID: dev.Hex(), Name: name, Done: sent, Total: sent})
 			return nil
 		case msync.RecordWant:
 			w, err := msync.ParseWant(rec)
