@@ -42,6 +42,9 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 	t := n.newTxnLocked()
 	seq := n.seq
 	for _, m := range batch {
+		if tap := taps.Load(); tap != nil {
+			tap.topic(n)
+		}
 		if wire := n.openTopicLocked(m); wire != nil {
 			n.groupWireLocked(t, wire, now)
 		}

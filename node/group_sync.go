@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	mrand "math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hushnet/hush/crypto/codec"
@@ -25,7 +26,7 @@ func (n *Node) antiEntropyLocked(t *txn, acc identity.AccountID, dev identity.De
 			return
 		}
 		gs := n.groups[ask.group]
-		if gs == nil || !n.isMemberLocked(gs, acc) {
+		if gs == nil || !n.isMemberDeviceLocked(gs, acc, dev) {
 			return
 		}
 		// Only what the asker lacks: the cards it named, the op log if
@@ -49,6 +50,9 @@ func (n *Node) antiEntropyLocked(t *txn, acc identity.AccountID, dev identity.De
 		n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptHave, Data: gs.eng.Have()}, now)
 	case ptHave:
 		for _, gs := range n.groups {
+			if !n.isMemberDeviceLocked(gs, acc, dev) {
+				continue
+			}
 			refs, err := gs.eng.Missing(p.Data)
 			if err != nil || len(refs) == 0 {
 				continue
@@ -64,7 +68,7 @@ func (n *Node) antiEntropyLocked(t *txn, acc identity.AccountID, dev identity.De
 			return
 		}
 		gs := n.groups[id]
-		if gs == nil || !n.isMemberLocked(gs, acc) {
+		if gs == nil || !n.isMemberDeviceLocked(gs, acc, dev) {
 			return
 		}
 		n.sendListLocked(t, acc, dev, ptRepair, gs.eng.Want(refs), now)
@@ -122,6 +126,15 @@ func (n *Node) isMemberLocked(gs *groupState, acc identity.AccountID) bool {
 	st := gs.eng.State()
 	_, ok := st.Member(acc)
 	return ok
+}
+
+// isMemberDeviceLocked reports whether dev is one of member acc's
+// devices in the group: a device its account dropped (revoked) gets no
+// answer from anti-entropy.
+func (n *Node) isMemberDeviceLocked(gs *groupState, acc identity.AccountID, dev identity.DeviceID) bool {
+	st := gs.eng.State()
+	m, ok := st.Member(acc)
+	return ok && slices.Contains(m.Devices, dev)
 }
 
 // inAnyGroupLocked reports whether acc is a member of, or invited to, a

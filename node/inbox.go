@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -125,6 +126,17 @@ func frameBuffered(br *bufio.Reader) bool {
 	return uint64(br.Buffered()) >= uint64(wire.HeaderSize)+uint64(size)
 }
 
+// taps, when a test sets them, see every envelope a node is given
+// (direct or from a mailbox) before anything is decrypted, and every
+// group topic message: what reaches the device, whether or not it can
+// read it.
+var taps atomic.Pointer[tapFuncs]
+
+type tapFuncs struct {
+	receive func(n *Node, from identity.AccountID)
+	topic   func(n *Node)
+}
+
 // receive decrypts and applies messages in one transaction and returns a
 // status per message; a nil item is rejected. Messages that came through
 // a relay mailbox (viaMailbox) are answered with delivery receipts, since
@@ -146,6 +158,9 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 		if in == nil {
 			statuses[i] = ackRejected
 			continue
+		}
+		if tap := taps.Load(); tap != nil {
+			tap.receive(n, identity.AccountID(in.SenderAccount))
 		}
 		var c *contact
 		var newText *[msgIDSize]byte

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -675,5 +676,83 @@ func TestLinkFailuresPerPeer(t *testing.T) {
 	}
 	if !f.allow(p, now.Add(linkFailWindow+time.Minute)) {
 		t.Fatal("still refused after the window")
+	}
+}
+
+// Once bob has the list without the phone, nothing he sends reaches the
+// phone's process at all, 1:1 or in the group: not an envelope, not a
+// topic message (counted before anything is decrypted).
+func TestRevokedDeviceGetsNoBytes(t *testing.T) {
+	// No anti-entropy rounds: what bob sends the phone is what the test
+	// makes him send.
+	prev := testGroupSync
+	testGroupSync = time.Hour
+	defer func() { testGroupSync = prev }()
+	nodes := makeGroup(t, 2, "club")
+	laptop, bob := nodes[0], nodes[1]
+	if _, err := bob.n.AddContact("alice", cardOf(t, laptop).Link()); err != nil {
+		t.Fatal(err)
+	}
+	phone := startNode(t, linkDevice(t, laptop, "phone"))
+	defer phone.stop(t)
+	waitFor(t, "the phone in the group", func() bool { _, ok := groupOf(phone, "club"); return ok })
+	sendGroupEventually(t, phone, "club", "from the phone") // bob learns the phone's card
+	if _, err := phone.n.Send(context.Background(), SendRequest{To: "m1", Text: "hi from the phone"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob to know the phone", func() bool {
+		bob.n.mu.Lock()
+		defer bob.n.mu.Unlock()
+		c := bob.n.contacts[laptop.n.cert.Account()]
+		return c != nil && c.card.List.Contains(phone.n.cert.DeviceID())
+	})
+	waitFor(t, "nothing in flight from bob to the phone", func() bool {
+		bob.n.mu.Lock()
+		defer bob.n.mu.Unlock()
+		q := bob.n.queues[phone.n.cert.DeviceID()]
+		return q == nil || len(q.pending)+len(q.redundant) == 0
+	})
+	if err := laptop.n.RevokeDevice(phone.n.cert.DeviceID().Hex()); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := groupOf(laptop, "club")
+	waitFor(t, "bob to drop the phone", func() bool {
+		gb, _ := groupOf(bob, "club")
+		bob.n.mu.Lock()
+		defer bob.n.mu.Unlock()
+		c := bob.n.contacts[laptop.n.cert.Account()]
+		return gb.Epoch == g.Epoch && !c.card.List.Contains(phone.n.cert.DeviceID())
+	})
+	var envelopes, topic atomic.Int64
+	taps.Store(&tapFuncs{
+		receive: func(n *Node, from identity.AccountID) {
+			if n == phone.n && from == bob.n.cert.Account() {
+				envelopes.Add(1)
+			}
+		},
+		topic: func(n *Node) {
+			if n == phone.n {
+				topic.Add(1)
+			}
+		},
+	})
+	defer taps.Store(nil)
+	direct, err := bob.n.Send(context.Background(), SendRequest{To: "alice", Text: "after the revocation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grouped := sendGroupEventually(t, bob, "club", "after the revocation")
+	for _, id := range []string{direct.ID, grouped.ID} {
+		waitFor(t, "bob's messages on the laptop", func() bool {
+			_, err := laptop.n.WaitState(context.Background(), id, StateReceived)
+			return err == nil
+		})
+	}
+	bob.n.mu.Lock()
+	q := bob.n.queues[phone.n.cert.DeviceID()]
+	queued := q != nil && len(q.pending)+len(q.redundant) > 0
+	bob.n.mu.Unlock()
+	if queued || envelopes.Load() != 0 || topic.Load() != 0 {
+		t.Fatalf("the revoked phone got %d envelopes and %d topic messages from bob (queued for it: %v)", envelopes.Load(), topic.Load(), queued)
 	}
 }
