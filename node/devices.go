@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -220,9 +221,9 @@ func (n *Node) releaseHeldSyncLocked(t *txn, id identity.DeviceID, now time.Time
 // ownInfoLocked returns this device's DeviceInfo as it stands: its name
 // and a card of the account naming only this device (its prekey bundle,
 // peer, addresses and mailboxes), with a fresh clock.
-func (n *Node) ownInfoLocked(t *txn, now time.Time) (*msync.DeviceInfo, string, error) {
+func (n *Node) ownInfoLocked(t *txn, now time.Time) (*msync.DeviceInfo, error) {
 	if n.account == nil {
-		return nil, "", ErrNoAccountKey
+		return nil, ErrNoAccountKey
 	}
 	var c *card.Card
 	var err error
@@ -232,11 +233,32 @@ func (n *Node) ownInfoLocked(t *txn, now time.Time) (*msync.DeviceInfo, string, 
 		c, err = buildCard(n.account, n.profile.Name, n.list, n.cert, n.local.Prekeys, "", nil, nil, nil, now)
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	key := routeKey(c) + "/" + n.profile.DeviceName
-	info := &msync.DeviceInfo{Device: n.cert.DeviceID(), Clock: n.tickLocked(t, now), Name: n.deviceNameLocked(), Entry: c.Marshal()}
-	return info, key, nil
+	return &msync.DeviceInfo{Device: n.cert.DeviceID(), Clock: n.tickLocked(t, now), Name: n.deviceNameLocked(), Entry: c.Marshal()}, nil
+}
+
+// entryKey digests what this device's published entry says: the list,
+// its route and prekey bundle as the card c has them, and its name.
+func entryKey(c *card.Card, self identity.DeviceID, name string) string {
+	h := sha256.New()
+	list := c.List.Hash()
+	h.Write(list[:])
+	if d := c.Device(self); d != nil {
+		h.Write(d.PeerID)
+		for _, a := range d.Addrs {
+			h.Write(a)
+		}
+		for _, m := range d.Mailboxes {
+			h.Write(m.Relay)
+			h.Write(m.DepositID)
+		}
+		if d.Bundle != nil {
+			h.Write(d.Bundle.Marshal())
+		}
+	}
+	h.Write([]byte(name))
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func (n *Node) deviceNameLocked() string {
@@ -252,8 +274,18 @@ func (n *Node) publishInfoLocked(t *txn, now time.Time) {
 	if !n.hasOtherDevicesLocked() || n.host == nil || n.own.revoked {
 		return
 	}
-	info, key, err := n.ownInfoLocked(t, now)
-	if err != nil || key == n.own.infoSent {
+	// The cached card says whether the entry changed (cheap); only then
+	// is the entry signed anew and its clock ticked.
+	own, err := n.ownCardLocked(now)
+	if err != nil {
+		return
+	}
+	key := entryKey(own, n.cert.DeviceID(), n.deviceNameLocked())
+	if key == n.own.infoSent {
+		return
+	}
+	info, err := n.ownInfoLocked(t, now)
+	if err != nil {
 		return
 	}
 	data, err := msync.Marshal(info)

@@ -462,7 +462,7 @@ func (n *Node) historySource() (msync.Source, error) {
 	}
 	rep.Apply(&msync.DeviceList{List: n.list})
 	t := n.newTxnLocked()
-	if info, _, err := n.ownInfoLocked(t, now); err == nil {
+	if info, err := n.ownInfoLocked(t, now); err == nil {
 		rep.Apply(info)
 	}
 	for _, info := range n.own.infos {
