@@ -68,21 +68,23 @@ func TestPointerRoundTrip(t *testing.T) {
 
 func TestPointerRejects(t *testing.T) {
 	cases := map[string]func(p *Pointer){
-		"name with slash":     func(p *Pointer) { p.Name = "a/b" },
-		"name with newline":   func(p *Pointer) { p.Name = "a\nb" },
-		"name with NUL":       func(p *Pointer) { p.Name = "a\x00b" },
-		"name with C1":        func(p *Pointer) { p.Name = "a\u0085b" },
-		"name not UTF-8":      func(p *Pointer) { p.Name = "a\xffb" },
-		"name dot-dot":        func(p *Pointer) { p.Name = ".." },
-		"name too long":       func(p *Pointer) { p.Name = strings.Repeat("a", MaxNameSize+1) },
-		"mime too long":       func(p *Pointer) { p.MIME = strings.Repeat("a", MaxMIMESize+1) },
-		"mime control":        func(p *Pointer) { p.MIME = "text/plain\r\n" },
-		"thumb too large":     func(p *Pointer) { p.Thumb = make([]byte, MaxThumbSize+1) },
-		"five sources":        func(p *Pointer) { p.Sources = make([]Source, 5) },
-		"unknown kind":        func(p *Pointer) { p.Sources[0].Kind = 3 },
-		"direct with addr":    func(p *Pointer) { p.Sources[0].Addr = "/ip4/1.2.3.4" },
-		"relay without addr":  func(p *Pointer) { p.Sources[0].Kind = SourceRelay },
-		"relay addr too long": func(p *Pointer) { p.Sources[0] = Source{Kind: SourceRelay, Addr: "/" + strings.Repeat("a", MaxAddrSize)} },
+		"name with slash":    func(p *Pointer) { p.Name = "a/b" },
+		"name with newline":  func(p *Pointer) { p.Name = "a\nb" },
+		"name with NUL":      func(p *Pointer) { p.Name = "a\x00b" },
+		"name with C1":       func(p *Pointer) { p.Name = "a\u0085b" },
+		"name not UTF-8":     func(p *Pointer) { p.Name = "a\xffb" },
+		"name dot-dot":       func(p *Pointer) { p.Name = ".." },
+		"name too long":      func(p *Pointer) { p.Name = strings.Repeat("a", MaxNameSize+1) },
+		"mime too long":      func(p *Pointer) { p.MIME = strings.Repeat("a", MaxMIMESize+1) },
+		"mime control":       func(p *Pointer) { p.MIME = "text/plain\r\n" },
+		"thumb too large":    func(p *Pointer) { p.Thumb = make([]byte, MaxThumbSize+1) },
+		"five sources":       func(p *Pointer) { p.Sources = make([]Source, 5) },
+		"unknown kind":       func(p *Pointer) { p.Sources[0].Kind = 3 },
+		"direct with addr":   func(p *Pointer) { p.Sources[0].Addr = "/ip4/1.2.3.4" },
+		"relay without addr": func(p *Pointer) { p.Sources[0].Kind = SourceRelay },
+		"relay addr too long": func(p *Pointer) {
+			p.Sources[0] = Source{Kind: SourceRelay, Addr: "/" + strings.Repeat("a", MaxAddrSize)}
+		},
 		"size over 1 TiB": func(p *Pointer) {
 			p.Size = MaxSize + 1
 			p.EncSize = stream.EncryptedSize(p.Size)
