@@ -79,14 +79,18 @@ func Inspect(r io.ReaderAt, size int64) (Info, error) {
 	if b := img.Bounds(); b.Dx() != cfg.Width || b.Dy() != cfg.Height {
 		return info, nil
 	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, thumbnail(img, ThumbSide), &jpeg.Options{Quality: ThumbQuality}); err != nil {
-		return info, nil
-	}
-	if buf.Len() <= MaxThumbSize {
-		info.Thumb = buf.Bytes()
-	}
+	info.Thumb = encodeThumb(thumbnail(img, ThumbSide), MaxThumbSize)
 	return info, nil
+}
+
+// encodeThumb encodes a thumbnail as JPEG, or returns nil if that takes
+// more than limit bytes.
+func encodeThumb(img image.Image, limit int) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: ThumbQuality}); err != nil || buf.Len() > limit {
+		return nil
+	}
+	return buf.Bytes()
 }
 
 // thumbSamples is how many source pixels per axis thumbnail averages for
