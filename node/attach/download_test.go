@@ -311,3 +311,31 @@ func TestDecryptToDestination(t *testing.T) {
 		t.Fatal("destination not replaced by the file")
 	}
 }
+
+// Each chunk is checked against the place the pointer gives it: a blob
+// whose final chunk comes earlier or later than the pointer's size says is
+// refused at that chunk, even though each chunk authenticates.
+func TestDownloadFinalChunkWhereThePointerSays(t *testing.T) {
+	three, blob3 := seal(t, plaintext(3*stream.ChunkSize, 13))
+	two, blob2 := seal(t, plaintext(2*stream.ChunkSize, 14))
+	for name, c := range map[string]struct {
+		size int64
+		key  [KeySize]byte
+		blob []byte
+	}{
+		"pointer says 2 chunks, blob has 3": {2 * stream.ChunkSize, three.Key, blob3},
+		"pointer says 3 chunks, blob has 2": {3 * stream.ChunkSize, two.Key, append(append([]byte{}, blob2[:two.EncSize]...), make([]byte, sealedChunk)...)},
+	} {
+		p := &Pointer{Key: c.key, Size: c.size, EncSize: stream.EncryptedSize(c.size)}
+		p.BlobSize = BlobSize(p.EncSize)
+		f, _ := partFile(t)
+		d, err := NewDownload(p, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.Write(c.blob[:min(int64(len(c.blob)), p.BlobSize)])
+		if !errors.Is(err, ErrCorrupt) || d.Offset() != chunkStart(1) {
+			t.Fatalf("%s: %v, offset %d", name, err, d.Offset())
+		}
+	}
+}
