@@ -65,8 +65,10 @@ type Download struct {
 
 // NewDownload starts or resumes the download of the blob p describes into
 // f. It verifies what f already holds and truncates f after the longest
-// prefix of whole chunks that verify (after the padding too, if the blob is
-// complete but its hash is wrong), so Offset is where to resume.
+// prefix of whole chunks that verify (a complete blob whose hash is wrong
+// loses its padding, or its final chunk if it has none), so Offset is where
+// to resume. Only read and write errors fail it; a .part that is damaged is
+// cut, not refused.
 func NewDownload(p *Pointer, f PartFile) (*Download, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -103,7 +105,7 @@ func (d *Download) Verified() int64 { return d.verified }
 // Complete reports whether the whole blob is here and matched the hash.
 func (d *Download) Complete() bool { return d.complete }
 
-// Pointer returns the pointer the download follows.
+// Pointer returns a copy of the pointer the download follows.
 func (d *Download) Pointer() *Pointer { p := d.p; return &p }
 
 // Write appends p to the blob at Offset, verifying every chunk it
