@@ -69,6 +69,12 @@ var Rules = []Rule{
 		Reason: "the group engine is network-free: it speaks GossipSub's types only through internal/gossip",
 	},
 	{
+		From:   "node/attach",
+		Allow:  []string{"std", Module + "/crypto/codec", Module + "/crypto/stream"},
+		Only:   true,
+		Reason: "attachments' pointer, sealing and verification need neither the network nor the store: the standard library, crypto/codec and crypto/stream only",
+	},
+	{
 		From:   "api/apitypes",
 		Allow:  []string{"std"},
 		Only:   true,
