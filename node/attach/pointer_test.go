@@ -134,11 +134,23 @@ func patch(b []byte, i int, v byte) []byte {
 func TestBlobSize(t *testing.T) {
 	for _, c := range []struct{ enc, want int64 }{
 		{-1, -1}, {0, MinBlobSize}, {32, MinBlobSize}, {MinBlobSize, MinBlobSize},
-		{MinBlobSize + 1, 2 * MinBlobSize}, {1 << 20, 1 << 20}, {1<<20 + 1, 2 << 20},
-		{stream.EncryptedSize(1 << 30), 2 << 30}, {1 << 62, 1 << 62}, {1<<62 + 1, -1},
+		{MinBlobSize + 1, MinBlobSize + 2048}, {1 << 20, 1 << 20}, {1<<20 + 1, 1<<20 + 32<<10},
+		{stream.EncryptedSize(1 << 30), 1<<30 + 32<<20}, {1 << 62, 1 << 62}, {1<<62 + 1, -1},
 	} {
 		if got := BlobSize(c.enc); got != c.want {
 			t.Errorf("BlobSize(%d) = %d, want %d", c.enc, got, c.want)
 		}
+	}
+	// Padmé: never more than 12 % of padding, and few distinct sizes.
+	sizes := map[int64]bool{}
+	for enc := int64(MinBlobSize); enc < 64<<20; enc += 4099 {
+		b := BlobSize(enc)
+		if b < enc || float64(b-enc) > 0.12*float64(enc) {
+			t.Fatalf("BlobSize(%d) = %d", enc, b)
+		}
+		sizes[b] = true
+	}
+	if len(sizes) > 400 {
+		t.Errorf("%d distinct blob sizes between 64 KiB and 64 MiB", len(sizes))
 	}
 }

@@ -116,7 +116,7 @@ func TestSealMemoryFlat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if probe.n != s.BlobSize || s.BlobSize != 512<<20 {
+	if probe.n != s.BlobSize || s.BlobSize != BlobSize(stream.EncryptedSize(size)) {
 		t.Fatalf("wrote %d, blob %d", probe.n, s.BlobSize)
 	}
 	growth := int64(probe.peak) - int64(before.HeapInuse)
