@@ -156,7 +156,7 @@ func (c *Client) PutBlob(ctx context.Context, h host.Host, relay peer.AddrInfo, 
 	var werr error
 	go func() {
 		defer close(inflight)
-		buf := make([]byte, 0, blobMaxFrame)
+		buf := make([]byte, 0, wire.HeaderSize+blobMaxFrame)
 		for off := int64(state.Have); off < size; {
 			n := min(int64(BlobChunk), size-off)
 			buf = buf[:0]

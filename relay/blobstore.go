@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -339,6 +340,13 @@ func (bs *blobStore) handle(st network.Stream) {
 	defer st.Close()
 	c := &conn{st: st, peerKey: string(st.Conn().RemotePeer()), ipKey: ipKey(st)}
 	timeout := time.Duration(s.cfg.RequestTimeout)
+	// At shutdown a blob stream ends at once, an answer being written
+	// too: what was acknowledged is on disk, and a downloader that reads
+	// slowly must not hold the relay's stop for a request deadline.
+	s.lifeMu.Lock()
+	ctx := s.runCtx
+	s.lifeMu.Unlock()
+	defer context.AfterFunc(ctx, func() { st.SetDeadline(time.Now()) })()
 	badRequest := func() {
 		st.SetWriteDeadline(time.Now().Add(timeout))
 		wire.WriteFrame(st, []byte{byte(BlobBadRequest)})
@@ -346,6 +354,9 @@ func (bs *blobStore) handle(st network.Stream) {
 	for {
 		frame := s.frames.hold(c.ipKey)
 		st.SetReadDeadline(time.Now().Add(timeout))
+		if ctx.Err() != nil {
+			return // the deadline may have been set before this one
+		}
 		payload, err := frame.readMax(st, blobMaxFrame)
 		if err != nil {
 			frame.release()
@@ -359,6 +370,10 @@ func (bs *blobStore) handle(st network.Stream) {
 			return
 		}
 		st.SetDeadline(time.Now().Add(timeout))
+		if ctx.Err() != nil {
+			frame.release()
+			return
+		}
 		q, err := decodeBlobReq(payload)
 		if err != nil {
 			frame.release()
