@@ -168,7 +168,7 @@ func newBlobStore(s *Server) (*blobStore, error) {
 		return bs, nil
 	}
 	bs.on = true
-	bs.blobs, bs.tokens = s.db.Table(tableBlobs), s.db.Table(tableBlobTokens)
+	bs.blobs, bs.tokens = s.t.blobs, s.t.blobTokens
 	if err := os.MkdirAll(bs.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("relay: blob directory: %w", err)
 	}
