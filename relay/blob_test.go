@@ -359,9 +359,8 @@ func TestBlobLimitsRefuseBeforeStoring(t *testing.T) {
 		t.Fatal("cut upload succeeded")
 	}
 	refused("over the total, reserved", h3, 64<<10, ErrBlobFull)
-	// Tiny blobs count as MinBlobCharge.
-	if l, _ := c.BlobLimits(ctx, h3, r.info); l.QuotaLeft != 6<<20-1<<20 {
-		t.Fatalf("quota left %d", l.QuotaLeft)
+	if l, _ := c.BlobLimits(ctx, h3, r.info); l.QuotaLeft != 6<<20-1<<20 || l.Free != 0 {
+		t.Fatalf("limits %+v", l)
 	}
 }
 
@@ -461,6 +460,10 @@ func TestBlobReceiptsDelete(t *testing.T) {
 	}
 	if _, err := c.BlobDone(ctx, h, r.info, hash2, tokens[0]); !errors.Is(err, ErrBlobBadToken) {
 		t.Fatalf("token for a blob with none: %v", err)
+	}
+	// A tiny blob counts as MinBlobCharge.
+	if l, _ := c.BlobLimits(ctx, h, r.info); l.QuotaLeft != DefaultBlobQuotaPerPeer-MinBlobCharge {
+		t.Fatalf("quota left %d after a tiny blob", l.QuotaLeft)
 	}
 }
 
