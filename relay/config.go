@@ -56,6 +56,15 @@ const (
 	DefaultMaxFrameBytesPerIP  = 16 << 20
 )
 
+// Defaults of the blob store (docs/RELAY.md "Blob store",
+// docs/protocol/files.md §19.5).
+const (
+	DefaultMaxBlob          = 1<<30 + 32<<20 // the blob of a 1 GiB file (STREAM, then Padmé: files.md §19.5)
+	DefaultBlobTTL          = 7 * 24 * time.Hour
+	DefaultBlobQuotaPerPeer = 2 << 30
+	DefaultBlobStoreBytes   = 20 << 30
+)
+
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("336h", "30s"); a bare number is read as seconds.
 type Duration time.Duration
@@ -192,11 +201,34 @@ type Config struct {
 	// MaxFrameBytes caps the bytes of request frames the relay holds at
 	// once, for all streams together, from a frame's first buffer until
 	// its request is answered; a stream whose frame needs more waits up
-	// to a second, then is reset. Default 64 MiB; at least MaxFrame.
+	// to a second, then is reset. Default 64 MiB; at least the largest
+	// frame of either protocol (a blob write, about 1 MiB).
 	MaxFrameBytes int64 `json:"max_frame_bytes,omitempty"`
 	// MaxFrameBytesPerIP is the same per network, so one network cannot
-	// take the whole MaxFrameBytes. Default 16 MiB; at least MaxFrame.
+	// take the whole MaxFrameBytes. Default 16 MiB; at least the largest
+	// frame, as MaxFrameBytes.
 	MaxFrameBytesPerIP int64 `json:"max_frame_bytes_per_ip,omitempty"`
+	// NoBlobStore turns the blob store (/hush/blob/1) off. Default false:
+	// the store runs when BlobDir is set.
+	NoBlobStore bool `json:"no_blob_store,omitempty"`
+	// BlobDir is the directory of the blob store's files (ciphertext
+	// only, one file per blob; their metadata is in the relay's store).
+	// hush-relay sets <data_dir>/blobs; a Server given none runs no blob
+	// store.
+	BlobDir string `json:"blob_dir,omitempty"`
+	// MaxBlob caps one blob in bytes. Default 1 GiB + 32 MiB, the blob
+	// of a 1 GiB file.
+	MaxBlob int64 `json:"max_blob,omitempty"`
+	// BlobTTL is how long a blob is kept after its put, uploaded or not.
+	// Default 7 days.
+	BlobTTL Duration `json:"blob_ttl,omitempty"`
+	// BlobQuotaPerPeer caps the bytes of live blobs (put and not yet
+	// deleted, each counted at its full size, at least 64 KiB) one
+	// uploading peer holds. Default 2 GiB.
+	BlobQuotaPerPeer int64 `json:"blob_quota_per_peer,omitempty"`
+	// BlobStoreBytes caps the bytes of all live blobs, counted as for
+	// BlobQuotaPerPeer. Default 20 GiB.
+	BlobStoreBytes int64 `json:"blob_store_bytes,omitempty"`
 	// Push points the relay at a push bridge that wakes mailbox owners'
 	// phones (docs/RELAY.md "Wake-ups"). Default none.
 	Push PushConfig `json:"push,omitempty"`
@@ -243,6 +275,10 @@ func (c Config) Check() error {
 		{"max_frame_bytes", c.MaxFrameBytes < 0, c.MaxFrameBytes},
 		{"max_frame_bytes_per_ip", c.MaxFrameBytesPerIP < 0, c.MaxFrameBytesPerIP},
 		{"push.window", c.Push.Window < 0, time.Duration(c.Push.Window)},
+		{"max_blob", c.MaxBlob < 0, c.MaxBlob},
+		{"blob_ttl", c.BlobTTL < 0, time.Duration(c.BlobTTL)},
+		{"blob_quota_per_peer", c.BlobQuotaPerPeer < 0, c.BlobQuotaPerPeer},
+		{"blob_store_bytes", c.BlobStoreBytes < 0, c.BlobStoreBytes},
 	} {
 		if f.neg {
 			return fmt.Errorf("%w: %s is negative (%v); leave it out or set 0 for the default", ErrConfig, f.name, f.v)
@@ -346,11 +382,24 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = DefaultMaxFrameBytes
 	}
-	c.MaxFrameBytes = max(c.MaxFrameBytes, MaxFrame)
+	// At least one largest frame of either protocol.
+	c.MaxFrameBytes = max(c.MaxFrameBytes, MaxFrame, blobMaxFrame)
 	if c.MaxFrameBytesPerIP <= 0 {
 		c.MaxFrameBytesPerIP = DefaultMaxFrameBytesPerIP
 	}
-	c.MaxFrameBytesPerIP = min(max(c.MaxFrameBytesPerIP, MaxFrame), c.MaxFrameBytes)
+	c.MaxFrameBytesPerIP = min(max(c.MaxFrameBytesPerIP, MaxFrame, blobMaxFrame), c.MaxFrameBytes)
+	if c.MaxBlob <= 0 {
+		c.MaxBlob = DefaultMaxBlob
+	}
+	if c.BlobTTL <= 0 {
+		c.BlobTTL = Duration(DefaultBlobTTL)
+	}
+	if c.BlobQuotaPerPeer <= 0 {
+		c.BlobQuotaPerPeer = DefaultBlobQuotaPerPeer
+	}
+	if c.BlobStoreBytes <= 0 {
+		c.BlobStoreBytes = DefaultBlobStoreBytes
+	}
 	var err error
 	if c.Push, err = c.Push.withDefaults(); err != nil {
 		return c, err

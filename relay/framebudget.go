@@ -148,8 +148,12 @@ func (h *frameHold) release() {
 // wire.ReadFrame does (the same errors), holding budget for its buffer as
 // it grows; errFrameBudget when the budget stays full. The caller
 // releases the hold once the request is answered.
-func (h *frameHold) read(r io.Reader) ([]byte, error) {
-	size, err := readFrameSize(r)
+func (h *frameHold) read(r io.Reader) ([]byte, error) { return h.readMax(r, MaxFrame) }
+
+// readMax is read with a frame cap of limit bytes (the blob store's
+// frames are larger than the mailbox protocol's).
+func (h *frameHold) readMax(r io.Reader, limit int) ([]byte, error) {
+	size, err := readFrameSize(r, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +184,8 @@ func (h *frameHold) read(r io.Reader) ([]byte, error) {
 }
 
 // readFrameSize reads a frame's length prefix and checks it against
-// MaxFrame. A clean end of stream before the first byte is io.EOF.
-func readFrameSize(r io.Reader) (int, error) {
+// limit. A clean end of stream before the first byte is io.EOF.
+func readFrameSize(r io.Reader, limit int) (int, error) {
 	var hdr [wire.HeaderSize]byte
 	if n, err := io.ReadFull(r, hdr[:]); err != nil {
 		if err == io.EOF {
@@ -193,8 +197,8 @@ func readFrameSize(r io.Reader) (int, error) {
 		return 0, fmt.Errorf("%w: length prefix has %d of %d bytes (%v)", wire.ErrTruncated, n, wire.HeaderSize, err)
 	}
 	size := int(binary.BigEndian.Uint32(hdr[:]))
-	if size > MaxFrame {
-		return 0, fmt.Errorf("%w: declared %d bytes, limit %d", wire.ErrFrameTooLarge, size, MaxFrame)
+	if size > limit {
+		return 0, fmt.Errorf("%w: declared %d bytes, limit %d", wire.ErrFrameTooLarge, size, limit)
 	}
 	return size, nil
 }

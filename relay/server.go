@@ -28,6 +28,8 @@ import (
 // circuit relay v2 service open only to its mailbox owners and, unless
 // Config.NoGroupStore, a group store: a GossipSub router that files the
 // messages of the group topics its owners watch into their mailboxes.
+// With Config.BlobDir (and not Config.NoBlobStore) it also serves the
+// blob store, /hush/blob/1, for attachments.
 type Server struct {
 	cfg Config
 	h   host.Host
@@ -39,6 +41,7 @@ type Server struct {
 
 	group *groupStore
 	wake  *waker
+	blobs *blobStore
 
 	peerLim, ipLim *limiter
 	creates        *creationLimits // mailbox creation in the open mode
@@ -70,7 +73,8 @@ type Server struct {
 }
 
 // New returns a relay server over h and db. It reads the mailbox records
-// (all are kept in memory) and does no other I/O; Run serves. The caller
+// (all are kept in memory) and the blob store's records, and brings the
+// blob directory in line with them (blobstore.go); Run serves. The caller
 // owns h and db and closes them after Run returns.
 func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 	cfg, err := cfg.withDefaults()
@@ -94,6 +98,9 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 	}
 	s.group = newGroupStore(s)
 	s.wake = newWaker(s, cfg.Push)
+	if s.blobs, err = newBlobStore(s); err != nil {
+		return nil, err
+	}
 	err = s.t.mailboxes.Scan(func(id, value []byte) error {
 		mb, err := parseMailbox(id, value)
 		if err != nil {
@@ -185,6 +192,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.h.SetStreamHandler(ProtocolID, s.handle)
+	if s.blobs.on {
+		s.h.SetStreamHandler(BlobProtocolID, s.blobs.handle)
+	}
 	wakeDone := make(chan struct{})
 	go func() {
 		defer close(wakeDone)
@@ -193,11 +203,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer func() { <-wakeDone }()
 	close(s.ready)
 	s.log.Info("relay serving", "mailboxes", s.mailboxCount(), "circuit_relay", circ != nil,
-		"group_store", !s.cfg.NoGroupStore, "group_topics", s.group.topicCount())
+		"group_store", !s.cfg.NoGroupStore, "group_topics", s.group.topicCount(), "blob_store", s.blobs.on)
 
 	tick := time.NewTicker(time.Duration(s.cfg.ExpiryInterval))
 	defer tick.Stop()
 	s.expire()
+	s.blobs.sweep(s.cfg.Now())
 loop:
 	for {
 		select {
@@ -207,6 +218,7 @@ loop:
 			s.expire()
 			s.checkpoint(false)
 			now := s.cfg.Now()
+			s.blobs.sweep(now)
 			s.peerLim.sweep(now)
 			s.ipLim.sweep(now)
 			s.creates.sweep(now)
@@ -217,6 +229,7 @@ loop:
 
 	s.log.Info("relay shutting down")
 	s.h.RemoveStreamHandler(ProtocolID)
+	s.h.RemoveStreamHandler(BlobProtocolID)
 	s.lifeMu.Lock()
 	s.closing = true
 	for st := range s.streams {

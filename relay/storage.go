@@ -31,18 +31,21 @@ var expiryID = []byte("x")
 
 type tables struct {
 	mailboxes, deposits, messages, msgids, expiry, prekeys, watches, wakes *store.Table
+	blobs, blobTokens                                                      *store.Table // the blob store (blobstore.go)
 }
 
 func openTables(db *store.DB) tables {
 	return tables{
-		mailboxes: db.Table(tableMailboxes),
-		deposits:  db.Table(tableDeposits),
-		messages:  db.Table(tableMessages),
-		msgids:    db.Table(tableMsgIDs),
-		expiry:    db.Table(tableExpiry),
-		prekeys:   db.Table(tablePrekeys),
-		watches:   db.Table(tableWatches),
-		wakes:     db.Table(tableWakes),
+		mailboxes:  db.Table(tableMailboxes),
+		deposits:   db.Table(tableDeposits),
+		messages:   db.Table(tableMessages),
+		msgids:     db.Table(tableMsgIDs),
+		expiry:     db.Table(tableExpiry),
+		prekeys:    db.Table(tablePrekeys),
+		watches:    db.Table(tableWatches),
+		wakes:      db.Table(tableWakes),
+		blobs:      db.Table(tableBlobs),
+		blobTokens: db.Table(tableBlobTokens),
 	}
 }
 

@@ -1,5 +1,6 @@
 // Command hush-relay runs a hush relay: the /hush/mailbox/1 store-and-forward
-// mailbox service for offline devices and a circuit relay v2 service open
+// mailbox service for offline devices, the /hush/blob/1 blob store for
+// their attachments (in <data>/blobs) and a circuit relay v2 service open
 // to its mailbox owners (docs/RELAY.md, docs/OPERATIONS.md).
 //
 //	hush-relay [--config FILE] [--data DIR] [--listen MULTIADDR]... [--metrics-addr ADDR]
@@ -128,6 +129,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDataDir()
+	}
+	if cfg.BlobDir == "" && !cfg.NoBlobStore {
+		cfg.BlobDir = filepath.Join(cfg.DataDir, "blobs")
 	}
 	if len(cfg.Listen) == 0 {
 		cfg.Listen = defaultListen
@@ -276,7 +280,10 @@ const (
 	defaultConnLow        = 2048
 	defaultConnHigh       = 8192
 	defaultStreamsPerPeer = 64
-	defaultConnsPerIP     = 64
+	// blobStreamsPerPeer is how many /hush/blob/1 streams one peer may
+	// hold open at once.
+	blobStreamsPerPeer = 16
+	defaultConnsPerIP  = 64
 	// streamWindow is what libp2p's resource manager counts for every
 	// open yamux stream, busy or idle: go-yamux reserves a stream's
 	// initial receive window (256 KiB, the least the yamux spec allows)
@@ -360,6 +367,16 @@ func resourceLimits(cfg fileConfig) (rcmgr.ConcreteLimitConfig, error) {
 	mailboxPeer.StreamsInbound = rcmgr.LimitVal(perPeer)
 	mailboxPeer.Streams = rcmgr.LimitVal(perPeer)
 	p.ProtocolPeer[relay.ProtocolID] = mailboxPeer
+	// The blob store: a node uploads one blob at a time and downloads a
+	// few.
+	blob := p.ProtocolDefault
+	blob.StreamsInbound = rcmgr.LimitVal(high)
+	blob.Streams = rcmgr.LimitVal(high)
+	p.Protocol[relay.BlobProtocolID] = blob
+	blobPeer := p.ProtocolPeerDefault
+	blobPeer.StreamsInbound = blobStreamsPerPeer
+	blobPeer.Streams = blobStreamsPerPeer
+	p.ProtocolPeer[relay.BlobProtocolID] = blobPeer
 	for _, id := range relay.GossipProtocols() {
 		ps := p.ProtocolDefault
 		ps.StreamsInbound = rcmgr.LimitVal(high)

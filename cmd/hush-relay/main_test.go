@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -217,6 +220,7 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 		"ttl": `"-1h"`, "max_messages": `-5`, "max_store_bytes": `-1`, "idle_timeout": `-30`,
 		"peer_burst": `-1`, "max_topics": `-1`, "conn_low": `-1`, "conn_high": `-8`,
 		"max_mailboxes_per_ip": `-1`, "topic_file_burst": `-2`, "max_frame_bytes": `-1`,
+		"max_blob": `-1`, "blob_ttl": `"-1h"`, "blob_quota_per_peer": `-1`, "blob_store_bytes": `-1`,
 	} {
 		os.WriteFile(p, []byte(`{"`+field+`": `+value+`}`), 0o600)
 		var cfg fileConfig
@@ -239,4 +243,66 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 	if _, err := os.Stat(data); !os.IsNotExist(err) {
 		t.Fatalf("data directory created despite the bad config (%v)", err)
 	}
+}
+
+// TestBlobStoreInProcess uploads and downloads a blob through the relay
+// binary: its files go under <data>/blobs, and a kill -9 and restart
+// keeps an acknowledged upload, which resumes. With no_blob_store the
+// protocol is not offered.
+func TestBlobStoreInProcess(t *testing.T) {
+	bin := buildRelay(t)
+	dir := t.TempDir()
+	cmd, ai := startProc(t, bin, dir)
+	h := clientHost(t)
+	var c relay.Client
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := make([]byte, 3<<20+5)
+	rand.Read(data)
+	hash := relay.BlobHash(sha256.Sum256(data))
+	cut := &cutSource{data: data, limit: 2 << 20}
+	if _, err := c.PutBlob(ctx, h, ai, hash, int64(len(data)), nil, cut); err == nil {
+		t.Fatal("cut upload succeeded")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	h.Close()
+	_, ai = startProc(t, bin, dir)
+	h = clientHost(t)
+	sent, err := c.PutBlob(ctx, h, ai, hash, int64(len(data)), nil, bytes.NewReader(data))
+	if err != nil || sent != int64(len(data))-2<<20 {
+		t.Fatalf("resume after kill -9: sent %d, %v", sent, err)
+	}
+	got, err := c.ReadBlob(ctx, h, ai, hash, 0, int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download: %d bytes, %v", len(got), err)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "blobs"))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("blob directory: %v, %v", entries, err)
+	}
+
+	off := t.TempDir()
+	p := filepath.Join(off, "c.json")
+	os.WriteFile(p, []byte(`{"no_blob_store": true}`), 0o600)
+	_, ai = startProc(t, bin, filepath.Join(off, "data"), "--config", p)
+	if _, err := c.BlobLimits(ctx, clientHost(t), ai); err == nil {
+		t.Fatal("no_blob_store relay answered")
+	}
+	if _, err := os.Stat(filepath.Join(off, "data", "blobs")); err == nil {
+		t.Fatal("no_blob_store relay made a blob directory")
+	}
+}
+
+// cutSource serves data up to limit bytes, then fails.
+type cutSource struct {
+	data  []byte
+	limit int64
+}
+
+func (s *cutSource) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > s.limit {
+		return 0, errors.New("source cut")
+	}
+	return copy(p, s.data[off:]), nil
 }
