@@ -105,3 +105,10 @@ type (
 	DeviceEvent     = apitypes.DeviceEvent
 	HistoryProgress = apitypes.HistoryProgress
 )
+
+// FileInfo is a message's attachment; SendFileRequest asks for one file
+// to go to a contact.
+type (
+	FileInfo        = apitypes.FileInfo
+	SendFileRequest = apitypes.SendFileRequest
+)

@@ -136,3 +136,12 @@ type VerifyPushParams struct {
 type DeviceIDParams struct {
 	ID string `json:"id"`
 }
+
+// FileParams name a message that carries a file (getFile, waitFile);
+// Out is where getFile writes the decrypted file ("" for none yet: the
+// download starts or goes on).
+type FileParams struct {
+	ID      string `json:"id"`
+	Out     string `json:"out,omitempty"`
+	Timeout string `json:"timeout,omitempty"` // waitFile: how long to wait (default 30s, at most 10m)
+}

@@ -86,6 +86,43 @@ type Message struct {
 	Group     string              `json:"group,omitempty"`  // group ID, for group messages
 	Sender    string              `json:"sender,omitempty"` // group messages: who sent it ("me" for this account)
 	Kind      Kind                `json:"kind,omitempty"`   // entries the node wrote (direction "system"): KindMissing
+	File      *FileInfo           `json:"file,omitempty"`   // the attachment, if the message carries one (Text is its caption)
+}
+
+// FileInfo is a message's attachment (docs/protocol/files.md).
+type FileInfo struct {
+	Name   string `json:"name"`
+	MIME   string `json:"mime"` // from the content, not the name
+	Size   int64  `json:"size"` // bytes of the file
+	Hash   string `json:"hash"` // hex SHA-256 of the stored (encrypted) blob
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	// Thumbnail is a small JPEG of an image (base64 in JSON).
+	Thumbnail []byte `json:"thumbnail,omitempty"`
+	// State: "sent" (this device's file), "offered" (not downloaded),
+	// "downloading" (Bytes of Size so far), "done", "failed" (Error says
+	// why) or "expired".
+	State string `json:"state"`
+	Bytes int64  `json:"bytes,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// File states.
+const (
+	FileSent        = "sent"
+	FileOffered     = "offered"
+	FileDownloading = "downloading"
+	FileDone        = "done"
+	FileFailed      = "failed"
+	FileExpired     = "expired"
+)
+
+// SendFileRequest asks the node to send a file to a contact.
+type SendFileRequest struct {
+	To      string `json:"to"`
+	Path    string `json:"path"`              // a regular file the daemon can read
+	Caption string `json:"caption,omitempty"` // the message text shown with it
+	TxnID   string `json:"txnId,omitempty"`
 }
 
 // Contact is a person in the address book.
