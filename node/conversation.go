@@ -36,6 +36,10 @@ type outgoing struct {
 	Target string
 	Remove bool
 	TxnID  string // client transaction ID: a retry returns the first result
+	// Attach is an attachment pointer (files.go) and File what the
+	// message shows of it; Text is then a caption and may be empty.
+	Attach []byte
+	File   *FileInfo
 }
 
 // kind returns the send's kind (text, or reply when there is a target)
@@ -47,6 +51,9 @@ func (o outgoing) kind() (Kind, error) {
 		if o.Target != "" {
 			k = KindReply
 		}
+	}
+	if o.Attach != nil && k == KindText && o.Text == "" {
+		return k, nil // a file without a caption
 	}
 	return k, checkText(k, o.Text)
 }
@@ -90,7 +97,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	if m, ok := n.sentBeforeLocked(cv, o.TxnID); ok {
 		return m, nil
 	}
-	p := &payload{ID: newMessageID(), Text: o.Text}
+	p := &payload{ID: newMessageID(), Text: o.Text, Attach: o.Attach}
 	if cv.group != nil {
 		p.TimeMS = n.groupClockLocked(now) // orders one sender's group messages everywhere
 	} else {
@@ -102,7 +109,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	switch kind {
 	case KindText, KindReply:
 		p.Type = ptText
-		rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: o.Text, State: StateQueued, Time: now.UTC()}
+		rec = &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "out", Text: o.Text, State: StateQueued, Time: now.UTC(), File: o.File}
 		if cv.group != nil {
 			rec.State, rec.Sender = StateSent, "me"
 		}
@@ -186,7 +193,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 // message the same account sent; a reaction to any message of the
 // conversation that is not deleted. It returns the ID of a newly stored
 // text, if it stored one.
-func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.AccountID, sender string, p *payload) *[msgIDSize]byte {
+func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.AccountID, dev identity.DeviceID, sender string, p *payload) *[msgIDSize]byte {
 	switch p.Type {
 	case ptText:
 		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
@@ -196,6 +203,9 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 			Time: time.UnixMilli(int64(p.TimeMS)).UTC()}
 		if p.Target != ([msgIDSize]byte{}) {
 			m.ReplyTo = hex.EncodeToString(p.Target[:])
+		}
+		if p.Attach != nil && cv.group == nil { // files in groups: not yet (files.md §19.9)
+			m.File = n.offerFileLocked(t, p.ID, dev, p.Attach)
 		}
 		ix := indexRec{Account: cv.key}
 		if cv.group != nil {

@@ -146,7 +146,7 @@ func (n *Node) applyGroupPayloadLocked(t *txn, gs *groupState, from identity.Acc
 	case ptCard:
 		n.learnCardLocked(t, p.Data, now)
 	default:
-		n.applyContentLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs}, from, n.memberNameLocked(from), p)
+		n.applyContentLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs}, from, identity.DeviceID{}, n.memberNameLocked(from), p)
 	}
 }
 

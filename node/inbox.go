@@ -370,7 +370,7 @@ func (n *Node) applyLocked(t *txn, c *contact, dev identity.DeviceID, p *payload
 	name := c.rec.Name
 	switch p.Type {
 	case ptText, ptEdit, ptDelete, ptReaction:
-		id := n.applyContentLocked(t, conversation{key: acc[:], contact: c}, acc, name, p)
+		id := n.applyContentLocked(t, conversation{key: acc[:], contact: c}, acc, dev, name, p)
 		if id != nil && p.Counter != 0 {
 			// Counted once per text: a copy from a second mailbox is
 			// not stored again, and does not count again.

@@ -40,6 +40,8 @@ type msgRec struct {
 	Missing uint64 `json:"missing,omitempty"`
 	// Counter is an outgoing 1:1 text's conversation counter (gaps.go).
 	Counter uint64 `json:"ctr,omitempty"`
+	// File is the message's attachment as it shows (files.go).
+	File *FileInfo `json:"file,omitempty"`
 }
 
 // indexRec is a msgindex-table record: where a message ID lives.
@@ -69,7 +71,7 @@ func (m *msgRec) view(contactName string) Message {
 	return Message{
 		ID: m.ID, Contact: contactName, Direction: m.Dir, Text: m.Text, State: m.State,
 		Time: m.Time, ReplyTo: m.ReplyTo, Edited: m.Edited, Deleted: m.Deleted,
-		Reactions: m.Reactions, Error: m.Error, Sender: m.Sender, Kind: m.Kind,
+		Reactions: m.Reactions, Error: m.Error, Sender: m.Sender, Kind: m.Kind, File: m.File,
 	}
 }
 

@@ -42,6 +42,9 @@ type Config struct {
 	// they are what the previous run was given, the ports it bound are
 	// reused (so contacts' links stay valid across restarts).
 	ListenAddrs []string
+	// MaxFileSize bounds a file sent or fetched; default
+	// DefaultMaxFileSize (1 GiB).
+	MaxFileSize int64
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
 	// Relays are relay multiaddrs (ending in /p2p/<PeerID>) on which the
@@ -131,6 +134,7 @@ type Node struct {
 	groups       map[group.GroupID]*groupState
 	welcomes     map[group.GroupID]*welcomeParts // invitations arriving in parts
 	earlyGroupPW map[group.GroupID][]earlyPW     // pairwise group messages that came before their Welcome
+	fetches      fetching                        // attachment downloads running (filefetch.go)
 	ps           *pubsub.PubSub                  // GossipSub, while Run runs
 	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)
 	guardTable   map[string][]peer.ID            // the guard's last table (guardChangedLocked)
@@ -160,7 +164,7 @@ type Node struct {
 
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
-	devices, syncHeld, linkTickets, syncState                                                                     *store.Table
+	devices, syncHeld, linkTickets, syncState, files                                                              *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -229,6 +233,7 @@ func openTables(db *store.DB) tables {
 		syncHeld:    db.Table("syncheld"),
 		linkTickets: db.Table("linktickets"),
 		syncState:   db.Table("syncstate"),
+		files:       db.Table("files"),
 	}
 }
 

@@ -75,6 +75,9 @@ type payload struct {
 	// reaction (extClock; zero: none), so every device of every party
 	// orders them alike (docs/protocol/sync.md §18.6).
 	Clock msync.Clock
+	// Attach is an attachment pointer on a text (extAttach; nil: none),
+	// docs/protocol/files.md §19.1.
+	Attach []byte
 }
 
 // Extension fields of 1:1 payloads (types below ptGroup): Data holds a
@@ -83,16 +86,19 @@ type payload struct {
 const (
 	extCounter byte = 1 // u64: Counter
 	extClock   byte = 2 // lamport u64 ‖ device fixed[16]: Clock
-	maxExtSize      = 1 << 10
+	extAttach  byte = 3 // an attachment pointer: Attach
+	// maxExtSize bounds one extension value: an attachment pointer
+	// (≤ 10,876 bytes); the other tags are short.
+	maxExtSize = 16 << 10
 )
 
 // data returns the Data field as sent: the extension fields for 1:1
 // types.
 func (p *payload) data() []byte {
-	if p.Type >= ptGroup || (p.Counter == 0 && p.Clock.IsZero()) {
+	if p.Type >= ptGroup || (p.Counter == 0 && p.Clock.IsZero() && p.Attach == nil) {
 		return p.Data
 	}
-	w := codec.NewWriter(48)
+	w := codec.NewWriter(48 + len(p.Attach))
 	if p.Counter != 0 {
 		w.U8(extCounter)
 		w.U32(8)
@@ -104,6 +110,10 @@ func (p *payload) data() []byte {
 		w.U64(p.Clock.Lamport)
 		w.Fixed(p.Clock.Device[:])
 	}
+	if p.Attach != nil {
+		w.U8(extAttach)
+		w.Bytes32(p.Attach)
+	}
 	return w.Bytes()
 }
 
@@ -112,6 +122,7 @@ func (p *payload) parseExtensions() {
 	r := codec.NewReader(p.Data)
 	var counter uint64
 	var clock msync.Clock
+	var att []byte
 	for r.Err() == nil && r.Remaining() > 0 {
 		tag := r.U8()
 		v := r.Bytes32(maxExtSize)
@@ -125,10 +136,12 @@ func (p *payload) parseExtensions() {
 			if clock.Lamport == 0 || clock.Lamport >= msync.MaxLamport {
 				clock = msync.Clock{}
 			}
+		case tag == extAttach && p.Type == ptText:
+			att = codec.Clone(v)
 		}
 	}
 	if r.Err() == nil {
-		p.Counter, p.Clock = counter, clock
+		p.Counter, p.Clock, p.Attach = counter, clock, att
 	}
 }
 

@@ -26,11 +26,12 @@ const (
 // Decoding caps: generous bounds on what a record may hold, checked
 // before anything is allocated.
 const (
-	capRecField   = 1 << 10 // an ID, a name, a state, a kind, an error text
-	capRecText    = 1 << 20 // a message text (MaxTextSize is far below)
-	capRecBody    = 1 << 24 // an outbox entry's sealed body
-	capRecList    = 1 << 12 // reactions, reactors, mailboxes left
-	capRecAccount = 1 << 8  // an account or group conversation key
+	capRecField   = 1 << 10  // an ID, a name, a state, a kind, an error text
+	capRecText    = 1 << 20  // a message text (MaxTextSize is far below)
+	capRecBody    = 1 << 24  // an outbox entry's sealed body
+	capRecList    = 1 << 12  // reactions, reactors, mailboxes left
+	capRecAccount = 1 << 8   // an account or group conversation key
+	capRecThumb   = 16 << 10 // an attachment's thumbnail
 )
 
 func putTime(w *codec.Writer, t time.Time) {
@@ -84,6 +85,19 @@ func (m *msgRec) marshal() []byte {
 	w.String16(string(m.Kind))
 	w.U64(m.Missing)
 	w.U64(m.Counter)
+	if f := m.File; f != nil { // optional trailing block: 1 ‖ the attachment
+		w.U8(1)
+		w.String16(f.Name)
+		w.String16(f.MIME)
+		w.U64(uint64(f.Size))
+		w.String16(f.Hash)
+		w.U32(uint32(f.Width))
+		w.U32(uint32(f.Height))
+		w.Bytes16(f.Thumbnail)
+		w.String16(f.State)
+		w.U64(uint64(f.Bytes))
+		w.String16(f.Error)
+	}
 	return w.Bytes()
 }
 
@@ -120,6 +134,12 @@ func decodeMsgRec(v []byte, m *msgRec) error {
 	m.Kind = Kind(r.String16(capRecField))
 	m.Missing = r.U64()
 	m.Counter = r.U64()
+	if r.Err() == nil && r.Remaining() > 0 && r.U8() == 1 {
+		m.File = &FileInfo{Name: r.String16(capRecField), MIME: r.String16(capRecField), Size: int64(r.U64()),
+			Hash: r.String16(capRecField), Width: int(r.U32()), Height: int(r.U32()),
+			Thumbnail: codec.Clone(r.Bytes16(capRecThumb)), State: r.String16(capRecField),
+			Bytes: int64(r.U64()), Error: r.String16(capRecField)}
+	}
 	if err := r.Done(); err != nil {
 		return fmt.Errorf("node: decode message record: %w", err)
 	}

@@ -135,6 +135,8 @@ func (n *Node) Run(ctx context.Context) error {
 	// reply may carry all exist now.
 	h.SetStreamHandler(ProtocolMsg, n.handleMsgStream)
 	h.SetStreamHandler(ProtocolSync, n.handleSyncStream)
+	h.SetStreamHandler(ProtocolFile, n.handleFileStream)
+	n.loops.Go(n.resumeFetches)
 	n.loops.Go(n.resumeLoop)
 	n.loops.Go(func(ctx context.Context) { // the other devices learn this one's route
 		if n.WaitLink(ctx) == nil {
@@ -157,6 +159,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	h.RemoveStreamHandler(ProtocolMsg)
 	h.RemoveStreamHandler(ProtocolSync)
+	h.RemoveStreamHandler(ProtocolFile)
 	n.mu.Lock()
 	for _, gs := range n.groups {
 		for name, jt := range gs.topics {

@@ -21,6 +21,7 @@ type txn struct {
 	groupsChanged bool              // a group engine changed: resubscribe to its topics
 	seqs          map[uint64]bool   // group message sequence numbers taken in this batch
 	syncRecs      map[string][]byte // syncstate records written in this batch (syncstate.go)
+	fetch         []string          // messages whose files start downloading after the commit
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
@@ -107,6 +108,9 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 	}
 	n.releaseQueuedLocked(t.queued)
 	n.publishLocked(t.events)
+	for _, id := range t.fetch {
+		n.autoFetchLocked(id)
+	}
 	if len(t.publish) > 0 { // when not running, anti-entropy repairs it later
 		n.loops.Go(func(ctx context.Context) { n.publishAll(ctx, t.publish) })
 	}

@@ -112,3 +112,13 @@ type (
 	FileInfo        = apitypes.FileInfo
 	SendFileRequest = apitypes.SendFileRequest
 )
+
+// File states (apitypes has their meaning).
+const (
+	FileSent        = apitypes.FileSent
+	FileOffered     = apitypes.FileOffered
+	FileDownloading = apitypes.FileDownloading
+	FileDone        = apitypes.FileDone
+	FileFailed      = apitypes.FileFailed
+	FileExpired     = apitypes.FileExpired
+)

@@ -1,0 +1,314 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/internal/wire"
+	"github.com/hushnet/hush/node/attach"
+)
+
+// Downloading attachments (docs/protocol/files.md §19.4): into
+// HOME/files/<hash>.part, each chunk verified as it lands (attach.Download),
+// resumed after the last verified chunk, renamed to <hash>.blob when the
+// blob's hash matched; saved to a path the user names by SaveFile.
+
+// Download tuning.
+const (
+	fetchRequest  = 1 << 20 // bytes asked for per request
+	fetchProgress = 1 << 20 // an update event at most every this many bytes
+	fetchDialTime = 30 * time.Second
+	// AutoFetchSize is the largest file fetched as soon as it is offered;
+	// larger ones wait for FetchFile (hush file get).
+	AutoFetchSize = 16 << 20
+)
+
+// fetching is the set of downloads running, by blob hash. Node.mu
+// guards it.
+type fetching map[[attach.HashSize]byte]bool
+
+// FetchFile starts (or continues) downloading a message's file and
+// returns the message at once; WaitFile waits for the end.
+func (n *Node) FetchFile(ctx context.Context, id string) (Message, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return Message{}, ErrClosed
+	}
+	m, ix, rec, p, err := n.fileOfLocked(id)
+	if err != nil {
+		return Message{}, err
+	}
+	name := n.nameOfLocked(ix.Account)
+	if rec.Own || m.File.State == FileDone || n.fetches[p.Hash] {
+		return m.view(name), nil
+	}
+	if p.Size > n.maxFileSize() {
+		return m.view(name), fmt.Errorf("%w: %d bytes, the limit is %d", ErrFileTooLarge, p.Size, n.maxFileSize())
+	}
+	if n.host == nil {
+		return m.view(name), ErrNotRunning
+	}
+	t := n.newTxnLocked()
+	n.setFileLocked(t, id, ix, m, func(f *FileInfo) { f.State, f.Error = FileDownloading, "" })
+	t.b.Lazy()
+	n.finishInBackgroundLocked(t)
+	n.startFetchLocked(id, rec, p)
+	return m.view(name), nil
+}
+
+// autoFetchLocked starts downloading a file just offered (small enough
+// to fetch unasked).
+func (n *Node) autoFetchLocked(id string) {
+	if n.host == nil {
+		return // resumeFetches starts it with the next run
+	}
+	m, ix, rec, p, err := n.fileOfLocked(id)
+	if err != nil || m.File.State != FileOffered {
+		return
+	}
+	t := n.newTxnLocked()
+	n.setFileLocked(t, id, ix, m, func(f *FileInfo) { f.State = FileDownloading })
+	t.b.Lazy()
+	n.finishInBackgroundLocked(t)
+	n.startFetchLocked(id, rec, p)
+}
+
+// resumeFetches restarts, when the node runs, the downloads a stop cut.
+func (n *Node) resumeFetches(ctx context.Context) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var ids []string
+	n.tabs.files.Scan(func(_, v []byte) error {
+		var rec fileRec
+		if jsonUnmarshal(v, &rec) == nil && !rec.Own {
+			ids = append(ids, rec.MsgID)
+		}
+		return nil
+	})
+	for _, id := range ids {
+		m, _, rec, p, err := n.fileOfLocked(id)
+		if err == nil && m.File.State == FileDownloading {
+			n.startFetchLocked(id, rec, p)
+		}
+	}
+}
+
+// startFetchLocked runs a download as one of the run's loops.
+func (n *Node) startFetchLocked(id string, rec *fileRec, p *attach.Pointer) {
+	if n.fetches == nil {
+		n.fetches = make(fetching)
+	}
+	if n.fetches[p.Hash] {
+		return
+	}
+	n.fetches[p.Hash] = true
+	from := identity.DeviceID(rec.From)
+	if !n.loops.Go(func(ctx context.Context) {
+		err := n.fetch(ctx, id, p, from)
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.fetches, p.Hash)
+		if err != nil && ctx.Err() == nil {
+			n.log.Info("file download stopped", "err", err)
+			n.fileStateLocked(id, func(f *FileInfo) { f.State, f.Error = FileFailed, err.Error() })
+		}
+	}) {
+		delete(n.fetches, p.Hash)
+	}
+}
+
+// fileStateLocked changes a message's file state in its own commit.
+func (n *Node) fileStateLocked(id string, f func(*FileInfo)) {
+	m, ix, _, _, err := n.fileOfLocked(id)
+	if err != nil {
+		return
+	}
+	t := n.newTxnLocked()
+	n.setFileLocked(t, id, ix, m, f)
+	n.commitForJobReleasingLock(t, "file state")
+}
+
+// fetch downloads a blob from the device that sent it, resuming from
+// what the .part file holds.
+func (n *Node) fetch(ctx context.Context, id string, p *attach.Pointer, from identity.DeviceID) error {
+	if err := os.MkdirAll(n.filesDir(), 0o700); err != nil {
+		return err
+	}
+	part := n.blobPath(p.Hash, ".part")
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	d, err := attach.NewDownload(p, f)
+	if err != nil {
+		return err
+	}
+	if !d.Complete() {
+		if err := n.fetchDirect(ctx, id, d, p, from); err != nil {
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := os.Rename(part, n.blobPath(p.Hash, ".blob")); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.fileStateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes, fi.Error = FileDone, p.Size, "" })
+	n.mu.Unlock()
+	return nil
+}
+
+// fetchDirect asks the sending device for the rest of the blob on
+// /hush/file/1, a request at a time, and feeds what arrives to d.
+func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p *attach.Pointer, from identity.DeviceID) error {
+	n.mu.Lock()
+	pid, ok := n.peerOfLocked(from)
+	h := n.host
+	n.mu.Unlock()
+	if !ok || h == nil {
+		return errors.New("unreachable: the device that sent the file is not known here")
+	}
+	dctx, cancel := context.WithTimeout(ctx, fetchDialTime)
+	s, err := h.NewStream(dctx, pid, protocol.ID(ProtocolFile))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("unreachable: %w", err)
+	}
+	defer s.Close()
+	context.AfterFunc(ctx, func() { s.Reset() })
+	br := bufio.NewReaderSize(s, 128<<10)
+	reported := d.Offset()
+	for !d.Complete() {
+		off := d.Offset()
+		q := fileRequest{hash: p.Hash, offset: uint64(off), length: uint64(min(int64(fetchRequest), p.BlobSize-off))}
+		if err := wire.WriteFrame(s, q.marshal()); err != nil {
+			return fmt.Errorf("unreachable: %w", err)
+		}
+		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
+		st, err := wire.ReadFrame(br, 1)
+		if err != nil {
+			return fmt.Errorf("unreachable: %w", err)
+		}
+		switch st[0] {
+		case fileStatusOK:
+		case fileStatusNone:
+			return errors.New("expired: the sending device no longer has the file")
+		case fileStatusDeny:
+			return errors.New("the sending device refused: this device is not one the file was sent to")
+		default:
+			return fmt.Errorf("the sending device refused the request (status %d)", st[0])
+		}
+		for got := uint64(0); got < q.length; {
+			b, err := wire.ReadFrame(br, fileFrameData)
+			if err != nil {
+				return fmt.Errorf("unreachable: %w", err)
+			}
+			if _, err := d.Write(b); err != nil {
+				if errors.Is(err, attach.ErrCorrupt) {
+					return errors.New("corrupted: a chunk failed its check (sent again, it failed again)")
+				}
+				return err
+			}
+			got += uint64(len(b))
+		}
+		if now := d.Verified(); now-reported >= fetchProgress && !d.Complete() {
+			reported = now
+			n.mu.Lock()
+			n.fileStateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes = FileDownloading, min(now, p.Size) })
+			n.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// WaitFile waits until a message's file is done or failed, or ctx ends.
+func (n *Node) WaitFile(ctx context.Context, id string) (Message, error) {
+	for {
+		n.mu.Lock()
+		m, ix, _, _, err := n.fileOfLocked(id)
+		if errors.Is(err, store.ErrNotFound) {
+			// The message is in a commit not yet on disk; its event comes
+			// when it is.
+			ch := n.events.Wait(id)
+			n.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return Message{}, ctx.Err()
+			}
+		}
+		if err != nil {
+			n.mu.Unlock()
+			return Message{}, err
+		}
+		view := m.view(n.nameOfLocked(ix.Account))
+		if s := m.File.State; s == FileDone || s == FileFailed || s == FileSent || s == FileExpired {
+			n.mu.Unlock()
+			return view, nil
+		}
+		ch := n.events.Wait(id)
+		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return view, ctx.Err()
+		}
+	}
+}
+
+// SaveFile decrypts a downloaded (or sent) file to out, through
+// out.hush-part renamed at the end: nothing half-written is left at out.
+func (n *Node) SaveFile(ctx context.Context, id, out string) error {
+	n.mu.Lock()
+	m, _, rec, p, err := n.fileOfLocked(id)
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !rec.Own && m.File.State != FileDone {
+		return fmt.Errorf("%w (%s)", ErrFileNotReady, m.File.State)
+	}
+	f, err := os.Open(n.blobPath(p.Hash, ".blob"))
+	if err != nil {
+		return fmt.Errorf("the file's blob is gone: %w", err)
+	}
+	defer f.Close()
+	d, err := attach.NewDownload(p, readOnlyPart{f})
+	if err != nil {
+		return err
+	}
+	if !d.Complete() {
+		return errors.New("corrupted: the stored file does not verify")
+	}
+	return d.DecryptTo(out)
+}
+
+// readOnlyPart lets a verified blob be read through attach.Download
+// without being changed.
+type readOnlyPart struct{ *os.File }
+
+// Truncate allows only the size the file has (a check that cuts
+// nothing).
+func (p readOnlyPart) Truncate(size int64) error {
+	if st, err := p.Stat(); err == nil && st.Size() == size {
+		return nil
+	}
+	return errors.New("corrupted: the stored file does not verify")
+}
+func (readOnlyPart) WriteAt([]byte, int64) (int, error) {
+	return 0, errors.New("read-only")
+}
+

@@ -1,0 +1,260 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/node/attach"
+)
+
+// This file is the node's side of attachments (docs/protocol/files.md):
+// sending a file (sealed once into a spool file, the pointer in a text
+// message), the record of each file in the `files` table, and the states
+// a message's attachment shows. fileserve.go serves /hush/file/1 and
+// filefetch.go downloads.
+
+// File errors the API and CLI branch on.
+var (
+	ErrFileTooLarge = errors.New("file is too large")
+	ErrNotAFile     = errors.New("not a regular file")
+	ErrNoFile       = errors.New("the message carries no file")
+	ErrFileNotReady = errors.New("the file is not downloaded yet")
+)
+
+// DefaultMaxFileSize is the largest file sent or fetched unless
+// Config.MaxFileSize says otherwise (files.md §19.6).
+const DefaultMaxFileSize = 1 << 30
+
+// fileRec is a files-table record, keyed by the blob's hash: one file
+// this device sent or was offered.
+type fileRec struct {
+	Pointer []byte   `json:"p"`           // the attachment pointer (its key is sealed at rest like every record)
+	MsgID   string   `json:"m"`           // the message that carries it
+	Own     bool     `json:"o,omitempty"` // sent from here: served on /hush/file/1
+	Allowed [][]byte `json:"a,omitempty"` // sent: the devices it may be served to
+	From    []byte   `json:"f,omitempty"` // offered: the device that sent it
+}
+
+func (n *Node) maxFileSize() int64 {
+	if n.cfg.MaxFileSize > 0 {
+		return n.cfg.MaxFileSize
+	}
+	return DefaultMaxFileSize
+}
+
+// filesDir holds spooled blobs (sent) and downloads (.part, then .blob):
+// ciphertext only.
+func (n *Node) filesDir() string { return filepath.Join(n.cfg.Home, "files") }
+
+func (n *Node) blobPath(hash [attach.HashSize]byte, ext string) string {
+	return filepath.Join(n.filesDir(), hex.EncodeToString(hash[:])+ext)
+}
+
+// SendFile sends a file to a contact as an attachment: it is sealed once
+// (STREAM, a fresh key) into a spool file, and a text message with the
+// caption carries its pointer. The recipient's devices download it from
+// this device (/hush/file/1).
+func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, error) {
+	st, err := os.Stat(req.Path)
+	switch {
+	case err != nil:
+		return Message{}, fmt.Errorf("cannot send %s: %w", req.Path, err)
+	case st.IsDir():
+		return Message{}, fmt.Errorf("%w: %s is a directory", ErrNotAFile, req.Path)
+	case !st.Mode().IsRegular():
+		return Message{}, fmt.Errorf("%w: %s", ErrNotAFile, req.Path)
+	case st.Size() > n.maxFileSize():
+		return Message{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFileTooLarge, st.Size(), n.maxFileSize())
+	}
+	if req.Caption != "" {
+		if err := checkText(KindText, req.Caption); err != nil {
+			return Message{}, err
+		}
+	}
+	name := filepath.Base(req.Path)
+	if attach.ValidName(name) != nil {
+		name = "file"
+	}
+	n.mu.Lock()
+	c, err := n.byNameLocked(req.To)
+	n.mu.Unlock()
+	if err != nil {
+		return Message{}, err
+	}
+	f, err := os.Open(req.Path)
+	if err != nil {
+		return Message{}, fmt.Errorf("cannot send %s: %w", req.Path, err)
+	}
+	defer f.Close()
+	size := st.Size()
+	info, err := attach.Inspect(f, size)
+	if err != nil {
+		return Message{}, fmt.Errorf("cannot read %s: %w", req.Path, err)
+	}
+	p, err := n.sealToSpool(io.NewSectionReader(f, 0, size), size)
+	if err != nil {
+		return Message{}, err
+	}
+	p.Name, p.MIME, p.Thumb = name, info.MIME, info.Thumb
+	p.Width, p.Height = uint32(info.Width), uint32(info.Height)
+	p.Sources = []attach.Source{{Kind: attach.SourceDirect}}
+	ptr, err := p.Marshal()
+	if err != nil {
+		return Message{}, err
+	}
+	file := fileView(p, FileSent)
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return Message{}, ErrClosed
+	}
+	if c.rec.Blocked {
+		return Message{}, fmt.Errorf("%w (%s)", ErrKeyChanged, req.To)
+	}
+	acc := c.account()
+	t := n.newTxnLocked()
+	m, err := n.sendLocked(t, conversation{key: acc[:], contact: c},
+		outgoing{Kind: KindText, Text: req.Caption, TxnID: req.TxnID, Attach: ptr, File: file}, now)
+	if err != nil {
+		n.dropQueuedLocked(t.queued)
+		return Message{}, err
+	}
+	rec := fileRec{Pointer: ptr, MsgID: m.ID, Own: true}
+	for _, d := range c.card.List.Devices() {
+		id := d.DeviceID()
+		rec.Allowed = append(rec.Allowed, id[:])
+	}
+	putJSON(t.b, n.tabs.files, p.Hash[:], &rec)
+	n.saveSeqLocked(t.b)
+	if err := n.commitReleasingLock(t); err != nil {
+		return Message{}, fmt.Errorf("node: store: %w", err)
+	}
+	return m, nil
+}
+
+// sealToSpool seals size bytes of src into the spool directory as
+// <hash>.blob (through a .part file, so a crash leaves no blob that is
+// not whole) and returns the pointer's key, sizes and hash.
+func (n *Node) sealToSpool(src io.Reader, size int64) (*attach.Pointer, error) {
+	if err := os.MkdirAll(n.filesDir(), 0o700); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(n.filesDir(), "send-*.part")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name()) // gone once renamed
+	bw := bufio.NewWriterSize(tmp, 256<<10)
+	sealed, err := attach.Seal(bw, src, size, nil)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sealing the file: %w", err)
+	}
+	p := sealed.Pointer()
+	if err := os.Rename(tmp.Name(), n.blobPath(p.Hash, ".blob")); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// fileView is what a message shows of its attachment.
+func fileView(p *attach.Pointer, state string) *FileInfo {
+	return &FileInfo{Name: p.Name, MIME: p.MIME, Size: p.Size, Hash: hex.EncodeToString(p.Hash[:]),
+		Width: int(p.Width), Height: int(p.Height), Thumbnail: p.Thumb, State: state}
+}
+
+// offerFileLocked records an attachment that came with an incoming text
+// (from device dev) and returns what the message shows; nil when the
+// pointer is malformed (the text still shows).
+func (n *Node) offerFileLocked(t *txn, msgID [msgIDSize]byte, dev identity.DeviceID, ptr []byte) *FileInfo {
+	p, err := attach.ParsePointer(ptr)
+	if err != nil {
+		n.log.Debug("attachment pointer refused", "err", err)
+		return nil
+	}
+	view := fileView(p, FileOffered)
+	if p.Size > n.maxFileSize() {
+		view.State, view.Error = FileFailed, fmt.Sprintf("too large: %d bytes, the limit is %d", p.Size, n.maxFileSize())
+	}
+	rec := fileRec{Pointer: ptr, MsgID: hex.EncodeToString(msgID[:]), From: dev[:]}
+	putJSON(t.b, n.tabs.files, p.Hash[:], &rec)
+	if view.State == FileOffered && p.Size <= AutoFetchSize {
+		t.fetch = append(t.fetch, rec.MsgID)
+	}
+	return view
+}
+
+// fileOfLocked finds a message's attachment: the message, its record
+// and the parsed pointer.
+func (n *Node) fileOfLocked(idHex string) (*msgRec, indexRec, *fileRec, *attach.Pointer, error) {
+	id, err := parseMsgID(idHex)
+	if err != nil {
+		return nil, indexRec{}, nil, nil, err
+	}
+	m, ix, err := n.loadMsgLocked(id)
+	if err != nil {
+		return nil, ix, nil, nil, err
+	}
+	if m.File == nil {
+		return nil, ix, nil, nil, fmt.Errorf("%w: %s", ErrNoFile, idHex)
+	}
+	hash, err := hex.DecodeString(m.File.Hash)
+	if err != nil {
+		return nil, ix, nil, nil, fmt.Errorf("%w: %s", ErrNoFile, idHex)
+	}
+	var rec fileRec
+	if err := n.getJSON(n.tabs.files, hash, &rec); err != nil {
+		return nil, ix, nil, nil, fmt.Errorf("node: file record: %w", err)
+	}
+	p, err := attach.ParsePointer(rec.Pointer)
+	if err != nil {
+		return nil, ix, nil, nil, err
+	}
+	return m, ix, &rec, p, nil
+}
+
+// setFileLocked updates what a message shows of its attachment, with an
+// update event.
+func (n *Node) setFileLocked(t *txn, idHex string, ix indexRec, m *msgRec, f func(*FileInfo)) {
+	id, err := parseMsgID(idHex)
+	if err != nil || m.File == nil {
+		return
+	}
+	fi := *m.File
+	f(&fi)
+	m.File = &fi
+	n.updateMsgLocked(t, id, ix, m)
+	t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(n.nameOfLocked(ix.Account)))})
+}
+
+// Files lists a contact's messages that carry files, oldest first.
+func (n *Node) Files(contact string) ([]Message, error) {
+	all, err := n.Messages(contact, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := []Message{}
+	for _, m := range all {
+		if m.File != nil {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}

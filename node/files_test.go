@@ -1,0 +1,116 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeFile makes a file of size random bytes with a marker at its start.
+func writeFile(t *testing.T, size int, marker string) (string, []byte) {
+	t.Helper()
+	b := make([]byte, size)
+	rand.Read(b)
+	copy(b, marker)
+	path := filepath.Join(t.TempDir(), "report.bin")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, b
+}
+
+func waitFileDone(t *testing.T, r *running, id string) Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var m Message
+	waitFor(t, "the file's message", func() bool {
+		var err error
+		m, err = r.n.WaitFile(ctx, id)
+		return err == nil || !errors.Is(err, ErrUnknownMessage)
+	})
+	if m.File == nil || m.File.State != FileDone {
+		t.Fatalf("file: %+v", m.File)
+	}
+	return m
+}
+
+// noMarker checks that no file under root holds marker.
+func noMarker(t *testing.T, root, marker string) {
+	t.Helper()
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, []byte(marker)) {
+			t.Errorf("%s holds the file's plaintext", path)
+		}
+		return nil
+	})
+}
+
+// A file sent directly: the recipient downloads it (at once: it is
+// small), and saving it gives the same bytes; neither home holds its
+// plaintext.
+func TestSendFileDirect(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	const marker = "PLAINTEXT-MARKER-4711"
+	path, want := writeFile(t, 3<<20+123, marker)
+	m, err := a.n.SendFile(context.Background(), SendFileRequest{To: "bob", Path: path, Caption: "the report"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.File == nil || m.File.State != FileSent || m.File.Name != "report.bin" || m.Text != "the report" {
+		t.Fatalf("sent %+v", m)
+	}
+	got := waitFileDone(t, b, m.ID)
+	if got.File.Size != int64(len(want)) || got.Text != "the report" {
+		t.Fatalf("received %+v", got)
+	}
+	out := filepath.Join(t.TempDir(), "saved.bin")
+	if err := b.n.SaveFile(context.Background(), m.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if saved, _ := os.ReadFile(out); !bytes.Equal(saved, want) {
+		t.Fatal("the saved file differs")
+	}
+	noMarker(t, a.home, marker)
+	noMarker(t, b.home, marker)
+}
+
+// Bad input: a directory, a missing file, a file over the limit, saving
+// before the download, a message without a file.
+func TestSendFileErrors(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	ctx := context.Background()
+	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: t.TempDir()}); !errors.Is(err, ErrNotAFile) {
+		t.Errorf("a directory: %v", err)
+	}
+	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: filepath.Join(t.TempDir(), "none")}); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("a missing file: %v", err)
+	}
+	a.n.cfg.MaxFileSize = 1 << 10
+	path, _ := writeFile(t, 2<<10, "x")
+	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path}); !errors.Is(err, ErrFileTooLarge) {
+		t.Errorf("over the limit: %v", err)
+	}
+	m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "no file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.n.SaveFile(ctx, m.ID, filepath.Join(t.TempDir(), "x")); !errors.Is(err, ErrNoFile) {
+		t.Errorf("a message without a file: %v", err)
+	}
+}

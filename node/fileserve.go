@@ -1,0 +1,161 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/internal/wire"
+	"github.com/hushnet/hush/node/attach"
+)
+
+// ProtocolFile is direct download of an attachment from the device that
+// sent it (docs/protocol/files.md §19.3).
+const ProtocolFile = "/hush/file/1"
+
+// /hush/file/1 limits and statuses.
+const (
+	fileReqVersion  byte = 1
+	fileReqSize          = 1 + attach.HashSize + 8 + 8
+	fileFrameData        = 64 << 10 // bytes of blob per data frame
+	fileMaxRequest       = 1 << 20  // bytes one request may ask for
+	fileStreamIdle       = 2 * time.Minute
+	fileStatusOK    byte = 0
+	fileStatusNone  byte = 1 // unknown blob
+	fileStatusDeny  byte = 2 // not a device it was sent to
+	fileStatusRange byte = 3 // bad range
+)
+
+// fileRequest is one request on /hush/file/1.
+type fileRequest struct {
+	hash           [attach.HashSize]byte
+	offset, length uint64
+}
+
+func (q *fileRequest) marshal() []byte {
+	w := codec.NewWriter(fileReqSize)
+	w.U8(fileReqVersion)
+	w.Fixed(q.hash[:])
+	w.U64(q.offset)
+	w.U64(q.length)
+	return w.Bytes()
+}
+
+func parseFileRequest(b []byte) (*fileRequest, error) {
+	r := codec.NewReader(b)
+	if v := r.U8(); r.Err() == nil && v != fileReqVersion {
+		return nil, fmt.Errorf("file request version %d", v)
+	}
+	q := &fileRequest{}
+	copy(q.hash[:], r.Fixed(attach.HashSize))
+	q.offset, q.length = r.U64(), r.U64()
+	if err := r.Done(); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// handleFileStream serves /hush/file/1: ranges of blobs this device sent,
+// to the devices it sent them to, one request at a time.
+func (n *Node) handleFileStream(s network.Stream) {
+	defer s.Close()
+	br := bufio.NewReaderSize(s, 4<<10)
+	buf := make([]byte, fileFrameData)
+	for {
+		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
+		b, err := wire.ReadFrame(br, fileReqSize)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.Reset()
+			}
+			return
+		}
+		q, err := parseFileRequest(b)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		status, f, size := n.openServedBlob(q.hash, s.Conn().RemotePeer())
+		if status == fileStatusOK && (q.length == 0 || q.length > fileMaxRequest || q.offset > uint64(size) || q.length > uint64(size)-q.offset) {
+			status = fileStatusRange
+		}
+		s.SetWriteDeadline(time.Now().Add(streamDeadline))
+		if err := wire.WriteFrame(s, []byte{status}); err != nil || status != fileStatusOK {
+			if f != nil {
+				f.Close()
+			}
+			if err != nil {
+				s.Reset()
+				return
+			}
+			continue
+		}
+		err = serveRange(s, f, int64(q.offset), int64(q.length), buf)
+		f.Close()
+		if err != nil {
+			s.Reset()
+			return
+		}
+	}
+}
+
+// serveRange writes length bytes of f from offset as data frames.
+func serveRange(w io.Writer, f *os.File, offset, length int64, buf []byte) error {
+	for length > 0 {
+		k := min(int64(len(buf)), length)
+		if _, err := f.ReadAt(buf[:k], offset); err != nil {
+			return err
+		}
+		if err := wire.WriteFrame(w, buf[:k]); err != nil {
+			return err
+		}
+		offset += k
+		length -= k
+	}
+	return nil
+}
+
+// openServedBlob opens a blob this device sent, for a peer that is one
+// of the devices it was sent to.
+func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte, *os.File, int64) {
+	n.mu.Lock()
+	var rec fileRec
+	err := n.getJSON(n.tabs.files, hash[:], &rec)
+	allowed := false
+	if err == nil && rec.Own {
+		allowed = slices.ContainsFunc(rec.Allowed, func(d []byte) bool {
+			if len(d) != identity.DeviceIDSize {
+				return false
+			}
+			pid, ok := n.peerOfLocked(identity.DeviceID(d))
+			return ok && pid == remote
+		})
+	}
+	n.mu.Unlock()
+	switch {
+	case err != nil || !rec.Own:
+		return fileStatusNone, nil, 0
+	case !allowed:
+		return fileStatusDeny, nil, 0
+	}
+	f, err := os.Open(n.blobPath(hash, ".blob"))
+	if err != nil {
+		n.log.Warn("a sent file's blob is gone")
+		return fileStatusNone, nil, 0
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fileStatusNone, nil, 0
+	}
+	return fileStatusOK, f, st.Size()
+}
