@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hushnet/hush/crypto/stream"
+	"github.com/hushnet/hush/node/attach"
 )
 
 // writeFile makes a file of size random bytes with a marker at its start.
@@ -112,5 +115,45 @@ func TestSendFileErrors(t *testing.T) {
 	}
 	if err := a.n.SaveFile(ctx, m.ID, filepath.Join(t.TempDir(), "x")); !errors.Is(err, ErrNoFile) {
 		t.Errorf("a message without a file: %v", err)
+	}
+}
+
+// The recipient stops half-way through a 40 MiB download and starts
+// again: the download resumes by itself, the file is whole, and what was
+// sent again is at most one request's worth.
+func TestFileResumesAfterRestart(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	const size = 40 << 20
+	path, want := writeFile(t, size, "RESUME-MARKER")
+	m, err := a.n.SendFile(context.Background(), SendFileRequest{To: "bob", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the offer", func() bool {
+		got, err := b.n.FetchFile(context.Background(), m.ID)
+		return err == nil && got.File.State == FileDownloading
+	})
+	waitFor(t, "part of the file", func() bool {
+		ms, _ := b.n.Files("alice")
+		return len(ms) == 1 && ms[0].File.Bytes >= 4<<20
+	})
+	b.stop(t)
+	served := a.n.fileServed.Load()
+	b = startNode(t, b.home)
+	defer b.stop(t)
+	waitFileDone(t, b, m.ID)
+	resent := a.n.fileServed.Load() - served
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if err := b.n.SaveFile(context.Background(), m.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if saved, _ := os.ReadFile(out); !bytes.Equal(saved, want) {
+		t.Fatal("the saved file differs")
+	}
+	t.Logf("served %d MiB before the restart, %d MiB after", served>>20, resent>>20)
+	blob := attach.BlobSize(stream.EncryptedSize(size))
+	if served+resent > blob+fetchRequest {
+		t.Fatalf("served %d bytes in all for a %d-byte blob: more than one request was sent again", served+resent, blob)
 	}
 }

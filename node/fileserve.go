@@ -101,6 +101,9 @@ func (n *Node) handleFileStream(s network.Stream) {
 		}
 		err = serveRange(s, f, int64(q.offset), int64(q.length), buf)
 		f.Close()
+		if err == nil {
+			n.fileServed.Add(int64(q.length))
+		}
 		if err != nil {
 			s.Reset()
 			return

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -111,6 +112,7 @@ type Node struct {
 	newSessions *sessionRate // how many new sessions strangers and each account may open (sessionrate.go)
 	storeHealth storeHealth  // whether commits fail, for Health and a bounded log (health.go)
 	records     *records     // message records in memory: uncommitted and recent (records.go)
+	fileServed  atomic.Int64 // blob bytes served on /hush/file/1 (fileserve.go)
 
 	ready     chan struct{}
 	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)
