@@ -311,4 +311,3 @@ func (p readOnlyPart) Truncate(size int64) error {
 func (readOnlyPart) WriteAt([]byte, int64) (int, error) {
 	return 0, errors.New("read-only")
 }
-
