@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/internal/wire"
 	"github.com/hushnet/hush/node/attach"
+	"github.com/hushnet/hush/relay"
 )
 
 // Downloading attachments (docs/protocol/files.md §19.4): into
@@ -82,7 +84,8 @@ func (n *Node) autoFetchLocked(id string) {
 	n.startFetchLocked(id, rec, p)
 }
 
-// resumeFetches restarts, when the node runs, the downloads a stop cut.
+// resumeFetches restarts, when the node runs, the downloads and relay
+// uploads a stop cut.
 func (n *Node) resumeFetches(ctx context.Context) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -100,6 +103,13 @@ func (n *Node) resumeFetches(ctx context.Context) {
 			n.startFetchLocked(id, rec, p)
 		}
 	}
+	n.tabs.files.Scan(func(k, v []byte) error {
+		var rec fileRec
+		if jsonUnmarshal(v, &rec) == nil && rec.Own && rec.Upload && len(k) == attach.HashSize {
+			n.startUploadLocked([attach.HashSize]byte(k))
+		}
+		return nil
+	})
 }
 
 // startFetchLocked runs a download as one of the run's loops.
@@ -154,7 +164,21 @@ func (n *Node) fetch(ctx context.Context, id string, p *attach.Pointer, from ide
 		return err
 	}
 	if !d.Complete() {
-		if err := n.fetchDirect(ctx, id, d, p, from); err != nil {
+		// Sources in the pointer's order: the sending device, then relays.
+		err = errors.New("the pointer names no source")
+		for _, src := range p.Sources {
+			switch src.Kind {
+			case attach.SourceDirect:
+				err = n.fetchDirect(ctx, id, d, p, from)
+			case attach.SourceRelay:
+				err = n.fetchRelay(ctx, id, d, p, src)
+			}
+			if err == nil || ctx.Err() != nil || errors.Is(err, errCorrupt) {
+				break
+			}
+			n.log.Debug("file source failed; trying the next", "err", err)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -167,7 +191,93 @@ func (n *Node) fetch(ctx context.Context, id string, p *attach.Pointer, from ide
 	n.mu.Lock()
 	n.fileStateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes, fi.Error = FileDone, p.Size, "" })
 	n.mu.Unlock()
+	n.relayDone(ctx, p)
 	return nil
+}
+
+// errCorrupt: a chunk failed its check; the download stops there.
+var errCorrupt = errors.New("corrupted: a chunk failed its check")
+
+// feed copies a source's bytes into d, with progress events.
+func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func() ([]byte, error)) error {
+	reported := d.Offset()
+	for !d.Complete() {
+		b, err := next()
+		if err != nil {
+			return err
+		}
+		if _, err := d.Write(b); err != nil {
+			if errors.Is(err, attach.ErrCorrupt) || errors.Is(err, attach.ErrHashMismatch) {
+				return errCorrupt
+			}
+			return err
+		}
+		if now := d.Verified(); now-reported >= fetchProgress && !d.Complete() {
+			reported = now
+			n.mu.Lock()
+			n.fileStateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes = FileDownloading, min(now, p.Size) })
+			n.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// fetchRelay reads the rest of the blob from a relay's blob store, from
+// a throw-away identity.
+func (n *Node) fetchRelay(ctx context.Context, id string, d *attach.Download, p *attach.Pointer, src attach.Source) error {
+	ri, err := relay.ParseRelayAddr(src.Addr)
+	if err != nil {
+		return fmt.Errorf("the pointer's relay address: %w", err)
+	}
+	h, err := newAnonHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
+	r, err := n.relays.OpenBlob(ctx, h, ri, relay.BlobHash(p.Hash), d.Offset())
+	if err != nil {
+		if errors.Is(err, relay.ErrBlobUnknown) {
+			return errors.New("expired: the relay no longer has the file")
+		}
+		return fmt.Errorf("the relay: %w", err)
+	}
+	defer r.Close()
+	buf := make([]byte, relay.BlobChunk)
+	return n.feed(id, d, p, func() ([]byte, error) {
+		k, err := r.Read(buf)
+		if k > 0 {
+			return buf[:k], nil
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("the relay: %w", err)
+	})
+}
+
+// relayDone presents this device's receipt token to each relay source,
+// so the relay deletes the blob once every recipient has it.
+func (n *Node) relayDone(ctx context.Context, p *attach.Pointer) {
+	for _, src := range p.Sources {
+		if src.Kind != attach.SourceRelay {
+			continue
+		}
+		ri, err := relay.ParseRelayAddr(src.Addr)
+		if err != nil {
+			continue
+		}
+		h, err := newAnonHost()
+		if err != nil {
+			return
+		}
+		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
+		dev := n.cert.DeviceID()
+		if _, err := n.relays.BlobDone(ctx, h, ri, relay.BlobHash(p.Hash), relay.BlobToken(src.TokenSeed, dev[:])); err != nil {
+			n.log.Debug("relay receipt for a file not taken", "err", err)
+		}
+		h.Close()
+	}
 }
 
 // fetchDirect asks the sending device for the rest of the blob on
@@ -189,48 +299,41 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 	defer s.Close()
 	context.AfterFunc(ctx, func() { s.Reset() })
 	br := bufio.NewReaderSize(s, 128<<10)
-	reported := d.Offset()
-	for !d.Complete() {
-		off := d.Offset()
-		q := fileRequest{hash: p.Hash, offset: uint64(off), length: uint64(min(int64(fetchRequest), p.BlobSize-off))}
-		if err := wire.WriteFrame(s, q.marshal()); err != nil {
-			return fmt.Errorf("unreachable: %w", err)
+	var left uint64 // bytes of the current request still to come
+	return n.feed(id, d, p, func() ([]byte, error) {
+		if left == 0 {
+			off := d.Offset()
+			q := fileRequest{hash: p.Hash, offset: uint64(off), length: uint64(min(int64(fetchRequest), p.BlobSize-off))}
+			if err := wire.WriteFrame(s, q.marshal()); err != nil {
+				return nil, fmt.Errorf("unreachable: %w", err)
+			}
+			s.SetReadDeadline(time.Now().Add(fileStreamIdle))
+			st, err := wire.ReadFrame(br, 1)
+			if err != nil {
+				return nil, fmt.Errorf("unreachable: %w", err)
+			}
+			switch st[0] {
+			case fileStatusOK:
+			case fileStatusNone:
+				return nil, errors.New("expired: the sending device no longer has the file")
+			case fileStatusDeny:
+				return nil, errors.New("the sending device refused: this device is not one the file was sent to")
+			default:
+				return nil, fmt.Errorf("the sending device refused the request (status %d)", st[0])
+			}
+			left = q.length
 		}
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
-		st, err := wire.ReadFrame(br, 1)
+		b, err := wire.ReadFrame(br, fileFrameData)
 		if err != nil {
-			return fmt.Errorf("unreachable: %w", err)
+			return nil, fmt.Errorf("unreachable: %w", err)
 		}
-		switch st[0] {
-		case fileStatusOK:
-		case fileStatusNone:
-			return errors.New("expired: the sending device no longer has the file")
-		case fileStatusDeny:
-			return errors.New("the sending device refused: this device is not one the file was sent to")
-		default:
-			return fmt.Errorf("the sending device refused the request (status %d)", st[0])
+		if uint64(len(b)) > left {
+			return nil, errors.New("the sending device sent more than asked")
 		}
-		for got := uint64(0); got < q.length; {
-			b, err := wire.ReadFrame(br, fileFrameData)
-			if err != nil {
-				return fmt.Errorf("unreachable: %w", err)
-			}
-			if _, err := d.Write(b); err != nil {
-				if errors.Is(err, attach.ErrCorrupt) {
-					return errors.New("corrupted: a chunk failed its check (sent again, it failed again)")
-				}
-				return err
-			}
-			got += uint64(len(b))
-		}
-		if now := d.Verified(); now-reported >= fetchProgress && !d.Complete() {
-			reported = now
-			n.mu.Lock()
-			n.fileStateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes = FileDownloading, min(now, p.Size) })
-			n.mu.Unlock()
-		}
-	}
-	return nil
+		left -= uint64(len(b))
+		return b, nil
+	})
 }
 
 // WaitFile waits until a message's file is done or failed, or ctx ends.

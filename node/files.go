@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,7 @@ type fileRec struct {
 	Own     bool     `json:"o,omitempty"` // sent from here: served on /hush/file/1
 	Allowed [][]byte `json:"a,omitempty"` // sent: the devices it may be served to
 	From    []byte   `json:"f,omitempty"` // offered: the device that sent it
+	Upload  bool     `json:"u,omitempty"` // sent: its relay upload has not finished
 }
 
 func (n *Node) maxFileSize() int64 {
@@ -106,6 +108,14 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	p.Name, p.MIME, p.Thumb = name, info.MIME, info.Thumb
 	p.Width, p.Height = uint32(info.Width), uint32(info.Height)
 	p.Sources = []attach.Source{{Kind: attach.SourceDirect}}
+	relayAddr := n.fileRelay()
+	if relayAddr != "" {
+		// Also through a relay, for a recipient who is away while this
+		// device is (files.md §19.2 step 5).
+		src := attach.Source{Kind: attach.SourceRelay, Addr: relayAddr}
+		rand.Read(src.TokenSeed[:])
+		p.Sources = append(p.Sources, src)
+	}
 	ptr, err := p.Marshal()
 	if err != nil {
 		return Message{}, err
@@ -128,7 +138,7 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 		n.dropQueuedLocked(t.queued)
 		return Message{}, err
 	}
-	rec := fileRec{Pointer: ptr, MsgID: m.ID, Own: true}
+	rec := fileRec{Pointer: ptr, MsgID: m.ID, Own: true, Upload: relayAddr != ""}
 	for _, d := range c.card.List.Devices() {
 		id := d.DeviceID()
 		rec.Allowed = append(rec.Allowed, id[:])
@@ -138,7 +148,19 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	if err := n.commitReleasingLock(t); err != nil {
 		return Message{}, fmt.Errorf("node: store: %w", err)
 	}
+	if rec.Upload {
+		n.startUploadLocked(p.Hash)
+	}
 	return m, nil
+}
+
+// fileRelay is the relay files go through: the first one configured
+// ("" if none).
+func (n *Node) fileRelay() string {
+	if len(n.cfg.Relays) == 0 {
+		return ""
+	}
+	return n.cfg.Relays[0]
 }
 
 // sealToSpool seals size bytes of src into the spool directory as

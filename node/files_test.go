@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/stream"
 	"github.com/hushnet/hush/node/attach"
+	"github.com/hushnet/hush/relay"
 )
 
 // writeFile makes a file of size random bytes with a marker at its start.
@@ -156,4 +158,68 @@ func TestFileResumesAfterRestart(t *testing.T) {
 	if served+resent > blob+fetchRequest {
 		t.Fatalf("served %d bytes in all for a %d-byte blob: more than one request was sent again", served+resent, blob)
 	}
+}
+
+// The recipient is away when the file is sent, and the sender is away
+// when the recipient comes back: the file comes from the sender's relay,
+// whole, and the relay deletes it once the recipient's receipt is in.
+func TestFileThroughRelay(t *testing.T) {
+	cfg := relayCfg()
+	cfg.BlobDir = t.TempDir()
+	addr := startRelay(t, cfg)
+	aHome, bHome := newHome(t, "alice"), newHome(t, "bob")
+	a := startNodeCfg(t, Config{Home: aHome, Relays: []string{addr}})
+	b := startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	waitMailbox(t, a)
+	waitMailbox(t, b)
+	befriend(t, a, b)
+	b.stop(t)
+	const marker = "RELAYED-FILE-MARKER"
+	path, want := writeFile(t, 2<<20+77, marker)
+	m, err := a.n.SendFile(context.Background(), SendFileRequest{To: "bob", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the upload", func() bool {
+		a.n.mu.Lock()
+		defer a.n.mu.Unlock()
+		var rec fileRec
+		hash, _ := hex.DecodeString(m.File.Hash)
+		return a.n.getJSON(a.n.tabs.files, hash, &rec) == nil && !rec.Upload
+	})
+	waitFor(t, "the message in bob's mailbox", func() bool {
+		st, _ := a.n.WaitState(context.Background(), m.ID, StateQueued)
+		return st.State == StateSent
+	})
+	a.stop(t)
+	b = startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	defer b.stop(t)
+	waitFileDone(t, b, m.ID)
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if err := b.n.SaveFile(context.Background(), m.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if saved, _ := os.ReadFile(out); !bytes.Equal(saved, want) {
+		t.Fatal("the saved file differs")
+	}
+	for _, root := range []string{cfg.BlobDir, aHome, bHome} {
+		noMarker(t, root, marker)
+	}
+	ri, err := relay.ParseRelayAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newAnonHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
+	var hash relay.BlobHash
+	hb, _ := hex.DecodeString(m.File.Hash)
+	copy(hash[:], hb)
+	waitFor(t, "the relay to delete the blob", func() bool {
+		_, err := (&relay.Client{}).BlobStat(context.Background(), h, ri, hash)
+		return errors.Is(err, relay.ErrBlobUnknown)
+	})
 }

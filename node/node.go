@@ -137,6 +137,7 @@ type Node struct {
 	welcomes     map[group.GroupID]*welcomeParts // invitations arriving in parts
 	earlyGroupPW map[group.GroupID][]earlyPW     // pairwise group messages that came before their Welcome
 	fetches      fetching                        // attachment downloads running (filefetch.go)
+	uploading    uploads                         // attachment uploads to a relay running (fileupload.go)
 	ps           *pubsub.PubSub                  // GossipSub, while Run runs
 	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)
 	guardTable   map[string][]peer.ID            // the guard's last table (guardChangedLocked)

@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/hushnet/hush/node/attach"
+	"github.com/hushnet/hush/relay"
+)
+
+// Uploading a sent file to a relay's blob store (docs/protocol/files.md
+// §19.5), from a throw-away identity, with one receipt token per
+// recipient device; resumed until it is whole, also after a restart.
+
+// uploadRetry is how long a failed upload waits before it goes on.
+const uploadRetry = 30 * time.Second
+
+// uploads is the set of uploads running, by blob hash. Node.mu guards it.
+type uploads map[[attach.HashSize]byte]bool
+
+// startUploadLocked runs the relay upload of a sent file as a loop of
+// the run (at once, or at the next start).
+func (n *Node) startUploadLocked(hash [attach.HashSize]byte) {
+	if n.uploading == nil {
+		n.uploading = make(uploads)
+	}
+	if n.uploading[hash] || n.host == nil {
+		return
+	}
+	n.uploading[hash] = true
+	if !n.loops.Go(func(ctx context.Context) {
+		defer func() {
+			n.mu.Lock()
+			delete(n.uploading, hash)
+			n.mu.Unlock()
+		}()
+		for {
+			err := n.upload(ctx, hash)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			n.log.Info("file upload to the relay stopped; it goes on later", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(uploadRetry):
+			}
+		}
+	}) {
+		delete(n.uploading, hash)
+	}
+}
+
+// upload sends what the relay lacks of a blob and marks it uploaded.
+func (n *Node) upload(ctx context.Context, hash [attach.HashSize]byte) error {
+	n.mu.Lock()
+	var rec fileRec
+	err := n.getJSON(n.tabs.files, hash[:], &rec)
+	n.mu.Unlock()
+	if err != nil || !rec.Upload {
+		return nil // gone, or done
+	}
+	p, err := attach.ParsePointer(rec.Pointer)
+	if err != nil {
+		return nil
+	}
+	var src *attach.Source
+	for i := range p.Sources {
+		if p.Sources[i].Kind == attach.SourceRelay {
+			src = &p.Sources[i]
+		}
+	}
+	if src == nil {
+		return nil
+	}
+	ri, err := relay.ParseRelayAddr(src.Addr)
+	if err != nil {
+		return nil
+	}
+	var receipts []relay.BlobHash
+	for _, d := range rec.Allowed {
+		receipts = append(receipts, relay.BlobTokenHash(relay.BlobToken(src.TokenSeed, d)))
+	}
+	f, err := os.Open(n.blobPath(hash, ".blob"))
+	if err != nil {
+		return nil // the spool file is gone: nothing to upload
+	}
+	defer f.Close()
+	h, err := newAnonHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
+	if _, err := n.relays.PutBlob(ctx, h, ri, relay.BlobHash(hash), p.BlobSize, receipts, f); err != nil {
+		if errors.Is(err, relay.ErrBlobHashMismatch) {
+			n.log.Warn("the relay found a sent file's blob damaged; it is not uploaded")
+			return nil
+		}
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.getJSON(n.tabs.files, hash[:], &rec); err != nil {
+		return nil
+	}
+	rec.Upload = false
+	b := n.db.Batch()
+	putJSON(b, n.tabs.files, hash[:], &rec)
+	return n.commit(b)
+}
