@@ -80,6 +80,20 @@ func regularFile(path string) error {
 	return nil
 }
 
+// writable refuses, as an application error, an out that is a
+// directory, or an existing file unless replace: a caller holding the
+// API token must ask before the daemon writes over a file.
+func writable(out string, replace bool) error {
+	fi, err := os.Lstat(out)
+	switch {
+	case err == nil && fi.IsDir():
+		return &Error{Code: CodeInvalidInput, Message: out + " is a directory; give a file name", Data: &ErrorData{Reason: "not_a_file"}}
+	case err == nil && !replace:
+		return &Error{Code: CodeInvalidInput, Message: out + " already exists (pass replace to write over it)", Data: &ErrorData{Reason: "file_exists"}}
+	}
+	return nil
+}
+
 // fileTimeout parses FileParams.Timeout: a Go duration ("30s", "5m"),
 // default DefaultFileTimeout, at most MaxFileTimeout.
 func fileTimeout(s string) (time.Duration, error) {
@@ -102,12 +116,15 @@ func mGetFile(ctx context.Context, b Backend, p apitypes.FileParams) (node.Messa
 		return node.Message{}, err
 	}
 	if p.Out == "" {
-		if p.Timeout != "" {
-			return node.Message{}, invalidParams("%q is only used with %q", "timeout", "out")
+		if p.Timeout != "" || p.Replace {
+			return node.Message{}, invalidParams("%q and %q are only used with %q", "timeout", "replace", "out")
 		}
 		return b.FetchFile(ctx, p.ID)
 	}
 	if err := absolute("out", p.Out); err != nil {
+		return node.Message{}, err
+	}
+	if err := writable(p.Out, p.Replace); err != nil {
 		return node.Message{}, err
 	}
 	timeout, err := fileTimeout(p.Timeout)
@@ -159,8 +176,8 @@ func mWaitFile(ctx context.Context, b Backend, p apitypes.FileParams) (node.Mess
 	if err := required("id", p.ID); err != nil {
 		return node.Message{}, err
 	}
-	if p.Out != "" {
-		return node.Message{}, invalidParams("%q is not used with waitFile (see getFile)", "out")
+	if p.Out != "" || p.Replace {
+		return node.Message{}, invalidParams("%q and %q are not used with waitFile (see getFile)", "out", "replace")
 	}
 	timeout, err := fileTimeout(p.Timeout)
 	if err != nil {

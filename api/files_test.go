@@ -46,10 +46,14 @@ func TestFileParamsValidation(t *testing.T) {
 		{"getFile", `{"id":"` + in.ID + `","out":` + jsonString(out) + `,"timeout":"soon"}`, api.CodeInvalidParams, ""},
 		{"getFile", `{"id":"` + in.ID + `","out":` + jsonString(out) + `,"timeout":"11m"}`, api.CodeInvalidParams, ""},
 		{"getFile", `{"id":"` + in.ID + `","out":` + jsonString(out) + `,"timeout":"-1s"}`, api.CodeInvalidParams, ""},
+		{"getFile", `{"id":"` + in.ID + `","replace":true}`, api.CodeInvalidParams, ""}, // replace without out
+		{"getFile", `{"id":"` + in.ID + `","out":` + jsonString(file) + `}`, api.CodeInvalidInput, "file_exists"},
+		{"getFile", `{"id":"` + in.ID + `","out":` + jsonString(dir) + `,"replace":true}`, api.CodeInvalidInput, "not_a_file"},
 		{"getFile", `{"id":"nope"}`, api.CodeNotFound, "unknown_message"},
 		{"getFile", `{"id":"` + in.ID + `"}`, 0, ""},
 		{"waitFile", `{}`, api.CodeInvalidParams, ""},
 		{"waitFile", `{"id":"` + in.ID + `","out":` + jsonString(out) + `}`, api.CodeInvalidParams, ""},
+		{"waitFile", `{"id":"` + in.ID + `","replace":true}`, api.CodeInvalidParams, ""},
 		{"waitFile", `{"id":"` + in.ID + `","timeout":"0s"}`, api.CodeInvalidParams, ""},
 		{"waitFile", `{"id":"` + in.ID + `","timeoutMs":100}`, api.CodeInvalidParams, ""},
 		{"waitFile", `{"id":"nope","timeout":"1s"}`, api.CodeNotFound, "unknown_message"},
@@ -162,6 +166,16 @@ func TestFileMethodResults(t *testing.T) {
 	}
 	if progress[0] != 0 || progress[1] != 10 || progress[2] != 23 {
 		t.Errorf("progress events: %v", progress)
+	}
+
+	// An existing out is replaced only when asked.
+	os.WriteFile(out, []byte("old"), 0o600)
+	if r := call(t, h, "getFile", `{"id":"`+in.ID+`","out":`+jsonString(out)+`}`); r.Error == nil || r.Error.Reason() != "file_exists" {
+		t.Errorf("getFile over an existing file: %+v", r.Error)
+	}
+	decode(t, call(t, h, "getFile", `{"id":"`+in.ID+`","out":`+jsonString(out)+`,"replace":true}`), &m)
+	if data, _ := os.ReadFile(out); string(data) != "%PDF-1.4 a small report" {
+		t.Errorf("replaced file: %q", data)
 	}
 
 	// waitFile on a finished file returns it at once.

@@ -163,7 +163,7 @@ func fileGet(ctx context.Context, e *env, args []string) error {
 	if m, err = followDownload(ctx, e, c, sub, m, *timeout); err != nil {
 		return err
 	}
-	if err := call(ctx, e, "getFile", apitypes.FileParams{ID: id, Out: out}, &m); err != nil {
+	if err := call(ctx, e, "getFile", apitypes.FileParams{ID: id, Out: out, Replace: *force}, &m); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "saved %s (%s)\n", out, humanSize(m.File.Size))
