@@ -60,6 +60,13 @@ type Backend interface {
 	Devices() ([]node.Device, error)
 	RevokeDevice(id string) error
 
+	// Files (docs/protocol/files.md).
+	SendFile(ctx context.Context, req node.SendFileRequest) (node.Message, error)
+	FetchFile(ctx context.Context, id string) (node.Message, error)
+	WaitFile(ctx context.Context, id string) (node.Message, error)
+	SaveFile(ctx context.Context, id, out string) error
+	Files(contact string) ([]node.Message, error)
+
 	// Health says whether the store takes commits, and how far a new
 	// device's history transfer is (GET /api/v1/health, health).
 	Health() node.Health
@@ -93,6 +100,7 @@ const (
 	CodeContactExists  = 6 // a different contact already has this name
 	CodeTimeout        = 7 // waitMessage timed out
 	CodeUnavailable    = 8 // the node is closed or has no identity
+	CodeFile           = 9 // a file failed to download or expired
 )
 
 // Error is a JSON-RPC error object. It is also the error type Client

@@ -26,27 +26,30 @@ type Backend struct {
 	// DefaultLinkTTL. Set it before serving.
 	LinkTTL time.Duration
 
-	mu       sync.Mutex // guards everything below
-	self     node.Self
-	push     node.PushStatus
-	health   node.Health
-	contacts map[string]*node.Contact
-	msgs     map[string][]*node.Message // by contact, oldest first
-	byID     map[string]*node.Message
-	txns     map[string]string // txnID → message ID
-	events   []node.Event
-	seq      uint64
-	subs     map[int]chan node.Event
-	nextSub  int
-	nextMsg  int
-	receipts bool
-	typing   []TypingCall
-	safety   map[string]string
-	waiters  []chan struct{}
-	groups   map[string]*fakeGroup // by ID
-	nextGrp  int
-	devices  []node.Device // other devices of the account (AddDevice)
-	links    int           // LinkDevice calls
+	mu        sync.Mutex // guards everything below
+	self      node.Self
+	push      node.PushStatus
+	health    node.Health
+	contacts  map[string]*node.Contact
+	msgs      map[string][]*node.Message // by contact, oldest first
+	byID      map[string]*node.Message
+	txns      map[string]string // txnID → message ID
+	events    []node.Event
+	seq       uint64
+	subs      map[int]chan node.Event
+	nextSub   int
+	nextMsg   int
+	receipts  bool
+	typing    []TypingCall
+	safety    map[string]string
+	waiters   []chan struct{}
+	groups    map[string]*fakeGroup // by ID
+	nextGrp   int
+	devices   []node.Device     // other devices of the account (AddDevice)
+	links     int               // LinkDevice calls
+	files     map[string][]byte // file contents by message ID (files.go)
+	sentPaths []string          // SendFile's paths
+	fetches   int               // FetchFile calls
 }
 
 // TypingCall records a SetTyping call.

@@ -143,5 +143,6 @@ type DeviceIDParams struct {
 type FileParams struct {
 	ID      string `json:"id"`
 	Out     string `json:"out,omitempty"`
-	Timeout string `json:"timeout,omitempty"` // waitFile: how long to wait (default 30s, at most 10m)
+	Timeout string `json:"timeout,omitempty"` // waitFile, getFile with Out: how long to wait (default 30s, at most 10m)
+	Replace bool   `json:"replace,omitempty"` // getFile: an existing file at Out may be replaced
 }

@@ -316,6 +316,13 @@ func sendAndReport(ctx context.Context, e *env, p apitypes.SendParams, wait apit
 	if err := call(ctx, e, "send", p, &m); err != nil {
 		return err
 	}
+	return reportSent(ctx, e, m, wait, timeout)
+}
+
+// reportSent prints a sent message's ID and state, after waiting up to
+// timeout for it to reach wait unless wait is "". A message that failed
+// is exit status 1.
+func reportSent(ctx context.Context, e *env, m apitypes.Message, wait apitypes.MessageState, timeout time.Duration) error {
 	if wait == "" {
 		fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
 		return nil

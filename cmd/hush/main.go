@@ -71,6 +71,7 @@ func init() {
 		{"messages", "messages NAME [--limit N] [--json]   conversation history, oldest first", runMessages},
 		{"chat", "chat NAME                      interactive chat in the terminal", runChat},
 		{"group", "group create|invite|accept|decline|remove|leave|send|messages|list ...   groups (hush group help)", runGroup},
+		{"file", "file send NAME PATH [--caption TEXT] [--wait delivered|read] | get MSGID [--out PATH] [--force] | list NAME [--json]   files", runFile},
 		{"device", "device link [--json] [--no-wait] | join CODE [--name NAME] [--history-days N] | list [--json] | revoke ID   this account's devices", runDevice},
 		{"push", "push register|verify|status|unregister ...   wake-ups through a push bridge (hush push help)", runPush},
 		{"repair", "repair [--passphrase-file F]   recover a damaged store (the daemon stopped), say what was lost", runRepair},

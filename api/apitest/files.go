@@ -1,0 +1,246 @@
+package apitest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/hushnet/hush/api/apitypes"
+	"github.com/hushnet/hush/node"
+)
+
+// The double's attachments. A sent file is read whole into memory; a
+// received one (ReceiveFile) is offered until FetchFile, then
+// downloading until the test calls FileProgress, CompleteFile or
+// FailFile: nothing downloads by itself. Every change is an update event
+// of the message, as node publishes them.
+
+// errNoFile is the double's error for a message without a file. Node
+// has no sentinel for it yet, so the API reports it as internal.
+var errNoFile = errors.New("the message carries no file")
+
+// errNotDownloaded is SaveFile's error for a file not yet done.
+var errNotDownloaded = errors.New("the file is not downloaded yet")
+
+// SendFile implements api.Backend: it reads the file at req.Path and
+// stores an outgoing message (queued) whose file is "sent".
+func (b *Backend) SendFile(_ context.Context, req node.SendFileRequest) (node.Message, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.contacts[req.To]; !ok {
+		return node.Message{}, node.ErrUnknownContact
+	}
+	if req.TxnID != "" {
+		if id, ok := b.txns[req.TxnID]; ok {
+			return *b.byID[id], nil
+		}
+	}
+	data, err := os.ReadFile(req.Path)
+	if err != nil {
+		return node.Message{}, err
+	}
+	b.nextMsg++
+	m := &node.Message{
+		ID: fmt.Sprintf("m%04d", b.nextMsg), Contact: req.To, Direction: "out",
+		Text: req.Caption, State: node.StateQueued, Time: b.Now(),
+		File: fileInfo(filepath.Base(req.Path), data, apitypes.FileSent),
+	}
+	b.fileData()[m.ID] = data
+	b.sentPaths = append(b.sentPaths, req.Path)
+	b.addLocked(m)
+	if req.TxnID != "" {
+		b.txns[req.TxnID] = m.ID
+	}
+	return *m, nil
+}
+
+// fileInfo describes data as a file named name in state.
+func fileInfo(name string, data []byte, state string) *node.FileInfo {
+	sum := sha256.Sum256(data)
+	return &node.FileInfo{
+		Name: name, MIME: http.DetectContentType(data), Size: int64(len(data)),
+		Hash: hex.EncodeToString(sum[:]), State: state,
+	}
+}
+
+// fileData returns the contents by message ID, making the map.
+func (b *Backend) fileData() map[string][]byte {
+	if b.files == nil {
+		b.files = map[string][]byte{}
+	}
+	return b.files
+}
+
+// SentPaths returns the paths SendFile was given, in order.
+func (b *Backend) SentPaths() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.sentPaths...)
+}
+
+// ReceiveFile adds an incoming message from contact carrying a file
+// named name with contents data, offered (not downloaded).
+func (b *Backend) ReceiveFile(contact, name, caption string, data []byte) node.Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.nextMsg++
+	m := &node.Message{
+		ID: fmt.Sprintf("m%04d", b.nextMsg), Contact: contact, Direction: "in",
+		Text: caption, State: node.StateReceived, Time: b.Now(),
+		File: fileInfo(name, data, apitypes.FileOffered),
+	}
+	b.fileData()[m.ID] = data
+	b.addLocked(m)
+	return *m
+}
+
+// fileLocked returns the message id and its file.
+func (b *Backend) fileLocked(id string) (*node.Message, error) {
+	m, ok := b.byID[id]
+	if !ok {
+		return nil, node.ErrUnknownMessage
+	}
+	if m.File == nil {
+		return nil, errNoFile
+	}
+	return m, nil
+}
+
+// updateFileLocked changes m's file with fn and publishes the update.
+func (b *Backend) updateFileLocked(m *node.Message, fn func(f *node.FileInfo)) {
+	f := *m.File
+	fn(&f)
+	m.File = &f
+	cp := *m
+	b.publishLocked(node.Event{Type: node.EventUpdate, Message: &cp})
+}
+
+// FetchFile implements api.Backend: an offered (or failed) file starts
+// downloading; others are returned as they are.
+func (b *Backend) FetchFile(_ context.Context, id string) (node.Message, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, err := b.fileLocked(id)
+	if err != nil {
+		return node.Message{}, err
+	}
+	b.fetches++
+	if s := m.File.State; s == apitypes.FileOffered || s == apitypes.FileFailed {
+		b.updateFileLocked(m, func(f *node.FileInfo) { f.State, f.Error = apitypes.FileDownloading, "" })
+	}
+	return *m, nil
+}
+
+// Fetches reports how many times FetchFile was called.
+func (b *Backend) Fetches() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fetches
+}
+
+// FileProgress sets the bytes downloaded of id's file.
+func (b *Backend) FileProgress(id string, bytes int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, err := b.fileLocked(id)
+	if err != nil {
+		return err
+	}
+	b.updateFileLocked(m, func(f *node.FileInfo) { f.State, f.Bytes = apitypes.FileDownloading, bytes })
+	return nil
+}
+
+// CompleteFile finishes id's download.
+func (b *Backend) CompleteFile(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, err := b.fileLocked(id)
+	if err != nil {
+		return err
+	}
+	b.updateFileLocked(m, func(f *node.FileInfo) { f.State, f.Bytes = apitypes.FileDone, f.Size })
+	return nil
+}
+
+// FailFile ends id's download in state (failed or expired) with reason.
+func (b *Backend) FailFile(id, state, reason string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, err := b.fileLocked(id)
+	if err != nil {
+		return err
+	}
+	b.updateFileLocked(m, func(f *node.FileInfo) { f.State, f.Error = state, reason })
+	return nil
+}
+
+// fileSettled reports whether WaitFile returns for a file in state s.
+func fileSettled(s string) bool {
+	return s != apitypes.FileOffered && s != apitypes.FileDownloading
+}
+
+// WaitFile implements api.Backend: it returns once id's file is neither
+// offered nor downloading.
+func (b *Backend) WaitFile(ctx context.Context, id string) (node.Message, error) {
+	for {
+		b.mu.Lock()
+		m, err := b.fileLocked(id)
+		if err != nil {
+			b.mu.Unlock()
+			return node.Message{}, err
+		}
+		if fileSettled(m.File.State) {
+			b.mu.Unlock()
+			return *m, nil
+		}
+		w := make(chan struct{})
+		b.waiters = append(b.waiters, w)
+		b.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return node.Message{}, ctx.Err()
+		case <-w:
+		}
+	}
+}
+
+// SaveFile implements api.Backend: a done (or this device's sent) file
+// is written to out through out.hush-part, as node does.
+func (b *Backend) SaveFile(_ context.Context, id, out string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, err := b.fileLocked(id)
+	if err != nil {
+		return err
+	}
+	if s := m.File.State; s != apitypes.FileDone && s != apitypes.FileSent {
+		return errNotDownloaded
+	}
+	part := out + ".hush-part"
+	if err := os.WriteFile(part, b.files[id], 0o600); err != nil {
+		return err
+	}
+	return os.Rename(part, out)
+}
+
+// Files implements api.Backend: contact's messages with files, oldest
+// first; nil when there are none.
+func (b *Backend) Files(contact string) ([]node.Message, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.contacts[contact]; !ok {
+		return nil, node.ErrUnknownContact
+	}
+	var out []node.Message
+	for _, m := range b.msgs[contact] {
+		if m.File != nil {
+			out = append(out, *m)
+		}
+	}
+	return out, nil
+}
