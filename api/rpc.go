@@ -164,6 +164,10 @@ var appErrors = []struct {
 	{node.ErrDeviceListFull, CodeInvalidInput, "device_list_full"},
 	{node.ErrRevoked, CodeUnavailable, "revoked"},
 	{node.ErrNoAccountKey, CodeUnavailable, "no_account_key"},
+	{node.ErrNoFile, CodeNotFound, "no_file"},
+	{node.ErrFileNotReady, CodeFile, "file_not_ready"},
+	{node.ErrFileTooLarge, CodeInvalidInput, "file_too_large"},
+	{node.ErrNotAFile, CodeInvalidInput, "not_a_file"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }
 
