@@ -51,6 +51,28 @@ func mSendFile(ctx context.Context, b Backend, p apitypes.SendFileRequest) (node
 	return b.SendFile(ctx, node.SendFileRequest{To: p.To, Path: p.Path, Caption: p.Caption, TxnID: p.TxnID})
 }
 
+// mSendGroupFile is sendGroupFile: sendFile for a group (one upload to
+// the sender's relay, however many members).
+func mSendGroupFile(ctx context.Context, b Backend, p apitypes.GroupFileRequest) (node.Message, error) {
+	if err := required("group", p.Group, "path", p.Path); err != nil {
+		return node.Message{}, err
+	}
+	if err := absolute("path", p.Path); err != nil {
+		return node.Message{}, err
+	}
+	if len(p.Caption) > apitypes.MaxTextSize {
+		return node.Message{}, &Error{
+			Code:    CodeBadMessage,
+			Message: fmt.Sprintf("caption: %v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(p.Caption), apitypes.MaxTextSize),
+			Data:    &ErrorData{Reason: "message_too_large"},
+		}
+	}
+	if err := regularFile(p.Path); err != nil {
+		return node.Message{}, err
+	}
+	return b.SendGroupFile(ctx, node.GroupFileRequest{Group: p.Group, Path: p.Path, Caption: p.Caption, TxnID: p.TxnID})
+}
+
 // absolute refuses a path that is not absolute, as invalid params.
 func absolute(field, path string) error {
 	if !filepath.IsAbs(path) {

@@ -79,10 +79,11 @@ var methods = map[string]method{
 	"listDevices":  typed(mListDevices),
 	"revokeDevice": typed(mRevokeDevice),
 
-	"sendFile":  typed(mSendFile),
-	"getFile":   typed(mGetFile),
-	"waitFile":  typed(mWaitFile),
-	"listFiles": typed(mListFiles),
+	"sendFile":      typed(mSendFile),
+	"sendGroupFile": typed(mSendGroupFile),
+	"getFile":       typed(mGetFile),
+	"waitFile":      typed(mWaitFile),
+	"listFiles":     typed(mListFiles),
 
 	"health": typed(mHealth),
 }

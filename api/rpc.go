@@ -62,6 +62,7 @@ type Backend interface {
 
 	// Files (docs/protocol/files.md).
 	SendFile(ctx context.Context, req node.SendFileRequest) (node.Message, error)
+	SendGroupFile(ctx context.Context, req node.GroupFileRequest) (node.Message, error)
 	FetchFile(ctx context.Context, id string) (node.Message, error)
 	WaitFile(ctx context.Context, id string) (node.Message, error)
 	SaveFile(ctx context.Context, id, out string) error

@@ -204,7 +204,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		if p.Target != ([msgIDSize]byte{}) {
 			m.ReplyTo = hex.EncodeToString(p.Target[:])
 		}
-		if p.Attach != nil && cv.group == nil { // files in groups: not yet (files.md §19.9)
+		if p.Attach != nil {
 			m.File = n.offerFileLocked(t, p.ID, dev, p.Attach)
 		}
 		ix := indexRec{Account: cv.key}

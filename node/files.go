@@ -14,6 +14,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/node/attach"
+	"github.com/hushnet/hush/relay"
 )
 
 // This file is the node's side of attachments (docs/protocol/files.md):
@@ -63,64 +64,18 @@ func (n *Node) blobPath(hash [attach.HashSize]byte, ext string) string {
 // SendFile sends a file to a contact as an attachment: it is sealed once
 // (STREAM, a fresh key) into a spool file, and a text message with the
 // caption carries its pointer. The recipient's devices download it from
-// this device (/hush/file/1).
+// this device (/hush/file/1), or from this device's relay.
 func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, error) {
-	st, err := os.Stat(req.Path)
-	switch {
-	case err != nil:
-		return Message{}, fmt.Errorf("cannot send %s: %w", req.Path, err)
-	case st.IsDir():
-		return Message{}, fmt.Errorf("%w: %s is a directory", ErrNotAFile, req.Path)
-	case !st.Mode().IsRegular():
-		return Message{}, fmt.Errorf("%w: %s", ErrNotAFile, req.Path)
-	case st.Size() > n.maxFileSize():
-		return Message{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFileTooLarge, st.Size(), n.maxFileSize())
-	}
-	if req.Caption != "" {
-		if err := checkText(KindText, req.Caption); err != nil {
-			return Message{}, err
-		}
-	}
-	name := filepath.Base(req.Path)
-	if attach.ValidName(name) != nil {
-		name = "file"
-	}
 	n.mu.Lock()
 	c, err := n.byNameLocked(req.To)
 	n.mu.Unlock()
 	if err != nil {
 		return Message{}, err
 	}
-	f, err := os.Open(req.Path)
-	if err != nil {
-		return Message{}, fmt.Errorf("cannot send %s: %w", req.Path, err)
-	}
-	defer f.Close()
-	size := st.Size()
-	info, err := attach.Inspect(f, size)
-	if err != nil {
-		return Message{}, fmt.Errorf("cannot read %s: %w", req.Path, err)
-	}
-	p, err := n.sealToSpool(io.NewSectionReader(f, 0, size), size)
+	p, ptr, file, err := n.sealFile(req.Path, req.Caption)
 	if err != nil {
 		return Message{}, err
 	}
-	p.Name, p.MIME, p.Thumb = name, info.MIME, info.Thumb
-	p.Width, p.Height = uint32(info.Width), uint32(info.Height)
-	p.Sources = []attach.Source{{Kind: attach.SourceDirect}}
-	relayAddr := n.fileRelay()
-	if relayAddr != "" {
-		// Also through a relay, for a recipient who is away while this
-		// device is (files.md §19.2 step 5).
-		src := attach.Source{Kind: attach.SourceRelay, Addr: relayAddr}
-		rand.Read(src.TokenSeed[:])
-		p.Sources = append(p.Sources, src)
-	}
-	ptr, err := p.Marshal()
-	if err != nil {
-		return Message{}, err
-	}
-	file := fileView(p, FileSent)
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -138,20 +93,128 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 		n.dropQueuedLocked(t.queued)
 		return Message{}, err
 	}
-	rec := fileRec{Pointer: ptr, MsgID: m.ID, Own: true, Upload: relayAddr != ""}
+	var devices []identity.DeviceID
 	for _, d := range c.card.List.Devices() {
-		id := d.DeviceID()
-		rec.Allowed = append(rec.Allowed, id[:])
+		devices = append(devices, d.DeviceID())
 	}
-	putJSON(t.b, n.tabs.files, p.Hash[:], &rec)
+	upload := n.recordSentFileLocked(t, p, ptr, m.ID, devices)
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
 		return Message{}, fmt.Errorf("node: store: %w", err)
 	}
-	if rec.Upload {
+	if upload {
 		n.startUploadLocked(p.Hash)
 	}
 	return m, nil
+}
+
+// SendGroupFile sends a file to a group: sealed once, uploaded once to
+// this device's relay (whatever the number of members), its pointer in a
+// group text.
+func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message, error) {
+	p, ptr, file, err := n.sealFile(req.Path, req.Caption)
+	if err != nil {
+		return Message{}, err
+	}
+	var out Message
+	upload := false
+	_, err = n.groupTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
+		if !gs.eng.IsMember() {
+			return errors.New("accept the invitation first")
+		}
+		var err error
+		out, err = n.sendLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs},
+			outgoing{Kind: KindText, Text: req.Caption, TxnID: req.TxnID, Attach: ptr, File: file}, now)
+		if err != nil {
+			return err
+		}
+		var devices []identity.DeviceID
+		st := gs.eng.State()
+		for _, m := range st.Members {
+			devices = append(devices, m.Devices...)
+		}
+		upload = n.recordSentFileLocked(t, p, ptr, out.ID, devices)
+		return nil
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	if upload {
+		n.mu.Lock()
+		n.startUploadLocked(p.Hash)
+		n.mu.Unlock()
+	}
+	return out, nil
+}
+
+// recordSentFileLocked keeps, in t, a sent file's record: the devices it
+// may be served to and whether it still goes to the relay.
+func (n *Node) recordSentFileLocked(t *txn, p *attach.Pointer, ptr []byte, msgID string, devices []identity.DeviceID) (upload bool) {
+	rec := fileRec{Pointer: ptr, MsgID: msgID, Own: true}
+	for _, s := range p.Sources {
+		rec.Upload = rec.Upload || s.Kind == attach.SourceRelay
+	}
+	for _, d := range devices {
+		if d != n.cert.DeviceID() && len(rec.Allowed) < relay.MaxBlobReceipts {
+			rec.Allowed = append(rec.Allowed, d[:])
+		}
+	}
+	putJSON(t.b, n.tabs.files, p.Hash[:], &rec)
+	return rec.Upload
+}
+
+// sealFile checks the file at path and seals it into the spool; the
+// pointer names this device, and its relay if it has one, as sources.
+func (n *Node) sealFile(path, caption string) (*attach.Pointer, []byte, *FileInfo, error) {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("cannot send %s: %w", path, err)
+	case st.IsDir():
+		return nil, nil, nil, fmt.Errorf("%w: %s is a directory", ErrNotAFile, path)
+	case !st.Mode().IsRegular():
+		return nil, nil, nil, fmt.Errorf("%w: %s", ErrNotAFile, path)
+	case st.Size() > n.maxFileSize():
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFileTooLarge, st.Size(), n.maxFileSize())
+	}
+	if caption != "" {
+		if err := checkText(KindText, caption); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	name := filepath.Base(path)
+	if attach.ValidName(name) != nil {
+		name = "file"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot send %s: %w", path, err)
+	}
+	defer f.Close()
+	size := st.Size()
+	info, err := attach.Inspect(f, size)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	p, err := n.sealToSpool(io.NewSectionReader(f, 0, size), size)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p.Name, p.MIME, p.Thumb = name, info.MIME, info.Thumb
+	p.Width, p.Height = uint32(info.Width), uint32(info.Height)
+	p.Sources = []attach.Source{{Kind: attach.SourceDirect}}
+	if addr := n.fileRelay(); addr != "" {
+		// Also through a relay, for a recipient who is away while this
+		// device is (files.md §19.2 step 5).
+		src := attach.Source{Kind: attach.SourceRelay, Addr: addr}
+		rand.Read(src.TokenSeed[:])
+		p.Sources = append(p.Sources, src)
+	}
+	ptr, err := p.Marshal()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, ptr, fileView(p, FileSent), nil
 }
 
 // fileRelay is the relay files go through: the first one configured

@@ -223,3 +223,34 @@ func TestFileThroughRelay(t *testing.T) {
 		return errors.Is(err, relay.ErrBlobUnknown)
 	})
 }
+
+// A file to a group of four goes to the relay once and reaches every
+// member; once each member's receipt is in, the relay deletes it.
+func TestGroupFileOneUpload(t *testing.T) {
+	cfg := relayCfg()
+	cfg.BlobDir = t.TempDir()
+	addr := startRelay(t, cfg)
+	nodes := makeGroupOn(t, "club", []string{addr, addr, addr, addr}, waitFor)
+	path, want := writeFile(t, 1<<20+5, "GROUP-FILE-MARKER")
+	m, err := nodes[0].n.SendGroupFile(context.Background(), GroupFileRequest{Group: "club", Path: path, Caption: "for all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range nodes[1:] {
+		waitFileDone(t, r, m.ID)
+		out := filepath.Join(t.TempDir(), "out.bin")
+		if err := r.n.SaveFile(context.Background(), m.ID, out); err != nil {
+			t.Fatal(err)
+		}
+		if saved, _ := os.ReadFile(out); !bytes.Equal(saved, want) {
+			t.Fatal("a member's file differs")
+		}
+	}
+	// One upload: the relay held one blob, and deletes it after the
+	// three members' receipts.
+	waitFor(t, "the relay to delete the blob", func() bool {
+		entries, err := os.ReadDir(cfg.BlobDir)
+		return err == nil && len(entries) == 0
+	})
+	noMarker(t, cfg.BlobDir, "GROUP-FILE-MARKER")
+}

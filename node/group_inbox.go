@@ -137,16 +137,16 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 	if err != nil {
 		return
 	}
-	n.applyGroupPayloadLocked(t, gs, rec.Account, p, now)
+	n.applyGroupPayloadLocked(t, gs, rec.Account, rec.Device, p, now)
 }
 
 // applyGroupPayloadLocked applies a message from a group member.
-func (n *Node) applyGroupPayloadLocked(t *txn, gs *groupState, from identity.AccountID, p *payload, now time.Time) {
+func (n *Node) applyGroupPayloadLocked(t *txn, gs *groupState, from identity.AccountID, dev identity.DeviceID, p *payload, now time.Time) {
 	switch p.Type {
 	case ptCard:
 		n.learnCardLocked(t, p.Data, now)
 	default:
-		n.applyContentLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs}, from, identity.DeviceID{}, n.memberNameLocked(from), p)
+		n.applyContentLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs}, from, dev, n.memberNameLocked(from), p)
 	}
 }
 

@@ -109,8 +109,9 @@ type (
 // FileInfo is a message's attachment; SendFileRequest asks for one file
 // to go to a contact.
 type (
-	FileInfo        = apitypes.FileInfo
-	SendFileRequest = apitypes.SendFileRequest
+	FileInfo         = apitypes.FileInfo
+	SendFileRequest  = apitypes.SendFileRequest
+	GroupFileRequest = apitypes.GroupFileRequest
 )
 
 // File states (apitypes has their meaning).

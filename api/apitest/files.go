@@ -244,3 +244,25 @@ func (b *Backend) Files(contact string) ([]node.Message, error) {
 	}
 	return out, nil
 }
+
+// SendGroupFile sends a file to a group: a group message carrying it.
+func (b *Backend) SendGroupFile(_ context.Context, req node.GroupFileRequest) (node.Message, error) {
+	data, err := os.ReadFile(req.Path)
+	if err != nil {
+		return node.Message{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g, err := b.groupLocked(req.Group)
+	if err != nil {
+		return node.Message{}, err
+	}
+	if g.view.Pending {
+		return node.Message{}, errors.New("accept the invitation first")
+	}
+	m := b.addGroupLocked(g, "out", "me", req.Caption, node.StateSent)
+	m.File = fileInfo(filepath.Base(req.Path), data, apitypes.FileSent)
+	b.fileData()[m.ID] = data
+	b.publishLocked(node.Event{Type: node.EventMessage, Message: ptr(*m)})
+	return *m, nil
+}

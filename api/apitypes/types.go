@@ -117,6 +117,14 @@ const (
 	FileExpired     = "expired"
 )
 
+// GroupFileRequest asks the node to send a file to a group.
+type GroupFileRequest struct {
+	Group   string `json:"group"`
+	Path    string `json:"path"`
+	Caption string `json:"caption,omitempty"`
+	TxnID   string `json:"txnId,omitempty"`
+}
+
 // SendFileRequest asks the node to send a file to a contact.
 type SendFileRequest struct {
 	To      string `json:"to"`

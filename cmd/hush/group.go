@@ -11,7 +11,8 @@ import (
 
 const groupSynopsis = "group create NAME | invite GROUP CONTACT | accept GROUP | decline GROUP | remove GROUP MEMBER |\n" +
 	"       promote GROUP MEMBER | rename GROUP NAME | leave GROUP | send GROUP TEXT [--reply-to ID] |\n" +
-	"       react GROUP MSGID EMOJI | edit GROUP MSGID TEXT | delete GROUP MSGID | messages GROUP [--limit N] [--json] | list [--json]"
+	"       react GROUP MSGID EMOJI | edit GROUP MSGID TEXT | delete GROUP MSGID | messages GROUP [--limit N] [--json] | list [--json] |\n" +
+	"       file send GROUP PATH [--caption TEXT]"
 
 // runGroup dispatches `hush group ...`. GROUP is a group's name where it
 // is unambiguous, else its ID.
@@ -81,6 +82,8 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 		return show("renameGroup", apitypes.RenameGroupParams{Group: pos[0], Name: pos[1]})
 	case "send", "react", "edit", "delete":
 		return groupSend(ctx, e, sub, rest)
+	case "file":
+		return groupFile(ctx, e, rest)
 	case "messages":
 		return groupMessages(ctx, e, rest)
 	case "list", "ls":
@@ -90,6 +93,32 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return usagef("unknown group command %q; usage: hush %s", sub, groupSynopsis)
+}
+
+// groupFile is `group file send GROUP PATH`: one upload to this
+// device's relay, however many members (`hush file get` fetches it).
+func groupFile(ctx context.Context, e *env, args []string) error {
+	const synopsis = "group file send GROUP PATH [--caption TEXT] [--txn-id ID]"
+	if len(args) == 0 || args[0] != "send" {
+		return usagef("usage: hush %s", synopsis)
+	}
+	fs := newFlags(e, "group file send")
+	caption := fs.String("caption", "", "text shown with the file")
+	txn := fs.String("txn-id", "", "client transaction ID: a retry with the same ID is not sent twice")
+	pos, err := parseArgs(e, fs, args[1:], 2, 2, synopsis)
+	if err != nil {
+		return err
+	}
+	path, err := sendablePath(pos[1])
+	if err != nil {
+		return err
+	}
+	var m apitypes.Message
+	if err := call(ctx, e, "sendGroupFile", apitypes.GroupFileRequest{Group: pos[0], Path: path, Caption: *caption, TxnID: *txn}, &m); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
+	return nil
 }
 
 func groupSend(ctx context.Context, e *env, sub string, args []string) error {
