@@ -19,7 +19,7 @@ import (
 )
 
 // writeFile makes a file of size random bytes with a marker at its start.
-func writeFile(t *testing.T, size int, marker string) (string, []byte) {
+func writeFile(t testing.TB, size int, marker string) (string, []byte) {
 	t.Helper()
 	b := make([]byte, size)
 	rand.Read(b)
@@ -31,7 +31,7 @@ func writeFile(t *testing.T, size int, marker string) (string, []byte) {
 	return path, b
 }
 
-func waitFileDone(t *testing.T, r *running, id string) Message {
+func waitFileDone(t testing.TB, r *running, id string) Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -134,7 +134,10 @@ func decodeMsgRec(v []byte, m *msgRec) error {
 	m.Kind = Kind(r.String16(capRecField))
 	m.Missing = r.U64()
 	m.Counter = r.U64()
-	if r.Err() == nil && r.Remaining() > 0 && r.U8() == 1 {
+	if r.Err() == nil && r.Remaining() > 0 {
+		if r.U8() != 1 { // the only optional block: the attachment
+			r.Fail(codec.ErrTrailing)
+		}
 		m.File = &FileInfo{Name: r.String16(capRecField), MIME: r.String16(capRecField), Size: int64(r.U64()),
 			Hash: r.String16(capRecField), Width: int(r.U32()), Height: int(r.U32()),
 			Thumbnail: codec.Clone(r.Bytes16(capRecThumb)), State: r.String16(capRecField),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -162,5 +163,23 @@ func TestDirectDeliveryOneSyncedWrite(t *testing.T) {
 	// Other jobs may commit meanwhile; a synced settle would double it.
 	if got := a.n.db.SyncedWrites() - before; got > count+count/4 {
 		t.Fatalf("%d synced writes for %d messages delivered one by one, want about %d", got, count, count)
+	}
+}
+
+// A message with an attachment keeps it through the codec, and damage
+// to the attachment's block is an error.
+func TestRecordCodecAttachment(t *testing.T) {
+	m := msgRec{ID: "01", Dir: "in", Text: "caption", State: StateReceived,
+		File: &FileInfo{Name: "a.jpg", MIME: "image/jpeg", Size: 12345, Hash: "ab", Width: 3, Height: 4,
+			Thumbnail: []byte{1, 2, 3}, State: FileDownloading, Bytes: 100, Error: ""}}
+	enc := m.marshal()
+	var got msgRec
+	if err := decodeMsgRec(enc, &got); err != nil || !reflect.DeepEqual(got.File, m.File) {
+		t.Fatalf("attachment: %+v, %v", got.File, err)
+	}
+	for _, bad := range [][]byte{enc[:len(enc)-1], append(slices.Clone(enc), 0)} {
+		if err := decodeMsgRec(bad, &got); err == nil {
+			t.Error("a damaged attachment block was read")
+		}
 	}
 }
