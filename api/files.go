@@ -35,17 +35,7 @@ func mSendFile(ctx context.Context, b Backend, p apitypes.SendFileRequest) (node
 	if err := required("to", p.To, "path", p.Path); err != nil {
 		return node.Message{}, err
 	}
-	if err := absolute("path", p.Path); err != nil {
-		return node.Message{}, err
-	}
-	if len(p.Caption) > apitypes.MaxTextSize {
-		return node.Message{}, &Error{
-			Code:    CodeBadMessage,
-			Message: fmt.Sprintf("caption: %v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(p.Caption), apitypes.MaxTextSize),
-			Data:    &ErrorData{Reason: "message_too_large"},
-		}
-	}
-	if err := regularFile(p.Path); err != nil {
+	if err := sendable(p.Path, p.Caption); err != nil {
 		return node.Message{}, err
 	}
 	return b.SendFile(ctx, node.SendFileRequest{To: p.To, Path: p.Path, Caption: p.Caption, TxnID: p.TxnID})
@@ -57,20 +47,26 @@ func mSendGroupFile(ctx context.Context, b Backend, p apitypes.GroupFileRequest)
 	if err := required("group", p.Group, "path", p.Path); err != nil {
 		return node.Message{}, err
 	}
-	if err := absolute("path", p.Path); err != nil {
-		return node.Message{}, err
-	}
-	if len(p.Caption) > apitypes.MaxTextSize {
-		return node.Message{}, &Error{
-			Code:    CodeBadMessage,
-			Message: fmt.Sprintf("caption: %v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(p.Caption), apitypes.MaxTextSize),
-			Data:    &ErrorData{Reason: "message_too_large"},
-		}
-	}
-	if err := regularFile(p.Path); err != nil {
+	if err := sendable(p.Path, p.Caption); err != nil {
 		return node.Message{}, err
 	}
 	return b.SendGroupFile(ctx, node.GroupFileRequest{Group: p.Group, Path: p.Path, Caption: p.Caption, TxnID: p.TxnID})
+}
+
+// sendable checks a file to send and its caption: an absolute path to a
+// regular file, a caption within the text limit.
+func sendable(path, caption string) error {
+	if err := absolute("path", path); err != nil {
+		return err
+	}
+	if len(caption) > apitypes.MaxTextSize {
+		return &Error{
+			Code:    CodeBadMessage,
+			Message: fmt.Sprintf("caption: %v (%d bytes; the limit is %d)", node.ErrMessageTooLarge, len(caption), apitypes.MaxTextSize),
+			Data:    &ErrorData{Reason: "message_too_large"},
+		}
+	}
+	return regularFile(path)
 }
 
 // absolute refuses a path that is not absolute, as invalid params.
