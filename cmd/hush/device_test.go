@@ -79,9 +79,6 @@ func TestDeviceJoinIdentityExists(t *testing.T) {
 		t.Fatalf("init: %+v", r)
 	}
 	r := hush(t, nil, nil, "--home", home, "device", "join", "HUSH-LINK:AAAA", "--no-passphrase")
-	if strings.Contains(r.stderr, "not wired yet") {
-		t.Skip("node.JoinDevice is not wired yet")
-	}
 	if r.code != 1 || !strings.Contains(r.stderr, "already has an identity") {
 		t.Errorf("join on a home with an identity: %+v", r)
 	}
