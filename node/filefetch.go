@@ -26,6 +26,7 @@ import (
 // Download tuning.
 const (
 	fetchRequest  = 1 << 20 // bytes asked for per request
+	fetchWindow   = 4       // requests in flight (files.md §19.3)
 	fetchProgress = 1 << 20 // an update event at most every this many bytes
 	fetchDialTime = 30 * time.Second
 	// AutoFetchSize is the largest file fetched as soon as it is offered;
@@ -299,13 +300,27 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 	defer s.Close()
 	context.AfterFunc(ctx, func() { s.Reset() })
 	br := bufio.NewReaderSize(s, 128<<10)
-	var left uint64 // bytes of the current request still to come
+	var left uint64       // bytes of the current answer still to come
+	var pending []uint64  // lengths of the requests sent and not yet answered
+	sent := d.Offset()    // where the next request starts
+	ask := func() error { // keep up to fetchWindow requests in flight
+		for len(pending) < fetchWindow && sent < p.BlobSize {
+			q := fileRequest{hash: p.Hash, offset: uint64(sent), length: uint64(min(int64(fetchRequest), p.BlobSize-sent))}
+			if err := wire.WriteFrame(s, q.marshal()); err != nil {
+				return fmt.Errorf("unreachable: %w", err)
+			}
+			pending = append(pending, q.length)
+			sent += int64(q.length)
+		}
+		return nil
+	}
 	return n.feed(id, d, p, func() ([]byte, error) {
 		if left == 0 {
-			off := d.Offset()
-			q := fileRequest{hash: p.Hash, offset: uint64(off), length: uint64(min(int64(fetchRequest), p.BlobSize-off))}
-			if err := wire.WriteFrame(s, q.marshal()); err != nil {
-				return nil, fmt.Errorf("unreachable: %w", err)
+			if err := ask(); err != nil {
+				return nil, err
+			}
+			if len(pending) == 0 {
+				return nil, errors.New("the whole file was asked for and did not verify")
 			}
 			s.SetReadDeadline(time.Now().Add(fileStreamIdle))
 			st, err := wire.ReadFrame(br, 1)
@@ -321,7 +336,10 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 			default:
 				return nil, fmt.Errorf("the sending device refused the request (status %d)", st[0])
 			}
-			left = q.length
+			left, pending = pending[0], pending[1:]
+			if err := ask(); err != nil {
+				return nil, err
+			}
 		}
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
 		b, err := wire.ReadFrame(br, fileFrameData)
