@@ -42,7 +42,7 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 	t := n.newTxnLocked()
 	seq := n.seq
 	for _, m := range batch {
-		if tap := taps.Load(); tap != nil {
+		if tap := taps.Load(); tap != nil && tap.topic != nil {
 			tap.topic(n)
 		}
 		if wire := n.openTopicLocked(m); wire != nil {

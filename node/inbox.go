@@ -127,14 +127,15 @@ func frameBuffered(br *bufio.Reader) bool {
 }
 
 // taps, when a test sets them, see every envelope a node is given
-// (direct or from a mailbox) before anything is decrypted, and every
-// group topic message: what reaches the device, whether or not it can
-// read it.
+// (direct or from a mailbox) before anything is decrypted, every group
+// topic message (what reaches the device, whether or not it can read
+// it), and every outbox entry a node makes (what it encrypted, for whom).
 var taps atomic.Pointer[tapFuncs]
 
 type tapFuncs struct {
 	receive func(n *Node, from identity.AccountID)
 	topic   func(n *Node)
+	queue   func(n *Node, to identity.DeviceID) // an outbox entry made for a device
 }
 
 // receive decrypts and applies messages in one transaction and returns a
@@ -159,7 +160,7 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 			statuses[i] = ackRejected
 			continue
 		}
-		if tap := taps.Load(); tap != nil {
+		if tap := taps.Load(); tap != nil && tap.receive != nil {
 			tap.receive(n, identity.AccountID(in.SenderAccount))
 		}
 		var c *contact

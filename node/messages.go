@@ -368,6 +368,9 @@ func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *ide
 		}, device: d.DeviceID()}
 		n.putOut(b, e)
 		n.queueLocked(d, e)
+		if tap := taps.Load(); tap != nil && tap.queue != nil {
+			tap.queue(n, d.DeviceID())
+		}
 		t.queued = append(t.queued, e)
 		sent++
 	}
