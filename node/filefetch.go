@@ -139,12 +139,22 @@ func (n *Node) startFetchLocked(id string, rec *fileRec, p *attach.Pointer) {
 
 // fileStateLocked changes a message's file state in its own commit.
 func (n *Node) fileStateLocked(id string, f func(*FileInfo)) {
+	n.fileUpdateLocked(id, f, false)
+}
+
+// fileUpdateLocked is fileStateLocked, lazy for a progress figure: the
+// .part file, not the record, says where a download resumes, so a lost
+// progress update costs nothing and needs no fsync.
+func (n *Node) fileUpdateLocked(id string, f func(*FileInfo), progress bool) {
 	m, ix, _, _, err := n.fileOfLocked(id)
 	if err != nil {
 		return
 	}
 	t := n.newTxnLocked()
 	n.setFileLocked(t, id, ix, m, f)
+	if progress {
+		t.b.Lazy()
+	}
 	n.commitForJobReleasingLock(t, "file state")
 }
 
@@ -216,7 +226,7 @@ func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func(
 		if now := d.Verified(); now-reported >= fetchProgress && !d.Complete() {
 			reported = now
 			n.mu.Lock()
-			n.fileStateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes = FileDownloading, min(now, p.Size) })
+			n.fileUpdateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes = FileDownloading, min(now, p.Size) }, true)
 			n.mu.Unlock()
 		}
 	}

@@ -643,7 +643,7 @@ func (n *Node) setStateByIDLocked(t *txn, id [msgIDSize]byte, state MessageState
 	m.State, m.Error = state, errText
 	n.updateMsgLocked(t, id, ix, m)
 	t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(n.nameOfLocked(ix.Account)))})
-	if st := stateOfRec(state); st >= msync.StateDelivered {
+	if st := stateOfRec(state); st >= msync.StateDelivered && n.hasOtherDevicesLocked() {
 		if acc, err := identity.ParseAccountID(ix.Account); err == nil && n.contacts[acc] != nil {
 			// Only the sending device learns "sent"; the others learn
 			// delivered and read (docs/protocol/sync.md §18.5).

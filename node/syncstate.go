@@ -511,6 +511,9 @@ func (n *Node) syncMessageLocked(t *txn, acc identity.AccountID, actor identity.
 	var m msync.Message
 	switch p.Type {
 	case ptText:
+		if !n.hasOtherDevicesLocked() {
+			return // a transcript or copy only tells other devices, and a record is its own state
+		}
 		r := msync.Record{Conv: conv, ID: p.ID, Author: actor, TimeMS: p.TimeMS, ReplyTo: p.Target, Text: p.Text}
 		if actor == n.cert.Account() {
 			r.AuthorDevice = n.cert.DeviceID()
