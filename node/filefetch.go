@@ -85,8 +85,8 @@ func (n *Node) autoFetchLocked(id string) {
 	n.startFetchLocked(id, rec, p)
 }
 
-// resumeFetches restarts, when the node runs, the downloads and relay
-// uploads a stop cut.
+// resumeFetches restarts, when the node runs, the downloads, relay
+// uploads and relay receipts a stop cut.
 func (n *Node) resumeFetches(ctx context.Context) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -106,8 +106,14 @@ func (n *Node) resumeFetches(ctx context.Context) {
 	}
 	n.tabs.files.Scan(func(k, v []byte) error {
 		var rec fileRec
-		if jsonUnmarshal(v, &rec) == nil && rec.Own && rec.Upload && len(k) == attach.HashSize {
+		if jsonUnmarshal(v, &rec) != nil || len(k) != attach.HashSize {
+			return nil
+		}
+		if rec.Own && rec.Upload {
 			n.startUploadLocked([attach.HashSize]byte(k))
+		}
+		if len(rec.Owed) > 0 {
+			n.startReceiptsLocked([attach.HashSize]byte(k))
 		}
 		return nil
 	})
@@ -200,9 +206,19 @@ func (n *Node) fetch(ctx context.Context, id string, p *attach.Pointer, from ide
 		return err
 	}
 	n.mu.Lock()
-	n.fileStateLocked(id, func(fi *FileInfo) { fi.State, fi.Bytes, fi.Error = FileDone, p.Size, "" })
-	n.mu.Unlock()
-	n.relayDone(ctx, p)
+	defer n.mu.Unlock()
+	m, ix, rec, _, err := n.fileOfLocked(id)
+	if err != nil {
+		return nil
+	}
+	t := n.newTxnLocked()
+	n.setFileLocked(t, id, ix, m, func(fi *FileInfo) { fi.State, fi.Bytes, fi.Error = FileDone, p.Size, "" })
+	if owed := relayAddrs(p); len(owed) > 0 {
+		rec.Owed, rec.OwedUntil = owed, time.Now().Add(receiptOwedFor).Unix()
+		putJSON(t.b, n.tabs.files, p.Hash[:], rec)
+	}
+	n.commitForJobReleasingLock(t, "file state")
+	n.startReceiptsLocked(p.Hash)
 	return nil
 }
 
@@ -265,30 +281,6 @@ func (n *Node) fetchRelay(ctx context.Context, id string, d *attach.Download, p 
 		}
 		return nil, fmt.Errorf("the relay: %w", err)
 	})
-}
-
-// relayDone presents this device's receipt token to each relay source,
-// so the relay deletes the blob once every recipient has it.
-func (n *Node) relayDone(ctx context.Context, p *attach.Pointer) {
-	for _, src := range p.Sources {
-		if src.Kind != attach.SourceRelay {
-			continue
-		}
-		ri, err := relay.ParseRelayAddr(src.Addr)
-		if err != nil {
-			continue
-		}
-		h, err := newAnonHost()
-		if err != nil {
-			return
-		}
-		h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
-		dev := n.cert.DeviceID()
-		if _, err := n.relays.BlobDone(ctx, h, ri, relay.BlobHash(p.Hash), relay.BlobToken(src.TokenSeed, dev[:])); err != nil {
-			n.log.Debug("relay receipt for a file not taken", "err", err)
-		}
-		h.Close()
-	}
 }
 
 // fetchDirect asks the sending device for the rest of the blob on

@@ -44,6 +44,11 @@ type fileRec struct {
 	Allowed [][]byte `json:"a,omitempty"` // sent: the devices it may be served to
 	From    []byte   `json:"f,omitempty"` // offered: the device that sent it
 	Upload  bool     `json:"u,omitempty"` // sent: its relay upload has not finished
+
+	// Downloaded: the relays (pointer addresses) still owed this
+	// device's receipt, until OwedUntil (unix seconds; filereceipt.go).
+	Owed      []string `json:"r,omitempty"`
+	OwedUntil int64    `json:"ru,omitempty"`
 }
 
 func (n *Node) maxFileSize() int64 {

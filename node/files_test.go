@@ -62,6 +62,41 @@ func noMarker(t *testing.T, root, marker string) {
 	})
 }
 
+// waitUploaded waits until the sender's relay upload of m's file is done.
+func waitUploaded(t *testing.T, a *running, m Message) {
+	t.Helper()
+	hash, _ := hex.DecodeString(m.File.Hash)
+	waitFor(t, "the upload", func() bool {
+		a.n.mu.Lock()
+		defer a.n.mu.Unlock()
+		var rec fileRec
+		return a.n.getJSON(a.n.tabs.files, hash, &rec) == nil && !rec.Upload
+	})
+}
+
+// waitBlobGone waits until the relay at addr answers that it has no blob
+// for m's file.
+func waitBlobGone(t *testing.T, addr string, m Message) {
+	t.Helper()
+	ri, err := relay.ParseRelayAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newAnonHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
+	var hash relay.BlobHash
+	hb, _ := hex.DecodeString(m.File.Hash)
+	copy(hash[:], hb)
+	waitFor(t, "the relay to delete the blob", func() bool {
+		_, err := (&relay.Client{}).BlobStat(context.Background(), h, ri, hash)
+		return errors.Is(err, relay.ErrBlobUnknown)
+	})
+}
+
 // A file sent directly: the recipient downloads it (at once: it is
 // small), and saving it gives the same bytes; neither home holds its
 // plaintext.
@@ -180,13 +215,7 @@ func TestFileThroughRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the upload", func() bool {
-		a.n.mu.Lock()
-		defer a.n.mu.Unlock()
-		var rec fileRec
-		hash, _ := hex.DecodeString(m.File.Hash)
-		return a.n.getJSON(a.n.tabs.files, hash, &rec) == nil && !rec.Upload
-	})
+	waitUploaded(t, a, m)
 	waitFor(t, "the message in bob's mailbox", func() bool {
 		st, _ := a.n.WaitState(context.Background(), m.ID, StateQueued)
 		return st.State == StateSent
@@ -205,23 +234,50 @@ func TestFileThroughRelay(t *testing.T) {
 	for _, root := range []string{cfg.BlobDir, aHome, bHome} {
 		noMarker(t, root, marker)
 	}
-	ri, err := relay.ParseRelayAddr(addr)
+	waitBlobGone(t, addr, m)
+}
+
+// The recipient is online and downloads the file from the sender before
+// the sender's relay upload has even started: its receipt is kept and
+// presented again until the relay has the blob, which it then deletes
+// (a receipt presented only once was lost, and the blob stayed for its
+// TTL).
+func TestReceiptOwedUntilUploaded(t *testing.T) {
+	cfg := relayCfg()
+	cfg.BlobDir = t.TempDir()
+	addr := startRelay(t, cfg)
+	a := startNodeCfg(t, Config{Home: newHome(t, "alice"), Relays: []string{addr}})
+	defer a.stop(t)
+	b := startNodeCfg(t, Config{Home: newHome(t, "bob"), Relays: []string{addr}})
+	defer b.stop(t)
+	waitMailbox(t, a)
+	befriend(t, a, b)
+	release := make(chan struct{})
+	taps.Store(&tapFuncs{upload: func(*Node) { <-release }})
+	defer taps.Store(nil)
+	path, want := writeFile(t, 1<<20+9, "EARLY-RECEIPT-MARKER")
+	m, err := a.n.SendFile(context.Background(), SendFileRequest{To: "bob", Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newAnonHost()
-	if err != nil {
+	waitFileDone(t, b, m.ID)
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if err := b.n.SaveFile(context.Background(), m.ID, out); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
-	var hash relay.BlobHash
-	hb, _ := hex.DecodeString(m.File.Hash)
-	copy(hash[:], hb)
-	waitFor(t, "the relay to delete the blob", func() bool {
-		_, err := (&relay.Client{}).BlobStat(context.Background(), h, ri, hash)
-		return errors.Is(err, relay.ErrBlobUnknown)
+	if saved, _ := os.ReadFile(out); !bytes.Equal(saved, want) {
+		t.Fatal("the saved file differs")
+	}
+	waitFor(t, "bob's receipt to be tried once", func() bool {
+		b.n.mu.Lock()
+		defer b.n.mu.Unlock()
+		var rec fileRec
+		hash, _ := hex.DecodeString(m.File.Hash)
+		return b.n.getJSON(b.n.tabs.files, hash, &rec) == nil && len(rec.Owed) == 1
 	})
+	close(release)
+	waitUploaded(t, a, m)
+	waitBlobGone(t, addr, m)
 }
 
 // A file to a group of four goes to the relay once and reaches every
@@ -248,9 +304,10 @@ func TestGroupFileOneUpload(t *testing.T) {
 	}
 	// One upload: the relay held one blob, and deletes it after the
 	// three members' receipts.
-	waitFor(t, "the relay to delete the blob", func() bool {
-		entries, err := os.ReadDir(cfg.BlobDir)
-		return err == nil && len(entries) == 0
-	})
+	waitUploaded(t, nodes[0], m)
+	waitBlobGone(t, addr, m)
+	if entries, err := os.ReadDir(cfg.BlobDir); err != nil || len(entries) != 0 {
+		t.Fatalf("the blob directory holds %d entries (%v)", len(entries), err)
+	}
 	noMarker(t, cfg.BlobDir, "GROUP-FILE-MARKER")
 }

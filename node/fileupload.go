@@ -55,6 +55,9 @@ func (n *Node) startUploadLocked(hash [attach.HashSize]byte) {
 
 // upload sends what the relay lacks of a blob and marks it uploaded.
 func (n *Node) upload(ctx context.Context, hash [attach.HashSize]byte) error {
+	if tap := taps.Load(); tap != nil && tap.upload != nil {
+		tap.upload(n)
+	}
 	n.mu.Lock()
 	var rec fileRec
 	err := n.getJSON(n.tabs.files, hash[:], &rec)

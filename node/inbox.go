@@ -129,13 +129,15 @@ func frameBuffered(br *bufio.Reader) bool {
 // taps, when a test sets them, see every envelope a node is given
 // (direct or from a mailbox) before anything is decrypted, every group
 // topic message (what reaches the device, whether or not it can read
-// it), and every outbox entry a node makes (what it encrypted, for whom).
+// it), every outbox entry a node makes (what it encrypted, for whom),
+// and every relay upload of a file before it starts.
 var taps atomic.Pointer[tapFuncs]
 
 type tapFuncs struct {
 	receive func(n *Node, from identity.AccountID)
 	topic   func(n *Node)
 	queue   func(n *Node, to identity.DeviceID) // an outbox entry made for a device
+	upload  func(n *Node)                       // a file's relay upload is about to start
 }
 
 // receive decrypts and applies messages in one transaction and returns a

@@ -138,6 +138,7 @@ type Node struct {
 	earlyGroupPW map[group.GroupID][]earlyPW     // pairwise group messages that came before their Welcome
 	fetches      fetching                        // attachment downloads running (filefetch.go)
 	uploading    uploads                         // attachment uploads to a relay running (fileupload.go)
+	receipting   receipting                      // receipts owed to relays being presented (filereceipt.go)
 	ps           *pubsub.PubSub                  // GossipSub, while Run runs
 	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)
 	guardTable   map[string][]peer.ID            // the guard's last table (guardChangedLocked)
