@@ -178,7 +178,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	view := n.convView(cv, rec)
 	t.events = append(t.events, Event{Type: event, Message: &view})
 	if cv.group == nil { // the account's other devices show it too (groups: not yet)
-		n.syncMessageLocked(t, cv.contact.account(), n.cert.Account(), p, now)
+		n.syncMessageLocked(t, cv.contact.account(), n.cert.Account(), n.cert.DeviceID(), p, now)
 	}
 	if o.TxnID != "" {
 		putJSON(t.b, n.tabs.txns, []byte(o.TxnID), &txnRec{MsgID: rec.ID})
@@ -217,7 +217,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		n.putMsgLocked(t, p.ID, ix, m)
 		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.convView(cv, m))})
 		if cv.group == nil {
-			n.syncMessageLocked(t, from, from, p, time.Now())
+			n.syncMessageLocked(t, from, from, dev, p, time.Now())
 		}
 		return &p.ID
 	case ptEdit, ptDelete, ptReaction:
@@ -246,7 +246,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		n.updateMsgLocked(t, p.Target, ix, m)
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.convView(cv, m))})
 		if cv.group == nil {
-			n.syncMessageLocked(t, from, from, p, time.Now())
+			n.syncMessageLocked(t, from, from, dev, p, time.Now())
 		}
 	}
 	return nil

@@ -100,8 +100,12 @@ func (n *Node) resumeFetches(ctx context.Context) {
 	})
 	for _, id := range ids {
 		m, _, rec, p, err := n.fileOfLocked(id)
-		if err == nil && m.File.State == FileDownloading {
+		switch {
+		case err != nil:
+		case m.File.State == FileDownloading:
 			n.startFetchLocked(id, rec, p)
+		case m.File.State == FileOffered && p.Size <= AutoFetchSize:
+			n.autoFetchLocked(id) // offered while the node did not run (a history transfer)
 		}
 	}
 	n.tabs.files.Scan(func(k, v []byte) error {

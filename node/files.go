@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/node/attach"
 	"github.com/hushnet/hush/relay"
@@ -99,8 +100,10 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 		return Message{}, err
 	}
 	var devices []identity.DeviceID
-	for _, d := range c.card.List.Devices() {
-		devices = append(devices, d.DeviceID())
+	for _, l := range []*card.Card{c.card, n.siblingsLocked()} {
+		for _, d := range l.List.Devices() {
+			devices = append(devices, d.DeviceID())
+		}
 	}
 	upload := n.recordSentFileLocked(t, p, ptr, m.ID, devices)
 	n.saveSeqLocked(t.b)
@@ -289,6 +292,26 @@ func (n *Node) offerFileLocked(t *txn, msgID [msgIDSize]byte, dev identity.Devic
 		t.fetch = append(t.fetch, rec.MsgID)
 	}
 	return view
+}
+
+// attachmentOfLocked returns the pointer of a message's attachment, and
+// for one received, the device that sent it (as the files table keeps
+// them); nil and zero for a message without one.
+func (n *Node) attachmentOfLocked(m *msgRec) ([]byte, identity.DeviceID) {
+	if m.File == nil {
+		return nil, identity.DeviceID{}
+	}
+	hash, err := hex.DecodeString(m.File.Hash)
+	if err != nil {
+		return nil, identity.DeviceID{}
+	}
+	var rec fileRec
+	if n.getJSON(n.tabs.files, hash, &rec) != nil {
+		return nil, identity.DeviceID{}
+	}
+	var from identity.DeviceID
+	copy(from[:], rec.From)
+	return rec.Pointer, from
 }
 
 // fileOfLocked finds a message's attachment: the message, its record

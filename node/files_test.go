@@ -311,3 +311,57 @@ func TestGroupFileOneUpload(t *testing.T) {
 	}
 	noMarker(t, cfg.BlobDir, "GROUP-FILE-MARKER")
 }
+
+// Files on the account's own devices: one sent before the phone was
+// linked comes with the history transfer, one sent from the laptop after
+// comes in its transcript, one bob sends reaches both; the phone
+// downloads each (from the laptop, or bob's device) and saves the same
+// bytes.
+func TestFilesOnOwnDevices(t *testing.T) {
+	laptop, bob := pair(t)
+	defer laptop.stop(t)
+	defer bob.stop(t)
+	ctx := context.Background()
+	beforePath, before := writeFile(t, 300<<10, "BEFORE-LINK-MARKER")
+	old, err := laptop.n.SendFile(ctx, SendFileRequest{To: "bob", Path: beforePath, Caption: "before"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFileDone(t, bob, old.ID)
+	phoneHome := linkDevice(t, laptop, "phone")
+	phone := startNode(t, phoneHome)
+	defer phone.stop(t)
+	waitEntry(t, laptop, phone)
+	waitEntry(t, phone, laptop)
+
+	afterPath, after := writeFile(t, 200<<10, "AFTER-LINK-MARKER")
+	sent, err := laptop.n.SendFile(ctx, SendFileRequest{To: "bob", Path: afterPath, Caption: "after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobPath, fromBob := writeFile(t, 100<<10, "FROM-BOB-MARKER")
+	got, err := bob.n.SendFile(ctx, SendFileRequest{To: "alice", Path: bobPath, Caption: "from bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		dir  string
+		want []byte
+	}{{old.ID, "out", before}, {sent.ID, "out", after}, {got.ID, "in", fromBob}} {
+		m := waitFileDone(t, phone, c.id)
+		if m.Direction != c.dir {
+			t.Fatalf("the phone shows %s as %q", c.id, m.Direction)
+		}
+		out := filepath.Join(t.TempDir(), "saved.bin")
+		if err := phone.n.SaveFile(ctx, c.id, out); err != nil {
+			t.Fatal(err)
+		}
+		if saved, _ := os.ReadFile(out); !bytes.Equal(saved, c.want) {
+			t.Fatalf("the phone's copy of %s differs", c.id)
+		}
+	}
+	for _, marker := range []string{"BEFORE-LINK-MARKER", "AFTER-LINK-MARKER", "FROM-BOB-MARKER"} {
+		noMarker(t, phoneHome, marker)
+	}
+}

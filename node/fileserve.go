@@ -128,19 +128,23 @@ func serveRange(w io.Writer, f *os.File, offset, length int64, buf []byte) error
 }
 
 // openServedBlob opens a blob this device sent, for a peer that is one
-// of the devices it was sent to.
+// of the devices it was sent to or one of this account's devices.
 func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte, *os.File, int64) {
 	n.mu.Lock()
 	var rec fileRec
 	err := n.getJSON(n.tabs.files, hash[:], &rec)
 	allowed := false
 	if err == nil && rec.Own {
-		allowed = slices.ContainsFunc(rec.Allowed, func(d []byte) bool {
-			if len(d) != identity.DeviceIDSize {
-				return false
-			}
-			pid, ok := n.peerOfLocked(identity.DeviceID(d))
+		// The devices it was sent to, and the account's own devices (one
+		// linked later has it in its history).
+		is := func(d identity.DeviceID) bool {
+			pid, ok := n.peerOfLocked(d)
 			return ok && pid == remote
+		}
+		allowed = slices.ContainsFunc(rec.Allowed, func(d []byte) bool {
+			return len(d) == identity.DeviceIDSize && is(identity.DeviceID(d))
+		}) || slices.ContainsFunc(n.list.Devices(), func(c *identity.DeviceCert) bool {
+			return c.DeviceID() != n.cert.DeviceID() && is(c.DeviceID())
 		})
 	}
 	n.mu.Unlock()

@@ -566,6 +566,7 @@ func TestLinkedDeviceInGroups(t *testing.T) {
 	nodes := makeGroup(t, 2, "club")
 	laptop, bob := nodes[0], nodes[1]
 	sendGroupEventually(t, bob, "club", "before the phone")
+	waitFor(t, "bob's first message on the laptop", func() bool { return len(groupTexts(t, laptop, "club")) == 1 })
 	phone := startNode(t, linkDevice(t, laptop, "phone"))
 	defer phone.stop(t)
 	waitFor(t, "the phone in the group", func() bool {

@@ -33,7 +33,12 @@ func (n *Node) stateFromRecLocked(c *contact, m *msgRec) (*msync.MessageState, e
 	if m.Dir == "out" {
 		author, authorDev = own, n.cert.DeviceID()
 	}
+	ptr, from := n.attachmentOfLocked(m)
+	if m.Dir == "in" {
+		authorDev = from
+	}
 	st := recordState(contactConv(acc), id, m, author, authorDev)
+	st.Record.Attachment = ptr
 	for emoji, who := range m.Reactions {
 		for _, w := range who {
 			e := msync.ReactionEntry{Actor: acc, Emoji: emoji, Clock: derivedClock(ms, identity.DeviceID{}), Present: true}
@@ -171,6 +176,9 @@ func (n *Node) renderMsgLocked(t *txn, st *msync.MessageState) error {
 		if st.Record.ReplyTo != (msync.MessageID{}) {
 			m.ReplyTo = hex.EncodeToString(st.Record.ReplyTo[:])
 		}
+		if st.Record.Attachment != nil && !st.Deleted() {
+			m.File = n.offerFileLocked(t, id, st.Record.AuthorDevice, st.Record.Attachment)
+		}
 	case err != nil:
 		return err
 	case !bytes.Equal(ix.Account, acc[:]) || m.Dir == dirSystem:
@@ -279,7 +287,12 @@ func (n *Node) groupHistoryLocked(gid group.GroupID, sinceMS uint64, add func(ms
 			}
 			author, authorDev = identity.AccountID(from), identity.DeviceID{}
 		}
+		ptr, from := n.attachmentOfLocked(&m)
+		if m.Dir == "in" {
+			authorDev = from
+		}
 		st := recordState(conv, id, &m, author, authorDev)
+		st.Record.Attachment = ptr
 		add(st)
 		return nil
 	})
@@ -310,6 +323,9 @@ func (n *Node) renderGroupMsgLocked(t *txn, d *msync.MessageState) (bool, error)
 	}
 	m.Text, m.Edited = d.Text()
 	m.Deleted = d.Deleted()
+	if r.Attachment != nil && !m.Deleted {
+		m.File = n.offerFileLocked(t, id, r.AuthorDevice, r.Attachment)
+	}
 	key := convKey(gid)
 	ix := indexRec{Account: key, Seq: n.groupSeqLocked(t, key, &payload{ID: id, TimeMS: r.TimeMS})}
 	n.putMsgLocked(t, id, ix, m)

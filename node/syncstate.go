@@ -505,8 +505,9 @@ func (n *Node) syncContactRemoveLocked(t *txn, c *contact, now time.Time) {
 
 // syncMessageLocked tells the other devices about a 1:1 change in the
 // conversation with acc: a text or reply sent here (Transcript), one
-// received (Incoming), or an edit, recall or reaction by actor.
-func (n *Node) syncMessageLocked(t *txn, acc identity.AccountID, actor identity.AccountID, p *payload, now time.Time) {
+// received from actor's device dev (Incoming), or an edit, recall or
+// reaction by actor.
+func (n *Node) syncMessageLocked(t *txn, acc, actor identity.AccountID, dev identity.DeviceID, p *payload, now time.Time) {
 	conv := contactConv(acc)
 	var m msync.Message
 	switch p.Type {
@@ -514,9 +515,9 @@ func (n *Node) syncMessageLocked(t *txn, acc identity.AccountID, actor identity.
 		if !n.hasOtherDevicesLocked() {
 			return // a transcript or copy only tells other devices, and a record is its own state
 		}
-		r := msync.Record{Conv: conv, ID: p.ID, Author: actor, TimeMS: p.TimeMS, ReplyTo: p.Target, Text: p.Text}
+		r := msync.Record{Conv: conv, ID: p.ID, Author: actor, AuthorDevice: dev, TimeMS: p.TimeMS, ReplyTo: p.Target,
+			Text: p.Text, Attachment: p.Attach}
 		if actor == n.cert.Account() {
-			r.AuthorDevice = n.cert.DeviceID()
 			m = &msync.Transcript{Record: r}
 		} else {
 			m = &msync.Incoming{Record: r}

@@ -22,6 +22,9 @@ const (
 	MaxMessageSize = 192 << 10
 	// MaxTextSize bounds a message text (as node.MaxTextSize).
 	MaxTextSize = 16384
+	// MaxAttachmentSize bounds a record's attachment pointer (the 16 KiB
+	// a payload extension may hold).
+	MaxAttachmentSize = 16 << 10
 	// MaxEmojiSize bounds a reaction.
 	MaxEmojiSize = 64
 	// MaxCardSize bounds a contact card (card.MaxCardSize).

@@ -25,6 +25,7 @@ func sampleMessages(t testing.TB) []Message {
 		TimeMS: 1_800_000_000_000, ReplyTo: MessageID{2}, Text: "hello ☺"}
 	in := rec
 	in.Author, in.Conv = identity.AccountID{7}, Conversation{Kind: ConvGroup, ID: [32]byte{3}}
+	in.Attachment = []byte("an attachment pointer")
 	return []Message{
 		&Transcript{rec},
 		&Incoming{in},
@@ -45,6 +46,7 @@ func sampleMessages(t testing.TB) []Message {
 			Deletes:   []DeleteEntry{{Actor: identity.AccountID{1}, Clock: clk(6, 1)}},
 			Reactions: []ReactionEntry{{Actor: identity.AccountID{1}, Emoji: "a", Clock: clk(7, 1), Present: true}, {Actor: identity.AccountID{1}, Emoji: "b", Clock: clk(7, 1)}}},
 		&MessageState{Conv: conv(2), ID: MessageID{5}},
+		&MessageState{Conv: in.Conv, ID: in.ID, Record: &in},
 		&ContactState{Account: identity.AccountID{7}, Added: VersionVector{{identity.DeviceID{1}, 8}}, Removed: VersionVector{{identity.DeviceID{1}, 4}},
 			InfoClock: clk(8, 1), Name: "Bob", Card: []byte("card"), VerifiedClock: clk(10, 1), Verified: true},
 		&ContactState{Account: identity.AccountID{8}},

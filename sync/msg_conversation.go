@@ -21,6 +21,9 @@ type Record struct {
 	TimeMS       uint64 // the author's clock, Unix milliseconds
 	ReplyTo      MessageID
 	Text         string
+	// Attachment is the message's attachment pointer (node/attach, opaque
+	// here; the node parses it), or empty.
+	Attachment []byte
 }
 
 // encodeTail writes the record's fields after conv and ID.
@@ -30,6 +33,7 @@ func (m *Record) encodeTail(w *codec.Writer) {
 	w.U64(m.TimeMS)
 	w.Fixed(m.ReplyTo[:])
 	w.Bytes32([]byte(m.Text))
+	w.Bytes16(m.Attachment)
 }
 
 func (m *Record) decodeTail(r *codec.Reader) {
@@ -38,6 +42,9 @@ func (m *Record) decodeTail(r *codec.Reader) {
 	m.TimeMS = r.U64()
 	copy(m.ReplyTo[:], r.Fixed(16))
 	m.Text = string(r.Bytes32(MaxTextSize))
+	if a := r.Bytes16(MaxAttachmentSize); len(a) > 0 {
+		m.Attachment = bytes.Clone(a)
+	}
 }
 
 func (m *Record) encode(w *codec.Writer) {
@@ -65,7 +72,7 @@ func (m *Record) check() error {
 // tail returns the encoding of the fields after conv and ID: what two
 // records under one ID are compared by.
 func (m *Record) tail() []byte {
-	w := codec.NewWriter(96 + len(m.Text))
+	w := codec.NewWriter(98 + len(m.Text) + len(m.Attachment))
 	m.encodeTail(w)
 	return w.Bytes()
 }
