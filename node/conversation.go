@@ -205,7 +205,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 			m.ReplyTo = hex.EncodeToString(p.Target[:])
 		}
 		if p.Attach != nil {
-			m.File = n.offerFileLocked(t, p.ID, dev, p.Attach)
+			m.File = n.offerFileLocked(t, cv.key, p.ID, dev, p.Attach)
 		}
 		ix := indexRec{Account: cv.key}
 		if cv.group != nil {

@@ -29,8 +29,15 @@ const (
 	fetchWindow   = 4       // requests in flight (files.md §19.3)
 	fetchProgress = 1 << 20 // an update event at most every this many bytes
 	fetchDialTime = 30 * time.Second
-	// AutoFetchSize is the largest file fetched as soon as it is offered;
-	// larger ones wait for FetchFile (hush file get).
+	// A download that failed for a reason that may pass is tried again
+	// after fetchRetryFirst, doubling up to fetchRetryMax, for
+	// fetchPatience in all.
+	fetchRetryFirst = 2 * time.Second
+	fetchRetryMax   = time.Minute
+	fetchPatience   = 10 * time.Minute
+	// AutoFetchSize is the largest file fetched as soon as it is offered,
+	// unless a conversation says otherwise (autofetch.go); larger ones
+	// wait for FetchFile (hush file get).
 	AutoFetchSize = 16 << 20
 )
 
@@ -46,7 +53,7 @@ func (n *Node) FetchFile(ctx context.Context, id string) (Message, error) {
 	if n.closed {
 		return Message{}, ErrClosed
 	}
-	m, ix, rec, p, err := n.fileOfLocked(id)
+	m, ix, rec, p, err := n.fileOfWaitLocked(ctx, id)
 	if err != nil {
 		return Message{}, err
 	}
@@ -68,21 +75,37 @@ func (n *Node) FetchFile(ctx context.Context, id string) (Message, error) {
 	return m.view(name), nil
 }
 
-// autoFetchLocked starts downloading a file just offered (small enough
-// to fetch unasked).
+// fileOfWaitLocked is fileOfLocked for a message that may be in a
+// commit not on disk yet (shown, its file record not readable): it waits
+// for that commit, or for ctx. The lock is released while it waits.
+func (n *Node) fileOfWaitLocked(ctx context.Context, id string) (*msgRec, indexRec, *fileRec, *attach.Pointer, error) {
+	for {
+		m, ix, rec, p, err := n.fileOfLocked(id)
+		if !errors.Is(err, store.ErrNotFound) {
+			return m, ix, rec, p, err
+		}
+		ch := n.events.Wait(id)
+		n.mu.Unlock()
+		select {
+		case <-ch:
+			n.mu.Lock()
+		case <-ctx.Done():
+			n.mu.Lock()
+			return nil, ix, nil, nil, ctx.Err()
+		}
+	}
+}
+
+// autoFetchLocked starts downloading a file just offered that the
+// conversation's auto-download limit let through (offerFileLocked).
 func (n *Node) autoFetchLocked(id string) {
 	if n.host == nil {
 		return // resumeFetches starts it with the next run
 	}
-	m, ix, rec, p, err := n.fileOfLocked(id)
-	if err != nil || m.File.State != FileOffered {
-		return
+	_, _, rec, p, err := n.fileOfLocked(id)
+	if err == nil {
+		n.startFetchLocked(id, rec, p)
 	}
-	t := n.newTxnLocked()
-	n.setFileLocked(t, id, ix, m, func(f *FileInfo) { f.State = FileDownloading })
-	t.b.Lazy()
-	n.finishInBackgroundLocked(t)
-	n.startFetchLocked(id, rec, p)
 }
 
 // resumeFetches restarts, when the node runs, the downloads, relay
@@ -100,12 +123,8 @@ func (n *Node) resumeFetches(ctx context.Context) {
 	})
 	for _, id := range ids {
 		m, _, rec, p, err := n.fileOfLocked(id)
-		switch {
-		case err != nil:
-		case m.File.State == FileDownloading:
+		if err == nil && m.File.State == FileDownloading {
 			n.startFetchLocked(id, rec, p)
-		case m.File.State == FileOffered && p.Size <= AutoFetchSize:
-			n.autoFetchLocked(id) // offered while the node did not run (a history transfer)
 		}
 	}
 	n.tabs.files.Scan(func(k, v []byte) error {
@@ -123,7 +142,12 @@ func (n *Node) resumeFetches(ctx context.Context) {
 	})
 }
 
-// startFetchLocked runs a download as one of the run's loops.
+// startFetchLocked runs a download as one of the run's loops. A failure
+// that may pass (a source out of reach, or refusing for now) is tried
+// again, after 2 s and then twice as long each time up to a minute, for
+// fetchPatience; then, or at once for a corrupted chunk, the file is
+// failed (FetchFile tries again). When every source answered that it no
+// longer has the blob, the file is expired.
 func (n *Node) startFetchLocked(id string, rec *fileRec, p *attach.Pointer) {
 	if n.fetches == nil {
 		n.fetches = make(fetching)
@@ -134,13 +158,32 @@ func (n *Node) startFetchLocked(id string, rec *fileRec, p *attach.Pointer) {
 	n.fetches[p.Hash] = true
 	from := identity.DeviceID(rec.From)
 	if !n.loops.Go(func(ctx context.Context) {
-		err := n.fetch(ctx, id, p, from)
+		giveUp := time.Now().Add(fetchPatience)
+		wait := fetchRetryFirst
+		var err error
+		for {
+			err = n.fetch(ctx, id, p, from)
+			if err == nil || ctx.Err() != nil || errors.Is(err, errCorrupt) || errors.Is(err, errGone) ||
+				time.Now().Add(wait).After(giveUp) {
+				break
+			}
+			n.log.Debug("file download failed; trying again", "err", err, "in", wait)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, fetchRetryMax)
+		}
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		delete(n.fetches, p.Hash)
 		if err != nil && ctx.Err() == nil {
 			n.log.Info("file download stopped", "err", err)
-			n.fileStateLocked(id, func(f *FileInfo) { f.State, f.Error = FileFailed, err.Error() })
+			state := FileFailed
+			if errors.Is(err, errGone) {
+				state = FileExpired
+			}
+			n.fileStateLocked(id, func(f *FileInfo) { f.State, f.Error = state, err.Error() })
 		}
 	}) {
 		delete(n.fetches, p.Hash)
@@ -186,7 +229,9 @@ func (n *Node) fetch(ctx context.Context, id string, p *attach.Pointer, from ide
 	}
 	if !d.Complete() {
 		// Sources in the pointer's order: the sending device, then relays.
+		// The error is errGone only if every source is gone.
 		err = errors.New("the pointer names no source")
+		var passing error // the first failure that may pass
 		for _, src := range p.Sources {
 			switch src.Kind {
 			case attach.SourceDirect:
@@ -197,7 +242,13 @@ func (n *Node) fetch(ctx context.Context, id string, p *attach.Pointer, from ide
 			if err == nil || ctx.Err() != nil || errors.Is(err, errCorrupt) {
 				break
 			}
+			if passing == nil && !errors.Is(err, errGone) {
+				passing = err
+			}
 			n.log.Debug("file source failed; trying the next", "err", err)
+		}
+		if err != nil && passing != nil && errors.Is(err, errGone) {
+			err = passing
 		}
 		if err != nil {
 			return err
@@ -227,7 +278,11 @@ func (n *Node) fetch(ctx context.Context, id string, p *attach.Pointer, from ide
 }
 
 // errCorrupt: a chunk failed its check; the download stops there.
-var errCorrupt = errors.New("corrupted: a chunk failed its check")
+// errGone: a source no longer has the blob.
+var (
+	errCorrupt = errors.New("corrupted: a chunk failed its check")
+	errGone    = errors.New("expired")
+)
 
 // feed copies a source's bytes into d, with progress events.
 func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func() ([]byte, error)) error {
@@ -269,7 +324,7 @@ func (n *Node) fetchRelay(ctx context.Context, id string, d *attach.Download, p 
 	r, err := n.relays.OpenBlob(ctx, h, ri, relay.BlobHash(p.Hash), d.Offset())
 	if err != nil {
 		if errors.Is(err, relay.ErrBlobUnknown) {
-			return errors.New("expired: the relay no longer has the file")
+			return fmt.Errorf("%w: the relay no longer has the file", errGone)
 		}
 		return fmt.Errorf("the relay: %w", err)
 	}
@@ -336,7 +391,7 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 			switch st[0] {
 			case fileStatusOK:
 			case fileStatusNone:
-				return nil, errors.New("expired: the sending device no longer has the file")
+				return nil, fmt.Errorf("%w: the sending device no longer has the file", errGone)
 			case fileStatusDeny:
 				return nil, errors.New("the sending device refused: this device is not one the file was sent to")
 			default:

@@ -273,10 +273,12 @@ func fileView(p *attach.Pointer, state string) *FileInfo {
 		Width: int(p.Width), Height: int(p.Height), Thumbnail: p.Thumb, State: state}
 }
 
-// offerFileLocked records an attachment that came with an incoming text
-// (from device dev) and returns what the message shows; nil when the
-// pointer is malformed (the text still shows).
-func (n *Node) offerFileLocked(t *txn, msgID [msgIDSize]byte, dev identity.DeviceID, ptr []byte) *FileInfo {
+// offerFileLocked records an attachment that came with a text in the
+// conversation with key conv (from device dev) and returns what the
+// message shows; nil when the pointer is malformed (the text still
+// shows). It is fetched at once if the conversation's auto-download
+// limit allows.
+func (n *Node) offerFileLocked(t *txn, conv []byte, msgID [msgIDSize]byte, dev identity.DeviceID, ptr []byte) *FileInfo {
 	p, err := attach.ParsePointer(ptr)
 	if err != nil {
 		n.log.Debug("attachment pointer refused", "err", err)
@@ -288,7 +290,10 @@ func (n *Node) offerFileLocked(t *txn, msgID [msgIDSize]byte, dev identity.Devic
 	}
 	rec := fileRec{Pointer: ptr, MsgID: hex.EncodeToString(msgID[:]), From: dev[:]}
 	putJSON(t.b, n.tabs.files, p.Hash[:], &rec)
-	if view.State == FileOffered && p.Size <= AutoFetchSize {
+	if view.State == FileOffered && p.Size <= n.autoFetchLimitLocked(conv) {
+		// Decided now, durably: a node that does not run yet (a history
+		// transfer) starts it with its next run.
+		view.State = FileDownloading
 		t.fetch = append(t.fetch, rec.MsgID)
 	}
 	return view

@@ -365,3 +365,119 @@ func TestFilesOnOwnDevices(t *testing.T) {
 		noMarker(t, phoneHome, marker)
 	}
 }
+
+// The auto-download policy per conversation: off leaves a small file
+// offered (nothing is fetched) until asked; a limit fetches what is
+// under it only; a negative limit goes back to the default. Bad
+// requests are refused.
+func TestAutoDownloadPolicy(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	ctx := context.Background()
+	if got, err := b.n.AutoDownloadOf("alice", ""); err != nil || !got.Default || got.Limit != AutoFetchSize {
+		t.Fatalf("the default policy: %+v, %v", got, err)
+	}
+	if got, err := b.n.SetAutoDownload("alice", "", 0); err != nil || got.Default || got.Limit != 0 {
+		t.Fatalf("off: %+v, %v", got, err)
+	}
+	// offered sends a file and then a text; once the text is in, the
+	// file's message (before it) has been offered.
+	offered := func(size int) Message {
+		t.Helper()
+		path, _ := writeFile(t, size, "POLICY-MARKER")
+		m, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "after the file"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the text after the file", func() bool {
+			_, err := b.n.WaitState(ctx, after.ID, StateReceived)
+			return err == nil
+		})
+		return find(t, b.n, "alice", m.ID)
+	}
+	served := a.n.fileServed.Load()
+	if m := offered(10 << 10); m.File.State != FileOffered {
+		t.Fatalf("with auto-download off, a small file is %q", m.File.State)
+	} else {
+		b.n.mu.Lock()
+		running := len(b.n.fetches)
+		b.n.mu.Unlock()
+		if running != 0 || a.n.fileServed.Load() != served {
+			t.Fatal("a file was fetched with auto-download off")
+		}
+		if _, err := b.n.FetchFile(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		waitFileDone(t, b, m.ID)
+	}
+	if _, err := b.n.SetAutoDownload("alice", "", 100<<10); err != nil {
+		t.Fatal(err)
+	}
+	if m := offered(200 << 10); m.File.State != FileOffered {
+		t.Fatalf("a file over the limit is %q", m.File.State)
+	}
+	waitFileDone(t, b, offered(50<<10).ID)
+	if got, err := b.n.SetAutoDownload("alice", "", -1); err != nil || !got.Default {
+		t.Fatalf("back to the default: %+v, %v", got, err)
+	}
+	for name, err := range map[string]error{
+		"neither":  func() error { _, err := b.n.SetAutoDownload("", "", 1); return err }(),
+		"both":     func() error { _, err := b.n.SetAutoDownload("alice", "club", 1); return err }(),
+		"unknown":  func() error { _, err := b.n.SetAutoDownload("carol", "", 1); return err }(),
+		"no group": func() error { _, err := b.n.AutoDownloadOf("", "club"); return err }(),
+		"too big":  func() error { _, err := b.n.SetAutoDownload("alice", "", DefaultMaxFileSize+1); return err }(),
+	} {
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// A file whose every source is gone (here the sender's only copy) ends
+// expired, with the reason, and nothing is left where it would be saved.
+func TestFileExpired(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	ctx := context.Background()
+	if _, err := b.n.SetAutoDownload("alice", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := writeFile(t, 70<<10, "EXPIRED-MARKER")
+	m, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the offer", func() bool {
+		_, err := b.n.WaitState(ctx, m.ID, StateReceived)
+		return err == nil
+	})
+	hash, _ := hex.DecodeString(m.File.Hash)
+	if err := os.Remove(a.n.blobPath([attach.HashSize]byte(hash), ".blob")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.n.FetchFile(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	got, err := b.n.WaitFile(wctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.File.State != FileExpired || !strings.Contains(got.File.Error, "no longer has the file") {
+		t.Fatalf("file: %+v", got.File)
+	}
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if err := b.n.SaveFile(ctx, m.ID, out); !errors.Is(err, ErrFileNotReady) {
+		t.Fatalf("saving an expired file: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("something was written where the file would be saved")
+	}
+}

@@ -168,7 +168,7 @@ type Node struct {
 
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
-	devices, syncHeld, linkTickets, syncState, files                                                              *store.Table
+	devices, syncHeld, linkTickets, syncState, files, convPrefs                                                   *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -238,6 +238,7 @@ func openTables(db *store.DB) tables {
 		linkTickets: db.Table("linktickets"),
 		syncState:   db.Table("syncstate"),
 		files:       db.Table("files"),
+		convPrefs:   db.Table("convprefs"),
 	}
 }
 

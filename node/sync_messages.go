@@ -177,7 +177,7 @@ func (n *Node) renderMsgLocked(t *txn, st *msync.MessageState) error {
 			m.ReplyTo = hex.EncodeToString(st.Record.ReplyTo[:])
 		}
 		if st.Record.Attachment != nil && !st.Deleted() {
-			m.File = n.offerFileLocked(t, id, st.Record.AuthorDevice, st.Record.Attachment)
+			m.File = n.offerFileLocked(t, acc[:], id, st.Record.AuthorDevice, st.Record.Attachment)
 		}
 	case err != nil:
 		return err
@@ -324,7 +324,7 @@ func (n *Node) renderGroupMsgLocked(t *txn, d *msync.MessageState) (bool, error)
 	m.Text, m.Edited = d.Text()
 	m.Deleted = d.Deleted()
 	if r.Attachment != nil && !m.Deleted {
-		m.File = n.offerFileLocked(t, id, r.AuthorDevice, r.Attachment)
+		m.File = n.offerFileLocked(t, convKey(gid), id, r.AuthorDevice, r.Attachment)
 	}
 	key := convKey(gid)
 	ix := indexRec{Account: key, Seq: n.groupSeqLocked(t, key, &payload{ID: id, TimeMS: r.TimeMS})}
