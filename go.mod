@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	filippo.io/edwards25519 v1.2.0
 	github.com/SherClockHolmes/webpush-go v1.4.0
+	github.com/abema/go-mp4 v1.4.1
 	github.com/flynn/noise v1.1.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/libp2p/go-libp2p v0.51.0

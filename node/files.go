@@ -210,6 +210,7 @@ func (n *Node) sealFile(path, caption string) (*attach.Pointer, []byte, *FileInf
 	}
 	p.Name, p.MIME, p.Thumb = name, info.MIME, info.Thumb
 	p.Width, p.Height = uint32(info.Width), uint32(info.Height)
+	p.DurationMS = info.DurationMS
 	p.Sources = []attach.Source{{Kind: attach.SourceDirect}}
 	if addr := n.fileRelay(); addr != "" {
 		// Also through a relay, for a recipient who is away while this

@@ -70,9 +70,9 @@ var Rules = []Rule{
 	},
 	{
 		From:   "node/attach",
-		Allow:  []string{"std", Module + "/crypto/codec", Module + "/crypto/stream"},
+		Allow:  []string{"std", Module + "/crypto/codec", Module + "/crypto/stream", "github.com/abema/go-mp4"},
 		Only:   true,
-		Reason: "attachments' pointer, sealing and verification need neither the network nor the store: the standard library, crypto/codec and crypto/stream only",
+		Reason: "attachments' pointer, sealing and verification need neither the network nor the store: the standard library, crypto/codec and crypto/stream only, and github.com/abema/go-mp4 for the duration an MP4 states (issue 16)",
 	},
 	{
 		From:   "api/apitypes",

@@ -30,19 +30,25 @@ const (
 
 // Info is what Inspect learns about a file.
 type Info struct {
-	MIME   string // from the content (net/http.DetectContentType)
+	MIME   string // from the content (net/http.DetectContentType, refined for audio and video)
 	Width  int    // pixels of an image, 0: unknown
 	Height int    // pixels of an image, 0: unknown
 	Thumb  []byte // JPEG thumbnail of at most MaxThumbSize bytes, or nil
+	// DurationMS is the duration of audio or video in milliseconds
+	// (rounded down) as its container states it, 0: unknown.
+	DurationMS uint64
 }
 
 // Inspect sniffs the type of the size bytes in r from the first 512 bytes
 // (never from a name) and, for a JPEG, PNG or GIF, reads the dimensions
 // and makes a thumbnail: the longest side scaled to ThumbSide pixels (never
 // up), JPEG quality ThumbQuality, dropped if over MaxThumbSize. It uses
-// the standard library's decoders only. A malformed or huge image is not
-// an error: it gets no dimensions or no thumbnail. Only a failure to read
-// the first bytes is.
+// the standard library's decoders only. For an MP4 (M4A, QuickTime, 3GPP),
+// WAV or Ogg Opus or Vorbis file it reads the duration the container
+// states (duration.go; the media are never decoded). A malformed or huge
+// image is not an error: it gets no dimensions or no thumbnail; nor is a
+// malformed container: its duration is 0. Only a failure to read the
+// first bytes is.
 func Inspect(r io.ReaderAt, size int64) (Info, error) {
 	head := make([]byte, min(size, sniffLen))
 	if n, err := r.ReadAt(head, 0); n < len(head) {
@@ -51,7 +57,7 @@ func Inspect(r io.ReaderAt, size int64) (Info, error) {
 		}
 		return Info{}, fmt.Errorf("attach: reading the start of the file: %w", err)
 	}
-	info := Info{MIME: http.DetectContentType(head)}
+	info := Info{MIME: sniffMedia(http.DetectContentType(head), head)}
 	var decodeConfig func(io.Reader) (image.Config, error)
 	var decode func(io.Reader) (image.Image, error)
 	switch info.MIME {
@@ -62,6 +68,7 @@ func Inspect(r io.ReaderAt, size int64) (Info, error) {
 	case "image/gif":
 		decodeConfig, decode = gif.DecodeConfig, gif.Decode // the first frame
 	default:
+		info.DurationMS = mediaDuration(r, size, info.MIME, head)
 		return info, nil
 	}
 	cfg, err := decodeConfig(io.NewSectionReader(r, 0, size))

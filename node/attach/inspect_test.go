@@ -26,7 +26,7 @@ func gradient(w, h int) *image.RGBA {
 	return img
 }
 
-func encode(t *testing.T, format string, img image.Image) []byte {
+func encode(t testing.TB, format string, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	var err error
