@@ -271,7 +271,7 @@ func (n *Node) sealToSpool(src io.Reader, size int64) (*attach.Pointer, error) {
 // fileView is what a message shows of its attachment.
 func fileView(p *attach.Pointer, state string) *FileInfo {
 	return &FileInfo{Name: p.Name, MIME: p.MIME, Size: p.Size, Hash: hex.EncodeToString(p.Hash[:]),
-		Width: int(p.Width), Height: int(p.Height), Thumbnail: p.Thumb, State: state}
+		Width: int(p.Width), Height: int(p.Height), DurationMS: int64(p.DurationMS), Thumbnail: p.Thumb, State: state}
 }
 
 // offerFileLocked records an attachment that came with a text in the

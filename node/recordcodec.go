@@ -97,6 +97,7 @@ func (m *msgRec) marshal() []byte {
 		w.String16(f.State)
 		w.U64(uint64(f.Bytes))
 		w.String16(f.Error)
+		w.U64(uint64(f.DurationMS)) // added later: a record without it reads as 0
 	}
 	return w.Bytes()
 }
@@ -142,6 +143,9 @@ func decodeMsgRec(v []byte, m *msgRec) error {
 			Hash: r.String16(capRecField), Width: int(r.U32()), Height: int(r.U32()),
 			Thumbnail: codec.Clone(r.Bytes16(capRecThumb)), State: r.String16(capRecField),
 			Bytes: int64(r.U64()), Error: r.String16(capRecField)}
+		if r.Err() == nil && r.Remaining() > 0 {
+			m.File.DurationMS = int64(r.U64())
+		}
 	}
 	if err := r.Done(); err != nil {
 		return fmt.Errorf("node: decode message record: %w", err)

@@ -171,7 +171,7 @@ func TestDirectDeliveryOneSyncedWrite(t *testing.T) {
 func TestRecordCodecAttachment(t *testing.T) {
 	m := msgRec{ID: "01", Dir: "in", Text: "caption", State: StateReceived,
 		File: &FileInfo{Name: "a.jpg", MIME: "image/jpeg", Size: 12345, Hash: "ab", Width: 3, Height: 4,
-			Thumbnail: []byte{1, 2, 3}, State: FileDownloading, Bytes: 100, Error: ""}}
+			Thumbnail: []byte{1, 2, 3}, State: FileDownloading, Bytes: 100, Error: "", DurationMS: 61_000}}
 	enc := m.marshal()
 	var got msgRec
 	if err := decodeMsgRec(enc, &got); err != nil || !reflect.DeepEqual(got.File, m.File) {
@@ -181,5 +181,10 @@ func TestRecordCodecAttachment(t *testing.T) {
 		if err := decodeMsgRec(bad, &got); err == nil {
 			t.Error("a damaged attachment block was read")
 		}
+	}
+	// A record written before the duration was added reads as 0.
+	got = msgRec{}
+	if err := decodeMsgRec(enc[:len(enc)-8], &got); err != nil || got.File == nil || got.File.DurationMS != 0 || got.File.Bytes != 100 {
+		t.Fatalf("a record without the duration: %+v, %v", got.File, err)
 	}
 }

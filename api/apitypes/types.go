@@ -97,6 +97,9 @@ type FileInfo struct {
 	Hash   string `json:"hash"` // hex SHA-256 of the stored (encrypted) blob
 	Width  int    `json:"width,omitempty"`
 	Height int    `json:"height,omitempty"`
+	// DurationMS is an audio or video file's duration as its container
+	// states it (0: unknown).
+	DurationMS int64 `json:"duration_ms,omitempty"`
 	// Thumbnail is a small JPEG of an image (base64 in JSON).
 	Thumbnail []byte `json:"thumbnail,omitempty"`
 	// State: "sent" (this device's file), "offered" (not downloaded),

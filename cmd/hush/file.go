@@ -400,12 +400,34 @@ func fileList(ctx context.Context, e *env, args []string) error {
 		}
 		f := m.File
 		line := fmt.Sprintf("%-32s  %-32s  %10s  %-11s  %s", m.ID, displayName(f.Name, m.ID), humanSize(f.Size), f.State, fileBytes(f))
-		if f.State == apitypes.FileFailed && f.Error != "" {
+		if media := mediaInfo(f); media != "" {
+			line += "  " + media
+		}
+		if (f.State == apitypes.FileFailed || f.State == apitypes.FileExpired) && f.Error != "" {
 			line += "  (" + oneLine(f.Error) + ")"
 		}
 		fmt.Fprintln(e.stdout, strings.TrimRight(line, " "))
 	}
 	return nil
+}
+
+// mediaInfo is what a file list shows of an image's size or a
+// recording's duration: "1920x1080", "3:05", "1:02:03"; "" if neither is
+// known.
+func mediaInfo(f *apitypes.FileInfo) string {
+	var parts []string
+	if f.Width > 0 && f.Height > 0 {
+		parts = append(parts, fmt.Sprintf("%dx%d", f.Width, f.Height))
+	}
+	if f.DurationMS > 0 {
+		sec := (f.DurationMS + 500) / 1000 // to the nearest second
+		if sec >= 3600 {
+			parts = append(parts, fmt.Sprintf("%d:%02d:%02d", sec/3600, sec/60%60, sec%60))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d:%02d", sec/60, sec%60))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // fileBytes is the BYTES column: how much of the file this device has.

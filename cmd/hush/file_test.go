@@ -304,3 +304,22 @@ func TestHumanSize(t *testing.T) {
 		}
 	}
 }
+
+func TestMediaInfo(t *testing.T) {
+	for _, c := range []struct {
+		f    apitypes.FileInfo
+		want string
+	}{
+		{apitypes.FileInfo{}, ""},
+		{apitypes.FileInfo{Width: 640}, ""},
+		{apitypes.FileInfo{Width: 640, Height: 480}, "640x480"},
+		{apitypes.FileInfo{DurationMS: 999}, "0:01"},
+		{apitypes.FileInfo{DurationMS: 65_432}, "1:05"},
+		{apitypes.FileInfo{DurationMS: 3_723_000}, "1:02:03"},
+		{apitypes.FileInfo{Width: 1920, Height: 1080, DurationMS: 10_000}, "1920x1080 0:10"},
+	} {
+		if got := mediaInfo(&c.f); got != c.want {
+			t.Errorf("mediaInfo(%+v) = %q, want %q", c.f, got, c.want)
+		}
+	}
+}
