@@ -220,6 +220,21 @@ func waitFile(ctx context.Context, b Backend, id string, timeout time.Duration) 
 	return m, err
 }
 
+// mAutoDownload is autoDownload: a conversation's auto-download policy,
+// set first when limit is given.
+func mAutoDownload(_ context.Context, b Backend, p apitypes.AutoDownloadParams) (node.AutoDownload, error) {
+	if (p.Contact == "") == (p.Group == "") {
+		return node.AutoDownload{}, invalidParams("give one of %q and %q", "contact", "group")
+	}
+	if p.Limit == nil {
+		return b.AutoDownloadOf(p.Contact, p.Group)
+	}
+	if *p.Limit < -1 {
+		return node.AutoDownload{}, invalidParams("%q must be a number of bytes, 0 (off) or -1 (the default)", "limit")
+	}
+	return b.SetAutoDownload(p.Contact, p.Group, *p.Limit)
+}
+
 // mListFiles is listFiles: the contact's messages with files, oldest
 // first, [] rather than null.
 func mListFiles(_ context.Context, b Backend, p apitypes.ContactParams) ([]node.Message, error) {

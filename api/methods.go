@@ -84,6 +84,7 @@ var methods = map[string]method{
 	"getFile":       typed(mGetFile),
 	"waitFile":      typed(mWaitFile),
 	"listFiles":     typed(mListFiles),
+	"autoDownload":  typed(mAutoDownload),
 
 	"health": typed(mHealth),
 }

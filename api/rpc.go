@@ -67,6 +67,8 @@ type Backend interface {
 	WaitFile(ctx context.Context, id string) (node.Message, error)
 	SaveFile(ctx context.Context, id, out string) error
 	Files(contact string) ([]node.Message, error)
+	AutoDownloadOf(contact, group string) (node.AutoDownload, error)
+	SetAutoDownload(contact, group string, limit int64) (node.AutoDownload, error)
 
 	// Health says whether the store takes commits, and how far a new
 	// device's history transfer is (GET /api/v1/health, health).

@@ -14,12 +14,6 @@ import (
 // setting belongs to this device, as a phone on mobile data and a laptop
 // on a fixed line want different ones: it is not synced.
 
-// AutoDownload is a conversation's auto-download policy.
-type AutoDownload struct {
-	Limit   int64 `json:"limit"`   // files up to this many bytes are fetched when offered; 0: none
-	Default bool  `json:"default"` // Limit is AutoFetchSize, the default
-}
-
 // convPrefs is a convprefs-table record, keyed by the conversation's key
 // (the contact's account ID, or convKey of a group): this device's
 // settings for one conversation.

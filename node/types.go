@@ -110,6 +110,7 @@ type (
 // to go to a contact.
 type (
 	FileInfo         = apitypes.FileInfo
+	AutoDownload     = apitypes.AutoDownload
 	SendFileRequest  = apitypes.SendFileRequest
 	GroupFileRequest = apitypes.GroupFileRequest
 )

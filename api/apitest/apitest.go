@@ -50,6 +50,7 @@ type Backend struct {
 	files     map[string][]byte // file contents by message ID (files.go)
 	sentPaths []string          // SendFile's paths
 	fetches   int               // FetchFile calls
+	autoDL    map[string]int64  // auto-download limits by conversation ("c:NAME", "g:ID")
 }
 
 // TypingCall records a SetTyping call.

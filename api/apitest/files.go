@@ -266,3 +266,56 @@ func (b *Backend) SendGroupFile(_ context.Context, req node.GroupFileRequest) (n
 	b.publishLocked(node.Event{Type: node.EventMessage, Message: ptr(*m)})
 	return *m, nil
 }
+
+// convLocked is the key of the conversation with a contact or a group.
+func (b *Backend) convLocked(contact, group string) (string, error) {
+	switch {
+	case (contact == "") == (group == ""):
+		return "", errors.New("name a contact or a group")
+	case group != "":
+		g, err := b.groupLocked(group)
+		if err != nil {
+			return "", err
+		}
+		return "g:" + g.view.ID, nil
+	}
+	if _, ok := b.contacts[contact]; !ok {
+		return "", node.ErrUnknownContact
+	}
+	return "c:" + contact, nil
+}
+
+// AutoDownloadOf implements api.Backend.
+func (b *Backend) AutoDownloadOf(contact, group string) (node.AutoDownload, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k, err := b.convLocked(contact, group)
+	if err != nil {
+		return node.AutoDownload{}, err
+	}
+	if l, ok := b.autoDL[k]; ok {
+		return node.AutoDownload{Limit: l}, nil
+	}
+	return node.AutoDownload{Limit: node.AutoFetchSize, Default: true}, nil
+}
+
+// SetAutoDownload implements api.Backend.
+func (b *Backend) SetAutoDownload(contact, group string, limit int64) (node.AutoDownload, error) {
+	b.mu.Lock()
+	k, err := b.convLocked(contact, group)
+	if err == nil {
+		if b.autoDL == nil {
+			b.autoDL = map[string]int64{}
+		}
+		if limit < 0 {
+			delete(b.autoDL, k)
+		} else {
+			b.autoDL[k] = limit
+		}
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return node.AutoDownload{}, err
+	}
+	return b.AutoDownloadOf(contact, group)
+}

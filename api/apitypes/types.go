@@ -110,6 +110,22 @@ type FileInfo struct {
 	Error string `json:"error,omitempty"`
 }
 
+// AutoDownload is a conversation's auto-download policy (this device's):
+// files up to Limit bytes are fetched as soon as they are offered.
+type AutoDownload struct {
+	Limit   int64 `json:"limit"`   // bytes; 0: off, every file waits for getFile
+	Default bool  `json:"default"` // Limit is the default (16 MiB)
+}
+
+// AutoDownloadParams are the params of autoDownload: a contact or a
+// group; with limit, the policy is set first (bytes; 0 turns it off; -1
+// goes back to the default).
+type AutoDownloadParams struct {
+	Contact string `json:"contact,omitempty"`
+	Group   string `json:"group,omitempty"`
+	Limit   *int64 `json:"limit,omitempty"`
+}
+
 // File states.
 const (
 	FileSent        = "sent"

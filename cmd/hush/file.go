@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +25,8 @@ import (
 )
 
 const fileSynopsis = "file send NAME PATH [--caption TEXT] [--wait delivered|read] [--timeout 30s] |\n" +
-	"       get MESSAGE-ID [--out PATH] [--force] [--timeout D] | list NAME [--json]"
+	"       get MESSAGE-ID [--out PATH] [--force] [--timeout D] | list NAME [--json] |\n" +
+	"       auto NAME [off|default|SIZE] [--group] [--json]"
 
 // runFile is `hush file`: attachments (docs/protocol/files.md). Every
 // subcommand talks to the daemon; paths are made absolute here, since the
@@ -41,6 +43,8 @@ func runFile(ctx context.Context, e *env, args []string) error {
 		return fileGet(ctx, e, rest)
 	case "list", "ls":
 		return fileList(ctx, e, rest)
+	case "auto":
+		return fileAuto(ctx, e, rest)
 	case "-h", "--help", "help":
 		fmt.Fprintf(e.stdout, "usage: hush %s\n", fileSynopsis)
 		return nil
@@ -367,6 +371,85 @@ func (f *fileBar) stop() {
 		fmt.Fprintln(f.w)
 		f.bar = nil
 	}
+}
+
+// fileAuto is `file auto NAME [off|default|SIZE]`: this device's
+// auto-download policy for a conversation (a group with --group), shown,
+// or set first. SIZE is bytes or a number with a unit (500KiB, 20MB,
+// 1GiB).
+func fileAuto(ctx context.Context, e *env, args []string) error {
+	const synopsis = "file auto NAME [off|default|SIZE] [--group] [--json]"
+	flags := newFlags(e, "file auto")
+	isGroup := flags.Bool("group", false, "NAME is a group")
+	asJSON := flags.Bool("json", false, "print the API's JSON")
+	pos, err := parseArgs(e, flags, args, 1, 2, synopsis)
+	if err != nil {
+		return err
+	}
+	p := apitypes.AutoDownloadParams{Contact: pos[0]}
+	if *isGroup {
+		p = apitypes.AutoDownloadParams{Group: pos[0]}
+	}
+	if len(pos) == 2 {
+		limit, err := parseAutoLimit(pos[1])
+		if err != nil {
+			return err
+		}
+		p.Limit = &limit
+	}
+	var raw json.RawMessage
+	if err := call(ctx, e, "autoDownload", p, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(e.stdout, raw)
+	}
+	var a apitypes.AutoDownload
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return fmt.Errorf("daemon sent a malformed answer: %w", err)
+	}
+	switch {
+	case a.Limit == 0:
+		fmt.Fprintf(e.stdout, "auto-download with %s: off (files wait for hush file get)\n", pos[0])
+	case a.Default:
+		fmt.Fprintf(e.stdout, "auto-download with %s: files up to %s (the default)\n", pos[0], humanSize(a.Limit))
+	default:
+		fmt.Fprintf(e.stdout, "auto-download with %s: files up to %s\n", pos[0], humanSize(a.Limit))
+	}
+	return nil
+}
+
+// parseAutoLimit reads an auto-download limit: "off" (0), "default"
+// (-1), a number of bytes, or one with a unit: B, KB, MB, GB (powers of
+// 1000), KiB, MiB, GiB (of 1024), any case.
+func parseAutoLimit(s string) (int64, error) {
+	switch strings.ToLower(s) {
+	case "off", "0":
+		return 0, nil
+	case "default":
+		return -1, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}, {"", 1}}
+	low := strings.ToLower(strings.TrimSpace(s))
+	for _, u := range units {
+		num, ok := strings.CutSuffix(low, u.suffix)
+		if !ok {
+			continue
+		}
+		num = strings.TrimSpace(num)
+		if num == "" || strings.Trim(num, "0123456789.") != "" {
+			break // digits only: no sign, exponent, inf or nan
+		}
+		v, err := strconv.ParseFloat(num, 64)
+		if err != nil || v*float64(u.mult) > 1<<40 {
+			break
+		}
+		return int64(v * float64(u.mult)), nil
+	}
+	return 0, usagef("%q is not a size: give off, default, bytes, or a number with KiB, MiB or GiB", s)
 }
 
 // fileList is `file list NAME`: the contact's messages with files, as a

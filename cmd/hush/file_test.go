@@ -30,6 +30,12 @@ func TestFileUsageErrors(t *testing.T) {
 		{"file", "get", "m1", "--overwrite"},
 		{"file", "list"},
 		{"file", "list", "alice", "bob"},
+		{"file", "auto"},
+		{"file", "auto", "alice", "lots"},
+		{"file", "auto", "alice", "-5MiB"},
+		{"file", "auto", "alice", "1e9"},
+		{"file", "auto", "alice", "2TiB"},
+		{"file", "auto", "alice", "1", "2"},
 	} {
 		r := hush(t, nil, nil, append([]string{"--home", home}, args...)...)
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "hush: ") || strings.Count(r.stderr, "\n") != 1 {
@@ -321,5 +327,52 @@ func TestMediaInfo(t *testing.T) {
 		if got := mediaInfo(&c.f); got != c.want {
 			t.Errorf("mediaInfo(%+v) = %q, want %q", c.f, got, c.want)
 		}
+	}
+}
+
+func TestParseAutoLimit(t *testing.T) {
+	for in, want := range map[string]int64{"off": 0, "OFF": 0, "0": 0, "default": -1, "1000": 1000,
+		"500KiB": 500 << 10, "20MB": 20e6, "1.5MiB": 3 << 19, "1GiB": 1 << 30, "64k": 64 << 10, "7 B": 7} {
+		if got, err := parseAutoLimit(in); err != nil || got != want {
+			t.Errorf("parseAutoLimit(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1", "nan", "inf", "1e3", "2TiB", "MiB", "1..2k"} {
+		if _, err := parseAutoLimit(in); err == nil {
+			t.Errorf("parseAutoLimit(%q) took it", in)
+		}
+	}
+}
+
+func TestFileAuto(t *testing.T) {
+	b, home, _ := withFileContacts(t)
+	run := func(args ...string) result {
+		t.Helper()
+		return hush(t, nil, nil, append([]string{"--home", home, "file", "auto"}, args...)...)
+	}
+	if r := run("alice"); r.code != 0 || r.stdout != "auto-download with alice: files up to 16.0 MiB (the default)\n" {
+		t.Errorf("show: %+v", r)
+	}
+	if r := run("alice", "off"); r.code != 0 || r.stdout != "auto-download with alice: off (files wait for hush file get)\n" {
+		t.Errorf("off: %+v", r)
+	}
+	if a, _ := b.AutoDownloadOf("alice", ""); a.Limit != 0 || a.Default {
+		t.Errorf("the daemon has %+v", a)
+	}
+	var a apitypes.AutoDownload
+	if r := run("alice", "2MiB", "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &a) != nil || a.Limit != 2<<20 || a.Default {
+		t.Errorf("2MiB --json: %+v", r)
+	}
+	if a, _ := b.AutoDownloadOf("bob", ""); !a.Default {
+		t.Errorf("bob's policy changed with alice's: %+v", a)
+	}
+	if r := run("alice", "default"); r.code != 0 || !strings.HasSuffix(r.stdout, "(the default)\n") {
+		t.Errorf("default: %+v", r)
+	}
+	if r := run("carol", "off"); r.code != 1 || r.stderr != "hush: unknown contact\n" {
+		t.Errorf("unknown contact: %+v", r)
+	}
+	if r := run("club", "--group"); r.code != 1 || !strings.HasPrefix(r.stderr, "hush: ") {
+		t.Errorf("unknown group: %+v", r)
 	}
 }
