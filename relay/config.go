@@ -233,9 +233,9 @@ type Config struct {
 	// nobody. A put past either quota gets BlobOverQuota. Default 4 GiB
 	// (two peers' quotas), or BlobQuotaPerPeer if that is more; it may
 	// not be set below BlobQuotaPerPeer (Check). Behind a carrier-grade
-	// NAT, raise it. Which
-	// network put a blob is kept with it (a cut hash of the network, see
-	// docs/RELAY.md "Blob store"), so the count holds across restarts.
+	// NAT, raise it. Which network put a blob is kept with it (a cut
+	// hash of the network, see docs/RELAY.md "Blob store"), so the count
+	// holds across restarts.
 	BlobQuotaPerIP int64 `json:"blob_quota_per_ip,omitempty"`
 	// BlobStoreBytes caps the bytes of all live blobs, counted as for
 	// BlobQuotaPerPeer. Default 20 GiB.
