@@ -705,19 +705,32 @@ func TestBlobStartCleansUp(t *testing.T) {
 
 func TestBlobConfig(t *testing.T) {
 	var cfg Config
-	js := `{"no_blob_store": true, "blob_dir": "/x", "max_blob": 5, "blob_ttl": "1h", "blob_quota_per_peer": 6, "blob_store_bytes": 7}`
+	js := `{"no_blob_store": true, "blob_dir": "/x", "max_blob": 5, "blob_ttl": "1h", "blob_quota_per_peer": 6, "blob_quota_per_ip": 8, "blob_store_bytes": 7}`
 	dec := json.NewDecoder(strings.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatal(err)
 	}
 	if !cfg.NoBlobStore || cfg.BlobDir != "/x" || cfg.MaxBlob != 5 || cfg.BlobTTL != Duration(time.Hour) ||
-		cfg.BlobQuotaPerPeer != 6 || cfg.BlobStoreBytes != 7 {
+		cfg.BlobQuotaPerPeer != 6 || cfg.BlobQuotaPerIP != 8 || cfg.BlobStoreBytes != 7 {
 		t.Fatalf("parsed %+v", cfg)
 	}
-	for _, bad := range []Config{{MaxBlob: -1}, {BlobTTL: -1}, {BlobQuotaPerPeer: -1}, {BlobStoreBytes: -1}} {
+	for _, bad := range []Config{{MaxBlob: -1}, {BlobTTL: -1}, {BlobQuotaPerPeer: -1}, {BlobStoreBytes: -1},
+		{BlobQuotaPerIP: -1}, {BlobQuotaPerIP: DefaultBlobQuotaPerPeer - 1},
+		{BlobQuotaPerPeer: 8 << 30, BlobQuotaPerIP: 6 << 30}} {
 		if err := bad.Check(); !errors.Is(err, ErrConfig) {
 			t.Fatalf("Check(%+v) = %v", bad, err)
+		}
+	}
+	// The network's quota defaults to 4 GiB, or the peer's if that is
+	// more; it may equal the peer's.
+	for _, c := range []struct{ peer, ip, want int64 }{
+		{0, 0, DefaultBlobQuotaPerIP}, {8 << 30, 0, 8 << 30}, {1 << 30, 0, DefaultBlobQuotaPerIP},
+		{0, DefaultBlobQuotaPerPeer, DefaultBlobQuotaPerPeer}, {3 << 30, 3 << 30, 3 << 30},
+	} {
+		got, err := Config{BlobQuotaPerPeer: c.peer, BlobQuotaPerIP: c.ip}.withDefaults()
+		if err != nil || got.BlobQuotaPerIP != c.want {
+			t.Fatalf("peer %d, ip %d: blob_quota_per_ip %d, %v; want %d", c.peer, c.ip, got.BlobQuotaPerIP, err, c.want)
 		}
 	}
 }

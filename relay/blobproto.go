@@ -53,7 +53,7 @@ type BlobStatus uint8
 const (
 	BlobOK           BlobStatus = 0  // done
 	BlobUnknown      BlobStatus = 1  // no such blob: never put, expired or deleted
-	BlobOverQuota    BlobStatus = 2  // the uploading peer's live blobs would pass its quota
+	BlobOverQuota    BlobStatus = 2  // the live blobs of the uploading peer, or of its network, would pass their quota
 	BlobTooLarge     BlobStatus = 3  // blob_size over max_blob
 	BlobBadRange     BlobStatus = 4  // a write not at the relay's end of the blob, past blob_size or empty; a read at or past the end, or of length 0 or over BlobChunk; a put of size 0 or of a known hash with another size
 	BlobHashMismatch BlobStatus = 5  // the last write completed a blob whose SHA-256 is not its hash: it was deleted
@@ -69,7 +69,7 @@ const (
 // sentinel with errors.Is.
 var (
 	ErrBlobUnknown      = errors.New("relay: no such blob")
-	ErrBlobOverQuota    = errors.New("relay: blob quota of this peer used up")
+	ErrBlobOverQuota    = errors.New("relay: blob quota used up: this peer's or its network's live blobs would pass the relay's quota")
 	ErrBlobTooLarge     = errors.New("relay: blob larger than the relay keeps")
 	ErrBlobBadRange     = errors.New("relay: bad blob range")
 	ErrBlobHashMismatch = errors.New("relay: blob does not match its hash; the relay deleted it")
@@ -108,7 +108,7 @@ type BlobLimits struct {
 	TTLSeconds   uint64 // how long a blob is kept after its put
 	QuotaPerPeer uint64 // bytes of live blobs one uploading peer may hold
 	Free         uint64 // bytes the whole store can still take
-	QuotaLeft    uint64 // bytes the asking peer can still put
+	QuotaLeft    uint64 // bytes the asking peer can still put, under its own quota and its network's
 }
 
 // BlobState is what a relay holds of one blob: the answer to put, write

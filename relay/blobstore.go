@@ -32,8 +32,9 @@ const (
 // the files do not show the blobs' hashes, which are capabilities.
 const blobFileIDSize = 16
 
-// blobRecordVersion is the first byte of a blobs record.
-const blobRecordVersion = 1
+// blobRecordVersion is the first byte of a blobs record: 2 since the
+// network quota key; records of version 1 (without it) are still read.
+const blobRecordVersion = 2
 
 // blob is one blob's in-memory state; its record in the blobs table is
 // the persistent part. Every blob is kept in memory (about 150 bytes;
@@ -46,6 +47,7 @@ type blob struct {
 	created  uint64               // unix ns of the put
 	expiry   uint64               // unix ns: created + the TTL at the put
 	quota    [16]byte             // the uploading peer's quota key
+	net      [16]byte             // the uploading network's quota key; zero: none (a version 1 record)
 	receipts int                  // token hashes registered
 
 	// mu orders writes, dones and the deletion of this blob, and guards
@@ -70,9 +72,10 @@ func (b *blob) dueAt(ttl time.Duration) uint64 {
 }
 
 // recordLocked encodes the blobs record: version ‖ file ‖ size ‖ have ‖
-// created ‖ expiry ‖ quota key ‖ complete ‖ receipts u16 ‖ presented u16.
+// created ‖ expiry ‖ quota key ‖ complete ‖ receipts u16 ‖ presented u16
+// ‖ network quota key (version 2; version 1 ends before it).
 func (b *blob) recordLocked() []byte {
-	w := codec.NewWriter(80)
+	w := codec.NewWriter(96)
 	w.U8(blobRecordVersion)
 	w.Fixed(b.file[:])
 	w.U64(b.size)
@@ -83,12 +86,14 @@ func (b *blob) recordLocked() []byte {
 	w.Bool(b.complete)
 	w.U16(uint16(b.receipts))
 	w.U16(uint16(b.presented))
+	w.Fixed(b.net[:])
 	return w.Bytes()
 }
 
 func parseBlob(id, v []byte) (*blob, error) {
 	r := codec.NewReader(v)
-	if ver := r.U8(); r.Err() == nil && ver != blobRecordVersion {
+	ver := r.U8()
+	if r.Err() == nil && ver != 1 && ver != blobRecordVersion {
 		r.Fail(fmt.Errorf("%w: version %d", codec.ErrInvalid, ver))
 	}
 	b := &blob{}
@@ -97,6 +102,9 @@ func parseBlob(id, v []byte) (*blob, error) {
 	copy(b.quota[:], r.Fixed(16))
 	b.complete = r.Bool()
 	b.receipts, b.presented = int(r.U16()), int(r.U16())
+	if ver == blobRecordVersion {
+		copy(b.net[:], r.Fixed(16))
+	}
 	if err := r.Done(); err != nil || len(id) != BlobHashSize || b.have > b.size ||
 		b.receipts > MaxBlobReceipts || b.presented > b.receipts {
 		return nil, fmt.Errorf("relay: corrupt blob record: %v", err)
@@ -151,11 +159,16 @@ type blobStore struct {
 	blobs  *store.Table
 	tokens *store.Table
 
+	m      Metrics
+	logged logLimit // of quota refusals
+
 	// mu guards the fields below.
 	mu      sync.Mutex
 	byHash  map[BlobHash]*blob
 	used    uint64              // charge of all live blobs
+	held    uint64              // have of all live blobs: the bytes of their files
 	byQuota map[[16]byte]uint64 // charge of live blobs per uploader
+	byNet   map[[16]byte]uint64 // charge of live blobs per uploading network
 }
 
 // newBlobStore loads the blob records and brings the files in line with
@@ -163,7 +176,8 @@ type blobStore struct {
 // blob whose acknowledged bytes are missing is deleted, and files of no
 // blob are removed. It is off (on false) with NoBlobStore or no BlobDir.
 func newBlobStore(s *Server) (*blobStore, error) {
-	bs := &blobStore{s: s, dir: s.cfg.BlobDir, byHash: make(map[BlobHash]*blob), byQuota: make(map[[16]byte]uint64)}
+	bs := &blobStore{s: s, dir: s.cfg.BlobDir, m: s.cfg.Metrics, byHash: make(map[BlobHash]*blob),
+		byQuota: make(map[[16]byte]uint64), byNet: make(map[[16]byte]uint64)}
 	if s.cfg.NoBlobStore || bs.dir == "" {
 		return bs, nil
 	}
@@ -192,9 +206,8 @@ func newBlobStore(s *Server) (*blobStore, error) {
 				return err
 			}
 		}
-		bs.byHash[b.hash] = b
-		bs.used += b.charge()
-		bs.byQuota[b.quota] += b.charge()
+		bs.add(b)
+		bs.held += b.have
 		return nil
 	})
 	if err != nil {
@@ -206,6 +219,7 @@ func newBlobStore(s *Server) (*blobStore, error) {
 		batch.Delete(bs.blobs, b.hash[:])
 		batch.Delete(bs.tokens, b.hash[:])
 		os.Remove(bs.path(b))
+		bs.m.BlobDeleted(BlobReasonLost)
 	}
 	err = bs.tokens.Scan(func(id, _ []byte) error {
 		if len(id) != BlobHashSize || bs.byHash[BlobHash(id)] == nil {
@@ -219,6 +233,7 @@ func newBlobStore(s *Server) (*blobStore, error) {
 	if err := batch.Commit(); err != nil {
 		return nil, fmt.Errorf("relay: load blobs: %w", err)
 	}
+	bs.gaugesLocked() // nobody else has bs yet
 	return bs, bs.removeStrays()
 }
 
@@ -263,13 +278,39 @@ func quotaKey(peerKey string) [16]byte {
 	return [16]byte(h[:16])
 }
 
+// netQuotaKey is the quota key of an uploading network (ipKey): a hash
+// of it, stored with its blobs so the quota holds across restarts. It
+// hides an address only from a glance: an IPv4 address is found again
+// by trying all of them. The zero key is no network's (blobs put before
+// the network quota counted towards none).
+func netQuotaKey(ipKey string) [16]byte {
+	h := sha256.Sum256([]byte("hush/v1/blob-ip-quota\x00" + ipKey))
+	return [16]byte(h[:16])
+}
+
+// add puts b into the index and counts its charge; bs.mu must be held
+// (or bs not yet shared).
+func (bs *blobStore) add(b *blob) {
+	bs.byHash[b.hash] = b
+	bs.used += b.charge()
+	bs.byQuota[b.quota] += b.charge()
+	bs.byNet[b.net] += b.charge()
+}
+
+// gaugesLocked reports the store's gauges; bs.mu must be held (so that
+// the last report is the newest state).
+func (bs *blobStore) gaugesLocked() {
+	total := uint64(bs.s.cfg.BlobStoreBytes)
+	bs.m.BlobsStored(int64(len(bs.byHash)), int64(bs.used), int64(bs.held), int64(total-min(total, bs.used)))
+}
+
 func (bs *blobStore) lookup(h BlobHash) *blob {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	return bs.byHash[h]
 }
 
-// forget drops b from the index and gives back its charge.
+// forget drops b from the index and gives back its charge; b.mu is held.
 func (bs *blobStore) forget(b *blob) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
@@ -278,13 +319,19 @@ func (bs *blobStore) forget(b *blob) {
 	}
 	delete(bs.byHash, b.hash)
 	bs.used -= b.charge()
+	bs.held -= b.have
 	if bs.byQuota[b.quota] -= b.charge(); bs.byQuota[b.quota] == 0 {
 		delete(bs.byQuota, b.quota)
 	}
+	if bs.byNet[b.net] -= b.charge(); bs.byNet[b.net] == 0 {
+		delete(bs.byNet, b.net)
+	}
+	bs.gaugesLocked()
 }
 
-// deleteLocked deletes b: its records (committed, synced), then its file.
-func (bs *blobStore) deleteLocked(b *blob) error {
+// deleteLocked deletes b, for reason (a BlobReason): its records
+// (committed, synced), then its file.
+func (bs *blobStore) deleteLocked(b *blob, reason string) error {
 	batch := bs.s.db.Batch()
 	batch.Delete(bs.blobs, b.hash[:])
 	batch.Delete(bs.tokens, b.hash[:])
@@ -298,6 +345,7 @@ func (bs *blobStore) deleteLocked(b *blob) error {
 		bs.s.log.Error("blob file not removed", "err", err)
 	}
 	bs.forget(b)
+	bs.m.BlobDeleted(reason)
 	return nil
 }
 
@@ -318,7 +366,7 @@ func (bs *blobStore) sweep(now time.Time) {
 	n := 0
 	for _, b := range due {
 		b.mu.Lock()
-		if !b.gone && bs.deleteLocked(b) == nil {
+		if !b.gone && bs.deleteLocked(b, BlobReasonTTL) == nil {
 			n++
 		}
 		b.mu.Unlock()
@@ -435,29 +483,34 @@ func (bs *blobStore) limits(c *conn) BlobLimits {
 	cfg := bs.s.cfg
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	total, quota := uint64(cfg.BlobStoreBytes), uint64(cfg.BlobQuotaPerPeer)
+	total, quota, netQuota := uint64(cfg.BlobStoreBytes), uint64(cfg.BlobQuotaPerPeer), uint64(cfg.BlobQuotaPerIP)
+	// The network's quota has no field of its own (the answer's layout
+	// is fixed: files.md §19.5); quota_left is what the asking peer can
+	// still put under both.
 	return BlobLimits{
 		MaxBlob:      uint64(cfg.MaxBlob),
 		TTLSeconds:   uint64(time.Duration(cfg.BlobTTL) / time.Second),
 		QuotaPerPeer: quota,
 		Free:         total - min(total, bs.used),
-		QuotaLeft:    quota - min(quota, bs.byQuota[quotaKey(c.peerKey)]),
+		QuotaLeft: min(quota-min(quota, bs.byQuota[quotaKey(c.peerKey)]),
+			netQuota-min(netQuota, bs.byNet[netQuotaKey(c.ipKey)])),
 	}
 }
 
-// put reserves a blob: its size counts against the uploader's quota and
-// the store's total from now on, before any byte. A put of a known hash
-// and size changes nothing and answers as stat (so a resuming uploader
-// learns where to go on).
+// put reserves a blob: its size counts against the uploader's quota, its
+// network's and the store's total from now on, before any byte. A put of
+// a known hash and size changes nothing and answers as stat (so a
+// resuming uploader learns where to go on, whichever its identity).
 func (bs *blobStore) put(c *conn, q *blobReq) (BlobStatus, BlobState) {
 	cfg := bs.s.cfg
 	if q.size == 0 {
 		return BlobBadRange, BlobState{}
 	}
 	if q.size > uint64(cfg.MaxBlob) {
+		bs.m.BlobRefused(BlobReasonTooLarge)
 		return BlobTooLarge, BlobState{}
 	}
-	key := quotaKey(c.peerKey)
+	key, net := quotaKey(c.peerKey), netQuotaKey(c.ipKey)
 	bs.mu.Lock()
 	if b := bs.byHash[q.hash]; b != nil {
 		bs.mu.Unlock()
@@ -473,21 +526,33 @@ func (bs *blobStore) put(c *conn, q *blobReq) (BlobStatus, BlobState) {
 	}
 	now := uint64(bs.s.cfg.Now().UnixNano())
 	b := &blob{hash: q.hash, size: q.size, created: now, expiry: now + uint64(cfg.BlobTTL),
-		quota: key, receipts: len(q.receipts)}
+		quota: key, net: net, receipts: len(q.receipts)}
+	var refused string
 	switch {
 	case bs.byQuota[key]+b.charge() > uint64(cfg.BlobQuotaPerPeer):
-		bs.mu.Unlock()
-		return BlobOverQuota, BlobState{}
+		refused = BlobReasonPeerQuota
+	case bs.byNet[net]+b.charge() > uint64(cfg.BlobQuotaPerIP):
+		refused = BlobReasonIPQuota
 	case bs.used+b.charge() > uint64(cfg.BlobStoreBytes):
+		refused = BlobReasonFull
+	}
+	if refused != "" {
 		bs.mu.Unlock()
-		return BlobFull, BlobState{}
+		bs.m.BlobRefused(refused)
+		if refused == BlobReasonFull {
+			return BlobFull, BlobState{}
+		}
+		if bs.logged.allow() {
+			bs.s.log.Warn("blob put refused: the uploading peer or its network holds its quota of live blobs",
+				"reason", refused, "blob_quota_per_peer", cfg.BlobQuotaPerPeer, "blob_quota_per_ip", cfg.BlobQuotaPerIP)
+		}
+		return BlobOverQuota, BlobState{}
 	}
 	rand.Read(b.file[:])
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	bs.byHash[b.hash] = b
-	bs.used += b.charge()
-	bs.byQuota[key] += b.charge()
+	bs.add(b)
+	bs.gaugesLocked()
 	bs.mu.Unlock()
 
 	batch := bs.s.db.Batch()
@@ -502,6 +567,7 @@ func (bs *blobStore) put(c *conn, q *blobReq) (BlobStatus, BlobState) {
 		bs.forget(b)
 		return BlobInternal, BlobState{}
 	}
+	bs.m.BlobPut()
 	return BlobOK, b.stateLocked()
 }
 
@@ -545,7 +611,7 @@ func (bs *blobStore) write(q *blobReq) (BlobStatus, BlobState) {
 			return undo("hash check", err)
 		}
 		if sum != b.hash {
-			if err := bs.deleteLocked(b); err != nil {
+			if err := bs.deleteLocked(b, BlobReasonHashMismatch); err != nil {
 				return undo("delete", err)
 			}
 			return BlobHashMismatch, BlobState{Size: b.size}
@@ -559,6 +625,14 @@ func (bs *blobStore) write(q *blobReq) (BlobStatus, BlobState) {
 	if err := bs.s.db.CommitGrouped(batch); err != nil {
 		b.have, b.complete = prevHave, false
 		return undo("record", err)
+	}
+	bs.mu.Lock()
+	bs.held += n
+	bs.gaugesLocked()
+	bs.mu.Unlock()
+	bs.m.BlobUploaded(int(n))
+	if complete {
+		bs.m.BlobCompleted()
 	}
 	return BlobOK, b.stateLocked()
 }
@@ -663,6 +737,7 @@ func (bs *blobStore) read(q *blobReq, frame *frameHold) ([]byte, error) {
 		bs.s.log.Error("blob read failed", "err", err)
 		return bare(BlobInternal)
 	}
+	bs.m.BlobRead(int(n))
 	return out, nil
 }
 
@@ -706,9 +781,10 @@ func (bs *blobStore) done(q *blobReq) (BlobStatus, int) {
 	case t.presented[i]:
 		return BlobOK, left
 	case left == 1:
-		if err := bs.deleteLocked(b); err != nil {
+		if err := bs.deleteLocked(b, BlobReasonReceipts); err != nil {
 			return BlobInternal, left
 		}
+		bs.m.BlobDone()
 		return BlobOK, 0
 	}
 	t.presented[i] = true
@@ -721,5 +797,6 @@ func (bs *blobStore) done(q *blobReq) (BlobStatus, int) {
 		bs.s.log.Error("blob receipt failed", "err", err)
 		return BlobInternal, left
 	}
+	bs.m.BlobDone()
 	return BlobOK, left - 1
 }

@@ -62,6 +62,7 @@ const (
 	DefaultMaxBlob          = 1<<30 + 32<<20 // the blob of a 1 GiB file (STREAM, then Padmé: files.md §19.5)
 	DefaultBlobTTL          = 7 * 24 * time.Hour
 	DefaultBlobQuotaPerPeer = 2 << 30
+	DefaultBlobQuotaPerIP   = 4 << 30
 	DefaultBlobStoreBytes   = 20 << 30
 )
 
@@ -226,6 +227,16 @@ type Config struct {
 	// deleted, each counted at its full size, at least 64 KiB) one
 	// uploading peer holds. Default 2 GiB.
 	BlobQuotaPerPeer int64 `json:"blob_quota_per_peer,omitempty"`
+	// BlobQuotaPerIP is the same per uploading network (an IPv4 address,
+	// an IPv6 /64), counted over all its peers: an uploader may use a
+	// new identity for every upload, so the per-peer quota alone binds
+	// nobody. A put past either quota gets BlobOverQuota. Default 4 GiB
+	// (two peers' quotas), or BlobQuotaPerPeer if that is more; it may
+	// not be set below BlobQuotaPerPeer (Check). Behind a carrier-grade
+	// NAT, raise it. Which network put a blob is kept with it (a cut
+	// hash of the network, see docs/RELAY.md "Blob store"), so the count
+	// holds across restarts.
+	BlobQuotaPerIP int64 `json:"blob_quota_per_ip,omitempty"`
 	// BlobStoreBytes caps the bytes of all live blobs, counted as for
 	// BlobQuotaPerPeer. Default 20 GiB.
 	BlobStoreBytes int64 `json:"blob_store_bytes,omitempty"`
@@ -244,9 +255,9 @@ type Config struct {
 
 // Check reports the first field of c that no relay can run with: a
 // negative size, count or duration (only the rates may be negative,
-// meaning no limit), an unknown creation mode, pow_bits
-// outside 0 to 40. It does no I/O; New runs it too. Zero fields are fine:
-// they take their defaults.
+// meaning no limit), an unknown creation mode, pow_bits outside 0 to
+// 40, a blob_quota_per_ip below blob_quota_per_peer. It does no I/O;
+// New runs it too. Zero fields are fine: they take their defaults.
 func (c Config) Check() error {
 	for _, f := range []struct {
 		name string
@@ -278,6 +289,7 @@ func (c Config) Check() error {
 		{"max_blob", c.MaxBlob < 0, c.MaxBlob},
 		{"blob_ttl", c.BlobTTL < 0, time.Duration(c.BlobTTL)},
 		{"blob_quota_per_peer", c.BlobQuotaPerPeer < 0, c.BlobQuotaPerPeer},
+		{"blob_quota_per_ip", c.BlobQuotaPerIP < 0, c.BlobQuotaPerIP},
 		{"blob_store_bytes", c.BlobStoreBytes < 0, c.BlobStoreBytes},
 	} {
 		if f.neg {
@@ -288,6 +300,14 @@ func (c Config) Check() error {
 	case "", CreationOpen, CreationInvite, CreationClosed:
 	default:
 		return fmt.Errorf("%w: creation %q: want open, invite or closed", ErrConfig, c.Creation)
+	}
+	peerQuota := c.BlobQuotaPerPeer
+	if peerQuota == 0 {
+		peerQuota = DefaultBlobQuotaPerPeer
+	}
+	if c.BlobQuotaPerIP > 0 && c.BlobQuotaPerIP < peerQuota {
+		return fmt.Errorf("%w: blob_quota_per_ip %d is below blob_quota_per_peer %d: one network's peers together may hold at least what one peer may",
+			ErrConfig, c.BlobQuotaPerIP, peerQuota)
 	}
 	if c.PoWBits < 0 || c.PoWBits > 40 {
 		return fmt.Errorf("%w: pow_bits %d: want 0 to 40", ErrConfig, c.PoWBits)
@@ -397,6 +417,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BlobQuotaPerPeer <= 0 {
 		c.BlobQuotaPerPeer = DefaultBlobQuotaPerPeer
 	}
+	if c.BlobQuotaPerIP <= 0 {
+		c.BlobQuotaPerIP = max(DefaultBlobQuotaPerIP, c.BlobQuotaPerPeer)
+	}
 	if c.BlobStoreBytes <= 0 {
 		c.BlobStoreBytes = DefaultBlobStoreBytes
 	}
@@ -466,27 +489,75 @@ type Metrics interface {
 	// WakeCall counts one call to the push bridge asking to wake n
 	// mailbox owners, and whether the bridge answered it.
 	WakeCall(ok bool, n int)
+
+	// BlobsStored sets the blob store's gauges: live blobs (put and not
+	// deleted, uploaded or not), their bytes as the limits count them
+	// (each its whole size from its put, at least MinBlobCharge), the
+	// bytes of their files (acknowledged writes), and what
+	// BlobStoreBytes still has room for.
+	BlobsStored(blobs, bytes, held, free int64)
+	// BlobPut counts one put that reserved a new blob (a put of a known
+	// blob, to resume, is not counted).
+	BlobPut()
+	// BlobRefused counts one put refused by a limit, by reason:
+	// BlobReasonPeerQuota, BlobReasonIPQuota, BlobReasonTooLarge,
+	// BlobReasonFull.
+	BlobRefused(reason string)
+	// BlobUploaded counts n bytes of one acknowledged write.
+	BlobUploaded(n int)
+	// BlobCompleted counts one blob whose last write matched its hash.
+	BlobCompleted()
+	// BlobRead counts one read answered with n bytes.
+	BlobRead(n int)
+	// BlobDone counts one receipt token presented for the first time
+	// (the last one deletes the blob: BlobDeleted(BlobReasonReceipts)).
+	BlobDone()
+	// BlobDeleted counts one blob deleted, by reason:
+	// BlobReasonReceipts, BlobReasonTTL, BlobReasonHashMismatch,
+	// BlobReasonLost (its file lost acknowledged bytes, found at start).
+	BlobDeleted(reason string)
 }
+
+// Reasons of Metrics.BlobRefused and Metrics.BlobDeleted, used as metric
+// labels.
+const (
+	BlobReasonPeerQuota    = "peer_quota"    // BlobQuotaPerPeer
+	BlobReasonIPQuota      = "ip_quota"      // BlobQuotaPerIP
+	BlobReasonTooLarge     = "too_large"     // MaxBlob
+	BlobReasonFull         = "full"          // BlobStoreBytes
+	BlobReasonReceipts     = "receipts"      // every registered receipt token presented
+	BlobReasonTTL          = "ttl"           // BlobTTL passed since the put
+	BlobReasonHashMismatch = "hash_mismatch" // the last write did not match the hash
+	BlobReasonLost         = "lost"          // acknowledged bytes missing from its file at start
+)
 
 // NopMetrics discards everything; the default.
 type NopMetrics struct{}
 
-func (NopMetrics) DepositAccepted(int)       {}
-func (NopMetrics) DepositRejected(ErrorCode) {}
-func (NopMetrics) Delivered(int)             {}
-func (NopMetrics) Acked(int)                 {}
-func (NopMetrics) Expired(int)               {}
-func (NopMetrics) Stored(int64, int64)       {}
-func (NopMetrics) Mailboxes(int64)           {}
-func (NopMetrics) Subscribers(int64)         {}
-func (NopMetrics) TopicFiled(int)            {}
-func (NopMetrics) TopicPushed(int)           {}
-func (NopMetrics) TopicDropped(ErrorCode)    {}
-func (NopMetrics) WatchedTopics(int64)       {}
-func (NopMetrics) WatchRefused()             {}
-func (NopMetrics) CreateRefused(ErrorCode)   {}
-func (NopMetrics) FrameRefused()             {}
-func (NopMetrics) WakeCall(bool, int)        {}
+func (NopMetrics) DepositAccepted(int)                    {}
+func (NopMetrics) DepositRejected(ErrorCode)              {}
+func (NopMetrics) Delivered(int)                          {}
+func (NopMetrics) Acked(int)                              {}
+func (NopMetrics) Expired(int)                            {}
+func (NopMetrics) Stored(int64, int64)                    {}
+func (NopMetrics) Mailboxes(int64)                        {}
+func (NopMetrics) Subscribers(int64)                      {}
+func (NopMetrics) TopicFiled(int)                         {}
+func (NopMetrics) TopicPushed(int)                        {}
+func (NopMetrics) TopicDropped(ErrorCode)                 {}
+func (NopMetrics) WatchedTopics(int64)                    {}
+func (NopMetrics) WatchRefused()                          {}
+func (NopMetrics) CreateRefused(ErrorCode)                {}
+func (NopMetrics) FrameRefused()                          {}
+func (NopMetrics) WakeCall(bool, int)                     {}
+func (NopMetrics) BlobsStored(int64, int64, int64, int64) {}
+func (NopMetrics) BlobPut()                               {}
+func (NopMetrics) BlobRefused(string)                     {}
+func (NopMetrics) BlobUploaded(int)                       {}
+func (NopMetrics) BlobCompleted()                         {}
+func (NopMetrics) BlobRead(int)                           {}
+func (NopMetrics) BlobDone()                              {}
+func (NopMetrics) BlobDeleted(string)                     {}
 
 // String names an error code for logs and metric labels.
 func (c ErrorCode) String() string {

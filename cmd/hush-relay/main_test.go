@@ -221,6 +221,7 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 		"peer_burst": `-1`, "max_topics": `-1`, "conn_low": `-1`, "conn_high": `-8`,
 		"max_mailboxes_per_ip": `-1`, "topic_file_burst": `-2`, "max_frame_bytes": `-1`,
 		"max_blob": `-1`, "blob_ttl": `"-1h"`, "blob_quota_per_peer": `-1`, "blob_store_bytes": `-1`,
+		"blob_quota_per_ip": `-1`,
 	} {
 		os.WriteFile(p, []byte(`{"`+field+`": `+value+`}`), 0o600)
 		var cfg fileConfig
@@ -228,6 +229,10 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "negative") {
 			t.Errorf("%s = %s: got %v, want an error naming the field", field, value, err)
 		}
+	}
+	os.WriteFile(p, []byte(`{"blob_quota_per_peer": 3000000000, "blob_quota_per_ip": 2000000000}`), 0o600)
+	if err := readConfig(p, &fileConfig{}); err == nil || !strings.Contains(err.Error(), "blob_quota_per_ip") {
+		t.Errorf("blob_quota_per_ip below blob_quota_per_peer: got %v, want an error naming it", err)
 	}
 	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1, "create_ip_per_hour": -1, "topic_file_rate": -1, "topic_file_ip_rate": -1}`), 0o600)
 	if err := readConfig(p, &fileConfig{}); err != nil {

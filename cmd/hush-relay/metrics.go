@@ -20,6 +20,11 @@ type promMetrics struct {
 	frameRefused                                 prometheus.Counter
 	wakeCalls                                    *prometheus.CounterVec
 	wakes                                        prometheus.Counter
+
+	blobs, blobBytes, blobHeld, blobFree prometheus.Gauge
+	blobPuts, blobCompleted, blobDones   prometheus.Counter
+	blobReads, blobUp, blobServed        prometheus.Counter
+	blobRefused, blobDeleted             *prometheus.CounterVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) *promMetrics {
@@ -54,9 +59,25 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 		wakeCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
 			Name: "wake_calls_total", Help: "Calls to the push bridge, by result (ok, failed)."}, []string{"result"}),
 		wakes: c("wakes_requested_total", "Mailbox owners the push bridge was asked to wake."),
+
+		blobs:         g("blobs", "Live blobs in the blob store (put and not deleted, uploaded or not)."),
+		blobBytes:     g("blob_bytes", "Bytes of live blobs as the blob limits count them (each its whole size from its put, at least 64 KiB)."),
+		blobHeld:      g("blob_bytes_held", "Bytes of the blob files (acknowledged writes)."),
+		blobFree:      g("blob_bytes_free", "Bytes blob_store_bytes still has room for."),
+		blobPuts:      c("blob_puts_total", "Puts that reserved a new blob."),
+		blobCompleted: c("blobs_completed_total", "Blobs whose last write matched their hash."),
+		blobDones:     c("blob_receipts_total", "Receipt tokens presented for the first time (done)."),
+		blobReads:     c("blob_reads_total", "Blob reads answered with data."),
+		blobUp:        c("blob_bytes_uploaded_total", "Blob bytes written and acknowledged."),
+		blobServed:    c("blob_bytes_served_total", "Blob bytes sent in answers to reads."),
+		blobRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "blob_puts_refused_total", Help: "Blob puts refused by a limit, by reason (peer_quota, ip_quota, too_large, full)."}, []string{"reason"}),
+		blobDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "blobs_deleted_total", Help: "Blobs deleted, by reason (receipts, ttl, hash_mismatch, lost)."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
-		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.watchRefused, m.createRefused, m.frameRefused, m.wakeCalls, m.wakes)
+		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.watchRefused, m.createRefused, m.frameRefused, m.wakeCalls, m.wakes,
+		m.blobs, m.blobBytes, m.blobHeld, m.blobFree, m.blobPuts, m.blobCompleted, m.blobDones, m.blobReads, m.blobUp, m.blobServed, m.blobRefused, m.blobDeleted)
 	return m
 }
 
@@ -98,5 +119,22 @@ func (m *promMetrics) WakeCall(ok bool, n int) {
 	m.wakeCalls.WithLabelValues(result).Inc()
 	m.wakes.Add(float64(n))
 }
+
+func (m *promMetrics) BlobsStored(blobs, bytes, held, free int64) {
+	m.blobs.Set(float64(blobs))
+	m.blobBytes.Set(float64(bytes))
+	m.blobHeld.Set(float64(held))
+	m.blobFree.Set(float64(free))
+}
+func (m *promMetrics) BlobPut()                  { m.blobPuts.Inc() }
+func (m *promMetrics) BlobRefused(reason string) { m.blobRefused.WithLabelValues(reason).Inc() }
+func (m *promMetrics) BlobUploaded(n int)        { m.blobUp.Add(float64(n)) }
+func (m *promMetrics) BlobCompleted()            { m.blobCompleted.Inc() }
+func (m *promMetrics) BlobRead(n int) {
+	m.blobReads.Inc()
+	m.blobServed.Add(float64(n))
+}
+func (m *promMetrics) BlobDone()                 { m.blobDones.Inc() }
+func (m *promMetrics) BlobDeleted(reason string) { m.blobDeleted.WithLabelValues(reason).Inc() }
 
 var _ relay.Metrics = (*promMetrics)(nil)

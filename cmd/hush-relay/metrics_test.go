@@ -8,7 +8,7 @@ import (
 	"github.com/hushnet/hush/relay"
 )
 
-func TestPromMetricsGroupStore(t *testing.T) {
+func TestPromMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newPromMetrics(reg)
 	m.TopicFiled(100)
@@ -19,6 +19,21 @@ func TestPromMetricsGroupStore(t *testing.T) {
 	m.CreateRefused(relay.CodeQuota)
 	m.CreateRefused(relay.CodeRateLimited)
 	m.FrameRefused()
+	m.BlobsStored(3, 5<<20, 4<<20, 15<<20)
+	m.BlobPut()
+	m.BlobPut()
+	m.BlobRefused(relay.BlobReasonIPQuota)
+	m.BlobRefused(relay.BlobReasonPeerQuota)
+	m.BlobRefused(relay.BlobReasonFull)
+	m.BlobUploaded(1 << 20)
+	m.BlobUploaded(100)
+	m.BlobCompleted()
+	m.BlobRead(1 << 20)
+	m.BlobRead(5)
+	m.BlobDone()
+	m.BlobDeleted(relay.BlobReasonReceipts)
+	m.BlobDeleted(relay.BlobReasonTTL)
+	m.BlobDeleted(relay.BlobReasonHashMismatch)
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +57,18 @@ func TestPromMetricsGroupStore(t *testing.T) {
 		"hush_relay_watched_topics":               3,
 		"hush_relay_creates_refused_total":        2,
 		"hush_relay_frames_refused_total":         1,
+		"hush_relay_blobs":                        3,
+		"hush_relay_blob_bytes":                   5 << 20,
+		"hush_relay_blob_bytes_held":              4 << 20,
+		"hush_relay_blob_bytes_free":              15 << 20,
+		"hush_relay_blob_puts_total":              2,
+		"hush_relay_blob_puts_refused_total":      3,
+		"hush_relay_blob_bytes_uploaded_total":    1<<20 + 100,
+		"hush_relay_blobs_completed_total":        1,
+		"hush_relay_blob_reads_total":             2,
+		"hush_relay_blob_bytes_served_total":      1<<20 + 5,
+		"hush_relay_blob_receipts_total":          1,
+		"hush_relay_blobs_deleted_total":          3,
 	}
 	for name, v := range want {
 		if got[name] != v {
