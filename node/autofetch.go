@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
 )
 
@@ -22,8 +23,14 @@ type convPrefs struct {
 }
 
 // autoFetchLimitLocked is the auto-download limit of the conversation
-// with key conv.
-func (n *Node) autoFetchLimitLocked(conv []byte) int64 { return n.autoDownloadLocked(conv).Limit }
+// with key conv: none for a message request (nothing a stranger sends
+// is fetched unasked).
+func (n *Node) autoFetchLimitLocked(conv []byte) int64 {
+	if acc, err := identity.ParseAccountID(conv); err == nil && n.contacts[acc] != nil && n.contacts[acc].rec.Request {
+		return 0
+	}
+	return n.autoDownloadLocked(conv).Limit
+}
 
 // convKeyLocked finds the key of the conversation with a contact or a
 // group (exactly one of the two named).
@@ -38,7 +45,7 @@ func (n *Node) convKeyLocked(contactName, groupRef string) ([]byte, error) {
 		}
 		return convKey(gs.eng.ID()), nil
 	}
-	c, err := n.byNameLocked(contactName)
+	c, err := n.contactByNameLocked(contactName)
 	if err != nil {
 		return nil, err
 	}

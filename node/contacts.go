@@ -225,13 +225,16 @@ func (n *Node) learnAddrsLocked(c *card.Card) {
 	}
 }
 
-// Contacts lists the address book, sorted by name.
+// Contacts lists the address book, sorted by name; pending requests are
+// Requests'.
 func (n *Node) Contacts() ([]Contact, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make([]Contact, 0, len(n.contacts))
 	for _, c := range n.contacts {
-		out = append(out, c.view())
+		if !c.rec.Request { // requests: Requests
+			out = append(out, c.view())
+		}
 	}
 	slices.SortFunc(out, func(a, b Contact) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil

@@ -123,8 +123,8 @@ func TestRequestFromDeviceOutsideItsCardRefused(t *testing.T) {
 	if st := b.n.receive([]*envelope.Inner{in}, false); st[0] != ackOK {
 		t.Fatalf("request from the listed device: status %d, want ok", st[0])
 	}
-	if cs, err := b.n.Contacts(); err != nil || len(cs) != 1 || !cs[0].Request {
-		t.Fatalf("contacts after the request: %+v (%v)", cs, err)
+	if rs, err := b.n.Requests(); err != nil || len(rs) != 1 {
+		t.Fatalf("requests after the request: %+v (%v)", rs, err)
 	}
 }
 

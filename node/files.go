@@ -73,7 +73,7 @@ func (n *Node) blobPath(hash [attach.HashSize]byte, ext string) string {
 // this device (/hush/file/1), or from this device's relay.
 func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, error) {
 	n.mu.Lock()
-	c, err := n.byNameLocked(req.To)
+	c, err := n.contactByNameLocked(req.To)
 	n.mu.Unlock()
 	if err != nil {
 		return Message{}, err

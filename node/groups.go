@@ -291,7 +291,7 @@ func (n *Node) CreateGroup(name string) (Group, error) {
 // invitation in its group list and accepts or declines it.
 func (n *Node) InviteToGroup(ref, contactName string) (Group, error) {
 	return n.groupTxn(ref, func(t *txn, gs *groupState, now time.Time) error {
-		c, err := n.byNameLocked(contactName)
+		c, err := n.contactByNameLocked(contactName)
 		if err != nil {
 			return err
 		}

@@ -66,6 +66,7 @@ func (h *storeHealth) health() Health {
 func (n *Node) Health() Health {
 	h := n.storeHealth.health()
 	h.History = n.historyProgress()
+	h.DroppedRequests, h.DroppedRequestMessages = n.reqDrops.first.Load(), n.reqDrops.messages.Load()
 	return h
 }
 

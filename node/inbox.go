@@ -299,6 +299,13 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			delete(n.sets, cert.DeviceID())
 			return ackRejected, nil, nil
 		}
+		if n.requestCountLocked() >= MaxRequests {
+			// The request cap (addresses.md §20.5): dropped, acknowledged
+			// like any message, so a flood learns nothing and fills nothing.
+			delete(n.sets, cert.DeviceID())
+			n.reqDrops.first.Add(1)
+			return ackOK, nil, nil
+		}
 		c = &contact{rec: contactRec{Name: n.freeNameLocked(cleanDisplayName(cc.Name)), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
 		n.contacts[acc] = c
 		n.saveContact(t.b, c)
@@ -319,6 +326,15 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 	if perr != nil {
 		n.log.Debug("malformed payload", "err", perr)
 		return ackOK, c, nil // the session advanced; nothing to show
+	}
+	if c.rec.Request {
+		if p.Type == ptText && !n.requestRoomLocked(t, c, len(p.Text)) {
+			n.reqDrops.messages.Add(1)
+			return ackOK, c, nil // a request's own cap: dropped
+		}
+		err := n.applyLocked(t, c, in.SenderDevice, p, now)
+		n.requestEventsLocked(t, c)
+		return ackOK, c, err
 	}
 	return ackOK, c, n.applyLocked(t, c, in.SenderDevice, p, now)
 }

@@ -121,7 +121,7 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
 	if n.closed {
 		return Message{}, ErrClosed
 	}
-	c, err := n.byNameLocked(req.To)
+	c, err := n.contactByNameLocked(req.To)
 	if err != nil {
 		return Message{}, err
 	}
@@ -425,7 +425,7 @@ func (n *Node) nameOfLocked(acc []byte) string {
 func (n *Node) Messages(contactName string, limit int) ([]Message, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.byNameLocked(contactName)
+	c, err := n.contactByNameLocked(contactName)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +438,7 @@ func (n *Node) Messages(contactName string, limit int) ([]Message, error) {
 func (n *Node) MarkRead(contactName string) error {
 	now := time.Now()
 	n.mu.Lock()
-	c, err := n.byNameLocked(contactName)
+	c, err := n.contactByNameLocked(contactName)
 	if err != nil {
 		n.mu.Unlock()
 		return err

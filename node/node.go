@@ -113,6 +113,7 @@ type Node struct {
 	storeHealth storeHealth  // whether commits fail, for Health and a bounded log (health.go)
 	records     *records     // message records in memory: uncommitted and recent (records.go)
 	fileServed  atomic.Int64 // blob bytes served on /hush/file/1 (fileserve.go)
+	reqDrops    requestDrops // what the request caps dropped (requests.go)
 
 	ready     chan struct{}
 	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)

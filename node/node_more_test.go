@@ -139,7 +139,8 @@ func TestBadLinks(t *testing.T) {
 }
 
 // Someone who only has our link can write first: the message shows up as
-// a message request from a contact named after their card.
+// a message request named after their card, apart from the contacts and
+// conversations; accepted, it is a contact with that conversation.
 func TestMessageRequest(t *testing.T) {
 	a, b := startNode(t, newHome(t, "alice")), startNode(t, newHome(t, "bob"))
 	defer a.stop(t)
@@ -152,11 +153,35 @@ func TestMessageRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "message request", func() bool {
-		cs, _ := b.n.Contacts()
-		return len(cs) == 1 && cs[0].Request && cs[0].Name == "alice" && len(texts(t, b.n, "alice", "in")) == 1
+		rs, _ := b.n.Requests()
+		return len(rs) == 1 && rs[0].Name == "alice" && len(rs[0].Messages) == 1
 	})
+	if rs, _ := b.n.Requests(); rs[0].Messages[0].Text != "hello stranger" {
+		t.Fatalf("bob's request holds %+v", rs[0].Messages)
+	}
+	if cs, _ := b.n.Contacts(); len(cs) != 0 {
+		t.Fatalf("a request is among the contacts: %+v", cs)
+	}
+	for _, err := range []error{
+		func() error { _, err := b.n.Messages("alice", 0); return err }(),
+		func() error { _, err := b.n.Send(context.Background(), SendRequest{To: "alice", Text: "x"}); return err }(),
+		b.n.MarkRead("alice"),
+	} {
+		if !errors.Is(err, ErrIsRequest) {
+			t.Fatalf("a request used as a conversation: %v", err)
+		}
+	}
+	if c, err := b.n.AcceptRequest("alice"); err != nil || c.Request {
+		t.Fatalf("accept: %+v, %v", c, err)
+	}
+	if rs, _ := b.n.Requests(); len(rs) != 0 {
+		t.Fatalf("requests after the accept: %+v", rs)
+	}
 	if got := texts(t, b.n, "alice", "in"); len(got) != 1 || got[0] != "hello stranger" {
-		t.Fatalf("bob got %q", got)
+		t.Fatalf("bob's conversation after the accept: %q", got)
+	}
+	if _, err := b.n.AcceptRequest("alice"); !errors.Is(err, ErrNotRequest) {
+		t.Fatalf("accepting a contact: %v", err)
 	}
 	// Bob answers; Alice sees it.
 	if _, err := b.n.Send(context.Background(), SendRequest{To: "alice", Text: "hi"}); err != nil {

@@ -208,7 +208,7 @@ func (n *Node) peerConnected(c network.Conn) {
 func (n *Node) SetTyping(contactName string, typing bool) error {
 	now := time.Now()
 	n.mu.Lock()
-	c, err := n.byNameLocked(contactName)
+	c, err := n.contactByNameLocked(contactName)
 	if err != nil {
 		n.mu.Unlock()
 		return err

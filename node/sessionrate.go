@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"sync"
 	"time"
 
@@ -22,6 +23,8 @@ type sessionRate struct {
 	mu        sync.Mutex
 	strangers bucket
 	accounts  map[identity.AccountID]*bucket
+	// strangerBurst, when a test sets it, replaces strangerSessions.
+	strangerBurst int
 }
 
 // New-session limits: a burst, refilled at the same number an hour.
@@ -61,7 +64,7 @@ func (r *sessionRate) allow(acc identity.AccountID, stranger bool, now time.Time
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if stranger {
-		return r.strangers.take(now, strangerSessions)
+		return r.strangers.take(now, cmp.Or(r.strangerBurst, strangerSessions))
 	}
 	b := r.accounts[acc]
 	if b == nil {

@@ -91,6 +91,7 @@ const (
 	EventTyping  = apitypes.EventTyping
 	EventGroup   = apitypes.EventGroup
 	EventDevice  = apitypes.EventDevice
+	EventRequest = apitypes.EventRequest
 )
 
 // Event is one change the API streams.
@@ -111,6 +112,7 @@ type (
 type (
 	FileInfo         = apitypes.FileInfo
 	AutoDownload     = apitypes.AutoDownload
+	Request          = apitypes.Request
 	SendFileRequest  = apitypes.SendFileRequest
 	GroupFileRequest = apitypes.GroupFileRequest
 )

@@ -163,6 +163,15 @@ type Contact struct {
 	Request    bool      `json:"request,omitempty"` // added by an incoming first message, not by the user
 }
 
+// Request is a message request: an account that wrote first and is not
+// a contact yet (docs/protocol/addresses.md §20.5).
+type Request struct {
+	Name     string    `json:"name"`
+	Account  string    `json:"account"`
+	Added    time.Time `json:"added"`
+	Messages []Message `json:"messages"` // what it sent, oldest first (at most MaxRequestMessages)
+}
+
 // Self describes this device.
 type Self struct {
 	Name        string   `json:"name"`
@@ -270,6 +279,7 @@ const (
 	EventGroup   EventType = "group"   // a group changed: invitation, members, name, epoch
 	EventDevice  EventType = "device"  // a device linked or revoked, or history transfer progress
 	EventMissing EventType = "missing" // messages from a contact may be missing (a notice appeared, changed or went)
+	EventRequest EventType = "request" // a message request arrived or got a message (Contact, and Message if one)
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
@@ -311,4 +321,9 @@ type Health struct {
 	Error   string           `json:"error,omitempty"`
 	Since   *time.Time       `json:"since,omitempty"`
 	History *HistoryProgress `json:"history,omitempty"`
+	// DroppedRequests and DroppedRequestMessages count, since the daemon
+	// started, first messages dropped because MaxRequests requests were
+	// pending, and messages dropped by a request's own caps.
+	DroppedRequests        int64 `json:"dropped_requests,omitempty"`
+	DroppedRequestMessages int64 `json:"dropped_request_messages,omitempty"`
 }
