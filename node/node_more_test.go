@@ -164,7 +164,10 @@ func TestMessageRequest(t *testing.T) {
 	}
 	for _, err := range []error{
 		func() error { _, err := b.n.Messages("alice", 0); return err }(),
-		func() error { _, err := b.n.Send(context.Background(), SendRequest{To: "alice", Text: "x"}); return err }(),
+		func() error {
+			_, err := b.n.Send(context.Background(), SendRequest{To: "alice", Text: "x"})
+			return err
+		}(),
 		b.n.MarkRead("alice"),
 	} {
 		if !errors.Is(err, ErrIsRequest) {
