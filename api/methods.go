@@ -86,6 +86,10 @@ var methods = map[string]method{
 	"listFiles":     typed(mListFiles),
 	"autoDownload":  typed(mAutoDownload),
 
+	"listRequests":   typed(mListRequests),
+	"acceptRequest":  typed(mAcceptRequest),
+	"declineRequest": typed(mDeclineRequest),
+
 	"health": typed(mHealth),
 }
 
@@ -200,6 +204,24 @@ func mAddContact(_ context.Context, b Backend, p apitypes.AddContactParams) (nod
 
 func mListContacts(_ context.Context, b Backend, _ struct{}) ([]node.Contact, error) {
 	return orEmpty(b.Contacts())
+}
+
+func mListRequests(_ context.Context, b Backend, _ struct{}) ([]node.Request, error) {
+	return orEmpty(b.Requests())
+}
+
+func mAcceptRequest(_ context.Context, b Backend, p apitypes.NameParams) (node.Contact, error) {
+	if err := required("name", p.Name); err != nil {
+		return node.Contact{}, err
+	}
+	return b.AcceptRequest(p.Name)
+}
+
+func mDeclineRequest(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.OK, error) {
+	if err := required("name", p.Name); err != nil {
+		return apitypes.OK{}, err
+	}
+	return ok(b.DeclineRequest(p.Name))
 }
 
 func mRemoveContact(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.OK, error) {

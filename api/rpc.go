@@ -67,6 +67,11 @@ type Backend interface {
 	WaitFile(ctx context.Context, id string) (node.Message, error)
 	SaveFile(ctx context.Context, id, out string) error
 	Files(contact string) ([]node.Message, error)
+
+	// Message requests (docs/protocol/addresses.md §20.5).
+	Requests() ([]node.Request, error)
+	AcceptRequest(name string) (node.Contact, error)
+	DeclineRequest(name string) error
 	AutoDownloadOf(contact, group string) (node.AutoDownload, error)
 	SetAutoDownload(contact, group string, limit int64) (node.AutoDownload, error)
 
@@ -171,6 +176,8 @@ var appErrors = []struct {
 	{node.ErrFileNotReady, CodeFile, "file_not_ready"},
 	{node.ErrFileTooLarge, CodeInvalidInput, "file_too_large"},
 	{node.ErrNotAFile, CodeInvalidInput, "not_a_file"},
+	{node.ErrIsRequest, CodeInvalidInput, "is_request"},
+	{node.ErrNotRequest, CodeInvalidInput, "not_request"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }
 

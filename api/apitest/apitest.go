@@ -45,12 +45,13 @@ type Backend struct {
 	waiters   []chan struct{}
 	groups    map[string]*fakeGroup // by ID
 	nextGrp   int
-	devices   []node.Device     // other devices of the account (AddDevice)
-	links     int               // LinkDevice calls
-	files     map[string][]byte // file contents by message ID (files.go)
-	sentPaths []string          // SendFile's paths
-	fetches   int               // FetchFile calls
-	autoDL    map[string]int64  // auto-download limits by conversation ("c:NAME", "g:ID")
+	devices   []node.Device            // other devices of the account (AddDevice)
+	links     int                      // LinkDevice calls
+	files     map[string][]byte        // file contents by message ID (files.go)
+	sentPaths []string                 // SendFile's paths
+	fetches   int                      // FetchFile calls
+	autoDL    map[string]int64         // auto-download limits by conversation ("c:NAME", "g:ID")
+	requests  map[string]*node.Request // message requests by name (requests.go)
 }
 
 // TypingCall records a SetTyping call.

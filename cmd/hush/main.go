@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"sync"
 )
 
@@ -63,6 +65,7 @@ func init() {
 		{"daemon", "daemon [--listen MULTIADDR]... [--relay MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--passphrase-file F]", runDaemon},
 		{"id", "id [--qr]                      your contact link, fingerprint (and QR code)", runID},
 		{"contact", "contact add NAME LINK | list [--json] | verify NAME [--yes] | remove NAME", runContact},
+		{"request", "request list [--json] | accept NAME | decline NAME   message requests: first messages from strangers", runRequest},
 		{"send", "send NAME TEXT [--wait delivered|read] [--timeout 30s] [--reply-to ID]", runSend},
 		{"react", "react NAME MSGID EMOJI [--remove]   react to a message", runReact},
 		{"edit", "edit NAME MSGID TEXT           edit a message you sent", runEdit},
@@ -115,8 +118,18 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 }
 
+// oneLine is s for one terminal line: white space runs become one space,
+// and control characters (an escape sequence from a contact's text or
+// a stranger's name would drive the terminal) and bidi controls become
+// U+FFFD.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 }
 
 func dispatch(ctx context.Context, args []string, e *env) error {
