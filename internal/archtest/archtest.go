@@ -75,6 +75,12 @@ var Rules = []Rule{
 		Reason: "attachments' pointer, sealing and verification need neither the network nor the store: the standard library, crypto/codec and crypto/stream only, and github.com/abema/go-mp4 for the duration an MP4 states (issue 16)",
 	},
 	{
+		From:   "node/shortlink",
+		Allow:  []string{"std", "golang.org/x/crypto", "github.com/multiformats/go-multiaddr", Module + "/crypto/codec"},
+		Only:   true,
+		Reason: "short links and their sealed records are network-free and store-free: the standard library, golang.org/x/crypto, multiaddr encoding and crypto/codec (issue 17)",
+	},
+	{
 		From:   "api/apitypes",
 		Allow:  []string{"std"},
 		Only:   true,
