@@ -8,6 +8,7 @@ import (
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/node/shortlink"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -78,6 +79,10 @@ type payload struct {
 	// Attach is an attachment pointer on a text (extAttach; nil: none),
 	// docs/protocol/files.md §19.1.
 	Attach []byte
+	// Invite is the token of the one-time invitation the sender used
+	// (extInvite; zero: none), on the first messages of a session it
+	// opened: docs/protocol/addresses.md §20.4.
+	Invite [shortlink.TokenSize]byte
 }
 
 // Extension fields of 1:1 payloads (types below ptGroup): Data holds a
@@ -87,6 +92,7 @@ const (
 	extCounter byte = 1 // u64: Counter
 	extClock   byte = 2 // lamport u64 ‖ device fixed[16]: Clock
 	extAttach  byte = 3 // an attachment pointer: Attach
+	extInvite  byte = 4 // fixed[16]: Invite
 	// maxExtSize bounds one extension value: an attachment pointer
 	// (≤ 10,876 bytes); the other tags are short.
 	maxExtSize = 16 << 10
@@ -95,7 +101,7 @@ const (
 // data returns the Data field as sent: the extension fields for 1:1
 // types.
 func (p *payload) data() []byte {
-	if p.Type >= ptGroup || (p.Counter == 0 && p.Clock.IsZero() && p.Attach == nil) {
+	if p.Type >= ptGroup || (p.Counter == 0 && p.Clock.IsZero() && p.Attach == nil && p.Invite == [shortlink.TokenSize]byte{}) {
 		return p.Data
 	}
 	w := codec.NewWriter(48 + len(p.Attach))
@@ -114,6 +120,10 @@ func (p *payload) data() []byte {
 		w.U8(extAttach)
 		w.Bytes32(p.Attach)
 	}
+	if p.Invite != [shortlink.TokenSize]byte{} {
+		w.U8(extInvite)
+		w.Bytes32(p.Invite[:])
+	}
 	return w.Bytes()
 }
 
@@ -123,6 +133,7 @@ func (p *payload) parseExtensions() {
 	var counter uint64
 	var clock msync.Clock
 	var att []byte
+	var invite [shortlink.TokenSize]byte
 	for r.Err() == nil && r.Remaining() > 0 {
 		tag := r.U8()
 		v := r.Bytes32(maxExtSize)
@@ -138,10 +149,12 @@ func (p *payload) parseExtensions() {
 			}
 		case tag == extAttach && p.Type == ptText:
 			att = codec.Clone(v)
+		case tag == extInvite && len(v) == shortlink.TokenSize:
+			invite = [shortlink.TokenSize]byte(v)
 		}
 	}
 	if r.Err() == nil {
-		p.Counter, p.Clock, p.Attach = counter, clock, att
+		p.Counter, p.Clock, p.Attach, p.Invite = counter, clock, att, invite
 	}
 }
 
