@@ -90,6 +90,13 @@ var methods = map[string]method{
 	"acceptRequest":  typed(mAcceptRequest),
 	"declineRequest": typed(mDeclineRequest),
 
+	"createAddress": typed(mCreateAddress),
+	"getAddress":    typed(mGetAddress),
+	"deleteAddress": typed(mDeleteAddress),
+	"createInvite":  typed(mCreateInvite),
+	"listInvites":   typed(mListInvites),
+	"deleteInvite":  typed(mDeleteInvite),
+
 	"health": typed(mHealth),
 }
 
@@ -222,6 +229,33 @@ func mDeclineRequest(_ context.Context, b Backend, p apitypes.NameParams) (apity
 		return apitypes.OK{}, err
 	}
 	return ok(b.DeclineRequest(p.Name))
+}
+
+func mCreateAddress(ctx context.Context, b Backend, p apitypes.CreateAddressParams) (node.ShortLink, error) {
+	return b.CreateAddress(ctx, p.Rotate)
+}
+
+func mGetAddress(_ context.Context, b Backend, _ struct{}) (node.ShortLink, error) {
+	return b.Address()
+}
+
+func mDeleteAddress(ctx context.Context, b Backend, _ struct{}) (apitypes.OK, error) {
+	return ok(b.DeleteAddress(ctx))
+}
+
+func mCreateInvite(ctx context.Context, b Backend, p apitypes.CreateInviteParams) (node.ShortLink, error) {
+	return b.CreateInvite(ctx, p.Label)
+}
+
+func mListInvites(_ context.Context, b Backend, _ struct{}) ([]node.ShortLink, error) {
+	return orEmpty(b.Invites())
+}
+
+func mDeleteInvite(ctx context.Context, b Backend, p apitypes.IDParams) (apitypes.OK, error) {
+	if err := required("id", p.ID); err != nil {
+		return apitypes.OK{}, err
+	}
+	return ok(b.DeleteInvite(ctx, p.ID))
 }
 
 func mRemoveContact(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.OK, error) {

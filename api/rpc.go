@@ -18,6 +18,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/node/shortlink"
 )
 
 // Backend is what the API serves; *node.Node satisfies it. Its types
@@ -72,6 +73,14 @@ type Backend interface {
 	Requests() ([]node.Request, error)
 	AcceptRequest(name string) (node.Contact, error)
 	DeclineRequest(name string) error
+
+	// Short links (addresses.md §20.4).
+	CreateAddress(ctx context.Context, rotate bool) (node.ShortLink, error)
+	Address() (node.ShortLink, error)
+	DeleteAddress(ctx context.Context) error
+	CreateInvite(ctx context.Context, label string) (node.ShortLink, error)
+	Invites() ([]node.ShortLink, error)
+	DeleteInvite(ctx context.Context, id string) error
 	AutoDownloadOf(contact, group string) (node.AutoDownload, error)
 	SetAutoDownload(contact, group string, limit int64) (node.AutoDownload, error)
 
@@ -177,6 +186,14 @@ var appErrors = []struct {
 	{node.ErrFileTooLarge, CodeInvalidInput, "file_too_large"},
 	{node.ErrNotAFile, CodeInvalidInput, "not_a_file"},
 	{node.ErrIsRequest, CodeInvalidInput, "is_request"},
+	{node.ErrNoRelay, CodeUnavailable, "no_relay"},
+	{node.ErrAddressExists, CodeInvalidInput, "address_exists"},
+	{node.ErrNoAddress, CodeNotFound, "no_address"},
+	{node.ErrUnknownInvite, CodeNotFound, "unknown_invite"},
+	{node.ErrLinkGone, CodeInvalidInput, "link_gone"},
+	{shortlink.ErrMalformed, CodeInvalidInput, "invalid_link"},
+	{shortlink.ErrTooLong, CodeInvalidInput, "link_too_long"},
+	{shortlink.ErrRecord, CodeInvalidInput, "wrong_record"},
 	{node.ErrNotRequest, CodeInvalidInput, "not_request"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }

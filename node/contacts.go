@@ -17,6 +17,7 @@ import (
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/crypto/safety"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node/shortlink"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -29,6 +30,10 @@ type contactRec struct {
 	Blocked    bool      `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again
 	Request    bool      `json:"request,omitempty"`
 	SentRoute  string    `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
+	// Invite is the token of the contact's one-time invitation this
+	// account used to add it: the first messages of a session this
+	// device opens carry it (addresses.md §20.4).
+	Invite []byte `json:"invite,omitempty"`
 	Added      time.Time `json:"added"`
 }
 
@@ -115,8 +120,14 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		return Contact{}, err
 	}
 	now := time.Now()
-	c, err := card.ParseLink(link, now)
-	if err != nil {
+	var c *card.Card
+	var invite [shortlink.TokenSize]byte
+	if _, serr := shortlink.Parse(link); !errors.Is(serr, shortlink.ErrNotShortLink) {
+		// A short link: the card is on the relay it names.
+		if c, invite, err = n.resolveShortLink(context.Background(), link); err != nil {
+			return Contact{}, err
+		}
+	} else if c, err = card.ParseLink(link, now); err != nil {
 		return Contact{}, fmt.Errorf("invalid contact link: %w", err)
 	}
 	n.mu.Lock()
@@ -157,6 +168,9 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		return existing.view(), nil
 	}
 	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c}
+	if invite != ([shortlink.TokenSize]byte{}) {
+		nc.rec.Invite = invite[:]
+	}
 	if other := n.lookalikeLocked(name, nil); other != nil && other.rec.Name != name {
 		return Contact{}, fmt.Errorf("%w: %q looks like %q", ErrContactExists, name, other.rec.Name)
 	}

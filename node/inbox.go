@@ -18,6 +18,7 @@ import (
 	"github.com/hushnet/hush/crypto/ratchet"
 	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/wire"
+	"github.com/hushnet/hush/node/shortlink"
 )
 
 // ProtocolMsg is direct delivery between devices (docs/protocol/messaging.md).
@@ -299,16 +300,33 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			delete(n.sets, cert.DeviceID())
 			return ackRejected, nil, nil
 		}
-		if n.requestCountLocked() >= MaxRequests {
+		// One of this account's one-time invitations, unused, makes a
+		// contact at once (addresses.md §20.4); anything else a request.
+		var inviteID []byte
+		var invite *linkRec
+		if perr == nil && p.Invite != ([shortlink.TokenSize]byte{}) {
+			if inviteID, invite = n.inviteOfTokenLocked(p.Invite); invite != nil && invite.Gone {
+				invite = nil // used, or deleted by its owner
+			}
+		}
+		if invite == nil && n.requestCountLocked() >= MaxRequests {
 			// The request cap (addresses.md §20.5): dropped, acknowledged
 			// like any message, so a flood learns nothing and fills nothing.
 			delete(n.sets, cert.DeviceID())
 			n.reqDrops.first.Add(1)
 			return ackOK, nil, nil
 		}
-		c = &contact{rec: contactRec{Name: n.freeNameLocked(cleanDisplayName(cc.Name)), Card: cc.Marshal(), Request: true, Added: now.UTC()}, card: cc}
+		name := cleanDisplayName(cc.Name)
+		if invite != nil && invite.Label != "" {
+			name = invite.Label
+		}
+		c = &contact{rec: contactRec{Name: n.freeNameLocked(name), Card: cc.Marshal(), Request: invite == nil, Added: now.UTC()}, card: cc}
 		n.contacts[acc] = c
 		n.saveContact(t.b, c)
+		if invite != nil {
+			n.useInviteLocked(t, inviteID, invite)
+			n.syncContactAddLocked(t, c, now)
+		}
 		if err := n.releasePendingLocked(t, acc); err != nil {
 			return ackRetry, nil, nil
 		}

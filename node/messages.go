@@ -16,6 +16,7 @@ import (
 	"github.com/hushnet/hush/crypto/pqxdh"
 	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node/shortlink"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -354,6 +355,9 @@ func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *ide
 				return err
 			}
 			pp.Card = own.Marshal()
+			if c := n.contacts[cc.Account()]; c != nil && len(c.rec.Invite) == shortlink.TokenSize && pp.Type < ptGroup {
+				pp.Invite = [shortlink.TokenSize]byte(c.rec.Invite) // the invitation this account used
+			}
 		}
 		kind, body, err := set.Encrypt(n.local, pp.marshal())
 		if err != nil {

@@ -107,13 +107,14 @@ type Node struct {
 	opener  *envelope.Opener
 	relays  *relay.Client // mailbox protocol client
 
-	events      *events.Hub  // API subscribers and WaitState callers (node/events)
-	push        *pushState   // push registration and where the wake handle is attached (push.go)
-	newSessions *sessionRate // how many new sessions strangers and each account may open (sessionrate.go)
-	storeHealth storeHealth  // whether commits fail, for Health and a bounded log (health.go)
-	records     *records     // message records in memory: uncommitted and recent (records.go)
-	fileServed  atomic.Int64 // blob bytes served on /hush/file/1 (fileserve.go)
-	reqDrops    requestDrops // what the request caps dropped (requests.go)
+	events      *events.Hub   // API subscribers and WaitState callers (node/events)
+	push        *pushState    // push registration and where the wake handle is attached (push.go)
+	newSessions *sessionRate  // how many new sessions strangers and each account may open (sessionrate.go)
+	storeHealth storeHealth   // whether commits fail, for Health and a bounded log (health.go)
+	records     *records      // message records in memory: uncommitted and recent (records.go)
+	fileServed  atomic.Int64  // blob bytes served on /hush/file/1 (fileserve.go)
+	reqDrops    requestDrops  // what the request caps dropped (requests.go)
+	linksKick   chan struct{} // wakes the links loop (links.go)
 
 	ready     chan struct{}
 	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)
@@ -169,7 +170,7 @@ type Node struct {
 
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
-	devices, syncHeld, linkTickets, syncState, files, convPrefs                                                   *store.Table
+	devices, syncHeld, linkTickets, syncState, files, convPrefs, links                                            *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -240,6 +241,7 @@ func openTables(db *store.DB) tables {
 		syncState:   db.Table("syncstate"),
 		files:       db.Table("files"),
 		convPrefs:   db.Table("convprefs"),
+		links:       db.Table("links"),
 	}
 }
 
@@ -280,6 +282,7 @@ func New(cfg Config) (*Node, error) {
 		link:         gate.New[peer.ID](),
 		push:         newPushState(),
 		newSessions:  newSessionRate(),
+		linksKick:    make(chan struct{}, 1),
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
 		queues:       make(map[identity.DeviceID]*peerQueue),

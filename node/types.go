@@ -113,6 +113,7 @@ type (
 	FileInfo         = apitypes.FileInfo
 	AutoDownload     = apitypes.AutoDownload
 	Request          = apitypes.Request
+	ShortLink        = apitypes.ShortLink
 	SendFileRequest  = apitypes.SendFileRequest
 	GroupFileRequest = apitypes.GroupFileRequest
 )

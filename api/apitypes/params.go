@@ -146,3 +146,18 @@ type FileParams struct {
 	Timeout string `json:"timeout,omitempty"` // waitFile, getFile with Out: how long to wait (default 30s, at most 10m)
 	Replace bool   `json:"replace,omitempty"` // getFile: an existing file at Out may be replaced
 }
+
+// CreateAddressParams are the params of createAddress.
+type CreateAddressParams struct {
+	Rotate bool `json:"rotate,omitempty"` // replace an existing address
+}
+
+// CreateInviteParams are the params of createInvite.
+type CreateInviteParams struct {
+	Label string `json:"label,omitempty"` // the name the contact gets here
+}
+
+// IDParams name a thing by its ID (or a unique prefix).
+type IDParams struct {
+	ID string `json:"id"`
+}

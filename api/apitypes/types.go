@@ -163,6 +163,17 @@ type Contact struct {
 	Request    bool      `json:"request,omitempty"` // added by an incoming first message, not by the user
 }
 
+// ShortLink is this account's address or one of its one-time
+// invitations (docs/protocol/addresses.md §20.4).
+type ShortLink struct {
+	ID      string    `json:"id"`   // hex of the record ID
+	Kind    string    `json:"kind"` // "address" or "invitation"
+	Link    string    `json:"link"` // HUSH:…, at most 120 characters
+	Label   string    `json:"label,omitempty"`
+	Created time.Time `json:"created"`
+	Used    bool      `json:"used,omitempty"` // an invitation someone used
+}
+
 // Request is a message request: an account that wrote first and is not
 // a contact yet (docs/protocol/addresses.md §20.5).
 type Request struct {

@@ -102,14 +102,30 @@ func runID(ctx context.Context, e *env, args []string) error {
 	if err := json.Unmarshal(raw, &self); err != nil {
 		return fmt.Errorf("daemon sent a malformed identity: %w", err)
 	}
+	address, err := ownAddress(ctx, e)
+	if err != nil {
+		return err
+	}
+	if address != "" {
+		fmt.Fprintf(e.stdout, "address:     %s
+", address)
+	}
 	fmt.Fprintln(e.stdout, self.Link)
 	if *qr {
-		// Upper case fits QR alphanumeric mode: a smaller code for the same link.
-		code, err := qrcode.New(strings.ToUpper(self.Link), qrcode.Low)
-		if err != nil {
-			return fmt.Errorf("making QR code: %w", err)
+		switch {
+		case address != "":
+			if err := printLinkQR(e.stdout, address); err != nil {
+				return err
+			}
+		default:
+			fmt.Fprintln(e.stderr, "hush: no address: this QR holds the long link, too large for most phone cameras to read from a screen; hush address create makes a short one")
+			// Upper case fits QR alphanumeric mode: a smaller code for the same link.
+			code, err := qrcode.New(strings.ToUpper(self.Link), qrcode.Low)
+			if err != nil {
+				return fmt.Errorf("making QR code: %w", err)
+			}
+			fmt.Fprint(e.stdout, code.ToSmallString(false))
 		}
-		fmt.Fprint(e.stdout, code.ToSmallString(false))
 	}
 	fmt.Fprintf(e.stdout, "name:        %s\n", self.Name)
 	fmt.Fprintf(e.stdout, "fingerprint: %s\n", self.Fingerprint)

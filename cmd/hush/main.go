@@ -63,9 +63,11 @@ func init() {
 	verbs = []verb{
 		{"init", "init --name NAME (--passphrase-file F | --no-passphrase)   create an identity", runInit},
 		{"daemon", "daemon [--listen MULTIADDR]... [--relay MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--passphrase-file F]", runDaemon},
-		{"id", "id [--qr]                      your contact link, fingerprint (and QR code)", runID},
+		{"id", "id [--qr]                      your contact links, fingerprint (and QR code)", runID},
 		{"contact", "contact add NAME LINK | list [--json] | verify NAME [--yes] | remove NAME", runContact},
 		{"request", "request list [--json] | accept NAME | decline NAME   message requests: first messages from strangers", runRequest},
+		{"address", "address create [--rotate] [--qr] | show [--qr] [--json] | delete   your reusable short link", runAddress},
+		{"invite", "invite create [--name LABEL] [--qr] | list [--json] | delete ID   one-time short links", runInvite},
 		{"send", "send NAME TEXT [--wait delivered|read] [--timeout 30s] [--reply-to ID]", runSend},
 		{"react", "react NAME MSGID EMOJI [--remove]   react to a message", runReact},
 		{"edit", "edit NAME MSGID TEXT           edit a message you sent", runEdit},

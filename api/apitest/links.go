@@ -1,0 +1,88 @@
+package apitest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hushnet/hush/node"
+)
+
+// fakeLinks is the fake's address and invitations (no relay: links are
+// made up).
+type fakeLinks struct {
+	address *node.ShortLink
+	invites []*node.ShortLink
+	next    int
+}
+
+func (b *Backend) newLinkLocked(kind, label string) *node.ShortLink {
+	b.links.next++
+	return &node.ShortLink{ID: fmt.Sprintf("%032x", b.links.next), Kind: kind, Label: label, Created: b.Now(),
+		Link: fmt.Sprintf("HUSH:AE%06dTESTLINK", b.links.next)}
+}
+
+// CreateAddress implements api.Backend.
+func (b *Backend) CreateAddress(_ context.Context, rotate bool) (node.ShortLink, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.links.address != nil && !rotate {
+		return node.ShortLink{}, node.ErrAddressExists
+	}
+	b.links.address = b.newLinkLocked("address", "")
+	return *b.links.address, nil
+}
+
+// Address implements api.Backend.
+func (b *Backend) Address() (node.ShortLink, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.links.address == nil {
+		return node.ShortLink{}, node.ErrNoAddress
+	}
+	return *b.links.address, nil
+}
+
+// DeleteAddress implements api.Backend.
+func (b *Backend) DeleteAddress(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.links.address == nil {
+		return node.ErrNoAddress
+	}
+	b.links.address = nil
+	return nil
+}
+
+// CreateInvite implements api.Backend.
+func (b *Backend) CreateInvite(_ context.Context, label string) (node.ShortLink, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := b.newLinkLocked("invitation", label)
+	b.links.invites = append(b.links.invites, l)
+	return *l, nil
+}
+
+// Invites implements api.Backend.
+func (b *Backend) Invites() ([]node.ShortLink, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []node.ShortLink
+	for _, l := range b.links.invites {
+		out = append(out, *l)
+	}
+	return out, nil
+}
+
+// DeleteInvite implements api.Backend.
+func (b *Backend) DeleteInvite(_ context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, l := range b.links.invites {
+		if len(id) >= 8 && strings.HasPrefix(l.ID, id) {
+			b.links.invites = append(b.links.invites[:i], b.links.invites[i+1:]...)
+			return nil
+		}
+	}
+	return node.ErrUnknownInvite
+}
