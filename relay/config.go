@@ -66,6 +66,15 @@ const (
 	DefaultBlobStoreBytes   = 20 << 30
 )
 
+// Defaults of the link store (docs/RELAY.md "Link store",
+// docs/protocol/addresses.md §20.3).
+const (
+	DefaultLinkTTL            = 90 * 24 * time.Hour
+	DefaultLinkMaxRecords     = 100000
+	DefaultLinkRecordsPerPeer = 16
+	DefaultLinkRecordsPerIP   = 256
+)
+
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("336h", "30s"); a bare number is read as seconds.
 type Duration time.Duration
@@ -240,6 +249,28 @@ type Config struct {
 	// BlobStoreBytes caps the bytes of all live blobs, counted as for
 	// BlobQuotaPerPeer. Default 20 GiB.
 	BlobStoreBytes int64 `json:"blob_store_bytes,omitempty"`
+	// NoLinkStore turns the link store (/hush/link/1) off. Default false:
+	// the store runs, its records in the relay's store.
+	NoLinkStore bool `json:"no_link_store,omitempty"`
+	// LinkTTL is how long a link record is kept after its last put.
+	// Default 90 days (an owner's node puts its records again at least
+	// every 7 days).
+	LinkTTL Duration `json:"link_ttl,omitempty"`
+	// LinkMaxRecords caps the live link records of the whole relay; a put
+	// of a new record past it gets LinkOverQuota. Default 100,000 (each
+	// at most MaxLinkRecord, 64 KiB + 64, in the relay's store).
+	LinkMaxRecords int `json:"link_max_records,omitempty"`
+	// LinkRecordsPerPeer caps the live link records put first by one
+	// peer. Default 16.
+	LinkRecordsPerPeer int `json:"link_records_per_peer,omitempty"`
+	// LinkRecordsPerIP is the same per network (an IPv4 address, an IPv6
+	// /64), over all its peers: a node puts its records from a new
+	// identity every time, so the per-peer cap alone binds nobody.
+	// Default 256, or LinkRecordsPerPeer if that is more; it may not be
+	// set below LinkRecordsPerPeer (Check). The network is kept with its
+	// records (a cut hash, as for blobs), so the count holds across
+	// restarts.
+	LinkRecordsPerIP int `json:"link_records_per_ip,omitempty"`
 	// Push points the relay at a push bridge that wakes mailbox owners'
 	// phones (docs/RELAY.md "Wake-ups"). Default none.
 	Push PushConfig `json:"push,omitempty"`
@@ -256,7 +287,8 @@ type Config struct {
 // Check reports the first field of c that no relay can run with: a
 // negative size, count or duration (only the rates may be negative,
 // meaning no limit), an unknown creation mode, pow_bits outside 0 to
-// 40, a blob_quota_per_ip below blob_quota_per_peer. It does no I/O;
+// 40, a blob_quota_per_ip below blob_quota_per_peer, a
+// link_records_per_ip below link_records_per_peer. It does no I/O;
 // New runs it too. Zero fields are fine: they take their defaults.
 func (c Config) Check() error {
 	for _, f := range []struct {
@@ -291,6 +323,10 @@ func (c Config) Check() error {
 		{"blob_quota_per_peer", c.BlobQuotaPerPeer < 0, c.BlobQuotaPerPeer},
 		{"blob_quota_per_ip", c.BlobQuotaPerIP < 0, c.BlobQuotaPerIP},
 		{"blob_store_bytes", c.BlobStoreBytes < 0, c.BlobStoreBytes},
+		{"link_ttl", c.LinkTTL < 0, time.Duration(c.LinkTTL)},
+		{"link_max_records", c.LinkMaxRecords < 0, c.LinkMaxRecords},
+		{"link_records_per_peer", c.LinkRecordsPerPeer < 0, c.LinkRecordsPerPeer},
+		{"link_records_per_ip", c.LinkRecordsPerIP < 0, c.LinkRecordsPerIP},
 	} {
 		if f.neg {
 			return fmt.Errorf("%w: %s is negative (%v); leave it out or set 0 for the default", ErrConfig, f.name, f.v)
@@ -308,6 +344,14 @@ func (c Config) Check() error {
 	if c.BlobQuotaPerIP > 0 && c.BlobQuotaPerIP < peerQuota {
 		return fmt.Errorf("%w: blob_quota_per_ip %d is below blob_quota_per_peer %d: one network's peers together may hold at least what one peer may",
 			ErrConfig, c.BlobQuotaPerIP, peerQuota)
+	}
+	linkPeer := c.LinkRecordsPerPeer
+	if linkPeer == 0 {
+		linkPeer = DefaultLinkRecordsPerPeer
+	}
+	if c.LinkRecordsPerIP > 0 && c.LinkRecordsPerIP < linkPeer {
+		return fmt.Errorf("%w: link_records_per_ip %d is below link_records_per_peer %d: one network's peers together may hold at least what one peer may",
+			ErrConfig, c.LinkRecordsPerIP, linkPeer)
 	}
 	if c.PoWBits < 0 || c.PoWBits > 40 {
 		return fmt.Errorf("%w: pow_bits %d: want 0 to 40", ErrConfig, c.PoWBits)
@@ -423,6 +467,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BlobStoreBytes <= 0 {
 		c.BlobStoreBytes = DefaultBlobStoreBytes
 	}
+	if c.LinkTTL <= 0 {
+		c.LinkTTL = Duration(DefaultLinkTTL)
+	}
+	if c.LinkMaxRecords <= 0 {
+		c.LinkMaxRecords = DefaultLinkMaxRecords
+	}
+	if c.LinkRecordsPerPeer <= 0 {
+		c.LinkRecordsPerPeer = DefaultLinkRecordsPerPeer
+	}
+	if c.LinkRecordsPerIP <= 0 {
+		c.LinkRecordsPerIP = max(DefaultLinkRecordsPerIP, c.LinkRecordsPerPeer)
+	}
 	var err error
 	if c.Push, err = c.Push.withDefaults(); err != nil {
 		return c, err
@@ -516,7 +572,36 @@ type Metrics interface {
 	// BlobReasonReceipts, BlobReasonTTL, BlobReasonHashMismatch,
 	// BlobReasonLost (its file lost acknowledged bytes, found at start).
 	BlobDeleted(reason string)
+
+	// LinkRecords sets the gauge of live link records.
+	LinkRecords(n int64)
+	// LinkPut counts one put stored: a new record, or one its owner
+	// replaced.
+	LinkPut()
+	// LinkGet counts one get: found (answered with a record) or not.
+	LinkGet(found bool)
+	// LinkDeleted counts one link record deleted, by reason:
+	// LinkReasonOwner (its owner's delete) or LinkReasonTTL.
+	LinkDeleted(reason string)
+	// LinkRefused counts one put or delete refused, by reason:
+	// LinkReasonDenied, LinkReasonTooLarge, LinkReasonPeerQuota,
+	// LinkReasonIPQuota, LinkReasonFull, LinkReasonRateLimited (gets
+	// too).
+	LinkRefused(reason string)
 }
+
+// Reasons of Metrics.LinkRefused and Metrics.LinkDeleted, used as
+// metric labels.
+const (
+	LinkReasonDenied      = "denied"       // bad signature, another owner, or a version not above the stored one
+	LinkReasonTooLarge    = "too_large"    // record over MaxLinkRecord
+	LinkReasonPeerQuota   = "peer_quota"   // LinkRecordsPerPeer
+	LinkReasonIPQuota     = "ip_quota"     // LinkRecordsPerIP
+	LinkReasonFull        = "full"         // LinkMaxRecords
+	LinkReasonRateLimited = "rate_limited" // the per-peer or per-IP request rate
+	LinkReasonOwner       = "owner"        // deleted by its owner
+	LinkReasonTTL         = "ttl"          // LinkTTL passed since its last put
+)
 
 // Reasons of Metrics.BlobRefused and Metrics.BlobDeleted, used as metric
 // labels.
@@ -558,6 +643,11 @@ func (NopMetrics) BlobCompleted()                         {}
 func (NopMetrics) BlobRead(int)                           {}
 func (NopMetrics) BlobDone()                              {}
 func (NopMetrics) BlobDeleted(string)                     {}
+func (NopMetrics) LinkRecords(int64)                      {}
+func (NopMetrics) LinkPut()                               {}
+func (NopMetrics) LinkGet(bool)                           {}
+func (NopMetrics) LinkDeleted(string)                     {}
+func (NopMetrics) LinkRefused(string)                     {}
 
 // String names an error code for logs and metric labels.
 func (c ErrorCode) String() string {

@@ -7,7 +7,7 @@ import (
 )
 
 // Tables lists the store tables a relay keeps (docs/RELAY.md "Storage").
-var Tables = []string{tableMailboxes, tableDeposits, tableMessages, tableMsgIDs, tableExpiry, tablePrekeys, tableWatches, tableWakes, tableBlobs, tableBlobTokens}
+var Tables = []string{tableMailboxes, tableDeposits, tableMessages, tableMsgIDs, tableExpiry, tablePrekeys, tableWatches, tableWakes, tableBlobs, tableBlobTokens, tableLinks, tableLinkData}
 
 // Repair repairs the relay store in dir after store.Open refused it with
 // store.ErrJournalDamaged: it keeps a copy of the damaged files, recovers

@@ -17,7 +17,7 @@ func TestRepairTablesAreTheRelaysTables(t *testing.T) {
 	}
 	defer db.Close()
 	tb := openTables(db)
-	all := []*store.Table{tb.mailboxes, tb.deposits, tb.messages, tb.msgids, tb.expiry, tb.prekeys, tb.watches, tb.wakes, tb.blobs, tb.blobTokens}
+	all := []*store.Table{tb.mailboxes, tb.deposits, tb.messages, tb.msgids, tb.expiry, tb.prekeys, tb.watches, tb.wakes, tb.blobs, tb.blobTokens, tb.links, tb.linkData}
 	if n := reflect.TypeOf(tb).NumField(); n != len(all) {
 		t.Fatalf("tables has %d fields; this test lists %d", n, len(all))
 	}

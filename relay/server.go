@@ -29,7 +29,8 @@ import (
 // Config.NoGroupStore, a group store: a GossipSub router that files the
 // messages of the group topics its owners watch into their mailboxes.
 // With Config.BlobDir (and not Config.NoBlobStore) it also serves the
-// blob store, /hush/blob/1, for attachments.
+// blob store, /hush/blob/1, for attachments; unless Config.NoLinkStore,
+// the link store, /hush/link/1, for short links.
 type Server struct {
 	cfg Config
 	h   host.Host
@@ -42,6 +43,7 @@ type Server struct {
 	group *groupStore
 	wake  *waker
 	blobs *blobStore
+	links *linkStore
 
 	peerLim, ipLim *limiter
 	creates        *creationLimits // mailbox creation in the open mode
@@ -73,8 +75,9 @@ type Server struct {
 }
 
 // New returns a relay server over h and db. It reads the mailbox records
-// (all are kept in memory) and the blob store's records, and brings the
-// blob directory in line with them (blobstore.go); Run serves. The caller
+// (all are kept in memory), the blob store's records, bringing the blob
+// directory in line with them (blobstore.go), and the link store's
+// metadata (linkstore.go); Run serves. The caller
 // owns h and db and closes them after Run returns.
 func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 	cfg, err := cfg.withDefaults()
@@ -99,6 +102,9 @@ func New(cfg Config, h host.Host, db *store.DB) (*Server, error) {
 	s.group = newGroupStore(s)
 	s.wake = newWaker(s, cfg.Push)
 	if s.blobs, err = newBlobStore(s); err != nil {
+		return nil, err
+	}
+	if s.links, err = newLinkStore(s); err != nil {
 		return nil, err
 	}
 	err = s.t.mailboxes.Scan(func(id, value []byte) error {
@@ -195,6 +201,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.blobs.on {
 		s.h.SetStreamHandler(BlobProtocolID, s.blobs.handle)
 	}
+	if s.links.on {
+		s.h.SetStreamHandler(LinkProtocolID, s.links.handle)
+	}
 	wakeDone := make(chan struct{})
 	go func() {
 		defer close(wakeDone)
@@ -203,12 +212,14 @@ func (s *Server) Run(ctx context.Context) error {
 	defer func() { <-wakeDone }()
 	close(s.ready)
 	s.log.Info("relay serving", "mailboxes", s.mailboxCount(), "circuit_relay", circ != nil,
-		"group_store", !s.cfg.NoGroupStore, "group_topics", s.group.topicCount(), "blob_store", s.blobs.on)
+		"group_store", !s.cfg.NoGroupStore, "group_topics", s.group.topicCount(), "blob_store", s.blobs.on,
+		"link_store", s.links.on, "link_records", s.links.count())
 
 	tick := time.NewTicker(time.Duration(s.cfg.ExpiryInterval))
 	defer tick.Stop()
 	s.expire()
 	s.blobs.sweep(s.cfg.Now())
+	s.links.sweep(s.cfg.Now())
 loop:
 	for {
 		select {
@@ -219,6 +230,7 @@ loop:
 			s.checkpoint(false)
 			now := s.cfg.Now()
 			s.blobs.sweep(now)
+			s.links.sweep(now)
 			s.peerLim.sweep(now)
 			s.ipLim.sweep(now)
 			s.creates.sweep(now)
@@ -230,6 +242,7 @@ loop:
 	s.log.Info("relay shutting down")
 	s.h.RemoveStreamHandler(ProtocolID)
 	s.h.RemoveStreamHandler(BlobProtocolID)
+	s.h.RemoveStreamHandler(LinkProtocolID)
 	s.lifeMu.Lock()
 	s.closing = true
 	for st := range s.streams {

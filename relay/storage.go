@@ -32,6 +32,7 @@ var expiryID = []byte("x")
 type tables struct {
 	mailboxes, deposits, messages, msgids, expiry, prekeys, watches, wakes *store.Table
 	blobs, blobTokens                                                      *store.Table // the blob store (blobstore.go)
+	links, linkData                                                        *store.Table // the link store (linkstore.go)
 }
 
 func openTables(db *store.DB) tables {
@@ -46,6 +47,8 @@ func openTables(db *store.DB) tables {
 		wakes:      db.Table(tableWakes),
 		blobs:      db.Table(tableBlobs),
 		blobTokens: db.Table(tableBlobTokens),
+		links:      db.Table(tableLinks),
+		linkData:   db.Table(tableLinkData),
 	}
 }
 

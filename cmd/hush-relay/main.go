@@ -1,7 +1,8 @@
 // Command hush-relay runs a hush relay: the /hush/mailbox/1 store-and-forward
 // mailbox service for offline devices, the /hush/blob/1 blob store for
-// their attachments (in <data>/blobs) and a circuit relay v2 service open
-// to its mailbox owners (docs/RELAY.md, docs/OPERATIONS.md).
+// their attachments (in <data>/blobs), the /hush/link/1 link store for
+// short links, and a circuit relay v2 service open to its mailbox owners
+// (docs/RELAY.md, docs/OPERATIONS.md).
 //
 //	hush-relay [--config FILE] [--data DIR] [--listen MULTIADDR]... [--metrics-addr ADDR]
 //
@@ -283,6 +284,9 @@ const (
 	// blobStreamsPerPeer is how many /hush/blob/1 streams one peer may
 	// hold open at once.
 	blobStreamsPerPeer = 16
+	// linkStreamsPerPeer is the same for /hush/link/1 (one request a
+	// stream; a node puts from a throw-away identity).
+	linkStreamsPerPeer = 8
 	defaultConnsPerIP  = 64
 	// streamWindow is what libp2p's resource manager counts for every
 	// open yamux stream, busy or idle: go-yamux reserves a stream's
@@ -318,6 +322,8 @@ func (c *fileConfig) watermarks() (low, high int) {
 //     eighth of memory, capped a relay near 1,265 subscribers;
 //   - GossipSub and FloodSub (the group store): high streams each way
 //     from all peers, 4 each way from one (a router keeps one);
+//   - /hush/blob/1 and /hush/link/1: high inbound streams from all
+//     peers together, 16 and 8 from one peer;
 //   - one peer: 256 inbound and 256 outbound streams over all protocols
 //     and 128 MiB (512 windows), libp2p's base without its growth with
 //     the machine's memory, so no peer can hold a large share;
@@ -377,6 +383,15 @@ func resourceLimits(cfg fileConfig) (rcmgr.ConcreteLimitConfig, error) {
 	blobPeer.StreamsInbound = blobStreamsPerPeer
 	blobPeer.Streams = blobStreamsPerPeer
 	p.ProtocolPeer[relay.BlobProtocolID] = blobPeer
+	// The link store: one short stream a request.
+	link := p.ProtocolDefault
+	link.StreamsInbound = rcmgr.LimitVal(high)
+	link.Streams = rcmgr.LimitVal(high)
+	p.Protocol[relay.LinkProtocolID] = link
+	linkPeer := p.ProtocolPeerDefault
+	linkPeer.StreamsInbound = linkStreamsPerPeer
+	linkPeer.Streams = linkStreamsPerPeer
+	p.ProtocolPeer[relay.LinkProtocolID] = linkPeer
 	for _, id := range relay.GossipProtocols() {
 		ps := p.ProtocolDefault
 		ps.StreamsInbound = rcmgr.LimitVal(high)

@@ -25,6 +25,10 @@ type promMetrics struct {
 	blobPuts, blobCompleted, blobDones   prometheus.Counter
 	blobReads, blobUp, blobServed        prometheus.Counter
 	blobRefused, blobDeleted             *prometheus.CounterVec
+
+	links                              prometheus.Gauge
+	linkPuts                           prometheus.Counter
+	linkGets, linkDeleted, linkRefused *prometheus.CounterVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) *promMetrics {
@@ -74,10 +78,20 @@ func newPromMetrics(reg prometheus.Registerer) *promMetrics {
 			Name: "blob_puts_refused_total", Help: "Blob puts refused by a limit, by reason (peer_quota, ip_quota, too_large, full)."}, []string{"reason"}),
 		blobDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
 			Name: "blobs_deleted_total", Help: "Blobs deleted, by reason (receipts, ttl, hash_mismatch, lost)."}, []string{"reason"}),
+
+		links:    g("link_records", "Live link records in the link store."),
+		linkPuts: c("link_puts_total", "Link record puts stored (new records and replacements by their owners)."),
+		linkGets: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "link_gets_total", Help: "Link record gets, by result (found, unknown)."}, []string{"result"}),
+		linkDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "link_records_deleted_total", Help: "Link records deleted, by reason (owner, ttl)."}, []string{"reason"}),
+		linkRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hush_relay",
+			Name: "link_requests_refused_total", Help: "Link requests refused, by reason (denied, too_large, peer_quota, ip_quota, full, rate_limited)."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.accepted, m.bytesIn, m.acked, m.delivered, m.expired, m.rejected,
 		m.messages, m.bytes, m.mailboxes, m.subscribers, m.filed, m.filedBytes, m.pushed, m.dropped, m.topics, m.watchRefused, m.createRefused, m.frameRefused, m.wakeCalls, m.wakes,
-		m.blobs, m.blobBytes, m.blobHeld, m.blobFree, m.blobPuts, m.blobCompleted, m.blobDones, m.blobReads, m.blobUp, m.blobServed, m.blobRefused, m.blobDeleted)
+		m.blobs, m.blobBytes, m.blobHeld, m.blobFree, m.blobPuts, m.blobCompleted, m.blobDones, m.blobReads, m.blobUp, m.blobServed, m.blobRefused, m.blobDeleted,
+		m.links, m.linkPuts, m.linkGets, m.linkDeleted, m.linkRefused)
 	return m
 }
 
@@ -136,5 +150,17 @@ func (m *promMetrics) BlobRead(n int) {
 }
 func (m *promMetrics) BlobDone()                 { m.blobDones.Inc() }
 func (m *promMetrics) BlobDeleted(reason string) { m.blobDeleted.WithLabelValues(reason).Inc() }
+
+func (m *promMetrics) LinkRecords(n int64) { m.links.Set(float64(n)) }
+func (m *promMetrics) LinkPut()            { m.linkPuts.Inc() }
+func (m *promMetrics) LinkGet(found bool) {
+	result := "unknown"
+	if found {
+		result = "found"
+	}
+	m.linkGets.WithLabelValues(result).Inc()
+}
+func (m *promMetrics) LinkDeleted(reason string) { m.linkDeleted.WithLabelValues(reason).Inc() }
+func (m *promMetrics) LinkRefused(reason string) { m.linkRefused.WithLabelValues(reason).Inc() }
 
 var _ relay.Metrics = (*promMetrics)(nil)

@@ -34,6 +34,18 @@ func TestPromMetrics(t *testing.T) {
 	m.BlobDeleted(relay.BlobReasonReceipts)
 	m.BlobDeleted(relay.BlobReasonTTL)
 	m.BlobDeleted(relay.BlobReasonHashMismatch)
+	m.LinkRecords(7)
+	m.LinkPut()
+	m.LinkPut()
+	m.LinkGet(true)
+	m.LinkGet(false)
+	m.LinkGet(true)
+	m.LinkDeleted(relay.LinkReasonOwner)
+	m.LinkDeleted(relay.LinkReasonTTL)
+	m.LinkRefused(relay.LinkReasonDenied)
+	m.LinkRefused(relay.LinkReasonIPQuota)
+	m.LinkRefused(relay.LinkReasonRateLimited)
+	m.LinkRefused(relay.LinkReasonTooLarge)
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +55,7 @@ func TestPromMetrics(t *testing.T) {
 		for _, mt := range f.GetMetric() {
 			v := mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
 			for _, l := range mt.GetLabel() {
-				if l.GetName() != "reason" {
+				if l.GetName() != "reason" && l.GetName() != "result" {
 					t.Fatalf("%s has label %s", f.GetName(), l.GetName())
 				}
 			}
@@ -69,6 +81,11 @@ func TestPromMetrics(t *testing.T) {
 		"hush_relay_blob_bytes_served_total":      1<<20 + 5,
 		"hush_relay_blob_receipts_total":          1,
 		"hush_relay_blobs_deleted_total":          3,
+		"hush_relay_link_records":                 7,
+		"hush_relay_link_puts_total":              2,
+		"hush_relay_link_gets_total":              3,
+		"hush_relay_link_records_deleted_total":   2,
+		"hush_relay_link_requests_refused_total":  4,
 	}
 	for name, v := range want {
 		if got[name] != v {
