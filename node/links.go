@@ -379,7 +379,7 @@ func (n *Node) inviteOfTokenLocked(tok [shortlink.TokenSize]byte) ([]byte, *link
 func (n *Node) useInviteLocked(t *txn, id []byte, rec *linkRec) {
 	rec.Used, rec.Gone = true, true
 	putJSON(t.b, n.tabs.links, id, rec)
-	n.kickLinks()
+	t.linksChanged = true
 }
 
 // withAnonHost calls f with a throw-away host that knows ri, within

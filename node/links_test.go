@@ -1,6 +1,21 @@
 package node
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/node/shortlink"
+)
+
+// startNodeQuiet starts a node in a fresh home, a stranger to everyone.
+func startNodeQuiet(t *testing.T) *running {
+	t.Helper()
+	return startNode(t, newHome(t, "carol"))
+}
 
 // The invitation token travels as extension tag 4 and comes back; a
 // payload without one, or with a token of another size, has none.
@@ -13,5 +28,169 @@ func TestPayloadInvite(t *testing.T) {
 	p.Invite = [16]byte{}
 	if got, err := parsePayload(p.marshal()); err != nil || got.Invite != ([16]byte{}) {
 		t.Fatalf("without a token: %+v, %v", got, err)
+	}
+}
+
+// An address: alice publishes it and goes offline; bob adds her by the
+// short link (from the relay) and writes; alice, back, has a request,
+// and answers once she accepts it. The relay's store holds neither her
+// name nor her card in the clear. Rotating the address kills the old
+// link; deleting the new one kills it too; bob stays a contact.
+func TestAddressShortLink(t *testing.T) {
+	relayDir := t.TempDir()
+	addr := startRelayIn(t, relayCfg(), relayDir)
+	aHome := newHome(t, "alice")
+	a := startNodeCfg(t, Config{Home: aHome, Relays: []string{addr}})
+	waitMailbox(t, a)
+	ctx := context.Background()
+	if _, err := a.n.Address(); !errors.Is(err, ErrNoAddress) {
+		t.Fatalf("an address before any: %v", err)
+	}
+	l, err := a.n.CreateAddress(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Link) > shortlink.MaxLength || !strings.HasPrefix(l.Link, shortlink.Prefix) || l.Kind != "address" {
+		t.Fatalf("address %+v", l)
+	}
+	if _, err := a.n.CreateAddress(ctx, false); !errors.Is(err, ErrAddressExists) {
+		t.Fatalf("a second address: %v", err)
+	}
+	a.stop(t)
+
+	b := startNode(t, newHome(t, "bob"))
+	defer b.stop(t)
+	c, err := b.n.AddContact("alice", l.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Account != a.n.cert.Account().Hex() {
+		t.Fatal("the short link gave another account")
+	}
+	if _, err := b.n.Send(ctx, SendRequest{To: "alice", Text: "found your address"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's message in alice's mailbox", func() bool {
+		ms, _ := b.n.Messages("alice", 0)
+		return len(ms) == 1 && ms[0].State == StateSent
+	})
+	a = startNodeCfg(t, Config{Home: aHome, Relays: []string{addr}})
+	defer a.stop(t)
+	waitFor(t, "bob's request", func() bool {
+		rs, _ := a.n.Requests()
+		return len(rs) == 1 && len(rs[0].Messages) == 1 && rs[0].Messages[0].Text == "found your address"
+	})
+	if _, err := a.n.AcceptRequest("bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "hello bob"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice's answer", func() bool { return len(texts(t, b.n, "alice", "in")) == 1 })
+	noMarker(t, relayDir, "alice")
+	self, _ := a.n.Self()
+	noMarker(t, relayDir, self.Account)
+
+	// Rotate: the old link is gone for anyone new; the new one works.
+	l2, err := a.n.CreateAddress(ctx, true)
+	if err != nil || l2.Link == l.Link {
+		t.Fatalf("rotate: %+v, %v", l2, err)
+	}
+	carol := startNode(t, newHome(t, "carol"))
+	defer carol.stop(t)
+	if _, err := carol.n.AddContact("alice", l.Link); !errors.Is(err, ErrLinkGone) {
+		t.Fatalf("the rotated-away link: %v", err)
+	}
+	if err := a.n.DeleteAddress(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.n.AddContact("alice", l2.Link); !errors.Is(err, ErrLinkGone) {
+		t.Fatalf("the deleted address: %v", err)
+	}
+	if cs, _ := a.n.Contacts(); len(cs) != 1 || cs[0].Name != "bob" {
+		t.Fatalf("alice's contacts after the address went: %+v", cs)
+	}
+}
+
+// A one-time invitation: the first to use it becomes a contact at once,
+// named by the label; the link then stops working (a clear error).
+func TestInvitationOnce(t *testing.T) {
+	addr := startRelay(t, relayCfg())
+	a := startNodeCfg(t, Config{Home: newHome(t, "alice"), Relays: []string{addr}})
+	defer a.stop(t)
+	waitMailbox(t, a)
+	ctx := context.Background()
+	inv, err := a.n.CreateInvite(ctx, "bob from work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, newHome(t, "bob"))
+	defer b.stop(t)
+	if _, err := b.n.AddContact("alice", inv.Link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.n.Send(ctx, SendRequest{To: "alice", Text: "it's bob"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob as alice's contact", func() bool {
+		cs, _ := a.n.Contacts()
+		return len(cs) == 1 && cs[0].Name == "bob from work" && len(texts(t, a.n, "bob from work", "in")) == 1
+	})
+	if rs, _ := a.n.Requests(); len(rs) != 0 {
+		t.Fatalf("an invitation's user is a request: %+v", rs)
+	}
+	waitFor(t, "the invitation used and its record deleted", func() bool {
+		is, _ := a.n.Invites()
+		if len(is) != 1 || !is[0].Used {
+			return false
+		}
+		c := startNodeQuiet(t)
+		defer c.stop(t)
+		_, err := c.n.AddContact("alice", inv.Link)
+		return errors.Is(err, ErrLinkGone)
+	})
+}
+
+// Bad short links: a wrong key (the relay's record fails its check), an
+// unknown ID, a relay that cannot be reached.
+func TestShortLinkBadInput(t *testing.T) {
+	addr := startRelay(t, relayCfg())
+	a := startNodeCfg(t, Config{Home: newHome(t, "alice"), Relays: []string{addr}})
+	defer a.stop(t)
+	ctx := context.Background()
+	l, err := a.n.CreateAddress(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, newHome(t, "bob"))
+	defer b.stop(t)
+	parsed, _ := shortlink.Parse(l.Link)
+	unknown := *parsed
+	unknown.Secret[0] ^= 1 // another ID: the relay has nothing
+	unknownText, _ := unknown.String()
+	if _, err := b.n.AddContact("alice", unknownText); !errors.Is(err, ErrLinkGone) {
+		t.Fatalf("an unknown ID: %v", err)
+	}
+	// Same ID, another key: made by sealing under a link whose ID
+	// collides is not possible, so the record is served to a link that
+	// shares the relay but holds a record from another link's secret.
+	if _, err := parsed.Open([]byte("not a record at all, just bytes the relay might send back")); !errors.Is(err, shortlink.ErrRecord) {
+		t.Fatalf("a record of another link: %v", err)
+	}
+	down := *parsed
+	down.RelayAddr = ma.StringCast("/ip4/127.0.0.1/tcp/1")
+	downText, _ := down.String()
+	if _, err := b.n.AddContact("alice", downText); err == nil || !strings.Contains(err.Error(), "cannot be reached") {
+		t.Fatalf("an unreachable relay: %v", err)
+	}
+	if _, err := b.n.AddContact("alice", "HUSH:NOTALINK"); err == nil {
+		t.Fatal("a malformed short link was taken")
+	}
+	if cs, _ := b.n.Contacts(); len(cs) != 0 {
+		t.Fatalf("bad links left contacts: %+v", cs)
+	}
+	// No relay: no short links.
+	if _, err := b.n.CreateInvite(ctx, ""); !errors.Is(err, ErrNoRelay) {
+		t.Fatalf("an invitation without a relay: %v", err)
 	}
 }

@@ -29,19 +29,29 @@ func startRelay(t testing.TB, cfg relay.Config) string {
 // the relay (idempotent; the test's cleanup calls it too).
 func startStoppableRelay(t testing.TB, cfg relay.Config) (string, func()) {
 	t.Helper()
-	addr, _, stop := launchRelay(t, cfg)
+	addr, _, stop := launchRelay(t, cfg, "")
 	return addr, stop
 }
 
 // launchRelay runs an in-process relay and returns its address, its host
 // (to see who connects to it) and a stop function.
-func launchRelay(t testing.TB, cfg relay.Config) (string, host.Host, func()) {
+// startRelayIn is startRelay with the relay's store in dir.
+func startRelayIn(t testing.TB, cfg relay.Config, dir string) string {
+	t.Helper()
+	addr, _, _ := launchRelay(t, cfg, dir)
+	return addr
+}
+
+func launchRelay(t testing.TB, cfg relay.Config, dir string) (string, host.Host, func()) {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(t.TempDir(), relay.StoreConfig(store.Config{}))
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	db, err := store.Open(dir, relay.StoreConfig(store.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +279,7 @@ func TestPrekeysToppedUpNotReplaced(t *testing.T) {
 // card names, and the deposits for two contacts come from two different
 // identities (finding 6 of the hardening issue).
 func TestDepositsFromOwnIdentities(t *testing.T) {
-	addr, rh, _ := launchRelay(t, relayCfg())
+	addr, rh, _ := launchRelay(t, relayCfg(), "")
 	var mu sync.Mutex
 	seen := map[peer.ID]bool{}
 	rh.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {

@@ -22,6 +22,7 @@ type txn struct {
 	seqs          map[uint64]bool   // group message sequence numbers taken in this batch
 	syncRecs      map[string][]byte // syncstate records written in this batch (syncstate.go)
 	fetch         []string          // messages whose files start downloading after the commit
+	linksChanged  bool              // wake the links loop after the commit (links.go)
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
@@ -110,6 +111,9 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 	n.publishLocked(t.events)
 	for _, id := range t.fetch {
 		n.autoFetchLocked(id)
+	}
+	if t.linksChanged {
+		n.kickLinks()
 	}
 	if len(t.publish) > 0 { // when not running, anti-entropy repairs it later
 		n.loops.Go(func(ctx context.Context) { n.publishAll(ctx, t.publish) })

@@ -52,7 +52,7 @@ type Backend struct {
 	fetches   int                      // FetchFile calls
 	autoDL    map[string]int64         // auto-download limits by conversation ("c:NAME", "g:ID")
 	requests  map[string]*node.Request // message requests by name (requests.go)
-	links     fakeLinks                // address and invitations (links.go)
+	short     fakeLinks                // address and invitations (links.go)
 }
 
 // TypingCall records a SetTyping call.

@@ -17,40 +17,40 @@ type fakeLinks struct {
 }
 
 func (b *Backend) newLinkLocked(kind, label string) *node.ShortLink {
-	b.links.next++
-	return &node.ShortLink{ID: fmt.Sprintf("%032x", b.links.next), Kind: kind, Label: label, Created: b.Now(),
-		Link: fmt.Sprintf("HUSH:AE%06dTESTLINK", b.links.next)}
+	b.short.next++
+	return &node.ShortLink{ID: fmt.Sprintf("%032x", b.short.next), Kind: kind, Label: label, Created: b.Now(),
+		Link: fmt.Sprintf("HUSH:AE%06dTESTLINK", b.short.next)}
 }
 
 // CreateAddress implements api.Backend.
 func (b *Backend) CreateAddress(_ context.Context, rotate bool) (node.ShortLink, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.links.address != nil && !rotate {
+	if b.short.address != nil && !rotate {
 		return node.ShortLink{}, node.ErrAddressExists
 	}
-	b.links.address = b.newLinkLocked("address", "")
-	return *b.links.address, nil
+	b.short.address = b.newLinkLocked("address", "")
+	return *b.short.address, nil
 }
 
 // Address implements api.Backend.
 func (b *Backend) Address() (node.ShortLink, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.links.address == nil {
+	if b.short.address == nil {
 		return node.ShortLink{}, node.ErrNoAddress
 	}
-	return *b.links.address, nil
+	return *b.short.address, nil
 }
 
 // DeleteAddress implements api.Backend.
 func (b *Backend) DeleteAddress(context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.links.address == nil {
+	if b.short.address == nil {
 		return node.ErrNoAddress
 	}
-	b.links.address = nil
+	b.short.address = nil
 	return nil
 }
 
@@ -59,7 +59,7 @@ func (b *Backend) CreateInvite(_ context.Context, label string) (node.ShortLink,
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l := b.newLinkLocked("invitation", label)
-	b.links.invites = append(b.links.invites, l)
+	b.short.invites = append(b.short.invites, l)
 	return *l, nil
 }
 
@@ -68,7 +68,7 @@ func (b *Backend) Invites() ([]node.ShortLink, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []node.ShortLink
-	for _, l := range b.links.invites {
+	for _, l := range b.short.invites {
 		out = append(out, *l)
 	}
 	return out, nil
@@ -78,9 +78,9 @@ func (b *Backend) Invites() ([]node.ShortLink, error) {
 func (b *Backend) DeleteInvite(_ context.Context, id string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, l := range b.links.invites {
+	for i, l := range b.short.invites {
 		if len(id) >= 8 && strings.HasPrefix(l.ID, id) {
-			b.links.invites = append(b.links.invites[:i], b.links.invites[i+1:]...)
+			b.short.invites = append(b.short.invites[:i], b.short.invites[i+1:]...)
 			return nil
 		}
 	}

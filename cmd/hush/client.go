@@ -107,8 +107,7 @@ func runID(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if address != "" {
-		fmt.Fprintf(e.stdout, "address:     %s
-", address)
+		fmt.Fprintf(e.stdout, "address:     %s\n", address)
 	}
 	fmt.Fprintln(e.stdout, self.Link)
 	if *qr {
