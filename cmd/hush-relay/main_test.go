@@ -221,7 +221,8 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 		"peer_burst": `-1`, "max_topics": `-1`, "conn_low": `-1`, "conn_high": `-8`,
 		"max_mailboxes_per_ip": `-1`, "topic_file_burst": `-2`, "max_frame_bytes": `-1`,
 		"max_blob": `-1`, "blob_ttl": `"-1h"`, "blob_quota_per_peer": `-1`, "blob_store_bytes": `-1`,
-		"blob_quota_per_ip": `-1`,
+		"blob_quota_per_ip": `-1`, "link_ttl": `"-1h"`, "link_max_records": `-1`, "link_records_per_peer": `-1`,
+		"link_records_per_ip": `-1`,
 	} {
 		os.WriteFile(p, []byte(`{"`+field+`": `+value+`}`), 0o600)
 		var cfg fileConfig
@@ -233,6 +234,10 @@ func TestConfigRefusesNegativeValues(t *testing.T) {
 	os.WriteFile(p, []byte(`{"blob_quota_per_peer": 3000000000, "blob_quota_per_ip": 2000000000}`), 0o600)
 	if err := readConfig(p, &fileConfig{}); err == nil || !strings.Contains(err.Error(), "blob_quota_per_ip") {
 		t.Errorf("blob_quota_per_ip below blob_quota_per_peer: got %v, want an error naming it", err)
+	}
+	os.WriteFile(p, []byte(`{"link_records_per_peer": 50, "link_records_per_ip": 20}`), 0o600)
+	if err := readConfig(p, &fileConfig{}); err == nil || !strings.Contains(err.Error(), "link_records_per_ip") {
+		t.Errorf("link_records_per_ip below link_records_per_peer: got %v, want an error naming it", err)
 	}
 	os.WriteFile(p, []byte(`{"peer_rate": -1, "ip_rate": -1, "create_ip_per_hour": -1, "topic_file_rate": -1, "topic_file_ip_rate": -1}`), 0o600)
 	if err := readConfig(p, &fileConfig{}); err != nil {
@@ -310,4 +315,49 @@ func (s *cutSource) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errors.New("source cut")
 	}
 	return copy(p, s.data[off:]), nil
+}
+
+// TestLinkStoreInProcess puts a link record through the relay binary: a
+// kill -9 and restart keeps it and its owner, and the owner deletes it.
+// With no_link_store the protocol is not offered.
+func TestLinkStoreInProcess(t *testing.T) {
+	bin := buildRelay(t)
+	dir := t.TempDir()
+	cmd, ai := startProc(t, bin, dir)
+	var c relay.Client
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, owner, _ := ed25519.GenerateKey(rand.Reader)
+	var id relay.LinkID
+	rand.Read(id[:])
+	record := make([]byte, 4000)
+	rand.Read(record)
+	if err := c.PutLink(ctx, clientHost(t), ai, owner, id, 1, record); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	_, ai = startProc(t, bin, dir)
+	got, err := c.GetLink(ctx, clientHost(t), ai, id)
+	if err != nil || !bytes.Equal(got, record) {
+		t.Fatalf("get after kill -9: %d bytes, %v", len(got), err)
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if err := c.DeleteLink(ctx, clientHost(t), ai, other, id, 2); !errors.Is(err, relay.ErrLinkDenied) {
+		t.Fatalf("delete by another key: %v", err)
+	}
+	if err := c.DeleteLink(ctx, clientHost(t), ai, owner, id, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetLink(ctx, clientHost(t), ai, id); !errors.Is(err, relay.ErrLinkUnknown) {
+		t.Fatalf("get after the delete: %v", err)
+	}
+
+	off := t.TempDir()
+	p := filepath.Join(off, "c.json")
+	os.WriteFile(p, []byte(`{"no_link_store": true}`), 0o600)
+	_, ai = startProc(t, bin, filepath.Join(off, "data"), "--config", p)
+	if _, err := c.GetLink(ctx, clientHost(t), ai, id); err == nil || errors.Is(err, relay.ErrLinkUnknown) {
+		t.Fatalf("no_link_store relay answered: %v", err)
+	}
 }
