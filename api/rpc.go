@@ -191,6 +191,7 @@ var appErrors = []struct {
 	{node.ErrNoAddress, CodeNotFound, "no_address"},
 	{node.ErrUnknownInvite, CodeNotFound, "unknown_invite"},
 	{node.ErrLinkGone, CodeInvalidInput, "link_gone"},
+	{node.ErrLinkRelay, CodeUnavailable, "relay_unreachable"},
 	{shortlink.ErrMalformed, CodeInvalidInput, "invalid_link"},
 	{shortlink.ErrTooLong, CodeInvalidInput, "link_too_long"},
 	{shortlink.ErrRecord, CodeInvalidInput, "wrong_record"},

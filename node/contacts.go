@@ -23,18 +23,18 @@ import (
 
 // contactRec is a contacts-table record, keyed by account ID.
 type contactRec struct {
-	Name       string    `json:"name"`
-	Card       []byte    `json:"card"`
-	Verified   bool      `json:"verified,omitempty"`
-	KeyChanged bool      `json:"key_changed,omitempty"` // the key under this name changed since the user last verified or added it
-	Blocked    bool      `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again
-	Request    bool      `json:"request,omitempty"`
-	SentRoute  string    `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
+	Name       string `json:"name"`
+	Card       []byte `json:"card"`
+	Verified   bool   `json:"verified,omitempty"`
+	KeyChanged bool   `json:"key_changed,omitempty"` // the key under this name changed since the user last verified or added it
+	Blocked    bool   `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again
+	Request    bool   `json:"request,omitempty"`
+	SentRoute  string `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
 	// Invite is the token of the contact's one-time invitation this
 	// account used to add it: the first messages of a session this
 	// device opens carry it (addresses.md §20.4).
-	Invite []byte `json:"invite,omitempty"`
-	Added      time.Time `json:"added"`
+	Invite []byte    `json:"invite,omitempty"`
+	Added  time.Time `json:"added"`
 }
 
 type contact struct {

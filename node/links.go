@@ -43,6 +43,7 @@ var (
 	ErrNoAddress     = errors.New("this account has no address (hush address create)")
 	ErrUnknownInvite = errors.New("no such invitation")
 	ErrLinkGone      = errors.New("this link was deleted by its owner, or the invitation was used")
+	ErrLinkRelay     = errors.New("the relay in the link cannot be reached")
 )
 
 // linkRec is a links-table record, keyed by the record ID.
@@ -462,7 +463,7 @@ func (n *Node) resolveShortLink(ctx context.Context, text string) (*card.Card, [
 	case errors.Is(err, relay.ErrLinkUnknown):
 		return nil, tok, ErrLinkGone
 	case err != nil:
-		return nil, tok, fmt.Errorf("the relay in the link (%s) cannot be reached: %w", l.RelayAddr, err)
+		return nil, tok, fmt.Errorf("%w (%s): %v", ErrLinkRelay, l.RelayAddr, err)
 	}
 	rec, err := l.Open(sealed)
 	if err != nil {

@@ -91,13 +91,20 @@ func TestAddressShortLink(t *testing.T) {
 	self, _ := a.n.Self()
 	noMarker(t, relayDir, self.Account)
 
+	// After the restart alice's card changed (a new port): the links
+	// loop puts the record again, and the link gives the current card.
+	carol := startNode(t, newHome(t, "carol"))
+	defer carol.stop(t)
+	waitFor(t, "the address's record refreshed with alice's new card", func() bool {
+		got, _, err := carol.n.resolveShortLink(ctx, l.Link)
+		return err == nil && string(got.Marshal()) == string(cardOf(t, a).Marshal())
+	})
+
 	// Rotate: the old link is gone for anyone new; the new one works.
 	l2, err := a.n.CreateAddress(ctx, true)
 	if err != nil || l2.Link == l.Link {
 		t.Fatalf("rotate: %+v, %v", l2, err)
 	}
-	carol := startNode(t, newHome(t, "carol"))
-	defer carol.stop(t)
 	if _, err := carol.n.AddContact("alice", l.Link); !errors.Is(err, ErrLinkGone) {
 		t.Fatalf("the rotated-away link: %v", err)
 	}

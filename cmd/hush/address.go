@@ -177,10 +177,10 @@ func runInvite(ctx context.Context, e *env, args []string) error {
 // ownAddress is the account's address link, or "" if it has none.
 func ownAddress(ctx context.Context, e *env) (string, error) {
 	var l apitypes.ShortLink
-	err := call(ctx, e, "getAddress", nil, &l)
+	err := api.NewClient(socketPath(e.home)).Call(ctx, "getAddress", nil, &l)
 	var ae *api.Error
 	if errors.As(err, &ae) && ae.Data != nil && ae.Data.Reason == "no_address" {
 		return "", nil
 	}
-	return l.Link, err
+	return l.Link, clientError(e, err)
 }
