@@ -239,6 +239,9 @@ func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func(
 			}
 			return err
 		}
+		if tap := taps.Load(); tap != nil && tap.fed != nil {
+			tap.fed(n, d.Verified())
+		}
 		if now := d.Verified(); now-reported >= fetchProgress && !d.Complete() {
 			reported = now
 			n.mu.Lock()
