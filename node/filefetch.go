@@ -341,10 +341,9 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 			default:
 				return nil, fmt.Errorf("the sending device refused the request (status %d)", st[0])
 			}
+			// The answer being read stays in the window: the next
+			// request goes out when it is all here.
 			left, pending = pending[0], pending[1:]
-			if err := ask(); err != nil {
-				return nil, err
-			}
 		}
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
 		b, err := wire.ReadFrame(br, fileFrameData)
