@@ -305,6 +305,10 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 	defer s.Close()
 	context.AfterFunc(ctx, func() { s.Reset() })
 	br := bufio.NewReaderSize(s, 128<<10)
+	// One buffer for every data frame (feed copies each out): a fresh one
+	// per frame made the receiver's heap, and its resident set, grow
+	// with the transfer's speed.
+	frames := wire.NewFrameReader(br, fileFrameData)
 	var left uint64       // bytes of the current answer still to come
 	var pending []uint64  // lengths of the requests sent and not yet answered
 	sent := d.Offset()    // where the next request starts
@@ -346,7 +350,7 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 			left, pending = pending[0], pending[1:]
 		}
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
-		b, err := wire.ReadFrame(br, fileFrameData)
+		b, err := frames.Next()
 		if err != nil {
 			return nil, fmt.Errorf("unreachable: %w", err)
 		}

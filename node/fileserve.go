@@ -73,7 +73,7 @@ func (n *Node) handleFileStream(s network.Stream) {
 	var written int64
 	defer func() { n.log.Debug("file stream ended", "bytes", written) }()
 	br := bufio.NewReaderSize(s, 4<<10)
-	buf := make([]byte, fileFrameData)
+	buf, frame := make([]byte, fileFrameData), make([]byte, 0, wire.HeaderSize+fileFrameData)
 	for {
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
 		b, err := wire.ReadFrame(br, fileReqSize)
@@ -103,7 +103,7 @@ func (n *Node) handleFileStream(s network.Stream) {
 			}
 			continue
 		}
-		k, err := serveRange(s, f, int64(q.offset), int64(q.length), buf)
+		k, err := serveRange(s, f, int64(q.offset), int64(q.length), buf, frame)
 		written += k
 		f.Close()
 		if err == nil {
@@ -117,15 +117,21 @@ func (n *Node) handleFileStream(s network.Stream) {
 }
 
 // serveRange writes length bytes of f from offset as data frames and
-// returns the bytes of the frames written.
-func serveRange(w io.Writer, f *os.File, offset, length int64, buf []byte) (int64, error) {
+// returns the bytes of the frames written. buf holds the bytes read and
+// frame (wire.HeaderSize longer) the frame: nothing is allocated per
+// frame.
+func serveRange(w io.Writer, f *os.File, offset, length int64, buf, frame []byte) (int64, error) {
 	var written int64
 	for length > 0 {
 		k := min(int64(len(buf)), length)
 		if _, err := f.ReadAt(buf[:k], offset); err != nil {
 			return written, err
 		}
-		if err := wire.WriteFrame(w, buf[:k]); err != nil {
+		fr, err := wire.AppendFrame(frame[:0], buf[:k])
+		if err != nil {
+			return written, err
+		}
+		if _, err := w.Write(fr); err != nil {
 			return written, err
 		}
 		written += k
