@@ -298,6 +298,9 @@ func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func(
 			}
 			return err
 		}
+		if tap := taps.Load(); tap != nil && tap.fed != nil {
+			tap.fed(n, d.Verified())
+		}
 		if now := d.Verified(); now-reported >= fetchProgress && !d.Complete() {
 			reported = now
 			n.mu.Lock()
@@ -361,6 +364,10 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 	defer s.Close()
 	context.AfterFunc(ctx, func() { s.Reset() })
 	br := bufio.NewReaderSize(s, 128<<10)
+	// One buffer for every data frame (feed copies each out): a fresh one
+	// per frame made the receiver's heap, and its resident set, grow
+	// with the transfer's speed.
+	frames := wire.NewFrameReader(br, fileFrameData)
 	var left uint64       // bytes of the current answer still to come
 	var pending []uint64  // lengths of the requests sent and not yet answered
 	sent := d.Offset()    // where the next request starts
@@ -397,13 +404,12 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 			default:
 				return nil, fmt.Errorf("the sending device refused the request (status %d)", st[0])
 			}
+			// The answer being read stays in the window: the next
+			// request goes out when it is all here.
 			left, pending = pending[0], pending[1:]
-			if err := ask(); err != nil {
-				return nil, err
-			}
 		}
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
-		b, err := wire.ReadFrame(br, fileFrameData)
+		b, err := frames.Next()
 		if err != nil {
 			return nil, fmt.Errorf("unreachable: %w", err)
 		}

@@ -65,11 +65,15 @@ func parseFileRequest(b []byte) (*fileRequest, error) {
 }
 
 // handleFileStream serves /hush/file/1: ranges of blobs this device sent,
-// to the devices it sent them to, one request at a time.
+// to the devices it sent them to, one request at a time. When the stream
+// ends it logs (debug) the blob bytes it wrote, a request cut short
+// included: what the process tests count as sent again after a restart.
 func (n *Node) handleFileStream(s network.Stream) {
 	defer s.Close()
+	var written int64
+	defer func() { n.log.Debug("file stream ended", "bytes", written) }()
 	br := bufio.NewReaderSize(s, 4<<10)
-	buf := make([]byte, fileFrameData)
+	buf, frame := make([]byte, fileFrameData), make([]byte, 0, wire.HeaderSize+fileFrameData)
 	for {
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
 		b, err := wire.ReadFrame(br, fileReqSize)
@@ -99,7 +103,8 @@ func (n *Node) handleFileStream(s network.Stream) {
 			}
 			continue
 		}
-		err = serveRange(s, f, int64(q.offset), int64(q.length), buf)
+		k, err := serveRange(s, f, int64(q.offset), int64(q.length), buf, frame)
+		written += k
 		f.Close()
 		if err == nil {
 			n.fileServed.Add(int64(q.length))
@@ -111,20 +116,29 @@ func (n *Node) handleFileStream(s network.Stream) {
 	}
 }
 
-// serveRange writes length bytes of f from offset as data frames.
-func serveRange(w io.Writer, f *os.File, offset, length int64, buf []byte) error {
+// serveRange writes length bytes of f from offset as data frames and
+// returns the bytes of the frames written. buf holds the bytes read and
+// frame (wire.HeaderSize longer) the frame: nothing is allocated per
+// frame.
+func serveRange(w io.Writer, f *os.File, offset, length int64, buf, frame []byte) (int64, error) {
+	var written int64
 	for length > 0 {
 		k := min(int64(len(buf)), length)
 		if _, err := f.ReadAt(buf[:k], offset); err != nil {
-			return err
+			return written, err
 		}
-		if err := wire.WriteFrame(w, buf[:k]); err != nil {
-			return err
+		fr, err := wire.AppendFrame(frame[:0], buf[:k])
+		if err != nil {
+			return written, err
 		}
+		if _, err := w.Write(fr); err != nil {
+			return written, err
+		}
+		written += k
 		offset += k
 		length -= k
 	}
-	return nil
+	return written, nil
 }
 
 // openServedBlob opens a blob this device sent, for a peer that is one

@@ -139,6 +139,7 @@ type tapFuncs struct {
 	topic   func(n *Node)
 	queue   func(n *Node, to identity.DeviceID) // an outbox entry made for a device
 	upload  func(n *Node)                       // a file's relay upload is about to start
+	fed     func(n *Node, verified int64)       // a download took bytes; verified: blob bytes verified so far
 }
 
 // receive decrypts and applies messages in one transaction and returns a
