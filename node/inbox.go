@@ -235,7 +235,10 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 	if err != nil {
 		forget()
 		if errors.Is(err, ratchet.ErrDuplicate) {
-			return ackOK, nil, nil // already stored when it first arrived
+			if !listed || own || !n.reusedLocked(cert.DeviceID(), in) {
+				return ackOK, nil, nil // already stored when it first arrived
+			}
+			err = errKeyReused // recovery.go: the sender's state went back
 		}
 		n.log.Debug("undecryptable message", "err", err)
 		if listed && !own {
@@ -243,6 +246,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		}
 		return ackRejected, nil, nil
 	}
+	n.sawLocked(cert.DeviceID(), in)
 	p, perr := parsePayload(pt)
 	if !listed && (perr != nil || !cardListsDevice(p.Card, acc, in.SenderDevice, held, now)) {
 		forget()

@@ -271,7 +271,7 @@ func New(cfg Config) (*Node, error) {
 		tempTopics:   make(map[string]*pubsub.Topic),
 		parting:      make(map[string]partingTopic),
 		counters:     newCounters(),
-		recovery:     make(recoveries),
+		recovery:     newRecoveries(),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
 		groupIn:      make(chan topicMsg, 4096),
 		topicsCh:     make(chan struct{}),

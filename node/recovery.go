@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -60,21 +61,90 @@ type recoveryRec struct {
 	Notice   int64 `json:"n,omitempty"` // the last notice written for it
 }
 
-// recoveries holds the records loaded so far (guarded by Node.mu).
-type recoveries map[identity.DeviceID]*recoveryRec
+// recoveries holds the records loaded so far and, per remote device,
+// the digests of the last messages accepted from it (guarded by
+// Node.mu).
+type recoveries struct {
+	recs map[identity.DeviceID]*recoveryRec
+	seen map[identity.DeviceID]*seenRing
+}
+
+func newRecoveries() recoveries {
+	return recoveries{recs: make(map[identity.DeviceID]*recoveryRec), seen: make(map[identity.DeviceID]*seenRing)}
+}
+
+// seenRingSize is how many accepted messages per remote device are
+// remembered to tell a reused message number from a repeated copy.
+const seenRingSize = 128
+
+// headerID names a ratchet message: its ratchet key and number.
+type headerID struct {
+	key [suite.KeySize]byte
+	n   uint32
+}
+
+// seenRing maps the last accepted messages' headers to their digests.
+type seenRing struct {
+	digest map[headerID][sha256.Size]byte
+	order  []headerID
+}
+
+// errKeyReused is the error of a message whose number the sender's
+// device used before for a different message: its ratchet went back
+// (a home restored from a copy), recovery.md §21.3.
+var errKeyReused = errors.New("session: the sender's device used this message number before for another message")
+
+func messageDigest(in *envelope.Inner) [sha256.Size]byte { return sha256.Sum256(in.Body) }
+
+// sawLocked remembers a message the session layer accepted.
+func (n *Node) sawLocked(dev identity.DeviceID, in *envelope.Inner) {
+	h, ok := session.MessageHeader(in)
+	if !ok {
+		return
+	}
+	r := n.recovery.seen[dev]
+	if r == nil {
+		r = &seenRing{digest: make(map[headerID][sha256.Size]byte)}
+		n.recovery.seen[dev] = r
+	}
+	id := headerID{h.RatchetKey, h.N}
+	if _, ok := r.digest[id]; !ok {
+		r.order = append(r.order, id)
+		if len(r.order) > seenRingSize {
+			delete(r.digest, r.order[0])
+			r.order = r.order[1:]
+		}
+	}
+	r.digest[id] = messageDigest(in)
+}
+
+// reusedLocked reports whether a message the ratchet calls a duplicate
+// is not a copy of the one accepted with its number but another one: the
+// sender encrypted with a message key it had used before. Repeated
+// copies (redundant mailboxes, retries) are byte for byte the same.
+// Only the last seenRingSize messages since this run started are known.
+func (n *Node) reusedLocked(dev identity.DeviceID, in *envelope.Inner) bool {
+	h, ok := session.MessageHeader(in)
+	r := n.recovery.seen[dev]
+	if !ok || r == nil {
+		return false
+	}
+	d, ok := r.digest[headerID{h.RatchetKey, h.N}]
+	return ok && d != messageDigest(in)
+}
 
 func recoveryKey(dev identity.DeviceID) []byte { return append([]byte("x"), dev[:]...) }
 
 // recoveryLocked returns a copy of a device's record.
 func (n *Node) recoveryLocked(dev identity.DeviceID) recoveryRec {
-	if r := n.recovery[dev]; r != nil {
+	if r := n.recovery.recs[dev]; r != nil {
 		return *r
 	}
 	r := &recoveryRec{}
 	if err := n.getJSON(n.tabs.counters, recoveryKey(dev), r); err != nil {
 		r = &recoveryRec{}
 	}
-	n.recovery[dev] = r
+	n.recovery.recs[dev] = r
 	return *r
 }
 
@@ -83,11 +153,11 @@ func (n *Node) recoveryLocked(dev identity.DeviceID) recoveryRec {
 func (n *Node) setRecoveryLocked(t *txn, dev identity.DeviceID, r recoveryRec) {
 	prev := n.recoveryLocked(dev)
 	cur := &r
-	n.recovery[dev] = cur
+	n.recovery.recs[dev] = cur
 	putJSON(t.b, n.tabs.counters, recoveryKey(dev), cur)
 	t.undo(func() {
-		if n.recovery[dev] == cur {
-			n.recovery[dev] = &prev
+		if n.recovery.recs[dev] == cur {
+			n.recovery.recs[dev] = &prev
 		}
 	})
 }

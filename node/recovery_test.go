@@ -198,6 +198,47 @@ func forgedMessage(t *testing.T) []byte {
 	return msg
 }
 
+// The restored device speaks first: its text reuses a message number
+// alice's device already took from the copy's future, which her ratchet
+// calls a duplicate. The bytes differ from the message accepted with
+// that number, so her device refuses it and starts the recovery; bob's
+// device accepts it and sends the text again on the new session.
+func TestSessionRecoveryRestoredSendsFirst(t *testing.T) {
+	a, b := pair(t)
+	defer func() { a.stop(t) }()
+	sendTo(t, a.n, "bob", "one")
+	sendTo(t, b.n, "alice", "two")
+	sendTo(t, a.n, "bob", "three")
+	home := b.home
+	b.stop(t)
+	old := copyHome(t, home)
+	b = startNode(t, home)
+	sendTo(t, b.n, "alice", "four")
+	sendTo(t, a.n, "bob", "five")
+	sendTo(t, b.n, "alice", "six")
+	b.stop(t)
+
+	b = startNode(t, old)
+	defer func() { b.stop(t) }()
+	ctx := context.Background()
+	m, err := b.n.Send(ctx, SendRequest{To: "alice", Text: "back again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's text at alice", func() bool { return slices.Contains(texts(t, a.n, "bob", "in"), "back again") })
+	waitFor(t, "the text delivered", func() bool { return find(t, b.n, "alice", m.ID).State == StateDelivered })
+	sendTo(t, a.n, "bob", "welcome back")
+	waitFor(t, "a notice on each side", func() bool {
+		return len(sessionNotices(t, a.n, "bob")) == 1 && len(sessionNotices(t, b.n, "alice")) == 1
+	})
+	if got, want := texts(t, a.n, "bob", "in"), []string{"two", "four", "six", "back again"}; !slices.Equal(got, want) {
+		t.Fatalf("alice's received texts %q, want %q", got, want)
+	}
+	if got, want := texts(t, b.n, "alice", "in"), []string{"one", "three", "welcome back"}; !slices.Equal(got, want) {
+		t.Fatalf("bob's received texts %q, want %q", got, want)
+	}
+}
+
 // Messages that claim to come from bob but that no session opens make
 // alice's device send bob one reset, not more (rate limit); bob's device
 // refuses it (the failed message was not his), so nobody shows a notice
