@@ -281,7 +281,11 @@ func (n *Node) applyRecoveryLocked(t *txn, c *contact, dev identity.DeviceID, p 
 	switch p.Type {
 	case ptReset:
 		rec.Accepted = now.UnixMilli()
-		resent, lost := n.resendLocked(t, c, dev, now)
+		var high uint64
+		if m, err := parseResetMsg(p.Data); err == nil {
+			high = m.High
+		}
+		resent, lost := n.resendLocked(t, c, dev, high, now)
 		ack := &resetAck{Resent: uint32(min(resent, math.MaxUint32)), Lost: uint32(min(lost, math.MaxUint32))}
 		ap := &payload{Type: ptResetAck, ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), Data: ack.marshal()}
 		if err := n.encryptToCardLocked(t, c.card, c.rec.Name, &dev, ap, false, now); err != nil {
@@ -369,7 +373,11 @@ func resendable(m *msgRec, now time.Time) bool {
 // (new) session, the recent texts of the conversation it may not have
 // (recovery.md §21.5, rule 3), and marks the older refused ones. It
 // returns how many went again and how many could not.
-func (n *Node) resendLocked(t *txn, c *contact, dev identity.DeviceID, now time.Time) (resent, lost int) {
+//
+// Recent texts that did arrive but whose counter is above high (the
+// highest the device says it holds: its store went back) go again too,
+// untracked, so their state stays.
+func (n *Node) resendLocked(t *txn, c *contact, dev identity.DeviceID, high uint64, now time.Time) (resent, lost int) {
 	acc := c.account()
 	var ids [][msgIDSize]byte
 	n.tabs.messages.ScanSeqReverse(acc[:], 0, math.MaxUint64, maxResendScan, func(_ uint64, v []byte) error {
@@ -385,6 +393,13 @@ func (n *Node) resendLocked(t *txn, c *contact, dev identity.DeviceID, now time.
 		id := ids[i]
 		m, ix, err := n.loadMsgLocked(id) // the newest version, perhaps not yet committed
 		if err != nil {
+			continue
+		}
+		if high != 0 && m.Counter > high && !resendable(m, now) && m.Dir == "out" && !m.Deleted && m.File == nil &&
+			now.Sub(m.Time) <= resendWindow && (m.State == StateDelivered || m.State == StateRead) {
+			if n.resendCopyLocked(t, c, dev, id, m, false, now) {
+				resent++
+			}
 			continue
 		}
 		if !resendable(m, now) {
@@ -407,20 +422,28 @@ func (n *Node) resendLocked(t *txn, c *contact, dev identity.DeviceID, now time.
 // resendOneLocked encrypts text m again for device dev alone, same ID,
 // time, counter and reply target, and puts it back to queued.
 func (n *Node) resendOneLocked(t *txn, c *contact, dev identity.DeviceID, id [msgIDSize]byte, ix indexRec, m *msgRec, now time.Time) bool {
-	p := &payload{Type: ptText, ID: id, TimeMS: uint64(m.Time.UnixMilli()), Text: m.Text, Counter: m.Counter}
-	if m.ReplyTo != "" {
-		if target, err := parseMsgID(m.ReplyTo); err == nil {
-			p.Target = target
-		}
-	}
-	if err := n.encryptToCardLocked(t, c.card, c.rec.Name, &dev, p, true, now); err != nil {
-		n.log.Info("text not sent again after a session reset", "contact", c.rec.Name, "err", err)
+	if !n.resendCopyLocked(t, c, dev, id, m, true, now) {
 		return false
 	}
 	cp := *m
 	cp.State, cp.Error = StateQueued, ""
 	n.updateMsgLocked(t, id, ix, &cp)
 	t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(cp.view(c.rec.Name))})
+	return true
+}
+
+// resendCopyLocked queues text m again for device dev alone.
+func (n *Node) resendCopyLocked(t *txn, c *contact, dev identity.DeviceID, id [msgIDSize]byte, m *msgRec, track bool, now time.Time) bool {
+	p := &payload{Type: ptText, ID: id, TimeMS: uint64(m.Time.UnixMilli()), Text: m.Text, Counter: m.Counter}
+	if m.ReplyTo != "" {
+		if target, err := parseMsgID(m.ReplyTo); err == nil {
+			p.Target = target
+		}
+	}
+	if err := n.encryptToCardLocked(t, c.card, c.rec.Name, &dev, p, track, now); err != nil {
+		n.log.Info("text not sent again after a session reset", "contact", c.rec.Name, "err", err)
+		return false
+	}
 	return true
 }
 
