@@ -237,15 +237,26 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 	if err != nil {
 		forget()
 		if errors.Is(err, ratchet.ErrDuplicate) {
-			return ackOK, nil, nil // already stored when it first arrived
+			if !listed || own || !n.reusedLocked(cert.DeviceID(), in) {
+				return ackOK, nil, nil // already stored when it first arrived
+			}
+			err = errKeyReused // recovery.go: the sender's state went back
 		}
 		n.log.Debug("undecryptable message", "err", err)
+		if listed && !own {
+			n.recoverLocked(t, c, cert, in, err, now) // recovery.go
+		}
 		return ackRejected, nil, nil
 	}
+	n.sawLocked(cert.DeviceID(), in)
 	p, perr := parsePayload(pt)
 	if !listed && (perr != nil || !cardListsDevice(p.Card, acc, in.SenderDevice, held, now)) {
 		forget()
 		return ackRejected, nil, nil
+	}
+	if commit != nil && perr == nil && p.Type == ptReset && !n.resetAcceptableLocked(c, set, p, !own) {
+		forget() // recovery.go: a reset not about this device's messages changes nothing
+		return ackOK, nil, nil
 	}
 	if commit != nil { // the message opens a new session
 		stranger := held == nil && !n.inAnyGroupLocked(acc) // a group's members have budgets of their own
@@ -278,6 +289,15 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			n.receiveSyncLocked(t, in.SenderDevice, p.Data, now)
 		case p.Type >= ptGroup:
 			n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now) // the account's groups
+		}
+		return ackOK, nil, nil
+	}
+	if perr == nil && recoveryType(p.Type) {
+		if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
+			return ackRetry, nil, nil
+		}
+		if c != nil && (p.Type == ptResetAck || commit != nil) {
+			n.applyRecoveryLocked(t, c, in.SenderDevice, p, now)
 		}
 		return ackOK, nil, nil
 	}

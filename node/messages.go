@@ -325,27 +325,10 @@ func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *ide
 			return err
 		}
 		if !set.HasSession() {
-			cd := cc.Device(d.DeviceID())
-			if cd == nil {
-				continue // a listed device without prekeys in the card: unreachable until it sends
-			}
-			// A one-time bundle fetched from the contact's relay gives
-			// the session forward secrecy from its first message; the
-			// card's bundle (no one-time keys) is the fallback.
-			var bundle *pqxdh.Bundle
-			if b, ok := n.prefetched[d.DeviceID()]; ok {
-				delete(n.prefetched, d.DeviceID())
-				bundle, _ = pqxdh.ParseBundle(b, d.SigningKey(), now)
-			}
-			if bundle == nil {
-				var err error
-				bundle, err = pqxdh.ParseBundle(cd.Bundle.Marshal(), d.SigningKey(), now)
-				if err != nil {
-					return fmt.Errorf("cannot start a session with %s: %w (ask for a fresh link)", name, err)
-				}
-			}
-			if err := set.Start(n.local, bundle); err != nil {
+			if started, err := n.startSessionLocked(set, cc, d, name, now); err != nil {
 				return err
+			} else if !started {
+				continue // a listed device without prekeys in the card: unreachable until it sends
 			}
 		}
 		pp := *p
@@ -382,6 +365,34 @@ func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *ide
 		return fmt.Errorf("%s has no reachable device", name)
 	}
 	return nil
+}
+
+// startSessionLocked starts a new session in set with device d of card
+// cc (PQXDH, session.md §14) and makes it active; started is false when
+// the card gives the device no prekeys.
+func (n *Node) startSessionLocked(set *session.Set, cc *card.Card, d *identity.DeviceCert, name string, now time.Time) (started bool, err error) {
+	cd := cc.Device(d.DeviceID())
+	if cd == nil {
+		return false, nil
+	}
+	// A one-time bundle fetched from the contact's relay gives the
+	// session forward secrecy from its first message; the card's bundle
+	// (no one-time keys) is the fallback.
+	var bundle *pqxdh.Bundle
+	if b, ok := n.prefetched[d.DeviceID()]; ok {
+		delete(n.prefetched, d.DeviceID())
+		bundle, _ = pqxdh.ParseBundle(b, d.SigningKey(), now)
+	}
+	if bundle == nil {
+		bundle, err = pqxdh.ParseBundle(cd.Bundle.Marshal(), d.SigningKey(), now)
+		if err != nil {
+			return false, fmt.Errorf("cannot start a session with %s: %w (ask for a fresh link)", name, err)
+		}
+	}
+	if err := set.Start(n.local, bundle); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // WaitState blocks until message id reaches state (or a later one), the

@@ -148,6 +148,7 @@ type Node struct {
 	guardHold    bool                            // table rebuilds wait for the end of guardBatchLocked
 	guardDirty   bool                            // one is due then
 	counters     *counters                       // conversation counters and gap trackers (gaps.go; own lock)
+	recovery     recoveries                      // session resets per remote device (recovery.go)
 	tempTopics   map[string]*pubsub.Topic        // joined only to publish
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked
@@ -273,6 +274,7 @@ func New(cfg Config) (*Node, error) {
 		tempTopics:   make(map[string]*pubsub.Topic),
 		parting:      make(map[string]partingTopic),
 		counters:     newCounters(),
+		recovery:     newRecoveries(),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
 		groupIn:      make(chan topicMsg, 4096),
 		topicsCh:     make(chan struct{}),

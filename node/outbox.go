@@ -620,7 +620,10 @@ func (n *Node) settleLocked(t *txn, batch []*outEntry, statuses []byte, okState 
 		}
 		state, errText := okState, ""
 		if st != ackOK {
-			state, errText = StateFailed, "the recipient's device could not decrypt the message"
+			if n.refusedBeforeResetLocked(e) { // recovery.go
+				continue
+			}
+			state, errText = StateFailed, errUndecryptable
 		}
 		n.setStateLocked(t, e.MsgID, state, errText)
 	}

@@ -70,6 +70,11 @@ const (
 // missing. Nobody sends it.
 const KindMissing Kind = "missing"
 
+// KindSession is the kind of an entry the node writes itself (direction
+// "system"): the secure session with the contact was re-established
+// (docs/protocol/recovery.md). Nobody sends it.
+const KindSession Kind = "session"
+
 // Message is one entry of a conversation, as the API and CLI show it.
 type Message struct {
 	ID        string              `json:"id"`
