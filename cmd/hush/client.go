@@ -437,8 +437,11 @@ func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, me
 // then what happened to it.
 func formatMessage(m apitypes.Message) string {
 	arrow := "←"
-	if m.Direction == "out" {
+	switch m.Direction {
+	case "out":
 		arrow = "→"
+	case "system": // a notice the node wrote: messages missing, session re-established
+		return fmt.Sprintf("%s · %s", m.Time.Local().Format("2006-01-02 15:04"), oneLine(m.Text))
 	}
 	text := m.Text
 	if m.Deleted {

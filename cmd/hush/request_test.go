@@ -57,3 +57,13 @@ func TestRequestCommands(t *testing.T) {
 		}
 	}
 }
+
+// A notice the node wrote shows as a line of its own, without an arrow,
+// ID or state.
+func TestFormatSystemEntry(t *testing.T) {
+	m := apitypes.Message{ID: "abc", Direction: "system", Kind: apitypes.KindSession, Text: "secure session re-established", State: "received"}
+	got := formatMessage(m)
+	if !strings.HasSuffix(got, " · secure session re-established") || strings.Contains(got, "abc") || strings.Contains(got, "received") {
+		t.Fatalf("system entry: %q", got)
+	}
+}
