@@ -106,10 +106,10 @@ func runID(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(e.stdout, self.Link) // first: scripts take the first line
 	if address != "" {
 		fmt.Fprintf(e.stdout, "address:     %s\n", address)
 	}
-	fmt.Fprintln(e.stdout, self.Link)
 	if *qr {
 		switch {
 		case address != "":
