@@ -47,6 +47,12 @@ type PartFile interface {
 // the first fills.
 const writeBlock = 4*sealedChunk + stream.NonceSize
 
+// syncEvery: while a download runs, a PartFile that has a Sync method (an
+// *os.File has) is synced in the background each time this many more
+// bytes have been written, so the sync that makes the complete blob
+// durable finds little left to write.
+const syncEvery = 8 << 20
+
 // Download receives one blob into a PartFile, verifying each STREAM chunk
 // as it completes with the pointer's key and, at the end, the whole blob's
 // SHA-256 against the pointer's hash (docs/protocol/files.md §19.4).
@@ -69,6 +75,7 @@ type Download struct {
 	buf      []byte         // blob bytes from flushed on: verified, then an incomplete chunk
 	spare    []byte         // the other block: free, or being hashed and written
 	inflight chan error     // the result of the block being hashed and written, or nil
+	syncing  chan error     // the result of a background Sync, or nil; only block goroutines start one
 	err      error          // sticky: a block failed to be written
 	open     *stream.Opener // nil until the nonce is here
 	h        hash.Hash      // SHA-256 of blob[0:flushed] once inflight is done
@@ -168,14 +175,23 @@ func (d *Download) Write(p []byte) (int, error) {
 }
 
 // Flush writes every verified byte to the PartFile and waits until it is
-// written. Write calls it at the end and after a bad chunk; a caller that
-// stops before the blob is complete calls it to keep what verified for a
-// resume.
+// written (and until a background sync, if one runs, ends). Write calls it
+// at the end and after a bad chunk; a caller that stops before the blob is
+// complete calls it to keep what verified for a resume.
 func (d *Download) Flush() error {
 	if err := d.launch(); err != nil {
 		return err
 	}
-	return d.wait()
+	if err := d.wait(); err != nil {
+		return err
+	}
+	if d.syncing != nil {
+		if err := <-d.syncing; err != nil {
+			d.err = fmt.Errorf("attach: syncing part file: %w", err)
+		}
+		d.syncing = nil
+	}
+	return d.err
 }
 
 // launch waits for the block in flight, then hands the verified bytes of
@@ -195,17 +211,46 @@ func (d *Download) launch() error {
 	d.flushed += k
 	done := make(chan error, 1)
 	d.inflight = done
-	h, f := d.h, d.f
 	go func() {
-		h.Write(block)
+		d.h.Write(block)
 		if write {
-			if _, err := f.WriteAt(block, off); err != nil {
+			if _, err := d.f.WriteAt(block, off); err != nil {
 				done <- fmt.Errorf("attach: writing part file: %w", err)
+				return
+			}
+			if (off+k)/syncEvery != off/syncEvery {
+				done <- d.syncInBackground()
 				return
 			}
 		}
 		done <- nil
 	}()
+	return nil
+}
+
+// syncInBackground starts syncing the PartFile on a goroutine of its own,
+// unless a sync already runs, and returns the error of the last one if it
+// failed (a failed sync may have lost written bytes: the download must
+// not complete). Only the block goroutine calls it.
+func (d *Download) syncInBackground() error {
+	f, ok := d.f.(interface{ Sync() error })
+	if !ok {
+		return nil
+	}
+	if d.syncing != nil {
+		select {
+		case err := <-d.syncing:
+			d.syncing = nil
+			if err != nil {
+				return fmt.Errorf("attach: syncing part file: %w", err)
+			}
+		default:
+			return nil // the last one still runs
+		}
+	}
+	ch := make(chan error, 1)
+	d.syncing = ch
+	go func() { ch <- f.Sync() }()
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/hushnet/hush/crypto/stream"
@@ -214,5 +215,58 @@ func TestDownloadMemoryFlat(t *testing.T) {
 	}
 	if cap(d.buf) != writeBlock || cap(d.spare) != writeBlock {
 		t.Fatalf("blocks grew to %d and %d bytes", cap(d.buf), cap(d.spare))
+	}
+}
+
+// syncPart counts Syncs and fails them with err.
+type syncPart struct {
+	*os.File
+	mu    sync.Mutex
+	syncs int
+	err   error
+}
+
+func (f *syncPart) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.syncs++
+	if f.err != nil {
+		return f.err
+	}
+	return f.File.Sync()
+}
+
+// A large download syncs the .part in the background as it goes; a sync
+// that fails (written bytes may be lost) fails the download, which never
+// completes.
+func TestDownloadBackgroundSync(t *testing.T) {
+	p, blob := seal(t, plaintext(3*syncEvery, 26))
+	for _, fail := range []bool{false, true} {
+		f, _ := partFile(t)
+		sp := &syncPart{File: f}
+		if fail {
+			sp.err = errDisk
+		}
+		d, err := NewDownload(p, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = feed(d, blob, rand.New(rand.NewPCG(26, 26)), 65536)
+		sp.mu.Lock()
+		syncs := sp.syncs
+		sp.mu.Unlock()
+		if syncs == 0 {
+			t.Fatalf("fail %v: no sync while writing %d MiB", fail, len(blob)>>20)
+		}
+		if fail {
+			if !errors.Is(err, errDisk) || d.Complete() {
+				t.Fatalf("failed sync: %v, complete %v", err, d.Complete())
+			}
+			continue
+		}
+		if err != nil || !d.Complete() {
+			t.Fatalf("%v, complete %v", err, d.Complete())
+		}
+		partHolds(t, f, blob, p.BlobSize, "complete")
 	}
 }
