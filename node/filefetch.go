@@ -284,8 +284,14 @@ var (
 	errGone    = errors.New("expired")
 )
 
-// feed copies a source's bytes into d, with progress events.
-func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func() ([]byte, error)) error {
+// feed copies a source's bytes into d, with progress events. If the
+// source fails, what verified is written to the .part for a resume.
+func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func() ([]byte, error)) (err error) {
+	defer func() {
+		if err != nil {
+			d.Flush()
+		}
+	}()
 	reported := d.Offset()
 	for !d.Complete() {
 		b, err := next()
