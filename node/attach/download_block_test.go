@@ -60,6 +60,9 @@ func TestDownloadPartOnlyVerified(t *testing.T) {
 		if fi.Size() > d.Verified() {
 			t.Fatalf(".part holds %d bytes, only %d verified", fi.Size(), d.Verified())
 		}
+		if d.Stored() != fi.Size() || d.Verified()-d.Stored() > 2*writeBlock {
+			t.Fatalf("Stored %d, .part %d bytes, %d verified", d.Stored(), fi.Size(), d.Verified())
+		}
 		partHolds(t, f, blob, fi.Size(), "between flushes")
 	}
 	if !d.Complete() {
