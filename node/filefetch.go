@@ -284,8 +284,14 @@ var (
 	errGone    = errors.New("expired")
 )
 
-// feed copies a source's bytes into d, with progress events.
-func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func() ([]byte, error)) error {
+// feed copies a source's bytes into d, with progress events. If the
+// source fails, what verified is written to the .part for a resume.
+func (n *Node) feed(id string, d *attach.Download, p *attach.Pointer, next func() ([]byte, error)) (err error) {
+	defer func() {
+		if err != nil {
+			d.Flush()
+		}
+	}()
 	reported := d.Offset()
 	for !d.Complete() {
 		b, err := next()
@@ -368,12 +374,19 @@ func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p
 	// per frame made the receiver's heap, and its resident set, grow
 	// with the transfer's speed.
 	frames := wire.NewFrameReader(br, fileFrameData)
-	var left uint64       // bytes of the current answer still to come
-	var pending []uint64  // lengths of the requests sent and not yet answered
-	sent := d.Offset()    // where the next request starts
-	ask := func() error { // keep up to fetchWindow requests in flight
+	var left uint64      // bytes of the current answer still to come
+	var pending []uint64 // lengths of the requests sent and not yet answered
+	sent := d.Offset()   // where the next request starts
+	// ask keeps up to fetchWindow requests in flight, and no more than
+	// fetchWindow requests' bytes past what is written to the .part (the
+	// Download holds verified blocks in memory before it writes them), so
+	// a receiver killed is sent at most one window again.
+	ask := func() error {
 		for len(pending) < fetchWindow && sent < p.BlobSize {
 			q := fileRequest{hash: p.Hash, offset: uint64(sent), length: uint64(min(int64(fetchRequest), p.BlobSize-sent))}
+			if len(pending) > 0 && sent+int64(q.length)-d.Stored() > fetchWindow*fetchRequest {
+				return nil
+			}
 			if err := wire.WriteFrame(s, q.marshal()); err != nil {
 				return fmt.Errorf("unreachable: %w", err)
 			}

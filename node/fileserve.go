@@ -35,6 +35,19 @@ const (
 	fileStatusRange byte = 3 // bad range
 )
 
+// Serving tuning.
+const (
+	// fileFrameSend is how many bytes of blob the data frames this device
+	// sends hold: with the frame's length prefix and yamux's 12-byte
+	// header, a frame is one yamux message (at most 64 KiB) and one Noise
+	// transport message (at most 65,519 bytes of plaintext), so it is
+	// encrypted once and written in one system call; a frame of 64 KiB
+	// took three of each.
+	fileFrameSend = 65535 - 16 - 12 - wire.HeaderSize
+	// fileReadBlock is how much of a blob serveRange reads at a time.
+	fileReadBlock = 4 * fileFrameSend
+)
+
 // fileRequest is one request on /hush/file/1.
 type fileRequest struct {
 	hash           [attach.HashSize]byte
@@ -73,7 +86,7 @@ func (n *Node) handleFileStream(s network.Stream) {
 	var written int64
 	defer func() { n.log.Debug("file stream ended", "bytes", written) }()
 	br := bufio.NewReaderSize(s, 4<<10)
-	buf, frame := make([]byte, fileFrameData), make([]byte, 0, wire.HeaderSize+fileFrameData)
+	buf, frame := make([]byte, fileReadBlock), make([]byte, 0, wire.HeaderSize+fileFrameSend)
 	for {
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
 		b, err := wire.ReadFrame(br, fileReqSize)
@@ -116,10 +129,11 @@ func (n *Node) handleFileStream(s network.Stream) {
 	}
 }
 
-// serveRange writes length bytes of f from offset as data frames and
-// returns the bytes of the frames written. buf holds the bytes read and
-// frame (wire.HeaderSize longer) the frame: nothing is allocated per
-// frame.
+// serveRange writes length bytes of f from offset as data frames of
+// fileFrameSend bytes (the last shorter) and returns the bytes of the
+// frames written. buf holds the bytes read (in blocks of len(buf)) and
+// frame (fileFrameSend + wire.HeaderSize) each frame: nothing is
+// allocated per frame.
 func serveRange(w io.Writer, f *os.File, offset, length int64, buf, frame []byte) (int64, error) {
 	var written int64
 	for length > 0 {
@@ -127,14 +141,18 @@ func serveRange(w io.Writer, f *os.File, offset, length int64, buf, frame []byte
 		if _, err := f.ReadAt(buf[:k], offset); err != nil {
 			return written, err
 		}
-		fr, err := wire.AppendFrame(frame[:0], buf[:k])
-		if err != nil {
-			return written, err
+		for b := buf[:k]; len(b) > 0; {
+			m := min(len(b), cap(frame)-wire.HeaderSize)
+			fr, err := wire.AppendFrame(frame[:0], b[:m])
+			if err != nil {
+				return written, err
+			}
+			if _, err := w.Write(fr); err != nil {
+				return written, err
+			}
+			written += int64(m)
+			b = b[m:]
 		}
-		if _, err := w.Write(fr); err != nil {
-			return written, err
-		}
-		written += k
 		offset += k
 		length -= k
 	}

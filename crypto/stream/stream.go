@@ -15,7 +15,8 @@
 //
 // NewWriter and NewReader process a payload sequentially; NewReaderAt
 // decrypts any range of a stored payload, so an interrupted transfer can
-// resume at any offset.
+// resume at any offset; an Opener authenticates one chunk held in memory,
+// for a receiver that checks each chunk as it arrives.
 package stream
 
 import (
@@ -341,15 +342,97 @@ func (r *reader) checkEnd() error {
 
 // ---- ReaderAt -------------------------------------------------------------------
 
-// ReaderAt decrypts arbitrary ranges of a stored payload. It is safe for
-// concurrent use, as io.ReaderAt requires.
-type ReaderAt struct {
-	src     io.ReaderAt
+// ---- Opener -------------------------------------------------------------------
+
+// Opener authenticates and decrypts the chunks of one payload of a known
+// size, one chunk at a time, from bytes the caller holds, in any order.
+// Each chunk is opened with its own index and with the final-chunk flag
+// exactly when it is the last chunk the size implies, as ReaderAt does, so
+// a chunk from another position or another payload, a short or long chunk
+// and a final chunk where the size says there is none all fail. An Opener
+// is safe for concurrent use.
+type Opener struct {
 	aead    cipher.AEAD
 	encSize int64 // payload size, nonce included
 	size    int64 // plaintext size
 	chunks  int64
-	cache   atomic.Pointer[cachedChunk] // last chunk decrypted
+}
+
+// NewOpener returns an Opener for the payload of encryptedSize bytes whose
+// first NonceSize bytes are nonce, under fileKey (16 or 32 bytes). It
+// fails with ErrInvalidSize if encryptedSize is impossible, ErrKeySize, or
+// ErrTruncated if nonce is not NonceSize bytes. It authenticates nothing:
+// only Open does.
+func NewOpener(fileKey, nonce []byte, encryptedSize int64) (*Opener, error) {
+	if len(fileKey) != 16 && len(fileKey) != 32 {
+		return nil, ErrKeySize
+	}
+	chunks, size, err := layout(encryptedSize)
+	if err != nil {
+		return nil, err
+	}
+	if len(nonce) != NonceSize {
+		return nil, fmt.Errorf("%w: nonce of %d bytes", ErrTruncated, len(nonce))
+	}
+	aead, err := payloadAEAD(fileKey, nonce)
+	if err != nil {
+		return nil, err
+	}
+	return &Opener{aead: aead, encSize: encryptedSize, size: size, chunks: chunks}, nil
+}
+
+// Chunks returns the number of chunks in the payload.
+func (o *Opener) Chunks() int64 { return o.chunks }
+
+// Size returns the plaintext size the payload's size implies.
+func (o *Opener) Size() int64 { return o.size }
+
+// ChunkRange returns where sealed chunk i lies in the payload: its offset
+// (the nonce comes first) and its size, tag included. It panics if i is
+// not in [0, Chunks()).
+func (o *Opener) ChunkRange(i int64) (off, n int64) {
+	if i < 0 || i >= o.chunks {
+		panic(fmt.Sprintf("stream: chunk %d of %d", i, o.chunks))
+	}
+	off = NonceSize + i*encChunk
+	return off, min(int64(encChunk), o.encSize-off)
+}
+
+// Open authenticates sealed, which must be exactly chunk i as ChunkRange
+// gives it, and appends its plaintext to dst. It returns ErrDecrypt if the
+// chunk does not authenticate at that index and finality, ErrTruncated or
+// ErrTrailingData if sealed is shorter or longer than chunk i, and an
+// error for an index out of range. As with cipher.AEAD, dst may be
+// sealed[:0] to decrypt in place; sealed is then overwritten even on
+// failure.
+func (o *Opener) Open(dst, sealed []byte, i int64) ([]byte, error) {
+	if i < 0 || i >= o.chunks {
+		return nil, fmt.Errorf("%w: no chunk %d in %d", ErrInvalidSize, i, o.chunks)
+	}
+	_, n := o.ChunkRange(i)
+	switch {
+	case int64(len(sealed)) < n:
+		return nil, fmt.Errorf("%w: chunk %d has %d of %d bytes", ErrTruncated, i, len(sealed), n)
+	case int64(len(sealed)) > n:
+		return nil, fmt.Errorf("%w: chunk %d has %d bytes, %d expected", ErrTrailingData, i, len(sealed), n)
+	}
+	nonce := chunkNonce(uint64(i), i == o.chunks-1)
+	out, err := o.aead.Open(dst, nonce[:], sealed, nil)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return out, nil
+}
+
+// ---- ReaderAt -------------------------------------------------------------------
+
+// ReaderAt decrypts arbitrary ranges of a stored payload. It is safe for
+// concurrent use, as io.ReaderAt requires.
+type ReaderAt struct {
+	src   io.ReaderAt
+	o     *Opener
+	size  int64                       // plaintext size
+	cache atomic.Pointer[cachedChunk] // last chunk decrypted
 }
 
 type cachedChunk struct {
@@ -369,20 +452,19 @@ func NewReaderAt(src io.ReaderAt, encryptedSize int64, fileKey []byte) (*ReaderA
 	if len(fileKey) != 16 && len(fileKey) != 32 {
 		return nil, ErrKeySize
 	}
-	chunks, size, err := layout(encryptedSize)
-	if err != nil {
+	if _, _, err := layout(encryptedSize); err != nil {
 		return nil, err
 	}
 	nonce := make([]byte, NonceSize)
 	if err := readFullAt(src, nonce, 0); err != nil {
 		return nil, fmt.Errorf("stream: reading payload nonce: %w", err)
 	}
-	aead, err := payloadAEAD(fileKey, nonce)
+	o, err := NewOpener(fileKey, nonce, encryptedSize)
 	if err != nil {
 		return nil, err
 	}
-	ra := &ReaderAt{src: src, aead: aead, encSize: encryptedSize, size: size, chunks: chunks}
-	if _, err := ra.chunk(chunks - 1); err != nil {
+	ra := &ReaderAt{src: src, o: o, size: o.Size()}
+	if _, err := ra.chunk(o.Chunks() - 1); err != nil {
 		return nil, err
 	}
 	return ra, nil
@@ -421,17 +503,14 @@ func (ra *ReaderAt) chunk(i int64) ([]byte, error) {
 	if c := ra.cache.Load(); c != nil && c.index == i {
 		return c.data, nil
 	}
-	off := NonceSize + i*encChunk
-	size := min(int64(encChunk), ra.encSize-off)
+	off, size := ra.o.ChunkRange(i)
 	buf := make([]byte, size)
 	if err := readFullAt(ra.src, buf, off); err != nil {
 		return nil, fmt.Errorf("stream: reading chunk %d: %w", i, err)
 	}
-	last := i == ra.chunks-1
-	nonce := chunkNonce(uint64(i), last)
-	data, err := ra.aead.Open(buf[:0], nonce[:], buf, nil)
+	data, err := ra.o.Open(buf[:0], buf, i)
 	if err != nil {
-		return nil, ErrDecrypt
+		return nil, err
 	}
 	ra.cache.Store(&cachedChunk{index: i, data: data})
 	return data, nil

@@ -229,6 +229,9 @@ func TestTruncationAtEveryChunkBoundary(t *testing.T) {
 		if _, err := decryptAt(key, payload[:cut]); err == nil {
 			t.Fatalf("cut at %d: ReaderAt succeeded", cut)
 		}
+		if _, err := decryptOpener(key, payload[:cut]); err == nil {
+			t.Fatalf("cut at %d: Opener succeeded", cut)
+		}
 	}
 }
 
@@ -656,6 +659,7 @@ func TestCCTV(t *testing.T) {
 				t.Errorf("released plaintext hash %x, want %s (err %v)", sum, v.payload, err)
 			}
 			atGot, atErr := decryptAt(v.fileKey, v.body)
+			opGot, opErr := decryptOpener(v.fileKey, v.body)
 			switch v.expect {
 			case "success":
 				if err != nil {
@@ -663,6 +667,9 @@ func TestCCTV(t *testing.T) {
 				}
 				if atErr != nil || !bytes.Equal(atGot, got) {
 					t.Fatalf("ReaderAt: %v", atErr)
+				}
+				if opErr != nil || !bytes.Equal(opGot, got) {
+					t.Fatalf("Opener: %v", opErr)
 				}
 				// Round trip through the writer with the same nonce.
 				var buf bytes.Buffer
@@ -681,6 +688,9 @@ func TestCCTV(t *testing.T) {
 				}
 				if atErr == nil {
 					t.Fatal("ReaderAt accepted a bad payload")
+				}
+				if opErr == nil {
+					t.Fatal("Opener accepted a bad payload")
 				}
 			default:
 				t.Fatalf("unexpected expect %q", v.expect)

@@ -41,26 +41,47 @@ type PartFile interface {
 	Stat() (fs.FileInfo, error)
 }
 
+// writeBlock is the size of the two blocks a Download holds in memory:
+// one receives bytes (verified chunks, then the chunk arriving), the other
+// is being hashed and written to the PartFile, on another goroutine, while
+// the first fills.
+const writeBlock = 4*sealedChunk + stream.NonceSize
+
+// syncEvery: while a download runs, a PartFile that has a Sync method (an
+// *os.File has) is synced in the background each time this many more
+// bytes have been written, so the sync that makes the complete blob
+// durable finds little left to write.
+const syncEvery = 8 << 20
+
 // Download receives one blob into a PartFile, verifying each STREAM chunk
 // as it completes with the pointer's key and, at the end, the whole blob's
 // SHA-256 against the pointer's hash (docs/protocol/files.md §19.4).
 //
-// The .part file only ever holds, beyond an incomplete last chunk, bytes
-// that verified: a chunk that fails is cut off again. Opening a Download
-// over an existing .part file re-verifies it and resumes after its last
-// whole verified chunk. A Download is not safe for concurrent use.
+// A chunk is verified from memory as its last byte arrives; only verified
+// chunks are hashed and written to the PartFile, in blocks of up to
+// writeBlock bytes on a second goroutine (so receiving and verifying the
+// next block overlaps with hashing and writing the last), so the .part file
+// only ever holds bytes that verified. Opening a Download over an existing
+// .part file re-verifies it and resumes after its last whole verified
+// chunk. A Download is not safe for concurrent use.
 type Download struct {
 	p        Pointer
 	f        PartFile
-	chunks   int64 // STREAM chunks in the payload
-	written  int64 // bytes in f: where the next Write lands
-	verified int64 // bytes of f that verified (and are hashed)
-	complete bool  // the whole blob is here and its hash matched
+	flushed  int64 // bytes handed to be hashed and written, all verified
+	verified int64 // bytes that verified: flushed, then the start of buf
+	written  int64 // where the next Write lands: flushed + len(buf)
+	complete bool  // the whole blob is here, written, and its hash matched
 
-	src   partSource
-	dec   io.Reader // sequential STREAM reader, positioned at verified
-	h     hash.Hash // SHA-256 of f[0:verified]
-	plain []byte    // one chunk of plaintext, thrown away
+	buf      []byte         // blob bytes from flushed on: verified, then an incomplete chunk
+	spare    []byte         // the other block: free, or being hashed and written
+	inflight chan error     // the result of the block being hashed and written, or nil
+	stored   int64          // bytes known to be written to f: flushed once inflight is done
+	syncing  chan error     // the result of a background Sync, or nil; only block goroutines start one
+	err      error          // sticky: a block failed to be written
+	open     *stream.Opener // nil until the nonce is here
+	h        hash.Hash      // SHA-256 of blob[0:flushed] once inflight is done
+	plain    []byte         // one chunk of plaintext, thrown away
+	reading  bool           // verifying what f holds: nothing to write
 }
 
 // NewDownload starts or resumes the download of the blob p describes into
@@ -78,18 +99,17 @@ func NewDownload(p *Pointer, f PartFile) (*Download, error) {
 		return nil, fmt.Errorf("attach: part file: %w", err)
 	}
 	d := &Download{
-		p:      *p,
-		f:      f,
-		chunks: max(1, (p.EncSize-stream.NonceSize-1)/sealedChunk+1),
-		plain:  make([]byte, stream.ChunkSize),
+		p:     *p,
+		f:     f,
+		buf:   make([]byte, 0, writeBlock),
+		spare: make([]byte, 0, writeBlock),
+		plain: make([]byte, 0, stream.ChunkSize),
 	}
-	d.src.f = f
 	err = d.verifyPrefix(min(fi.Size(), p.BlobSize))
 	if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrHashMismatch) {
 		return nil, err
 	}
-	d.written = d.verified // an incomplete last chunk is fetched again
-	if err := f.Truncate(d.written); err != nil {
+	if err := f.Truncate(d.flushed); err != nil {
 		return nil, fmt.Errorf("attach: part file: %w", err)
 	}
 	return d, nil
@@ -99,10 +119,18 @@ func NewDownload(p *Pointer, f PartFile) (*Download, error) {
 // bytes to ask the source to skip.
 func (d *Download) Offset() int64 { return d.written }
 
-// Verified is how many bytes of the blob have verified.
+// Verified is how many bytes of the blob have verified (the last of them
+// may not be written yet: see Flush).
 func (d *Download) Verified() int64 { return d.verified }
 
-// Complete reports whether the whole blob is here and matched the hash.
+// Stored is how many bytes of the blob are known to be written to the
+// PartFile: what a resume would find if the process stopped now without
+// a Flush. The verified bytes between Stored and Verified are in memory
+// (at most two blocks of about 256 KiB).
+func (d *Download) Stored() int64 { return d.stored }
+
+// Complete reports whether the whole blob is here, written to the
+// PartFile, and matched the hash.
 func (d *Download) Complete() bool { return d.complete }
 
 // Pointer returns a copy of the pointer the download follows.
@@ -113,8 +141,14 @@ func (d *Download) Pointer() *Pointer { p := d.p; return &p }
 // and the chunk's bytes are dropped (Offset goes back to its start; the
 // rest of p is not taken). When the last byte arrives Write checks the
 // blob's hash; a mismatch wraps ErrHashMismatch and drops the padding.
-// Bytes past the blob's end are refused with ErrOverrun.
+// Bytes past the blob's end are refused with ErrOverrun. Verified chunks
+// are written to the PartFile in blocks, some after Write returns; an
+// error writing one is returned by a later Write or Flush, and by every
+// call after it.
 func (d *Download) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
 	if d.complete && len(p) > 0 {
 		return 0, ErrOverrun
 	}
@@ -122,21 +156,24 @@ func (d *Download) Write(p []byte) (int, error) {
 	if int64(n) > d.p.BlobSize-d.written {
 		n, over = int(d.p.BlobSize-d.written), true
 	}
-	if n > 0 {
-		m, err := d.f.WriteAt(p[:n], d.written)
-		d.written += int64(m)
-		if err != nil {
-			return m, fmt.Errorf("attach: writing part file: %w", err)
+	start := d.written
+	for taken := 0; taken < n; {
+		if len(d.buf) == cap(d.buf) {
+			if err := d.launch(); err != nil {
+				return taken, err
+			}
 		}
-	}
-	before := d.written
-	if err := d.advance(); err != nil {
-		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrHashMismatch) {
-			// Whatever of p lies past the new Offset was not kept.
-			n -= int(before - d.written)
-			return max(0, n), err
+		k := copy(d.buf[len(d.buf):cap(d.buf)], p[taken:n])
+		d.buf = d.buf[:len(d.buf)+k]
+		d.written += int64(k)
+		taken += k
+		if err := d.advance(); err != nil {
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrHashMismatch) {
+				// Whatever of p lies past the new Offset was not kept.
+				return int(max(0, d.written-start)), err
+			}
+			return taken, err
 		}
-		return n, err
 	}
 	if over {
 		return n, ErrOverrun
@@ -144,18 +181,143 @@ func (d *Download) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// verifyPrefix restarts verification from the blob's first byte and
-// verifies f[0:have], leaving written = verified at the end of the longest
-// good prefix.
-func (d *Download) verifyPrefix(have int64) error {
-	dec, err := stream.NewReader(&d.src, d.p.Key[:])
-	if err != nil {
+// Flush writes every verified byte to the PartFile and waits until it is
+// written (and until a background sync, if one runs, ends). Write calls it
+// at the end and after a bad chunk; a caller that stops before the blob is
+// complete calls it to keep what verified for a resume.
+func (d *Download) Flush() error {
+	if err := d.launch(); err != nil {
 		return err
 	}
-	d.dec, d.h = dec, sha256.New()
-	d.src.pos, d.src.limit, d.src.h = 0, 0, d.h
-	d.verified, d.written, d.complete = 0, have, false
-	return d.advance()
+	if err := d.wait(); err != nil {
+		return err
+	}
+	if d.syncing != nil {
+		if err := <-d.syncing; err != nil {
+			d.err = fmt.Errorf("attach: syncing part file: %w", err)
+		}
+		d.syncing = nil
+	}
+	return d.err
+}
+
+// launch waits for the block in flight, then hands the verified bytes of
+// buf to a goroutine that hashes them and (unless reading) writes them
+// at flushed; the incomplete chunk after them moves to the other block.
+func (d *Download) launch() error {
+	if err := d.wait(); err != nil {
+		return err
+	}
+	k := d.verified - d.flushed
+	if k == 0 {
+		return nil
+	}
+	block, off, write := d.buf[:k], d.flushed, !d.reading
+	next := d.spare[:copy(d.spare[:cap(d.spare)], d.buf[k:])]
+	d.buf, d.spare = next, d.buf[:0]
+	d.flushed += k
+	done := make(chan error, 1)
+	d.inflight = done
+	go func() {
+		d.h.Write(block)
+		if write {
+			if _, err := d.f.WriteAt(block, off); err != nil {
+				done <- fmt.Errorf("attach: writing part file: %w", err)
+				return
+			}
+			if (off+k)/syncEvery != off/syncEvery {
+				done <- d.syncInBackground()
+				return
+			}
+		}
+		done <- nil
+	}()
+	return nil
+}
+
+// syncInBackground starts syncing the PartFile on a goroutine of its own,
+// unless a sync already runs, and returns the error of the last one if it
+// failed (a failed sync may have lost written bytes: the download must
+// not complete). Only the block goroutine calls it.
+func (d *Download) syncInBackground() error {
+	f, ok := d.f.(interface{ Sync() error })
+	if !ok {
+		return nil
+	}
+	if d.syncing != nil {
+		select {
+		case err := <-d.syncing:
+			d.syncing = nil
+			if err != nil {
+				return fmt.Errorf("attach: syncing part file: %w", err)
+			}
+		default:
+			return nil // the last one still runs
+		}
+	}
+	ch := make(chan error, 1)
+	d.syncing = ch
+	go func() { ch <- f.Sync() }()
+	return nil
+}
+
+// wait waits for the block in flight, if any, and returns the sticky
+// error.
+func (d *Download) wait() error {
+	if d.inflight != nil {
+		if err := <-d.inflight; err != nil && d.err == nil {
+			d.err = err
+		}
+		d.inflight = nil
+	}
+	if d.err == nil && !d.reading {
+		d.stored = d.flushed
+	}
+	return d.err
+}
+
+// verifyPrefix restarts verification from the blob's first byte and
+// verifies f[0:have], leaving flushed = verified = written at the end of
+// the longest good prefix.
+func (d *Download) verifyPrefix(have int64) (err error) {
+	if err := d.wait(); err != nil {
+		return err
+	}
+	d.open, d.h = nil, sha256.New()
+	d.flushed, d.verified, d.written, d.complete = 0, 0, 0, false
+	d.buf = d.buf[:0]
+	d.reading = true
+	defer func() {
+		if ferr := d.Flush(); err == nil {
+			err = ferr
+		}
+		d.reading = false
+		d.written = d.verified // an incomplete last chunk is fetched again
+		d.stored = d.flushed
+		d.buf = d.buf[:0]
+	}()
+	for d.written < have && !d.complete {
+		if len(d.buf) == cap(d.buf) {
+			if err := d.launch(); err != nil {
+				return err
+			}
+		}
+		room := d.buf[len(d.buf):cap(d.buf)]
+		k := int(min(int64(len(room)), have-d.written))
+		m, err := d.f.ReadAt(room[:k], d.written)
+		if m < k {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("attach: reading part file: %w", err)
+		}
+		d.buf = d.buf[:len(d.buf)+k]
+		d.written += int64(k)
+		if err := d.advance(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unitEnd returns the end of the unit of the blob that starts at off: the
@@ -169,84 +331,62 @@ func (d *Download) unitEnd(off int64) int64 {
 	return min(stream.NonceSize+(i+1)*sealedChunk, d.p.EncSize)
 }
 
-// advance verifies every whole unit between verified and written. On a
-// bad chunk it re-verifies the prefix before it (the STREAM reader cannot
-// go back) and cuts f there.
+// advance verifies every whole unit between verified and written. A bad
+// chunk is dropped from memory and the verified bytes before it are
+// written, so the .part ends and Offset is at its start.
 func (d *Download) advance() error {
 	for !d.complete && d.verified < d.written {
 		if d.verified >= d.p.EncSize {
-			if err := d.hashPadding(); err != nil {
+			d.verified = d.written // padding: only the hash checks it
+		} else {
+			end := d.unitEnd(d.verified)
+			if d.written < end {
+				return nil
+			}
+			if err := d.verifyChunk(end); err != nil {
+				d.buf = d.buf[:d.verified-d.flushed]
+				d.written = d.verified
+				if ferr := d.Flush(); ferr != nil {
+					return ferr
+				}
 				return err
 			}
-			continue
 		}
-		end := d.unitEnd(d.verified)
-		if d.written < end {
-			return nil
+		if d.verified == d.p.BlobSize {
+			return d.finish()
 		}
-		if err := d.verifyChunk(end); err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				return err
-			}
-			start := d.verified
-			if perr := d.verifyPrefix(start); perr != nil {
-				return perr
-			}
-			if terr := d.f.Truncate(d.written); terr != nil {
-				return fmt.Errorf("attach: part file: %w", terr)
-			}
+	}
+	return nil
+}
+
+// verifyChunk opens the chunk that ends at end (the nonce before it, for
+// the first) from memory, at the index and finality its place in the
+// pointer's payload gives it.
+func (d *Download) verifyChunk(end int64) error {
+	unit := d.buf[d.verified-d.flushed : end-d.flushed]
+	if d.verified == 0 {
+		o, err := stream.NewOpener(d.p.Key[:], unit[:stream.NonceSize], d.p.EncSize)
+		if err != nil {
 			return err
 		}
+		d.open, unit = o, unit[stream.NonceSize:]
 	}
-	return nil
-}
-
-// verifyChunk decrypts the chunk ending at end (the nonce before it, for
-// the first) and checks it has the plaintext length and finality the
-// pointer implies.
-func (d *Download) verifyChunk(end int64) error {
 	i := max(0, (d.verified-stream.NonceSize)/sealedChunk)
-	final := i == d.chunks-1
-	want := min(int64(stream.ChunkSize), d.p.Size-i*stream.ChunkSize)
-	d.src.limit, d.src.err = end, nil
-	n, err := d.dec.Read(d.plain)
-	if err == nil && int64(n) == want {
-		// A Read of nothing reports the end of the payload (io.EOF) once
-		// the final chunk is read, nil otherwise.
-		_, err = d.dec.Read(d.plain[:0])
-		if final && err == io.EOF || !final && err == nil {
-			d.verified = end
-			if final && d.p.BlobSize == d.p.EncSize {
-				return d.finish()
-			}
-			return nil
-		}
+	if _, err := d.open.Open(d.plain[:0], unit, i); err != nil {
+		return fmt.Errorf("%w: chunk %d of %d", ErrCorrupt, i, d.open.Chunks())
 	}
-	if d.src.err != nil {
-		return fmt.Errorf("attach: reading part file: %w", d.src.err)
-	}
-	return fmt.Errorf("%w: chunk %d of %d", ErrCorrupt, i, d.chunks)
-}
-
-// hashPadding hashes the padding from verified to written and, once it is
-// all here, checks the blob's hash.
-func (d *Download) hashPadding() error {
-	d.src.pos, d.src.limit, d.src.err = d.verified, d.written, nil
-	if _, err := io.CopyBuffer(io.Discard, &d.src, d.plain); err != nil {
-		return fmt.Errorf("attach: reading part file: %w", err)
-	}
-	d.verified = d.written
-	if d.verified == d.p.BlobSize {
-		return d.finish()
-	}
+	d.verified = end
 	return nil
 }
 
-// finish checks the SHA-256 of the complete blob. On a mismatch it drops
-// the padding, the only bytes no chunk tag covers, or, for a blob without
-// padding, the final chunk, so the caller can fetch the end again from
-// another source.
+// finish writes the rest of the complete blob and checks its SHA-256. On
+// a mismatch it drops the padding, the only bytes no chunk tag covers, or,
+// for a blob without padding, the final chunk, so the caller can fetch the
+// end again from another source.
 func (d *Download) finish() error {
+	if err := d.Flush(); err != nil {
+		return err
+	}
 	var sum [HashSize]byte
 	d.h.Sum(sum[:0])
 	if subtle.ConstantTimeCompare(sum[:], d.p.Hash[:]) == 1 {
@@ -255,16 +395,18 @@ func (d *Download) finish() error {
 	}
 	cut := d.p.EncSize
 	if cut == d.p.BlobSize {
-		cut = max(0, stream.NonceSize+(d.chunks-1)*sealedChunk)
-		if d.chunks == 1 {
+		i := max(0, (cut-stream.NonceSize-1)/sealedChunk)
+		cut = stream.NonceSize + i*sealedChunk
+		if i == 0 {
 			cut = 0
 		}
 	}
+	// Hash the bytes before the cut again, from f (a rare path).
+	if err := d.f.Truncate(cut); err != nil {
+		return fmt.Errorf("attach: part file: %w", err)
+	}
 	if err := d.verifyPrefix(cut); err != nil {
 		return err
-	}
-	if err := d.f.Truncate(d.written); err != nil {
-		return fmt.Errorf("attach: part file: %w", err)
 	}
 	return ErrHashMismatch
 }
@@ -317,32 +459,4 @@ func (d *Download) DecryptTo(path string) (err error) {
 		return fmt.Errorf("attach: %w", err)
 	}
 	return nil
-}
-
-// partSource reads f from pos up to limit, hashing what it returns, for
-// the sequential STREAM reader; it records a read error apart, so it is
-// not taken for a bad chunk.
-type partSource struct {
-	f          io.ReaderAt
-	h          hash.Hash
-	pos, limit int64
-	err        error
-}
-
-func (s *partSource) Read(p []byte) (int, error) {
-	if s.pos >= s.limit {
-		return 0, io.EOF
-	}
-	p = p[:min(int64(len(p)), s.limit-s.pos)]
-	n, err := s.f.ReadAt(p, s.pos)
-	s.h.Write(p[:n])
-	s.pos += int64(n)
-	if n == len(p) {
-		return n, nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	s.err = err
-	return n, err
 }
