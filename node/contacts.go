@@ -27,7 +27,7 @@ type contactRec struct {
 	Card       []byte `json:"card"`
 	Verified   bool   `json:"verified,omitempty"`
 	KeyChanged bool   `json:"key_changed,omitempty"` // the key under this name changed since the user last verified or added it
-	Blocked    bool   `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again
+	MustVerify bool   `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again (the JSON name is from before blocking, blocks.go)
 	Request    bool   `json:"request,omitempty"`
 	SentRoute  string `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
 	// Invite is the token of the contact's one-time invitation this
@@ -178,7 +178,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		// The name now points at a different account key. The old
 		// contact keeps its conversation under another name.
 		nc.rec.KeyChanged = true
-		nc.rec.Blocked = old.rec.Verified || old.rec.Blocked
+		nc.rec.MustVerify = old.rec.Verified || old.rec.MustVerify
 		prev := old.rec.Name
 		old.rec.Name = n.freeNameLocked(name + " (previous key)")
 		n.saveContact(b, old)
@@ -316,7 +316,7 @@ func (n *Node) VerifyContact(name string) (Contact, error) {
 		return Contact{}, err
 	}
 	prev := c.rec
-	c.rec.Verified, c.rec.KeyChanged, c.rec.Blocked = true, false, false
+	c.rec.Verified, c.rec.KeyChanged, c.rec.MustVerify = true, false, false
 	now := time.Now()
 	t := n.newTxnLocked()
 	t.undo(func() { c.rec = prev })

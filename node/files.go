@@ -88,7 +88,7 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	if n.closed {
 		return Message{}, ErrClosed
 	}
-	if c.rec.Blocked {
+	if c.rec.MustVerify {
 		return Message{}, fmt.Errorf("%w (%s)", ErrKeyChanged, req.To)
 	}
 	acc := c.account()

@@ -214,7 +214,7 @@ func (n *Node) SetTyping(contactName string, typing bool) error {
 		n.mu.Unlock()
 		return err
 	}
-	if c.rec.Blocked {
+	if c.rec.MustVerify {
 		n.mu.Unlock()
 		return ErrKeyChanged
 	}
