@@ -38,8 +38,9 @@ type contactRec struct {
 }
 
 type contact struct {
-	rec  contactRec
-	card *card.Card
+	rec     contactRec
+	card    *card.Card
+	blocked bool // the account is in n.blocks (blocks.go), for view
 }
 
 func (c *contact) account() identity.AccountID { return c.card.Account() }
@@ -53,6 +54,7 @@ func (c *contact) view() Contact {
 		Devices:    c.card.List.Len(),
 		Added:      c.rec.Added,
 		Request:    c.rec.Request,
+		Blocked:    c.blocked,
 	}
 }
 
@@ -167,7 +169,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		}
 		return existing.view(), nil
 	}
-	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c}
+	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c, blocked: n.blockedLocked(c.Account())}
 	if invite != ([shortlink.TokenSize]byte{}) {
 		nc.rec.Invite = invite[:]
 	}

@@ -313,7 +313,14 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now)
 		return ackOK, nil, nil
 	}
+	if n.blockedLocked(acc) {
+		return n.dropBlockedLocked(t, c, set, in.Kind, p, perr, now), nil, nil
+	}
 	if c == nil {
+		if perr != nil {
+			delete(n.sets, cert.DeviceID())
+			return ackRejected, nil, nil // no card to make a request of (p is nil)
+		}
 		// A first message from someone who has our link: a message request
 		// (its card lists the device: checked above).
 		cc, err := card.Parse(p.Card, now)

@@ -128,6 +128,7 @@ type Node struct {
 	profile      profileRec
 	settings     settingsRec
 	contacts     map[identity.AccountID]*contact
+	blocks       map[identity.AccountID]blockRec // blocked accounts (blocks.go)
 	sets         map[identity.DeviceID]*session.Set
 	seq          uint64 // last allocated sequence number
 	host         host.Host
@@ -171,7 +172,7 @@ type Node struct {
 
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
-	devices, syncHeld, linkTickets, syncState, files, convPrefs, links                                            *store.Table
+	devices, syncHeld, linkTickets, syncState, files, convPrefs, links, blocks                                    *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -243,6 +244,7 @@ func openTables(db *store.DB) tables {
 		files:       db.Table("files"),
 		convPrefs:   db.Table("convprefs"),
 		links:       db.Table("links"),
+		blocks:      db.Table("blocks"),
 	}
 }
 
@@ -355,6 +357,9 @@ func (n *Node) load() error {
 		return err
 	}
 	if err := n.loadContacts(); err != nil {
+		return err
+	}
+	if err := n.loadBlocks(); err != nil {
 		return err
 	}
 	if err := n.loadDevicesLocked(); err != nil {

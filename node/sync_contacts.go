@@ -105,7 +105,7 @@ func (n *Node) renderContactLocked(t *txn, st *msync.ContactState, now time.Time
 		if n.lookalikeLocked(name, nil) != nil {
 			name = n.freeNameLocked(name)
 		}
-		nc := &contact{rec: contactRec{Name: name, Card: cc.Marshal(), Verified: st.Verified, Added: firstAdd(st.Added, now)}, card: cc}
+		nc := &contact{rec: contactRec{Name: name, Card: cc.Marshal(), Verified: st.Verified, Added: firstAdd(st.Added, now)}, card: cc, blocked: n.blockedLocked(acc)}
 		n.contacts[acc] = nc
 		t.undo(func() { delete(n.contacts, acc) })
 		n.saveContact(t.b, nc)

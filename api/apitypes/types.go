@@ -166,6 +166,15 @@ type Contact struct {
 	Devices    int       `json:"devices"`
 	Added      time.Time `json:"added"`
 	Request    bool      `json:"request,omitempty"` // added by an incoming first message, not by the user
+	Blocked    bool      `json:"blocked,omitempty"` // the user blocked it (docs/protocol/addresses.md §20.6)
+}
+
+// BlockedAccount is an entry of listBlocked.
+type BlockedAccount struct {
+	Account string    `json:"account"` // hex account key
+	Name    string    `json:"name"`    // the contact's name, else its name when it was blocked
+	Contact bool      `json:"contact"` // still in the address book
+	Since   time.Time `json:"since"`
 }
 
 // ShortLink is this account's address or one of its one-time
