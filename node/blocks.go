@@ -78,11 +78,11 @@ func (n *Node) sendableLocked(c *contact) error {
 	return nil
 }
 
-// dropBlockedLocked takes a message from a blocked account that the
-// session decrypted: the session advances (and a newer card of a contact
-// is kept, so that its routes are right after an unblock); nothing else
-// is stored, shown or answered.
-func (n *Node) dropBlockedLocked(t *txn, c *contact, set *session.Set, kind envelope.Kind, p *payload, perr error, now time.Time) byte {
+// sessionOnlyLocked takes a message the session decrypted and that is
+// not kept (one from a blocked account): the session advances (and a
+// newer card of a contact is kept, so that its routes are right after an
+// unblock); nothing else is stored, shown or answered.
+func (n *Node) sessionOnlyLocked(t *txn, c *contact, set *session.Set, kind envelope.Kind, p *payload, perr error, now time.Time) byte {
 	if c != nil && perr == nil && p.Card != nil && string(p.Card) != string(c.rec.Card) {
 		if cc, err := card.Parse(p.Card, now); err == nil && cc.Account() == c.account() {
 			n.updateContactCardLocked(t, c, cc, now)

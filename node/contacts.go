@@ -29,7 +29,14 @@ type contactRec struct {
 	KeyChanged bool   `json:"key_changed,omitempty"` // the key under this name changed since the user last verified or added it
 	MustVerify bool   `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again (the JSON name is from before blocking, blocks.go)
 	Request    bool   `json:"request,omitempty"`
-	SentRoute  string `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
+	// The contact's profile as it sent it (profile.go): its display name,
+	// its avatar (a checked JPEG) and the sender's time of the newest one
+	// taken. LocalName: the user renamed the contact, and Name stays.
+	ProfileName string `json:"profile_name,omitempty"`
+	Avatar      []byte `json:"avatar,omitempty"`
+	ProfileAt   uint64 `json:"profile_at,omitempty"`
+	LocalName   bool   `json:"local_name,omitempty"`
+	SentRoute   string `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
 	// Invite is the token of the contact's one-time invitation this
 	// account used to add it: the first messages of a session this
 	// device opens carry it (addresses.md §20.4).
@@ -55,6 +62,8 @@ func (c *contact) view() Contact {
 		Added:      c.rec.Added,
 		Request:    c.rec.Request,
 		Blocked:    c.blocked,
+		Profile:    c.rec.ProfileName,
+		Avatar:     c.rec.Avatar,
 	}
 }
 

@@ -186,6 +186,10 @@ type profileRec struct {
 	// NameClock orders changes of Name made on different devices (the
 	// synced setting "profile/name": last writer wins).
 	NameClock uint64 `json:"name_clock,omitempty"`
+	// Avatar is the account's avatar (a JPEG, profile.go), AvatarAt when
+	// it was set (unix ms; the latest wins among the account's devices).
+	Avatar   []byte `json:"avatar,omitempty"`
+	AvatarAt uint64 `json:"avatar_at,omitempty"`
 }
 
 // settingsRec is the identity table's "settings" record.
@@ -452,6 +456,7 @@ func (n *Node) Self() (Self, error) {
 	}
 	s := Self{
 		Name:        n.profile.Name,
+		Avatar:      n.profile.Avatar,
 		Account:     n.cert.Account().Hex(),
 		Device:      n.cert.DeviceID().Hex(),
 		Link:        c.Link(),
