@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"context"
+	"encoding/hex"
 	"errors"
 	"image"
 	"image/color"
@@ -11,6 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/identity"
 )
 
 // writePicture writes a w×h picture (PNG or JPEG) with some detail, so
@@ -221,4 +227,79 @@ func TestRenameAndVerifyScanned(t *testing.T) {
 	if err != nil || !c.Verified {
 		t.Fatalf("the right number: %+v %v", c, err)
 	}
+}
+
+// queueEmpty reports whether n has nothing queued for any device.
+func queueEmpty(n *Node) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, q := range n.queues {
+		if len(q.pending) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// A profile from an account that is no contact, even one whose card the
+// node holds as a group member's, is taken off the wire and kept
+// nowhere: no message request; nor does a payload of a later type from
+// such an account stop the node (versions before type 17 dereferenced
+// the payload that did not parse there).
+func TestProfileFromNonContact(t *testing.T) {
+	a := startNode(t, newHome(t, "alice"))
+	defer a.stop(t)
+	b := startNode(t, newHome(t, "bob"))
+	defer b.stop(t)
+	sa, _ := a.n.Self()
+	sb, _ := b.n.Self()
+	if _, err := a.n.AddContact("bob", sb.Link); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := card.ParseLink(sa.Link, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.n.mu.Lock()
+	b.n.peers[ca.Account()] = ca // as if alice were in one of bob's groups
+	b.n.mu.Unlock()
+	if _, err := a.n.SetProfile(ProfileRequest{Name: "Alice"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice's profile taken", func() bool { return queueEmpty(a.n) })
+	if cs, _ := b.n.Contacts(); len(cs) != 0 {
+		t.Fatalf("a profile made a contact: %+v", cs)
+	}
+	// A later version's payload type, from the same account.
+	a.n.mu.Lock()
+	now := time.Now()
+	tx := a.n.newTxnLocked()
+	bob := a.n.contacts[identity.AccountID(mustHex(t, sb.Account))]
+	err = a.n.encryptToCardLocked(tx, bob.card, "bob", nil, &payload{Type: 99, ID: newMessageID(), TimeMS: uint64(now.UnixMilli())}, false, now)
+	if err == nil {
+		a.n.saveSeqLocked(tx.b)
+		err = a.n.commitReleasingLock(tx)
+	}
+	a.n.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the unknown payload taken", func() bool { return queueEmpty(a.n) })
+	// Bob still runs: a text from alice is a message request.
+	if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice's request at bob", func() bool {
+		cs, _ := b.n.Contacts()
+		return len(cs) == 1 && cs[0].Request
+	})
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
