@@ -270,6 +270,9 @@ func TestProfileFromNonContact(t *testing.T) {
 	if cs, _ := b.n.Contacts(); len(cs) != 0 {
 		t.Fatalf("a profile made a contact: %+v", cs)
 	}
+	if rs, _ := b.n.Requests(); len(rs) != 0 {
+		t.Fatalf("a profile made a request: %+v", rs)
+	}
 	// A later version's payload type, from the same account.
 	a.n.mu.Lock()
 	now := time.Now()
@@ -290,8 +293,8 @@ func TestProfileFromNonContact(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "alice's request at bob", func() bool {
-		cs, _ := b.n.Contacts()
-		return len(cs) == 1 && cs[0].Request
+		rs, _ := b.n.Requests()
+		return len(rs) == 1
 	})
 }
 
