@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -57,6 +58,11 @@ var methods = map[string]method{
 	"markRead":        typed(mMarkRead),
 	"sendTyping":      typed(mSendTyping),
 	"setReadReceipts": typed(mSetReadReceipts),
+	"renameContact":   typed(mRenameContact),
+	"blockContact":    typed(mBlockContact),
+	"unblockContact":  typed(mUnblockContact),
+	"listBlocked":     typed(mListBlocked),
+	"setProfile":      typed(mSetProfile),
 
 	"createGroup":       typed(mCreateGroup),
 	"inviteToGroup":     typed(mInviteToGroup),
@@ -265,11 +271,58 @@ func mRemoveContact(_ context.Context, b Backend, p apitypes.NameParams) (apityp
 	return ok(b.RemoveContact(p.Name))
 }
 
-func mVerifyContact(_ context.Context, b Backend, p apitypes.NameParams) (node.Contact, error) {
+func mVerifyContact(_ context.Context, b Backend, p apitypes.VerifyContactParams) (node.Contact, error) {
 	if err := required("name", p.Name); err != nil {
 		return node.Contact{}, err
 	}
+	if p.SafetyNumber != "" {
+		return b.VerifyScanned(p.Name, p.SafetyNumber)
+	}
 	return b.VerifyContact(p.Name)
+}
+
+func mRenameContact(_ context.Context, b Backend, p apitypes.RenameContactParams) (node.Contact, error) {
+	if err := required("name", p.Name, "newName", p.NewName); err != nil {
+		return node.Contact{}, err
+	}
+	if len(p.NewName) > apitypes.MaxNameSize {
+		return node.Contact{}, invalidParams("%q is longer than %d bytes", "newName", apitypes.MaxNameSize)
+	}
+	return b.RenameContact(p.Name, p.NewName)
+}
+
+func mBlockContact(_ context.Context, b Backend, p apitypes.NameParams) (node.Contact, error) {
+	if err := required("name", p.Name); err != nil {
+		return node.Contact{}, err
+	}
+	return b.BlockContact(p.Name)
+}
+
+func mUnblockContact(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.OK, error) {
+	if err := required("name", p.Name); err != nil {
+		return apitypes.OK{}, err
+	}
+	return ok(b.UnblockContact(p.Name))
+}
+
+func mListBlocked(_ context.Context, b Backend, _ struct{}) ([]node.BlockedAccount, error) {
+	return orEmpty(b.BlockedAccounts())
+}
+
+func mSetProfile(_ context.Context, b Backend, p apitypes.SetProfileParams) (node.Self, error) {
+	if p.Name == "" && p.AvatarPath == "" && !p.RemoveAvatar {
+		return node.Self{}, invalidParams("one of %q, %q, %q is required", "name", "avatarPath", "removeAvatar")
+	}
+	if p.AvatarPath != "" && p.RemoveAvatar {
+		return node.Self{}, invalidParams("%q and %q exclude each other", "avatarPath", "removeAvatar")
+	}
+	if len(p.Name) > apitypes.MaxNameSize {
+		return node.Self{}, invalidParams("%q is longer than %d bytes", "name", apitypes.MaxNameSize)
+	}
+	if p.AvatarPath != "" && !filepath.IsAbs(p.AvatarPath) {
+		return node.Self{}, invalidParams("%q must be an absolute path", "avatarPath")
+	}
+	return b.SetProfile(p)
 }
 
 func mSafetyNumber(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.SafetyNumberResult, error) {

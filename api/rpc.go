@@ -32,6 +32,13 @@ type Backend interface {
 	RemoveContact(name string) error
 	VerifyContact(name string) (node.Contact, error)
 	SafetyNumber(name string) (string, error)
+	// Contacts and profiles (docs/protocol/addresses.md §20.6, §20.7).
+	VerifyScanned(name, safetyNumber string) (node.Contact, error)
+	RenameContact(name, newName string) (node.Contact, error)
+	BlockContact(name string) (node.Contact, error)
+	UnblockContact(nameOrAccount string) error
+	BlockedAccounts() ([]node.BlockedAccount, error)
+	SetProfile(req node.ProfileRequest) (node.Self, error)
 	Send(ctx context.Context, req node.SendRequest) (node.Message, error)
 	WaitState(ctx context.Context, id string, state node.MessageState) (node.Message, error)
 	Messages(contact string, limit int) ([]node.Message, error)
@@ -109,15 +116,16 @@ const (
 
 // Application error codes. Each has a stable Reason string in Error.Data.
 const (
-	CodeUnknownContact = 1 // no contact with that name
-	CodeKeyChanged     = 2 // the contact's identity key changed; verify first
-	CodeBadMessage     = 3 // message empty or too large
-	CodeNotFound       = 4 // unknown message ID
-	CodeInvalidInput   = 5 // a value the node refused (name, link, ...)
-	CodeContactExists  = 6 // a different contact already has this name
-	CodeTimeout        = 7 // waitMessage timed out
-	CodeUnavailable    = 8 // the node is closed or has no identity
-	CodeFile           = 9 // a file failed to download or expired
+	CodeUnknownContact = 1  // no contact with that name
+	CodeKeyChanged     = 2  // the contact's identity key changed; verify first
+	CodeBadMessage     = 3  // message empty or too large
+	CodeNotFound       = 4  // unknown message ID
+	CodeInvalidInput   = 5  // a value the node refused (name, link, ...)
+	CodeContactExists  = 6  // a different contact already has this name
+	CodeTimeout        = 7  // waitMessage timed out
+	CodeUnavailable    = 8  // the node is closed or has no identity
+	CodeFile           = 9  // a file failed to download or expired
+	CodeBlocked        = 10 // the contact is blocked: nothing is sent to it
 )
 
 // Error is a JSON-RPC error object. It is also the error type Client
@@ -159,6 +167,8 @@ var appErrors = []struct {
 }{
 	{node.ErrUnknownContact, CodeUnknownContact, "unknown_contact"},
 	{node.ErrKeyChanged, CodeKeyChanged, "key_changed"},
+	{node.ErrBlocked, CodeBlocked, "blocked"},
+	{node.ErrSafetyMismatch, CodeInvalidInput, "safety_number_mismatch"},
 	{node.ErrEmptyMessage, CodeBadMessage, "empty_message"},
 	{node.ErrMessageTooLarge, CodeBadMessage, "message_too_large"},
 	{node.ErrUnknownMessage, CodeNotFound, "unknown_message"},

@@ -27,9 +27,16 @@ type contactRec struct {
 	Card       []byte `json:"card"`
 	Verified   bool   `json:"verified,omitempty"`
 	KeyChanged bool   `json:"key_changed,omitempty"` // the key under this name changed since the user last verified or added it
-	Blocked    bool   `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again
+	MustVerify bool   `json:"blocked,omitempty"`     // key changed on a verified contact: no sending until verified again (the JSON name is from before blocking, blocks.go)
 	Request    bool   `json:"request,omitempty"`
-	SentRoute  string `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
+	// The contact's profile as it sent it (profile.go): its display name,
+	// its avatar (a checked JPEG) and the sender's time of the newest one
+	// taken. LocalName: the user renamed the contact, and Name stays.
+	ProfileName string `json:"profile_name,omitempty"`
+	Avatar      []byte `json:"avatar,omitempty"`
+	ProfileAt   uint64 `json:"profile_at,omitempty"`
+	LocalName   bool   `json:"local_name,omitempty"`
+	SentRoute   string `json:"sent_route,omitempty"` // routeKey of the card last sent to this contact
 	// Invite is the token of the contact's one-time invitation this
 	// account used to add it: the first messages of a session this
 	// device opens carry it (addresses.md §20.4).
@@ -38,8 +45,9 @@ type contactRec struct {
 }
 
 type contact struct {
-	rec  contactRec
-	card *card.Card
+	rec     contactRec
+	card    *card.Card
+	blocked bool // the account is in n.blocks (blocks.go), for view
 }
 
 func (c *contact) account() identity.AccountID { return c.card.Account() }
@@ -53,6 +61,9 @@ func (c *contact) view() Contact {
 		Devices:    c.card.List.Len(),
 		Added:      c.rec.Added,
 		Request:    c.rec.Request,
+		Blocked:    c.blocked,
+		Profile:    c.rec.ProfileName,
+		Avatar:     c.rec.Avatar,
 	}
 }
 
@@ -167,7 +178,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		}
 		return existing.view(), nil
 	}
-	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c}
+	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c, blocked: n.blockedLocked(c.Account())}
 	if invite != ([shortlink.TokenSize]byte{}) {
 		nc.rec.Invite = invite[:]
 	}
@@ -178,7 +189,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		// The name now points at a different account key. The old
 		// contact keeps its conversation under another name.
 		nc.rec.KeyChanged = true
-		nc.rec.Blocked = old.rec.Verified || old.rec.Blocked
+		nc.rec.MustVerify = old.rec.Verified || old.rec.MustVerify
 		prev := old.rec.Name
 		old.rec.Name = n.freeNameLocked(name + " (previous key)")
 		n.saveContact(b, old)
@@ -316,7 +327,7 @@ func (n *Node) VerifyContact(name string) (Contact, error) {
 		return Contact{}, err
 	}
 	prev := c.rec
-	c.rec.Verified, c.rec.KeyChanged, c.rec.Blocked = true, false, false
+	c.rec.Verified, c.rec.KeyChanged, c.rec.MustVerify = true, false, false
 	now := time.Now()
 	t := n.newTxnLocked()
 	t.undo(func() { c.rec = prev })

@@ -615,7 +615,7 @@ func (n *Node) RevokeDevice(idText string) error {
 	}
 	n.syncOutLocked(t, &msync.DeviceList{List: list}, now)
 	for _, c := range n.contacts {
-		if c.rec.Request || c.rec.Blocked {
+		if c.rec.Request || n.sendableLocked(c) != nil {
 			continue
 		}
 		p := &payload{Type: ptTyping, ID: newMessageID(), TimeMS: uint64(now.UnixMilli())}

@@ -88,8 +88,8 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	if n.closed {
 		return Message{}, ErrClosed
 	}
-	if c.rec.Blocked {
-		return Message{}, fmt.Errorf("%w (%s)", ErrKeyChanged, req.To)
+	if err := n.sendableLocked(c); err != nil {
+		return Message{}, err
 	}
 	acc := c.account()
 	t := n.newTxnLocked()

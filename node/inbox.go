@@ -287,6 +287,8 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		case perr != nil:
 		case p.Type == ptSync:
 			n.receiveSyncLocked(t, in.SenderDevice, p.Data, now)
+		case p.Type == ptProfile:
+			n.applyOwnProfileLocked(t, p)
 		case p.Type >= ptGroup:
 			n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now) // the account's groups
 		}
@@ -301,7 +303,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		}
 		return ackOK, nil, nil
 	}
-	if perr == nil && p.Type >= ptGroup {
+	if perr == nil && p.Type >= ptGroup && p.Type != ptProfile {
 		// Group traffic: it may come from members who are not contacts;
 		// their card (sent with prekey messages) goes to the directory.
 		if p.Card != nil {
@@ -313,7 +315,16 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now)
 		return ackOK, nil, nil
 	}
+	if n.blockedLocked(acc) || (c == nil && perr == nil && p.Type == ptProfile) {
+		// Blocked: nothing is kept (blocks.go); a profile alone makes
+		// no message request.
+		return n.sessionOnlyLocked(t, c, set, in.Kind, p, perr, now), nil, nil
+	}
 	if c == nil {
+		if perr != nil {
+			delete(n.sets, cert.DeviceID())
+			return ackRejected, nil, nil // no card to make a request of (p is nil)
+		}
 		// A first message from someone who has our link: a message request
 		// (its card lists the device: checked above).
 		cc, err := card.Parse(p.Card, now)
@@ -448,6 +459,8 @@ func (n *Node) applyLocked(t *txn, c *contact, dev identity.DeviceID, p *payload
 	case ptTyping:
 		on := p.Flags&flagOn != 0
 		t.events = append(t.events, Event{Type: EventTyping, Typing: &on, From: name})
+	case ptProfile:
+		n.applyProfileLocked(t, c, p)
 	}
 	return nil
 }

@@ -126,8 +126,8 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	if c.rec.Blocked {
-		return Message{}, fmt.Errorf("%w (%s)", ErrKeyChanged, req.To)
+	if err := n.sendableLocked(c); err != nil {
+		return Message{}, err
 	}
 	acc := c.account()
 	t := n.newTxnLocked()
@@ -512,7 +512,7 @@ func (n *Node) MarkRead(contactName string) error {
 	if marker != nil {
 		n.syncLocalLocked(t, marker, now)
 	}
-	if len(ids) > 0 && !n.settings.NoReadReceipts && !c.rec.Blocked {
+	if len(ids) > 0 && !n.settings.NoReadReceipts && n.sendableLocked(c) == nil {
 		p := &payload{Type: ptRead, ID: newMessageID(), TimeMS: uint64(now.UnixMilli()), IDs: ids}
 		if err := n.encryptToLocked(t, c, p, false, now); err != nil {
 			n.dropQueuedLocked(t.queued)

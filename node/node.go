@@ -128,6 +128,7 @@ type Node struct {
 	profile      profileRec
 	settings     settingsRec
 	contacts     map[identity.AccountID]*contact
+	blocks       map[identity.AccountID]blockRec // blocked accounts (blocks.go)
 	sets         map[identity.DeviceID]*session.Set
 	seq          uint64 // last allocated sequence number
 	host         host.Host
@@ -171,7 +172,7 @@ type Node struct {
 
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
-	devices, syncHeld, linkTickets, syncState, files, convPrefs, links                                            *store.Table
+	devices, syncHeld, linkTickets, syncState, files, convPrefs, links, blocks                                    *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -185,6 +186,10 @@ type profileRec struct {
 	// NameClock orders changes of Name made on different devices (the
 	// synced setting "profile/name": last writer wins).
 	NameClock uint64 `json:"name_clock,omitempty"`
+	// Avatar is the account's avatar (a JPEG, profile.go), AvatarAt when
+	// it was set (unix ms; the latest wins among the account's devices).
+	Avatar   []byte `json:"avatar,omitempty"`
+	AvatarAt uint64 `json:"avatar_at,omitempty"`
 }
 
 // settingsRec is the identity table's "settings" record.
@@ -243,6 +248,7 @@ func openTables(db *store.DB) tables {
 		files:       db.Table("files"),
 		convPrefs:   db.Table("convprefs"),
 		links:       db.Table("links"),
+		blocks:      db.Table("blocks"),
 	}
 }
 
@@ -357,6 +363,9 @@ func (n *Node) load() error {
 	if err := n.loadContacts(); err != nil {
 		return err
 	}
+	if err := n.loadBlocks(); err != nil {
+		return err
+	}
 	if err := n.loadDevicesLocked(); err != nil {
 		return err
 	}
@@ -447,6 +456,7 @@ func (n *Node) Self() (Self, error) {
 	}
 	s := Self{
 		Name:        n.profile.Name,
+		Avatar:      n.profile.Avatar,
 		Account:     n.cert.Account().Hex(),
 		Device:      n.cert.DeviceID().Hex(),
 		Link:        c.Link(),

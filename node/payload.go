@@ -39,6 +39,12 @@ const (
 
 	// Between devices of one account (docs/protocol/sync.md §18.5).
 	ptSync payloadType = 16 // a sync message (Data), only from a device on the account's list
+
+	// The sender's profile (docs/protocol/addresses.md §20.7): its display
+	// name (Text) and avatar (Data: a JPEG, or empty), to contacts and to
+	// the account's other devices (profile.go). Types 17 and 18 are
+	// session recovery's (recovery.go).
+	ptProfile payloadType = 19
 )
 
 const (
@@ -199,7 +205,7 @@ func parsePayload(b []byte) (*payload, error) {
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errPayload, err)
 	}
-	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type)) {
+	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type) && p.Type != ptProfile) {
 		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
 	}
 	if !utf8.ValidString(p.Text) {

@@ -229,7 +229,7 @@ func startsRecovery(err error) bool {
 // err. Unless a reset went to the device in the last resetInterval, it
 // starts a new session with the device and queues a reset on it in t.
 func (n *Node) recoverLocked(t *txn, c *contact, cert *identity.DeviceCert, in *envelope.Inner, err error, now time.Time) {
-	if c == nil || c.rec.Blocked || c.rec.Request || !startsRecovery(err) {
+	if c == nil || n.sendableLocked(c) != nil || c.rec.Request || !startsRecovery(err) {
 		return
 	}
 	dev := cert.DeviceID()
@@ -267,7 +267,7 @@ func (n *Node) recoverLocked(t *txn, c *contact, cert *identity.DeviceCert, in *
 // (not this account's own devices), and name a message sent
 // with one of this device's current ratchet keys with the device.
 func (n *Node) resetAcceptableLocked(c *contact, set *session.Set, p *payload, contact bool) bool {
-	if !contact || c == nil || c.rec.Blocked || c.rec.Request {
+	if !contact || c == nil || n.sendableLocked(c) != nil || c.rec.Request {
 		return false
 	}
 	m, err := parseResetMsg(p.Data)

@@ -214,9 +214,9 @@ func (n *Node) SetTyping(contactName string, typing bool) error {
 		n.mu.Unlock()
 		return err
 	}
-	if c.rec.Blocked {
+	if err := n.sendableLocked(c); err != nil {
 		n.mu.Unlock()
-		return ErrKeyChanged
+		return err
 	}
 	p := &payload{Type: ptTyping, ID: newMessageID(), TimeMS: uint64(now.UnixMilli())}
 	if typing {

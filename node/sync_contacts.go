@@ -105,7 +105,7 @@ func (n *Node) renderContactLocked(t *txn, st *msync.ContactState, now time.Time
 		if n.lookalikeLocked(name, nil) != nil {
 			name = n.freeNameLocked(name)
 		}
-		nc := &contact{rec: contactRec{Name: name, Card: cc.Marshal(), Verified: st.Verified, Added: firstAdd(st.Added, now)}, card: cc}
+		nc := &contact{rec: contactRec{Name: name, Card: cc.Marshal(), Verified: st.Verified, Added: firstAdd(st.Added, now)}, card: cc, blocked: n.blockedLocked(acc)}
 		n.contacts[acc] = nc
 		t.undo(func() { delete(n.contacts, acc) })
 		n.saveContact(t.b, nc)
@@ -126,11 +126,11 @@ func (n *Node) renderContactLocked(t *txn, st *msync.ContactState, now time.Time
 	if st.Verified != c.rec.Verified {
 		c.rec.Verified = st.Verified
 		if st.Verified {
-			c.rec.KeyChanged, c.rec.Blocked = false, false
+			c.rec.KeyChanged, c.rec.MustVerify = false, false
 		}
 	}
 	if c.rec.Name == prev.Name && bytes.Equal(c.rec.Card, prev.Card) && c.rec.Verified == prev.Verified &&
-		c.rec.Request == prev.Request && c.rec.Blocked == prev.Blocked {
+		c.rec.Request == prev.Request && c.rec.MustVerify == prev.MustVerify {
 		return nil
 	}
 	n.saveContact(t.b, c)

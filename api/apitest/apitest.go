@@ -45,14 +45,15 @@ type Backend struct {
 	waiters   []chan struct{}
 	groups    map[string]*fakeGroup // by ID
 	nextGrp   int
-	devices   []node.Device            // other devices of the account (AddDevice)
-	links     int                      // LinkDevice calls
-	files     map[string][]byte        // file contents by message ID (files.go)
-	sentPaths []string                 // SendFile's paths
-	fetches   int                      // FetchFile calls
-	autoDL    map[string]int64         // auto-download limits by conversation ("c:NAME", "g:ID")
-	requests  map[string]*node.Request // message requests by name (requests.go)
-	short     fakeLinks                // address and invitations (links.go)
+	devices   []node.Device                  // other devices of the account (AddDevice)
+	links     int                            // LinkDevice calls
+	files     map[string][]byte              // file contents by message ID (files.go)
+	sentPaths []string                       // SendFile's paths
+	fetches   int                            // FetchFile calls
+	autoDL    map[string]int64               // auto-download limits by conversation ("c:NAME", "g:ID")
+	requests  map[string]*node.Request       // message requests by name (requests.go)
+	short     fakeLinks                      // address and invitations (links.go)
+	blocks    map[string]node.BlockedAccount // by account (contacts.go)
 }
 
 // TypingCall records a SetTyping call.
@@ -203,6 +204,9 @@ func (b *Backend) Send(ctx context.Context, req node.SendRequest) (node.Message,
 	}
 	if c.KeyChanged && c.Verified {
 		return node.Message{}, node.ErrKeyChanged
+	}
+	if c.Blocked {
+		return node.Message{}, fmt.Errorf("%w (%s)", node.ErrBlocked, req.To)
 	}
 	if req.TxnID != "" {
 		if id, ok := b.txns[req.TxnID]; ok {

@@ -161,3 +161,24 @@ type CreateInviteParams struct {
 type IDParams struct {
 	ID string `json:"id"`
 }
+
+// SetProfileParams are the params of setProfile: at least one field.
+type SetProfileParams struct {
+	Name         string `json:"name,omitempty"`         // the display name contacts see
+	AvatarPath   string `json:"avatarPath,omitempty"`   // absolute path of a JPEG or PNG picture the daemon reads
+	RemoveAvatar bool   `json:"removeAvatar,omitempty"` // no avatar any more
+}
+
+// RenameContactParams are the params of renameContact.
+type RenameContactParams struct {
+	Name    string `json:"name"`
+	NewName string `json:"newName"`
+}
+
+// VerifyContactParams are the params of verifyContact: with
+// safetyNumber (a scanned one; spaces ignored), the contact is verified
+// only if it matches.
+type VerifyContactParams struct {
+	Name         string `json:"name"`
+	SafetyNumber string `json:"safetyNumber,omitempty"`
+}

@@ -166,6 +166,19 @@ type Contact struct {
 	Devices    int       `json:"devices"`
 	Added      time.Time `json:"added"`
 	Request    bool      `json:"request,omitempty"` // added by an incoming first message, not by the user
+	Blocked    bool      `json:"blocked,omitempty"` // the user blocked it (docs/protocol/addresses.md §20.6)
+	// Profile is the display name the contact gave itself (§20.7); Name
+	// follows it unless the user renamed the contact.
+	Profile string `json:"profile_name,omitempty"`
+	Avatar  []byte `json:"avatar,omitempty"` // the contact's avatar: a JPEG of at most 96×96, base64 in JSON
+}
+
+// BlockedAccount is an entry of listBlocked.
+type BlockedAccount struct {
+	Account string    `json:"account"` // hex account key
+	Name    string    `json:"name"`    // the contact's name, else its name when it was blocked
+	Contact bool      `json:"contact"` // still in the address book
+	Since   time.Time `json:"since"`
 }
 
 // ShortLink is this account's address or one of its one-time
@@ -191,6 +204,7 @@ type Request struct {
 // Self describes this device.
 type Self struct {
 	Name        string   `json:"name"`
+	Avatar      []byte   `json:"avatar,omitempty"` // this account's avatar (a JPEG, base64 in JSON), see setProfile
 	Account     string   `json:"account"`
 	Device      string   `json:"device"`
 	Link        string   `json:"link"`

@@ -148,7 +148,8 @@ func runID(ctx context.Context, e *env, args []string) error {
 }
 
 func runContact(ctx context.Context, e *env, args []string) error {
-	const synopsis = "contact add NAME LINK | list [--json] | verify NAME [--yes] | remove NAME"
+	const synopsis = "contact add NAME LINK | list [--json] | verify NAME [--yes | --qr | --scanned DIGITS] | remove NAME |\n" +
+		"       rename OLD NEW | block NAME | unblock NAME | blocked [--json]"
 	if len(args) == 0 {
 		return usagef("usage: hush %s", synopsis)
 	}
@@ -161,6 +162,14 @@ func runContact(ctx context.Context, e *env, args []string) error {
 		return contactVerify(ctx, e, args[1:])
 	case "remove", "rm":
 		return contactRemove(ctx, e, args[1:])
+	case "rename", "mv":
+		return contactRename(ctx, e, args[1:])
+	case "block":
+		return contactBlock(ctx, e, args[1:])
+	case "unblock":
+		return contactUnblock(ctx, e, args[1:])
+	case "blocked":
+		return contactBlocked(ctx, e, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprintf(e.stdout, "usage: hush %s\n", synopsis)
 		return nil
@@ -226,6 +235,12 @@ func contactList(ctx context.Context, e *env, args []string) error {
 		if c.Request {
 			notes = append(notes, "message request")
 		}
+		if c.Blocked {
+			notes = append(notes, "BLOCKED")
+		}
+		if c.Profile != "" && c.Profile != c.Name {
+			notes = append(notes, fmt.Sprintf("calls themselves %q", c.Profile))
+		}
 		fmt.Fprintf(e.stdout, "%-20s %d device%s  %s\n", c.Name, c.Devices, plural(c.Devices), strings.Join(notes, ", "))
 	}
 	return nil
@@ -252,16 +267,27 @@ func groupSafetyNumber(sn string) string {
 func contactVerify(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "contact verify")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	pos, err := parseArgs(e, fs, args, 1, 1, "contact verify NAME [--yes]")
+	qr := fs.Bool("qr", false, "show the safety number as a QR code for the contact to scan (verifies nothing)")
+	scanned := fs.String("scanned", "", "verify if these digits (scanned from the contact's QR code) are the safety number")
+	const synopsis = "contact verify NAME [--yes | --qr | --scanned DIGITS]"
+	pos, err := parseArgs(e, fs, args, 1, 1, synopsis)
 	if err != nil {
 		return err
 	}
 	name := pos[0]
+	switch {
+	case *qr && *scanned != "":
+		return usagef("--qr and --scanned exclude each other; usage: hush %s", synopsis)
+	case *qr:
+		return contactVerifyQR(ctx, e, name)
+	case *scanned != "":
+		return contactVerifyScanned(ctx, e, name, *scanned)
+	}
 	var sn apitypes.SafetyNumberResult
 	if err := call(ctx, e, "safetyNumber", apitypes.NameParams{Name: name}, &sn); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Safety number with %s:\n\n%s\n", name, groupSafetyNumber(sn.SafetyNumber))
+	fmt.Fprintf(e.stdout, "Safety number with %s:\n\n%s\n", name, groupSafetyNumber(digitsOnly(sn.SafetyNumber)))
 	if !*yes {
 		fmt.Fprintf(e.stdout, "Compare it with what %s sees, in person or over a channel you trust.\n", name)
 		fmt.Fprint(e.stdout, "Do the numbers match? [y/N] ")
