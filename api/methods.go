@@ -95,6 +95,7 @@ var methods = map[string]method{
 	"listRequests":   typed(mListRequests),
 	"acceptRequest":  typed(mAcceptRequest),
 	"declineRequest": typed(mDeclineRequest),
+	"blockRequest":   typed(mBlockRequest),
 
 	"createAddress": typed(mCreateAddress),
 	"getAddress":    typed(mGetAddress),
@@ -262,6 +263,13 @@ func mDeleteInvite(ctx context.Context, b Backend, p apitypes.IDParams) (apitype
 		return apitypes.OK{}, err
 	}
 	return ok(b.DeleteInvite(ctx, p.ID))
+}
+
+func mBlockRequest(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.OK, error) {
+	if err := required("name", p.Name); err != nil {
+		return apitypes.OK{}, err
+	}
+	return ok(b.BlockRequest(p.Name))
 }
 
 func mRemoveContact(_ context.Context, b Backend, p apitypes.NameParams) (apitypes.OK, error) {

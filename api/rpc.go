@@ -80,6 +80,7 @@ type Backend interface {
 	Requests() ([]node.Request, error)
 	AcceptRequest(name string) (node.Contact, error)
 	DeclineRequest(name string) error
+	BlockRequest(name string) error
 
 	// Short links (addresses.md §20.4).
 	CreateAddress(ctx context.Context, rotate bool) (node.ShortLink, error)

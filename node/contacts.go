@@ -31,7 +31,8 @@ type contactRec struct {
 	Request    bool   `json:"request,omitempty"`
 	// The contact's profile as it sent it (profile.go): its display name,
 	// its avatar (a checked JPEG) and the sender's time of the newest one
-	// taken. LocalName: the user renamed the contact, and Name stays.
+	// taken. LocalName: the user chose the name (contact add, rename, an
+	// invitation's label), and Name stays whatever the profile says.
 	ProfileName string `json:"profile_name,omitempty"`
 	Avatar      []byte `json:"avatar,omitempty"`
 	ProfileAt   uint64 `json:"profile_at,omitempty"`
@@ -164,7 +165,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 			if other := n.lookalikeLocked(name, existing); other != nil {
 				return Contact{}, fmt.Errorf("%w: %q", ErrContactExists, other.rec.Name)
 			}
-			existing.rec.Name = name
+			existing.rec.Name, existing.rec.LocalName = name, true
 			existing.rec.Request = false
 		}
 		n.saveContact(b, existing)
@@ -178,7 +179,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		}
 		return existing.view(), nil
 	}
-	nc := &contact{rec: contactRec{Name: name, Card: c.Marshal(), Added: now.UTC()}, card: c, blocked: n.blockedLocked(c.Account())}
+	nc := &contact{rec: contactRec{Name: name, LocalName: true, Card: c.Marshal(), Added: now.UTC()}, card: c, blocked: n.blockedLocked(c.Account())}
 	if invite != ([shortlink.TokenSize]byte{}) {
 		nc.rec.Invite = invite[:]
 	}
@@ -302,6 +303,12 @@ func (n *Node) deleteContactLocked(b *store.Batch, c *contact) {
 			q.pending = nil
 		}
 	}
+	n.deleteMessagesLocked(b, acc)
+	delete(n.contacts, acc)
+}
+
+// deleteMessagesLocked deletes, in b, the conversation with acc.
+func (n *Node) deleteMessagesLocked(b *store.Batch, acc identity.AccountID) {
 	n.tabs.messages.ScanSeq(acc[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
 		var m msgRec
 		if decodeMsgRec(v, &m) == nil {
@@ -313,8 +320,7 @@ func (n *Node) deleteContactLocked(b *store.Batch, c *contact) {
 		b.DeleteSeq(n.tabs.messages, acc[:], seq)
 		return nil
 	})
-	delete(n.contacts, acc)
-	n.records.forget() // it may hold the removed conversation's messages
+	n.records.forget() // it may hold the conversation's messages
 }
 
 // VerifyContact marks the contact's current key as verified (the user

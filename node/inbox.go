@@ -352,7 +352,8 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		if invite != nil && invite.Label != "" {
 			name = invite.Label
 		}
-		c = &contact{rec: contactRec{Name: n.freeNameLocked(name), Card: cc.Marshal(), Request: invite == nil, Added: now.UTC()}, card: cc}
+		c = &contact{rec: contactRec{Name: n.freeNameLocked(name), LocalName: invite != nil && invite.Label != "", Card: cc.Marshal(),
+			Request: invite == nil, Added: now.UTC()}, card: cc}
 		n.contacts[acc] = c
 		n.saveContact(t.b, c)
 		if invite != nil {

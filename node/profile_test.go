@@ -114,13 +114,45 @@ func TestProfilePayloadType(t *testing.T) {
 	}
 }
 
-// Alice sets her profile: Bob's contact takes her name and avatar, and
-// her other contacts' names are not taken over; a local rename at Bob's
-// wins over her later names.
+// pairByRequest starts alice and bob; alice adds bob (naming him), and
+// bob accepts her message request: his contact for her bears the name
+// her card gave, which her profile may change.
+func pairByRequest(t *testing.T) (a, b *running) {
+	t.Helper()
+	a, b = startNode(t, newHome(t, "alice")), startNode(t, newHome(t, "bob"))
+	sb, _ := b.n.Self()
+	if _, err := a.n.AddContact("bob", sb.Link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	var rs []Request
+	waitFor(t, "alice's request at bob", func() bool { rs, _ = b.n.Requests(); return len(rs) == 1 })
+	if _, err := b.n.AcceptRequest(rs[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// Alice sets her profile: Bob's contact (named by her card when he
+// accepted her request) takes her name and avatar; a local rename at
+// Bob's wins over her later names. Alice's contact bob, named by her at
+// contact add, keeps that name when bob's profile changes.
 func TestProfileTravelsAndLocalRenameWins(t *testing.T) {
-	a, b := pair(t)
+	a, b := pairByRequest(t)
 	defer a.stop(t)
 	defer b.stop(t)
+	if _, err := b.n.SetProfile(ProfileRequest{Name: "Robert"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's profile at alice", func() bool {
+		cs, _ := a.n.Contacts()
+		return len(cs) == 1 && cs[0].Profile == "Robert"
+	})
+	if cs, _ := a.n.Contacts(); cs[0].Name != "bob" {
+		t.Fatalf("a name chosen at contact add became %q", cs[0].Name)
+	}
 	self, err := a.n.SetProfile(ProfileRequest{Name: "Alice Liddell", AvatarPath: writePicture(t, 400, 400, true)})
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +196,7 @@ func TestProfileTravelsAndLocalRenameWins(t *testing.T) {
 
 // A profile name another contact has (or one like it) is made free.
 func TestProfileNameLookalike(t *testing.T) {
-	a, b := pair(t)
+	a, b := pairByRequest(t)
 	defer a.stop(t)
 	defer b.stop(t)
 	carol := startNode(t, newHome(t, "carol"))

@@ -39,7 +39,7 @@ type requestDrops struct{ first, messages atomic.Int64 }
 func (n *Node) requestCountLocked() int {
 	k := 0
 	for _, c := range n.contacts {
-		if c.rec.Request {
+		if c.rec.Request && !c.blocked {
 			k++
 		}
 	}
@@ -97,7 +97,7 @@ func (n *Node) Requests() ([]Request, error) {
 	defer n.mu.Unlock()
 	out := []Request{}
 	for _, c := range n.contacts {
-		if !c.rec.Request {
+		if !c.rec.Request || c.blocked { // a blocked request is hidden (BlockRequest)
 			continue
 		}
 		acc := c.account()
@@ -169,6 +169,36 @@ func (n *Node) DeclineRequest(name string) error {
 	n.deleteContactLocked(t.b, c)
 	acc := c.account()
 	t.undo(func() { n.contacts[acc] = c })
+	t.events = append(t.events, Event{Type: EventRequest, Contact: ptr(c.view())})
+	if err := n.commitReleasingLock(t); err != nil {
+		return fmt.Errorf("node: store: %w", err)
+	}
+	return nil
+}
+
+// BlockRequest blocks a request's account (blocks.go: nothing from it is
+// stored or shown, now or if it writes again) and deletes its messages.
+// The request stays, hidden, with its session: what the account sends
+// next is decrypted and dropped like any blocked account's, so it learns
+// nothing (a deleted session would make its messages fail visibly).
+func (n *Node) BlockRequest(name string) error {
+	n.mu.Lock()
+	_, err := n.requestByNameLocked(name)
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if _, err := n.BlockContact(name); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := n.requestByNameLocked(name)
+	if err != nil {
+		return err
+	}
+	t := n.newTxnLocked()
+	n.deleteMessagesLocked(t.b, c.account())
 	t.events = append(t.events, Event{Type: EventRequest, Contact: ptr(c.view())})
 	if err := n.commitReleasingLock(t); err != nil {
 		return fmt.Errorf("node: store: %w", err)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -89,6 +90,28 @@ func TestRequestCaps(t *testing.T) {
 	}
 	if err := b.n.DeclineRequest("alice"); err == nil {
 		t.Fatal("declining a contact worked")
+	}
+	// Blocked: the request goes, and what its account sends next is
+	// neither a request nor stored.
+	pest, pc := stranger(t, "pest")
+	ps := newTestSender(t, pest, bCard)
+	if st := b.n.receive([]*envelope.Inner{ps.text(t, "PEST-MARKER 1", pc.Marshal())}, false); st[0] != ackOK {
+		t.Fatalf("pest's first message: status %d", st[0])
+	}
+	if err := b.n.BlockRequest("pest"); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.n.receive([]*envelope.Inner{ps.text(t, "PEST-MARKER 2", nil)}, false); st[0] != ackOK {
+		t.Fatalf("pest's message after the block: status %d, want ok (it learns nothing)", st[0])
+	}
+	rs, _ = b.n.Requests()
+	for _, r := range rs {
+		if r.Name == "pest" {
+			t.Fatal("a blocked request is still listed")
+		}
+	}
+	if err := b.n.BlockRequest("alice"); !errors.Is(err, ErrNotRequest) {
+		t.Fatalf("blocking a contact as a request: %v", err)
 	}
 }
 

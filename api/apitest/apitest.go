@@ -26,34 +26,35 @@ type Backend struct {
 	// DefaultLinkTTL. Set it before serving.
 	LinkTTL time.Duration
 
-	mu        sync.Mutex // guards everything below
-	self      node.Self
-	push      node.PushStatus
-	health    node.Health
-	contacts  map[string]*node.Contact
-	msgs      map[string][]*node.Message // by contact, oldest first
-	byID      map[string]*node.Message
-	txns      map[string]string // txnID → message ID
-	events    []node.Event
-	seq       uint64
-	subs      map[int]chan node.Event
-	nextSub   int
-	nextMsg   int
-	receipts  bool
-	typing    []TypingCall
-	safety    map[string]string
-	waiters   []chan struct{}
-	groups    map[string]*fakeGroup // by ID
-	nextGrp   int
-	devices   []node.Device                  // other devices of the account (AddDevice)
-	links     int                            // LinkDevice calls
-	files     map[string][]byte              // file contents by message ID (files.go)
-	sentPaths []string                       // SendFile's paths
-	fetches   int                            // FetchFile calls
-	autoDL    map[string]int64               // auto-download limits by conversation ("c:NAME", "g:ID")
-	requests  map[string]*node.Request       // message requests by name (requests.go)
-	short     fakeLinks                      // address and invitations (links.go)
-	blocks    map[string]node.BlockedAccount // by account (contacts.go)
+	mu         sync.Mutex // guards everything below
+	self       node.Self
+	push       node.PushStatus
+	health     node.Health
+	contacts   map[string]*node.Contact
+	msgs       map[string][]*node.Message // by contact, oldest first
+	byID       map[string]*node.Message
+	txns       map[string]string // txnID → message ID
+	events     []node.Event
+	seq        uint64
+	subs       map[int]chan node.Event
+	nextSub    int
+	nextMsg    int
+	receipts   bool
+	typing     []TypingCall
+	safety     map[string]string
+	waiters    []chan struct{}
+	groups     map[string]*fakeGroup // by ID
+	nextGrp    int
+	devices    []node.Device                  // other devices of the account (AddDevice)
+	links      int                            // LinkDevice calls
+	files      map[string][]byte              // file contents by message ID (files.go)
+	sentPaths  []string                       // SendFile's paths
+	fetches    int                            // FetchFile calls
+	autoDL     map[string]int64               // auto-download limits by conversation ("c:NAME", "g:ID")
+	requests   map[string]*node.Request       // message requests by name (requests.go)
+	blockedReq map[string]bool                // requests blocked (requests.go)
+	short      fakeLinks                      // address and invitations (links.go)
+	blocks     map[string]node.BlockedAccount // by account (contacts.go)
 }
 
 // TypingCall records a SetTyping call.

@@ -78,3 +78,24 @@ func (b *Backend) DeclineRequest(name string) error {
 	b.publishLocked(node.Event{Type: node.EventRequest, Contact: &node.Contact{Name: name, Account: r.Account, Request: true}})
 	return nil
 }
+
+// BlockRequest implements api.Backend: the request goes, its account
+// blocked.
+func (b *Backend) BlockRequest(name string) error {
+	b.mu.Lock()
+	r := b.requests[name]
+	b.mu.Unlock()
+	if r == nil {
+		return b.DeclineRequest(name) // the same errors
+	}
+	if err := b.DeclineRequest(name); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.blockedReq == nil {
+		b.blockedReq = map[string]bool{}
+	}
+	b.blockedReq[name] = true
+	return nil
+}

@@ -66,7 +66,7 @@ func init() {
 		{"id", "id [--qr]                      your contact links, fingerprint (and QR code)", runID},
 		{"contact", "contact add NAME LINK | list [--json] | verify NAME [--yes|--qr|--scanned DIGITS] | remove NAME | rename OLD NEW | block NAME | unblock NAME | blocked", runContact},
 		{"profile", "profile set [--name NAME] [--avatar FILE | --no-avatar]   the name and picture your contacts see", runProfile},
-		{"request", "request list [--json] | accept NAME | decline NAME   message requests: first messages from strangers", runRequest},
+		{"request", "request list [--json] | accept NAME | decline NAME | block NAME   message requests: first messages from strangers", runRequest},
 		{"address", "address create [--rotate] [--qr] | show [--qr] [--json] | delete   your reusable short link", runAddress},
 		{"invite", "invite create [--name LABEL] [--qr] | list [--json] | delete ID   one-time short links", runInvite},
 		{"send", "send NAME TEXT [--wait delivered|read] [--timeout 30s] [--reply-to ID]", runSend},

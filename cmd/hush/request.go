@@ -8,7 +8,7 @@ import (
 	"github.com/hushnet/hush/api/apitypes"
 )
 
-const requestSynopsis = "request list [--json] | accept NAME | decline NAME"
+const requestSynopsis = "request list [--json] | accept NAME | decline NAME | block NAME"
 
 // runRequest is `hush request`: message requests, first messages from
 // accounts that are not contacts (docs/protocol/addresses.md §20.5).
@@ -40,6 +40,16 @@ func runRequest(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "declined %s; its messages are deleted\n", oneLine(pos[0]))
+		return nil
+	case "block":
+		pos, err := parseArgs(e, newFlags(e, "request block"), rest, 1, 1, "request block NAME")
+		if err != nil {
+			return err
+		}
+		if err := call(ctx, e, "blockRequest", apitypes.NameParams{Name: pos[0]}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "blocked %s: its messages are deleted and nothing more from it is kept (hush contact blocked)\n", oneLine(pos[0]))
 		return nil
 	case "-h", "--help", "help":
 		fmt.Fprintf(e.stdout, "usage: hush %s\n", requestSynopsis)
@@ -77,6 +87,6 @@ func requestList(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "  %s\n", formatMessage(m))
 		}
 	}
-	fmt.Fprintln(e.stdout, "hush request accept NAME | decline NAME")
+	fmt.Fprintln(e.stdout, "hush request accept NAME | decline NAME | block NAME")
 	return nil
 }

@@ -48,6 +48,13 @@ func TestRequestCommands(t *testing.T) {
 	if r := run("accept", "carol"); r.code != 1 || !strings.Contains(r.stderr, "not a message request") {
 		t.Fatalf("accepting a contact: %+v", r)
 	}
+	b.ReceiveRequest("spammer", "buy now")
+	if r := run("block", "spammer"); r.code != 0 || !strings.HasPrefix(r.stdout, "blocked spammer") {
+		t.Fatalf("block: %+v", r)
+	}
+	if rs, _ := b.Requests(); len(rs) != 0 {
+		t.Fatalf("requests after the block: %+v", rs)
+	}
 	if r := run("decline", "nobody"); r.code != 1 || r.stderr != "hush: unknown contact\n" {
 		t.Fatalf("declining nobody: %+v", r)
 	}
