@@ -426,7 +426,7 @@ func TestBadInput(t *testing.T) {
 	garbage(t, alice)
 	alice.mustRun("send", "bob", "after garbage")
 	eventually(t, "message after garbage", func() bool {
-		out, _, code := bob.run("messages", displayName("alice"), "--json") // a message request, named by her card
+		out, _, code := bob.run("request", "list", "--json") // a message request: bob never added alice
 		return code == 0 && strings.Contains(out, "after garbage")
 	})
 
