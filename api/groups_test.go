@@ -22,11 +22,11 @@ func TestGroupParams(t *testing.T) {
 		{"sendGroup", `{"group":"g","text":""}`, ""}, // empty text: message error, below
 	}
 	for _, c := range cases {
-		m := methods[c.method]
-		if m == nil {
+		m, found := methods[c.method]
+		if !found {
 			t.Fatalf("no method %s", c.method)
 		}
-		_, err := m(context.Background(), nil, json.RawMessage(c.params))
+		_, err := m.run(context.Background(), nil, json.RawMessage(c.params))
 		var e *Error
 		if !errors.As(err, &e) {
 			t.Fatalf("%s %s: got %v, want an API error", c.method, c.params, err)

@@ -1,7 +1,7 @@
 package api
 
 import (
-	"crypto/subtle"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,10 +52,10 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 	})
 }
 
-// requireToken checks Authorization: Bearer <token> or X-API-Key in
-// constant time.
+// requireToken checks Authorization: Bearer <token> or X-API-Key against
+// api.token and TokensFile (hashes, in constant time), and puts the
+// token (its scope) in the request's context.
 func (s *Server) requireToken(next http.Handler) http.Handler {
-	want := []byte(s.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get("X-API-Key")
 		if auth := r.Header.Get("Authorization"); auth != "" {
@@ -69,13 +69,44 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			httpError(w, http.StatusUnauthorized, "missing API token; send Authorization: Bearer <contents of api.token>")
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hush", error="invalid_token"`)
-			httpError(w, http.StatusUnauthorized, "wrong API token")
+		e, ok, err := s.auth.lookup(got)
+		if err != nil {
+			s.log.Warn("reading API tokens", "err", err)
+			httpError(w, http.StatusInternalServerError, "the daemon cannot read its API tokens: "+err.Error())
 			return
 		}
-		next.ServeHTTP(w, r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hush", error="invalid_token"`)
+			httpError(w, http.StatusUnauthorized, "wrong or revoked API token")
+			return
+		}
+		ctx := context.WithValue(WithScope(r.Context(), e.scope), authKey{}, e)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+type authKey struct{}
+
+// forbiddenRequest returns the JSON-RPC error response for a single
+// request (not a batch) that a read-only token may not make, or nil:
+// such a request gets HTTP 403 with it. In a batch each forbidden
+// request gets its error, under 200, as other errors do.
+func forbiddenRequest(ctx context.Context, body []byte) *Response {
+	if scopeOf(ctx) == ScopeFull {
+		return nil
+	}
+	var req Request
+	if json.Unmarshal(body, &req) != nil {
+		return nil // not a single request; the handler answers it
+	}
+	if _, known := methods[req.Method]; !known || ReadOnly(req.Method) {
+		return nil
+	}
+	id := req.ID
+	if len(id) == 0 || !validID(id) {
+		id = nullID
+	}
+	return errorResponse(id, forbidden(req.Method))
 }
 
 // handleHealth answers 200 {"status":"ok"}, or 503 with the store's
@@ -107,6 +138,11 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "reading request: "+err.Error())
 		return
 	}
+	if f := forbiddenRequest(r.Context(), body); f != nil {
+		w.WriteHeader(http.StatusForbidden)
+		w.Write(append(encode(f), '\n'))
+		return
+	}
 	resp := s.h.ServeMessage(r.Context(), body)
 	if resp == nil {
 		w.WriteHeader(http.StatusNoContent)
@@ -118,8 +154,9 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 // handleEvents streams events as server-sent events: "id:" is the event's
 // Seq and "data:" its JSON (the type is inside, so every event reaches
 // EventSource.onmessage). Last-Event-ID (or ?after=N) resumes after that
-// sequence number.
+// sequence number. The stream ends once its token is revoked.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	tok, _ := r.Context().Value(authKey{}).(authEntry)
 	var after uint64
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
@@ -153,6 +190,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
+			if !s.auth.valid(tok) {
+				return
+			}
 			fmt.Fprint(w, ": ping\n\n")
 		case ev, ok := <-events:
 			if !ok {
@@ -161,6 +201,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprint(w, "event: dropped\ndata: {}\n\n")
 				rc.Flush()
 				return
+			}
+			if !s.auth.valid(tok) {
+				return // revoked: a reconnection gets 401
 			}
 			data, err := json.Marshal(ev)
 			if err != nil {

@@ -22,6 +22,7 @@ import (
 type httpEnv struct {
 	base  string // http://127.0.0.1:PORT
 	token string
+	home  string
 }
 
 func startHTTP(t *testing.T, b api.Backend, cfg api.Config) httpEnv {
@@ -31,7 +32,7 @@ func startHTTP(t *testing.T, b api.Backend, cfg api.Config) httpEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return httpEnv{base: "http://" + srv.HTTPAddr(), token: strings.TrimSpace(string(tok))}
+	return httpEnv{base: "http://" + srv.HTTPAddr(), token: strings.TrimSpace(string(tok)), home: home}
 }
 
 func (e httpEnv) do(t *testing.T, method, path, body string, hdr map[string]string) (*http.Response, []byte) {

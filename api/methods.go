@@ -42,69 +42,84 @@ const (
 	MaxWaitTimeout     = 10 * time.Minute
 )
 
+// entry is a method of the table and whether it only reads. Each entry
+// says which, through reads or writes: a read-only API token may call
+// the reads, and is refused (CodeForbidden) the rest.
+type entry struct {
+	run      method
+	readOnly bool
+}
+
+// reads marks a method that changes nothing: no message, contact, group,
+// setting or file, here or at a contact, and no download started.
+func reads(m method) entry { return entry{run: m, readOnly: true} }
+
+// writes marks a method that changes something.
+func writes(m method) entry { return entry{run: m} }
+
 // methods is the method table every transport shares (subscribe and
 // unsubscribe are the Unix socket's own: see Server.serveConn).
-var methods = map[string]method{
-	"version":         typed(mVersion),
-	"getSelf":         typed(mGetSelf),
-	"addContact":      typed(mAddContact),
-	"listContacts":    typed(mListContacts),
-	"removeContact":   typed(mRemoveContact),
-	"verifyContact":   typed(mVerifyContact),
-	"safetyNumber":    typed(mSafetyNumber),
-	"send":            typed(mSend),
-	"waitMessage":     typed(mWaitMessage),
-	"listMessages":    typed(mListMessages),
-	"markRead":        typed(mMarkRead),
-	"sendTyping":      typed(mSendTyping),
-	"setReadReceipts": typed(mSetReadReceipts),
-	"renameContact":   typed(mRenameContact),
-	"blockContact":    typed(mBlockContact),
-	"unblockContact":  typed(mUnblockContact),
-	"listBlocked":     typed(mListBlocked),
-	"setProfile":      typed(mSetProfile),
+var methods = map[string]entry{
+	"version":         reads(typed(mVersion)),
+	"getSelf":         reads(typed(mGetSelf)),
+	"addContact":      writes(typed(mAddContact)),
+	"listContacts":    reads(typed(mListContacts)),
+	"removeContact":   writes(typed(mRemoveContact)),
+	"verifyContact":   writes(typed(mVerifyContact)),
+	"safetyNumber":    reads(typed(mSafetyNumber)),
+	"send":            writes(typed(mSend)),
+	"waitMessage":     reads(typed(mWaitMessage)),
+	"listMessages":    reads(typed(mListMessages)),
+	"markRead":        writes(typed(mMarkRead)),
+	"sendTyping":      writes(typed(mSendTyping)),
+	"setReadReceipts": writes(typed(mSetReadReceipts)),
+	"renameContact":   writes(typed(mRenameContact)),
+	"blockContact":    writes(typed(mBlockContact)),
+	"unblockContact":  writes(typed(mUnblockContact)),
+	"listBlocked":     reads(typed(mListBlocked)),
+	"setProfile":      writes(typed(mSetProfile)),
 
-	"createGroup":       typed(mCreateGroup),
-	"inviteToGroup":     typed(mInviteToGroup),
-	"acceptGroup":       typed(mAcceptGroup),
-	"declineGroup":      typed(mDeclineGroup),
-	"leaveGroup":        typed(mLeaveGroup),
-	"removeFromGroup":   typed(mRemoveFromGroup),
-	"promoteInGroup":    typed(mPromoteInGroup),
-	"renameGroup":       typed(mRenameGroup),
-	"listGroups":        typed(mListGroups),
-	"sendGroup":         typed(mSendGroup),
-	"listGroupMessages": typed(mListGroupMessages),
+	"createGroup":       writes(typed(mCreateGroup)),
+	"inviteToGroup":     writes(typed(mInviteToGroup)),
+	"acceptGroup":       writes(typed(mAcceptGroup)),
+	"declineGroup":      writes(typed(mDeclineGroup)),
+	"leaveGroup":        writes(typed(mLeaveGroup)),
+	"removeFromGroup":   writes(typed(mRemoveFromGroup)),
+	"promoteInGroup":    writes(typed(mPromoteInGroup)),
+	"renameGroup":       writes(typed(mRenameGroup)),
+	"listGroups":        reads(typed(mListGroups)),
+	"sendGroup":         writes(typed(mSendGroup)),
+	"listGroupMessages": reads(typed(mListGroupMessages)),
 
-	"registerPush":   typed(mRegisterPush),
-	"verifyPush":     typed(mVerifyPush),
-	"unregisterPush": typed(mUnregisterPush),
-	"pushStatus":     typed(mPushStatus),
+	"registerPush":   writes(typed(mRegisterPush)),
+	"verifyPush":     writes(typed(mVerifyPush)),
+	"unregisterPush": writes(typed(mUnregisterPush)),
+	"pushStatus":     reads(typed(mPushStatus)),
 
-	"linkDevice":   typed(mLinkDevice),
-	"listDevices":  typed(mListDevices),
-	"revokeDevice": typed(mRevokeDevice),
+	"linkDevice":   writes(typed(mLinkDevice)),
+	"listDevices":  reads(typed(mListDevices)),
+	"revokeDevice": writes(typed(mRevokeDevice)),
 
-	"sendFile":      typed(mSendFile),
-	"sendGroupFile": typed(mSendGroupFile),
-	"getFile":       typed(mGetFile),
-	"waitFile":      typed(mWaitFile),
-	"listFiles":     typed(mListFiles),
-	"autoDownload":  typed(mAutoDownload),
+	"sendFile":      writes(typed(mSendFile)),
+	"sendGroupFile": writes(typed(mSendGroupFile)),
+	"getFile":       writes(typed(mGetFile)),
+	"waitFile":      reads(typed(mWaitFile)),
+	"listFiles":     reads(typed(mListFiles)),
+	"autoDownload":  writes(typed(mAutoDownload)),
 
-	"listRequests":   typed(mListRequests),
-	"acceptRequest":  typed(mAcceptRequest),
-	"declineRequest": typed(mDeclineRequest),
-	"blockRequest":   typed(mBlockRequest),
+	"listRequests":   reads(typed(mListRequests)),
+	"acceptRequest":  writes(typed(mAcceptRequest)),
+	"declineRequest": writes(typed(mDeclineRequest)),
+	"blockRequest":   writes(typed(mBlockRequest)),
 
-	"createAddress": typed(mCreateAddress),
-	"getAddress":    typed(mGetAddress),
-	"deleteAddress": typed(mDeleteAddress),
-	"createInvite":  typed(mCreateInvite),
-	"listInvites":   typed(mListInvites),
-	"deleteInvite":  typed(mDeleteInvite),
+	"createAddress": writes(typed(mCreateAddress)),
+	"getAddress":    reads(typed(mGetAddress)),
+	"deleteAddress": writes(typed(mDeleteAddress)),
+	"createInvite":  writes(typed(mCreateInvite)),
+	"listInvites":   reads(typed(mListInvites)),
+	"deleteInvite":  writes(typed(mDeleteInvite)),
 
-	"health": typed(mHealth),
+	"health": reads(typed(mHealth)),
 }
 
 // Methods lists the shared method names (subscribe is per transport).

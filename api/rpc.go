@@ -127,6 +127,7 @@ const (
 	CodeUnavailable    = 8  // the node is closed or has no identity
 	CodeFile           = 9  // a file failed to download or expired
 	CodeBlocked        = 10 // the contact is blocked: nothing is sent to it
+	CodeForbidden      = 11 // a read-only API token called a method that changes something
 )
 
 // Error is a JSON-RPC error object. It is also the error type Client
@@ -289,7 +290,9 @@ func NewHandler(b Backend, log *slog.Logger) *Handler {
 
 // Call runs one method with its raw JSON params (nil or "null" for none)
 // and returns the JSON-encodable result or an *Error. This is the entry
-// point for in-process callers such as the mobile facade.
+// point for in-process callers such as the mobile facade. Under a
+// read-only scope (WithScope) a method that changes something is
+// CodeForbidden.
 func (h *Handler) Call(ctx context.Context, method string, params json.RawMessage) (any, *Error) {
 	m, ok := methods[method]
 	if !ok {
@@ -298,7 +301,10 @@ func (h *Handler) Call(ctx context.Context, method string, params json.RawMessag
 		}
 		return nil, newError(CodeMethodNotFound, "method not found: %q", method)
 	}
-	res, err := m(ctx, h.b, params)
+	if !m.readOnly && scopeOf(ctx) != ScopeFull {
+		return nil, forbidden(method)
+	}
+	res, err := m.run(ctx, h.b, params)
 	if err != nil {
 		e := toError(err)
 		if e.Code == CodeInternal {

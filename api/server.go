@@ -23,7 +23,7 @@ import (
 // Files the server keeps in the home directory.
 const (
 	SocketFile = "api.sock"  // the Unix socket, 0600
-	TokenFile  = "api.token" // the HTTP bearer token, 0600, reused across starts
+	TokenFile  = "api.token" // the default (full) HTTP bearer token, 0600, reused across starts
 	AddrFile   = "api.addr"  // the HTTP listener's address while the daemon runs
 )
 
@@ -59,7 +59,7 @@ type Server struct {
 	sockPath string
 	httpLn   net.Listener
 	httpSrv  *http.Server
-	token    string
+	auth     *auth
 	hostOK   map[string]bool
 	conns    map[net.Conn]struct{}
 	listened bool
@@ -164,8 +164,7 @@ func (s *Server) listenHTTPLocked() error {
 	if s.cfg.Home == "" {
 		return errors.New("api: http needs a home directory for its token")
 	}
-	tok, err := LoadOrCreateToken(s.cfg.Home)
-	if err != nil {
+	if _, err := LoadOrCreateToken(s.cfg.Home); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
@@ -182,7 +181,7 @@ func (s *Server) listenHTTPLocked() error {
 		ln.Close()
 		return err
 	}
-	s.httpLn, s.token = ln, tok
+	s.httpLn, s.auth = ln, &auth{home: s.cfg.Home}
 	s.httpSrv = &http.Server{
 		Handler:           s.httpHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
