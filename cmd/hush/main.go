@@ -80,6 +80,7 @@ func init() {
 		{"file", "file send NAME PATH [--caption TEXT] [--wait delivered|read] | get MSGID [--out PATH] [--force] | list NAME [--json]   files", runFile},
 		{"device", "device link [--json] [--no-wait] | join CODE [--name NAME] [--history-days N] | list [--json] | revoke ID   this account's devices", runDevice},
 		{"push", "push register|verify|status|unregister ...   wake-ups through a push bridge (hush push help)", runPush},
+		{"api", "api token create [--read-only] [--name LABEL] | token list [--json] | token revoke NAME|ID   HTTP API tokens", runAPI},
 		{"repair", "repair [--passphrase-file F]   recover a damaged store (the daemon stopped), say what was lost", runRepair},
 		{"demo", "demo                           show hush working on embedded defaults", runDemo},
 		{"version", "version                        print the version", runVersion},
@@ -94,7 +95,7 @@ func usageText() string {
 		fmt.Fprintf(&b, "  hush %s\n", v.summary)
 	}
 	b.WriteString("\nHOME is --home, else $HUSH_HOME, else $XDG_DATA_HOME/hush, else ~/.local/share/hush.\n")
-	b.WriteString("Every verb but init, daemon, device join, repair, demo, version and help talks to the running daemon.\n")
+	b.WriteString("Every verb but init, daemon, device join, api token, repair, demo, version and help talks to the running daemon.\n")
 	return b.String()
 }
 
