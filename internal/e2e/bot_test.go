@@ -152,3 +152,21 @@ func TestAPITokensDaemon(t *testing.T) {
 		t.Fatalf("revoked token: %d", status)
 	}
 }
+
+// TestBotDocs: docs/API.md shows the echo bots TestEchoBots runs, as they
+// are.
+func TestBotDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/API.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"../../docs/examples/echo-bot.sh", "../../docs/examples/echobot/main.go"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(doc), string(b)+"```") {
+			t.Errorf("docs/API.md does not show %s as it is", f)
+		}
+	}
+}
