@@ -310,6 +310,7 @@ const (
 	EventDevice  EventType = "device"  // a device linked or revoked, or history transfer progress
 	EventMissing EventType = "missing" // messages from a contact may be missing (a notice appeared, changed or went)
 	EventRequest EventType = "request" // a message request arrived or got a message (Contact, and Message if one)
+	EventGap     EventType = "gap"     // events after the subscriber's seq are gone (Gap): resync
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
@@ -327,6 +328,23 @@ type Event struct {
 	// counts (at most MaxMissing: that many or more); 0 when it was
 	// withdrawn because they all arrived.
 	Missing *int `json:"missing,omitempty"`
+	Gap     *Gap `json:"gap,omitempty"`
+}
+
+// Gap reasons.
+const (
+	GapPruned  = "pruned"  // the events after After are older than the log's retention
+	GapUnknown = "unknown" // After is beyond the log's last event (another or a reset store)
+)
+
+// Gap is a gap event's body: the subscriber resumed after a sequence
+// number whose following events the log no longer holds. The event's own
+// Seq is where the stream goes on from (resuming after it is valid); the
+// client reloads its state (lists, messages) instead of replaying.
+type Gap struct {
+	After  uint64 `json:"after"`  // the seq the client resumed after
+	Oldest uint64 `json:"oldest"` // the oldest seq the log still holds
+	Reason string `json:"reason"` // GapPruned or GapUnknown
 }
 
 // PushStatus says whether this device can be woken by push.
