@@ -1,15 +1,15 @@
 package node
 
-// Subscribe returns a channel of events after seq (0: only new ones) and a
-// cancel function. A subscriber that falls too far behind is dropped: its
-// channel is closed (node/events).
+// Subscribe returns a channel of the events after seq (0: only new ones)
+// and a cancel function: the stored events after seq, then new ones, in
+// order, each once (node/events, eventlog.go).
 func (n *Node) Subscribe(after uint64) (<-chan Event, func()) { return n.events.Subscribe(after) }
 
-// publishLocked publishes events; it releases the WaitState callers of
-// their messages. It runs under n.mu so that a WaitState check and its
-// registration are not split by an event.
+// publishLocked publishes events that no change carries: they are logged
+// in a commit of their own, finished in the background, and published
+// after it like any change's.
 func (n *Node) publishLocked(evs []Event) {
-	for _, ev := range evs {
-		n.events.Publish(ev)
-	}
+	t := n.newTxnLocked()
+	t.events = evs
+	n.finishInBackgroundLocked(t)
 }

@@ -283,7 +283,7 @@ func (n *Node) CreateGroup(name string) (Group, error) {
 	defer n.mu.Unlock()
 	n.syncTopicsLocked(created)
 	g := n.groupViewLocked(created)
-	n.events.Publish(Event{Type: EventGroup, Group: &g})
+	n.publishLocked([]Event{{Type: EventGroup, Group: &g}})
 	return g, nil
 }
 

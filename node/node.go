@@ -108,6 +108,7 @@ type Node struct {
 	relays  *relay.Client // mailbox protocol client
 
 	events      *events.Hub   // API subscribers and WaitState callers (node/events)
+	evlog       *eventLog     // the events' persistent log (eventlog.go); nil with the test hook
 	push        *pushState    // push registration and where the wake handle is attached (push.go)
 	newSessions *sessionRate  // how many new sessions strangers and each account may open (sessionrate.go)
 	storeHealth storeHealth   // whether commits fail, for Health and a bounded log (health.go)
@@ -271,7 +272,6 @@ func New(cfg Config) (*Node, error) {
 		log:          log,
 		db:           db,
 		tabs:         openTables(db),
-		events:       events.New(),
 		relays:       &relay.Client{},
 		prefetched:   make(map[identity.DeviceID][]byte),
 		peers:        make(map[identity.AccountID]*card.Card),
@@ -296,6 +296,10 @@ func New(cfg Config) (*Node, error) {
 		queues:       make(map[identity.DeviceID]*peerQueue),
 		mailboxes:    make(map[peer.ID]*mailboxRec),
 		records:      newRecords(),
+	}
+	if n.evlog, n.events, err = openEvents(db); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if err := n.load(); err != nil {
 		db.Close()

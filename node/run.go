@@ -139,6 +139,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.loops.Go(n.resumeFetches)
 	n.loops.Go(n.linksLoop)
 	n.loops.Go(n.resumeLoop)
+	n.loops.Go(n.pruneLoop)
 	n.loops.Go(func(ctx context.Context) { // the other devices learn this one's route
 		if n.WaitLink(ctx) == nil {
 			if err := n.publishDevice(); err != nil {

@@ -61,6 +61,7 @@ func (n *Node) updateMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRe
 // and the events are published; on failure nothing of t happened and the
 // error is the caller's to report (once: the API logs internal errors).
 func (n *Node) commitReleasingLock(t *txn) error {
+	n.numberEventsLocked(t)
 	wait := n.db.CommitGroupedAsync(t.b)
 	n.mu.Unlock()
 	err := wait()
@@ -80,6 +81,7 @@ func (n *Node) commitForJobReleasingLock(t *txn, job string) {
 // finishInBackgroundLocked queues t's commit now (fixing its order) and
 // finishes it in a goroutine, for callers that must not wait.
 func (n *Node) finishInBackgroundLocked(t *txn) {
+	n.numberEventsLocked(t)
 	wait := n.db.CommitGroupedAsync(t.b)
 	finish := func() {
 		if err := n.afterCommitLocked(t, wait()); err != nil {
@@ -105,10 +107,12 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 			t.onFail()
 		}
 		n.dropQueuedLocked(t.queued)
+		n.events.Settle(t.events, false) // their numbers are given up
 		return err
 	}
 	n.releaseQueuedLocked(t.queued)
-	n.publishLocked(t.events)
+	n.events.Settle(t.events, true) // subscribers get them in order; WaitState callers are released
+
 	for _, id := range t.fetch {
 		n.autoFetchLocked(id)
 	}

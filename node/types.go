@@ -92,6 +92,7 @@ const (
 	EventGroup   = apitypes.EventGroup
 	EventDevice  = apitypes.EventDevice
 	EventRequest = apitypes.EventRequest
+	EventGap     = apitypes.EventGap
 )
 
 // Event is one change the API streams.

@@ -1,0 +1,184 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node/events"
+)
+
+// openTestLog opens the event log of a store in dir, as New does.
+func openTestLog(t *testing.T, dir string) (*store.DB, *eventLog, *events.Hub) {
+	t.Helper()
+	db, err := openStore(dir, nil, testKDF, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, h, err := openEvents(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, l, h
+}
+
+// logEvents writes n events in n commits, as changes do, numbered at at.
+func logEvents(t *testing.T, db *store.DB, l *eventLog, h *events.Hub, n int, at time.Time) {
+	t.Helper()
+	for i := range n {
+		evs := []Event{{Type: EventTyping, From: fmt.Sprint(i)}}
+		h.Number(evs)
+		b := db.Batch()
+		l.append(b, evs, at)
+		err := db.CommitGrouped(b)
+		h.Settle(evs, err == nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func wantSeqs(t *testing.T, ch <-chan Event, from, to uint64) {
+	t.Helper()
+	for want := from; want <= to; want++ {
+		if ev := <-ch; ev.Seq != want || ev.Type != EventTyping {
+			t.Fatalf("got event %d (%s), want %d", ev.Seq, ev.Type, want)
+		}
+	}
+}
+
+// The sequence goes on across a restart, and a subscriber resuming from
+// before it gets the stored events, then new ones.
+func TestEventLogRestartKeepsSeq(t *testing.T) {
+	dir := t.TempDir()
+	db, l, h := openTestLog(t, dir)
+	logEvents(t, db, l, h, 300, time.Now())
+	h.Close()
+	db.Close()
+
+	db, l, h = openTestLog(t, dir)
+	defer db.Close()
+	defer h.Close()
+	if h.Head() != 300 {
+		t.Fatalf("head after restart %d, want 300", h.Head())
+	}
+	ch, cancel := h.Subscribe(17)
+	defer cancel()
+	logEvents(t, db, l, h, 5, time.Now())
+	wantSeqs(t, ch, 18, 305)
+}
+
+// Pruning keeps the last eventRetention events and none older than
+// eventRetentionAge; a subscriber from before them gets one gap event,
+// then what is kept; the pruned bound survives a restart.
+func TestEventLogRetentionAndGap(t *testing.T) {
+	oldN, oldAge := eventRetention, eventRetentionAge
+	eventRetention, eventRetentionAge = 2000, 24*time.Hour
+	defer func() { eventRetention, eventRetentionAge = oldN, oldAge }()
+	dir := t.TempDir()
+	db, l, h := openTestLog(t, dir)
+	t0 := time.Now()
+	logEvents(t, db, l, h, 100, t0.Add(-48*time.Hour)) // 1..100: too old
+	logEvents(t, db, l, h, 2900, t0)                   // 101..3000: the last 2000 are kept
+	if err := l.prune(h, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Oldest(); got != 1001 {
+		t.Fatalf("oldest after prune %d, want 1001", got)
+	}
+	if evs, _ := l.Read(1, 1000, 10); len(evs) != 0 {
+		t.Fatalf("pruned events still read: %d", len(evs))
+	}
+	ch, cancel := h.Subscribe(5)
+	ev := <-ch
+	if ev.Type != EventGap || ev.Seq != 1000 || ev.Gap.After != 5 || ev.Gap.Oldest != 1001 {
+		t.Fatalf("got %+v, want a gap at 1000", ev)
+	}
+	wantSeqs(t, ch, 1001, 3000)
+	cancel()
+
+	// The age limit alone: everything numbered before the cutoff goes.
+	logEvents(t, db, l, h, 10, t0.Add(time.Hour))
+	if err := l.prune(h, t0.Add(25*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Oldest(); got != 3001 {
+		t.Fatalf("oldest after the age prune %d, want 3001", got)
+	}
+	h.Close()
+	db.Close()
+
+	db, l, h = openTestLog(t, dir)
+	defer db.Close()
+	defer h.Close()
+	if h.Oldest() != 3001 || h.Head() != 3010 {
+		t.Fatalf("after restart oldest %d head %d, want 3001 and 3010", h.Oldest(), h.Head())
+	}
+	ch, cancel = h.Subscribe(2999)
+	defer cancel()
+	if ev := <-ch; ev.Type != EventGap || ev.Seq != 3000 {
+		t.Fatalf("got %+v, want a gap at 3000", ev)
+	}
+	wantSeqs(t, ch, 3001, 3010)
+}
+
+// A failed commit gives its numbers up: nothing of it is logged or seen,
+// and the next event follows.
+func TestEventLogFailedCommit(t *testing.T) {
+	db, l, h := openTestLog(t, t.TempDir())
+	defer db.Close()
+	defer h.Close()
+	ch, cancel := h.Subscribe(0)
+	defer cancel()
+	logEvents(t, db, l, h, 2, time.Now())
+	failed := []Event{{Type: EventTyping}}
+	h.Number(failed)
+	h.Settle(failed, false)
+	logEvents(t, db, l, h, 1, time.Now())
+	wantSeqs(t, ch, 1, 2)
+	if ev := <-ch; ev.Seq != 4 {
+		t.Fatalf("got %d after the failed 3, want 4", ev.Seq)
+	}
+	r, cancelR := h.Subscribe(1)
+	defer cancelR()
+	if a, b := <-r, <-r; a.Seq != 2 || b.Seq != 4 {
+		t.Fatalf("replay gave %d, %d; want 2, 4", a.Seq, b.Seq)
+	}
+}
+
+// Message events are logged with their messages: a node restarted after
+// receiving replays them to a subscriber resuming from before.
+func TestNodeEventsSurviveRestart(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	start := b.n.events.Head()
+	var ids []string
+	for i := range 5 {
+		m, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: fmt.Sprint("hello ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	waitFor(t, "five messages at bob", func() bool { return len(texts(t, b.n, "alice", "in")) == 5 })
+	home := b.n.cfg.Home
+	b.stop(t)
+	b = startNode(t, home)
+	defer b.stop(t)
+	ch, cancel := b.n.Subscribe(start)
+	defer cancel()
+	seen := map[string]int{}
+	for len(seen) < len(ids) {
+		ev := <-ch
+		if ev.Type == EventMessage {
+			seen[ev.Message.ID]++
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("message %s: %d events, want 1", id, seen[id])
+		}
+	}
+}
