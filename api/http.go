@@ -153,19 +153,22 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 
 // handleEvents streams events as server-sent events: "id:" is the event's
 // Seq and "data:" its JSON (the type is inside, so every event reaches
-// EventSource.onmessage). Last-Event-ID (or ?after=N) resumes after that
-// sequence number. The stream ends once its token is revoked.
+// EventSource.onmessage). Last-Event-ID (or ?since=N, or ?after=N)
+// resumes after that sequence number, from the node's event log. The
+// stream ends once its token is revoked.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	tok, _ := r.Context().Value(authKey{}).(authEntry)
 	var after uint64
 	last := r.Header.Get("Last-Event-ID")
-	if last == "" {
-		last = r.URL.Query().Get("after")
+	for _, q := range []string{"since", "after"} {
+		if last == "" {
+			last = r.URL.Query().Get(q)
+		}
 	}
 	if last != "" {
 		n, err := strconv.ParseUint(strings.TrimSpace(last), 10, 64)
 		if err != nil {
-			httpError(w, http.StatusBadRequest, "Last-Event-ID must be an event sequence number")
+			httpError(w, http.StatusBadRequest, "Last-Event-ID (since) must be an event sequence number")
 			return
 		}
 		after = n
@@ -196,10 +199,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, ": ping\n\n")
 		case ev, ok := <-events:
 			if !ok {
-				// Dropped for falling behind; the client reconnects with
-				// Last-Event-ID and catches up.
-				fmt.Fprint(w, "event: dropped\ndata: {}\n\n")
-				rc.Flush()
+				// The node is stopping (a slow client is never dropped:
+				// it reads the event log); the client reconnects with
+				// Last-Event-ID.
 				return
 			}
 			if !s.auth.valid(tok) {

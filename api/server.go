@@ -428,8 +428,12 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			if err := decodeParams(req.Params, &p); err != nil {
 				return nil, toError(err), true
 			}
+			after := max(p.After, p.Since)
+			if p.After != 0 && p.Since != 0 && p.After != p.Since {
+				return nil, newError(CodeInvalidParams, "invalid params: after and since differ; give one"), true
+			}
 			stopSub()
-			events, unsub := s.h.b.Subscribe(p.After)
+			events, unsub := s.h.b.Subscribe(after)
 			done, start := make(chan struct{}), make(chan struct{})
 			subCtx, subCtxCancel := context.WithCancel(ctx)
 			subMu.Lock()
@@ -450,11 +454,12 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 						return
 					case ev, ok := <-events:
 						if !ok {
-							if subCtx.Err() != nil {
-								return
+							// The node is stopping (a slow client is never
+							// dropped: it reads the event log): end the
+							// connection so the client reconnects.
+							if subCtx.Err() == nil {
+								c.Close()
 							}
-							// Dropped for falling behind: tell the client, then stop.
-							w.writeLine(encode(Notification{JSONRPC: "2.0", Method: "eventsDropped", Params: struct{}{}}))
 							return
 						}
 						if err := w.writeLine(encode(Notification{JSONRPC: "2.0", Method: "event", Params: ev})); err != nil {

@@ -58,6 +58,7 @@ type SetReadReceiptsParams struct {
 // SubscribeParams are the params of subscribe (Unix socket only).
 type SubscribeParams struct {
 	After uint64 `json:"after,omitempty"` // replay events after this Seq; 0: only new events
+	Since uint64 `json:"since,omitempty"` // the same as After (both given: they must agree)
 }
 
 // GroupParams are the params of acceptGroup, declineGroup and
