@@ -30,7 +30,9 @@ type hubBackend struct {
 	log *memLog
 }
 
-func (b *hubBackend) Subscribe(after uint64) (<-chan node.Event, func()) { return b.hub.Subscribe(after) }
+func (b *hubBackend) Subscribe(after uint64) (<-chan node.Event, func()) {
+	return b.hub.Subscribe(after)
+}
 
 type memLog struct {
 	mu  sync.Mutex
