@@ -156,6 +156,15 @@ func childNode(home string) {
 	go func() {
 		replied := false
 		for ev := range events {
+			if ev.Type == EventRequest && ev.Message != nil {
+				// The sender added this node, not the other way round:
+				// its first message is a request, accepted as a person
+				// would, so the rest are messages.
+				if _, err := n.AcceptRequest(ev.Contact.Name); err != nil {
+					panic(err)
+				}
+				ev.Type = EventMessage
+			}
 			if ev.Type == EventMessage && ev.Message.Direction == "in" {
 				fmt.Fprintf(out, "msg %s %d\n", ev.Message.ID, time.Now().UnixNano())
 				out.Flush()
