@@ -35,7 +35,7 @@ type (
 
 // maxTailScan bounds the records read per conversation to count its
 // unread messages: counts stop at this many records back.
-const maxTailScan = 1000
+const maxTailScan = 100
 
 var errStopScan = errors.New("stop scan")
 
