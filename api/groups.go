@@ -10,11 +10,11 @@ import (
 // The group methods. group is a group's name where it is unambiguous,
 // else its ID; the backend resolves it.
 
-func mCreateGroup(_ context.Context, b Backend, p apitypes.NameParams) (node.Group, error) {
+func mCreateGroup(_ context.Context, b Backend, p apitypes.CreateGroupParams) (node.Group, error) {
 	if err := required("name", p.Name); err != nil {
 		return node.Group{}, err
 	}
-	return b.CreateGroup(p.Name)
+	return b.CreateGroupTxn(p.Name, p.TxnID)
 }
 
 func mInviteToGroup(_ context.Context, b Backend, p apitypes.InviteToGroupParams) (node.Group, error) {
@@ -87,6 +87,9 @@ func mListGroupMessages(_ context.Context, b Backend, p apitypes.ListGroupMessag
 	}
 	if p.Limit < 0 {
 		return nil, invalidParams("%q must not be negative", "limit")
+	}
+	if p.Before != "" || p.After != "" {
+		return orEmpty(b.MessagePage(node.MessageQuery{Group: p.Group, Before: p.Before, After: p.After, Limit: p.Limit}))
 	}
 	return orEmpty(b.GroupMessages(p.Group, p.Limit))
 }

@@ -119,6 +119,12 @@ var methods = map[string]entry{
 	"listInvites":   reads(typed(mListInvites)),
 	"deleteInvite":  writes(typed(mDeleteInvite)),
 
+	"listConversations": reads(typed(mListConversations)),
+	"setConversation":   writes(typed(mSetConversation)),
+	"getMessage":        reads(typed(mGetMessage)),
+	"deleteMessage":     writes(typed(mDeleteMessage)),
+	"clearConversation": writes(typed(mClearConversation)),
+
 	"health": reads(typed(mHealth)),
 }
 
@@ -459,12 +465,18 @@ func mListMessages(_ context.Context, b Backend, p apitypes.ListMessagesParams) 
 	if p.Limit < 0 {
 		return nil, invalidParams("%q must not be negative", "limit")
 	}
+	if p.Before != "" || p.After != "" {
+		return orEmpty(b.MessagePage(node.MessageQuery{Contact: p.Contact, Before: p.Before, After: p.After, Limit: p.Limit}))
+	}
 	return orEmpty(b.Messages(p.Contact, p.Limit))
 }
 
-func mMarkRead(_ context.Context, b Backend, p apitypes.ContactParams) (apitypes.OK, error) {
-	if err := required("contact", p.Contact); err != nil {
+func mMarkRead(_ context.Context, b Backend, p apitypes.ConversationParams) (apitypes.OK, error) {
+	if err := oneConversation(p.Contact, p.Group); err != nil {
 		return apitypes.OK{}, err
+	}
+	if p.Group != "" {
+		return ok(b.MarkGroupRead(p.Group))
 	}
 	return ok(b.MarkRead(p.Contact))
 }

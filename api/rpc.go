@@ -92,6 +92,16 @@ type Backend interface {
 	AutoDownloadOf(contact, group string) (node.AutoDownload, error)
 	SetAutoDownload(contact, group string, limit int64) (node.AutoDownload, error)
 
+	// Conversations (docs/API.md: listConversations and what follows).
+	Conversations(archived bool) ([]node.Conversation, error)
+	SetConversation(s node.ConversationSettings) (node.Conversation, error)
+	GetMessage(id string) (node.Message, error)
+	MessagePage(q node.MessageQuery) ([]node.Message, error)
+	DeleteLocal(contact, group, id string) error
+	ClearConversation(contact, group string) error
+	MarkGroupRead(group string) error
+	CreateGroupTxn(name, txnID string) (node.Group, error)
+
 	// Health says whether the store takes commits, and how far a new
 	// device's history transfer is (GET /api/v1/health, health).
 	Health() node.Health
@@ -174,6 +184,7 @@ var appErrors = []struct {
 	{node.ErrEmptyMessage, CodeBadMessage, "empty_message"},
 	{node.ErrMessageTooLarge, CodeBadMessage, "message_too_large"},
 	{node.ErrUnknownMessage, CodeNotFound, "unknown_message"},
+	{node.ErrRecallWindow, CodeInvalidInput, "recall_window"},
 	{node.ErrInvalidName, CodeInvalidInput, "invalid_name"},
 	{card.ErrNotLink, CodeInvalidInput, "invalid_link"},
 	{card.ErrMalformed, CodeInvalidInput, "invalid_link"},

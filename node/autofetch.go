@@ -20,6 +20,11 @@ import (
 // settings for one conversation.
 type convPrefs struct {
 	AutoFetch *int64 `json:"auto_fetch,omitempty"` // nil: AutoFetchSize
+	// The conversation list's settings (conversations.go).
+	Muted       bool   `json:"muted,omitempty"`
+	Pinned      bool   `json:"pinned,omitempty"`
+	Archived    bool   `json:"archived,omitempty"`
+	ArchivedSeq uint64 `json:"archived_seq,omitempty"` // the conversation's last sequence number when it was archived
 }
 
 // autoFetchLimitLocked is the auto-download limit of the conversation

@@ -136,6 +136,11 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 		if err != nil {
 			return Message{}, err
 		}
+		if kind == KindDelete {
+			if err := n.recallAllowedLocked(target, now); err != nil {
+				return Message{}, err
+			}
+		}
 		p.Target = target
 		if rec, _, err = n.loadMsgLocked(target); err != nil {
 			return Message{}, err
@@ -196,7 +201,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.AccountID, dev identity.DeviceID, sender string, p *payload) *[msgIDSize]byte {
 	switch p.Type {
 	case ptText:
-		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
+		if _, _, err := n.loadMsgLocked(p.ID); err == nil || n.goneLocallyLocked(p.ID) {
 			return nil
 		}
 		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
@@ -233,7 +238,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 			}
 			m.Text, m.Edited = p.Text, true
 		case ptDelete:
-			if !own {
+			if !own || !n.recallAcceptedLocked(m, p.TimeMS) {
 				return nil
 			}
 			m.Text, m.Deleted, m.Reactions = "", true, nil

@@ -74,9 +74,18 @@ func (n *Node) blobPath(hash [attach.HashSize]byte, ext string) string {
 func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, error) {
 	n.mu.Lock()
 	c, err := n.contactByNameLocked(req.To)
+	var before Message
+	sent := false
+	if err == nil {
+		acc := c.account()
+		before, sent = n.sentBeforeLocked(conversation{key: acc[:], contact: c}, req.TxnID)
+	}
 	n.mu.Unlock()
 	if err != nil {
 		return Message{}, err
+	}
+	if sent { // a retry: the file is not sealed again
+		return before, nil
 	}
 	p, ptr, file, err := n.sealFile(req.Path, req.Caption)
 	if err != nil {
@@ -120,6 +129,14 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 // this device's relay (whatever the number of members), its pointer in a
 // group text.
 func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message, error) {
+	n.mu.Lock()
+	if gs, err := n.resolveGroupLocked(req.Group); err == nil {
+		if m, ok := n.sentBeforeLocked(conversation{key: convKey(gs.eng.ID()), group: gs}, req.TxnID); ok {
+			n.mu.Unlock()
+			return m, nil // a retry: the file is not sealed again
+		}
+	}
+	n.mu.Unlock()
 	p, ptr, file, err := n.sealFile(req.Path, req.Caption)
 	if err != nil {
 		return Message{}, err

@@ -255,13 +255,23 @@ func (n *Node) groupOp(ref string, op func(gs *groupState) (*group.Effects, erro
 
 // CreateGroup creates a group with this account as its only member and
 // admin.
-func (n *Node) CreateGroup(name string) (Group, error) {
+func (n *Node) CreateGroup(name string) (Group, error) { return n.CreateGroupTxn(name, "") }
+
+// CreateGroupTxn is CreateGroup with a client transaction ID: a retry
+// with the same ID returns the group the first call created (txnids.go).
+func (n *Node) CreateGroupTxn(name, txnID string) (Group, error) {
 	name, err := checkName(name)
 	if err != nil {
 		return Group{}, err
 	}
+	if g, ok := n.groupOfTxn(txnID); ok {
+		return g, nil
+	}
 	var created *groupState
 	_, err = n.groupTxn("", func(t *txn, _ *groupState, now time.Time) error {
+		if n.txnTakenLocked(txnGroup, txnID) {
+			return errTxnRace
+		}
 		eng, err := group.Create(n.groupConfig(), name)
 		if err != nil {
 			return err
@@ -269,6 +279,8 @@ func (n *Node) CreateGroup(name string) (Group, error) {
 		created = &groupState{eng: eng, topics: map[string]*joinedTopic{}}
 		n.groups[eng.ID()] = created
 		t.undo(func() { delete(n.groups, eng.ID()) })
+		gid := eng.ID()
+		n.putTxnLocked(t, txnGroup, txnID, hex.EncodeToString(gid[:]))
 		fx := eng.Flush() // the account's other devices: their Welcome, secret and key
 		if err := n.saveGroupLocked(t, created); err != nil {
 			return err
@@ -276,6 +288,11 @@ func (n *Node) CreateGroup(name string) (Group, error) {
 		n.effectsLocked(t, created, fx, now)
 		return nil
 	})
+	if errors.Is(err, errTxnRace) {
+		if g, ok := n.groupOfTxn(txnID); ok {
+			return g, nil
+		}
+	}
 	if err != nil {
 		return Group{}, err
 	}

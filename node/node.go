@@ -55,6 +55,10 @@ type Config struct {
 	// GroupSync is how often group members exchange digests to repair
 	// messages they missed (anti-entropy). Default 30 s.
 	GroupSync time.Duration
+	// RecallWindow is how long after sending a message can still be
+	// deleted for everyone, and how old a message a contact may still
+	// recall here (recall.go). Default DefaultRecallWindow (24 h).
+	RecallWindow time.Duration
 	// NoSync skips the fsync after each commit: a message is then safe
 	// from a killed process (the write has reached the kernel) but not
 	// from a power loss, like SQLite's WAL with synchronous=NORMAL.
@@ -174,6 +178,7 @@ type Node struct {
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
 	devices, syncHeld, linkTickets, syncState, files, convPrefs, links, blocks                                    *store.Table
+	localGone                                                                                                     *store.Table // messages deleted on this device only (recall.go)
 }
 
 // profileRec is the identity table's "profile" record.
@@ -250,6 +255,7 @@ func openTables(db *store.DB) tables {
 		convPrefs:   db.Table("convprefs"),
 		links:       db.Table("links"),
 		blocks:      db.Table("blocks"),
+		localGone:   db.Table("localgone"),
 	}
 }
 

@@ -55,6 +55,7 @@ type Backend struct {
 	blockedReq map[string]bool                // requests blocked (requests.go)
 	short      fakeLinks                      // address and invitations (links.go)
 	blocks     map[string]node.BlockedAccount // by account (contacts.go)
+	convs      map[string]*fakeConv           // conversation settings by "c:NAME", "g:ID" (conversations.go)
 }
 
 // TypingCall records a SetTyping call.

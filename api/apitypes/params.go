@@ -36,7 +36,9 @@ type WaitMessageParams struct {
 // ListMessagesParams are the params of listMessages.
 type ListMessagesParams struct {
 	Contact string `json:"contact"`
-	Limit   int    `json:"limit,omitempty"` // the last Limit messages; 0: all
+	Limit   int    `json:"limit,omitempty"`  // the last Limit messages; 0: all
+	Before  string `json:"before,omitempty"` // a message ID: only messages before it
+	After   string `json:"after,omitempty"`  // a message ID: only messages after it
 }
 
 // ContactParams are the params of markRead.
@@ -99,8 +101,10 @@ type SendGroupParams struct {
 
 // ListGroupMessagesParams are the params of listGroupMessages.
 type ListGroupMessagesParams struct {
-	Group string `json:"group"`
-	Limit int    `json:"limit,omitempty"` // the last Limit messages; 0: all
+	Group  string `json:"group"`
+	Limit  int    `json:"limit,omitempty"`  // the last Limit messages; 0: all
+	Before string `json:"before,omitempty"` // as for listMessages
+	After  string `json:"after,omitempty"`
 }
 
 // OK is the result of methods that have nothing else to return.

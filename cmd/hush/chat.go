@@ -17,6 +17,9 @@ const chatHistory = 20
 // runChat is a line-oriented chat: history, then every stdin line is
 // sent, and incoming messages and state changes print as they happen.
 func runChat(ctx context.Context, e *env, args []string) error {
+	if len(args) > 1 && chatSettings[args[0]] != nil {
+		return runChatSetting(ctx, e, args[0], args[1:])
+	}
 	pos, err := parseArgs(e, newFlags(e, "chat"), args, 1, 1, "chat NAME")
 	if err != nil {
 		return err

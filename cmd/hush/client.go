@@ -405,23 +405,51 @@ func runEdit(ctx context.Context, e *env, args []string) error {
 }
 
 func runDelete(ctx context.Context, e *env, args []string) error {
-	pos, err := parseArgs(e, newFlags(e, "delete"), args, 2, 2, "delete NAME MSGID")
+	fs := newFlags(e, "delete")
+	local := fs.Bool("local", false, "delete it on this device only")
+	isGroup := fs.Bool("group", false, "NAME is a group")
+	pos, err := parseArgs(e, fs, args, 2, 2, "delete NAME MSGID [--local] [--group]")
 	if err != nil {
 		return err
 	}
-	return sendAndReport(ctx, e, apitypes.SendParams{To: pos[0], Kind: apitypes.KindDelete, Target: pos[1]}, "", 0)
+	if !*local && !*isGroup {
+		return sendAndReport(ctx, e, apitypes.SendParams{To: pos[0], Kind: apitypes.KindDelete, Target: pos[1]}, "", 0)
+	}
+	p := apitypes.DeleteMessageParams{ID: pos[1], Local: *local}
+	p.Contact, p.Group = conversationOf(pos[0], *isGroup)
+	if err := call(ctx, e, "deleteMessage", p, nil); err != nil {
+		return err
+	}
+	if *local {
+		fmt.Fprintf(e.stdout, "%s deleted on this device\n", pos[1])
+	} else {
+		fmt.Fprintf(e.stdout, "%s deleted for everyone\n", pos[1])
+	}
+	return nil
+}
+
+// conversationOf is NAME as the contact or the group of a conversation.
+func conversationOf(name string, isGroup bool) (contact, group string) {
+	if isGroup {
+		return "", name
+	}
+	return name, ""
 }
 
 func runRead(ctx context.Context, e *env, args []string) error {
-	pos, err := parseArgs(e, newFlags(e, "read"), args, 1, 1, "read NAME")
+	fs := newFlags(e, "read")
+	isGroup := fs.Bool("group", false, "NAME is a group")
+	pos, err := parseArgs(e, fs, args, 1, 1, "read NAME [--group]")
 	if err != nil {
 		return err
 	}
-	return call(ctx, e, "markRead", apitypes.ContactParams{Contact: pos[0]}, nil)
+	var p apitypes.ConversationParams
+	p.Contact, p.Group = conversationOf(pos[0], *isGroup)
+	return call(ctx, e, "markRead", p, nil)
 }
 
 func runMessages(ctx context.Context, e *env, args []string) error {
-	return listMessages(ctx, e, args, "messages", "messages NAME [--limit N] [--json]", "listMessages", "contact",
+	return listMessages(ctx, e, args, "messages", "messages NAME [--limit N] [--before ID] [--after ID] [--json]", "listMessages", "contact",
 		func(name string) string { return "no messages with " + name + " yet" }, formatMessage)
 }
 
@@ -431,6 +459,8 @@ func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, me
 	empty func(string) string, format func(apitypes.Message) string) error {
 	fs := newFlags(e, verb)
 	limit := fs.Int("limit", 50, "show the last N messages (0: all)")
+	before := fs.String("before", "", "only messages before this message ID")
+	after := fs.String("after", "", "only messages after this message ID")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	pos, err := parseArgs(e, fs, args, 1, 1, synopsis)
 	if err != nil {
@@ -439,8 +469,15 @@ func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, me
 	if *limit < 0 {
 		return usagef("--limit must not be negative")
 	}
+	params := map[string]any{key: pos[0], "limit": *limit}
+	if *before != "" {
+		params["before"] = *before
+	}
+	if *after != "" {
+		params["after"] = *after
+	}
 	var raw json.RawMessage
-	if err := call(ctx, e, method, map[string]any{key: pos[0], "limit": *limit}, &raw); err != nil {
+	if err := call(ctx, e, method, params, &raw); err != nil {
 		return err
 	}
 	if *asJSON {

@@ -11,7 +11,7 @@ import (
 
 const groupSynopsis = "group create NAME | invite GROUP CONTACT | accept GROUP | decline GROUP | remove GROUP MEMBER |\n" +
 	"       promote GROUP MEMBER | rename GROUP NAME | leave GROUP | send GROUP TEXT [--reply-to ID] |\n" +
-	"       react GROUP MSGID EMOJI | edit GROUP MSGID TEXT | delete GROUP MSGID | messages GROUP [--limit N] [--json] | list [--json] |\n" +
+	"       react GROUP MSGID EMOJI | edit GROUP MSGID TEXT | delete GROUP MSGID | messages GROUP [--limit N] [--before ID] [--after ID] [--json] | list [--json] |\n" +
 	"       file send GROUP PATH [--caption TEXT]"
 
 // runGroup dispatches `hush group ...`. GROUP is a group's name where it
@@ -38,11 +38,13 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 	}
 	switch sub {
 	case "create":
-		pos, err := parseArgs(e, newFlags(e, "group create"), rest, 1, 1, "group create NAME")
+		fs := newFlags(e, "group create")
+		txn := fs.String("txn-id", "", "client transaction ID: a retry with the same ID creates no second group")
+		pos, err := parseArgs(e, fs, rest, 1, 1, "group create NAME [--txn-id ID]")
 		if err != nil {
 			return err
 		}
-		return show("createGroup", apitypes.NameParams{Name: pos[0]})
+		return show("createGroup", apitypes.CreateGroupParams{Name: pos[0], TxnID: *txn})
 	case "invite":
 		pos, err := parseArgs(e, newFlags(e, "group invite"), rest, 2, 2, "group invite GROUP CONTACT")
 		if err != nil {
@@ -168,7 +170,7 @@ func groupSend(ctx context.Context, e *env, sub string, args []string) error {
 }
 
 func groupMessages(ctx context.Context, e *env, args []string) error {
-	return listMessages(ctx, e, args, "group messages", "group messages GROUP [--limit N] [--json]", "listGroupMessages", "group",
+	return listMessages(ctx, e, args, "group messages", "group messages GROUP [--limit N] [--before ID] [--after ID] [--json]", "listGroupMessages", "group",
 		func(name string) string { return "no messages in " + name + " yet" },
 		func(m apitypes.Message) string { return fmt.Sprintf("%-12s %s", m.Sender+":", formatMessage(m)) })
 }
