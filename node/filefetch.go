@@ -32,8 +32,8 @@ const (
 	// A download that failed for a reason that may pass is tried again
 	// after fetchRetryFirst, doubling up to fetchRetryMax, for
 	// fetchPatience in all.
-	fetchRetryFirst = 2 * time.Second
-	fetchRetryMax   = time.Minute
+	fetchRetryFirst = time.Second
+	fetchRetryMax   = 15 * time.Second
 	fetchPatience   = 10 * time.Minute
 	// AutoFetchSize is the largest file fetched as soon as it is offered,
 	// unless a conversation says otherwise (autofetch.go); larger ones
@@ -144,7 +144,7 @@ func (n *Node) resumeFetches(ctx context.Context) {
 
 // startFetchLocked runs a download as one of the run's loops. A failure
 // that may pass (a source out of reach, or refusing for now) is tried
-// again, after 2 s and then twice as long each time up to a minute, for
+// again, after 1 s and then twice as long each time up to 15 s, for
 // fetchPatience; then, or at once for a corrupted chunk, the file is
 // failed (FetchFile tries again). When every source answered that it no
 // longer has the blob, the file is expired.
