@@ -112,6 +112,7 @@ type Node struct {
 	newSessions *sessionRate  // how many new sessions strangers and each account may open (sessionrate.go)
 	storeHealth storeHealth   // whether commits fail, for Health and a bounded log (health.go)
 	records     *records      // message records in memory: uncommitted and recent (records.go)
+	search      searchState   // the search index (searching.go)
 	fileServed  atomic.Int64  // blob bytes served on /hush/file/1 (fileserve.go)
 	reqDrops    requestDrops  // what the request caps dropped (requests.go)
 	linksKick   chan struct{} // wakes the links loop (links.go)

@@ -23,6 +23,7 @@ type txn struct {
 	syncRecs      map[string][]byte // syncstate records written in this batch (syncstate.go)
 	fetch         []string          // messages whose files start downloading after the commit
 	linksChanged  bool              // wake the links loop after the commit (links.go)
+	searchOps     []searchOp        // message records written or deleted, for the search index (searching.go)
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
@@ -52,6 +53,7 @@ func (n *Node) updateMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRe
 	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
 	n.records.write(id, m, ix)
 	t.msgs = append(t.msgs, id)
+	t.searchPut(id, ix, m)
 }
 
 // commitReleasingLock commits t grouped with concurrent commits. It must
@@ -108,6 +110,7 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		return err
 	}
 	n.releaseQueuedLocked(t.queued)
+	n.search.apply(t.searchOps)
 	n.publishLocked(t.events)
 	for _, id := range t.fetch {
 		n.autoFetchLocked(id)
