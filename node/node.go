@@ -64,6 +64,9 @@ type Config struct {
 	// KDF overrides the Argon2id parameters when a store is created (tests
 	// use small ones). Zero means the RFC 9106 second recommended option.
 	KDF KDFParams
+	// Now, if set, is the clock disappearing messages count with
+	// (tests); default time.Now.
+	Now func() time.Time
 	// Logger receives node events (never content, keys or identifiers);
 	// discarded by default.
 	Logger *slog.Logger
@@ -113,6 +116,7 @@ type Node struct {
 	storeHealth storeHealth   // whether commits fail, for Health and a bounded log (health.go)
 	records     *records      // message records in memory: uncommitted and recent (records.go)
 	search      searchState   // the search index (searching.go)
+	timers      timersState   // disappearing messages: timers and expiries (timers.go; under mu)
 	fileServed  atomic.Int64  // blob bytes served on /hush/file/1 (fileserve.go)
 	reqDrops    requestDrops  // what the request caps dropped (requests.go)
 	linksKick   chan struct{} // wakes the links loop (links.go)
@@ -174,6 +178,7 @@ type Node struct {
 type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
 	devices, syncHeld, linkTickets, syncState, files, convPrefs, links, blocks                                    *store.Table
+	timers                                                                                                        *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -250,6 +255,7 @@ func openTables(db *store.DB) tables {
 		convPrefs:   db.Table("convprefs"),
 		links:       db.Table("links"),
 		blocks:      db.Table("blocks"),
+		timers:      db.Table("timers"),
 	}
 }
 
@@ -301,6 +307,10 @@ func New(cfg Config) (*Node, error) {
 	if err := n.load(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := n.loadTimersLocked(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("node: load timers: %w", err)
 	}
 	n.loadPush()
 	return n, nil
