@@ -199,7 +199,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.AccountID, dev identity.DeviceID, sender string, p *payload) *[msgIDSize]byte {
 	switch p.Type {
 	case ptText:
-		if _, _, err := n.loadMsgLocked(p.ID); err == nil {
+		if _, _, err := n.loadMsgLocked(p.ID); err == nil || n.expiredLocked(p.ID) {
 			return nil
 		}
 		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,

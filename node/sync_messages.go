@@ -166,6 +166,9 @@ func (n *Node) renderMsgLocked(t *txn, st *msync.MessageState) error {
 	id := [msgIDSize]byte(st.ID)
 	m, ix, err := n.loadMsgLocked(id)
 	isNew := errors.Is(err, ErrUnknownMessage)
+	if isNew && n.expiredLocked(id) {
+		return nil // it expired here (timers.go)
+	}
 	switch {
 	case isNew:
 		m = &msgRec{ID: hex.EncodeToString(id[:]), Dir: "in", State: StateReceived,

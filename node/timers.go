@@ -79,12 +79,20 @@ type expiryRec struct {
 type timersState struct {
 	conv map[string]convTimer
 	exp  map[[msgIDSize]byte]*expiryRec
+	gone map[[msgIDSize]byte]int64 // expired message IDs, by when, so a late copy is not stored again
 	wake chan struct{}
 }
 
-// Timers-table keys: 'c' ‖ conversation key, 'e' ‖ message ID.
+// goneKeep is how long an expired message's ID is remembered: a copy
+// from a relay's mailbox or another device's sync arriving later than
+// that is stored again.
+const goneKeep = 30 * 24 * time.Hour
+
+// Timers-table keys: 'c' ‖ conversation key, 'e' ‖ message ID, 'x' ‖
+// an expired message's ID (value: when, unix ms).
 func timerKey(conv []byte) []byte         { return append([]byte{'c'}, conv...) }
 func expiryKey(id [msgIDSize]byte) []byte { return append([]byte{'e'}, id[:]...) }
+func goneKey(id [msgIDSize]byte) []byte   { return append([]byte{'x'}, id[:]...) }
 func isGroupConv(conv []byte) bool        { return len(conv) > 0 && conv[0] == 'g' }
 func timerSettingKey(acc identity.AccountID) string {
 	return settingTimerPrefix + strings.ToLower(timerB32.EncodeToString(acc[:]))
@@ -100,7 +108,7 @@ func (n *Node) now() time.Time {
 
 // loadTimersLocked reads the timers table when the node opens.
 func (n *Node) loadTimersLocked() error {
-	n.timers = timersState{conv: map[string]convTimer{}, exp: map[[msgIDSize]byte]*expiryRec{}, wake: make(chan struct{}, 1)}
+	n.timers = timersState{conv: map[string]convTimer{}, exp: map[[msgIDSize]byte]*expiryRec{}, gone: map[[msgIDSize]byte]int64{}, wake: make(chan struct{}, 1)}
 	return n.tabs.timers.Scan(func(k, v []byte) error {
 		switch {
 		case len(k) > 1 && k[0] == 'c':
@@ -113,6 +121,8 @@ func (n *Node) loadTimersLocked() error {
 			if jsonUnmarshal(v, &e) == nil {
 				n.timers.exp[[msgIDSize]byte(k[1:])] = &e
 			}
+		case len(k) == 1+msgIDSize && k[0] == 'x' && len(v) == 8:
+			n.timers.gone[[msgIDSize]byte(k[1:])] = int64(binary.BigEndian.Uint64(v))
 		}
 		return nil
 	})
@@ -330,6 +340,12 @@ func (n *Node) ExpireDue() time.Time {
 			next = e.Until
 		}
 	}
+	for id, at := range n.timers.gone {
+		if at < now-goneKeep.Milliseconds() {
+			delete(n.timers.gone, id)
+			t.b.Delete(n.tabs.timers, goneKey(id))
+		}
+	}
 	if t.b.Len() == 0 {
 		n.mu.Unlock()
 		return msTime(next)
@@ -365,8 +381,11 @@ func msTime(ms int64) time.Time {
 // commit.
 func (n *Node) expireLocked(t *txn, id [msgIDSize]byte, e *expiryRec) []string {
 	delete(n.timers.exp, id)
-	t.undo(func() { n.timers.exp[id] = e })
+	now := n.now().UnixMilli()
+	n.timers.gone[id] = now
+	t.undo(func() { n.timers.exp[id] = e; delete(n.timers.gone, id) })
 	t.b.Delete(n.tabs.timers, expiryKey(id))
+	t.b.Put(n.tabs.timers, goneKey(id), binary.BigEndian.AppendUint64(nil, uint64(now)))
 	t.b.Delete(n.syncTable(), syncKey(skMessage, id[:]))
 	m, ix, err := n.loadMsgLocked(id)
 	if err != nil {
@@ -393,4 +412,11 @@ func (t *txn) setTTL(id [msgIDSize]byte, secs uint32) {
 		t.ttls = map[[msgIDSize]byte]uint32{}
 	}
 	t.ttls[id] = secs
+}
+
+// expiredLocked reports whether message id expired here: a copy that
+// comes later (a relay's mailbox, another device's sync) is dropped.
+func (n *Node) expiredLocked(id [msgIDSize]byte) bool {
+	_, gone := n.timers.gone[id]
+	return gone
 }

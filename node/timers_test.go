@@ -187,3 +187,72 @@ func TestDisappearingMessages(t *testing.T) {
 		t.Fatal("a message sent with the timer off expired")
 	}
 }
+
+// The account's other devices: the timer set on the laptop reaches the
+// phone (synced setting); the laptop's message expires on the phone
+// counted from sending, bob's from reading on either device.
+func TestDisappearingMessagesOtherDevices(t *testing.T) {
+	clock := &testClock{}
+	laptop := startClocked(t, clock, newHome(t, "alice"))
+	defer laptop.stop(t)
+	bob := startClocked(t, clock, newHome(t, "bob"))
+	defer bob.stop(t)
+	befriend(t, laptop, bob)
+	phone := startClocked(t, clock, linkDevice(t, laptop, "phone"))
+	defer phone.stop(t)
+	waitEntry(t, laptop, phone)
+	ctx := context.Background()
+
+	if _, err := laptop.n.SetTimer(TimerRequest{Contact: "bob", TTL: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the timer on the phone", func() bool { d, _ := phone.n.Timer("bob"); return d == 24*time.Hour })
+	waitFor(t, "the timer at bob", func() bool { d, _ := bob.n.Timer("alice"); return d == 24*time.Hour })
+	out, err := laptop.n.Send(ctx, SendRequest{To: "bob", Text: "from the laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := bob.n.Send(ctx, SendRequest{To: "alice", Text: "from bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*running{laptop, phone} {
+		waitFor(t, "both messages on both devices", func() bool {
+			_, e1 := d.n.WaitState(ctx, out.ID, StateQueued)
+			_, e2 := d.n.WaitState(ctx, in.ID, StateReceived)
+			return e1 == nil && e2 == nil
+		})
+	}
+	if err := laptop.n.MarkRead("bob"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the read marker on the phone", func() bool {
+		m, err := phone.n.WaitState(ctx, in.ID, StateReceived)
+		return err == nil && m.State == StateRead
+	})
+	waitFor(t, "bob's copy of the laptop's message", func() bool { return len(texts(t, bob.n, "alice", "in")) == 1 })
+
+	clock.advance(25 * time.Hour)
+	for _, d := range []*running{laptop, phone, bob} {
+		d.n.ExpireDue()
+	}
+	if got := texts(t, laptop.n, "bob", "out"); len(got) != 0 {
+		t.Fatalf("laptop: %q", got)
+	}
+	for _, d := range []*running{laptop, phone} {
+		if ms, _ := d.n.Messages("bob", 0); len(ms) != 0 {
+			t.Fatalf("alice's %s still shows %+v", d.home, ms)
+		}
+	}
+	// Bob's copy of the laptop's message waits for bob to read it; his
+	// own is gone.
+	if got := texts(t, bob.n, "alice", "out"); len(got) != 0 {
+		t.Fatalf("bob's sent copy: %q", got)
+	}
+	bob.n.MarkRead("alice")
+	clock.advance(25 * time.Hour)
+	bob.n.ExpireDue()
+	if ms, _ := bob.n.Messages("alice", 0); len(ms) != 0 {
+		t.Fatalf("bob still shows %+v", ms)
+	}
+}
