@@ -55,6 +55,7 @@ type Backend struct {
 	blockedReq map[string]bool                // requests blocked (requests.go)
 	short      fakeLinks                      // address and invitations (links.go)
 	blocks     map[string]node.BlockedAccount // by account (contacts.go)
+	timers     map[string]time.Duration       // disappearing-messages timers by contact (search.go)
 }
 
 // TypingCall records a SetTyping call.

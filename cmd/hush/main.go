@@ -75,6 +75,8 @@ func init() {
 		{"delete", "delete NAME MSGID              delete a message you sent, for everyone", runDelete},
 		{"read", "read NAME                      mark NAME's messages as read", runRead},
 		{"messages", "messages NAME [--limit N] [--json]   conversation history, oldest first", runMessages},
+		{"search", "search TEXT [--in NAME [--group]] [--limit N] [--json]   find messages in every conversation, newest first", runSearch},
+		{"timer", "timer NAME 1h|1d|1w|off [--group]   disappearing messages in a conversation", runTimer},
 		{"chat", "chat NAME                      interactive chat in the terminal", runChat},
 		{"group", "group create|invite|accept|decline|remove|leave|send|messages|list ...   groups (hush group help)", runGroup},
 		{"file", "file send NAME PATH [--caption TEXT] [--wait delivered|read] | get MSGID [--out PATH] [--force] | list NAME [--json]   files", runFile},
