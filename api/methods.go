@@ -78,6 +78,8 @@ var methods = map[string]entry{
 	"unblockContact":  writes(typed(mUnblockContact)),
 	"listBlocked":     reads(typed(mListBlocked)),
 	"setProfile":      writes(typed(mSetProfile)),
+	"search":          reads(typed(mSearch)),
+	"setTimer":        writes(typed(mSetTimer)),
 
 	"createGroup":       writes(typed(mCreateGroup)),
 	"inviteToGroup":     writes(typed(mInviteToGroup)),

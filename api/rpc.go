@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/node"
@@ -42,6 +43,8 @@ type Backend interface {
 	Send(ctx context.Context, req node.SendRequest) (node.Message, error)
 	WaitState(ctx context.Context, id string, state node.MessageState) (node.Message, error)
 	Messages(contact string, limit int) ([]node.Message, error)
+	Search(req node.SearchRequest) ([]node.Message, error)
+	SetTimer(req node.TimerRequest) (time.Duration, error)
 	MarkRead(contact string) error
 	SetTyping(contact string, typing bool) error
 	SetReadReceipts(on bool) error
@@ -219,6 +222,7 @@ var appErrors = []struct {
 	{shortlink.ErrTooLong, CodeInvalidInput, "link_too_long"},
 	{shortlink.ErrRecord, CodeInvalidInput, "wrong_record"},
 	{node.ErrNotRequest, CodeInvalidInput, "not_request"},
+	{node.ErrGroupTimer, CodeInvalidInput, "group_timer"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }
 

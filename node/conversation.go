@@ -161,6 +161,9 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	counted := cv.group == nil && p.Type == ptText
 	if counted {
 		p.Counter = n.lastSentLocked(cv.contact.account()) + 1
+		if p.TTL = n.timerSecsLocked(cv.key); p.TTL != 0 { // disappears (timers.go)
+			t.setTTL(p.ID, p.TTL)
+		}
 	}
 	// Sent first: nothing of a send that cannot go is recorded.
 	if cv.group != nil {
@@ -201,7 +204,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.AccountID, dev identity.DeviceID, sender string, p *payload) *[msgIDSize]byte {
 	switch p.Type {
 	case ptText:
-		if _, _, err := n.loadMsgLocked(p.ID); err == nil || n.goneLocallyLocked(p.ID) {
+		if _, _, err := n.loadMsgLocked(p.ID); err == nil || n.goneLocallyLocked(p.ID) || n.expiredLocked(p.ID) {
 			return nil
 		}
 		m := &msgRec{ID: hex.EncodeToString(p.ID[:]), Dir: "in", Text: p.Text, State: StateReceived,
@@ -211,6 +214,9 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		}
 		if p.Attach != nil {
 			m.File = n.offerFileLocked(t, cv.key, p.ID, dev, p.Attach)
+		}
+		if p.TTL != 0 && cv.group == nil {
+			t.setTTL(p.ID, p.TTL) // the sender's timer (timers.go)
 		}
 		ix := indexRec{Account: cv.key}
 		if cv.group != nil {

@@ -687,6 +687,9 @@ func (n *Node) mergeSyncLocked(t *txn, m msync.Message, now time.Time) (bool, er
 		if m.Key == settingProfileName {
 			return n.applyProfileNameLocked(t, m), nil
 		}
+		if strings.HasPrefix(m.Key, settingTimerPrefix) {
+			return n.applyTimerSettingLocked(t, m), nil
+		}
 	}
 	return n.applySyncLocked(t, m, now)
 }

@@ -355,6 +355,7 @@ func (n *Node) deleteMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec) {
 	t.b.Delete(n.tabs.msgIndex, id[:])
 	n.records.remove(id, ix)
 	t.msgs = append(t.msgs, id)
+	t.searchDelete(id)
 }
 
 // shownMissing caps a count for the API.

@@ -289,6 +289,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			n.receiveSyncLocked(t, in.SenderDevice, p.Data, now)
 		case p.Type == ptProfile:
 			n.applyOwnProfileLocked(t, p)
+		case p.Type == ptTimer: // the account's devices sync it as a setting
 		case p.Type >= ptGroup:
 			n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now) // the account's groups
 		}
@@ -303,7 +304,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		}
 		return ackOK, nil, nil
 	}
-	if perr == nil && p.Type >= ptGroup && p.Type != ptProfile {
+	if perr == nil && p.Type >= ptGroup && p.Type != ptProfile && p.Type != ptTimer {
 		// Group traffic: it may come from members who are not contacts;
 		// their card (sent with prekey messages) goes to the directory.
 		if p.Card != nil {
@@ -315,7 +316,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now)
 		return ackOK, nil, nil
 	}
-	if n.blockedLocked(acc) || (c == nil && perr == nil && p.Type == ptProfile) {
+	if n.blockedLocked(acc) || (c == nil && perr == nil && (p.Type == ptProfile || p.Type == ptTimer)) {
 		// Blocked: nothing is kept (blocks.go); a profile alone makes
 		// no message request.
 		return n.sessionOnlyLocked(t, c, set, in.Kind, p, perr, now), nil, nil
@@ -462,6 +463,8 @@ func (n *Node) applyLocked(t *txn, c *contact, dev identity.DeviceID, p *payload
 		t.events = append(t.events, Event{Type: EventTyping, Typing: &on, From: name})
 	case ptProfile:
 		n.applyProfileLocked(t, c, p)
+	case ptTimer:
+		n.applyTimerPayloadLocked(t, c, p)
 	}
 	return nil
 }

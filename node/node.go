@@ -68,6 +68,9 @@ type Config struct {
 	// KDF overrides the Argon2id parameters when a store is created (tests
 	// use small ones). Zero means the RFC 9106 second recommended option.
 	KDF KDFParams
+	// Now, if set, is the clock disappearing messages count with
+	// (tests); default time.Now.
+	Now func() time.Time
 	// Logger receives node events (never content, keys or identifiers);
 	// discarded by default.
 	Logger *slog.Logger
@@ -117,6 +120,8 @@ type Node struct {
 	newSessions *sessionRate  // how many new sessions strangers and each account may open (sessionrate.go)
 	storeHealth storeHealth   // whether commits fail, for Health and a bounded log (health.go)
 	records     *records      // message records in memory: uncommitted and recent (records.go)
+	search      searchState   // the search index (searching.go)
+	timers      timersState   // disappearing messages: timers and expiries (timers.go; under mu)
 	fileServed  atomic.Int64  // blob bytes served on /hush/file/1 (fileserve.go)
 	reqDrops    requestDrops  // what the request caps dropped (requests.go)
 	linksKick   chan struct{} // wakes the links loop (links.go)
@@ -179,6 +184,7 @@ type tables struct {
 	identity, contacts, sessions, messages, msgIndex, outbox, txns, mailboxes, groups, groupWire, peers, counters *store.Table
 	devices, syncHeld, linkTickets, syncState, files, convPrefs, links, blocks                                    *store.Table
 	localGone                                                                                                     *store.Table // messages deleted on this device only (recall.go)
+	timers                                                                                                        *store.Table
 }
 
 // profileRec is the identity table's "profile" record.
@@ -256,6 +262,7 @@ func openTables(db *store.DB) tables {
 		links:       db.Table("links"),
 		blocks:      db.Table("blocks"),
 		localGone:   db.Table("localgone"),
+		timers:      db.Table("timers"),
 	}
 }
 
@@ -310,6 +317,10 @@ func New(cfg Config) (*Node, error) {
 	if err := n.load(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := n.loadTimersLocked(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("node: load timers: %w", err)
 	}
 	n.loadPush()
 	return n, nil

@@ -45,6 +45,11 @@ const (
 	// the account's other devices (profile.go). Types 17 and 18 are
 	// session recovery's (recovery.go).
 	ptProfile payloadType = 19
+
+	// A contact's disappearing-messages timer (docs/protocol/messaging.md
+	// "Disappearing messages"): data = u32 seconds (0: off), time = when
+	// it was set (the latest wins).
+	ptTimer payloadType = 20
 )
 
 const (
@@ -89,6 +94,9 @@ type payload struct {
 	// (extInvite; zero: none), on the first messages of a session it
 	// opened: docs/protocol/addresses.md §20.4.
 	Invite [shortlink.TokenSize]byte
+	// TTL is a text's time to live in seconds, the sender's timer when
+	// it sent it (extTTL; 0: none).
+	TTL uint32
 }
 
 // Extension fields of 1:1 payloads (types below ptGroup): Data holds a
@@ -99,6 +107,7 @@ const (
 	extClock   byte = 2 // lamport u64 ‖ device fixed[16]: Clock
 	extAttach  byte = 3 // an attachment pointer: Attach
 	extInvite  byte = 4 // fixed[16]: Invite
+	extTTL     byte = 5 // u32 seconds: TTL (texts)
 	// maxExtSize bounds one extension value: an attachment pointer
 	// (≤ 10,876 bytes); the other tags are short.
 	maxExtSize = 16 << 10
@@ -107,7 +116,7 @@ const (
 // data returns the Data field as sent: the extension fields for 1:1
 // types.
 func (p *payload) data() []byte {
-	if p.Type >= ptGroup || (p.Counter == 0 && p.Clock.IsZero() && p.Attach == nil && p.Invite == [shortlink.TokenSize]byte{}) {
+	if p.Type >= ptGroup || (p.Counter == 0 && p.Clock.IsZero() && p.Attach == nil && p.Invite == [shortlink.TokenSize]byte{} && p.TTL == 0) {
 		return p.Data
 	}
 	w := codec.NewWriter(48 + len(p.Attach))
@@ -130,6 +139,11 @@ func (p *payload) data() []byte {
 		w.U8(extInvite)
 		w.Bytes32(p.Invite[:])
 	}
+	if p.TTL != 0 {
+		w.U8(extTTL)
+		w.U32(4)
+		w.U32(p.TTL)
+	}
 	return w.Bytes()
 }
 
@@ -140,6 +154,7 @@ func (p *payload) parseExtensions() {
 	var clock msync.Clock
 	var att []byte
 	var invite [shortlink.TokenSize]byte
+	var ttl uint32
 	for r.Err() == nil && r.Remaining() > 0 {
 		tag := r.U8()
 		v := r.Bytes32(maxExtSize)
@@ -157,10 +172,12 @@ func (p *payload) parseExtensions() {
 			att = codec.Clone(v)
 		case tag == extInvite && len(v) == shortlink.TokenSize:
 			invite = [shortlink.TokenSize]byte(v)
+		case tag == extTTL && len(v) == 4 && p.Type == ptText:
+			ttl = codec.NewReader(v).U32()
 		}
 	}
 	if r.Err() == nil {
-		p.Counter, p.Clock, p.Attach, p.Invite = counter, clock, att, invite
+		p.Counter, p.Clock, p.Attach, p.Invite, p.TTL = counter, clock, att, invite, ttl
 	}
 }
 
@@ -205,7 +222,7 @@ func parsePayload(b []byte) (*payload, error) {
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errPayload, err)
 	}
-	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type) && p.Type != ptProfile) {
+	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type) && p.Type != ptProfile && p.Type != ptTimer) {
 		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
 	}
 	if !utf8.ValidString(p.Text) {

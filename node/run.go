@@ -137,6 +137,8 @@ func (n *Node) Run(ctx context.Context) error {
 	h.SetStreamHandler(ProtocolSync, n.handleSyncStream)
 	h.SetStreamHandler(ProtocolFile, n.handleFileStream)
 	n.loops.Go(n.resumeFetches)
+	n.loops.Go(n.expiryLoop)                              // deletes what expired while the node was off first
+	n.loops.Go(func(context.Context) { n.searchIndex() }) // warm: built from the store once per unlock
 	n.loops.Go(n.linksLoop)
 	n.loops.Go(n.resumeLoop)
 	n.loops.Go(n.pruneLoop)

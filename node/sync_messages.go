@@ -166,8 +166,8 @@ func (n *Node) renderMsgLocked(t *txn, st *msync.MessageState) error {
 	id := [msgIDSize]byte(st.ID)
 	m, ix, err := n.loadMsgLocked(id)
 	isNew := errors.Is(err, ErrUnknownMessage)
-	if isNew && n.goneLocallyLocked(id) {
-		return nil // deleted on this device only: it stays deleted
+	if isNew && (n.goneLocallyLocked(id) || n.expiredLocked(id)) {
+		return nil // deleted on this device only, or expired here (timers.go): it stays deleted
 	}
 	switch {
 	case isNew:

@@ -18,11 +18,14 @@ type txn struct {
 	publish []publication // group topic messages, sent after the commit
 	onFail  func()        // undoes in-memory changes if the commit fails
 
-	groupsChanged bool              // a group engine changed: resubscribe to its topics
-	seqs          map[uint64]bool   // group message sequence numbers taken in this batch
-	syncRecs      map[string][]byte // syncstate records written in this batch (syncstate.go)
-	fetch         []string          // messages whose files start downloading after the commit
-	linksChanged  bool              // wake the links loop after the commit (links.go)
+	groupsChanged bool                       // a group engine changed: resubscribe to its topics
+	seqs          map[uint64]bool            // group message sequence numbers taken in this batch
+	syncRecs      map[string][]byte          // syncstate records written in this batch (syncstate.go)
+	fetch         []string                   // messages whose files start downloading after the commit
+	linksChanged  bool                       // wake the links loop after the commit (links.go)
+	searchOps     []searchOp                 // message records written or deleted, for the search index (searching.go)
+	ttls          map[[msgIDSize]byte]uint32 // new messages' time to live as their payload carried it (timers.go)
+	timersChanged bool                       // a countdown started: wake the expiry loop (timers.go)
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
@@ -43,6 +46,7 @@ func (t *txn) undo(f func()) {
 // makes it visible to loadMsgLocked until t is finished.
 func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
 	t.b.Put(n.tabs.msgIndex, id[:], ix.marshal())
+	n.noteExpiryLocked(t, id, ix, m, t.ttls[id])
 	n.updateMsgLocked(t, id, ix, m)
 }
 
@@ -52,6 +56,8 @@ func (n *Node) updateMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRe
 	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
 	n.records.write(id, m, ix)
 	t.msgs = append(t.msgs, id)
+	t.searchPut(id, ix, m)
+	n.startExpiryLocked(t, id, m)
 }
 
 // commitReleasingLock commits t grouped with concurrent commits. It must
@@ -111,6 +117,10 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		return err
 	}
 	n.releaseQueuedLocked(t.queued)
+	n.search.apply(t.searchOps)
+	if t.timersChanged {
+		n.kickExpiry()
+	}
 	n.events.Settle(t.events, true) // subscribers get them in order; WaitState callers are released
 
 	for _, id := range t.fetch {

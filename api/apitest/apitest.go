@@ -56,6 +56,7 @@ type Backend struct {
 	short      fakeLinks                      // address and invitations (links.go)
 	blocks     map[string]node.BlockedAccount // by account (contacts.go)
 	convs      map[string]*fakeConv           // conversation settings by "c:NAME", "g:ID" (conversations.go)
+	timers     map[string]time.Duration       // disappearing-messages timers by contact (search.go)
 }
 
 // TypingCall records a SetTyping call.

@@ -187,3 +187,28 @@ type VerifyContactParams struct {
 	Name         string `json:"name"`
 	SafetyNumber string `json:"safetyNumber,omitempty"`
 }
+
+// SearchParams are the params of search: words, and optionally one
+// conversation (a contact or a group, not both).
+type SearchParams struct {
+	Text    string `json:"text"`
+	Contact string `json:"contact,omitempty"`
+	Group   string `json:"group,omitempty"`
+	Limit   int    `json:"limit,omitempty"` // default 50, at most 1000
+}
+
+// SetTimerParams are the params of setTimer: a contact (group: refused
+// for now) and a timer: "1h", "1d", "1w", another duration between 1m
+// and 365d ("30m", "12h", "3d"), or "off".
+type SetTimerParams struct {
+	Contact string `json:"contact,omitempty"`
+	Group   string `json:"group,omitempty"`
+	Timer   string `json:"timer"`
+}
+
+// TimerResult is setTimer's answer: the conversation's timer in
+// seconds (0: off).
+type TimerResult struct {
+	Contact string `json:"contact"`
+	Seconds int64  `json:"seconds"`
+}

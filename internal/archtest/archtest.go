@@ -69,6 +69,12 @@ var Rules = []Rule{
 		Reason: "the group engine is network-free: it speaks GossipSub's types only through internal/gossip",
 	},
 	{
+		From:   "node/search",
+		Allow:  []string{"std"},
+		Only:   true,
+		Reason: "the search index is plain data in memory: it sees no store, no network and no node type (issue 18)",
+	},
+	{
 		From:   "node/attach",
 		Allow:  []string{"std", Module + "/crypto/codec", Module + "/crypto/stream", "github.com/abema/go-mp4"},
 		Only:   true,

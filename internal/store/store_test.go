@@ -835,12 +835,16 @@ func TestCompactDropsDeletedValues(t *testing.T) {
 	tb := db.Table("ratchet")
 	tb.Put([]byte("session"), bytes.Repeat([]byte{0x42}, 256))
 	key := tb.keys.idPrefix([]byte("session"))
+	viaTable, err := tb.Sealed([]byte("session"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 	ldb := rawDB(t, dir)
 	sealed, err := ldb.Get(key, nil)
 	ldb.Close()
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || !bytes.Equal(sealed, viaTable) {
+		t.Fatal(err, "or Sealed is not what the files hold")
 	}
 	onDisk := func() bool {
 		found := false

@@ -569,3 +569,34 @@ func (b *Batch) addIndex(ldb *leveldb.DB) (mark int, l *seqLinker, err error) {
 	l.writeTo(&b.lb)
 	return mark, l, nil
 }
+
+// SealedSeq returns record seq of id's sequence as the files hold it
+// (sealed), or ErrNotFound: for checks that a deleted record has left
+// the disk after Compact.
+func (t *Table) SealedSeq(id []byte, seq uint64) ([]byte, error) {
+	return t.sealed(t.keys.dataKey(id, seq))
+}
+
+// Sealed is SealedSeq for a plain record.
+func (t *Table) Sealed(id []byte) ([]byte, error) {
+	if len(id) > MaxIDSize {
+		return nil, ErrNotFound
+	}
+	return t.sealed(t.keys.idPrefix(id))
+}
+
+func (t *Table) sealed(key []byte) ([]byte, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	ldb, err := t.db.readLock()
+	if err != nil {
+		return nil, err
+	}
+	defer t.db.ldbMu.RUnlock()
+	raw, err := ldb.Get(key, nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return raw, err
+}

@@ -1,0 +1,89 @@
+package apitest
+
+import (
+	"cmp"
+	"strings"
+	"time"
+
+	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/node/search"
+)
+
+// Search implements api.Backend with the node's own word rules
+// (node/search): every word of the text, as a word or a word's start,
+// newest first, deleted messages left out.
+func (b *Backend) Search(req node.SearchRequest) ([]node.Message, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if strings.TrimSpace(req.Text) == "" {
+		return nil, node.ErrEmptyMessage
+	}
+	var convs [][]*node.Message
+	switch {
+	case req.Contact != "":
+		if _, ok := b.contacts[req.Contact]; !ok {
+			return nil, node.ErrUnknownContact
+		}
+		convs = append(convs, b.msgs[req.Contact])
+	case req.Group != "":
+		g, err := b.groupLocked(req.Group)
+		if err != nil {
+			return nil, err
+		}
+		convs = append(convs, g.msgs)
+	default:
+		for name, ms := range b.msgs {
+			if _, ok := b.contacts[name]; ok {
+				convs = append(convs, ms)
+			}
+		}
+		for _, g := range b.groups {
+			convs = append(convs, g.msgs)
+		}
+	}
+	x := search.New()
+	byID := map[search.ID]*node.Message{}
+	n := 0
+	for _, ms := range convs {
+		for _, m := range ms {
+			if m.Deleted || m.Direction == "system" {
+				continue
+			}
+			var id search.ID
+			n++
+			id[0], id[1], id[2] = byte(n>>16), byte(n>>8), byte(n)
+			byID[id] = m
+			x.Put(id, "", m.Time.UnixNano()+int64(n), m.Text) // equal times: later added, newer
+		}
+	}
+	limit := cmp.Or(req.Limit, node.DefaultSearchResults)
+	out := []node.Message{}
+	for _, h := range x.Search(req.Text, min(limit, node.MaxSearchResults), nil) {
+		out = append(out, *byID[h.ID])
+	}
+	return out, nil
+}
+
+// SetTimer implements api.Backend: it keeps the timer (Timer reads it).
+func (b *Backend) SetTimer(req node.TimerRequest) (time.Duration, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if req.Group != "" {
+		return 0, node.ErrGroupTimer
+	}
+	if _, ok := b.contacts[req.Contact]; !ok {
+		return 0, node.ErrUnknownContact
+	}
+	if b.timers == nil {
+		b.timers = map[string]time.Duration{}
+	}
+	b.timers[req.Contact] = req.TTL
+	return req.TTL, nil
+}
+
+// Timer returns what SetTimer kept for contact.
+func (b *Backend) Timer(contact string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.timers[contact]
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hushnet/hush/node"
+)
+
+func TestSearchAndTimer(t *testing.T) {
+	b, home := daemon(t)
+	b.AddContact("alice", "hush://alice")
+	b.AddContact("bob", "hush://bob")
+	ctx := context.Background()
+	b.Send(ctx, node.SendRequest{To: "alice", Text: "Lunch at noon?"})
+	b.Receive("bob", "lunchtime!")
+	b.Receive("alice", "dinner")
+
+	r := hush(t, nil, nil, "--home", home, "search", "LUNCH")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "bob") || !strings.Contains(lines[1], "Lunch at noon?") {
+		t.Fatalf("search: %+v", r)
+	}
+	r = hush(t, nil, nil, "--home", home, "search", "lunch", "--in", "alice", "--json")
+	var got []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got) != 1 || got[0]["contact"] != "alice" {
+		t.Fatalf("search --in --json: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "search", "nothing"); r.code != 0 || !strings.Contains(r.stdout, "no messages") {
+		t.Fatalf("no hits: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "search"); r.code != 2 {
+		t.Fatalf("no text: %+v", r)
+	}
+
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "1d"); r.code != 0 || b.Timer("alice") != 24*time.Hour {
+		t.Fatalf("timer 1d: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "1w"); r.code != 0 || b.Timer("alice") != 7*24*time.Hour {
+		t.Fatalf("timer 1w: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "off"); r.code != 0 || b.Timer("alice") != 0 || !strings.Contains(r.stdout, "off") {
+		t.Fatalf("timer off: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "soon"); r.code != 1 || !strings.Contains(r.stderr, "timer") {
+		t.Fatalf("timer soon: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "club", "1h", "--group"); r.code != 1 || !strings.Contains(r.stderr, "groups") {
+		t.Fatalf("group timer: %+v", r)
+	}
+}
