@@ -38,11 +38,23 @@ var (
 const pruneEvery = 10 * time.Minute
 
 // Records of the events table: an event under its 8-byte big-endian seq
-// (u64 unix nanoseconds when it was numbered ‖ the event's JSON), and two
-// counters under ids of other lengths.
+// (u64 unix nanoseconds when it was numbered ‖ a form byte ‖ the event's
+// JSON), and two counters under ids of other lengths. An event that
+// carries a message is kept as a reference (evRef: the message holds its
+// ID only) and read back with the message as the store has it then: the
+// log keeps no second copy of a text, so a message deleted here (on this
+// device only, cleared, expired) leaves nothing of itself in the log, and
+// its events are no longer read back. Records of the first form wrote the
+// JSON right after the time ('{').
 var (
 	evLastID   = []byte("last")   // u64: the highest seq written
 	evOldestID = []byte("oldest") // u64: the lowest seq not pruned
+)
+
+// Forms of a logged event (the byte after the time).
+const (
+	evFull byte = 1 // the event's JSON as published
+	evRef  byte = 2 // the event's JSON with its message reduced to the ID
 )
 
 // eventLog is the node's side of the log: the store table the hub reads
@@ -52,6 +64,9 @@ type eventLog struct {
 	tab    *store.Table
 	oldest atomic.Uint64 // the lowest seq not deleted (the pruner's, read by append)
 	kick   chan struct{} // cap 1: the log outgrew its count limit
+	// message returns a message as the store has it now, false if it is
+	// gone (set by the node; nil: references read back as logged).
+	message func(id string) (*Message, bool)
 }
 
 func seqID(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
@@ -92,9 +107,13 @@ func (l *eventLog) counter(id []byte) (uint64, error) {
 // append writes evs (numbered) and the new last seq in b.
 func (l *eventLog) append(b *store.Batch, evs []Event, now time.Time) {
 	for _, ev := range evs {
+		form := evFull
+		if ev.Message != nil {
+			form, ev.Message = evRef, &Message{ID: ev.Message.ID}
+		}
 		js, _ := json.Marshal(ev) // plain data: it cannot fail
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(js)), uint64(now.UnixNano()))
-		b.Put(l.tab, seqID(ev.Seq), append(v, js...))
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(js)), uint64(now.UnixNano()))
+		b.Put(l.tab, seqID(ev.Seq), append(append(v, form), js...))
 	}
 	last := evs[len(evs)-1].Seq
 	b.Put(l.tab, evLastID, seqID(last))
@@ -117,6 +136,13 @@ func (l *eventLog) Read(from, to uint64, limit int) ([]apitypes.Event, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ev.Message != nil && l.message != nil {
+			m, ok := l.message(ev.Message.ID)
+			if !ok {
+				continue // the message is gone from this device: so are its events
+			}
+			ev.Message = m
+		}
 		out = append(out, ev)
 	}
 	return out, nil
@@ -130,8 +156,12 @@ func (l *eventLog) get(seq uint64) (Event, time.Time, error) {
 	if len(b) < 8 {
 		return Event{}, time.Time{}, fmt.Errorf("node: event log: %w: record of %d bytes", store.ErrCorrupt, len(b))
 	}
+	js := b[8:]
+	if len(js) > 0 && (js[0] == evFull || js[0] == evRef) {
+		js = js[1:]
+	}
 	var ev Event
-	if err := json.Unmarshal(b[8:], &ev); err != nil {
+	if err := json.Unmarshal(js, &ev); err != nil {
 		return Event{}, time.Time{}, fmt.Errorf("node: event log: %w: %v", store.ErrCorrupt, err)
 	}
 	return ev, time.Unix(0, int64(binary.BigEndian.Uint64(b))), nil
@@ -219,4 +249,21 @@ func (n *Node) numberEventsLocked(t *txn) {
 		t.b.Lazy()
 	}
 	n.evlog.append(t.b, t.events, time.Now())
+}
+
+// loggedMessage is a logged event's message as the store has it now;
+// false if it is gone from this device.
+func (n *Node) loggedMessage(idHex string) (*Message, bool) {
+	id, err := parseMsgID(idHex)
+	if err != nil {
+		return nil, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m, ix, err := n.loadMsgLocked(id)
+	if err != nil {
+		return nil, false
+	}
+	v := n.viewByKeyLocked(ix.Account, m)
+	return &v, true
 }

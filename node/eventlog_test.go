@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -180,5 +181,49 @@ func TestNodeEventsSurviveRestart(t *testing.T) {
 		if seen[id] != 1 {
 			t.Fatalf("message %s: %d events, want 1", id, seen[id])
 		}
+	}
+}
+
+// The log keeps no copy of a text: a message event is a reference read
+// back with the message as it is; deleted on this device, the message
+// takes its events with it.
+func TestEventLogKeepsNoText(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	m, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "EVENTLOG-MARKER"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message at bob", func() bool { return len(texts(t, b.n, "alice", "in")) == 1 })
+	read := func() (found bool) {
+		evs, err := b.n.evlog.Read(1, b.n.events.Head(), 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Message != nil && ev.Message.ID == m.ID {
+				if ev.Message.Text != "EVENTLOG-MARKER" {
+					t.Fatalf("the logged event reads back %+v", ev.Message)
+				}
+				found = true
+			}
+		}
+		return found
+	}
+	if !read() {
+		t.Fatal("the message's event is not in the log")
+	}
+	b.n.evlog.tab.Scan(func(k, v []byte) error {
+		if bytes.Contains(v, []byte("EVENTLOG-MARKER")) {
+			t.Fatalf("the log record %x holds the text", k)
+		}
+		return nil
+	})
+	if err := b.n.DeleteLocal("alice", "", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if read() {
+		t.Fatal("a message deleted here is still read back from the log")
 	}
 }

@@ -314,6 +314,9 @@ func New(cfg Config) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	if n.evlog != nil {
+		n.evlog.message = n.loggedMessage
+	}
 	if err := n.load(); err != nil {
 		db.Close()
 		return nil, err
