@@ -2,6 +2,7 @@ package apitest
 
 import (
 	"cmp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +54,8 @@ func (b *Backend) Search(req node.SearchRequest) ([]node.Message, error) {
 			n++
 			id[0], id[1], id[2] = byte(n>>16), byte(n>>8), byte(n)
 			byID[id] = m
-			x.Put(id, "", m.Time.UnixNano()+int64(n), m.Text) // equal times: later added, newer
+			made, _ := strconv.Atoi(strings.TrimPrefix(m.ID, "m")) // the fake's IDs count up
+			x.Put(id, "", m.Time.UnixNano()+int64(made), m.Text)   // equal times: the later made is newer
 		}
 	}
 	limit := cmp.Or(req.Limit, node.DefaultSearchResults)
