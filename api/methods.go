@@ -80,6 +80,7 @@ var methods = map[string]entry{
 	"setProfile":      writes(typed(mSetProfile)),
 	"search":          reads(typed(mSearch)),
 	"setTimer":        writes(typed(mSetTimer)),
+	"getTimer":        reads(typed(mGetTimer)),
 
 	"createGroup":       writes(typed(mCreateGroup)),
 	"inviteToGroup":     writes(typed(mInviteToGroup)),

@@ -45,6 +45,7 @@ type Backend interface {
 	Messages(contact string, limit int) ([]node.Message, error)
 	Search(req node.SearchRequest) ([]node.Message, error)
 	SetTimer(req node.TimerRequest) (time.Duration, error)
+	Timer(contact string) (time.Duration, error)
 	MarkRead(contact string) error
 	SetTyping(contact string, typing bool) error
 	SetReadReceipts(on bool) error

@@ -38,6 +38,18 @@ func mSetTimer(_ context.Context, b Backend, p apitypes.SetTimerParams) (apitype
 	return apitypes.TimerResult{Contact: p.Contact, Seconds: int64(got / time.Second)}, nil
 }
 
+// mGetTimer is getTimer: a contact's disappearing-messages timer.
+func mGetTimer(_ context.Context, b Backend, p apitypes.ContactParams) (apitypes.TimerResult, error) {
+	if err := required("contact", p.Contact); err != nil {
+		return apitypes.TimerResult{}, err
+	}
+	got, err := b.Timer(p.Contact)
+	if err != nil {
+		return apitypes.TimerResult{}, err
+	}
+	return apitypes.TimerResult{Contact: p.Contact, Seconds: int64(got / time.Second)}, nil
+}
+
 // ParseTimer reads a disappearing-messages timer: "off", a number of
 // days ("1d") or weeks ("1w"), or a Go duration ("1h", "90m"), between
 // node.MinTimer and node.MaxTimer.

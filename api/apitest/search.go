@@ -83,9 +83,12 @@ func (b *Backend) SetTimer(req node.TimerRequest) (time.Duration, error) {
 	return req.TTL, nil
 }
 
-// Timer returns what SetTimer kept for contact.
-func (b *Backend) Timer(contact string) time.Duration {
+// Timer implements api.Backend: what SetTimer kept for contact.
+func (b *Backend) Timer(contact string) (time.Duration, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.timers[contact]
+	if _, ok := b.contacts[contact]; !ok {
+		return 0, node.ErrUnknownContact
+	}
+	return b.timers[contact], nil
 }

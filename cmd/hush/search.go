@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hushnet/hush/api/apitypes"
 )
@@ -60,9 +61,24 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 func runTimer(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "timer")
 	group := fs.Bool("group", false, "NAME is a group")
-	pos, err := parseArgs(e, fs, args, 2, 2, "timer NAME 1h|1d|1w|off [--group]")
+	pos, err := parseArgs(e, fs, args, 1, 2, "timer NAME [1h|1d|1w|off] [--group]")
 	if err != nil {
 		return err
+	}
+	if len(pos) == 1 { // show it
+		if *group {
+			return usagef("a group's timer cannot be shown yet: groups have none")
+		}
+		var res apitypes.TimerResult
+		if err := call(ctx, e, "getTimer", apitypes.ContactParams{Contact: pos[0]}, &res); err != nil {
+			return err
+		}
+		if res.Seconds == 0 {
+			fmt.Fprintf(e.stdout, "disappearing messages off with %s\n", oneLine(pos[0]))
+		} else {
+			fmt.Fprintf(e.stdout, "messages with %s disappear %s after they are read (or sent)\n", oneLine(pos[0]), time.Duration(res.Seconds)*time.Second)
+		}
+		return nil
 	}
 	p := apitypes.SetTimerParams{Contact: pos[0], Timer: pos[1]}
 	if *group {

@@ -36,13 +36,23 @@ func TestSearchAndTimer(t *testing.T) {
 		t.Fatalf("no text: %+v", r)
 	}
 
-	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "1d"); r.code != 0 || b.Timer("alice") != 24*time.Hour {
+	timer := func(name string) time.Duration { d, _ := b.Timer(name); return d }
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice"); r.code != 0 || !strings.Contains(r.stdout, "off with alice") {
+		t.Fatalf("timer shown: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "1d"); r.code != 0 || timer("alice") != 24*time.Hour {
 		t.Fatalf("timer 1d: %+v", r)
 	}
-	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "1w"); r.code != 0 || b.Timer("alice") != 7*24*time.Hour {
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "1w"); r.code != 0 || timer("alice") != 7*24*time.Hour {
 		t.Fatalf("timer 1w: %+v", r)
 	}
-	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "off"); r.code != 0 || b.Timer("alice") != 0 || !strings.Contains(r.stdout, "off") {
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice"); r.code != 0 || !strings.Contains(r.stdout, "disappear 168h0m0s after") {
+		t.Fatalf("timer shown: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "nobody"); r.code != 1 || r.stderr != "hush: unknown contact\n" {
+		t.Fatalf("timer of nobody: %+v", r)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "off"); r.code != 0 || timer("alice") != 0 || !strings.Contains(r.stdout, "off") {
 		t.Fatalf("timer off: %+v", r)
 	}
 	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "soon"); r.code != 1 || !strings.Contains(r.stderr, "timer") {
