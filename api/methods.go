@@ -263,7 +263,7 @@ func mDeclineRequest(_ context.Context, b Backend, p apitypes.NameParams) (apity
 }
 
 func mCreateAddress(ctx context.Context, b Backend, p apitypes.CreateAddressParams) (node.ShortLink, error) {
-	return b.CreateAddress(ctx, p.Rotate)
+	return b.CreateAddress(ctx, p.Rotate, p.TxnID)
 }
 
 func mGetAddress(_ context.Context, b Backend, _ struct{}) (node.ShortLink, error) {
@@ -275,7 +275,7 @@ func mDeleteAddress(ctx context.Context, b Backend, _ struct{}) (apitypes.OK, er
 }
 
 func mCreateInvite(ctx context.Context, b Backend, p apitypes.CreateInviteParams) (node.ShortLink, error) {
-	return b.CreateInvite(ctx, p.Label)
+	return b.CreateInvite(ctx, p.Label, p.TxnID)
 }
 
 func mListInvites(_ context.Context, b Backend, _ struct{}) ([]node.ShortLink, error) {

@@ -87,10 +87,10 @@ type Backend interface {
 	BlockRequest(name string) error
 
 	// Short links (addresses.md §20.4).
-	CreateAddress(ctx context.Context, rotate bool) (node.ShortLink, error)
+	CreateAddress(ctx context.Context, rotate bool, txnID string) (node.ShortLink, error)
 	Address() (node.ShortLink, error)
 	DeleteAddress(ctx context.Context) error
-	CreateInvite(ctx context.Context, label string) (node.ShortLink, error)
+	CreateInvite(ctx context.Context, label, txnID string) (node.ShortLink, error)
 	Invites() ([]node.ShortLink, error)
 	DeleteInvite(ctx context.Context, id string) error
 	AutoDownloadOf(contact, group string) (node.AutoDownload, error)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -212,11 +213,15 @@ func (n *Node) linksLocked() (ids [][]byte, recs []*linkRec) {
 // CreateAddress makes this account's reusable address and publishes it;
 // rotate replaces an existing one (its record is deleted: new requests
 // through the old link stop, contacts stay).
-func (n *Node) CreateAddress(ctx context.Context, rotate bool) (ShortLink, error) {
+func (n *Node) CreateAddress(ctx context.Context, rotate bool, txnID string) (ShortLink, error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return ShortLink{}, ErrClosed
+	}
+	if l, ok := n.linkOfTxnLocked(txnAddress, txnID); ok {
+		n.mu.Unlock()
+		return l, nil
 	}
 	if n.host == nil {
 		n.mu.Unlock()
@@ -242,6 +247,7 @@ func (n *Node) CreateAddress(ctx context.Context, rotate bool) (ShortLink, error
 	if err := n.publishLink(ctx, id, rec); err != nil {
 		return ShortLink{}, err
 	}
+	n.rememberLinkTxn(txnAddress, txnID, id)
 	for i := range old {
 		if err := n.retireLink(ctx, old[i], oldRecs[i]); err != nil {
 			n.log.Info("the old address's record is not deleted yet; it goes later", "err", err)
@@ -298,7 +304,7 @@ func (n *Node) DeleteAddress(ctx context.Context) error {
 
 // CreateInvite makes a one-time invitation and publishes it; label is
 // the name the contact who uses it gets here (else its own).
-func (n *Node) CreateInvite(ctx context.Context, label string) (ShortLink, error) {
+func (n *Node) CreateInvite(ctx context.Context, label, txnID string) (ShortLink, error) {
 	if label != "" {
 		var err error
 		if label, err = checkName(label); err != nil {
@@ -309,6 +315,10 @@ func (n *Node) CreateInvite(ctx context.Context, label string) (ShortLink, error
 	if n.closed {
 		n.mu.Unlock()
 		return ShortLink{}, ErrClosed
+	}
+	if l, ok := n.linkOfTxnLocked(txnInvite, txnID); ok {
+		n.mu.Unlock()
+		return l, nil
 	}
 	if n.host == nil {
 		n.mu.Unlock()
@@ -322,6 +332,7 @@ func (n *Node) CreateInvite(ctx context.Context, label string) (ShortLink, error
 	if err := n.publishLink(ctx, id, rec); err != nil {
 		return ShortLink{}, err
 	}
+	n.rememberLinkTxn(txnInvite, txnID, id)
 	return rec.view(id), nil
 }
 
@@ -477,4 +488,43 @@ func (n *Node) resolveShortLink(ctx context.Context, text string) (*card.Card, [
 		tok = rec.Token
 	}
 	return c, tok, nil
+}
+
+// Transaction IDs of link creation (txnids.go). The mapping is written
+// once the record is published, in a commit of its own: a crash between
+// the two leaves a link that a retry does not find, and the retry makes
+// another (the first is listed, and can be deleted).
+const (
+	txnAddress txnKind = "address"
+	txnInvite  txnKind = "invite"
+)
+
+// linkOfTxnLocked returns the link an earlier call with txnID made, if
+// it is still here.
+func (n *Node) linkOfTxnLocked(kind txnKind, txnID string) (ShortLink, bool) {
+	idHex, ok := n.txnResultLocked(kind, txnID)
+	if !ok {
+		return ShortLink{}, false
+	}
+	id, err := hex.DecodeString(idHex)
+	if err != nil {
+		return ShortLink{}, false
+	}
+	var rec linkRec
+	if n.getJSON(n.tabs.links, id, &rec) != nil {
+		return ShortLink{}, false
+	}
+	return rec.view(id), true
+}
+
+// rememberLinkTxn maps txnID to the link id.
+func (n *Node) rememberLinkTxn(kind txnKind, txnID string, id []byte) {
+	if txnID == "" {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.newTxnLocked()
+	n.putTxnLocked(t, kind, txnID, hex.EncodeToString(id))
+	n.commitForJobReleasingLock(t, "link txn")
 }

@@ -46,14 +46,14 @@ func TestAddressShortLink(t *testing.T) {
 	if _, err := a.n.Address(); !errors.Is(err, ErrNoAddress) {
 		t.Fatalf("an address before any: %v", err)
 	}
-	l, err := a.n.CreateAddress(ctx, false)
+	l, err := a.n.CreateAddress(ctx, false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(l.Link) > shortlink.MaxLength || !strings.HasPrefix(l.Link, shortlink.Prefix) || l.Kind != "address" {
 		t.Fatalf("address %+v", l)
 	}
-	if _, err := a.n.CreateAddress(ctx, false); !errors.Is(err, ErrAddressExists) {
+	if _, err := a.n.CreateAddress(ctx, false, ""); !errors.Is(err, ErrAddressExists) {
 		t.Fatalf("a second address: %v", err)
 	}
 	a.stop(t)
@@ -101,7 +101,7 @@ func TestAddressShortLink(t *testing.T) {
 	})
 
 	// Rotate: the old link is gone for anyone new; the new one works.
-	l2, err := a.n.CreateAddress(ctx, true)
+	l2, err := a.n.CreateAddress(ctx, true, "")
 	if err != nil || l2.Link == l.Link {
 		t.Fatalf("rotate: %+v, %v", l2, err)
 	}
@@ -127,9 +127,15 @@ func TestInvitationOnce(t *testing.T) {
 	defer a.stop(t)
 	waitMailbox(t, a)
 	ctx := context.Background()
-	inv, err := a.n.CreateInvite(ctx, "bob from work")
+	inv, err := a.n.CreateInvite(ctx, "bob from work", "txn-1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if again, err := a.n.CreateInvite(ctx, "bob from work", "txn-1"); err != nil || again != inv {
+		t.Fatalf("a retry with the same txnId: %+v, %v; first %+v", again, err, inv)
+	}
+	if is, _ := a.n.Invites(); len(is) != 1 {
+		t.Fatalf("a retried invitation made %d", len(is))
 	}
 	b := startNode(t, newHome(t, "bob"))
 	defer b.stop(t)
@@ -165,7 +171,7 @@ func TestShortLinkBadInput(t *testing.T) {
 	a := startNodeCfg(t, Config{Home: newHome(t, "alice"), Relays: []string{addr}})
 	defer a.stop(t)
 	ctx := context.Background()
-	l, err := a.n.CreateAddress(ctx, false)
+	l, err := a.n.CreateAddress(ctx, false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +203,7 @@ func TestShortLinkBadInput(t *testing.T) {
 		t.Fatalf("bad links left contacts: %+v", cs)
 	}
 	// No relay: no short links.
-	if _, err := b.n.CreateInvite(ctx, ""); !errors.Is(err, ErrNoRelay) {
+	if _, err := b.n.CreateInvite(ctx, "", ""); !errors.Is(err, ErrNoRelay) {
 		t.Fatalf("an invitation without a relay: %v", err)
 	}
 }

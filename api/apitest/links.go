@@ -14,6 +14,17 @@ type fakeLinks struct {
 	address *node.ShortLink
 	invites []*node.ShortLink
 	next    int
+	txns    map[string]string // txnId → link ID
+}
+
+func (f *fakeLinks) remember(txnID, id string) {
+	if txnID == "" {
+		return
+	}
+	if f.txns == nil {
+		f.txns = map[string]string{}
+	}
+	f.txns[txnID] = id
 }
 
 func (b *Backend) newLinkLocked(kind, label string) *node.ShortLink {
@@ -23,13 +34,17 @@ func (b *Backend) newLinkLocked(kind, label string) *node.ShortLink {
 }
 
 // CreateAddress implements api.Backend.
-func (b *Backend) CreateAddress(_ context.Context, rotate bool) (node.ShortLink, error) {
+func (b *Backend) CreateAddress(_ context.Context, rotate bool, txnID string) (node.ShortLink, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if txnID != "" && b.short.address != nil && b.short.txns[txnID] == b.short.address.ID {
+		return *b.short.address, nil
+	}
 	if b.short.address != nil && !rotate {
 		return node.ShortLink{}, node.ErrAddressExists
 	}
 	b.short.address = b.newLinkLocked("address", "")
+	b.short.remember(txnID, b.short.address.ID)
 	return *b.short.address, nil
 }
 
@@ -55,11 +70,17 @@ func (b *Backend) DeleteAddress(context.Context) error {
 }
 
 // CreateInvite implements api.Backend.
-func (b *Backend) CreateInvite(_ context.Context, label string) (node.ShortLink, error) {
+func (b *Backend) CreateInvite(_ context.Context, label, txnID string) (node.ShortLink, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, l := range b.short.invites {
+		if txnID != "" && b.short.txns[txnID] == l.ID {
+			return *l, nil
+		}
+	}
 	l := b.newLinkLocked("invitation", label)
 	b.short.invites = append(b.short.invites, l)
+	b.short.remember(txnID, l.ID)
 	return *l, nil
 }
 

@@ -154,12 +154,14 @@ type FileParams struct {
 
 // CreateAddressParams are the params of createAddress.
 type CreateAddressParams struct {
-	Rotate bool `json:"rotate,omitempty"` // replace an existing address
+	Rotate bool   `json:"rotate,omitempty"` // replace an existing address
+	TxnID  string `json:"txnId,omitempty"`  // a retry with the same ID answers what the first made
 }
 
 // CreateInviteParams are the params of createInvite.
 type CreateInviteParams struct {
 	Label string `json:"label,omitempty"` // the name the contact gets here
+	TxnID string `json:"txnId,omitempty"` // a retry with the same ID answers what the first made
 }
 
 // IDParams name a thing by its ID (or a unique prefix).

@@ -43,9 +43,10 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 	case "create", "show":
 		flags := newFlags(e, "address "+sub)
 		qr := flags.Bool("qr", false, "also print the link as a QR code")
-		rotate, asJSON := new(bool), new(bool)
+		rotate, asJSON, txn := new(bool), new(bool), new(string)
 		if sub == "create" {
 			rotate = flags.Bool("rotate", false, "replace the address: the old link stops bringing requests")
+			txn = flags.String("txn-id", "", "client transaction ID: a retry with the same ID makes nothing new")
 		} else {
 			asJSON = flags.Bool("json", false, "print the API's JSON")
 		}
@@ -55,7 +56,7 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 		var raw json.RawMessage
 		var err error
 		if sub == "create" {
-			err = call(ctx, e, "createAddress", apitypes.CreateAddressParams{Rotate: *rotate}, &raw)
+			err = call(ctx, e, "createAddress", apitypes.CreateAddressParams{Rotate: *rotate, TxnID: *txn}, &raw)
 		} else {
 			err = call(ctx, e, "getAddress", nil, &raw)
 		}
@@ -106,11 +107,12 @@ func runInvite(ctx context.Context, e *env, args []string) error {
 		label := flags.String("name", "", "the name the person who uses it gets in your contacts")
 		qr := flags.Bool("qr", false, "also print the link as a QR code")
 		asJSON := flags.Bool("json", false, "print the API's JSON")
-		if _, err := parseArgs(e, flags, rest, 0, 0, "invite create [--name LABEL] [--qr] [--json]"); err != nil {
+		txn := flags.String("txn-id", "", "client transaction ID: a retry with the same ID makes nothing new")
+		if _, err := parseArgs(e, flags, rest, 0, 0, "invite create [--name LABEL] [--qr] [--json] [--txn-id ID]"); err != nil {
 			return err
 		}
 		var raw json.RawMessage
-		if err := call(ctx, e, "createInvite", apitypes.CreateInviteParams{Label: *label}, &raw); err != nil {
+		if err := call(ctx, e, "createInvite", apitypes.CreateInviteParams{Label: *label, TxnID: *txn}, &raw); err != nil {
 			return err
 		}
 		if *asJSON {

@@ -48,8 +48,12 @@ func TestAddressAndInviteCommands(t *testing.T) {
 	if r := run("invite", "list"); r.code != 0 || !strings.HasPrefix(r.stdout, "no invitations") {
 		t.Fatalf("empty invite list: %+v", r)
 	}
-	if r := run("invite", "create", "--name", "carol"); r.code != 0 || !strings.HasPrefix(r.stdout, "HUSH:") {
+	r = run("invite", "create", "--name", "carol", "--txn-id", "t1")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "HUSH:") {
 		t.Fatalf("invite create: %+v", r)
+	}
+	if again := run("invite", "create", "--name", "carol", "--txn-id", "t1"); again.code != 0 || again.stdout != r.stdout {
+		t.Fatalf("invite create retried: %+v", again)
 	}
 	var ls []apitypes.ShortLink
 	if r := run("invite", "list", "--json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &ls) != nil || len(ls) != 1 || ls[0].Label != "carol" {
