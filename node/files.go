@@ -45,6 +45,10 @@ type fileRec struct {
 	Allowed [][]byte `json:"a,omitempty"` // sent: the devices it may be served to
 	From    []byte   `json:"f,omitempty"` // offered: the device that sent it
 	Upload  bool     `json:"u,omitempty"` // sent: its relay upload has not finished
+	// Conv is a sent file's conversation (the contact's account ID, or a
+	// group's convKey): a device the contact or a member has now may
+	// fetch it too, though the sender did not know it at the send.
+	Conv []byte `json:"c,omitempty"`
 
 	// Downloaded: the relays (pointer addresses) still owed this
 	// device's receipt, until OwedUntil (unix seconds; filereceipt.go).
@@ -114,7 +118,7 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 			devices = append(devices, d.DeviceID())
 		}
 	}
-	upload := n.recordSentFileLocked(t, p, ptr, m.ID, devices)
+	upload := n.recordSentFileLocked(t, p, ptr, m.ID, acc[:], devices)
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
 		return Message{}, fmt.Errorf("node: store: %w", err)
@@ -158,7 +162,7 @@ func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message
 		for _, m := range st.Members {
 			devices = append(devices, m.Devices...)
 		}
-		upload = n.recordSentFileLocked(t, p, ptr, out.ID, devices)
+		upload = n.recordSentFileLocked(t, p, ptr, out.ID, convKey(gs.eng.ID()), devices)
 		return nil
 	})
 	if err != nil {
@@ -174,8 +178,8 @@ func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message
 
 // recordSentFileLocked keeps, in t, a sent file's record: the devices it
 // may be served to and whether it still goes to the relay.
-func (n *Node) recordSentFileLocked(t *txn, p *attach.Pointer, ptr []byte, msgID string, devices []identity.DeviceID) (upload bool) {
-	rec := fileRec{Pointer: ptr, MsgID: msgID, Own: true}
+func (n *Node) recordSentFileLocked(t *txn, p *attach.Pointer, ptr []byte, msgID string, conv []byte, devices []identity.DeviceID) (upload bool) {
+	rec := fileRec{Pointer: ptr, MsgID: msgID, Own: true, Conv: conv}
 	for _, s := range p.Sources {
 		rec.Upload = rec.Upload || s.Kind == attach.SourceRelay
 	}

@@ -334,13 +334,16 @@ func TestFilesOnOwnDevices(t *testing.T) {
 	waitEntry(t, laptop, phone)
 	waitEntry(t, phone, laptop)
 
-	afterPath, after := writeFile(t, 200<<10, "AFTER-LINK-MARKER")
-	sent, err := laptop.n.SendFile(ctx, SendFileRequest{To: "bob", Path: afterPath, Caption: "after"})
+	// Bob sends first: he does not know the phone yet, so the phone has
+	// the message from the laptop (a sync copy) and must be let to fetch
+	// the file from bob once bob learns of it.
+	bobPath, fromBob := writeFile(t, 100<<10, "FROM-BOB-MARKER")
+	got, err := bob.n.SendFile(ctx, SendFileRequest{To: "alice", Path: bobPath, Caption: "from bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bobPath, fromBob := writeFile(t, 100<<10, "FROM-BOB-MARKER")
-	got, err := bob.n.SendFile(ctx, SendFileRequest{To: "alice", Path: bobPath, Caption: "from bob"})
+	afterPath, after := writeFile(t, 200<<10, "AFTER-LINK-MARKER")
+	sent, err := laptop.n.SendFile(ctx, SendFileRequest{To: "bob", Path: afterPath, Caption: "after"})
 	if err != nil {
 		t.Fatal(err)
 	}

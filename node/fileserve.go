@@ -16,6 +16,7 @@ import (
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/wire"
 	"github.com/hushnet/hush/node/attach"
+	"github.com/hushnet/hush/node/group"
 )
 
 // ProtocolFile is direct download of an attachment from the device that
@@ -160,7 +161,8 @@ func serveRange(w io.Writer, f *os.File, offset, length int64, buf, frame []byte
 }
 
 // openServedBlob opens a blob this device sent, for a peer that is one
-// of the devices it was sent to or one of this account's devices.
+// of the devices it was sent to, a device its conversation has now (a
+// contact's device linked since), or one of this account's devices.
 func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte, *os.File, int64) {
 	n.mu.Lock()
 	var rec fileRec
@@ -177,7 +179,7 @@ func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte,
 			return len(d) == identity.DeviceIDSize && is(identity.DeviceID(d))
 		}) || slices.ContainsFunc(n.list.Devices(), func(c *identity.DeviceCert) bool {
 			return c.DeviceID() != n.cert.DeviceID() && is(c.DeviceID())
-		})
+		}) || slices.ContainsFunc(n.convDevicesLocked(rec.Conv), is)
 	}
 	n.mu.Unlock()
 	switch {
@@ -197,4 +199,26 @@ func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte,
 		return fileStatusNone, nil, 0
 	}
 	return fileStatusOK, f, st.Size()
+}
+
+// convDevicesLocked lists the devices a conversation has now: the
+// contact's, or a group's members'.
+func (n *Node) convDevicesLocked(conv []byte) []identity.DeviceID {
+	var out []identity.DeviceID
+	if acc, err := identity.ParseAccountID(conv); err == nil {
+		if c := n.contacts[acc]; c != nil {
+			for _, d := range c.card.List.Devices() {
+				out = append(out, d.DeviceID())
+			}
+		}
+		return out
+	}
+	if len(conv) == 1+len(group.GroupID{}) && conv[0] == 'g' {
+		if gs := n.groups[group.GroupID(conv[1:])]; gs != nil {
+			for _, m := range gs.eng.State().Members {
+				out = append(out, m.Devices...)
+			}
+		}
+	}
+	return out
 }
