@@ -34,6 +34,23 @@ func printLinkQR(w io.Writer, link string) error {
 	return nil
 }
 
+// printShortLink prints a createAddress, getAddress or createInvite
+// answer: the API's JSON, or the link (and its QR).
+func printShortLink(e *env, raw json.RawMessage, asJSON, qr bool) error {
+	if asJSON {
+		return printJSON(e.stdout, raw)
+	}
+	var l apitypes.ShortLink
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return fmt.Errorf("daemon sent a malformed link: %w", err)
+	}
+	fmt.Fprintln(e.stdout, l.Link)
+	if qr {
+		return printLinkQR(e.stdout, l.Link)
+	}
+	return nil
+}
+
 func runAddress(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef("usage: hush %s", addressSynopsis)
@@ -63,18 +80,8 @@ func runAddress(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return printJSON(e.stdout, raw)
-		}
-		var l apitypes.ShortLink
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return fmt.Errorf("daemon sent a malformed link: %w", err)
-		}
-		fmt.Fprintln(e.stdout, l.Link)
-		if *qr {
-			if err := printLinkQR(e.stdout, l.Link); err != nil {
-				return err
-			}
+		if err := printShortLink(e, raw, *asJSON, *qr); err != nil || *asJSON {
+			return err
 		}
 		if sub == "create" {
 			fmt.Fprintln(e.stdout, "Publish it: people who use it arrive as message requests (hush request list).")
@@ -115,18 +122,8 @@ func runInvite(ctx context.Context, e *env, args []string) error {
 		if err := call(ctx, e, "createInvite", apitypes.CreateInviteParams{Label: *label, TxnID: *txn}, &raw); err != nil {
 			return err
 		}
-		if *asJSON {
-			return printJSON(e.stdout, raw)
-		}
-		var l apitypes.ShortLink
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return fmt.Errorf("daemon sent a malformed link: %w", err)
-		}
-		fmt.Fprintln(e.stdout, l.Link)
-		if *qr {
-			if err := printLinkQR(e.stdout, l.Link); err != nil {
-				return err
-			}
+		if err := printShortLink(e, raw, *asJSON, *qr); err != nil || *asJSON {
+			return err
 		}
 		fmt.Fprintln(e.stdout, "One use: the first person to use it becomes your contact; then it stops working.")
 		return nil
