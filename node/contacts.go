@@ -321,6 +321,7 @@ func (n *Node) deleteMessagesLocked(b *store.Batch, acc identity.AccountID) {
 		return nil
 	})
 	n.records.forget() // it may hold the conversation's messages
+	n.tails.forget(acc[:])
 	n.search.removeConv(acc[:])
 }
 

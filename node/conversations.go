@@ -122,7 +122,7 @@ func (n *Node) conversationLocked(key []byte, c *contact, gs *groupState) (Conve
 	} else {
 		cv.Contact, cv.Name = c.rec.Name, c.rec.Name
 	}
-	ct, err := n.convTailLocked(key)
+	ct, err := n.cachedTailLocked(key)
 	if err != nil {
 		return cv, err
 	}

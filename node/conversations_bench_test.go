@@ -12,13 +12,17 @@ import (
 // incoming), read as listConversations reads them. "read": everything
 // read (the usual case); "unread50": the last 50 incoming unread in
 // each; "outonly": conversations with no incoming message (the scan
-// runs to its cap).
+// runs to its cap). The "cached" arms list through the tail cache
+// (convtails.go) with one conversation changed between lists, as after
+// a new message.
 func BenchmarkConversationTails(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
 		unread int
 		noIn   bool
-	}{{"read", 0, false}, {"unread50", 50, false}, {"outonly", 0, true}} {
+		cached bool
+	}{{"read", 0, false, false}, {"unread50", 50, false, false}, {"outonly", 0, true, false},
+		{"unread50-cached", 50, false, true}, {"outonly-cached", 0, true, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			const convs, per = 200, 500
 			n, err := New(Config{Home: newHome(b, "bench"), KDF: testKDF, NoSync: true})
@@ -49,8 +53,13 @@ func BenchmarkConversationTails(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				n.mu.Lock()
+				tail := n.convTailLocked
+				if tc.cached {
+					n.tails.forget(keys[0])
+					tail = n.cachedTailLocked
+				}
 				for _, k := range keys {
-					ct, err := n.convTailLocked(k)
+					ct, err := tail(k)
 					if err != nil || ct.last == nil || ct.unread != tc.unread {
 						b.Fatalf("%+v %v", ct, err)
 					}

@@ -309,3 +309,43 @@ func TestRecallWindow(t *testing.T) {
 		t.Error("received recall window wrong")
 	}
 }
+
+// The list's cached tails (convtails.go) stay right while lists run
+// during the commits of arriving messages: a list reading the store
+// while a commit is in flight must not keep what it read.
+func TestConversationListWhileMessagesArrive(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := b.n.Conversations(false); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	const count = 40
+	var sent []Message
+	for i := range count {
+		sent = append(sent, sendText(t, a, "bob", fmt.Sprintf("message %d", i)))
+	}
+	for _, m := range sent {
+		waitArrived(t, b, "alice", m.ID)
+	}
+	last := sent[count-1]
+	close(stop)
+	<-done
+	c, ok := convNamed(t, b.n, false, "alice")
+	if !ok || c.Unread != count || c.Last == nil || c.Last.ID != last.ID {
+		t.Fatalf("bob's list after %d messages: %+v (last %+v, want %s)", count, c, c.Last, last.ID)
+	}
+}

@@ -352,6 +352,7 @@ func (n *Node) noticeFilledLocked(t *txn, c *contact, idHex string) {
 // loadMsgLocked stops finding it at once.
 func (n *Node) deleteMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec) {
 	t.b.DeleteSeq(n.tabs.messages, ix.Account, ix.Seq)
+	n.tailChangedLocked(t, ix.Account)
 	t.b.Delete(n.tabs.msgIndex, id[:])
 	n.records.remove(id, ix)
 	t.msgs = append(t.msgs, id)

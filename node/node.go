@@ -120,6 +120,7 @@ type Node struct {
 	newSessions *sessionRate  // how many new sessions strangers and each account may open (sessionrate.go)
 	storeHealth storeHealth   // whether commits fail, for Health and a bounded log (health.go)
 	records     *records      // message records in memory: uncommitted and recent (records.go)
+	tails       tailCache     // conversations' last message and unread count (convtails.go; under mu)
 	search      searchState   // the search index (searching.go)
 	timers      timersState   // disappearing messages: timers and expiries (timers.go; under mu)
 	fileServed  atomic.Int64  // blob bytes served on /hush/file/1 (fileserve.go)
@@ -309,6 +310,7 @@ func New(cfg Config) (*Node, error) {
 		queues:       make(map[identity.DeviceID]*peerQueue),
 		mailboxes:    make(map[peer.ID]*mailboxRec),
 		records:      newRecords(),
+		tails:        tailCache{},
 	}
 	if n.evlog, n.events, err = openEvents(db); err != nil {
 		db.Close()

@@ -70,6 +70,7 @@ func (n *Node) goneLocallyLocked(id [msgIDSize]byte) bool {
 func (n *Node) removeMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) (blob []byte) {
 	t.b.Delete(n.tabs.msgIndex, id[:])
 	t.b.DeleteSeq(n.tabs.messages, ix.Account, ix.Seq)
+	n.tailChangedLocked(t, ix.Account)
 	t.b.Delete(n.syncTable(), syncKey(skMessage, id[:]))
 	t.b.Put(n.tabs.localGone, id[:], []byte{1})
 	n.records.remove(id, ix)

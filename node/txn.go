@@ -26,6 +26,7 @@ type txn struct {
 	searchOps     []searchOp                 // message records written or deleted, for the search index (searching.go)
 	ttls          map[[msgIDSize]byte]uint32 // new messages' time to live as their payload carried it (timers.go)
 	timersChanged bool                       // a countdown started: wake the expiry loop (timers.go)
+	convs         []string                   // conversations whose messages changed: their cached tails go (convtails.go)
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
@@ -54,6 +55,7 @@ func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) 
 // edit, a reaction); its index entry, which never changes, stays.
 func (n *Node) updateMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
 	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
+	n.tailChangedLocked(t, ix.Account)
 	n.records.write(id, m, ix)
 	t.msgs = append(t.msgs, id)
 	t.searchPut(id, ix, m)
@@ -107,6 +109,9 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 
 func (n *Node) afterCommitLocked(t *txn, err error) error {
 	n.records.committed(t.msgs, err == nil)
+	for _, k := range t.convs {
+		delete(n.tails, k)
+	}
 	n.storeHealth.commitDone(err, time.Now()) // a failure is logged by whoever reports it (logStoreError)
 	if err != nil {
 		if t.onFail != nil {
