@@ -38,7 +38,7 @@ func mSendFile(ctx context.Context, b Backend, p apitypes.SendFileRequest) (node
 	if err := sendable(p.Path, p.Caption); err != nil {
 		return node.Message{}, err
 	}
-	return b.SendFile(ctx, node.SendFileRequest{To: p.To, Path: p.Path, Caption: p.Caption, TxnID: p.TxnID})
+	return b.SendFile(ctx, node.SendFileRequest{To: p.To, Path: p.Path, Name: p.Name, Caption: p.Caption, TxnID: p.TxnID})
 }
 
 // mSendGroupFile is sendGroupFile: sendFile for a group (one upload to
@@ -50,7 +50,7 @@ func mSendGroupFile(ctx context.Context, b Backend, p apitypes.GroupFileRequest)
 	if err := sendable(p.Path, p.Caption); err != nil {
 		return node.Message{}, err
 	}
-	return b.SendGroupFile(ctx, node.GroupFileRequest{Group: p.Group, Path: p.Path, Caption: p.Caption, TxnID: p.TxnID})
+	return b.SendGroupFile(ctx, node.GroupFileRequest{Group: p.Group, Path: p.Path, Name: p.Name, Caption: p.Caption, TxnID: p.TxnID})
 }
 
 // sendable checks a file to send and its caption: an absolute path to a

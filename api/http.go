@@ -28,6 +28,9 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("GET "+PathHealth, s.handleHealth)
 	mux.Handle("POST "+PathRPC, s.requireToken(http.HandlerFunc(s.handleRPC)))
 	mux.Handle("GET "+PathEvents, s.requireToken(http.HandlerFunc(s.handleEvents)))
+	if s.cfg.UI != nil {
+		mux.Handle("/", s.cfg.UI)
+	}
 	return s.checkHost(mux)
 }
 
@@ -45,6 +48,7 @@ func httpError(w http.ResponseWriter, status int, msg string) {
 func (s *Server) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hostOK[strings.ToLower(r.Host)] {
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 			httpError(w, http.StatusForbidden, "invalid Host header; use 127.0.0.1:PORT or localhost:PORT")
 			return
 		}
@@ -151,13 +155,20 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 	w.Write(append(resp, '\n'))
 }
 
-// handleEvents streams events as server-sent events: "id:" is the event's
-// Seq and "data:" its JSON (the type is inside, so every event reaches
-// EventSource.onmessage). Last-Event-ID (or ?since=N, or ?after=N)
-// resumes after that sequence number, from the node's event log. The
+// handleEvents streams events to a token's holder (ServeEvents); the
 // stream ends once its token is revoked.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	tok, _ := r.Context().Value(authKey{}).(authEntry)
+	s.h.ServeEvents(w, r, func() bool { return s.auth.valid(tok) })
+}
+
+// ServeEvents streams events as server-sent events: "id:" is the event's
+// Seq and "data:" its JSON (the type is inside, so every event reaches
+// EventSource.onmessage). Last-Event-ID (or ?since=N, or ?after=N)
+// resumes after that sequence number, from the node's event log. The
+// stream ends when alive says false (asked before each event and ping):
+// a revoked token, an ended web UI session.
+func (h *Handler) ServeEvents(w http.ResponseWriter, r *http.Request, alive func() bool) {
 	var after uint64
 	last := r.Header.Get("Last-Event-ID")
 	for _, q := range []string{"since", "after"} {
@@ -174,13 +185,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		after = n
 	}
 	rc := http.NewResponseController(w)
-	events, cancel := s.h.b.Subscribe(after)
+	events, cancel := h.b.Subscribe(after)
 	defer cancel()
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": hush events\n\n")
 	if err := rc.Flush(); err != nil {
@@ -193,7 +204,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
-			if !s.auth.valid(tok) {
+			if !alive() {
 				return
 			}
 			fmt.Fprint(w, ": ping\n\n")
@@ -204,12 +215,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				// Last-Event-ID.
 				return
 			}
-			if !s.auth.valid(tok) {
+			if !alive() {
 				return // revoked: a reconnection gets 401
 			}
 			data, err := json.Marshal(ev)
 			if err != nil {
-				s.log.Warn("encoding event", "err", err)
+				h.log.Warn("encoding event", "err", err)
 				continue
 			}
 			fmt.Fprintf(w, "id: %d\ndata: %s\n\n", ev.Seq, data)

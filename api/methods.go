@@ -129,6 +129,8 @@ var methods = map[string]entry{
 	"clearConversation": writes(typed(mClearConversation)),
 
 	"health": reads(typed(mHealth)),
+
+	"uiLogin": writes(typed(mUILogin)),
 }
 
 // Methods lists the shared method names (subscribe is per transport).

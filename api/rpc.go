@@ -294,6 +294,7 @@ func version() string {
 type Handler struct {
 	b   Backend
 	log *slog.Logger
+	ui  uiPointer // the web UI, for uiLogin; nil without one
 }
 
 // NewHandler returns a handler for b; log may be nil.
@@ -320,7 +321,7 @@ func (h *Handler) Call(ctx context.Context, method string, params json.RawMessag
 	if !m.readOnly && scopeOf(ctx) != ScopeFull {
 		return nil, forbidden(method)
 	}
-	res, err := m.run(ctx, h.b, params)
+	res, err := m.run(context.WithValue(ctx, handlerKey{}, h), h.b, params)
 	if err != nil {
 		e := toError(err)
 		if e.Code == CodeInternal {

@@ -42,6 +42,9 @@ type Config struct {
 	// Logger receives connection-level events (never message content or
 	// tokens); discarded by default.
 	Logger *slog.Logger
+	// UI, if set, is served on the HTTP listener beside the API (every
+	// path outside /api/v1/), and uiLogin mints its login URLs.
+	UI UI
 }
 
 // ErrSocketInUse means another process is serving the API socket.
@@ -182,6 +185,9 @@ func (s *Server) listenHTTPLocked() error {
 		return err
 	}
 	s.httpLn, s.auth = ln, &auth{home: s.cfg.Home}
+	if s.cfg.UI != nil {
+		s.h.setUI(s.cfg.UI, fmt.Sprintf("http://127.0.0.1:%d", port))
+	}
 	s.httpSrv = &http.Server{
 		Handler:           s.httpHandler(),
 		ReadHeaderTimeout: 10 * time.Second,

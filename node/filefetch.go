@@ -473,28 +473,51 @@ func (n *Node) WaitFile(ctx context.Context, id string) (Message, error) {
 // SaveFile decrypts a downloaded (or sent) file to out, through
 // out.hush-part renamed at the end: nothing half-written is left at out.
 func (n *Node) SaveFile(ctx context.Context, id, out string) error {
+	d, f, err := n.openFile(id)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return d.DecryptTo(out)
+}
+
+// CopyFile writes a downloaded (or sent) file's plaintext to w, straight
+// from its encrypted blob: the web UI serves a file so, with no
+// plaintext on disk.
+func (n *Node) CopyFile(ctx context.Context, id string, w io.Writer) error {
+	d, f, err := n.openFile(id)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return d.Decrypt(w)
+}
+
+// openFile opens id's verified blob for decryption; the caller closes f.
+func (n *Node) openFile(id string) (*attach.Download, *os.File, error) {
 	n.mu.Lock()
 	m, _, rec, p, err := n.fileOfLocked(id)
 	n.mu.Unlock()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if !rec.Own && m.File.State != FileDone {
-		return fmt.Errorf("%w (%s)", ErrFileNotReady, m.File.State)
+		return nil, nil, fmt.Errorf("%w (%s)", ErrFileNotReady, m.File.State)
 	}
 	f, err := os.Open(n.blobPath(p.Hash, ".blob"))
 	if err != nil {
-		return fmt.Errorf("the file's blob is gone: %w", err)
+		return nil, nil, fmt.Errorf("the file's blob is gone: %w", err)
 	}
-	defer f.Close()
 	d, err := attach.NewDownload(p, readOnlyPart{f})
 	if err != nil {
-		return err
+		f.Close()
+		return nil, nil, err
 	}
 	if !d.Complete() {
-		return errors.New("corrupted: the stored file does not verify")
+		f.Close()
+		return nil, nil, errors.New("corrupted: the stored file does not verify")
 	}
-	return d.DecryptTo(out)
+	return d, f, nil
 }
 
 // readOnlyPart lets a verified blob be read through attach.Download

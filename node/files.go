@@ -91,7 +91,7 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	if sent { // a retry: the file is not sealed again
 		return before, nil
 	}
-	p, ptr, file, err := n.sealFile(req.Path, req.Caption)
+	p, ptr, file, err := n.sealFile(req.Path, req.Name, req.Caption)
 	if err != nil {
 		return Message{}, err
 	}
@@ -141,7 +141,7 @@ func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message
 		}
 	}
 	n.mu.Unlock()
-	p, ptr, file, err := n.sealFile(req.Path, req.Caption)
+	p, ptr, file, err := n.sealFile(req.Path, req.Name, req.Caption)
 	if err != nil {
 		return Message{}, err
 	}
@@ -194,7 +194,7 @@ func (n *Node) recordSentFileLocked(t *txn, p *attach.Pointer, ptr []byte, msgID
 
 // sealFile checks the file at path and seals it into the spool; the
 // pointer names this device, and its relay if it has one, as sources.
-func (n *Node) sealFile(path, caption string) (*attach.Pointer, []byte, *FileInfo, error) {
+func (n *Node) sealFile(path, name, caption string) (*attach.Pointer, []byte, *FileInfo, error) {
 	st, err := os.Stat(path)
 	switch {
 	case err != nil:
@@ -211,8 +211,11 @@ func (n *Node) sealFile(path, caption string) (*attach.Pointer, []byte, *FileInf
 			return nil, nil, nil, err
 		}
 	}
-	name := filepath.Base(path)
-	if attach.ValidName(name) != nil {
+	if name != "" {
+		if err := attach.ValidName(name); err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: file name %q: %v", ErrInvalidName, name, err)
+		}
+	} else if name = filepath.Base(path); attach.ValidName(name) != nil {
 		name = "file"
 	}
 	f, err := os.Open(path)

@@ -1,11 +1,13 @@
 package apitest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,7 +50,7 @@ func (b *Backend) SendFile(_ context.Context, req node.SendFileRequest) (node.Me
 	m := &node.Message{
 		ID: fmt.Sprintf("m%04d", b.nextMsg), Contact: req.To, Direction: "out",
 		Text: req.Caption, State: node.StateQueued, Time: b.Now(),
-		File: fileInfo(filepath.Base(req.Path), data, apitypes.FileSent),
+		File: fileInfo(cmp.Or(req.Name, filepath.Base(req.Path)), data, apitypes.FileSent),
 	}
 	b.fileData()[m.ID] = data
 	b.sentPaths = append(b.sentPaths, req.Path)
@@ -226,6 +228,26 @@ func (b *Backend) SaveFile(_ context.Context, id, out string) error {
 		return err
 	}
 	return os.Rename(part, out)
+}
+
+// CopyFile writes a downloaded or sent file to w, as node's does (the
+// web UI serves files with it).
+func (b *Backend) CopyFile(_ context.Context, id string, w io.Writer) error {
+	b.mu.Lock()
+	m, err := b.fileLocked(id)
+	var data []byte
+	if err == nil {
+		if s := m.File.State; s != apitypes.FileDone && s != apitypes.FileSent {
+			err = errNotDownloaded
+		}
+		data = b.files[id]
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
 }
 
 // Files implements api.Backend: contact's messages with files, oldest

@@ -145,6 +145,7 @@ const (
 type GroupFileRequest struct {
 	Group   string `json:"group"`
 	Path    string `json:"path"`
+	Name    string `json:"name,omitempty"` // the name the members see; default the path's last element
 	Caption string `json:"caption,omitempty"`
 	TxnID   string `json:"txnId,omitempty"`
 }
@@ -153,6 +154,7 @@ type GroupFileRequest struct {
 type SendFileRequest struct {
 	To      string `json:"to"`
 	Path    string `json:"path"`              // a regular file the daemon can read
+	Name    string `json:"name,omitempty"`    // the name the recipient sees; default the path's last element
 	Caption string `json:"caption,omitempty"` // the message text shown with it
 	TxnID   string `json:"txnId,omitempty"`
 }
@@ -374,4 +376,11 @@ type Health struct {
 	// pending, and messages dropped by a request's own caps.
 	DroppedRequests        int64 `json:"dropped_requests,omitempty"`
 	DroppedRequestMessages int64 `json:"dropped_request_messages,omitempty"`
+}
+
+// UILogin is the result of uiLogin: a one-time URL that opens the web
+// UI in a browser, valid until Expires and for one use.
+type UILogin struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
 }

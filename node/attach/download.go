@@ -436,16 +436,8 @@ func (d *Download) DecryptTo(path string) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	dec, err := stream.NewReader(io.NewSectionReader(d.f, 0, d.p.EncSize), d.p.Key[:])
-	if err != nil {
+	if err := d.Decrypt(out); err != nil {
 		return err
-	}
-	n, err := io.CopyBuffer(onlyWriter{out}, dec, make([]byte, stream.ChunkSize))
-	if err != nil {
-		return fmt.Errorf("attach: decrypting: %w", err)
-	}
-	if n != d.p.Size {
-		return fmt.Errorf("%w: decrypted %d bytes, expected %d", ErrCorrupt, n, d.p.Size)
 	}
 	if err := out.Sync(); err != nil {
 		return fmt.Errorf("attach: %w", err)
@@ -457,6 +449,27 @@ func (d *Download) DecryptTo(path string) (err error) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("attach: %w", err)
+	}
+	return nil
+}
+
+// Decrypt writes the complete, verified blob's plaintext to w (the web
+// UI streams a file to the browser so, with nothing on disk). A failure
+// part way leaves w with a prefix of the file.
+func (d *Download) Decrypt(w io.Writer) error {
+	if !d.complete {
+		return ErrIncomplete
+	}
+	dec, err := stream.NewReader(io.NewSectionReader(d.f, 0, d.p.EncSize), d.p.Key[:])
+	if err != nil {
+		return err
+	}
+	n, err := io.CopyBuffer(onlyWriter{w}, dec, make([]byte, stream.ChunkSize))
+	if err != nil {
+		return fmt.Errorf("attach: decrypting: %w", err)
+	}
+	if n != d.p.Size {
+		return fmt.Errorf("%w: decrypted %d bytes, expected %d", ErrCorrupt, n, d.p.Size)
 	}
 	return nil
 }
