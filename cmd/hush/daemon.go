@@ -20,6 +20,7 @@ import (
 	"github.com/hushnet/hush/api"
 	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/node"
+	"github.com/hushnet/hush/webui"
 )
 
 // readPassphrase reads a passphrase file ("-" is stdin), stripping one
@@ -267,7 +268,8 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 	}
 	defer n.Close()
 
-	srv := api.NewServer(n, api.Config{Home: e.home, HTTPAddr: *apiAddr, Logger: log})
+	ui := webui.New(webui.Config{API: api.NewHandler(n, log), Files: n, Logger: log})
+	srv := api.NewServer(n, api.Config{Home: e.home, HTTPAddr: *apiAddr, Logger: log, UI: ui})
 	if err := srv.Listen(); err != nil {
 		if errors.Is(err, api.ErrSocketInUse) {
 			return fmt.Errorf("another daemon is using %s", e.home)

@@ -83,6 +83,7 @@ func init() {
 		{"file", "file send NAME PATH [--caption TEXT] [--wait delivered|read] | get MSGID [--out PATH] [--force] | list NAME [--json]   files", runFile},
 		{"device", "device link [--json] [--no-wait] | join CODE [--name NAME] [--history-days N] | list [--json] | revoke ID   this account's devices", runDevice},
 		{"push", "push register|verify|status|unregister ...   wake-ups through a push bridge (hush push help)", runPush},
+		{"ui", "ui [--print]                   open the web UI in a browser (or print its one-time login link)", runUI},
 		{"api", "api token create [--read-only] [--name LABEL] | token list [--json] | token revoke NAME|ID   HTTP API tokens", runAPI},
 		{"repair", "repair [--passphrase-file F]   recover a damaged store (the daemon stopped), say what was lost", runRepair},
 		{"demo", "demo                           show hush working on embedded defaults", runDemo},

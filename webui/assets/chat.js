@@ -1,0 +1,282 @@
+// chat.js: one conversation, live: messages with their states, replies,
+// reactions, edits, deletes, files and typing.
+import {h, fill, fmtTime, fmtSize} from './dom.js';
+import * as rpc from './rpc.js';
+import {guard, status, refreshConvs} from './app.js';
+
+let cur = null;       // {contact|group, name, key}
+let msgs = new Map(); // id → message, in order
+let replyTo = null;   // message being answered
+let editing = null;   // message being edited
+let typingTimer = 0, typingSent = 0, theirTyping = 0;
+
+export function current() { return cur; }
+
+const REACTIONS = ['👍', '❤️', '😂', '😮', '😢'];
+
+export function render() {
+  const main = document.getElementById('main');
+  if (!cur) {
+    fill(main, h('div', {class: 'empty-chat'}, h('p', {}, 'Pick a conversation.')));
+    return;
+  }
+  const timer = cur.contact ? h('select', {id: 'timer', 'aria-label': 'Disappearing messages', onchange: e => guard(async () => {
+    await rpc.call('setTimer', {contact: cur.contact, timer: e.target.value});
+    status('Disappearing messages: ' + e.target.selectedOptions[0].textContent);
+  })}, [['off', 'Timer off'], ['1h', '1 hour'], ['1d', '1 day'], ['1w', '1 week']].map(([v, l]) => h('option', {value: v}, l))) : null;
+  fill(main,
+    h('header', {class: 'chat-head'},
+      h('button', {type: 'button', class: 'back', 'aria-label': 'Back to the list', onclick: () => { cur = null; document.getElementById('app').dataset.chat = ''; render(); refreshConvs(); }}, '←'),
+      h('h1', {id: 'chat-name'}, (cur.group ? '# ' : '') + cur.name),
+      h('span', {id: 'typing', class: 'typing', 'aria-live': 'polite'}),
+      timer),
+    h('ol', {id: 'messages', class: 'messages', 'aria-label': 'Messages'}),
+    h('form', {id: 'composer', class: 'composer', onsubmit: e => { e.preventDefault(); guard(sendText); }},
+      h('div', {id: 'context', class: 'context', hidden: true}),
+      h('div', {class: 'row'},
+        h('label', {class: 'attach', title: 'Send a file'}, '📎', h('input', {type: 'file', id: 'file', 'aria-label': 'Send a file', onchange: e => guard(() => sendFile(e.target))})),
+        h('textarea', {id: 'text', rows: 1, placeholder: 'Message', 'aria-label': 'Message', onkeydown: onKey, oninput: onInput}),
+        h('button', {type: 'submit', id: 'send'}, 'Send')),
+      h('progress', {id: 'upload', max: 1, value: 0, hidden: true})));
+  if (timer) guard(async () => {
+    const t = await rpc.call('getTimer', {contact: cur.contact});
+    const v = {0: 'off', 3600: '1h', 86400: '1d', 604800: '1w'}[t.seconds];
+    if (v) timer.value = v;
+  });
+  for (const m of msgs.values()) place(m);
+  scrollDown();
+}
+
+export async function open(c) {
+  cur = {...c, key: c.group ? 'g:' + c.group : 'c:' + c.contact};
+  document.getElementById('app').dataset.chat = 'open';
+  replyTo = editing = null;
+  msgs = new Map();
+  render();
+  await reload();
+  document.getElementById('text').focus();
+}
+
+export async function reload() {
+  if (!cur) return;
+  const list = cur.group
+    ? await rpc.call('listGroupMessages', {group: cur.group, limit: 200})
+    : await rpc.call('listMessages', {contact: cur.contact, limit: 200});
+  msgs = new Map(list.map(m => [m.id, m]));
+  const ol = document.getElementById('messages');
+  if (ol) ol.replaceChildren();
+  for (const m of msgs.values()) place(m);
+  scrollDown();
+  markRead();
+  refreshConvs();
+}
+
+function markRead() {
+  if (!cur || document.hidden) return;
+  guard(() => rpc.call('markRead', cur.group ? {group: cur.group} : {contact: cur.contact}));
+}
+document.addEventListener('visibilitychange', () => { if (!document.hidden) { markRead(); refreshConvs(); } });
+
+function mine(m) { return m.direction === 'out' || m.sender === 'me'; }
+
+function belongs(m) {
+  if (!cur || !m) return false;
+  return cur.group ? m.group === cur.group : (!m.group && m.contact === cur.contact);
+}
+
+// onMessage takes a message or update event.
+export function onMessage(m, type) {
+  if (!belongs(m)) return;
+  const fresh = !msgs.has(m.id);
+  msgs.set(m.id, m);
+  place(m);
+  if (fresh) {
+    scrollDown();
+    if (!mine(m)) { markRead(); showTyping(false); }
+  }
+}
+
+export function onTyping(from, typing) {
+  if (cur && cur.contact === from) showTyping(typing);
+}
+
+export function onGroup(g) {
+  if (cur && g && cur.group === g.id) {
+    cur.name = g.name;
+    const n = document.getElementById('chat-name');
+    if (n) n.textContent = '# ' + g.name;
+  }
+}
+
+function showTyping(on) {
+  const el = document.getElementById('typing');
+  if (!el) return;
+  clearTimeout(theirTyping);
+  el.textContent = on ? cur.name + ' is typing…' : '';
+  if (on) theirTyping = setTimeout(() => { el.textContent = ''; }, 15000);
+}
+
+function scrollDown() {
+  const ol = document.getElementById('messages');
+  if (ol) ol.scrollTop = ol.scrollHeight;
+}
+
+// place draws m, replacing its element if it is there.
+function place(m) {
+  const ol = document.getElementById('messages');
+  if (!ol) return;
+  const el = draw(m);
+  const old = ol.querySelector(`li[data-id="${CSS.escape(m.id)}"]`);
+  if (old) old.replaceWith(el);
+  else ol.appendChild(el);
+}
+
+function draw(m) {
+  const out = mine(m);
+  const cls = ['msg', m.direction === 'system' ? 'system' : (out ? 'out' : 'in')];
+  if (m.deleted) cls.push('deleted');
+  const target = m.reply_to ? msgs.get(m.reply_to) : null;
+  return h('li', {class: cls.join(' '), 'data-id': m.id, tabindex: 0},
+    cur.group && !out && m.sender ? h('span', {class: 'sender'}, m.sender) : null,
+    m.reply_to ? h('blockquote', {class: 'quote'}, target ? (target.deleted ? 'deleted message' : target.text || (target.file && target.file.name) || '') : 'an earlier message') : null,
+    m.file && !m.deleted ? drawFile(m) : null,
+    h('p', {class: 'text'}, m.deleted ? 'This message was deleted.' : m.text),
+    h('div', {class: 'meta'},
+      h('time', {datetime: m.time}, fmtTime(m.time)),
+      m.edited && !m.deleted ? h('span', {class: 'edited'}, 'edited') : null,
+      out && m.direction !== 'system' ? h('span', {class: 'state state-' + m.state, 'aria-label': 'state ' + m.state}, m.state) : null,
+      m.error ? h('span', {class: 'error'}, m.error) : null),
+    m.reactions ? h('div', {class: 'reactions'}, Object.entries(m.reactions).map(([e, who]) =>
+      h('button', {type: 'button', class: 'reaction' + (who.includes('me') ? ' me' : ''), title: who.join(', '),
+        onclick: () => guard(() => react(m, e))}, e + ' ' + who.length))) : null,
+    m.deleted || m.direction === 'system' ? null : h('div', {class: 'actions'},
+      h('button', {type: 'button', class: 'reply', onclick: () => startReply(m)}, 'Reply'),
+      REACTIONS.map(e => h('button', {type: 'button', class: 'react', 'aria-label': 'React ' + e, onclick: () => guard(() => react(m, e))}, e)),
+      out && !m.file ? h('button', {type: 'button', class: 'edit', onclick: () => startEdit(m)}, 'Edit') : null,
+      out ? h('button', {type: 'button', class: 'delete', onclick: () => guard(() => recall(m))}, 'Delete') : null));
+}
+
+function drawFile(m) {
+  const f = m.file;
+  const done = f.state === 'done' || f.state === 'sent';
+  const img = /^image\/(png|jpeg|gif|webp)$/.test(f.mime);
+  let preview = null;
+  if (img && done) preview = h('img', {class: 'thumb', src: rpc.fileURL(m.id), alt: f.name, loading: 'lazy'});
+  else if (f.thumbnail) preview = h('img', {class: 'thumb', src: 'data:image/jpeg;base64,' + f.thumbnail, alt: f.name});
+  return h('div', {class: 'file', 'data-state': f.state},
+    preview,
+    h('div', {class: 'file-line'},
+      h('span', {class: 'file-name'}, f.name),
+      h('span', {class: 'file-size'}, fmtSize(f.size)),
+      done ? h('a', {class: 'download', href: rpc.fileURL(m.id, true), download: f.name}, 'Download') : null,
+      f.state === 'offered' || f.state === 'failed' ? h('button', {type: 'button', class: 'fetch',
+        onclick: () => guard(() => rpc.call('getFile', {id: m.id}))}, f.state === 'failed' ? 'Retry' : 'Download') : null),
+    f.state === 'downloading' ? h('progress', {class: 'file-progress', max: f.size || 1, value: f.bytes || 0}) : null,
+    f.state === 'failed' || f.state === 'expired' ? h('span', {class: 'error'}, f.state + (f.error ? ': ' + f.error : '')) : null);
+}
+
+function setContext(text) {
+  const el = document.getElementById('context');
+  if (!text) { el.hidden = true; el.replaceChildren(); return; }
+  el.hidden = false;
+  fill(el, h('span', {}, text), h('button', {type: 'button', class: 'cancel', onclick: () => { replyTo = editing = null; setContext(''); }}, 'Cancel'));
+}
+
+function startReply(m) {
+  replyTo = m; editing = null;
+  setContext('Replying to: ' + (m.text || (m.file && m.file.name) || ''));
+  document.getElementById('text').focus();
+}
+
+function startEdit(m) {
+  editing = m; replyTo = null;
+  setContext('Editing');
+  const t = document.getElementById('text');
+  t.value = m.text;
+  t.focus();
+}
+
+function onKey(e) {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    guard(sendText);
+  } else if (e.key === 'Escape') {
+    replyTo = editing = null; setContext('');
+  }
+}
+
+// onInput tells the contact we type, at most every 3 s, and that we
+// stopped after 5 s without a key.
+function onInput() {
+  if (!cur || !cur.contact) return;
+  const now = Date.now();
+  if (now - typingSent > 3000) {
+    typingSent = now;
+    rpc.call('sendTyping', {contact: cur.contact, typing: true}).catch(() => {});
+  }
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(stopTyping, 5000);
+}
+
+function stopTyping() {
+  clearTimeout(typingTimer);
+  if (typingSent && cur && cur.contact) rpc.call('sendTyping', {contact: cur.contact, typing: false}).catch(() => {});
+  typingSent = 0;
+}
+
+function txn() { return crypto.randomUUID(); }
+
+async function send(p) {
+  const m = cur.group
+    ? await rpc.call('sendGroup', {group: cur.group, txnId: txn(), ...p})
+    : await rpc.call('send', {to: cur.contact, txnId: txn(), ...p});
+  onMessage(m, 'message');
+  return m;
+}
+
+async function sendText() {
+  const t = document.getElementById('text');
+  const text = t.value;
+  if (!text.trim()) return;
+  if (editing) await send({kind: 'edit', target: editing.id, text});
+  else if (replyTo) await send({kind: 'reply', target: replyTo.id, text});
+  else await send({text});
+  t.value = '';
+  replyTo = editing = null;
+  setContext('');
+  stopTyping();
+  refreshConvs();
+}
+
+async function react(m, emoji) {
+  const had = m.reactions && m.reactions[emoji] && m.reactions[emoji].includes('me');
+  await send({kind: 'reaction', target: m.id, text: emoji, remove: had || undefined});
+}
+
+async function recall(m) {
+  if (!confirm('Delete this message for everyone?')) return;
+  await rpc.call('deleteMessage', cur.group ? {group: cur.group, id: m.id} : {contact: cur.contact, id: m.id});
+}
+
+async function sendFile(input) {
+  const f = input.files[0];
+  if (!f) return;
+  const bar = document.getElementById('upload');
+  bar.hidden = false;
+  bar.value = 0;
+  try {
+    const q = cur.group ? {group: cur.group} : {to: cur.contact};
+    q.name = f.name;
+    const caption = document.getElementById('text').value.trim();
+    if (caption) q.caption = caption;
+    q.txnId = txn();
+    const m = await rpc.upload(q, f, p => { bar.value = p; });
+    document.getElementById('text').value = '';
+    onMessage(m, 'message');
+    status('Sent ' + f.name);
+  } finally {
+    bar.hidden = true;
+    input.value = '';
+  }
+}
+
