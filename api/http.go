@@ -47,8 +47,11 @@ func httpError(w http.ResponseWriter, status int, msg string) {
 // so a web page on a rebound DNS name cannot reach the API.
 func (s *Server) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The API's answers are data, never a page (the web UI sets its
+		// own policy over this one).
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if !s.hostOK[strings.ToLower(r.Host)] {
-			w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 			httpError(w, http.StatusForbidden, "invalid Host header; use 127.0.0.1:PORT or localhost:PORT")
 			return
 		}

@@ -29,7 +29,7 @@ type session struct {
 type sessions struct {
 	now func() time.Time
 
-	mu     sync.Mutex // guards the maps
+	mu     sync.Mutex             // guards the maps
 	logins map[[32]byte]time.Time // token hash → expiry
 	live   map[[32]byte]*session
 }

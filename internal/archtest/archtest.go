@@ -98,6 +98,12 @@ var Rules = []Rule{
 		Reason: "api sits below cmd",
 	},
 	{
+		From:   "webui",
+		Allow:  []string{"std", Module + "/api", "github.com/skip2/go-qrcode", "golang.org/x/sys/unix"},
+		Only:   true,
+		Reason: "the web UI is a client of the API's method table and nothing else: no node, no store (it draws QR codes with go-qrcode and holds uploads in a memfd with x/sys/unix); the mobile build, which imports api, never links it (issue 19)",
+	},
+	{
 		From:   "cmd/hush",
 		Deny:   []string{Module + "/internal/store"},
 		Reason: "the CLI reaches the store only through the node",
@@ -134,7 +140,8 @@ var FileRules = []FileRule{
 var Exclusive = map[string][]string{
 	"github.com/syndtr/goleveldb":         {"internal/store"},
 	"github.com/prometheus/client_golang": {"cmd"},
-	"github.com/skip2/go-qrcode":          {"cmd"},
+	"github.com/skip2/go-qrcode":          {"cmd", "webui"},
+	"github.com/chromedp":                 {"internal/e2e"},
 	"github.com/schollz/progressbar":      {"cmd"},
 	"github.com/libp2p/go-libp2p-pubsub":  {"node", "relay", "internal/gossip"},
 	"golang.org/x/term":                   {"cmd"},
