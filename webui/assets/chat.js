@@ -34,7 +34,7 @@ export function render() {
     h('form', {id: 'composer', class: 'composer', onsubmit: e => { e.preventDefault(); guard(sendText); }},
       h('div', {id: 'context', class: 'context', hidden: true}),
       h('div', {class: 'row'},
-        h('label', {class: 'attach', title: 'Send a file'}, '📎', h('input', {type: 'file', id: 'file', 'aria-label': 'Send a file', onchange: e => guard(() => sendFile(e.target))})),
+        h('label', {class: 'attach', title: 'Send a file'}, 'File', h('input', {type: 'file', id: 'file', 'aria-label': 'Send a file', onchange: e => guard(() => sendFile(e.target))})),
         h('textarea', {id: 'text', rows: 1, placeholder: 'Message', 'aria-label': 'Message', onkeydown: onKey, oninput: onInput}),
         h('button', {type: 'submit', id: 'send'}, 'Send')),
       h('progress', {id: 'upload', max: 1, value: 0, hidden: true})));

@@ -12,7 +12,7 @@ export async function files() {
   rows.sort((a, b) => new Date(b.m.time) - new Date(a.m.time));
   fill(document.getElementById('main'),
     h('h1', {}, 'Files'),
-    h('p', {class: 'muted'}, 'Send a file from a chat (📎). Files up to the auto-download limit arrive by themselves.'),
+    h('p', {class: 'muted'}, 'Send a file from a chat (File). Files up to the auto-download limit arrive by themselves.'),
     h('ul', {id: 'files', class: 'list files'}, rows.length === 0 ? h('li', {}, 'No files yet.') : rows.map(({c, m}) => {
       const f = m.file, done = f.state === 'done' || f.state === 'sent';
       return h('li', {'data-id': m.id},

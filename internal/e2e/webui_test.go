@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds a Chromium to drive; without one the browser tests
+// skip, unless HUSH_REQUIRE_BROWSER is set (CI sets it): then they fail.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless_shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("HUSH_REQUIRE_BROWSER") != "" {
+		t.Fatal("no chromium on PATH, and HUSH_REQUIRE_BROWSER is set (apt-get install chromium)")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium); set HUSH_REQUIRE_BROWSER=1 to make this a failure")
+	return ""
+}
+
+// artifacts is where the browser tests write their screenshots:
+// $HUSH_ARTIFACTS, else internal/e2e/artifacts (ignored by git).
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("HUSH_ARTIFACTS")
+	if dir == "" {
+		dir = "artifacts"
+	}
+	dir = filepath.Join(dir, "webui")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// tab is one user's browser session (its own browser context: cookies
+// and storage of its own).
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	name string
+}
+
+func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %s: %v", b.name, what, err)
+	}
+}
+
+// waitJS waits until the JavaScript expression is truthy (a DOM
+// condition), for up to a minute.
+func (b *tab) waitJS(what, expr string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(time.Minute), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		b.t.Fatalf("%s: waiting for %s: %v", b.name, what, err)
+	}
+}
+
+func (b *tab) eval(expr string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		b.t.Fatalf("%s: %s: %v", b.name, expr, err)
+	}
+	return v
+}
+
+func (b *tab) screenshot(dir, name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// openUI logs u's browser in with `hush ui --print`.
+func openUI(t *testing.T, parent context.Context, u *user, name string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	url := strings.TrimSpace(u.mustRun("ui", "--print"))
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("hush ui --print: %q", url)
+	}
+	b := &tab{t: t, ctx: ctx, name: name}
+	b.do("login", chromedp.EmulateViewport(1200, 800), chromedp.Navigate(url),
+		chromedp.WaitVisible(`#app[data-state="ready"]`))
+	// The login link is spent: a second browser gets nowhere with it.
+	return b
+}
+
+// testPNG writes a small PNG of its own pixels.
+func testPNG(t *testing.T, path string) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 120, 80))
+	for y := range 80 {
+		for x := range 120 {
+			img.Set(x, y, color.RGBA{uint8(x * 2), uint8(y * 3), uint8(x ^ y), 255})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b, _ := os.ReadFile(path)
+	return b
+}
+
+func js(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// The web UI end to end: two daemons, two browser sessions. A message
+// typed in alice's browser appears in bob's and alice sees it turn
+// "read"; message text that looks like HTML stays text; a file sent from
+// alice's browser downloads in bob's with the same SHA-256; a stranger's
+// request shows up in alice's browser and is accepted there.
+func TestWebUIBrowser(t *testing.T) {
+	exe := chromium(t)
+	shots := artifacts(t)
+	alice, bob := newUser(t, "alice"), newUser(t, "bob")
+	alice.start()
+	defer alice.stop()
+	bob.start()
+	defer bob.stop()
+	befriend(t, alice, bob, "alice", "bob")
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Headless, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	a := openUI(t, browserCtx, alice, "alice")
+	b := openUI(t, browserCtx, bob, "bob")
+
+	// (1) alice writes to bob from the contacts page, Enter sends.
+	const evil = `<img src=x onerror="document.title='pwned'"> hello bob`
+	a.do("open bob's chat", chromedp.Click(`#nav button[data-view="contacts"]`),
+		chromedp.WaitVisible(`#contacts li[data-name="bob"]`),
+		chromedp.Click(`#contacts li[data-name="bob"] .buttons button`),
+		chromedp.WaitVisible(`#text`),
+		chromedp.SendKeys(`#text`, evil+"\r"))
+	a.waitJS("the message in alice's chat", `[...document.querySelectorAll('#messages li.msg.out .text')].some(e => e.textContent === `+js(evil)+`)`)
+
+	b.waitJS("an unread count at bob", `document.querySelector('#convs button[data-key="c:alice"] .unread')?.textContent === '1'`)
+	b.screenshot(shots, "list")
+	b.do("open alice's chat", chromedp.Click(`#convs button[data-key="c:alice"]`))
+	b.waitJS("the message in bob's chat", `[...document.querySelectorAll('#messages li.msg.in .text')].some(e => e.textContent === `+js(evil)+`)`)
+	if n := b.eval(`String(document.querySelectorAll('#messages img:not(.thumb)').length) + document.title`); n != "0hush" {
+		t.Fatalf("message text became markup in bob's page: %q", n)
+	}
+	a.waitJS("the state read at alice", `document.querySelector('#messages li.msg.out .state')?.textContent === 'read'`)
+	b.waitJS("the unread count gone at bob", `!document.querySelector('#convs button[data-key="c:alice"] .unread')`)
+
+	// Live: bob answers; alice sees it without reloading, and reacts.
+	b.do("bob answers", chromedp.SendKeys(`#text`, "hi alice\r"))
+	a.waitJS("bob's answer at alice", `[...document.querySelectorAll('#messages li.msg.in .text')].some(e => e.textContent === 'hi alice')`)
+	a.do("alice reacts", chromedp.Focus(`#messages li.msg.in`), chromedp.Click(`#messages li.msg.in .actions button.react`))
+	b.waitJS("the reaction at bob", `document.querySelector('#messages li.msg.out .reactions .reaction')?.textContent.startsWith('👍')`)
+
+	// (2) a file from alice's browser, downloaded in bob's.
+	dir := t.TempDir()
+	src := filepath.Join(dir, "picture.png")
+	want := sha256.Sum256(testPNG(t, src))
+	a.do("alice attaches a file", chromedp.SetUploadFiles(`#file`, []string{src}))
+	a.waitJS("the file sent at alice", `document.querySelector('#messages li.msg.out .file .file-name')?.textContent === 'picture.png'`)
+	b.waitJS("the file downloaded at bob", `document.querySelector('#messages li.msg.in .file[data-state="done"] a.download')`)
+	b.waitJS("the picture inline at bob", `[...document.querySelectorAll('#messages li.msg.in img.thumb')].some(i => i.complete && i.naturalWidth === 120)`)
+	downloads := t.TempDir()
+	if _, err := chromedp.CallBrowser(b.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, BrowserContextID: chromedp.FromContext(b.ctx).BrowserContextID,
+		DownloadPath: downloads,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.screenshot(shots, "chat-file")
+	b.do("bob downloads", chromedp.Click(`#messages li.msg.in .file a.download`))
+	got := filepath.Join(downloads, "picture.png")
+	eventually(t, "the download in bob's directory", func() bool {
+		data, err := os.ReadFile(got)
+		return err == nil && sha256.Sum256(data) == want
+	})
+	a.screenshot(shots, "chat")
+	// The phone's width: the chat fills the screen, the list is one tap back.
+	b.do("phone width", chromedp.EmulateViewport(375, 740, chromedp.EmulateMobile))
+	b.waitJS("the chat at 375 px", `document.querySelector('#composer').getBoundingClientRect().right <= 375`)
+	b.screenshot(shots, "phone-chat")
+	b.do("back to the list", chromedp.Click(`.chat-head .back`))
+	b.waitJS("the list at 375 px", `document.querySelector('#convs').offsetParent !== null`)
+	b.screenshot(shots, "phone-list")
+
+	// (3) a stranger writes to alice; the request shows up and is accepted.
+	carol := newUser(t, "carol")
+	carol.start()
+	defer carol.stop()
+	carol.mustRun("contact", "add", "alice", alice.link())
+	carol.mustRun("send", "alice", "hello from a stranger")
+	a.waitJS("the request count at alice", `document.querySelector('#req-count')?.textContent === '1'`)
+	a.do("alice's contacts", chromedp.Click(`#nav button[data-view="contacts"]`))
+	a.waitJS("the request at alice", `[...document.querySelectorAll('#requests li .text')].some(e => e.textContent === 'hello from a stranger')`)
+	a.screenshot(shots, "contacts")
+	name := a.eval(`document.querySelector('#requests > li').dataset.name`)
+	a.do("accept", chromedp.Click(`#requests li button.accept`))
+	a.waitJS("carol among alice's contacts", `!!document.querySelector('#contacts li[data-name=`+js(name)+`]')`)
+	if out := alice.mustRun("contact", "list"); !strings.Contains(out, name) {
+		t.Fatalf("accepted in the browser, but the contacts are:\n%s", out)
+	}
+	a.do("files", chromedp.Click(`#nav button[data-view="files"]`), chromedp.WaitVisible(`#files li[data-id]`))
+	a.screenshot(shots, "files")
+	a.do("settings", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#read-receipts`))
+	a.screenshot(shots, "settings")
+	a.do("devices", chromedp.Click(`#nav button[data-view="devices"]`), chromedp.WaitVisible(`#devices li`))
+	a.screenshot(shots, "devices")
+	t.Logf("screenshots in %s", shots)
+	_ = fmt.Sprint
+}
