@@ -137,15 +137,15 @@ func (u *UI) handleUpload(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(m)
 }
 
-// handleQR draws ?text= (at most 512 bytes: a link or a device code) as
+// handleQR draws ?text= (at most 4296 bytes, what a QR code holds: a link or a device code) as
 // a PNG QR code, on 127.0.0.1: no QR service sees the link.
 func (u *UI) handleQR(w http.ResponseWriter, r *http.Request) {
 	text := r.URL.Query().Get("text")
-	if text == "" || len(text) > 512 {
-		httpError(w, http.StatusBadRequest, "text must be 1 to 512 bytes")
+	if text == "" || len(text) > 4296 {
+		httpError(w, http.StatusBadRequest, "text must be 1 to 4296 bytes (what a QR code holds)")
 		return
 	}
-	png, err := qrcode.Encode(text, qrcode.Medium, 320)
+	png, err := qrcode.Encode(text, qrcode.Low, 320)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "QR code: "+err.Error())
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -223,6 +222,7 @@ func TestWebUIBrowser(t *testing.T) {
 	a.waitJS("the request count at alice", `document.querySelector('#req-count')?.textContent === '1'`)
 	a.do("alice's contacts", chromedp.Click(`#nav button[data-view="contacts"]`))
 	a.waitJS("the request at alice", `[...document.querySelectorAll('#requests li .text')].some(e => e.textContent === 'hello from a stranger')`)
+	a.waitJS("the link's QR code", `document.querySelector('img.qr')?.complete && document.querySelector('img.qr').naturalWidth > 0`)
 	a.screenshot(shots, "contacts")
 	name := a.eval(`document.querySelector('#requests > li').dataset.name`)
 	a.do("accept", chromedp.Click(`#requests li button.accept`))
@@ -237,5 +237,4 @@ func TestWebUIBrowser(t *testing.T) {
 	a.do("devices", chromedp.Click(`#nav button[data-view="devices"]`), chromedp.WaitVisible(`#devices li`))
 	a.screenshot(shots, "devices")
 	t.Logf("screenshots in %s", shots)
-	_ = fmt.Sprint
 }

@@ -6,7 +6,7 @@ import {guard, status, refreshConvs, refreshRequests, show, state} from './app.j
 import * as chat from './chat.js';
 
 function qr(text) {
-  return h('img', {class: 'qr', src: rpc.qrURL(text.toUpperCase()), alt: 'QR code of the link', width: 200, height: 200});
+  return h('img', {class: 'qr', src: rpc.qrURL(text.toUpperCase()), alt: 'QR code of the link', width: 280, height: 280});
 }
 
 function copyable(id, text) {
