@@ -487,11 +487,14 @@ func mMarkRead(_ context.Context, b Backend, p apitypes.ConversationParams) (api
 }
 
 func mSendTyping(_ context.Context, b Backend, p apitypes.SendTypingParams) (apitypes.OK, error) {
-	if err := required("contact", p.Contact); err != nil {
+	if err := oneConversation(p.Contact, p.Group); err != nil {
 		return apitypes.OK{}, err
 	}
 	if p.Typing == nil {
 		return apitypes.OK{}, invalidParams("%q is required", "typing")
+	}
+	if p.Group != "" {
+		return ok(b.SetGroupTyping(p.Group, *p.Typing))
 	}
 	return ok(b.SetTyping(p.Contact, *p.Typing))
 }

@@ -46,8 +46,10 @@ type Backend interface {
 	Search(req node.SearchRequest) ([]node.Message, error)
 	SetTimer(req node.TimerRequest) (time.Duration, error)
 	Timer(contact string) (time.Duration, error)
+	GroupTimer(group string) (time.Duration, error)
 	MarkRead(contact string) error
 	SetTyping(contact string, typing bool) error
+	SetGroupTyping(group string, typing bool) error
 	SetReadReceipts(on bool) error
 	Subscribe(after uint64) (<-chan node.Event, func())
 
@@ -223,7 +225,6 @@ var appErrors = []struct {
 	{shortlink.ErrTooLong, CodeInvalidInput, "link_too_long"},
 	{shortlink.ErrRecord, CodeInvalidInput, "wrong_record"},
 	{node.ErrNotRequest, CodeInvalidInput, "not_request"},
-	{node.ErrGroupTimer, CodeInvalidInput, "group_timer"},
 	{context.DeadlineExceeded, CodeTimeout, "timeout"},
 }
 

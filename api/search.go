@@ -35,19 +35,26 @@ func mSetTimer(_ context.Context, b Backend, p apitypes.SetTimerParams) (apitype
 	if err != nil {
 		return apitypes.TimerResult{}, err
 	}
-	return apitypes.TimerResult{Contact: p.Contact, Seconds: int64(got / time.Second)}, nil
+	return apitypes.TimerResult{Contact: p.Contact, Group: p.Group, Seconds: int64(got / time.Second)}, nil
 }
 
-// mGetTimer is getTimer: a contact's disappearing-messages timer.
-func mGetTimer(_ context.Context, b Backend, p apitypes.ContactParams) (apitypes.TimerResult, error) {
-	if err := required("contact", p.Contact); err != nil {
+// mGetTimer is getTimer: a contact's or a group's disappearing-messages
+// timer.
+func mGetTimer(_ context.Context, b Backend, p apitypes.ConversationParams) (apitypes.TimerResult, error) {
+	if err := oneConversation(p.Contact, p.Group); err != nil {
 		return apitypes.TimerResult{}, err
 	}
-	got, err := b.Timer(p.Contact)
+	var got time.Duration
+	var err error
+	if p.Group != "" {
+		got, err = b.GroupTimer(p.Group)
+	} else {
+		got, err = b.Timer(p.Contact)
+	}
 	if err != nil {
 		return apitypes.TimerResult{}, err
 	}
-	return apitypes.TimerResult{Contact: p.Contact, Seconds: int64(got / time.Second)}, nil
+	return apitypes.TimerResult{Contact: p.Contact, Group: p.Group, Seconds: int64(got / time.Second)}, nil
 }
 
 // ParseTimer reads a disappearing-messages timer: "off", a number of

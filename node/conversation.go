@@ -161,6 +161,8 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	counted := cv.group == nil && p.Type == ptText
 	if counted {
 		p.Counter = n.lastSentLocked(cv.contact.account()) + 1
+	}
+	if p.Type == ptText {
 		if p.TTL = n.timerSecsLocked(cv.key); p.TTL != 0 { // disappears (timers.go)
 			t.setTTL(p.ID, p.TTL)
 		}
@@ -215,7 +217,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		if p.Attach != nil {
 			m.File = n.offerFileLocked(t, cv.key, p.ID, dev, p.Attach)
 		}
-		if p.TTL != 0 && cv.group == nil {
+		if p.TTL != 0 {
 			t.setTTL(p.ID, p.TTL) // the sender's timer (timers.go)
 		}
 		ix := indexRec{Account: cv.key}

@@ -362,8 +362,10 @@ func (n *Node) MessagePage(q MessageQuery) ([]Message, error) {
 }
 
 // MarkGroupRead marks every incoming message of a group read on this
-// device (groups send no read receipts).
+// device and, unless read receipts are off, tells their senders
+// (groupreads.go).
 func (n *Node) MarkGroupRead(ref string) error {
+	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -395,6 +397,7 @@ func (n *Node) MarkGroupRead(ref string) error {
 		return err
 	}
 	t := n.newTxnLocked()
+	bySender := map[identity.AccountID][][msgIDSize]byte{}
 	for _, u := range ups {
 		m, _, err := n.loadMsgLocked(u.id)
 		if err != nil {
@@ -403,7 +406,13 @@ func (n *Node) MarkGroupRead(ref string) error {
 		m.State = StateRead
 		n.updateMsgLocked(t, u.id, indexRec{Account: key, Seq: u.seq}, m)
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.groupMsgView(m, gs))})
+		if from, err := hex.DecodeString(m.From); err == nil && m.Dir == "in" && len(from) == len(identity.AccountID{}) {
+			acc := identity.AccountID(from)
+			bySender[acc] = append(bySender[acc], u.id)
+		}
 	}
+	n.sendGroupReadsLocked(t, gs, bySender, now)
+	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
 		return fmt.Errorf("node: store: %w", err)
 	}

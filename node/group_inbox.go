@@ -45,6 +45,10 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 		if tap := taps.Load(); tap != nil && tap.topic != nil {
 			tap.topic(n)
 		}
+		if group.IsEphemeral(m.data) {
+			n.groupEphemeralLocked(t, m, now)
+			continue
+		}
 		if wire := n.openTopicLocked(m); wire != nil {
 			n.groupWireLocked(t, wire, now)
 		}
@@ -145,7 +149,9 @@ func (n *Node) applyGroupPayloadLocked(t *txn, gs *groupState, from identity.Acc
 	switch p.Type {
 	case ptCard:
 		n.learnCardLocked(t, p.Data, now)
-	default:
+	case ptTimer:
+		n.applyGroupTimerLocked(t, gs, p)
+	case ptText, ptEdit, ptDelete, ptReaction:
 		n.applyContentLocked(t, conversation{key: convKey(gs.eng.ID()), group: gs}, from, dev, n.memberNameLocked(from), p)
 	}
 }
@@ -228,6 +234,10 @@ func (n *Node) applyGroupPairwiseLocked(t *txn, acc identity.AccountID, dev iden
 		t.events = append(t.events, Event{Type: EventGroup, Group: &g})
 	case ptSyncAsk, ptHave, ptWant, ptRepair, ptOps:
 		n.antiEntropyLocked(t, acc, dev, p, now)
+	case ptGroupRead:
+		n.applyGroupReadLocked(t, acc, dev, p)
+	case ptGroupTimer:
+		n.applyGroupTimerPairwiseLocked(t, acc, dev, p)
 	}
 }
 

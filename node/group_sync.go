@@ -48,6 +48,7 @@ func (n *Node) antiEntropyLocked(t *txn, acc identity.AccountID, dev identity.De
 			n.sendListLocked(t, acc, dev, ptOps, gs.eng.Ops(), now)
 		}
 		n.sendGroupPairwiseLocked(t, acc, dev, &payload{Type: ptHave, Data: gs.eng.Have()}, now)
+		n.sendGroupTimerLocked(t, gs, acc, dev, now) // for one away longer than the repair store reaches
 	case ptHave:
 		for _, gs := range n.groups {
 			if !n.isMemberDeviceLocked(gs, acc, dev) {

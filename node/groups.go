@@ -47,6 +47,7 @@ type groupState struct {
 	lastAsk time.Time               // last anti-entropy request
 	unsaved bool                    // receive-side changes not saved yet (see groupWireLocked)
 	wireSeq uint64                  // last groupwire sequence number written
+	typedAt time.Time               // when this device last said it is typing (group_typing.go)
 }
 
 // groupFlushEvery bounds how long receive-side engine changes stay
@@ -329,6 +330,7 @@ func (n *Node) InviteToGroup(ref, contactName string) (Group, error) {
 		cards := n.memberCardsLocked(gs)
 		for _, d := range devs {
 			n.sendGroupPairwiseLocked(t, c.account(), d, &payload{Type: ptDirectory, Data: encodeCards(cards)}, now)
+			n.sendGroupTimerLocked(t, gs, c.account(), d, now) // the invitee's messages disappear from the start
 		}
 		return n.publishGroupPayloadLocked(t, gs, &payload{Type: ptCard, Data: c.card.Marshal()}, now)
 	})
@@ -565,6 +567,9 @@ func (n *Node) groupMsgView(m *msgRec, gs *groupState) Message {
 	v := m.view(gs.eng.Name())
 	id := gs.eng.ID()
 	v.Group = hex.EncodeToString(id[:])
+	if n.readViewWanted(gs, m) {
+		n.readersLocked(gs, m, &v)
+	}
 	return v
 }
 

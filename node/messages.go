@@ -43,6 +43,10 @@ type msgRec struct {
 	Counter uint64 `json:"ctr,omitempty"`
 	// File is the message's attachment as it shows (files.go).
 	File *FileInfo `json:"file,omitempty"`
+	// ReadBy is, on a group message this account sent, the members
+	// whose read receipts came: a bitmap over the group's reader slots
+	// (groupreads.go).
+	ReadBy []byte `json:"rb,omitempty"`
 }
 
 // indexRec is a msgindex-table record: where a message ID lives.

@@ -150,6 +150,7 @@ type Node struct {
 	groups       map[group.GroupID]*groupState
 	welcomes     map[group.GroupID]*welcomeParts // invitations arriving in parts
 	earlyGroupPW map[group.GroupID][]earlyPW     // pairwise group messages that came before their Welcome
+	readRosters  map[group.GroupID]*readRoster   // groups' reader slots, loaded when used (groupreads.go)
 	fetches      fetching                        // attachment downloads running (filefetch.go)
 	uploading    uploads                         // attachment uploads to a relay running (fileupload.go)
 	receipting   receipting                      // receipts owed to relays being presented (filereceipt.go)
@@ -186,6 +187,7 @@ type tables struct {
 	devices, syncHeld, linkTickets, syncState, files, convPrefs, links, blocks                                    *store.Table
 	localGone                                                                                                     *store.Table // messages deleted on this device only (recall.go)
 	timers                                                                                                        *store.Table
+	groupReads                                                                                                    *store.Table // group read receipts' reader slots (groupreads.go)
 }
 
 // profileRec is the identity table's "profile" record.
@@ -264,6 +266,7 @@ func openTables(db *store.DB) tables {
 		blocks:      db.Table("blocks"),
 		localGone:   db.Table("localgone"),
 		timers:      db.Table("timers"),
+		groupReads:  db.Table("groupreads"),
 	}
 }
 

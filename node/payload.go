@@ -50,6 +50,14 @@ const (
 	// "Disappearing messages"): data = u32 seconds (0: off), time = when
 	// it was set (the latest wins).
 	ptTimer payloadType = 20
+
+	// Group read receipts and timers, pairwise (docs/protocol/groups.md
+	// §16.12): a member's read receipt for the messages of one sender
+	// (Data = group ID, IDs), to that sender's devices; and a group's
+	// timer as a member holds it (Data = group ID ‖ u32 seconds ‖ u64
+	// when set), answering a sync request and to an invitee.
+	ptGroupRead  payloadType = 22
+	ptGroupTimer payloadType = 23
 )
 
 const (
@@ -222,7 +230,7 @@ func parsePayload(b []byte) (*payload, error) {
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errPayload, err)
 	}
-	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type) && p.Type != ptProfile && p.Type != ptTimer) {
+	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type) && p.Type != ptProfile && p.Type != ptTimer && p.Type != ptGroupRead && p.Type != ptGroupTimer) {
 		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
 	}
 	if !utf8.ValidString(p.Text) {

@@ -99,6 +99,10 @@ func (m *msgRec) marshal() []byte {
 		w.String16(f.Error)
 		w.U64(uint64(f.DurationMS)) // added later: a record without it reads as 0
 	}
+	if len(m.ReadBy) > 0 { // optional trailing block: 2 ‖ the group read bitmap
+		w.U8(2)
+		w.Bytes16(m.ReadBy)
+	}
 	return w.Bytes()
 }
 
@@ -135,17 +139,31 @@ func decodeMsgRec(v []byte, m *msgRec) error {
 	m.Kind = Kind(r.String16(capRecField))
 	m.Missing = r.U64()
 	m.Counter = r.U64()
+	// Optional trailing blocks, in this order: 1 ‖ the attachment, 2 ‖
+	// the group read bitmap.
+	block := uint8(0)
 	if r.Err() == nil && r.Remaining() > 0 {
-		if r.U8() != 1 { // the only optional block: the attachment
-			r.Fail(codec.ErrTrailing)
-		}
+		block = r.U8()
+	}
+	if block == 1 {
 		m.File = &FileInfo{Name: r.String16(capRecField), MIME: r.String16(capRecField), Size: int64(r.U64()),
 			Hash: r.String16(capRecField), Width: int(r.U32()), Height: int(r.U32()),
 			Thumbnail: codec.Clone(r.Bytes16(capRecThumb)), State: r.String16(capRecField),
 			Bytes: int64(r.U64()), Error: r.String16(capRecField)}
-		if r.Err() == nil && r.Remaining() > 0 {
+		if r.Err() == nil && r.Remaining() > 0 { // a version that writes block 2 writes this too
 			m.File.DurationMS = int64(r.U64())
 		}
+		block = 0
+		if r.Err() == nil && r.Remaining() > 0 {
+			block = r.U8()
+		}
+	}
+	switch block {
+	case 0:
+	case 2:
+		m.ReadBy = codec.Clone(r.Bytes16(maxReadSlots / 8))
+	default:
+		r.Fail(codec.ErrTrailing)
 	}
 	if err := r.Done(); err != nil {
 		return fmt.Errorf("node: decode message record: %w", err)

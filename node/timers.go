@@ -4,7 +4,7 @@ package node
 // messages"): a per-conversation timer, set by either side of a 1:1
 // conversation (payload type 20 to the contact, the synced setting
 // "timer/<account>" to the account's other devices, the latest change
-// wins). Every new message records its own expiry in the timers table:
+// wins) or by any member of a group (timers_group.go). Every new message records its own expiry in the timers table:
 // its time to live, and when it ends, counted from sending for an
 // outgoing message and from reading for an incoming one. When it ends,
 // each device deletes the message, its index entry, its sync state and
@@ -38,10 +38,6 @@ const (
 	MaxTimer = 365 * 24 * time.Hour
 )
 
-// ErrGroupTimer is returned for a group: disappearing messages are 1:1
-// only for now.
-var ErrGroupTimer = errors.New("disappearing messages are not available in groups yet")
-
 // settingTimerPrefix starts the synced setting of a conversation's
 // timer: "timer/" then the contact's account in lowercase base32
 // (a setting key is at most 64 bytes of [a-z0-9._/-]).
@@ -49,8 +45,8 @@ const settingTimerPrefix = "timer/"
 
 var timerB32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// TimerRequest sets a conversation's timer: a contact (Group is refused
-// for now) and a time to live, 0 for off.
+// TimerRequest sets a conversation's timer: a contact or a group, and a
+// time to live, 0 for off.
 type TimerRequest struct {
 	Contact string
 	Group   string
@@ -154,13 +150,16 @@ func (n *Node) setConvTimerLocked(t *txn, conv []byte, c convTimer) bool {
 // it applies to messages sent and received from now on, here, at the
 // contact's devices and at this account's other devices.
 func (n *Node) SetTimer(req TimerRequest) (time.Duration, error) {
-	if req.Group != "" {
-		return 0, ErrGroupTimer
-	}
 	if req.TTL != 0 && (req.TTL < MinTimer || req.TTL > MaxTimer) {
 		return 0, fmt.Errorf("a timer is off or between %v and %v", MinTimer, MaxTimer)
 	}
 	secs := uint32(req.TTL / time.Second)
+	if req.Group != "" {
+		if req.Contact != "" {
+			return 0, errors.New("a timer is for a contact or a group, not both")
+		}
+		return n.setGroupTimer(req.Group, secs)
+	}
 	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -243,9 +242,11 @@ func (n *Node) applyTimerSettingLocked(t *txn, s *msync.Setting) bool {
 
 // noteExpiryLocked records, in t, a new message's expiry: its time to
 // live is what the payload carried (ttl, if set), else the
-// conversation's timer; 1:1 conversations only.
+// conversation's timer. It counts from sending for a message this
+// account sent (from this device, or in a group from another of its
+// devices), from reading for the others.
 func (n *Node) noteExpiryLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec, ttl uint32) {
-	if m.Dir == dirSystem || isGroupConv(ix.Account) {
+	if m.Dir == dirSystem {
 		return
 	}
 	if ttl == 0 {
@@ -255,7 +256,7 @@ func (n *Node) noteExpiryLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgR
 		return
 	}
 	e := &expiryRec{Conv: bytes.Clone(ix.Account), Seq: ix.Seq, Secs: ttl}
-	if m.Dir == "out" {
+	if m.Dir == "out" || n.ownGroupMsgLocked(ix, m) {
 		e.Until = m.Time.Add(time.Duration(ttl) * time.Second).UnixMilli()
 	}
 	n.putExpiryLocked(t, id, e)
@@ -402,6 +403,9 @@ func (n *Node) expireLocked(t *txn, id [msgIDSize]byte, e *expiryRec) []string {
 		}
 	}
 	gone := Message{ID: m.ID, Contact: n.nameOfLocked(ix.Account), Direction: m.Dir, Time: m.Time, Deleted: true, State: m.State}
+	if isGroupConv(ix.Account) {
+		gone.Group, gone.Sender = hex.EncodeToString(ix.Account[1:]), m.Sender
+	}
 	t.events = append(t.events, Event{Type: EventUpdate, Message: &gone})
 	return blobs
 }

@@ -254,6 +254,9 @@ func (g *groupStore) file(topic string, data []byte, from peer.ID) {
 	if len(boxes) == 0 {
 		return
 	}
+	if len(data) >= 2 && data[1] == gossip.TagKindEphemeral {
+		return // a typing indicator: members online have it from the topic; nobody wants it later
+	}
 	s := g.s
 	if len(data) == 0 || len(data) > gossip.MaxMessageSize || len(data) > s.cfg.MaxEnvelope {
 		for range boxes {

@@ -374,6 +374,18 @@ func (b *Backend) SetTyping(contact string, typing bool) error {
 	return nil
 }
 
+// SetGroupTyping implements api.Backend and records the call (Contact
+// is "group:" and the group).
+func (b *Backend) SetGroupTyping(group string, typing bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, err := b.groupLocked(group); err != nil {
+		return err
+	}
+	b.typing = append(b.typing, TypingCall{"group:" + group, typing})
+	return nil
+}
+
 // TypingCalls returns the SetTyping calls so far.
 func (b *Backend) TypingCalls() []TypingCall {
 	b.mu.Lock()

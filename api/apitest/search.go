@@ -70,17 +70,31 @@ func (b *Backend) Search(req node.SearchRequest) ([]node.Message, error) {
 func (b *Backend) SetTimer(req node.TimerRequest) (time.Duration, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.timers == nil {
+		b.timers = map[string]time.Duration{}
+	}
 	if req.Group != "" {
-		return 0, node.ErrGroupTimer
+		if _, err := b.groupLocked(req.Group); err != nil {
+			return 0, err
+		}
+		b.timers["group:"+req.Group] = req.TTL
+		return req.TTL, nil
 	}
 	if _, ok := b.contacts[req.Contact]; !ok {
 		return 0, node.ErrUnknownContact
 	}
-	if b.timers == nil {
-		b.timers = map[string]time.Duration{}
-	}
 	b.timers[req.Contact] = req.TTL
 	return req.TTL, nil
+}
+
+// GroupTimer implements api.Backend: what SetTimer kept for group.
+func (b *Backend) GroupTimer(group string) (time.Duration, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, err := b.groupLocked(group); err != nil {
+		return 0, err
+	}
+	return b.timers["group:"+group], nil
 }
 
 // Timer implements api.Backend: what SetTimer kept for contact.

@@ -46,9 +46,10 @@ type ContactParams struct {
 	Contact string `json:"contact"`
 }
 
-// SendTypingParams are the params of sendTyping.
+// SendTypingParams are the params of sendTyping: a contact or a group.
 type SendTypingParams struct {
-	Contact string `json:"contact"`
+	Contact string `json:"contact,omitempty"`
+	Group   string `json:"group,omitempty"`
 	Typing  *bool  `json:"typing"`
 }
 
@@ -199,8 +200,8 @@ type SearchParams struct {
 	Limit   int    `json:"limit,omitempty"` // default 50, at most 1000
 }
 
-// SetTimerParams are the params of setTimer: a contact (group: refused
-// for now) and a timer: "1h", "1d", "1w", another duration between 1m
+// SetTimerParams are the params of setTimer: a contact or a group, and a
+// timer: "1h", "1d", "1w", another duration between 1m
 // and 365d ("30m", "12h", "3d"), or "off".
 type SetTimerParams struct {
 	Contact string `json:"contact,omitempty"`
@@ -208,9 +209,10 @@ type SetTimerParams struct {
 	Timer   string `json:"timer"`
 }
 
-// TimerResult is setTimer's answer: the conversation's timer in
-// seconds (0: off).
+// TimerResult is setTimer's and getTimer's answer: the conversation's
+// timer in seconds (0: off).
 type TimerResult struct {
-	Contact string `json:"contact"`
+	Contact string `json:"contact,omitempty"`
+	Group   string `json:"group,omitempty"`
 	Seconds int64  `json:"seconds"`
 }

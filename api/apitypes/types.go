@@ -92,6 +92,12 @@ type Message struct {
 	Sender    string              `json:"sender,omitempty"` // group messages: who sent it ("me" for this account)
 	Kind      Kind                `json:"kind,omitempty"`   // entries the node wrote (direction "system"): KindMissing
 	File      *FileInfo           `json:"file,omitempty"`   // the attachment, if the message carries one (Text is its caption)
+	// ReadBy and ReadOf are, on a group message this account sent, the
+	// members (names) whose read receipts came, and how many other
+	// members the group has now: "read by len(ReadBy) of ReadOf". Only
+	// current members are counted.
+	ReadBy []string `json:"read_by,omitempty"`
+	ReadOf int      `json:"read_of,omitempty"`
 }
 
 // FileInfo is a message's attachment (docs/protocol/files.md).
@@ -325,7 +331,10 @@ type Event struct {
 	Group   *Group       `json:"group,omitempty"`
 	Device  *DeviceEvent `json:"device,omitempty"`
 	Typing  *bool        `json:"typing,omitempty"`
-	From    string       `json:"from,omitempty"` // contact name for typing and missing events
+	From    string       `json:"from,omitempty"` // contact name for typing and missing events (a member's name in a group)
+	// GroupID is, on a typing event from a group member, the group's ID
+	// (its name is not sent along: the client knows its groups).
+	GroupID string `json:"group_id,omitempty"`
 	// Missing is, on a missing event, how many messages the notice
 	// counts (at most MaxMissing: that many or more); 0 when it was
 	// withdrawn because they all arrived.

@@ -34,10 +34,13 @@ const (
 	// bytes, a 24-byte nonce, a 16-byte tag and one byte.
 	// TagKindPadded replaces TagKind on a message padded to a bucket
 	// length before sealing (docs/protocol/groups.md §16.11).
-	TagVersion     = 1
-	TagKind        = 'T'
-	TagKindPadded  = 'P'
-	MinMessageSize = 2 + 24 + 16 + 1
+	// TagKindEphemeral marks an ephemeral message (a typing indicator,
+	// docs/protocol/groups.md §16.12), which relays do not store.
+	TagVersion       = 1
+	TagKind          = 'T'
+	TagKindPadded    = 'P'
+	TagKindEphemeral = 'E'
+	MinMessageSize   = 2 + 24 + 16 + 1
 )
 
 // Options returns the GossipSub options of group topics: StrictNoSign and
@@ -79,7 +82,7 @@ func ValidTopic(name string) bool {
 
 // Anonymous is the part of topic validation every peer can do without
 // keys: the message is on a group topic, framed as a sealed topic message
-// (TagVersion, TagKind or TagKindPadded, size within bounds), and carries no libp2p
+// (TagVersion, TagKind, TagKindPadded or TagKindEphemeral, size within bounds), and carries no libp2p
 // author, sequence number, key or signature.
 func Anonymous(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
 	if m == nil || m.Message == nil {
@@ -90,5 +93,5 @@ func Anonymous(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
 	}
 	d := m.GetData()
 	return ValidTopic(m.GetTopic()) && len(d) >= MinMessageSize && len(d) <= MaxMessageSize &&
-		d[0] == TagVersion && (d[1] == TagKind || d[1] == TagKindPadded)
+		d[0] == TagVersion && (d[1] == TagKind || d[1] == TagKindPadded || d[1] == TagKindEphemeral)
 }

@@ -21,12 +21,16 @@ func MessageIDFn(m *pb.Message) string { return gossip.MessageID(m) }
 // Validator is a cheap GossipSub topic validator (RegisterTopicValidator)
 // for group topics: on top of gossip.Anonymous (no libp2p author,
 // sequence number or signature; size cap; topic prefix) it rejects data
-// not framed as a sealed topic message (SealTopic). The engine's
-// OpenTopic and Open do the real checks.
+// not framed as a sealed topic message (SealTopic) or an ephemeral one
+// (SealEphemeral). The engine's OpenTopic and Open (OpenEphemeral) do
+// the real checks.
 func Validator(ctx context.Context, from peer.ID, m *pubsub.Message) bool {
 	if !gossip.Anonymous(ctx, from, m) {
 		return false
 	}
 	d := m.GetData()
+	if IsEphemeral(d) {
+		return len(d) >= TopicOverhead+minEphemeral && len(d) <= MaxTopicSize
+	}
 	return len(d) >= TopicOverhead+minWire && len(d) <= MaxTopicSize && d[0] == Version && (d[1] == kindTopicMsg || d[1] == kindTopicPadded)
 }
