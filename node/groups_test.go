@@ -79,9 +79,14 @@ func makeGroupWith(t testing.TB, count int, name string, wait func(testing.TB, s
 // makeGroupOn is makeGroupWith where node i keeps a mailbox on relay
 // relays[i] ("" for none).
 func makeGroupOn(t testing.TB, name string, relays []string, wait func(testing.TB, string, func() bool)) []*running {
+	return makeGroupCfg(t, name, relays, func(home string) Config { return Config{Home: home} }, wait)
+}
+
+// makeGroupCfg is makeGroupOn with each node's Config made by cfg.
+func makeGroupCfg(t testing.TB, name string, relays []string, mkCfg func(home string) Config, wait func(testing.TB, string, func() bool)) []*running {
 	count := len(relays)
 	start := func(i int, home string) *running {
-		cfg := Config{Home: home}
+		cfg := mkCfg(home)
 		if relays[i] != "" {
 			cfg.Relays = []string{relays[i]}
 		}

@@ -242,14 +242,15 @@ func (n *Node) applyTimerSettingLocked(t *txn, s *msync.Setting) bool {
 
 // noteExpiryLocked records, in t, a new message's expiry: its time to
 // live is what the payload carried (ttl, if set), else the
-// conversation's timer. It counts from sending for a message this
+// conversation's timer (1:1 only: a group text always comes from its
+// sender, which says its time to live). It counts from sending for a message this
 // account sent (from this device, or in a group from another of its
 // devices), from reading for the others.
 func (n *Node) noteExpiryLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec, ttl uint32) {
 	if m.Dir == dirSystem {
 		return
 	}
-	if ttl == 0 {
+	if ttl == 0 && !isGroupConv(ix.Account) {
 		ttl = n.timerSecsLocked(ix.Account)
 	}
 	if ttl == 0 {
