@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -449,7 +450,10 @@ func runRead(ctx context.Context, e *env, args []string) error {
 }
 
 func runMessages(ctx context.Context, e *env, args []string) error {
-	return listMessages(ctx, e, args, "messages", "messages NAME [--limit N] [--before ID] [--after ID] [--json]", "listMessages", "contact",
+	if i := slices.Index(args, "--group"); i >= 0 { // a group's: as `group messages`
+		return groupMessages(ctx, e, slices.Delete(slices.Clone(args), i, i+1))
+	}
+	return listMessages(ctx, e, args, "messages", "messages NAME [--group] [--limit N] [--before ID] [--after ID] [--json]", "listMessages", "contact",
 		func(name string) string { return "no messages with " + name + " yet" }, formatMessage)
 }
 
@@ -532,6 +536,13 @@ func formatMessage(m apitypes.Message) string {
 	}
 	if m.State == apitypes.StateFailed && m.Error != "" {
 		fmt.Fprintf(&b, "  (failed: %s)", m.Error)
+	}
+	if m.ReadOf > 0 { // a group message this account sent
+		fmt.Fprintf(&b, "  (read by %d of %d", len(m.ReadBy), m.ReadOf)
+		if len(m.ReadBy) > 0 {
+			fmt.Fprintf(&b, ": %s", oneLine(strings.Join(m.ReadBy, ", ")))
+		}
+		b.WriteString(")")
 	}
 	return b.String()
 }

@@ -74,7 +74,7 @@ func init() {
 		{"edit", "edit NAME MSGID TEXT           edit a message you sent", runEdit},
 		{"delete", "delete NAME MSGID [--local] [--group]   delete a message you sent for everyone (within the recall window), or any message on this device only", runDelete},
 		{"read", "read NAME [--group]            mark NAME's messages as read", runRead},
-		{"messages", "messages NAME [--limit N] [--before ID] [--after ID] [--json]   conversation history, oldest first", runMessages},
+		{"messages", "messages NAME [--group] [--limit N] [--before ID] [--after ID] [--json]   conversation history, oldest first (a group's: read counts on what you sent)", runMessages},
 		{"chats", "chats [--archived] [--json]    conversations: pinned first, then the most recent", runChats},
 		{"chat", "chat NAME | chat mute|unmute|pin|unpin|archive|unarchive|clear NAME [--group]   interactive chat, or a conversation's settings", runChat},
 		{"search", "search TEXT [--in NAME [--group]] [--limit N] [--json]   find messages in every conversation, newest first", runSearch},

@@ -66,11 +66,10 @@ func runTimer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pos) == 1 { // show it
-		if *group {
-			return usagef("a group's timer cannot be shown yet: groups have none")
-		}
+		var q apitypes.ConversationParams
+		q.Contact, q.Group = conversationOf(pos[0], *group)
 		var res apitypes.TimerResult
-		if err := call(ctx, e, "getTimer", apitypes.ContactParams{Contact: pos[0]}, &res); err != nil {
+		if err := call(ctx, e, "getTimer", q, &res); err != nil {
 			return err
 		}
 		if res.Seconds == 0 {

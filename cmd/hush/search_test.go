@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/node"
 )
 
@@ -58,7 +59,31 @@ func TestSearchAndTimer(t *testing.T) {
 	if r := hush(t, nil, nil, "--home", home, "timer", "alice", "soon"); r.code != 1 || !strings.Contains(r.stderr, "timer") {
 		t.Fatalf("timer soon: %+v", r)
 	}
-	if r := hush(t, nil, nil, "--home", home, "timer", "club", "1h", "--group"); r.code != 1 || !strings.Contains(r.stderr, "groups") {
-		t.Fatalf("group timer: %+v", r)
+	if r := hush(t, nil, nil, "--home", home, "timer", "club", "1h", "--group"); r.code != 1 || !strings.Contains(r.stderr, "unknown group") {
+		t.Fatalf("timer of an unknown group: %+v", r)
+	}
+	if _, err := b.CreateGroup("club"); err != nil {
+		t.Fatal(err)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "club", "1d", "--group"); r.code != 0 || !strings.Contains(r.stdout, "disappear 1d") {
+		t.Fatalf("group timer 1d: %+v", r)
+	}
+	if d, _ := b.GroupTimer("club"); d != 24*time.Hour {
+		t.Fatalf("the group's timer: %v", d)
+	}
+	if r := hush(t, nil, nil, "--home", home, "timer", "club", "--group"); r.code != 0 || !strings.Contains(r.stdout, "disappear 24h0m0s after") {
+		t.Fatalf("group timer shown: %+v", r)
+	}
+}
+
+// A group message this account sent shows its read count and readers.
+func TestFormatReadCount(t *testing.T) {
+	m := apitypes.Message{ID: "ab", Direction: "out", Text: "hi", State: apitypes.StateSent, ReadBy: []string{"bob", "carol"}, ReadOf: 3}
+	if got := formatMessage(m); !strings.Contains(got, "(read by 2 of 3: bob, carol)") {
+		t.Fatalf("%q", got)
+	}
+	m.ReadBy = nil
+	if got := formatMessage(m); !strings.Contains(got, "(read by 0 of 3)") {
+		t.Fatalf("%q", got)
 	}
 }
