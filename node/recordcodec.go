@@ -141,10 +141,13 @@ func decodeMsgRec(v []byte, m *msgRec) error {
 	m.Counter = r.U64()
 	// Optional trailing blocks, in this order: 1 ‖ the attachment, 2 ‖
 	// the group read bitmap.
-	block := uint8(0)
-	if r.Err() == nil && r.Remaining() > 0 {
-		block = r.U8()
+	next := func() int { // the next block's tag, -1 at the end
+		if r.Err() == nil && r.Remaining() > 0 {
+			return int(r.U8())
+		}
+		return -1
 	}
+	block := next()
 	if block == 1 {
 		m.File = &FileInfo{Name: r.String16(capRecField), MIME: r.String16(capRecField), Size: int64(r.U64()),
 			Hash: r.String16(capRecField), Width: int(r.U32()), Height: int(r.U32()),
@@ -153,13 +156,10 @@ func decodeMsgRec(v []byte, m *msgRec) error {
 		if r.Err() == nil && r.Remaining() > 0 { // a version that writes block 2 writes this too
 			m.File.DurationMS = int64(r.U64())
 		}
-		block = 0
-		if r.Err() == nil && r.Remaining() > 0 {
-			block = r.U8()
-		}
+		block = next()
 	}
 	switch block {
-	case 0:
+	case -1:
 	case 2:
 		m.ReadBy = codec.Clone(r.Bytes16(maxReadSlots / 8))
 	default:

@@ -188,3 +188,21 @@ func TestRecordCodecAttachment(t *testing.T) {
 		t.Fatalf("a record without the duration: %+v, %v", got.File, err)
 	}
 }
+
+// A group read bitmap (block 2) reads back, with and without an
+// attachment before it; a damaged one is refused.
+func TestRecordCodecReadBy(t *testing.T) {
+	for _, file := range []*FileInfo{nil, {Name: "a.jpg", MIME: "image/jpeg", Size: 1, Hash: "ab", State: FileDone, DurationMS: 5}} {
+		m := msgRec{ID: "01", Dir: "out", Text: "hi", State: StateSent, File: file, ReadBy: []byte{0b101, 0, 1}}
+		enc := m.marshal()
+		var got msgRec
+		if err := decodeMsgRec(enc, &got); err != nil || !reflect.DeepEqual(got, m) {
+			t.Fatalf("read back %+v, %v", got, err)
+		}
+		for _, bad := range [][]byte{enc[:len(enc)-1], append(slices.Clone(enc), 0)} {
+			if err := decodeMsgRec(bad, &got); err == nil {
+				t.Error("a damaged read block was read")
+			}
+		}
+	}
+}
