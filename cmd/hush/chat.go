@@ -116,7 +116,7 @@ func runChat(ctx context.Context, e *env, args []string) error {
 					printf("  updated: %s\n", formatMessage(*m))
 				}
 			case apitypes.EventTyping:
-				if ev.From == name && ev.Typing != nil && *ev.Typing {
+				if ev.From == name && ev.GroupID == "" && ev.Typing != nil && *ev.Typing { // not the same name typing in a group
 					printf("  %s is typing…\n", name)
 				}
 			case apitypes.EventContact:
