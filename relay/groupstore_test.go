@@ -794,3 +794,34 @@ func TestWatchBudgetPerNetwork(t *testing.T) {
 		t.Fatalf("an owner on another network: %v", err)
 	}
 }
+
+// An ephemeral topic message (a group typing indicator, kind 'E') is
+// neither filed for an absent watcher nor pushed to a present one: only
+// the ordinary message published after it reaches either.
+func TestWatchSkipsEphemeral(t *testing.T) {
+	met := &topicMetrics{dropped: map[ErrorCode]int{}}
+	r := startRelay(t, Config{Metrics: met})
+	h := newHost(t)
+	c := &Client{}
+	away, here := createMailbox(t, c, h, r), createMailbox(t, c, h, r)
+	topic := newTopic()
+	away.watch(t, c, h, r, topic)
+	here.watch(t, c, h, r, topic)
+	sub := liveSub(t, c, h, r, here)
+	pub := newPublisher(t, r)
+	pub.waitRelay(topic, true)
+
+	typing := groupData(120)
+	typing[1] = gossip.TagKindEphemeral
+	pub.publish(topic, typing)
+	text := groupData(300)
+	pub.publish(topic, text)
+	expectTopicMessage(t, sub, text) // the first thing pushed is the text
+	eventually(t, "the text filed for the absent watcher", func() bool { return met.filed.Load() == 1 })
+	if got := drain(t, c, h, r, away); len(got) != 1 || !bytes.Equal(got[0].Envelope, text) {
+		t.Fatalf("stored for the absent watcher: %d messages, want the text only", len(got))
+	}
+	if met.pushed.Load() != 1 {
+		t.Fatalf("pushed %d, want 1 (the text)", met.pushed.Load())
+	}
+}
