@@ -158,6 +158,7 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 		return statuses
 	}
 	t := n.newTxnLocked()
+	t.viaMailbox = viaMailbox
 	receipts := make(map[*contact][][msgIDSize]byte)
 	for i, in := range items {
 		if in == nil {
@@ -290,6 +291,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		case p.Type == ptProfile:
 			n.applyOwnProfileLocked(t, p)
 		case p.Type == ptTimer: // the account's devices sync it as a setting
+		case p.Type == ptPresence: // between contacts only
 		case p.Type >= ptGroup:
 			n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now) // the account's groups
 		}
@@ -304,7 +306,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		}
 		return ackOK, nil, nil
 	}
-	if perr == nil && p.Type >= ptGroup && p.Type != ptProfile && p.Type != ptTimer {
+	if perr == nil && p.Type >= ptGroup && p.Type != ptProfile && p.Type != ptTimer && p.Type != ptPresence {
 		// Group traffic: it may come from members who are not contacts;
 		// their card (sent with prekey messages) goes to the directory.
 		if p.Card != nil {
@@ -316,7 +318,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now)
 		return ackOK, nil, nil
 	}
-	if n.blockedLocked(acc) || (c == nil && perr == nil && (p.Type == ptProfile || p.Type == ptTimer)) {
+	if n.blockedLocked(acc) || (c == nil && perr == nil && (p.Type == ptProfile || p.Type == ptTimer || p.Type == ptPresence)) {
 		// Blocked: nothing is kept (blocks.go); a profile alone makes
 		// no message request.
 		return n.sessionOnlyLocked(t, c, set, in.Kind, p, perr, now), nil, nil
@@ -465,6 +467,8 @@ func (n *Node) applyLocked(t *txn, c *contact, dev identity.DeviceID, p *payload
 		n.applyProfileLocked(t, c, p)
 	case ptTimer:
 		n.applyTimerPayloadLocked(t, c, p)
+	case ptPresence:
+		n.applyPresenceLocked(t, c, dev, p, now)
 	}
 	return nil
 }

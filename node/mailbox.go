@@ -342,6 +342,7 @@ func (n *Node) hostOf() host.Host {
 // redundant entries, a lane that failed makes the round fail, so the
 // loop backs off.
 func (n *Node) depositRound(ctx context.Context, h host.Host, q *peerQueue, batch []*outEntry) error {
+	batch = n.dropDirectOnly(q, batch) // presence never reaches a relay
 	n.mu.Lock()
 	boxes := n.mailboxesOfLocked(q.cert.DeviceID())
 	n.pruneRedundantLocked(q, boxes, time.Now())

@@ -357,6 +357,7 @@ func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *ide
 			Seq: n.nextSeqLocked(), MsgID: hex.EncodeToString(p.ID[:]), Track: track,
 			Account: cc.Account().Hex(), Kind: uint8(kind), Body: body, Created: now.UTC(),
 		}, device: d.DeviceID()}
+		e.DirectOnly, e.Ephemeral = t.directOnly, e.Ephemeral || t.directOnly
 		n.putOut(b, e)
 		n.queueLocked(d, e)
 		if tap := taps.Load(); tap != nil && tap.queue != nil {

@@ -71,6 +71,11 @@ type Config struct {
 	// Now, if set, is the clock disappearing messages count with
 	// (tests); default time.Now.
 	Now func() time.Time
+	// PresenceHeartbeat is how often a device with presence on refreshes
+	// its status to the contacts it is directly connected to; a status
+	// older than two and a half heartbeats no longer shows "online".
+	// Default DefaultPresenceHeartbeat (3 min).
+	PresenceHeartbeat time.Duration
 	// Logger receives node events (never content, keys or identifiers);
 	// discarded by default.
 	Logger *slog.Logger
@@ -114,18 +119,19 @@ type Node struct {
 	opener  *envelope.Opener
 	relays  *relay.Client // mailbox protocol client
 
-	events      *events.Hub   // API subscribers and WaitState callers (node/events)
-	evlog       *eventLog     // the events' persistent log (eventlog.go); nil with the test hook
-	push        *pushState    // push registration and where the wake handle is attached (push.go)
-	newSessions *sessionRate  // how many new sessions strangers and each account may open (sessionrate.go)
-	storeHealth storeHealth   // whether commits fail, for Health and a bounded log (health.go)
-	records     *records      // message records in memory: uncommitted and recent (records.go)
-	tails       tailCache     // conversations' last message and unread count (convtails.go; under mu)
-	search      searchState   // the search index (searching.go)
-	timers      timersState   // disappearing messages: timers and expiries (timers.go; under mu)
-	fileServed  atomic.Int64  // blob bytes served on /hush/file/1 (fileserve.go)
-	reqDrops    requestDrops  // what the request caps dropped (requests.go)
-	linksKick   chan struct{} // wakes the links loop (links.go)
+	events      *events.Hub    // API subscribers and WaitState callers (node/events)
+	evlog       *eventLog      // the events' persistent log (eventlog.go); nil with the test hook
+	push        *pushState     // push registration and where the wake handle is attached (push.go)
+	newSessions *sessionRate   // how many new sessions strangers and each account may open (sessionrate.go)
+	storeHealth storeHealth    // whether commits fail, for Health and a bounded log (health.go)
+	records     *records       // message records in memory: uncommitted and recent (records.go)
+	tails       tailCache      // conversations' last message and unread count (convtails.go; under mu)
+	search      searchState    // the search index (searching.go)
+	timers      timersState    // disappearing messages: timers and expiries (timers.go; under mu)
+	fileServed  atomic.Int64   // blob bytes served on /hush/file/1 (fileserve.go)
+	reqDrops    requestDrops   // what the request caps dropped (requests.go)
+	linksKick   chan struct{}  // wakes the links loop (links.go)
+	presence    *presenceState // contacts' presence and what this device told whom (presence.go; own lock)
 
 	ready     chan struct{}
 	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)
@@ -210,6 +216,7 @@ type profileRec struct {
 // settingsRec is the identity table's "settings" record.
 type settingsRec struct {
 	NoReadReceipts bool     `json:"no_read_receipts,omitempty"`
+	Presence       bool     `json:"presence,omitempty"`     // presence on (presence.go); default off
 	ListenAddrs    []string `json:"listen_addrs,omitempty"` // bound last run
 	ListenAsked    []string `json:"listen_asked,omitempty"` // what last run was asked to listen on
 	Seq            uint64   `json:"seq"`
@@ -314,6 +321,7 @@ func New(cfg Config) (*Node, error) {
 		mailboxes:    make(map[peer.ID]*mailboxRec),
 		records:      newRecords(),
 		tails:        tailCache{},
+		presence:     newPresenceState(),
 	}
 	if n.evlog, n.events, err = openEvents(db); err != nil {
 		db.Close()

@@ -45,6 +45,12 @@ type outRec struct {
 	// Ephemeral entries (typing indicators) are dropped instead of sent
 	// once older than ephemeralTTL.
 	Ephemeral bool `json:"eph,omitempty"`
+	// DirectOnly entries (presence) go only on a live direct connection:
+	// never deposited to a relay mailbox, never over a relayed circuit,
+	// never retried later. They live in memory only (putOut skips them),
+	// so a restart drops them too; a round that would go any other way
+	// drops them (dropDirectOnlyLocked).
+	DirectOnly bool `json:"-"`
 	// Redundant deposit (docs/protocol/messaging.md, "Redundant
 	// mailboxes"): SentMS is when a relay first took the entry (unix ms;
 	// 0: not yet), Left the mailboxes the device listed then that have
@@ -390,6 +396,13 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	for {
 		n.mu.Lock()
 		n.dropStaleLocked(q)
+		pid, ok := n.peerOfLocked(q.cert.DeviceID())
+		relays := n.hasMailboxesLocked(q.cert.DeviceID())
+		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
+		if !ok || viaRelay || !n.directConnLocked(pid) {
+			// Presence goes on a live direct connection or not at all.
+			n.dropDirectOnlyLocked(q, nil)
+		}
 		var batch []*outEntry
 		for _, e := range q.pending {
 			if !e.durable || len(batch) == deliverWindow {
@@ -397,9 +410,6 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			}
 			batch = append(batch, e)
 		}
-		pid, ok := n.peerOfLocked(q.cert.DeviceID())
-		relays := n.hasMailboxesLocked(q.cert.DeviceID())
-		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
 		if !relays {
 			n.pruneRedundantLocked(q, nil, time.Now()) // no mailbox listed: none is left to confirm
 		}
@@ -440,7 +450,12 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			if s == nil {
 				s, err = n.openMsgStream(ctx, pid)
 			}
-			if err == nil {
+			if err == nil && relayedConn(s.Conn()) {
+				// The stream found only a relay's circuit: what must go
+				// direct stays off it.
+				batch = n.dropDirectOnly(q, batch)
+			}
+			if err == nil && len(batch) > 0 {
 				err = n.deliverRound(s, batch)
 			}
 			if err != nil && relays {

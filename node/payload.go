@@ -51,6 +51,13 @@ const (
 	// it was set (the latest wins).
 	ptTimer payloadType = 20
 
+	// Presence (docs/protocol/presence.md): flags say opted in
+	// (presOptIn), whether the payload carries a status (presStatus) and
+	// online or gone offline (presOnline); time is the status's "last
+	// active" (0 without a status). Only ever sent on a live direct
+	// connection, never deposited (outRec.DirectOnly).
+	ptPresence payloadType = 21
+
 	// Group read receipts and timers, pairwise (docs/protocol/groups.md
 	// §16.12): a member's read receipt for the messages of one sender
 	// (Data = group ID, IDs), to that sender's devices; and a group's
@@ -63,6 +70,10 @@ const (
 const (
 	flagRemove = 0x01 // reaction taken back
 	flagOn     = 0x01 // typing started
+
+	presOptIn  = 0x01 // presence: the sender has presence on
+	presStatus = 0x02 // presence: the payload carries a status (the sender knows the receiver opted in)
+	presOnline = 0x04 // presence: with presStatus, online (else gone offline at time)
 )
 
 // Payload limits.

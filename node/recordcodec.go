@@ -255,10 +255,16 @@ func outboxKey(dev identity.DeviceID, seq uint64) []byte {
 
 // putOut writes e's outbox record in b.
 func (n *Node) putOut(b *store.Batch, e *outEntry) {
+	if e.DirectOnly {
+		return // memory only: never after a restart
+	}
 	b.Put(n.tabs.outbox, outboxKey(e.device, e.Seq), e.outRec.marshal())
 }
 
 // deleteOut deletes e's outbox record in b.
 func (n *Node) deleteOut(b *store.Batch, e *outEntry) {
+	if e.DirectOnly {
+		return // never written
+	}
 	b.Delete(n.tabs.outbox, outboxKey(e.device, e.Seq))
 }

@@ -59,7 +59,10 @@ func (n *Node) Run(ctx context.Context) error {
 
 	runCtx := n.loops.Start(ctx)
 	defer n.loops.Stop() // on an early return; a second Stop does nothing
-	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { n.peerConnected(c) }})
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		n.peerConnected(c)
+		n.presence.connected(c.RemotePeer())
+	}})
 
 	// GossipSub runs on a guard that keeps group topics to their members'
 	// devices and relays (docs/protocol/groups.md §16.11).
@@ -142,6 +145,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.loops.Go(n.linksLoop)
 	n.loops.Go(n.resumeLoop)
 	n.loops.Go(n.pruneLoop)
+	n.loops.Go(n.presenceLoop)
 	n.loops.Go(func(ctx context.Context) { // the other devices learn this one's route
 		if n.WaitLink(ctx) == nil {
 			if err := n.publishDevice(); err != nil {
@@ -160,6 +164,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	close(n.ready)
 	<-ctx.Done()
+	n.presenceGoodbye() // contacts that have this device's status learn it went offline
 
 	h.RemoveStreamHandler(ProtocolMsg)
 	h.RemoveStreamHandler(ProtocolSync)

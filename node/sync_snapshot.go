@@ -61,6 +61,9 @@ func (n *Node) snapshotLocked(sinceMS uint64) (*msync.Replica, error) {
 	} else if n.settings.NoReadReceipts {
 		add(&msync.Setting{Key: settingReadReceipts, Clock: derivedClock(1, n.cert.DeviceID()), Value: []byte("off")})
 	}
+	if s := stored.settings[settingPresence]; s != nil {
+		add(s)
+	}
 	for _, s := range stored.contacts {
 		add(s)
 	}

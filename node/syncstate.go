@@ -301,10 +301,10 @@ func recStateOf(s msync.DeliveryState) MessageState {
 }
 
 // applySettingLocked keeps the last writer's value of a synced setting
-// and applies it; read_receipts ("on", "off") is the only one, others
-// are left alone.
+// and applies it: read_receipts and presence ("on", "off"); others are
+// left alone.
 func (n *Node) applySettingLocked(t *txn, s *msync.Setting) (bool, error) {
-	if s.Key != settingReadReceipts {
+	if s.Key != settingReadReceipts && s.Key != settingPresence {
 		return false, nil
 	}
 	key := syncKey(skSetting, []byte(s.Key))
@@ -317,6 +317,10 @@ func (n *Node) applySettingLocked(t *txn, s *msync.Setting) (bool, error) {
 	}
 	if err := n.putSyncLocked(t, key, s); err != nil {
 		return false, err
+	}
+	if s.Key == settingPresence {
+		n.applyPresenceSettingLocked(t, string(s.Value) == "on")
+		return true, nil
 	}
 	off := string(s.Value) == "off"
 	if off != n.settings.NoReadReceipts {

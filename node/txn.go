@@ -27,6 +27,8 @@ type txn struct {
 	ttls          map[[msgIDSize]byte]uint32 // new messages' time to live as their payload carried it (timers.go)
 	timersChanged bool                       // a countdown started: wake the expiry loop (timers.go)
 	convs         []string                   // conversations whose messages changed: their cached tails go (convtails.go)
+	directOnly    bool                       // the entries it queues go only on a live direct connection (presence.go)
+	viaMailbox    bool                       // it takes messages that came through a relay mailbox (receive)
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }

@@ -85,15 +85,19 @@ type EventType = apitypes.EventType
 
 // Event types.
 const (
-	EventMessage = apitypes.EventMessage
-	EventUpdate  = apitypes.EventUpdate
-	EventContact = apitypes.EventContact
-	EventTyping  = apitypes.EventTyping
-	EventGroup   = apitypes.EventGroup
-	EventDevice  = apitypes.EventDevice
-	EventRequest = apitypes.EventRequest
-	EventGap     = apitypes.EventGap
+	EventMessage  = apitypes.EventMessage
+	EventUpdate   = apitypes.EventUpdate
+	EventContact  = apitypes.EventContact
+	EventTyping   = apitypes.EventTyping
+	EventGroup    = apitypes.EventGroup
+	EventDevice   = apitypes.EventDevice
+	EventRequest  = apitypes.EventRequest
+	EventGap      = apitypes.EventGap
+	EventPresence = apitypes.EventPresence
 )
+
+// Presence is a contact's online status (presence.go).
+type Presence = apitypes.Presence
 
 // Event is one change the API streams.
 type Event = apitypes.Event

@@ -14,6 +14,9 @@ type Conversation struct {
 	Muted    bool         `json:"muted,omitempty"`
 	Pinned   bool         `json:"pinned,omitempty"`
 	Archived bool         `json:"archived,omitempty"`
+	// Presence is a 1:1 contact's online status when known (as
+	// Contact.Presence).
+	Presence *Presence `json:"presence,omitempty"`
 }
 
 // LastMessage is what the conversation list shows of a conversation's

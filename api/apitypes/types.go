@@ -179,6 +179,24 @@ type Contact struct {
 	// follows it unless the user renamed the contact.
 	Profile string `json:"profile_name,omitempty"`
 	Avatar  []byte `json:"avatar,omitempty"` // the contact's avatar: a JPEG of at most 96×96, base64 in JSON
+	// Presence is the contact's online status, when both this account
+	// and the contact have presence on and it has told this device
+	// (docs/protocol/presence.md); absent otherwise.
+	Presence *Presence `json:"presence,omitempty"`
+}
+
+// Presence is a contact's online status: Online while a device of the
+// contact's says it is online and its last status is fresh, else
+// LastSeen, when it was last active.
+type Presence struct {
+	Online   bool      `json:"online"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// PresenceSetting is this account's presence setting (setPresence's
+// params, getPresence's answer).
+type PresenceSetting struct {
+	On *bool `json:"on"`
 }
 
 // BlockedAccount is an entry of listBlocked.
@@ -319,6 +337,9 @@ const (
 	EventMissing EventType = "missing" // messages from a contact may be missing (a notice appeared, changed or went)
 	EventRequest EventType = "request" // a message request arrived or got a message (Contact, and Message if one)
 	EventGap     EventType = "gap"     // events after the subscriber's seq are gone (Gap): resync
+	// EventPresence: a contact's presence changed (From, Presence; no
+	// Presence: it is no longer known). Not kept in the event log.
+	EventPresence EventType = "presence"
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
@@ -340,6 +361,8 @@ type Event struct {
 	// withdrawn because they all arrived.
 	Missing *int `json:"missing,omitempty"`
 	Gap     *Gap `json:"gap,omitempty"`
+	// Presence is a presence event's status (nil: no longer known).
+	Presence *Presence `json:"presence,omitempty"`
 }
 
 // Gap reasons.
