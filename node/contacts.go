@@ -257,9 +257,12 @@ func (n *Node) Contacts() ([]Contact, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make([]Contact, 0, len(n.contacts))
-	for _, c := range n.contacts {
+	now := n.now()
+	for acc, c := range n.contacts {
 		if !c.rec.Request { // requests: Requests
-			out = append(out, c.view())
+			v := c.view()
+			v.Presence = n.presenceOfLocked(acc, now)
+			out = append(out, v)
 		}
 	}
 	slices.SortFunc(out, func(a, b Contact) int { return strings.Compare(a.Name, b.Name) })

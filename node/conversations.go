@@ -121,6 +121,7 @@ func (n *Node) conversationLocked(key []byte, c *contact, gs *groupState) (Conve
 		cv.Group, cv.Name = hex.EncodeToString(id[:]), gs.eng.Name()
 	} else {
 		cv.Contact, cv.Name = c.rec.Name, c.rec.Name
+		cv.Presence = n.presenceOfLocked(c.account(), n.now())
 	}
 	ct, err := n.cachedTailLocked(key)
 	if err != nil {

@@ -241,7 +241,7 @@ func parsePayload(b []byte) (*payload, error) {
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errPayload, err)
 	}
-	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type) && p.Type != ptProfile && p.Type != ptTimer && p.Type != ptGroupRead && p.Type != ptGroupTimer) {
+	if p.Type < ptText || (p.Type > ptSync && !recoveryType(p.Type) && p.Type != ptProfile && p.Type != ptTimer && p.Type != ptPresence && p.Type != ptGroupRead && p.Type != ptGroupTimer) {
 		return nil, fmt.Errorf("%w: type %d", errPayload, p.Type)
 	}
 	if !utf8.ValidString(p.Text) {

@@ -66,9 +66,9 @@ type presenceState struct {
 	seen  map[identity.AccountID]map[identity.DeviceID]deviceStatus
 	shown map[identity.AccountID]Presence // what the last presence event said, per account
 
-	// Payloads queued, by kind, and direct-only entries dropped for want
-	// of a direct connection (tests and figures).
-	announces, statuses, optOuts, dropped atomic.Int64
+	// Payloads queued, by kind, direct-only entries dropped for want of a
+	// direct connection, and heartbeat rounds done (tests and figures).
+	announces, statuses, optOuts, dropped, beats atomic.Int64
 }
 
 func newPresenceState() *presenceState {
@@ -330,6 +330,9 @@ type presenceSend struct {
 // due: an announce, a status (on a heartbeat, to every device that opted
 // in), or an opt-out; and publishes the presence that went stale.
 func (n *Node) presenceRound(heartbeat bool) {
+	if heartbeat {
+		defer n.presence.beats.Add(1)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.host == nil || n.closed {

@@ -100,17 +100,17 @@ func TestMakeAvatar(t *testing.T) {
 	}
 }
 
-// A profile payload (type 19) parses; a type past the last one (timer,
-// 20: a later version's) does not.
+// A profile payload (type 19) parses; a type past the last one (group
+// timer, 23: a later version's) does not.
 func TestProfilePayloadType(t *testing.T) {
 	p := &payload{Type: ptProfile, ID: newMessageID(), TimeMS: 5, Text: "Alice", Data: jpegOf(t, 10, 10, 50)}
 	q, err := parsePayload(p.marshal())
 	if err != nil || q.Type != ptProfile || q.Text != "Alice" || !bytes.Equal(q.Data, p.Data) {
 		t.Fatalf("parse: %+v %v", q, err)
 	}
-	p.Type = ptTimer + 1
+	p.Type = ptGroupTimer + 1
 	if _, err := parsePayload(p.marshal()); err == nil {
-		t.Fatal("type 21 parsed")
+		t.Fatal("type 24 parsed")
 	}
 }
 
