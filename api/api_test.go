@@ -137,6 +137,11 @@ func TestParamsValidation(t *testing.T) {
 		{"setReadReceipts", `{"enabled":false}`, 0},
 		{"setReadReceipts", `{}`, api.CodeInvalidParams},
 		{"setReadReceipts", `{"enabled":1}`, api.CodeInvalidParams},
+		{"setPresence", `{"on":false}`, 0},
+		{"setPresence", `{}`, api.CodeInvalidParams},
+		{"setPresence", `{"on":"yes"}`, api.CodeInvalidParams},
+		{"getPresence", ``, 0},
+		{"getPresence", `{"on":true}`, api.CodeInvalidParams},
 	}
 	for _, tc := range tests {
 		r := call(t, h, tc.method, tc.params)
@@ -222,6 +227,16 @@ func TestMethodResults(t *testing.T) {
 	decode(t, call(t, h, "setReadReceipts", `{"enabled":false}`), &apitypes.OK{})
 	if b.ReadReceipts() {
 		t.Error("setReadReceipts false did not reach the backend")
+	}
+	var ps apitypes.PresenceSetting
+	if decode(t, call(t, h, "getPresence", ``), &ps); ps.On {
+		t.Error("presence on by default")
+	}
+	if decode(t, call(t, h, "setPresence", `{"on":true}`), &ps); !ps.On || !b.Presence() {
+		t.Errorf("setPresence on answered %+v, backend %v", ps, b.Presence())
+	}
+	if decode(t, call(t, h, "getPresence", ``), &ps); !ps.On {
+		t.Error("getPresence does not read back on")
 	}
 	decode(t, call(t, h, "sendTyping", `{"contact":"bob","typing":true}`), &apitypes.OK{})
 	if tc := b.TypingCalls(); len(tc) != 1 || tc[0] != (apitest.TypingCall{Contact: "bob", Typing: true}) {

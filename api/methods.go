@@ -73,6 +73,8 @@ var methods = map[string]entry{
 	"markRead":        writes(typed(mMarkRead)),
 	"sendTyping":      writes(typed(mSendTyping)),
 	"setReadReceipts": writes(typed(mSetReadReceipts)),
+	"setPresence":     writes(typed(mSetPresence)),
+	"getPresence":     reads(typed(mGetPresence)),
 	"renameContact":   writes(typed(mRenameContact)),
 	"blockContact":    writes(typed(mBlockContact)),
 	"unblockContact":  writes(typed(mUnblockContact)),
@@ -504,4 +506,18 @@ func mSetReadReceipts(_ context.Context, b Backend, p apitypes.SetReadReceiptsPa
 		return apitypes.OK{}, invalidParams("%q is required", "enabled")
 	}
 	return ok(b.SetReadReceipts(*p.Enabled))
+}
+
+func mSetPresence(_ context.Context, b Backend, p apitypes.SetPresenceParams) (apitypes.PresenceSetting, error) {
+	if p.On == nil {
+		return apitypes.PresenceSetting{}, invalidParams("%q is required", "on")
+	}
+	if err := b.SetPresence(*p.On); err != nil {
+		return apitypes.PresenceSetting{}, err
+	}
+	return apitypes.PresenceSetting{On: b.Presence()}, nil
+}
+
+func mGetPresence(_ context.Context, b Backend, _ struct{}) (apitypes.PresenceSetting, error) {
+	return apitypes.PresenceSetting{On: b.Presence()}, nil
 }

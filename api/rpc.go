@@ -51,6 +51,9 @@ type Backend interface {
 	SetTyping(contact string, typing bool) error
 	SetGroupTyping(group string, typing bool) error
 	SetReadReceipts(on bool) error
+	// Presence (docs/protocol/presence.md): this account's setting.
+	SetPresence(on bool) error
+	Presence() bool
 	Subscribe(after uint64) (<-chan node.Event, func())
 
 	CreateGroup(name string) (node.Group, error)

@@ -40,6 +40,7 @@ type Backend struct {
 	nextSub    int
 	nextMsg    int
 	receipts   bool
+	presence   bool
 	typing     []TypingCall
 	safety     map[string]string
 	waiters    []chan struct{}
@@ -399,6 +400,21 @@ func (b *Backend) SetReadReceipts(on bool) error {
 	defer b.mu.Unlock()
 	b.receipts = on
 	return nil
+}
+
+// SetPresence implements api.Backend.
+func (b *Backend) SetPresence(on bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.presence = on
+	return nil
+}
+
+// Presence implements api.Backend.
+func (b *Backend) Presence() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.presence
 }
 
 // ReadReceipts reports the read-receipt setting.

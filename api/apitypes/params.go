@@ -58,6 +58,11 @@ type SetReadReceiptsParams struct {
 	Enabled *bool `json:"enabled"`
 }
 
+// SetPresenceParams are the params of setPresence.
+type SetPresenceParams struct {
+	On *bool `json:"on"`
+}
+
 // SubscribeParams are the params of subscribe (Unix socket only).
 type SubscribeParams struct {
 	After uint64 `json:"after,omitempty"` // replay events after this Seq; 0: only new events

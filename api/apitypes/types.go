@@ -193,10 +193,10 @@ type Presence struct {
 	LastSeen time.Time `json:"last_seen"`
 }
 
-// PresenceSetting is this account's presence setting (setPresence's
-// params, getPresence's answer).
+// PresenceSetting is this account's presence setting (getPresence's and
+// setPresence's answer).
 type PresenceSetting struct {
-	On *bool `json:"on"`
+	On bool `json:"on"`
 }
 
 // BlockedAccount is an entry of listBlocked.
