@@ -417,6 +417,16 @@ func (b *Backend) Presence() bool {
 	return b.presence
 }
 
+// SetContactPresence sets what the fake shows of a contact's presence
+// (nil: unknown), as if the contact had sent it.
+func (b *Backend) SetContactPresence(name string, p *node.Presence) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.contacts[name]; c != nil {
+		c.Presence = p
+	}
+}
+
 // ReadReceipts reports the read-receipt setting.
 func (b *Backend) ReadReceipts() bool {
 	b.mu.Lock()

@@ -76,6 +76,7 @@ func (b *Backend) Conversations(archived bool) ([]node.Conversation, error) {
 	out := []node.Conversation{}
 	for name := range b.contacts {
 		if cv := b.conversationLocked("c:"+name, name, b.msgs[name], nil); cv.Archived == archived {
+			cv.Presence = b.contacts[name].Presence
 			out = append(out, cv)
 		}
 	}

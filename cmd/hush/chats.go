@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hushnet/hush/api/apitypes"
 )
@@ -59,6 +60,9 @@ func formatConversation(c apitypes.Conversation) string {
 	fmt.Fprintf(&b, "%s%s", marks, name)
 	if c.Unread > 0 {
 		fmt.Fprintf(&b, " (%d)", c.Unread)
+	}
+	if p := formatPresence(c.Presence, time.Now()); p != "" {
+		fmt.Fprintf(&b, " · %s", p)
 	}
 	if m := c.Last; m != nil {
 		text := oneLine(m.Preview)

@@ -242,6 +242,9 @@ func contactList(ctx context.Context, e *env, args []string) error {
 		if c.Profile != "" && c.Profile != c.Name {
 			notes = append(notes, fmt.Sprintf("calls themselves %q", c.Profile))
 		}
+		if p := formatPresence(c.Presence, time.Now()); p != "" {
+			notes = append(notes, p)
+		}
 		fmt.Fprintf(e.stdout, "%-20s %d device%s  %s\n", c.Name, c.Devices, plural(c.Devices), strings.Join(notes, ", "))
 	}
 	return nil

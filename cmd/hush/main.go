@@ -79,6 +79,7 @@ func init() {
 		{"chat", "chat NAME | chat mute|unmute|pin|unpin|archive|unarchive|clear NAME [--group]   interactive chat, or a conversation's settings", runChat},
 		{"search", "search TEXT [--in NAME [--group]] [--limit N] [--json]   find messages in every conversation, newest first", runSearch},
 		{"timer", "timer NAME 1h|1d|1w|off [--group]   disappearing messages in a conversation", runTimer},
+		{"presence", "presence [on|off]              online / last seen, shown to and from contacts who turned it on too", runPresence},
 		{"group", "group create|invite|accept|decline|remove|leave|send|messages|list ...   groups (hush group help)", runGroup},
 		{"file", "file send NAME PATH [--caption TEXT] [--wait delivered|read] | get MSGID [--out PATH] [--force] | list NAME [--json]   files", runFile},
 		{"device", "device link [--json] [--no-wait] | join CODE [--name NAME] [--history-days N] | list [--json] | revoke ID   this account's devices", runDevice},
