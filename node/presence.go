@@ -394,7 +394,8 @@ func (n *Node) presenceRound(heartbeat bool) {
 	if t.b.Len() == 0 && len(t.events) == 0 && len(t.queued) == 0 {
 		return
 	}
-	n.saveSeqLocked(t.b)
+	// No saveSeqLocked: direct-only entries are never stored, so the
+	// sequence numbers they took need not survive a restart.
 	n.commitForJobReleasingLock(t, "presence")
 }
 

@@ -298,3 +298,25 @@ func TestPresenceNeverDeposited(t *testing.T) {
 	}
 	t.Logf("deposited while presence was on and bob offline: %d envelope(s), %d bytes (the text)", deposits.n.Load()-d0, deposits.bytes.Load()-bytes0)
 }
+
+// The setting is the account's: it syncs to the account's other devices,
+// on and off.
+func TestPresenceSettingSyncs(t *testing.T) {
+	laptop, bob := pair(t)
+	defer laptop.stop(t)
+	defer bob.stop(t)
+	phone := startNode(t, linkDevice(t, laptop, "phone"))
+	defer phone.stop(t)
+	waitEntry(t, laptop, phone)
+	if phone.n.Presence() {
+		t.Fatal("presence on by default")
+	}
+	if err := laptop.n.SetPresence(true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "presence on on the phone", phone.n.Presence)
+	if err := phone.n.SetPresence(false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "presence off on the laptop", func() bool { return !laptop.n.Presence() })
+}
