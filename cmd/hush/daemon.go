@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hushnet/hush/api"
 	"github.com/hushnet/hush/api/apitypes"
@@ -174,6 +175,9 @@ type daemonConfig struct {
 	NoMDNS  bool     `json:"no_mdns,omitempty"`  // LAN discovery off
 	NoFsync bool     `json:"no_fsync,omitempty"` // see --no-fsync
 	APIAddr *string  `json:"api_addr,omitempty"` // HTTP API address ("" for none)
+	// PresenceHeartbeat is how often presence is refreshed to contacts
+	// ("3m" by default; at least "1s"): docs/protocol/presence.md.
+	PresenceHeartbeat string `json:"presence_heartbeat,omitempty"`
 }
 
 // configFile is the daemon's optional config file in the home directory.
@@ -247,9 +251,16 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 		*apiAddr = *cfg.APIAddr
 	}
 
+	var heartbeat time.Duration
+	if cfg.PresenceHeartbeat != "" {
+		if heartbeat, err = time.ParseDuration(cfg.PresenceHeartbeat); err != nil || heartbeat < time.Second {
+			return fmt.Errorf("%s: presence_heartbeat %q is not a duration of at least 1s", filepath.Join(e.home, configFile), cfg.PresenceHeartbeat)
+		}
+	}
+
 	tuneGC(e.getenv)
 	n, err := node.New(node.Config{Home: e.home, Passphrase: pass, ListenAddrs: listen, Relays: relays,
-		NoMDNS: *noMDNS || cfg.NoMDNS, NoSync: *noFsync || cfg.NoFsync, Logger: log})
+		NoMDNS: *noMDNS || cfg.NoMDNS, NoSync: *noFsync || cfg.NoFsync, PresenceHeartbeat: heartbeat, Logger: log})
 	switch {
 	case err == nil:
 	case errors.Is(err, node.ErrStoreInUse):
