@@ -396,19 +396,19 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	for {
 		n.mu.Lock()
 		n.dropStaleLocked(q)
-		pid, ok := n.peerOfLocked(q.cert.DeviceID())
-		relays := n.hasMailboxesLocked(q.cert.DeviceID())
-		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
-		if !ok || viaRelay || !n.directConnLocked(pid) {
-			// Presence goes on a live direct connection or not at all.
-			n.dropDirectOnlyLocked(q, nil)
-		}
 		var batch []*outEntry
 		for _, e := range q.pending {
 			if !e.durable || len(batch) == deliverWindow {
 				break
 			}
 			batch = append(batch, e)
+		}
+		pid, ok := n.peerOfLocked(q.cert.DeviceID())
+		relays := n.hasMailboxesLocked(q.cert.DeviceID())
+		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
+		if slices.ContainsFunc(batch, isDirectOnly) && (!ok || viaRelay || !n.directConnLocked(pid)) {
+			// Presence goes on a live direct connection or not at all.
+			batch = n.dropDirectOnlyLocked(q, batch)
 		}
 		if !relays {
 			n.pruneRedundantLocked(q, nil, time.Now()) // no mailbox listed: none is left to confirm

@@ -223,16 +223,20 @@ func (ps *presenceState) visibleLocked(acc identity.AccountID, now time.Time, fr
 // this device shows of it changed (known or not, online or not).
 func (n *Node) presenceChangedLocked(t *txn, c *contact, now time.Time) {
 	acc := c.account()
+	hidden := !n.settings.Presence || n.blockedLocked(acc)
 	n.presence.mu.Lock()
 	defer n.presence.mu.Unlock()
-	if ev, ok := n.presence.changeLocked(acc, now, n.presenceFresh()); ok {
+	if ev, ok := n.presence.changeLocked(acc, hidden, now, n.presenceFresh()); ok {
 		ev.From = c.rec.Name
 		t.events = append(t.events, ev)
 	}
 }
 
-func (ps *presenceState) changeLocked(acc identity.AccountID, now time.Time, fresh time.Duration) (Event, bool) {
-	p := ps.visibleLocked(acc, now, fresh)
+func (ps *presenceState) changeLocked(acc identity.AccountID, hidden bool, now time.Time, fresh time.Duration) (Event, bool) {
+	var p *Presence
+	if !hidden {
+		p = ps.visibleLocked(acc, now, fresh)
+	}
 	prev, shown := ps.shown[acc]
 	switch {
 	case p == nil && !shown:
@@ -387,9 +391,14 @@ func (n *Node) presenceRound(heartbeat bool) {
 		n.presenceToLocked(t, s, now)
 	}
 	for _, acc := range stale {
-		if c := n.contacts[acc]; c != nil {
+		if c := n.contacts[acc]; c != nil && !c.rec.Request {
 			n.presenceChangedLocked(t, c, now)
+			continue
 		}
+		ps.mu.Lock() // a removed contact: its presence goes with it
+		delete(ps.seen, acc)
+		delete(ps.shown, acc)
+		ps.mu.Unlock()
 	}
 	if t.b.Len() == 0 && len(t.events) == 0 && len(t.queued) == 0 {
 		return
@@ -551,13 +560,6 @@ func (n *Node) dropDirectOnly(q *peerQueue, batch []*outEntry) []*outEntry {
 	return n.dropDirectOnlyLocked(q, batch)
 }
 
-func deleteDirectOnly(es []*outEntry) []*outEntry {
-	kept := es[:0]
-	for _, e := range es {
-		if !e.DirectOnly {
-			kept = append(kept, e)
-		}
-	}
-	clear(es[len(kept):])
-	return kept
-}
+func deleteDirectOnly(es []*outEntry) []*outEntry { return slices.DeleteFunc(es, isDirectOnly) }
+
+func isDirectOnly(e *outEntry) bool { return e.DirectOnly }
