@@ -232,8 +232,10 @@ func TestWebUIBrowser(t *testing.T) {
 	}
 	a.do("files", chromedp.Click(`#nav button[data-view="files"]`), chromedp.WaitVisible(`#files li[data-id]`))
 	a.screenshot(shots, "files")
-	a.do("settings", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#read-receipts`))
+	a.do("settings", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`))
 	a.screenshot(shots, "settings")
+	a.do("presence on", chromedp.Click(`#presence`))
+	eventually(t, "presence on from the browser", func() bool { return strings.Contains(alice.mustRun("presence"), "presence is on") })
 	a.do("devices", chromedp.Click(`#nav button[data-view="devices"]`), chromedp.WaitVisible(`#devices li`))
 	a.screenshot(shots, "devices")
 	t.Logf("screenshots in %s", shots)

@@ -65,10 +65,12 @@ export async function search() {
 }
 
 // settingControls are the settings page's controls; each is a few lines
-// over an API method (a presence switch is one more entry).
+// over an API method.
 const settingControls = [
   {label: 'Send read receipts', kind: 'toggle', id: 'read-receipts', initial: true,
     set: on => rpc.call('setReadReceipts', {enabled: on})},
+  {label: 'Share online / last seen with contacts who share theirs', kind: 'toggle', id: 'presence',
+    initial: () => state.presence, set: on => rpc.call('setPresence', {on})},
   {label: 'Profile name', kind: 'text', id: 'profile-name', initial: () => state.self && state.self.name,
     set: v => rpc.call('setProfile', {name: v})},
 ];
@@ -87,6 +89,7 @@ function control(c) {
 
 export async function settings() {
   const contacts = await rpc.call('listContacts');
+  state.presence = (await rpc.call('getPresence')).on;
   const timers = await Promise.all(contacts.map(c => rpc.call('getTimer', {contact: c.name}).catch(() => ({seconds: 0}))));
   const opts = [['off', 'Off', 0], ['1h', '1 hour', 3600], ['1d', '1 day', 86400], ['1w', '1 week', 604800]];
   fill(document.getElementById('main'),
