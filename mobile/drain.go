@@ -76,7 +76,7 @@ func Drain(timeoutMs int) (summary string, err error) {
 		}
 	}
 	res.Queued = n.Sendable()
-	delivered := f.pump.waitDelivered(ctx, n.EventHead())
+	delivered := f.pump.waitDelivered(ctx, n.LastEvent())
 	res.Complete = res.Drained && res.Queued == 0 && delivered && ctx.Err() == nil
 	if started {
 		f.stopNetwork()

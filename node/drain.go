@@ -63,5 +63,10 @@ func (n *Node) Sendable() int {
 }
 
 // EventHead returns the sequence number of the last event published: a
-// subscriber that has seen it has seen everything so far.
+// subscriber that starts after it sees only new events.
 func (n *Node) EventHead() uint64 { return n.events.Head() }
+
+// LastEvent returns the sequence number of the last event numbered: a
+// change made before the call (a message stored, a state set) has its
+// events at or below it, published once its commit is done.
+func (n *Node) LastEvent() uint64 { return n.events.Last() }
