@@ -1,8 +1,15 @@
 package mobile
 
 import (
+	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"net"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/node"
 )
@@ -102,5 +109,67 @@ func TestDrainWhileOnline(t *testing.T) {
 	}
 	if !current().networkOn() {
 		t.Fatal("a Drain turned off a network it did not start")
+	}
+}
+
+// A relay that does not answer keeps a Drain waiting until its timeout,
+// which it reports as incomplete; Close ends a Drain under way at once.
+func TestDrainUnreachableRelayAndClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nobody listens there now
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id)
+	start(t, config{Home: t.TempDir(), Name: "alice", Key: newKey(), Relays: []string{dead}, Offline: true}, &recorder{})
+
+	s, err := Drain(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r drainResult
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Drained || r.Complete {
+		t.Fatalf("Drain with an unreachable relay = %+v, want neither drained nor complete", r)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := Drain(int(maxDrainTimeout / time.Millisecond))
+		done <- err
+	}()
+	waitFor(t, "the drain to start the network", func() bool {
+		f := current()
+		if f == nil || !f.networkOn() {
+			return false
+		}
+		select {
+		case <-f.node().Ready():
+			return true
+		default:
+			return false
+		}
+	})
+	if err := Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Drain ended by Close: %v", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("Close returned but the Drain under way did not end")
 	}
 }

@@ -181,6 +181,9 @@ func (f *facade) startNetwork() error {
 		f.mu.Lock()
 		f.net = nil
 		f.mu.Unlock()
+		if err == nil { // the run was cancelled: Close
+			err = errors.New("stopped before it listened")
+		}
 		return fmt.Errorf("mobile: starting the network: %w", err)
 	}
 }
@@ -301,11 +304,14 @@ func (c callError) Error() string {
 func (c callError) Unwrap() error { return c.e }
 
 // Close stops the network and the event delivery and closes the store.
-// Calls in flight end (their context is cancelled) before the store
-// closes. Closing a closed (or never started) facade does nothing.
+// Calls in flight and a Drain under way end (their context is cancelled)
+// before the store closes. Closing a closed (or never started) facade does nothing.
 func Close() (err error) {
 	defer recoverError("Close", &err)
 	hook("Close")
+	if f := current(); f != nil {
+		f.cancel() // a Drain under way ends now, not at its timeout
+	}
 	life.Lock()
 	defer life.Unlock()
 	f := current()
