@@ -154,18 +154,10 @@ func (f *facade) startNetwork() error {
 	n, ran := f.n, f.ran
 	f.mu.Unlock()
 	if ran {
-		// node.Run runs once per Node: reopen the store for the next run.
-		// Calls in flight on the old node end with "node is closed".
-		f.pump.detach()
-		n.Close()
 		var err error
-		if n, err = openNode(f.cfg); err != nil {
+		if n, err = f.reopen(n); err != nil {
 			return err
 		}
-		f.mu.Lock()
-		f.n, f.h = n, api.NewHandler(n, nil)
-		f.mu.Unlock()
-		f.pump.attach(n)
 	}
 	ctx, cancel := context.WithCancel(f.ctx)
 	nw := &network{cancel: cancel, done: make(chan error, 1)}
@@ -186,6 +178,26 @@ func (f *facade) startNetwork() error {
 		}
 		return fmt.Errorf("mobile: starting the network: %w", err)
 	}
+}
+
+// reopen closes n and opens the store again: node.Run runs once per
+// Node. Calls in flight on the old node end with "node is closed". The
+// event delivery moves to the new node after the last seq delivered; a
+// subscribe meanwhile waits (the pump's ctl lock) and follows it there.
+func (f *facade) reopen(old *node.Node) (*node.Node, error) {
+	f.pump.ctl.Lock()
+	defer f.pump.ctl.Unlock()
+	f.pump.detachLocked()
+	old.Close()
+	n, err := openNode(f.cfg)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.n, f.h = n, api.NewHandler(n, nil)
+	f.mu.Unlock()
+	f.pump.attachLocked(n)
+	return n, nil
 }
 
 // stopNetwork stops the run, if any, and waits for it. The store stays
@@ -238,7 +250,7 @@ func Call(method, paramsJSON string) (result string, err error) {
 		return "", errNotStarted
 	}
 	f.calls.Add(1)
-	h, n := f.h, f.n
+	h := f.h
 	f.mu.Unlock()
 	defer f.calls.Done()
 
@@ -252,7 +264,7 @@ func Call(method, paramsJSON string) (result string, err error) {
 	)
 	switch method {
 	case "subscribe":
-		res, rerr = f.subscribe(n, params)
+		res, rerr = f.subscribe(params)
 	case "unsubscribe":
 		if e := api.NoParams(params); e != nil {
 			rerr = e
@@ -278,7 +290,7 @@ func Call(method, paramsJSON string) (result string, err error) {
 }
 
 // subscribe restarts the event delivery after the given seq.
-func (f *facade) subscribe(n *node.Node, params json.RawMessage) (any, *api.Error) {
+func (f *facade) subscribe(params json.RawMessage) (any, *api.Error) {
 	var p apitypes.SubscribeParams
 	if e := api.DecodeParams(params, &p); e != nil {
 		return nil, e
@@ -286,7 +298,7 @@ func (f *facade) subscribe(n *node.Node, params json.RawMessage) (any, *api.Erro
 	if p.After != 0 && p.Since != 0 && p.After != p.Since {
 		return nil, &api.Error{Code: api.CodeInvalidParams, Message: "invalid params: after and since differ; give one"}
 	}
-	f.pump.restart(n, max(p.After, p.Since))
+	f.pump.restart(f.node, max(p.After, p.Since))
 	return apitypes.OK{OK: true}, nil
 }
 

@@ -1,6 +1,9 @@
 package mobile
 
 import (
+	"bytes"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +59,22 @@ func TestStartCallClose(t *testing.T) {
 	if _, err := Drain(1000); err != errNotStarted {
 		t.Fatalf("Drain after Close = %v, want errNotStarted", err)
 	}
+
+	// Neither the key nor its bytes are anywhere in the home.
+	raw, _ := hex.DecodeString(key)
+	filepath.WalkDir(home, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(key)) || bytes.Contains(b, raw) || bytes.Contains(bytes.ToLower(b), []byte(key)) {
+			t.Errorf("%s holds the store key", path)
+		}
+		return nil
+	})
 
 	// The same home and key open the same account; no name needed.
 	start(t, config{Home: home, Key: key}, &recorder{})

@@ -76,15 +76,16 @@ func (p *pump) detachLocked() {
 	}
 }
 
-// restart delivers n's events after since (0: only new ones).
-func (p *pump) restart(n *node.Node, since uint64) {
+// restart delivers the events after since (0: only new ones) of the
+// node nodeOf returns, read under ctl so that a reopen cannot slip in.
+func (p *pump) restart(nodeOf func() *node.Node, since uint64) {
 	p.ctl.Lock()
 	defer p.ctl.Unlock()
 	p.detachLocked()
 	p.mu.Lock()
 	p.last = since
 	p.mu.Unlock()
-	p.attachLocked(n)
+	p.attachLocked(nodeOf())
 }
 
 func (p *pump) run(events <-chan node.Event, quit <-chan struct{}, done chan<- struct{}) {
