@@ -5,7 +5,7 @@ FUZZTIME  ?= 5s
 BENCHTIME ?= 1s
 PKGS      := ./...
 
-.PHONY: all build test fuzz bench lint demo clean
+.PHONY: all build test fuzz bench lint demo clean mobile-check
 
 all: build
 
@@ -17,6 +17,12 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	$(GO) test -count=1 -run 'Burst' ./node   # full-size bursts (scaled down under -race)
+
+# The mobile facade alone: gobind bindings compiled (Go and Java), the
+# android/ios dependency fence, cross-builds and their sizes (make test
+# runs these too).
+mobile-check:
+	$(GO) test -count=1 -v -run 'TestBindings|TestMobileDeps|TestMobileBuilds' ./mobile
 
 # Every fuzz target, each for FUZZTIME.
 fuzz:

@@ -521,3 +521,16 @@ func mSetPresence(_ context.Context, b Backend, p apitypes.SetPresenceParams) (a
 func mGetPresence(_ context.Context, b Backend, _ struct{}) (apitypes.PresenceSetting, error) {
 	return apitypes.PresenceSetting{On: b.Presence()}, nil
 }
+
+// DecodeParams decodes a method's params into v as the method table does
+// (unknown fields refused, missing params as {}), for a transport's own
+// methods (the mobile facade's subscribe).
+func DecodeParams(params json.RawMessage, v any) *Error {
+	if err := decodeParams(params, v); err != nil {
+		return toError(err)
+	}
+	return nil
+}
+
+// NoParams refuses params other than none or {}.
+func NoParams(params json.RawMessage) *Error { return DecodeParams(params, &struct{}{}) }

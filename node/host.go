@@ -55,6 +55,10 @@ type HostConfig struct {
 	// ConnLow and ConnHigh are the connection manager watermarks;
 	// default 64 and 256.
 	ConnLow, ConnHigh int
+	// MemoryLimit and MaxConns cap the resource manager's system scope
+	// (bytes, connections); default scaled from the machine's memory.
+	MemoryLimit int64
+	MaxConns    int
 	// StaticRelays are relays to hold circuit-relay reservations on, so
 	// that this host is reachable through them behind NAT; default none.
 	// With relays the host holds a reservation on each from the start: it
@@ -87,7 +91,7 @@ func newHost(cfg HostConfig) (host.Host, error) {
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(systemLimits(limits.AutoScale(), cfg.MemoryLimit, cfg.MaxConns)))
 	if err != nil {
 		return nil, fmt.Errorf("node: resource manager: %w", err)
 	}
@@ -149,6 +153,19 @@ func logConnections(h host.Host, log *slog.Logger, relays []peer.AddrInfo) {
 		log.Debug("peer connection", "path", path, "transport", c.ConnState().Transport,
 			"direction", c.Stat().Direction.String())
 	}})
+}
+
+// systemLimits caps the system scope of lc at memory bytes and conns
+// connections where they are set (a zero keeps lc's value).
+func systemLimits(lc rcmgr.ConcreteLimitConfig, memory int64, conns int) rcmgr.ConcreteLimitConfig {
+	if memory <= 0 && conns <= 0 {
+		return lc
+	}
+	sys := rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(max(memory, 0)), Conns: rcmgr.LimitVal(max(conns, 0))}
+	if conns > 0 {
+		sys.ConnsInbound, sys.ConnsOutbound = rcmgr.LimitVal(conns), rcmgr.LimitVal(conns)
+	}
+	return rcmgr.PartialLimitConfig{System: sys, Transient: sys}.Build(lc)
 }
 
 // lanDiscovery connects to hush peers found by mDNS.

@@ -212,6 +212,7 @@ func (n *Node) serveMailbox(ctx context.Context, ri peer.AddrInfo, addr string, 
 		if caughtUp && !*drained {
 			*drained = true
 			n.catchUp().Done(ri.ID)
+			n.drainGate().Done(ri.ID)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -79,6 +80,29 @@ type Config struct {
 	// Logger receives node events (never content, keys or identifiers);
 	// discarded by default.
 	Logger *slog.Logger
+
+	// Resources bound what the node may use; the zero value keeps the
+	// desktop defaults. The mobile facade sets small ones (mobile/limits_*.go).
+	Resources Resources
+}
+
+// Resources bound what a node's libp2p host and queues may use. A zero
+// field takes its default.
+type Resources struct {
+	// ConnLow and ConnHigh are the connection manager's watermarks: above
+	// ConnHigh connections it trims back to ConnLow. Default 64 and 256.
+	ConnLow, ConnHigh int
+	// MemoryLimit caps, in bytes, the memory libp2p's resource manager
+	// lets the whole host reserve (buffers of streams and connections).
+	// Default: scaled from the machine's memory (libp2p's AutoScale: an
+	// eighth of it).
+	MemoryLimit int64
+	// MaxConns caps the connections the resource manager lets the host
+	// hold at once, in and out. Default: scaled as MemoryLimit.
+	MaxConns int
+	// GroupQueue is how many group topic messages may wait for the group
+	// inbox before GossipSub's delivery blocks. Default 4096.
+	GroupQueue int
 }
 
 // InitOptions configures Init.
@@ -174,6 +198,7 @@ type Node struct {
 	groupIn      chan topicMsg                   // topic messages waiting for groupInbox
 	topicsCh     chan struct{}                   // closed and replaced when the set of group topics changes
 	caughtUp     *gate.Gate[peer.ID]             // this run's catch-up gate (catchUp)
+	drained      *gate.Gate[peer.ID]             // this run's drain gate: no deadline (drain.go)
 	relayDialed  map[peer.ID]time.Time           // last dial of a member's relay (connectRelaysLocked)
 	relayWatch   map[peer.ID][]string            // topics each relay last accepted in a Watch
 
@@ -306,7 +331,7 @@ func New(cfg Config) (*Node, error) {
 		counters:     newCounters(),
 		recovery:     newRecoveries(),
 		heldPairwise: make(map[identity.AccountID][]heldPW),
-		groupIn:      make(chan topicMsg, 4096),
+		groupIn:      make(chan topicMsg, cmp.Or(cfg.Resources.GroupQueue, 4096)),
 		topicsCh:     make(chan struct{}),
 		relayDialed:  make(map[peer.ID]time.Time),
 		relayWatch:   make(map[peer.ID][]string),

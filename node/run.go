@@ -45,12 +45,16 @@ func (n *Node) Run(ctx context.Context) error {
 		listen = n.settings.ListenAddrs
 	}
 	n.mu.Unlock()
-	h, err := newHost(HostConfig{Key: key, ListenAddrs: listen, NoMDNS: n.cfg.NoMDNS, StaticRelays: relays, Logger: n.log})
+	hcfg := HostConfig{Key: key, ListenAddrs: listen, NoMDNS: n.cfg.NoMDNS, StaticRelays: relays, Logger: n.log,
+		ConnLow: n.cfg.Resources.ConnLow, ConnHigh: n.cfg.Resources.ConnHigh,
+		MemoryLimit: n.cfg.Resources.MemoryLimit, MaxConns: n.cfg.Resources.MaxConns}
+	h, err := newHost(hcfg)
 	if err != nil && remembered {
 		// Last run's ports are taken: pick new ones (contacts learn them
 		// from the next card we send).
 		n.log.Warn("previous listen ports unavailable, choosing new ones", "err", err)
-		h, err = newHost(HostConfig{Key: key, ListenAddrs: asked, NoMDNS: n.cfg.NoMDNS, StaticRelays: relays, Logger: n.log})
+		hcfg.ListenAddrs = asked
+		h, err = newHost(hcfg)
 	}
 	if err != nil {
 		return err
@@ -121,6 +125,11 @@ func (n *Node) Run(ctx context.Context) error {
 	caughtUp.Seal()
 	n.link.Seal()
 	n.caughtUp = caughtUp
+	n.drained = gate.New[peer.ID]()
+	for _, ri := range relays {
+		n.drained.Add(ri.ID)
+	}
+	n.drained.Seal()
 	n.loops.Go(func(ctx context.Context) { // relays that do not answer do not hold direct delivery for long
 		select {
 		case <-time.After(catchUpMax):

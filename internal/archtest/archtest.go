@@ -104,6 +104,12 @@ var Rules = []Rule{
 		Reason: "the web UI is a client of the API's method table and nothing else: no node, no store (it draws QR codes with go-qrcode and holds uploads in a memfd with x/sys/unix); the mobile build, which imports api, never links it (issue 19)",
 	},
 	{
+		From:   "mobile",
+		Allow:  []string{"std", Module + "/api", Module + "/node"},
+		Only:   true,
+		Reason: "the gomobile facade is a thin layer over the API's method table and the node (issue 19): no other module of its own, so the phone build links nothing the node and the API do not (its dependency fence is mobile.TestMobileDeps)",
+	},
+	{
 		From:   "cmd/hush",
 		Deny:   []string{Module + "/internal/store"},
 		Reason: "the CLI reaches the store only through the node",
@@ -146,4 +152,5 @@ var Exclusive = map[string][]string{
 	"github.com/libp2p/go-libp2p-pubsub":  {"node", "relay", "internal/gossip"},
 	"golang.org/x/term":                   {"cmd"},
 	"filippo.io/edwards25519":             {"crypto/x25519"},
+	Module + "/mobile":                    {}, // the facade is bound by gobind, imported by no package
 }

@@ -197,6 +197,14 @@ func (h *Hub) Head() uint64 {
 	return h.head
 }
 
+// Last returns the number of the last event numbered: published, or
+// numbered and waiting for its commit (abandoned if the commit fails).
+func (h *Hub) Last() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.next - 1
+}
+
 // SetOldest raises the lowest number subscribers may read: the log's
 // owner calls it before it deletes the events below it.
 func (h *Hub) SetOldest(seq uint64) {

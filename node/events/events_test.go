@@ -112,6 +112,9 @@ func TestSettleOrder(t *testing.T) {
 	if h.Head() != 0 {
 		t.Fatalf("head %d before the first number settled", h.Head())
 	}
+	if h.Last() != 3 {
+		t.Fatalf("last %d, want 3: every number given counts, settled or not", h.Last())
+	}
 	h.Settle(a, true)
 	expectSeqs(t, ch, 1, 3)
 	failed, c := []apitypes.Event{{Type: apitypes.EventTyping}}, []apitypes.Event{{Type: apitypes.EventTyping}}
