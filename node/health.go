@@ -67,6 +67,7 @@ func (n *Node) Health() Health {
 	h := n.storeHealth.health()
 	h.History = n.historyProgress()
 	h.DroppedRequests, h.DroppedRequestMessages = n.reqDrops.first.Load(), n.reqDrops.messages.Load()
+	h.PresenceRounds = n.presence.beats.Load()
 	return h
 }
 

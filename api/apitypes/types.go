@@ -408,6 +408,10 @@ type Health struct {
 	// pending, and messages dropped by a request's own caps.
 	DroppedRequests        int64 `json:"dropped_requests,omitempty"`
 	DroppedRequestMessages int64 `json:"dropped_request_messages,omitempty"`
+	// PresenceRounds counts the presence heartbeat rounds run since the
+	// daemon started (presence on or off): a client that wants to see a
+	// few heartbeats pass waits on it.
+	PresenceRounds int64 `json:"presence_rounds,omitempty"`
 }
 
 // UILogin is the result of uiLogin: a one-time URL that opens the web

@@ -1,13 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/hushnet/hush/api"
 )
 
 // startPresence runs u's daemon with the relay and a one-second presence
@@ -19,6 +21,23 @@ func (u *user) startPresence(r *relayProc) {
 		u.t.Fatal(err)
 	}
 	u.start()
+}
+
+// waitPresenceRounds waits until u's daemon has run k more presence
+// heartbeat rounds (health's presence_rounds).
+func (u *user) waitPresenceRounds(k int64) {
+	u.t.Helper()
+	rounds := func() int64 {
+		var h struct {
+			Rounds int64 `json:"presence_rounds"`
+		}
+		if err := api.NewClient(filepath.Join(u.home, api.SocketFile)).Call(context.Background(), "health", nil, &h); err != nil {
+			u.t.Fatal(err)
+		}
+		return h.Rounds
+	}
+	from := rounds()
+	eventually(u.t.(*testing.T), "presence heartbeats", func() bool { return rounds() >= from+k })
 }
 
 // Two daemons with a relay: presence is off until both turn it on, then
@@ -50,7 +69,7 @@ func TestPresenceCLI(t *testing.T) {
 		t.Fatalf("presence by default: %q", out)
 	}
 	alice.mustRun("presence", "on")
-	time.Sleep(3 * time.Second) // three heartbeats: an observation window, nothing waits on it
+	alice.waitPresenceRounds(3)
 	if out := alice.mustRun("contact", "list"); strings.Contains(out, "online") || strings.Contains(out, "last seen") {
 		t.Fatalf("alice sees bob's presence while his is off: %q", out)
 	}
@@ -63,7 +82,7 @@ func TestPresenceCLI(t *testing.T) {
 		return strings.Contains(alice.mustRun("contact", "list"), "last seen just now")
 	})
 	n0, b0 := deposits()
-	time.Sleep(3 * time.Second) // three heartbeats with bob offline: an observation window
+	alice.waitPresenceRounds(3) // three heartbeats with bob offline
 	if n, b := deposits(); n != n0 {
 		t.Fatalf("the relay took %v deposits (%v bytes) while bob was offline with presence on", n-n0, b-b0)
 	}
