@@ -349,36 +349,30 @@ func (n *Node) presenceRound(heartbeat bool) {
 	ps := n.presence
 	ps.mu.Lock()
 	var sends []presenceSend
-	for _, c := range n.contacts {
-		if c.rec.Request || n.sendableLocked(c) != nil {
-			continue
+	n.eachPresenceDeviceLocked(func(c *contact, id identity.DeviceID) {
+		pid, ok := n.peerOfLocked(id)
+		if !ok || !n.directConnLocked(pid) {
+			delete(ps.links, id) // no connection: a new one starts again
+			return
 		}
-		for _, d := range c.card.List.Devices() {
-			id := d.DeviceID()
-			pid, ok := n.peerOfLocked(id)
-			if !ok || !n.directConnLocked(pid) {
-				delete(ps.links, id) // no connection: a new one starts again
-				continue
-			}
-			l := ps.linkLocked(id, pid)
-			var flags uint8
-			switch {
-			case on && l.confirmed && (l.owed || !l.statusSent || heartbeat):
-				flags = presOptIn | presStatus | presOnline
-				l.told, l.statusSent = true, true
-			case on && !l.confirmed && !l.told:
-				flags = presOptIn // the announce
-				l.told = true
-			case !on && (l.told || l.owed):
-				flags = 0 // opted out
-				l.told, l.statusSent = false, false
-			default:
-				continue
-			}
-			l.owed = false
-			sends = append(sends, presenceSend{c: c, dev: id, flags: flags})
+		l := ps.linkLocked(id, pid)
+		var flags uint8
+		switch {
+		case on && l.confirmed && (l.owed || !l.statusSent || heartbeat):
+			flags = presOptIn | presStatus | presOnline
+			l.told, l.statusSent = true, true
+		case on && !l.confirmed && !l.told:
+			flags = presOptIn // the announce
+			l.told = true
+		case !on && (l.told || l.owed):
+			flags = 0 // opted out
+			l.told, l.statusSent = false, false
+		default:
+			return
 		}
-	}
+		l.owed = false
+		sends = append(sends, presenceSend{c: c, dev: id, flags: flags})
+	})
 	clear(ps.fresh) // every connected contact device has taken its own; the rest are not contacts'
 	var stale []identity.AccountID
 	if heartbeat {
@@ -406,6 +400,19 @@ func (n *Node) presenceRound(heartbeat bool) {
 	// No saveSeqLocked: direct-only entries are never stored, so the
 	// sequence numbers they took need not survive a restart.
 	n.commitForJobReleasingLock(t, "presence")
+}
+
+// eachPresenceDeviceLocked calls fn for each device of each contact
+// presence may go to: contacts, not requests, that can be sent to.
+func (n *Node) eachPresenceDeviceLocked(fn func(c *contact, id identity.DeviceID)) {
+	for _, c := range n.contacts {
+		if c.rec.Request || n.sendableLocked(c) != nil {
+			continue
+		}
+		for _, d := range c.card.List.Devices() {
+			fn(c, d.DeviceID())
+		}
+	}
 }
 
 // presenceToLocked encrypts one presence payload for a contact device it
@@ -454,18 +461,12 @@ func (n *Node) presenceGoodbye() {
 	ps := n.presence
 	ps.mu.Lock()
 	var sends []presenceSend
-	for _, c := range n.contacts {
-		if c.rec.Request || n.sendableLocked(c) != nil {
-			continue
+	n.eachPresenceDeviceLocked(func(c *contact, id identity.DeviceID) {
+		l := ps.links[id]
+		if pid, ok := n.peerOfLocked(id); ok && l != nil && l.confirmed && l.statusSent && !ps.fresh[pid] && n.directConnLocked(pid) {
+			sends = append(sends, presenceSend{c: c, dev: id, flags: presOptIn | presStatus})
 		}
-		for _, d := range c.card.List.Devices() {
-			id := d.DeviceID()
-			l := ps.links[id]
-			if pid, ok := n.peerOfLocked(id); ok && l != nil && l.confirmed && l.statusSent && !ps.fresh[pid] && n.directConnLocked(pid) {
-				sends = append(sends, presenceSend{c: c, dev: id, flags: presOptIn | presStatus})
-			}
-		}
-	}
+	})
 	ps.mu.Unlock()
 	for _, s := range sends {
 		n.presenceToLocked(t, s, now)
