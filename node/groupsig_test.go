@@ -252,12 +252,23 @@ func TestGroupDisappearingMessages(t *testing.T) {
 	admin, m1, m2 := nodes[0], nodes[1], nodes[2]
 	sendGroupEventually(t, m1, "team", "keys are in place")
 
+	adminEvs, cancelEvs := admin.n.Subscribe(0)
+	defer cancelEvs()
 	if got, err := m1.n.SetTimer(TimerRequest{Group: "team", TTL: time.Hour}); err != nil || got != time.Hour {
 		t.Fatal(got, err)
 	}
 	for _, r := range nodes {
 		waitFor(t, "the timer everywhere", func() bool { d, _ := r.n.GroupTimer("team"); return d == time.Hour })
 	}
+	// The admin's client hears of it: a timer event with the group's ID.
+	gs, err := admin.n.Groups()
+	if err != nil || len(gs) != 1 {
+		t.Fatal(gs, err)
+	}
+	gid := gs[0].ID
+	waitEvent(t, adminEvs, "the group's timer event", func(ev Event) bool {
+		return ev.Type == EventTimer && ev.Timer != nil && ev.Timer.Group == gid && ev.Timer.Seconds == 3600
+	})
 	if _, err := m1.n.SetTimer(TimerRequest{Group: "team", Contact: "x", TTL: time.Hour}); err == nil {
 		t.Fatal("a timer for a contact and a group at once was accepted")
 	}

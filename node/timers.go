@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
@@ -143,7 +144,26 @@ func (n *Node) setConvTimerLocked(t *txn, conv []byte, c convTimer) bool {
 		}
 	})
 	putJSON(t.b, n.tabs.timers, timerKey(conv), &c)
+	if ev := n.timerEventLocked(conv, c.Secs); ev != nil {
+		t.events = append(t.events, Event{Type: EventTimer, Timer: ev})
+	}
 	return true
+}
+
+// timerEventLocked is a timer event's body for conversation conv: its
+// contact's name or its group's ID; nil for a message request's.
+func (n *Node) timerEventLocked(conv []byte, secs uint32) *apitypes.TimerResult {
+	if isGroupConv(conv) {
+		return &apitypes.TimerResult{Group: hex.EncodeToString(conv[1:]), Seconds: int64(secs)}
+	}
+	acc, err := identity.ParseAccountID(conv)
+	if err != nil {
+		return nil
+	}
+	if ct := n.contacts[acc]; ct != nil && !ct.rec.Request {
+		return &apitypes.TimerResult{Contact: ct.rec.Name, Seconds: int64(secs)}
+	}
+	return nil
 }
 
 // SetTimer sets a conversation's disappearing-messages timer (0: off):

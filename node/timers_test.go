@@ -97,6 +97,15 @@ func leftAbout(t *testing.T, n *Node, id string) int {
 // sender's copy expires counted from sending, the recipient's from
 // reading; the recipient, off when its copy expired, deletes it when it
 // starts; the records leave the store files (compaction) and search.
+// waitTimerEvent waits for a timer event of contact's conversation with
+// that many seconds.
+func waitTimerEvent(t *testing.T, evs <-chan Event, contact string, secs int64) {
+	t.Helper()
+	waitEvent(t, evs, "a timer event for "+contact, func(ev Event) bool {
+		return ev.Type == EventTimer && ev.Timer != nil && ev.Timer.Contact == contact && ev.Timer.Seconds == secs
+	})
+}
+
 func TestDisappearingMessages(t *testing.T) {
 	clock := &testClock{}
 	a := startClocked(t, clock, newHome(t, "alice"))
@@ -107,10 +116,18 @@ func TestDisappearingMessages(t *testing.T) {
 	befriend(t, a, b)
 	ctx := context.Background()
 
+	aEvs, aCancel := a.n.Subscribe(0)
+	defer aCancel()
+	bEvs, bCancel := b.n.Subscribe(0)
+	defer bCancel()
 	if got, err := a.n.SetTimer(TimerRequest{Contact: "bob", TTL: time.Hour}); err != nil || got != time.Hour {
 		t.Fatal(got, err)
 	}
 	waitFor(t, "the timer at bob", func() bool { d, _ := b.n.Timer("alice"); return d == time.Hour })
+	// A timer event at both ends, under each side's name for the other
+	// (a client's open chat shows the change live).
+	waitTimerEvent(t, aEvs, "bob", 3600)
+	waitTimerEvent(t, bEvs, "alice", 3600)
 	if _, err := a.n.SetTimer(TimerRequest{Group: "g", TTL: time.Hour}); !errors.Is(err, ErrUnknownGroup) {
 		t.Fatalf("unknown group: %v", err)
 	}
@@ -204,10 +221,13 @@ func TestDisappearingMessagesOtherDevices(t *testing.T) {
 	waitEntry(t, laptop, phone)
 	ctx := context.Background()
 
+	phoneEvs, phoneCancel := phone.n.Subscribe(0)
+	defer phoneCancel()
 	if _, err := laptop.n.SetTimer(TimerRequest{Contact: "bob", TTL: 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the timer on the phone", func() bool { d, _ := phone.n.Timer("bob"); return d == 24*time.Hour })
+	waitTimerEvent(t, phoneEvs, "bob", 86400)
 	waitFor(t, "the timer at bob", func() bool { d, _ := bob.n.Timer("alice"); return d == 24*time.Hour })
 	out, err := laptop.n.Send(ctx, SendRequest{To: "bob", Text: "from the laptop"})
 	if err != nil {

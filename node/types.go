@@ -94,6 +94,7 @@ const (
 	EventRequest  = apitypes.EventRequest
 	EventGap      = apitypes.EventGap
 	EventPresence = apitypes.EventPresence
+	EventTimer    = apitypes.EventTimer
 )
 
 // Presence is a contact's online status (presence.go).

@@ -340,6 +340,7 @@ const (
 	// EventPresence: a contact's presence changed (From, Presence; no
 	// Presence: it is no longer known). Not kept in the event log.
 	EventPresence EventType = "presence"
+	EventTimer    EventType = "timer" // a 1:1 conversation's disappearing-messages timer changed (Timer)
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
@@ -363,6 +364,9 @@ type Event struct {
 	Gap     *Gap `json:"gap,omitempty"`
 	// Presence is a presence event's status (nil: no longer known).
 	Presence *Presence `json:"presence,omitempty"`
+	// Timer is, on a timer event, the conversation's new timer: set
+	// here, by the contact, or on another device of the account.
+	Timer *TimerResult `json:"timer,omitempty"`
 }
 
 // Gap reasons.
