@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // chromium finds a Chromium to drive; without one the browser tests
@@ -92,16 +94,54 @@ func (b *tab) screenshot(dir, name string) {
 	}
 }
 
-// openUI logs u's browser in with `hush ui --print`.
+// startBrowser starts a headless chromium for the test; each openUI is a
+// browser context of it.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Headless, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return browserCtx
+}
+
+// openUI logs u's browser in with `hush ui --print`. The page's confirm
+// dialogs (delete, leave, revoke) are answered OK.
 func openUI(t *testing.T, parent context.Context, u *user, name string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(parent, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
 	url := strings.TrimSpace(u.mustRun("ui", "--print"))
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("hush ui --print: %q", url)
 	}
 	b := &tab{t: t, ctx: ctx, name: name}
+	// A failed test leaves what each browser showed.
+	t.Cleanup(func() {
+		if t.Failed() {
+			if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
+				os.WriteFile(filepath.Join(artifacts(t), "failed-"+t.Name()+"-"+name+".png"), png, 0o644)
+			}
+		}
+	})
 	b.do("login", chromedp.EmulateViewport(1200, 800), chromedp.Navigate(url),
 		chromedp.WaitVisible(`#app[data-state="ready"]`))
 	// The login link is spent: a second browser gets nowhere with it.
@@ -130,13 +170,35 @@ func testPNG(t *testing.T, path string) []byte {
 
 func js(s string) string { b, _ := json.Marshal(s); return string(b) }
 
+// anyText is a JavaScript condition: an element matching sel has exactly
+// text as its text.
+func anyText(sel, text string) string {
+	return `[...document.querySelectorAll(` + js(sel) + `)].some(e => e.textContent === ` + js(text) + `)`
+}
+
+// msgSel is the CSS selector of message id's element in the open chat.
+func msgSel(id string) string { return `#messages li[data-id="` + id + `"]` }
+
+// tabTo presses Tab until the focused element matches sel (at most 60
+// times): the keyboard path a user without a mouse takes.
+func (b *tab) tabTo(sel string) {
+	b.t.Helper()
+	for range 60 {
+		if b.eval(`String(!!document.activeElement?.matches(`+js(sel)+`))`) == "true" {
+			return
+		}
+		b.do("Tab", chromedp.KeyEvent(kb.Tab))
+	}
+	b.t.Fatalf("%s: Tab never reached %s", b.name, sel)
+}
+
 // The web UI end to end: two daemons, two browser sessions. A message
 // typed in alice's browser appears in bob's and alice sees it turn
 // "read"; message text that looks like HTML stays text; a file sent from
 // alice's browser downloads in bob's with the same SHA-256; a stranger's
 // request shows up in alice's browser and is accepted there.
 func TestWebUIBrowser(t *testing.T) {
-	exe := chromium(t)
+	chromium(t)
 	shots := artifacts(t)
 	alice, bob := newUser(t, "alice"), newUser(t, "bob")
 	alice.start()
@@ -145,15 +207,7 @@ func TestWebUIBrowser(t *testing.T) {
 	defer bob.stop()
 	befriend(t, alice, bob, "alice", "bob")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.Headless, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browserCtx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
+	browserCtx := startBrowser(t)
 	a := openUI(t, browserCtx, alice, "alice")
 	b := openUI(t, browserCtx, bob, "bob")
 
@@ -164,12 +218,12 @@ func TestWebUIBrowser(t *testing.T) {
 		chromedp.Click(`#contacts li[data-name="bob"] .buttons button`),
 		chromedp.WaitVisible(`#text`),
 		chromedp.SendKeys(`#text`, evil+"\r"))
-	a.waitJS("the message in alice's chat", `[...document.querySelectorAll('#messages li.msg.out .text')].some(e => e.textContent === `+js(evil)+`)`)
+	a.waitJS("the message in alice's chat", anyText(`#messages li.msg.out .text`, evil))
 
 	b.waitJS("an unread count at bob", `document.querySelector('#convs button[data-key="c:alice"] .unread')?.textContent === '1'`)
 	b.screenshot(shots, "list")
 	b.do("open alice's chat", chromedp.Click(`#convs button[data-key="c:alice"]`))
-	b.waitJS("the message in bob's chat", `[...document.querySelectorAll('#messages li.msg.in .text')].some(e => e.textContent === `+js(evil)+`)`)
+	b.waitJS("the message in bob's chat", anyText(`#messages li.msg.in .text`, evil))
 	if n := b.eval(`String(document.querySelectorAll('#messages img:not(.thumb)').length) + document.title`); n != "0hush" {
 		t.Fatalf("message text became markup in bob's page: %q", n)
 	}
@@ -178,7 +232,7 @@ func TestWebUIBrowser(t *testing.T) {
 
 	// Live: bob answers; alice sees it without reloading, and reacts.
 	b.do("bob answers", chromedp.SendKeys(`#text`, "hi alice\r"))
-	a.waitJS("bob's answer at alice", `[...document.querySelectorAll('#messages li.msg.in .text')].some(e => e.textContent === 'hi alice')`)
+	a.waitJS("bob's answer at alice", anyText(`#messages li.msg.in .text`, "hi alice"))
 	a.do("alice reacts", chromedp.Focus(`#messages li.msg.in`), chromedp.Click(`#messages li.msg.in .actions button.react`))
 	b.waitJS("the reaction at bob", `document.querySelector('#messages li.msg.out .reactions .reaction')?.textContent.startsWith('👍')`)
 
@@ -221,7 +275,7 @@ func TestWebUIBrowser(t *testing.T) {
 	carol.mustRun("send", "alice", "hello from a stranger")
 	a.waitJS("the request count at alice", `document.querySelector('#req-count')?.textContent === '1'`)
 	a.do("alice's contacts", chromedp.Click(`#nav button[data-view="contacts"]`))
-	a.waitJS("the request at alice", `[...document.querySelectorAll('#requests li .text')].some(e => e.textContent === 'hello from a stranger')`)
+	a.waitJS("the request at alice", anyText(`#requests li .text`, "hello from a stranger"))
 	a.waitJS("the link's QR code", `document.querySelector('img.qr')?.complete && document.querySelector('img.qr').naturalWidth > 0`)
 	a.screenshot(shots, "contacts")
 	name := a.eval(`document.querySelector('#requests > li').dataset.name`)

@@ -98,6 +98,10 @@ function onEvent(ev) {
       chat.onGroup(ev.group);
       if (state.view === 'groups') groups.render();
       break;
+    case 'timer':
+      chat.onTimer(ev.timer);
+      if (state.view === 'settings') more.settings();
+      break;
     case 'device':
       if (state.view === 'devices') more.devices();
       break;

@@ -21,13 +21,16 @@ export function render() {
     return;
   }
   const timer = cur.contact ? h('select', {id: 'timer', 'aria-label': 'Disappearing messages', onchange: e => guard(async () => {
-    await rpc.call('setTimer', {contact: cur.contact, timer: e.target.value});
+    const r = await rpc.call('setTimer', {contact: cur.contact, timer: e.target.value});
+    showTimer(r.seconds);
     status('Disappearing messages: ' + e.target.selectedOptions[0].textContent);
-  })}, [['off', 'Timer off'], ['1h', '1 hour'], ['1d', '1 day'], ['1w', '1 week']].map(([v, l]) => h('option', {value: v}, l))) : null;
+  })}, TIMERS.map(([v, l]) => h('option', {value: v}, l))) : null;
   fill(main,
     h('header', {class: 'chat-head'},
       h('button', {type: 'button', class: 'back', 'aria-label': 'Back to the list', onclick: () => { cur = null; document.getElementById('app').dataset.chat = ''; render(); refreshConvs(); }}, '←'),
-      h('h1', {id: 'chat-name'}, (cur.group ? '# ' : '') + cur.name),
+      h('div', {class: 'chat-title'},
+        h('h1', {id: 'chat-name'}, (cur.group ? '# ' : '') + cur.name),
+        h('span', {id: 'chat-sub', class: 'chat-sub'})),
       h('span', {id: 'typing', class: 'typing', 'aria-live': 'polite'}),
       timer),
     h('ol', {id: 'messages', class: 'messages', 'aria-label': 'Messages'}),
@@ -38,23 +41,71 @@ export function render() {
         h('textarea', {id: 'text', rows: 1, placeholder: 'Message', 'aria-label': 'Message', onkeydown: onKey, oninput: onInput}),
         h('button', {type: 'submit', id: 'send'}, 'Send')),
       h('progress', {id: 'upload', max: 1, value: 0, hidden: true})));
-  if (timer) guard(async () => {
-    const t = await rpc.call('getTimer', {contact: cur.contact});
-    const v = {0: 'off', 3600: '1h', 86400: '1d', 604800: '1w'}[t.seconds];
-    if (v) timer.value = v;
-  });
+  if (timer) {
+    const c = cur.contact;
+    guard(async () => {
+      const t = await rpc.call('getTimer', {contact: c});
+      if (cur && cur.contact === c) showTimer(t.seconds);
+    });
+  }
+  if (cur.group) guard(members);
   for (const m of msgs.values()) place(m);
   scrollDown();
 }
 
+// members shows the group's members under its name.
+async function members() {
+  const id = cur.group;
+  const g = (await rpc.call('listGroups')).find(g => g.id === id);
+  const sub = document.getElementById('chat-sub');
+  if (!g || !sub || !cur || cur.group !== id) return;
+  const names = g.members.filter(m => !m.invited).map(m => m.me ? 'you' : m.name);
+  sub.textContent = g.removed ? 'you left this group' : names.join(', ');
+}
+
+// TIMERS are the chat header's disappearing-messages choices.
+const TIMERS = [['off', 'Timer off', 0], ['1h', '1 hour', 3600], ['1d', '1 day', 86400], ['1w', '1 week', 604800]];
+
+// showTimer sets the header's timer to secs; a duration set elsewhere
+// (the CLI takes any from 1m to 365d) gets an option of its own.
+function showTimer(secs) {
+  const sel = document.getElementById('timer');
+  if (!sel) return;
+  const known = TIMERS.find(t => t[2] === secs);
+  sel.querySelector('option.other')?.remove();
+  if (known) { sel.value = known[0]; } else {
+    const v = secs % 86400 === 0 ? secs / 86400 + 'd' : secs % 3600 === 0 ? secs / 3600 + 'h' : Math.round(secs / 60) + 'm';
+    sel.appendChild(h('option', {value: v, class: 'other'}, v));
+    sel.value = v;
+  }
+  sel.dataset.seconds = String(secs);
+  sel.classList.toggle('on', secs > 0);
+}
+
+// onTimer takes a timer event: the contact, this user or another of
+// their devices changed the conversation's timer.
+export function onTimer(t) {
+  if (cur && t && cur.contact === t.contact) showTimer(t.seconds);
+}
+
+// open shows a conversation; with c.focus (a message ID, from a search
+// result) that message is scrolled to and marked.
 export async function open(c) {
-  cur = {...c, key: c.group ? 'g:' + c.group : 'c:' + c.contact};
+  stopTyping();
+  cur = {contact: c.contact, group: c.group, name: c.name, key: c.group ? 'g:' + c.group : 'c:' + c.contact};
   document.getElementById('app').dataset.chat = 'open';
   replyTo = editing = null;
   msgs = new Map();
   render();
   await reload();
-  document.getElementById('text').focus();
+  const el = c.focus && document.querySelector(`#messages li[data-id="${CSS.escape(c.focus)}"]`);
+  if (el) {
+    el.classList.add('found');
+    el.scrollIntoView({block: 'center'});
+    el.focus();
+  } else {
+    document.getElementById('text').focus();
+  }
 }
 
 export async function reload() {
@@ -90,6 +141,8 @@ export function onMessage(m, type) {
   const fresh = !msgs.has(m.id);
   msgs.set(m.id, m);
   place(m);
+  // Replies quote m: an edit or a delete shows in their quotes too.
+  if (!fresh) for (const r of msgs.values()) if (r.reply_to === m.id) place(r);
   if (fresh) {
     scrollDown();
     if (!mine(m)) { markRead(); showTyping(false); }
@@ -105,6 +158,7 @@ export function onGroup(g) {
     cur.name = g.name;
     const n = document.getElementById('chat-name');
     if (n) n.textContent = '# ' + g.name;
+    guard(members);
   }
 }
 
@@ -206,9 +260,10 @@ function onKey(e) {
 }
 
 // onInput tells the contact we type, at most every 3 s, and that we
-// stopped after 5 s without a key.
-function onInput() {
+// stopped after 5 s without a key or when the box is emptied.
+function onInput(e) {
   if (!cur || !cur.contact) return;
+  if (e && e.target.value === '') { stopTyping(); return; }
   const now = Date.now();
   if (now - typingSent > 3000) {
     typingSent = now;
@@ -227,11 +282,24 @@ function stopTyping() {
 function txn() { return crypto.randomUUID(); }
 
 async function send(p) {
-  const m = cur.group
-    ? await rpc.call('sendGroup', {group: cur.group, txnId: txn(), ...p})
-    : await rpc.call('send', {to: cur.contact, txnId: txn(), ...p});
+  const m = cur.group ? await sendGroup({group: cur.group, txnId: txn(), ...p}) : await rpc.call('send', {to: cur.contact, txnId: txn(), ...p});
   onMessage(m, 'message');
   return m;
+}
+
+// sendGroup sends to a group; right after joining, the group's keys may
+// still be arriving (group_not_ready): it tries again, with the same
+// txnId, for up to a minute rather than lose what the user typed.
+async function sendGroup(p) {
+  for (let i = 0; ; i++) {
+    try {
+      return await rpc.call('sendGroup', p);
+    } catch (e) {
+      if (e.reason !== 'group_not_ready' || i >= 60) throw e;
+      status('Waiting for the group\'s keys…');
+      await new Promise(r => setTimeout(r, 1000));
+    }
+  }
 }
 
 async function sendText() {

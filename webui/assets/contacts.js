@@ -5,8 +5,20 @@ import * as rpc from './rpc.js';
 import {guard, status, refreshConvs, refreshRequests, show, state} from './app.js';
 import * as chat from './chat.js';
 
-function qr(text) {
-  return h('img', {class: 'qr', src: rpc.qrURL(text.toUpperCase()), alt: 'QR code of the link', width: 280, height: 280});
+// qr draws a link's QR code. Short links (HUSH:…, ≤ 120 characters) make
+// a small code a phone scans from a screen; a full hush:// link makes a
+// version-40 code (177×177 modules) that it often cannot.
+function qr(text, alt, id) {
+  const size = text.length <= 200 ? 200 : 320;
+  return h('img', {class: 'qr', id, src: rpc.qrURL(text.toUpperCase()), alt, width: size, height: size, 'data-text': text});
+}
+
+// invite makes a one-time invitation and shows its link and QR code.
+async function invite() {
+  const inv = await rpc.call('createInvite', {txnId: crypto.randomUUID()});
+  fill(document.getElementById('invite'),
+    h('p', {}, 'A one-time link: the first person who uses it becomes a contact at once, then it stops working.'),
+    copyable('invite-link', inv.link), qr(inv.link, 'QR code of the one-time invitation', 'invite-qr'));
 }
 
 function copyable(id, text) {
@@ -42,10 +54,23 @@ export async function render() {
           })}, 'Block')))))) : null,
     section('Your link',
       h('p', {}, 'Give this link (or let someone scan the code) to be added as a contact.'),
-      copyable('own-link', self.link), qr(self.link),
+      address ? [
+        h('h3', {}, 'Short address'), copyable('own-address', address.link),
+        qr(address.link, 'QR code of your short address', 'own-qr'),
+        h('p', {class: 'muted'}, 'People who use it arrive as message requests.'),
+      ] : [
+        qr(self.link, 'QR code of your full link', 'own-qr'),
+        h('p', {class: 'note', id: 'qr-note'}, 'This code holds your full link (' + self.link.length + ' characters): a dense code that a phone may fail to scan from a screen. ' +
+          (self.relays > 0 ? 'Create a short address for a small one.' : 'With a relay configured, a short address makes a small one.')),
+        self.relays > 0 ? h('button', {type: 'button', id: 'create-address', onclick: () => guard(async () => {
+          await rpc.call('createAddress', {txnId: crypto.randomUUID()}); render();
+        })}, 'Create a short address') : null,
+      ],
+      h('h3', {}, 'Full link'), copyable('own-link', self.link),
       h('p', {class: 'fingerprint'}, 'Account ', h('code', {}, self.fingerprint)),
-      address ? h('div', {}, h('h3', {}, 'Short address'), copyable('own-address', address.link), qr(address.link))
-        : h('button', {type: 'button', onclick: () => guard(async () => { await rpc.call('createAddress'); render(); })}, 'Create a short address (needs a relay)')),
+      self.relays > 0 ? h('div', {},
+        h('button', {type: 'button', id: 'create-invite', onclick: () => guard(invite)}, 'One-time invitation'),
+        h('div', {id: 'invite'})) : null),
     section('Add a contact',
       h('form', {id: 'add-contact', class: 'form', onsubmit: e => { e.preventDefault(); guard(() => add(e.target)); }},
         h('label', {}, 'Name', h('input', {name: 'name', required: true, maxlength: 64, autocomplete: 'off'})),

@@ -49,15 +49,37 @@ export async function devices() {
       })}, 'Revoke'))))));
 }
 
+// groupName is a group's name from the conversation list (a group with
+// no message yet is not there: its ID's start then).
+function groupName(id) {
+  const c = state.convs.find(c => c.group === id);
+  return c ? c.name : id.slice(0, 8);
+}
+
+// marked is text with the starts of its words that match one of words
+// (as search matches them: a word or a word's start, any case) in <mark>.
+function marked(text, words) {
+  return text.split(/(\s+)/).map(w => {
+    const n = words.reduce((best, q) => w.toLowerCase().startsWith(q) ? Math.max(best, q.length) : best, 0);
+    return n ? [h('mark', {}, w.slice(0, n)), w.slice(n)] : w;
+  });
+}
+
 export async function search() {
   const main = document.getElementById('main');
-  const results = h('ul', {id: 'results', class: 'list'});
+  const results = h('ul', {id: 'results', class: 'list results', 'aria-label': 'Results'});
   fill(main, h('h1', {}, 'Search'),
     h('form', {id: 'search', class: 'form', role: 'search', onsubmit: e => { e.preventDefault(); guard(async () => {
       const found = await rpc.call('search', {text: e.target.q.value});
-      fill(results, found.length === 0 ? h('li', {}, 'Nothing found.') : found.map(m => h('li', {},
-        h('button', {type: 'button', class: 'result', onclick: () => { show('chats'); chat.open(m.group ? {group: m.group, name: m.group.slice(0, 8)} : {contact: m.contact, name: m.contact}); }},
-          h('span', {class: 'muted'}, (m.group ? 'group' : m.contact) + ' · ' + fmtTime(m.time) + ': '), m.text || (m.file && m.file.name) || ''))));
+      const words = e.target.q.value.toLowerCase().split(/\s+/).filter(Boolean);
+      fill(results, found.length === 0 ? h('li', {class: 'none'}, 'Nothing found.') : found.map(m => {
+        const where = m.group ? {group: m.group, name: groupName(m.group)} : {contact: m.contact, name: m.contact};
+        const who = m.direction === 'out' || m.sender === 'me' ? 'you' : (m.group ? m.sender : '');
+        return h('li', {'data-id': m.id},
+          h('button', {type: 'button', class: 'result', onclick: () => { show('chats'); chat.open({...where, focus: m.id}); }},
+            h('span', {class: 'muted'}, [(m.group ? '# ' : '') + where.name, who, fmtTime(m.time)].filter(Boolean).join(' · ') + ': '),
+            h('span', {class: 'result-text'}, marked(m.text || (m.file && m.file.name) || '', words))));
+      }));
     }); }},
     h('input', {name: 'q', type: 'search', required: true, placeholder: 'Words to find', 'aria-label': 'Search'}),
     h('button', {type: 'submit'}, 'Search')), results);
