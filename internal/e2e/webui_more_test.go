@@ -27,11 +27,7 @@ func TestWebUIBrowserMessages(t *testing.T) {
 	befriend(t, alice, bob, "alice", "bob")
 	const earlier = "shall we bring pineapples to the picnic"
 	bob.mustRun("send", "alice", earlier, "--wait", "delivered")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("alice's log:\n%s\nbob's log:\n%s", alice.log, bob.log)
-		}
-	})
+	logsOnFailure(t, alice, bob)
 
 	browserCtx := startBrowser(t)
 	a := openUI(t, browserCtx, alice, "alice")
@@ -124,6 +120,21 @@ func TestWebUIBrowserMessages(t *testing.T) {
 			t.Fatalf("getTimer after the browser set it: %s", out)
 		}
 	}
+
+	// Presence: both switch it on in Settings; each chat header and
+	// alice's list show the other online; bob switches it off and alice's
+	// header and list lose it.
+	for _, x := range []*tab{a, b} {
+		x.do("presence on", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`), chromedp.Click(`#presence`))
+		x.waitJS("the switch on", `document.querySelector('#presence').checked`)
+		x.do("back to the chat", chromedp.Click(`#nav button[data-view="chats"]`))
+	}
+	a.waitJS("bob online in alice's header", `document.querySelector('#chat-sub')?.textContent === 'online'`)
+	a.waitJS("bob online in alice's list", `!!document.querySelector('#convs button[data-key="c:bob"] .presence.online')`)
+	b.waitJS("alice online in bob's header", `document.querySelector('#chat-sub')?.textContent === 'online'`)
+	a.screenshot(shots, "chat-presence")
+	b.do("bob's presence off", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`), chromedp.Click(`#presence`))
+	a.waitJS("bob's presence gone at alice", `document.querySelector('#chat-sub').textContent === '' && !document.querySelector('#convs .presence')`)
 	t.Logf("screenshots in %s", shots)
 }
 
@@ -189,6 +200,21 @@ func TestWebUIBrowserGroups(t *testing.T) {
 	a.do("alice answers", chromedp.SendKeys(`#text`, "welcome, bob"+kb.Enter))
 	b.waitJS("alice's answer at bob", `[...document.querySelectorAll('#messages li.msg.in')].some(li =>
 		li.querySelector('.sender')?.textContent === 'alice' && li.querySelector('.text')?.textContent === 'welcome, bob')`)
+	// Group typing, read counts and the group's timer.
+	b.do("bob types", chromedp.Click(`#text`), chromedp.KeyEvent("so"))
+	a.waitJS("bob typing at alice", `document.querySelector('#typing').textContent === 'bob is typing…'`)
+	b.do("bob empties the box", chromedp.KeyEvent(kb.Backspace+kb.Backspace))
+	a.waitJS("bob's typing gone at alice", `document.querySelector('#typing').textContent === ''`)
+	logsOnFailure(t, alice, bob)
+	eventually(t, "bob's read receipt at alice's daemon", func() bool {
+		return strings.Contains(alice.mustRun("group", "messages", "hikers", "--json"), `"read_by": [`)
+	})
+	a.waitJS("read by bob at alice", anyText(`#messages li.msg.out .read-count`, "read by 1 of 1"))
+	b.do("bob sets the group's timer", chromedp.Focus(`#timer`), chromedp.KeyEvent(kb.ArrowDown))
+	a.waitJS("the group's timer at alice", `document.querySelector('#timer').dataset.seconds === '3600'`)
+	if out := alice.mustRun("timer", "hikers", "--group"); !strings.Contains(out, "disappear 1h0m0s") {
+		t.Fatalf("the group's timer at alice: %s", out)
+	}
 	b.waitJS("both members in bob's header", `document.querySelector('#chat-sub').textContent === 'alice, you' || document.querySelector('#chat-sub').textContent === 'you, alice'`)
 	b.screenshot(shots, "group-chat")
 
@@ -225,4 +251,15 @@ func TestWebUIBrowserGroups(t *testing.T) {
 		t.Fatalf("revoked in the browser, but the devices are %+v", ds)
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+// logsOnFailure logs the daemons' output when the test fails.
+func logsOnFailure(t *testing.T, us ...*user) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, u := range us {
+				t.Logf("daemon %s:\n%s", u.home, u.log)
+			}
+		}
+	})
 }

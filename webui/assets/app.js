@@ -51,13 +51,15 @@ export function refreshConvs() {
 
 async function loadConvs() {
   state.convs = await rpc.call('listConversations');
+  for (const c of state.convs) if (c.contact) chat.setPresence(c.contact, c.presence);
   const cur = chat.current();
   const list = document.getElementById('convs');
   fill(list, state.convs.length === 0 ? h('li', {class: 'empty'}, 'No conversations yet. Add a contact under Contacts.') : null,
     state.convs.map(c => h('li', {},
       h('button', {type: 'button', class: 'conv' + (cur && cur.key === convKey(c) ? ' active' : ''), 'data-key': convKey(c),
         onclick: () => { show('chats'); chat.open(c.contact ? {contact: c.contact, name: c.name} : {group: c.group, name: c.name}); }},
-      h('span', {class: 'conv-name'}, (c.group ? '# ' : '') + c.name),
+      h('span', {class: 'conv-name'}, (c.group ? '# ' : '') + c.name,
+        c.presence ? h('span', {class: 'presence' + (c.presence.online ? ' online' : ''), title: chat.presenceText(c.presence)}, c.presence.online ? ' ● online' : '') : null),
       c.unread > 0 ? h('span', {class: 'unread', 'aria-label': c.unread + ' unread'}, c.unread >= 100 ? '99+' : String(c.unread)) : null,
       h('span', {class: 'conv-last'}, c.last ? (c.last.direction === 'out' ? 'You: ' : (c.last.sender ? c.last.sender + ': ' : '')) + (c.last.deleted ? 'deleted' : c.last.preview) : ''),
       h('span', {class: 'conv-time'}, c.last ? fmtTime(c.last.time) : '')))));
@@ -84,7 +86,12 @@ function onEvent(ev) {
       refreshConvs();
       break;
     case 'typing':
-      chat.onTyping(ev.from, ev.typing);
+      chat.onTyping(ev.from, ev.typing, ev.group_id);
+      break;
+    case 'presence':
+      chat.setPresence(ev.from, ev.presence);
+      refreshConvs();
+      if (state.view === 'contacts') contacts.render();
       break;
     case 'request':
       refreshRequests();

@@ -20,11 +20,11 @@ export function render() {
     fill(main, h('div', {class: 'empty-chat'}, h('p', {}, 'Pick a conversation.')));
     return;
   }
-  const timer = cur.contact ? h('select', {id: 'timer', 'aria-label': 'Disappearing messages', onchange: e => guard(async () => {
-    const r = await rpc.call('setTimer', {contact: cur.contact, timer: e.target.value});
+  const timer = h('select', {id: 'timer', 'aria-label': 'Disappearing messages', onchange: e => guard(async () => {
+    const r = await rpc.call('setTimer', {...where(), timer: e.target.value});
     showTimer(r.seconds);
     status('Disappearing messages: ' + e.target.selectedOptions[0].textContent);
-  })}, TIMERS.map(([v, l]) => h('option', {value: v}, l))) : null;
+  })}, TIMERS.map(([v, l]) => h('option', {value: v}, l)));
   fill(main,
     h('header', {class: 'chat-head'},
       h('button', {type: 'button', class: 'back', 'aria-label': 'Back to the list', onclick: () => { cur = null; document.getElementById('app').dataset.chat = ''; render(); refreshConvs(); }}, '←'),
@@ -41,16 +41,42 @@ export function render() {
         h('textarea', {id: 'text', rows: 1, placeholder: 'Message', 'aria-label': 'Message', onkeydown: onKey, oninput: onInput}),
         h('button', {type: 'submit', id: 'send'}, 'Send')),
       h('progress', {id: 'upload', max: 1, value: 0, hidden: true})));
-  if (timer) {
-    const c = cur.contact;
-    guard(async () => {
-      const t = await rpc.call('getTimer', {contact: c});
-      if (cur && cur.contact === c) showTimer(t.seconds);
-    });
-  }
+  const key = cur.key;
+  guard(async () => {
+    const t = await rpc.call('getTimer', where());
+    if (cur && cur.key === key) showTimer(t.seconds);
+  });
   if (cur.group) guard(members);
+  else showPresence(presenceOf(cur.contact));
   for (const m of msgs.values()) place(m);
   scrollDown();
+}
+
+// where is the open conversation as API params: {contact} or {group}.
+function where() { return cur.group ? {group: cur.group} : {contact: cur.contact}; }
+
+// presence holds what the daemon said of each contact's presence
+// (listConversations, then presence events), by name.
+const presence = new Map();
+export function presenceOf(name) { return presence.get(name); }
+
+// setPresence takes a contact's presence (undefined: not known).
+export function setPresence(name, p) {
+  if (p) presence.set(name, p); else presence.delete(name);
+  if (cur && cur.contact === name) showPresence(p);
+}
+
+// presenceText is "online", "last seen …" or '' (not known).
+export function presenceText(p) {
+  if (!p) return '';
+  return p.online ? 'online' : (p.last_seen ? 'last seen ' + fmtTime(p.last_seen) : '');
+}
+
+function showPresence(p) {
+  const sub = document.getElementById('chat-sub');
+  if (!sub || !cur || cur.group) return;
+  sub.textContent = presenceText(p);
+  sub.classList.toggle('online', !!(p && p.online));
 }
 
 // members shows the group's members under its name.
@@ -85,7 +111,7 @@ function showTimer(secs) {
 // onTimer takes a timer event: the contact, this user or another of
 // their devices changed the conversation's timer.
 export function onTimer(t) {
-  if (cur && t && cur.contact === t.contact) showTimer(t.seconds);
+  if (cur && t && (cur.group ? cur.group === t.group : cur.contact === t.contact)) showTimer(t.seconds);
 }
 
 // open shows a conversation; with c.focus (a message ID, from a search
@@ -149,8 +175,11 @@ export function onMessage(m, type) {
   }
 }
 
-export function onTyping(from, typing) {
-  if (cur && cur.contact === from) showTyping(typing);
+// onTyping takes a typing event: a contact's, or a group member's
+// (group: the group's ID; from: the member's name).
+export function onTyping(from, typing, group) {
+  if (!cur) return;
+  if (group ? cur.group === group : cur.contact === from) showTyping(typing, from);
 }
 
 export function onGroup(g) {
@@ -162,11 +191,11 @@ export function onGroup(g) {
   }
 }
 
-function showTyping(on) {
+function showTyping(on, who) {
   const el = document.getElementById('typing');
   if (!el) return;
   clearTimeout(theirTyping);
-  el.textContent = on ? cur.name + ' is typing…' : '';
+  el.textContent = on ? (who || cur.name) + ' is typing…' : '';
   if (on) theirTyping = setTimeout(() => { el.textContent = ''; }, 15000);
 }
 
@@ -198,7 +227,7 @@ function draw(m) {
     h('div', {class: 'meta'},
       h('time', {datetime: m.time}, fmtTime(m.time)),
       m.edited && !m.deleted ? h('span', {class: 'edited'}, 'edited') : null,
-      out && m.direction !== 'system' ? h('span', {class: 'state state-' + m.state, 'aria-label': 'state ' + m.state}, m.state) : null,
+      out && m.direction !== 'system' ? stateOf(m) : null,
       m.error ? h('span', {class: 'error'}, m.error) : null),
     m.reactions ? h('div', {class: 'reactions'}, Object.entries(m.reactions).map(([e, who]) =>
       h('button', {type: 'button', class: 'reaction' + (who.includes('me') ? ' me' : ''), title: who.join(', '),
@@ -208,6 +237,17 @@ function draw(m) {
       REACTIONS.map(e => h('button', {type: 'button', class: 'react', 'aria-label': 'React ' + e, onclick: () => guard(() => react(m, e))}, e)),
       out && !m.file ? h('button', {type: 'button', class: 'edit', onclick: () => startEdit(m)}, 'Edit') : null,
       out ? h('button', {type: 'button', class: 'delete', onclick: () => guard(() => recall(m))}, 'Delete') : null));
+}
+
+// stateOf is an outgoing message's state; in a group, once members have
+// read it, "read by k of n" (their names in the title).
+function stateOf(m) {
+  if (m.read_of && m.read_by && m.read_by.length) {
+    const by = m.read_by;
+    return h('span', {class: 'state read-count' + (by.length === m.read_of ? ' state-read' : ''), title: by.length ? 'Read by ' + by.join(', ') : '',
+      'aria-label': 'read by ' + by.length + ' of ' + m.read_of}, 'read by ' + by.length + ' of ' + m.read_of);
+  }
+  return h('span', {class: 'state state-' + m.state, 'aria-label': 'state ' + m.state}, m.state);
 }
 
 function drawFile(m) {
@@ -262,12 +302,12 @@ function onKey(e) {
 // onInput tells the contact we type, at most every 3 s, and that we
 // stopped after 5 s without a key or when the box is emptied.
 function onInput(e) {
-  if (!cur || !cur.contact) return;
+  if (!cur) return;
   if (e && e.target.value === '') { stopTyping(); return; }
   const now = Date.now();
   if (now - typingSent > 3000) {
     typingSent = now;
-    rpc.call('sendTyping', {contact: cur.contact, typing: true}).catch(() => {});
+    rpc.call('sendTyping', {...where(), typing: true}).catch(() => {});
   }
   clearTimeout(typingTimer);
   typingTimer = setTimeout(stopTyping, 5000);
@@ -275,7 +315,7 @@ function onInput(e) {
 
 function stopTyping() {
   clearTimeout(typingTimer);
-  if (typingSent && cur && cur.contact) rpc.call('sendTyping', {contact: cur.contact, typing: false}).catch(() => {});
+  if (typingSent && cur) rpc.call('sendTyping', {...where(), typing: false}).catch(() => {});
   typingSent = 0;
 }
 
@@ -283,8 +323,16 @@ function txn() { return crypto.randomUUID(); }
 
 async function send(p) {
   const m = cur.group ? await sendGroup({group: cur.group, txnId: txn(), ...p}) : await rpc.call('send', {to: cur.contact, txnId: txn(), ...p});
-  onMessage(m, 'message');
+  fromCall(m);
   return m;
+}
+
+// fromCall shows a message a call answered, unless the event stream
+// brought it already: the stream's copy may be newer (a state, a read
+// receipt that came while the answer was on its way) and must not be
+// put back to the answer's.
+function fromCall(m) {
+  if (!msgs.has(m.id)) onMessage(m, 'message');
 }
 
 // sendGroup sends to a group; right after joining, the group's keys may
@@ -340,7 +388,7 @@ async function sendFile(input) {
     q.txnId = txn();
     const m = await rpc.upload(q, f, p => { bar.value = p; });
     document.getElementById('text').value = '';
-    onMessage(m, 'message');
+    fromCall(m);
     status('Sent ' + f.name);
   } finally {
     bar.hidden = true;

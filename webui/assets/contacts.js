@@ -82,6 +82,7 @@ export async function render() {
         c.key_changed ? h('span', {class: 'badge warn'}, 'key changed') : null,
         c.blocked ? h('span', {class: 'badge warn'}, 'blocked') : null,
         c.profile_name && c.profile_name !== c.name ? h('span', {class: 'muted'}, ' (' + c.profile_name + ')') : null,
+        c.presence ? h('span', {class: 'presence' + (c.presence.online ? ' online' : '')}, ' ' + chat.presenceText(c.presence)) : null,
         h('div', {class: 'buttons'},
           h('button', {type: 'button', onclick: () => { show('chats'); chat.open({contact: c.name, name: c.name}); }}, 'Message'),
           h('button', {type: 'button', class: 'safety', onclick: () => guard(() => safety(c))}, 'Safety number'),
