@@ -17,21 +17,9 @@ import (
 // finds an earlier message and opens it; the disappearing-messages timer
 // set in one chat header shows in the other's, live.
 func TestWebUIBrowserMessages(t *testing.T) {
-	chromium(t)
 	shots := artifacts(t)
-	alice, bob := newUser(t, "alice"), newUser(t, "bob")
-	alice.start()
-	defer alice.stop()
-	bob.start()
-	defer bob.stop()
-	befriend(t, alice, bob, "alice", "bob")
 	const earlier = "shall we bring pineapples to the picnic"
-	bob.mustRun("send", "alice", earlier, "--wait", "delivered")
-	logsOnFailure(t, alice, bob)
-
-	browserCtx := startBrowser(t)
-	a := openUI(t, browserCtx, alice, "alice")
-	b := openUI(t, browserCtx, bob, "bob")
+	alice, bob, a, b := browserPair(t, func(_, bob *user) { bob.mustRun("send", "alice", earlier, "--wait", "delivered") })
 
 	// Keyboard only: Tab to bob's conversation, Enter opens it with the
 	// focus in the composer, the keys type, Enter sends.
@@ -151,17 +139,7 @@ func TestWebUIBrowserGroups(t *testing.T) {
 	r := newRelay(t, "")
 	r.start()
 	defer r.stop(syscall.SIGTERM)
-	alice, bob := newUser(t, "alice"), newUser(t, "bob")
-	alice.startWithRelays(r)
-	defer alice.stop()
-	alice.waitMailboxes(1)
-	bob.start()
-	defer bob.stop()
-	befriend(t, alice, bob, "alice", "bob")
-
-	browserCtx := startBrowser(t)
-	a := openUI(t, browserCtx, alice, "alice")
-	b := openUI(t, browserCtx, bob, "bob")
+	alice, _, a, b := browserPair(t, nil, r)
 
 	// The short link's QR code.
 	long := alice.link()
@@ -205,7 +183,6 @@ func TestWebUIBrowserGroups(t *testing.T) {
 	a.waitJS("bob typing at alice", `document.querySelector('#typing').textContent === 'bob is typing…'`)
 	b.do("bob empties the box", chromedp.KeyEvent(kb.Backspace+kb.Backspace))
 	a.waitJS("bob's typing gone at alice", `document.querySelector('#typing').textContent === ''`)
-	logsOnFailure(t, alice, bob)
 	eventually(t, "bob's read receipt at alice's daemon", func() bool {
 		return strings.Contains(alice.mustRun("group", "messages", "hikers", "--json"), `"read_by": [`)
 	})
@@ -251,15 +228,4 @@ func TestWebUIBrowserGroups(t *testing.T) {
 		t.Fatalf("revoked in the browser, but the devices are %+v", ds)
 	}
 	t.Logf("screenshots in %s", shots)
-}
-
-// logsOnFailure logs the daemons' output when the test fails.
-func logsOnFailure(t *testing.T, us ...*user) {
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, u := range us {
-				t.Logf("daemon %s:\n%s", u.home, u.log)
-			}
-		}
-	})
 }

@@ -148,6 +148,43 @@ func openUI(t *testing.T, parent context.Context, u *user, name string) *tab {
 	return b
 }
 
+// browserPair starts alice (with relays, if any) and bob, befriends
+// them and logs each into a browser of one chromium. before runs
+// between the befriending and the browsers (nil: nothing). The daemons
+// stop when the test ends, after the browsers' failure screenshots.
+func browserPair(t *testing.T, before func(alice, bob *user), relays ...*relayProc) (alice, bob *user, a, b *tab) {
+	t.Helper()
+	chromium(t)
+	alice, bob = newUser(t, "alice"), newUser(t, "bob")
+	if len(relays) > 0 {
+		alice.startWithRelays(relays...)
+		alice.waitMailboxes(len(relays))
+	} else {
+		alice.start()
+	}
+	t.Cleanup(alice.stop)
+	bob.start()
+	t.Cleanup(bob.stop)
+	logsOnFailure(t, alice, bob)
+	befriend(t, alice, bob, "alice", "bob")
+	if before != nil {
+		before(alice, bob)
+	}
+	browserCtx := startBrowser(t)
+	return alice, bob, openUI(t, browserCtx, alice, "alice"), openUI(t, browserCtx, bob, "bob")
+}
+
+// logsOnFailure logs the daemons' output when the test fails.
+func logsOnFailure(t *testing.T, us ...*user) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, u := range us {
+				t.Logf("daemon %s:\n%s", u.home, u.log)
+			}
+		}
+	})
+}
+
 // testPNG writes a small PNG of its own pixels.
 func testPNG(t *testing.T, path string) []byte {
 	img := image.NewRGBA(image.Rect(0, 0, 120, 80))
@@ -198,18 +235,8 @@ func (b *tab) tabTo(sel string) {
 // alice's browser downloads in bob's with the same SHA-256; a stranger's
 // request shows up in alice's browser and is accepted there.
 func TestWebUIBrowser(t *testing.T) {
-	chromium(t)
 	shots := artifacts(t)
-	alice, bob := newUser(t, "alice"), newUser(t, "bob")
-	alice.start()
-	defer alice.stop()
-	bob.start()
-	defer bob.stop()
-	befriend(t, alice, bob, "alice", "bob")
-
-	browserCtx := startBrowser(t)
-	a := openUI(t, browserCtx, alice, "alice")
-	b := openUI(t, browserCtx, bob, "bob")
+	alice, _, a, b := browserPair(t, nil)
 
 	// (1) alice writes to bob from the contacts page, Enter sends.
 	const evil = `<img src=x onerror="document.title='pwned'"> hello bob`
