@@ -49,6 +49,17 @@ func TestWebUIBrowserMessages(t *testing.T) {
 	a.do("alice empties the box", chromedp.KeyEvent(kb.Backspace+kb.Backspace))
 	b.waitJS("typing gone at bob", `document.querySelector('#typing').textContent === ''`)
 
+	// A call's answer that comes after the event stream has moved the
+	// message on must not put it back: alice's page holds the answer to
+	// her next send until the stream has shown that message read, then
+	// lets it through; the message stays "read".
+	a.eval(holdSendAnswer)
+	a.do("alice sends, answer held", chromedp.KeyEvent("held answer"+kb.Enter))
+	a.waitJS("the held answer let through", `window.heldAnswer === 'released'`)
+	if st := a.eval(`[...document.querySelectorAll('#messages li.msg.out')].find(li => li.querySelector('.text').textContent === 'held answer').querySelector('.state').textContent`); st != "read" {
+		t.Fatalf("after the late answer the message shows %q, want read", st)
+	}
+
 	// Reply: bob answers alice's message; the quote shows at alice.
 	sel := msgSel(first.ID)
 	b.do("bob replies", chromedp.Focus(sel), chromedp.Click(sel+` .actions button.reply`),
@@ -229,3 +240,28 @@ func TestWebUIBrowserGroups(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", shots)
 }
+
+// holdSendAnswer wraps the page's fetch: the answer to the next send
+// call is held until the page shows that message read (from the event
+// stream), then handed over; window.heldAnswer says where it is
+// ("released" once the composer is cleared, after the answer was used).
+const holdSendAnswer = `(() => {
+	const real = window.fetch;
+	window.heldAnswer = 'armed';
+	window.fetch = async (url, opts) => {
+		const r = await real(url, opts);
+		if (window.heldAnswer !== 'armed' || url !== '/ui/rpc' || !opts.body.includes('"method":"send"')) return r;
+		window.heldAnswer = 'holding';
+		const id = (await r.clone().json()).result.id;
+		await new Promise(done => {
+			const check = () => document.querySelector('#messages li[data-id="' + id + '"] .state')?.textContent === 'read' ? done() : setTimeout(check, 50);
+			check();
+		});
+		// Released once the composer is cleared: the send's answer has
+		// been taken by then.
+		const cleared = () => document.querySelector('#text').value === '' ? (window.heldAnswer = 'released') : setTimeout(cleared, 50);
+		setTimeout(cleared, 0);
+		return r;
+	};
+	return 'ok';
+})()`
