@@ -227,7 +227,7 @@ function draw(m) {
     h('div', {class: 'meta'},
       h('time', {datetime: m.time}, fmtTime(m.time)),
       m.edited && !m.deleted ? h('span', {class: 'edited'}, 'edited') : null,
-      out && m.direction !== 'system' ? stateOf(m) : null,
+      out && m.direction !== 'system' && !m.deleted ? stateOf(m) : null,
       m.error ? h('span', {class: 'error'}, m.error) : null),
     m.reactions ? h('div', {class: 'reactions'}, Object.entries(m.reactions).map(([e, who]) =>
       h('button', {type: 'button', class: 'reaction' + (who.includes('me') ? ' me' : ''), title: who.join(', '),
