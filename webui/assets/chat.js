@@ -204,14 +204,22 @@ function scrollDown() {
   if (ol) ol.scrollTop = ol.scrollHeight;
 }
 
-// place draws m, replacing its element if it is there.
+// place draws m, replacing its element if it is there. An element that
+// would look the same is left alone (an incoming message turning read
+// changes nothing on screen), and one that had the focus (a keyboard
+// user on its actions) hands it to the same control of the new one.
 function place(m) {
   const ol = document.getElementById('messages');
   if (!ol) return;
   const el = draw(m);
   const old = ol.querySelector(`li[data-id="${CSS.escape(m.id)}"]`);
-  if (old) old.replaceWith(el);
-  else ol.appendChild(el);
+  if (!old) { ol.appendChild(el); return; }
+  if (old.outerHTML === el.outerHTML) return;
+  const focused = old.contains(document.activeElement) ? document.activeElement : null;
+  const controls = li => [li, ...li.querySelectorAll('button, a[href], [tabindex]')];
+  const at = focused ? controls(old).indexOf(focused) : -1;
+  old.replaceWith(el);
+  if (at >= 0) (controls(el)[at] || el).focus();
 }
 
 function draw(m) {
