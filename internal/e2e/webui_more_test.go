@@ -41,7 +41,7 @@ func TestWebUIBrowserMessages(t *testing.T) {
 
 	// Typing: alice types without sending; bob sees it, then sees it go
 	// when she empties the box.
-	b.do("bob opens alice's chat", chromedp.Click(`#convs button[data-key="c:alice"]`))
+	b.do("bob opens alice's chat", click(`#convs button[data-key="c:alice"]`))
 	b.waitJS("the typed message in bob's chat", anyText(`#messages li.msg.in .text`, typed))
 	a.waitJS("read at alice", `document.querySelector(`+js(msgSel(first.ID)+` .state`)+`)?.textContent === 'read'`)
 	a.do("alice types", chromedp.KeyEvent("hm"))
@@ -62,7 +62,7 @@ func TestWebUIBrowserMessages(t *testing.T) {
 
 	// Reply: bob answers alice's message; the quote shows at alice.
 	sel := msgSel(first.ID)
-	b.do("bob replies", chromedp.Focus(sel), chromedp.Click(sel+` .actions button.reply`),
+	b.do("bob replies", chromedp.Focus(sel), click(sel+` .actions button.reply`),
 		chromedp.WaitVisible(`#context`), chromedp.SendKeys(`#text`, "a reply to that"+kb.Enter))
 	a.waitJS("the reply with its quote at alice", `[...document.querySelectorAll('#messages li.msg.in')].some(li =>
 		li.querySelector('.text')?.textContent === 'a reply to that' && li.querySelector('.quote')?.textContent === `+js(typed)+`)`)
@@ -79,14 +79,14 @@ func TestWebUIBrowserMessages(t *testing.T) {
 	// Edit: alice changes her message; bob sees the new text, "edited",
 	// and the new text in his reply's quote.
 	const edited = "typed with keys, then edited"
-	a.do("alice edits", chromedp.Focus(sel), chromedp.Click(sel+` .actions button.edit`), chromedp.WaitVisible(`#context`),
+	a.do("alice edits", chromedp.Focus(sel), click(sel+` .actions button.edit`), chromedp.WaitVisible(`#context`),
 		chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierCtrl)), chromedp.KeyEvent(edited+kb.Enter))
 	b.waitJS("the edit at bob", `(li => li?.querySelector('.text').textContent === `+js(edited)+` && !!li.querySelector('.edited'))(document.querySelector(`+js(sel)+`))`)
 	b.waitJS("the quote follows the edit", anyText(`#messages li.msg.out .quote`, edited))
 	b.screenshot(shots, "chat-reply-edit")
 
 	// Delete for everyone: nothing of the text is left at bob.
-	a.do("alice deletes", chromedp.Focus(sel), chromedp.Click(sel+` .actions button.delete`))
+	a.do("alice deletes", chromedp.Focus(sel), click(sel+` .actions button.delete`))
 	b.waitJS("the delete at bob", `document.querySelector(`+js(sel)+`)?.classList.contains('deleted')`)
 	b.waitJS("no trace of the text at bob", `!document.querySelector('#messages').textContent.includes('then edited')`)
 	for _, m := range bob.messages("alice") {
@@ -97,12 +97,12 @@ func TestWebUIBrowserMessages(t *testing.T) {
 
 	// Search: a word of bob's first message finds it; the result opens
 	// the chat at it.
-	a.do("search", chromedp.Click(`#nav button[data-view="search"]`), chromedp.WaitVisible(`#search input`),
+	a.do("search", click(`#nav button[data-view="search"]`), chromedp.WaitVisible(`#search input`),
 		chromedp.SendKeys(`#search input`, "pineapple"+kb.Enter))
 	a.waitJS("the result", anyText(`#results li .result-text`, earlier))
 	a.screenshot(shots, "search")
 	hit := dir(alice.messages("bob"), "in")[0]
-	a.do("open the result", chromedp.Click(`#results li[data-id="`+hit.ID+`"] button.result`))
+	a.do("open the result", click(`#results li[data-id="`+hit.ID+`"] button.result`))
 	a.waitJS("the chat at the result", `document.querySelector('#chat-name')?.textContent === 'bob' && document.querySelector(`+js(msgSel(hit.ID))+`)?.classList.contains('found')`)
 
 	// The timer: alice picks 1 hour in the chat header; bob's open chat
@@ -124,15 +124,15 @@ func TestWebUIBrowserMessages(t *testing.T) {
 	// alice's list show the other online; bob switches it off and alice's
 	// header and list lose it.
 	for _, x := range []*tab{a, b} {
-		x.do("presence on", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`), chromedp.Click(`#presence`))
+		x.do("presence on", click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`), click(`#presence`))
 		x.waitJS("the switch on", `document.querySelector('#presence').checked`)
-		x.do("back to the chat", chromedp.Click(`#nav button[data-view="chats"]`))
+		x.do("back to the chat", click(`#nav button[data-view="chats"]`))
 	}
 	a.waitJS("bob online in alice's header", `document.querySelector('#chat-sub')?.textContent === 'online'`)
 	a.waitJS("bob online in alice's list", `!!document.querySelector('#convs button[data-key="c:bob"] .presence.online')`)
 	b.waitJS("alice online in bob's header", `document.querySelector('#chat-sub')?.textContent === 'online'`)
 	a.screenshot(shots, "chat-presence")
-	b.do("bob's presence off", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`), chromedp.Click(`#presence`))
+	b.do("bob's presence off", click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`), click(`#presence`))
 	a.waitJS("bob's presence gone at alice", `document.querySelector('#chat-sub').textContent === '' && !document.querySelector('#convs .presence')`)
 	t.Logf("screenshots in %s", shots)
 }
@@ -154,29 +154,29 @@ func TestWebUIBrowserGroups(t *testing.T) {
 
 	// The short link's QR code.
 	long := alice.link()
-	a.do("alice's contacts", chromedp.Click(`#nav button[data-view="contacts"]`), chromedp.WaitVisible(`#own-qr`))
+	a.do("alice's contacts", click(`#nav button[data-view="contacts"]`), chromedp.WaitVisible(`#own-qr`))
 	a.waitJS("the long link's QR with a note", `document.querySelector('#own-qr').dataset.text === `+js(long)+` && !!document.querySelector('#qr-note')`)
-	a.do("create a short address", chromedp.Click(`#create-address`))
+	a.do("create a short address", click(`#create-address`))
 	a.waitJS("the short link's QR", `document.querySelector('#own-qr')?.dataset.text.startsWith('HUSH:') && document.querySelector('#own-qr').complete && document.querySelector('#own-qr').naturalWidth > 0`)
 	short := strings.Fields(alice.mustRun("address", "show"))[0]
 	if got := a.eval(`document.querySelector('#own-qr').dataset.text`); got != short || a.eval(`String(!!document.querySelector('#qr-note'))`) != "false" {
 		t.Fatalf("the QR code shows %q, the address is %q", got, short)
 	}
 	a.screenshot(shots, "contacts-short-link")
-	b.do("bob's contacts", chromedp.Click(`#nav button[data-view="contacts"]`), chromedp.WaitVisible(`#own-qr`))
+	b.do("bob's contacts", click(`#nav button[data-view="contacts"]`), chromedp.WaitVisible(`#own-qr`))
 	b.waitJS("bob's note, no button", `!!document.querySelector('#qr-note') && !document.querySelector('#create-address')`)
 
 	// A group: created and bob invited in alice's browser.
-	a.do("alice's groups", chromedp.Click(`#nav button[data-view="groups"]`), chromedp.WaitVisible(`#new-group`),
+	a.do("alice's groups", click(`#nav button[data-view="groups"]`), chromedp.WaitVisible(`#new-group`),
 		chromedp.SendKeys(`#new-group input[name="name"]`, "hikers"+kb.Enter))
 	a.waitJS("the group at alice", anyText(`#groups > li > strong`, "hikers"))
 	gid := a.eval(`[...document.querySelectorAll('#groups > li')].find(li => li.querySelector('strong').textContent === 'hikers').dataset.group`)
 	g := `#groups > li[data-group="` + gid + `"]`
-	a.do("invite bob", chromedp.Click(g+` button.invite`))
+	a.do("invite bob", click(g+` button.invite`))
 	a.waitJS("bob invited", anyText(g+` .members li[data-name="bob"] .member`, "bob (invited)"))
-	b.do("bob's groups", chromedp.Click(`#nav button[data-view="groups"]`))
+	b.do("bob's groups", click(`#nav button[data-view="groups"]`))
 	b.waitJS("the invitation at bob", `!!document.querySelector(`+js(g+` button.accept`)+`)`)
-	b.do("bob joins", chromedp.Click(g+` button.accept`))
+	b.do("bob joins", click(g+` button.accept`))
 	b.waitJS("bob a member", `!!document.querySelector(`+js(g+` button.open`)+`) && `+anyText(g+` .members li[data-name="alice"] .member`, "alice (admin)"))
 	a.waitJS("bob a member at alice", anyText(g+` .members li[data-name="bob"] .member`, "bob"))
 
@@ -184,10 +184,10 @@ func TestWebUIBrowserGroups(t *testing.T) {
 	// (A chat is drawn twice as it opens; the keys go once it has the
 	// focus in its composer.)
 	inGroup := `document.querySelector('#chat-name')?.textContent === '# hikers' && document.activeElement?.id === 'text'`
-	b.do("bob opens the group", chromedp.Click(g+` button.open`))
+	b.do("bob opens the group", click(g+` button.open`))
 	b.waitJS("bob in the group chat", inGroup)
 	b.do("bob writes", chromedp.KeyEvent("hello hikers"+kb.Enter))
-	a.do("alice opens the group", chromedp.Click(g+` button.open`))
+	a.do("alice opens the group", click(g+` button.open`))
 	a.waitJS("alice in the group chat", inGroup)
 	a.waitJS("bob's message at alice", `[...document.querySelectorAll('#messages li.msg.in')].some(li =>
 		li.querySelector('.sender')?.textContent === 'bob' && li.querySelector('.text')?.textContent === 'hello hikers')`)
@@ -195,7 +195,7 @@ func TestWebUIBrowserGroups(t *testing.T) {
 	b.waitJS("alice's answer at bob", `[...document.querySelectorAll('#messages li.msg.in')].some(li =>
 		li.querySelector('.sender')?.textContent === 'alice' && li.querySelector('.text')?.textContent === 'welcome, bob')`)
 	// Group typing, read counts and the group's timer.
-	b.do("bob types", chromedp.Click(`#text`), chromedp.KeyEvent("so"))
+	b.do("bob types", click(`#text`), chromedp.KeyEvent("so"))
 	a.waitJS("bob typing at alice", `document.querySelector('#typing').textContent === 'bob is typing…'`)
 	b.do("bob empties the box", chromedp.KeyEvent(kb.Backspace+kb.Backspace))
 	a.waitJS("bob's typing gone at alice", `document.querySelector('#typing').textContent === ''`)
@@ -212,7 +212,7 @@ func TestWebUIBrowserGroups(t *testing.T) {
 	b.screenshot(shots, "group-chat")
 
 	// Bob leaves; alice's open group chat and daemon see him go.
-	b.do("bob leaves", chromedp.Click(`#nav button[data-view="groups"]`), chromedp.WaitVisible(g+` button.leave`), chromedp.Click(g+` button.leave`))
+	b.do("bob leaves", click(`#nav button[data-view="groups"]`), chromedp.WaitVisible(g+` button.leave`), click(g+` button.leave`))
 	// A group left is no longer listed (listGroups, listConversations).
 	b.waitJS("the group gone at bob", `!document.querySelector(`+js(g)+`) && !document.querySelector('#convs button[data-key="g:`+gid+`"]')`)
 	a.waitJS("only alice in alice's header", `document.querySelector('#chat-sub').textContent === 'you'`)
@@ -223,8 +223,8 @@ func TestWebUIBrowserGroups(t *testing.T) {
 
 	// Devices: a link code and its QR, this device listed; a new home
 	// joins with the code and is revoked from the browser.
-	a.do("alice's devices", chromedp.Click(`#nav button[data-view="devices"]`), chromedp.WaitVisible(`#devices li`),
-		chromedp.Click(`#link-device`))
+	a.do("alice's devices", click(`#nav button[data-view="devices"]`), chromedp.WaitVisible(`#devices li`),
+		click(`#link-device`))
 	a.waitJS("the code and its QR", `document.querySelector('#link-code')?.textContent.startsWith('HUSH-LINK:') && document.querySelector('#link-offer img.qr').complete && document.querySelector('#link-offer img.qr').naturalWidth > 0`)
 	a.waitJS("this device listed", anyText(`#devices li .badge.ok`, "this one"))
 	a.screenshot(shots, "devices-link")
@@ -238,7 +238,7 @@ func TestWebUIBrowserGroups(t *testing.T) {
 			phoneID = d.ID
 		}
 	}
-	a.do("revoke the phone", chromedp.Click(`#devices li[data-id="`+phoneID+`"] button.danger`))
+	a.do("revoke the phone", click(`#devices li[data-id="`+phoneID+`"] button.danger`))
 	a.waitJS("the phone gone", `!document.querySelector('#devices li[data-id="`+phoneID+`"]')`)
 	if ds := alice.devices(); len(ds) != 1 || !ds[0].This {
 		t.Fatalf("revoked in the browser, but the devices are %+v", ds)

@@ -65,6 +65,22 @@ func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element sel matches once it is visible. The page
+// redraws lists and messages on events: a node found by the query can be
+// replaced before the mouse reaches it ("Could not find node with given
+// id"), and then the click is tried again on the new one.
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		var err error
+		for range 20 {
+			if _, err = chromedp.Click(sel)(ctx, tg); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+				return chromedp.Void{}, err
+			}
+		}
+		return chromedp.Void{}, err
+	}
+}
+
 // waitJS waits until the JavaScript expression is truthy (a DOM
 // condition), for up to a minute.
 func (b *tab) waitJS(what, expr string) {
@@ -240,16 +256,16 @@ func TestWebUIBrowser(t *testing.T) {
 
 	// (1) alice writes to bob from the contacts page, Enter sends.
 	const evil = `<img src=x onerror="document.title='pwned'"> hello bob`
-	a.do("open bob's chat", chromedp.Click(`#nav button[data-view="contacts"]`),
+	a.do("open bob's chat", click(`#nav button[data-view="contacts"]`),
 		chromedp.WaitVisible(`#contacts li[data-name="bob"]`),
-		chromedp.Click(`#contacts li[data-name="bob"] .buttons button`),
+		click(`#contacts li[data-name="bob"] .buttons button`),
 		chromedp.WaitVisible(`#text`),
 		chromedp.SendKeys(`#text`, evil+"\r"))
 	a.waitJS("the message in alice's chat", anyText(`#messages li.msg.out .text`, evil))
 
 	b.waitJS("an unread count at bob", `document.querySelector('#convs button[data-key="c:alice"] .unread')?.textContent === '1'`)
 	b.screenshot(shots, "list")
-	b.do("open alice's chat", chromedp.Click(`#convs button[data-key="c:alice"]`))
+	b.do("open alice's chat", click(`#convs button[data-key="c:alice"]`))
 	b.waitJS("the message in bob's chat", anyText(`#messages li.msg.in .text`, evil))
 	if n := b.eval(`String(document.querySelectorAll('#messages img:not(.thumb)').length) + document.title`); n != "0hush" {
 		t.Fatalf("message text became markup in bob's page: %q", n)
@@ -260,7 +276,7 @@ func TestWebUIBrowser(t *testing.T) {
 	// Live: bob answers; alice sees it without reloading, and reacts.
 	b.do("bob answers", chromedp.SendKeys(`#text`, "hi alice\r"))
 	a.waitJS("bob's answer at alice", anyText(`#messages li.msg.in .text`, "hi alice"))
-	a.do("alice reacts", chromedp.Focus(`#messages li.msg.in`), chromedp.Click(`#messages li.msg.in .actions button.react`))
+	a.do("alice reacts", chromedp.Focus(`#messages li.msg.in`), click(`#messages li.msg.in .actions button.react`))
 	b.waitJS("the reaction at bob", `document.querySelector('#messages li.msg.out .reactions .reaction')?.textContent.startsWith('👍')`)
 
 	// (2) a file from alice's browser, downloaded in bob's.
@@ -279,7 +295,7 @@ func TestWebUIBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.screenshot(shots, "chat-file")
-	b.do("bob downloads", chromedp.Click(`#messages li.msg.in .file a.download`))
+	b.do("bob downloads", click(`#messages li.msg.in .file a.download`))
 	got := filepath.Join(downloads, "picture.png")
 	eventually(t, "the download in bob's directory", func() bool {
 		data, err := os.ReadFile(got)
@@ -290,7 +306,7 @@ func TestWebUIBrowser(t *testing.T) {
 	b.do("phone width", chromedp.EmulateViewport(375, 740, chromedp.EmulateMobile))
 	b.waitJS("the chat at 375 px", `document.querySelector('#composer').getBoundingClientRect().right <= 375`)
 	b.screenshot(shots, "phone-chat")
-	b.do("back to the list", chromedp.Click(`.chat-head .back`))
+	b.do("back to the list", click(`.chat-head .back`))
 	b.waitJS("the list at 375 px", `document.querySelector('#convs').offsetParent !== null`)
 	b.screenshot(shots, "phone-list")
 
@@ -301,23 +317,23 @@ func TestWebUIBrowser(t *testing.T) {
 	carol.mustRun("contact", "add", "alice", alice.link())
 	carol.mustRun("send", "alice", "hello from a stranger")
 	a.waitJS("the request count at alice", `document.querySelector('#req-count')?.textContent === '1'`)
-	a.do("alice's contacts", chromedp.Click(`#nav button[data-view="contacts"]`))
+	a.do("alice's contacts", click(`#nav button[data-view="contacts"]`))
 	a.waitJS("the request at alice", anyText(`#requests li .text`, "hello from a stranger"))
 	a.waitJS("the link's QR code", `document.querySelector('img.qr')?.complete && document.querySelector('img.qr').naturalWidth > 0`)
 	a.screenshot(shots, "contacts")
 	name := a.eval(`document.querySelector('#requests > li').dataset.name`)
-	a.do("accept", chromedp.Click(`#requests li button.accept`))
+	a.do("accept", click(`#requests li button.accept`))
 	a.waitJS("carol among alice's contacts", `!!document.querySelector('#contacts li[data-name=`+js(name)+`]')`)
 	if out := alice.mustRun("contact", "list"); !strings.Contains(out, name) {
 		t.Fatalf("accepted in the browser, but the contacts are:\n%s", out)
 	}
-	a.do("files", chromedp.Click(`#nav button[data-view="files"]`), chromedp.WaitVisible(`#files li[data-id]`))
+	a.do("files", click(`#nav button[data-view="files"]`), chromedp.WaitVisible(`#files li[data-id]`))
 	a.screenshot(shots, "files")
-	a.do("settings", chromedp.Click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`))
+	a.do("settings", click(`#nav button[data-view="settings"]`), chromedp.WaitVisible(`#presence`))
 	a.screenshot(shots, "settings")
-	a.do("presence on", chromedp.Click(`#presence`))
+	a.do("presence on", click(`#presence`))
 	eventually(t, "presence on from the browser", func() bool { return strings.Contains(alice.mustRun("presence"), "presence is on") })
-	a.do("devices", chromedp.Click(`#nav button[data-view="devices"]`), chromedp.WaitVisible(`#devices li`))
+	a.do("devices", click(`#nav button[data-view="devices"]`), chromedp.WaitVisible(`#devices li`))
 	a.screenshot(shots, "devices")
 	t.Logf("screenshots in %s", shots)
 }
