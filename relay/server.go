@@ -354,8 +354,15 @@ func (s *Server) handle(st network.Stream) {
 		st.Reset()
 		return
 	}
-	defer s.untrack(st)
-	defer st.Close()
+	// A live session's reader takes the stream over (runSession); until
+	// then it is ended here.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			st.Close()
+			s.untrack(st)
+		}
+	}()
 	c := &conn{st: st, peerKey: string(st.Conn().RemotePeer()), ipKey: ipKey(st)}
 	timeout := time.Duration(s.cfg.RequestTimeout)
 	// rp answers the stream's requests in order once a deposit frame came
@@ -451,7 +458,7 @@ func (s *Server) handle(st network.Stream) {
 					rp = nil
 				}
 				st.SetDeadline(time.Now().Add(timeout))
-				s.runSession(c, mb, m.Live)
+				handedOff = s.runSession(c, mb, m.Live)
 				return
 			}
 		case pingMsg:

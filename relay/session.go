@@ -17,6 +17,13 @@ import (
 )
 
 // session is an authenticated owner subscription on one stream.
+//
+// An idle live session, what most of a relay's sessions are, is one
+// goroutine: its reader. The stream handler's goroutine sends the
+// backlog and Drained and then ends; a push starts a writer goroutine
+// that sends what is queued and ends when nothing is (as an ack starts
+// the ack worker). The reader ends the session (end). docs/RELAY.md
+// "Capacity and libp2p limits".
 type session struct {
 	s    *Server
 	c    *conn
@@ -25,19 +32,21 @@ type session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wake   chan struct{} // cap 1: pending has items
 
 	// mu guards the fields below.
 	mu        sync.Mutex
 	pending   []pushItem
+	writing   bool                   // a writer (the backlog's, or one a push started) owns pending
+	backlog   map[uint64]struct{}    // arrivals sent in the backlog: a push of one is not sent again
 	delivered map[MessageID]msgRef   // delivered on this session, not acked
 	unacked   map[MessageID]*message // transient pushes sent, not acked
-	closed    bool                   // transient pushes are refused (see storeUnacked)
+	closed    bool                   // ending: no writer starts, transient pushes are refused (see storeUnacked)
 	ackq      []MessageID            // acks read, not yet taken by the ack worker
 	acking    bool                   // an ack worker runs
 	ackRoom   sync.Cond              // on mu: ackq was taken
 
-	ackers sync.WaitGroup // the ack workers
+	writers sync.WaitGroup // the backlog writer and the push writers
+	ackers  sync.WaitGroup // the ack workers
 }
 
 type pushItem struct {
@@ -57,17 +66,18 @@ func (ss *session) push(ref msgRef, msg *message) {
 		return
 	}
 	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
 	if len(ss.pending) >= maxPending {
 		ss.mu.Unlock()
 		ss.cancel()
 		return
 	}
 	ss.pending = append(ss.pending, pushItem{ref: ref, msg: msg})
+	ss.startWriterLocked()
 	ss.mu.Unlock()
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
 }
 
 // pushTransient queues a message that is not stored (a group topic
@@ -87,41 +97,52 @@ func (ss *session) pushTransient(msg *message) bool {
 		return false
 	}
 	ss.pending = append(ss.pending, pushItem{msg: msg, transient: true})
+	ss.startWriterLocked()
 	ss.mu.Unlock()
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
 	return true
 }
 
-// runSession serves an authenticated subscription until the stream ends,
-// a newer subscription replaces it, the mailbox is deleted or the server
-// stops.
-func (s *Server) runSession(c *conn, mb *mailbox, live bool) {
+// startWriterLocked starts a writer for the pending pushes unless one
+// owns them (the backlog's writer takes them once it sent Drained).
+// ss.mu is held.
+func (ss *session) startWriterLocked() {
+	if ss.writing {
+		return
+	}
+	ss.writing = true
+	ss.writers.Add(1)
+	go ss.writePending(nil)
+}
+
+// runSession starts an authenticated subscription on the stream: it
+// starts the session's reader, which ends the session (end) when the
+// stream ends, a newer subscription replaces it, the mailbox is deleted
+// or the server stops, and sends the backlog and Drained on the calling
+// goroutine. It reports whether the reader took the stream over (it
+// closes it and untracks it when the session ends); if not, the caller
+// closes it.
+func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 	s.lifeMu.Lock()
 	if s.closing || s.runCtx == nil {
 		s.lifeMu.Unlock()
-		return
+		return false
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	ss := &session{s: s, c: c, mb: mb, live: live, ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), delivered: make(map[MessageID]msgRef), unacked: make(map[MessageID]*message)}
+		delivered: make(map[MessageID]msgRef), unacked: make(map[MessageID]*message)}
 	ss.ackRoom.L = &ss.mu
 	s.sessions[ss] = struct{}{}
 	s.lifeMu.Unlock()
-	defer func() {
-		cancel()
-		s.lifeMu.Lock()
-		delete(s.sessions, ss)
-		s.lifeMu.Unlock()
-	}()
 
 	mb.mu.Lock()
 	if mb.deleted {
 		mb.mu.Unlock()
+		cancel()
+		s.lifeMu.Lock()
+		delete(s.sessions, ss)
+		s.lifeMu.Unlock()
 		c.writeErr(CodeNotFound, "no such mailbox")
-		return
+		return false
 	}
 	old := mb.sub
 	mb.sub = ss
@@ -129,31 +150,48 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) {
 	if old != nil {
 		old.cancel()
 	}
-	defer func() {
-		mb.mu.Lock()
-		if mb.sub == ss {
-			mb.sub = nil
-		}
-		mb.mu.Unlock()
-	}()
-	owner := c.st.Conn().RemotePeer()
-	s.acl.up(owner)
-	defer s.acl.down(owner)
+	s.acl.up(c.st.Conn().RemotePeer())
 	s.m.Subscribers(s.subscribers.Add(1))
-	defer func() { s.m.Subscribers(s.subscribers.Add(-1)) }()
 
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer cancel()
-		ss.readLoop()
-	}()
-	ss.writeLoop()
-	cancel()
-	c.st.SetReadDeadline(time.Now()) // wake the reader
-	<-readDone
+	// Whoever ends the session wakes the reader and a writer blocked on
+	// the stream; each checks ctx again after setting its own deadline.
+	context.AfterFunc(ctx, func() { c.st.SetDeadline(time.Now()) })
+	ss.mu.Lock()
+	ss.writing = true // the backlog writer, below
+	ss.mu.Unlock()
+	ss.writers.Add(1)
+	go ss.readAndEnd()
+	ss.writeBacklog()
+	return true
+}
+
+// readAndEnd is the session's reader; when it stops (the stream ended or
+// failed, or the session was cancelled) it ends the session: it waits
+// for the writers and the ack workers, stores the unacknowledged
+// transient pushes, and closes and untracks the stream.
+func (ss *session) readAndEnd() {
+	s, st := ss.s, ss.c.st
+	ss.readLoop()
+	ss.cancel()
+	ss.mu.Lock()
+	ss.closed = true // no writer starts from here
+	ss.mu.Unlock()
+	ss.writers.Wait()
 	ss.ackers.Wait()
 	ss.storeUnacked()
+
+	s.lifeMu.Lock()
+	delete(s.sessions, ss)
+	s.lifeMu.Unlock()
+	ss.mb.mu.Lock()
+	if ss.mb.sub == ss {
+		ss.mb.sub = nil
+	}
+	ss.mb.mu.Unlock()
+	s.acl.down(st.Conn().RemotePeer())
+	s.m.Subscribers(s.subscribers.Add(-1))
+	st.Close()
+	s.untrack(st)
 }
 
 // storeUnacked stores the transient pushes of an ended session that the
@@ -219,35 +257,45 @@ func putWriter(sw *sessionWriter) {
 	writers.Put(sw)
 }
 
-// writeLoop sends the backlog, Drained, then (live) each push.
-func (ss *session) writeLoop() {
-	st := ss.c.st
-	timeout := time.Duration(ss.s.cfg.RequestTimeout)
-	sw := getWriter(st)
-	defer func() {
-		if sw != nil {
-			putWriter(sw)
-		}
-	}()
-	send := func(ref msgRef, msg *message, transient bool) error {
-		ss.mu.Lock()
-		if transient {
-			ss.unacked[msg.id] = msg
-		} else {
-			ss.delivered[msg.id] = ref
-		}
-		ss.mu.Unlock()
-		var err error
-		sw.buf, err = wire.AppendFrame(sw.buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Topic: msg.topic, Envelope: msg.envelope}))
-		if err != nil {
-			return err
-		}
-		_, err = sw.w.Write(sw.buf)
+// send records a delivery (delivered, or unacked for a transient push)
+// and writes it into sw.
+func (ss *session) send(sw *sessionWriter, ref msgRef, msg *message, transient bool) error {
+	ss.mu.Lock()
+	if transient {
+		ss.unacked[msg.id] = msg
+	} else {
+		ss.delivered[msg.id] = ref
+	}
+	ss.mu.Unlock()
+	var err error
+	sw.buf, err = wire.AppendFrame(sw.buf[:0], Encode(&Deliver{Message: msg.id, StoredAt: msg.storedAt, Source: msg.source, Topic: msg.topic, Envelope: msg.envelope}))
+	if err != nil {
 		return err
 	}
+	_, err = sw.w.Write(sw.buf)
+	return err
+}
+
+// setWriteDeadline sets the stream's write deadline and reports whether
+// the session still runs: checked after the deadline is set, so a cancel
+// that came before is seen here and one that comes after sets the
+// deadline to now (runSession's AfterFunc).
+func (ss *session) setWriteDeadline() bool {
+	ss.c.st.SetWriteDeadline(time.Now().Add(time.Duration(ss.s.cfg.RequestTimeout)))
+	return ss.ctx.Err() == nil
+}
+
+// writeBacklog sends the stored messages and Drained, then (live) the
+// pushes queued meanwhile: it is the session's first writer.
+func (ss *session) writeBacklog() {
+	st := ss.c.st
+	sw := getWriter(st)
 	errStop := errors.New("stop")
 	backlog := make(map[uint64]struct{})
-	st.SetWriteDeadline(time.Now().Add(timeout))
+	if !ss.setWriteDeadline() {
+		ss.writePending(sw)
+		return
+	}
 	n := 0
 	id := ss.mb.id
 	err := ss.s.t.messages.ScanSeq(id[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
@@ -260,58 +308,94 @@ func (ss *session) writeLoop() {
 		}
 		backlog[seq] = struct{}{}
 		n++
-		if n%256 == 0 {
-			st.SetWriteDeadline(time.Now().Add(timeout))
+		if n%256 == 0 && !ss.setWriteDeadline() {
+			return errStop
 		}
-		return send(msgRef{mailbox: id, msg: msg.id, arrival: seq, expiry: msg.indexSeq(), size: uint32(len(msg.envelope))}, msg, false)
+		return ss.send(sw, msgRef{mailbox: id, msg: msg.id, arrival: seq, expiry: msg.indexSeq(), size: uint32(len(msg.envelope))}, msg, false)
 	})
+	if err == nil {
+		sw.buf, _ = wire.AppendFrame(sw.buf[:0], Encode(Drained))
+		sw.w.Write(sw.buf)
+		err = sw.w.Flush()
+	}
 	if err != nil {
 		if err != errStop {
 			ss.s.log.Debug("backlog send failed", "err", err)
 		}
-		return
+		ss.cancel()
+	} else {
+		ss.s.m.Delivered(n)
 	}
-	sw.buf, _ = wire.AppendFrame(sw.buf[:0], Encode(Drained))
-	sw.w.Write(sw.buf)
-	if err := sw.w.Flush(); err != nil {
-		return
+	if len(backlog) > 0 {
+		ss.mu.Lock()
+		ss.backlog = backlog
+		ss.mu.Unlock()
 	}
-	putWriter(sw)
-	sw = nil
-	ss.s.m.Delivered(n)
-	if !ss.live {
-		<-ss.ctx.Done()
-		return
-	}
-	for {
-		select {
-		case <-ss.ctx.Done():
-			return
-		case <-ss.wake:
+	ss.writePending(sw)
+}
+
+// writePending sends the queued pushes until none is queued, then ends
+// (a push starts another writer); it ends too, leaving the rest queued,
+// once the session is cancelled or a write fails (which cancels it).
+// sw, if not nil, is the writer to use (the backlog's); either way the
+// writer is returned to the pool before this returns.
+func (ss *session) writePending(sw *sessionWriter) {
+	defer ss.writers.Done()
+	defer func() {
+		if sw != nil {
+			putWriter(sw)
 		}
+	}()
+	for {
 		ss.mu.Lock()
 		items := ss.pending
+		if len(items) == 0 || ss.ctx.Err() != nil || !ss.live {
+			ss.writing = false
+			ss.mu.Unlock()
+			return
+		}
 		ss.pending = nil
+		backlog := ss.backlog
 		ss.mu.Unlock()
-		st.SetWriteDeadline(time.Now().Add(timeout))
-		sw = getWriter(st)
+		if !ss.setWriteDeadline() {
+			ss.requeue(items)
+			continue
+		}
+		if sw == nil {
+			sw = getWriter(ss.c.st)
+		}
 		k := 0
-		for _, it := range items {
+		for i, it := range items {
 			if _, dup := backlog[it.ref.arrival]; dup && !it.transient {
 				continue
 			}
-			if send(it.ref, it.msg, it.transient) != nil {
-				return
+			if ss.send(sw, it.ref, it.msg, it.transient) != nil {
+				ss.requeue(items[i+1:])
+				ss.cancel()
+				break
 			}
 			k++
 		}
-		if sw.w.Flush() != nil {
-			return
+		if ss.ctx.Err() != nil || sw.w.Flush() != nil {
+			ss.cancel()
+			continue
 		}
 		putWriter(sw)
 		sw = nil
 		ss.s.m.Delivered(k)
 	}
+}
+
+// requeue puts pushes a writer took but did not send back at the head of
+// the queue, so the transient ones among them are stored when the
+// session ends (storeUnacked).
+func (ss *session) requeue(items []pushItem) {
+	if len(items) == 0 {
+		return
+	}
+	ss.mu.Lock()
+	ss.pending = append(slices.Clip(items), ss.pending...)
+	ss.mu.Unlock()
 }
 
 // readLoop reads Acks and Pings; any frame resets the idle deadline.
@@ -324,6 +408,9 @@ func (ss *session) readLoop() {
 			return
 		}
 		st.SetReadDeadline(time.Now().Add(idle))
+		if ss.ctx.Err() != nil {
+			return // cancelled before the deadline was set: see runSession
+		}
 		payload, err := fr.Next()
 		if err != nil {
 			return
