@@ -91,7 +91,10 @@ func benchSettleGCs(b *testing.B) int {
 // and the clients' redials, once every
 // client is subscribed (the relay's subscriber gauge reads n), and with
 // HUSH_BENCH_SETTLE_GCS=k again after k more collections in the relay
-// (KiB/client-settled: what an idle relay holds minutes later). In
+// (KiB/client-settled: what an idle relay holds minutes later). With
+// HUSH_BENCH_PROFILE=DIR the relay is built with the hushprofile tag and
+// its goroutine and heap profiles, taken at the first reading, are saved
+// in DIR (go tool pprof; goroutines grouped by stack in *.goroutines.txt). In
 // "gossipsub" each client is also a GossipSub peer with no topic in
 // common with the relay, as an idle node is: the relay's group-store
 // router keeps two pubsub streams and a queue for it.
@@ -112,7 +115,13 @@ func BenchmarkIdleClientRSS(b *testing.B) {
 func benchIdleClients(b *testing.B, withPubSub bool) {
 	n := benchClients(b)
 	raiseNoFile(b, uint64(n)+256)
-	bin := buildRelay(b)
+	profDir := os.Getenv("HUSH_BENCH_PROFILE")
+	var bin string
+	if profDir != "" {
+		bin = buildRelayTags(b, "hushprofile")
+	} else {
+		bin = buildRelay(b)
+	}
 	for range b.N {
 		metrics := freeAddr(b)
 		cmd, ai := startProc(b, bin, b.TempDir(), "--config", writeBenchConfig(b, n), "--metrics-addr", metrics)
@@ -135,6 +144,9 @@ func benchIdleClients(b *testing.B, withPubSub bool) {
 		b.ReportMetric(float64(after), "KiB-total")
 		b.ReportMetric(setup.Seconds(), "s-setup")
 		b.ReportMetric(float64(retries), "retries")
+		if profDir != "" {
+			saveProfiles(b, metrics, profDir, b.Name())
+		}
 		if k := benchSettleGCs(b); k > 0 {
 			// Idle, the relay's runtime collects every 2 minutes; each
 			// collection shrinks the goroutine stacks that grew while
@@ -410,4 +422,37 @@ func writeBenchConfig(b *testing.B, n int) string {
 	p := filepath.Join(b.TempDir(), "bench.json")
 	os.WriteFile(p, []byte(fmt.Sprintf(`{"peer_rate": -1, "ip_rate": -1, "create_ip_per_hour": -1, "create_ip_burst": 1000000, "max_mailboxes_per_ip": 1000000, "no_sync": true, "conn_low": %d, "conn_high": %d}`, n+1024, n+2048)), 0o600)
 	return p
+}
+
+// buildRelayTags builds the relay with build tags.
+func buildRelayTags(b *testing.B, tags string) string {
+	bin := filepath.Join(b.TempDir(), "hush-relay")
+	out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// saveProfiles saves the relay's goroutine profile (grouped by stack, as
+// text) and heap profile in dir, named after the benchmark.
+func saveProfiles(b *testing.B, addr, dir, name string) {
+	name = strings.NewReplacer("/", "-", " ", "-").Replace(name)
+	for file, path := range map[string]string{
+		name + ".goroutines.txt": "/debug/pprof/goroutine?debug=1",
+		name + ".heap.pb.gz":     "/debug/pprof/heap?gc=1",
+	} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			b.Fatalf("profile %s: %v", path, err)
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatalf("profile %s: %v", path, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -180,7 +180,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	if reg != nil {
 		hs := &http.Server{Addr: cfg.MetricsAddr, ReadHeaderTimeout: 10 * time.Second,
-			Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+			Handler: metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))}
 		go func() {
 			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics listener failed", "err", err)
