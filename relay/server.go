@@ -217,6 +217,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(time.Duration(s.cfg.ExpiryInterval))
 	defer tick.Stop()
+	idleTick := time.NewTicker(max(time.Duration(s.cfg.IdleTimeout)/4, 10*time.Millisecond))
+	defer idleTick.Stop()
 	s.expire()
 	s.blobs.sweep(s.cfg.Now())
 	s.links.sweep(s.cfg.Now())
@@ -225,6 +227,8 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-idleTick.C:
+			s.sweepIdle()
 		case <-tick.C:
 			s.expire()
 			s.checkpoint(false)

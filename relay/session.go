@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -47,6 +48,8 @@ type session struct {
 
 	writers sync.WaitGroup // the backlog writer and the push writers
 	ackers  sync.WaitGroup // the ack workers
+
+	lastRead atomic.Int64 // when the reader started or last read a frame (UnixNano); see sweepIdle
 }
 
 type pushItem struct {
@@ -131,6 +134,7 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 	ss := &session{s: s, c: c, mb: mb, live: live, ctx: ctx, cancel: cancel,
 		delivered: make(map[MessageID]msgRef), unacked: make(map[MessageID]*message)}
 	ss.ackRoom.L = &ss.mu
+	ss.lastRead.Store(time.Now().UnixNano())
 	s.sessions[ss] = struct{}{}
 	s.lifeMu.Unlock()
 
@@ -325,6 +329,7 @@ func (ss *session) writeBacklog() {
 		ss.cancel()
 	} else {
 		ss.s.m.Delivered(n)
+		st.SetWriteDeadline(time.Time{}) // no timer while idle
 	}
 	if len(backlog) > 0 {
 		ss.mu.Lock()
@@ -380,6 +385,7 @@ func (ss *session) writePending(sw *sessionWriter) {
 			ss.cancel()
 			continue
 		}
+		ss.c.st.SetWriteDeadline(time.Time{}) // no timer while idle; set again before the next batch
 		putWriter(sw)
 		sw = nil
 		ss.s.m.Delivered(k)
@@ -398,23 +404,24 @@ func (ss *session) requeue(items []pushItem) {
 	ss.mu.Unlock()
 }
 
-// readLoop reads Acks and Pings; any frame resets the idle deadline.
+// readLoop reads Acks and Pings. The stream has no read deadline: any
+// frame marks the session active (lastRead), and the server's idle sweep
+// (sweepIdle) cancels a session idle for IdleTimeout, which wakes this
+// reader (runSession's AfterFunc). One ticker for all sessions, not a
+// timer each, reset on every frame.
 func (ss *session) readLoop() {
 	st := ss.c.st
-	idle := time.Duration(ss.s.cfg.IdleTimeout)
+	st.SetReadDeadline(time.Time{})
+	if ss.ctx.Err() != nil {
+		return // cancelled before the deadline was cleared: see runSession
+	}
 	fr := wire.NewFrameReader(st, MaxFrame)
 	for {
-		if ss.ctx.Err() != nil {
-			return
-		}
-		st.SetReadDeadline(time.Now().Add(idle))
-		if ss.ctx.Err() != nil {
-			return // cancelled before the deadline was set: see runSession
-		}
 		payload, err := fr.Next()
-		if err != nil {
+		if err != nil || ss.ctx.Err() != nil {
 			return
 		}
+		ss.lastRead.Store(time.Now().UnixNano())
 		msg, err := Decode(payload)
 		if err != nil {
 			ss.cancel()
@@ -426,6 +433,20 @@ func (ss *session) readLoop() {
 		case pingMsg:
 		default:
 			return
+		}
+	}
+}
+
+// sweepIdle cancels the sessions that have read no frame for IdleTimeout
+// (an owner pings well within it). Run calls it every IdleTimeout/4, so
+// a silent session ends between IdleTimeout and 1.25 × IdleTimeout.
+func (s *Server) sweepIdle() {
+	cutoff := time.Now().Add(-time.Duration(s.cfg.IdleTimeout)).UnixNano()
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	for ss := range s.sessions {
+		if ss.lastRead.Load() < cutoff {
+			ss.cancel()
 		}
 	}
 }

@@ -152,3 +152,45 @@ func TestSlowSubscriberSessionEnds(t *testing.T) {
 		t.Fatalf("next subscription got %d envelopes, want %d", len(got), sent)
 	}
 }
+
+// A subscription that sends nothing for IdleTimeout is closed by the
+// relay's idle sweep (one ticker for all sessions, no timer each); one
+// whose owner pings stays open. Repeated: the sweep runs on a ticker.
+func TestIdleSubscriptionClosed(t *testing.T) {
+	r := startRelay(t, Config{IdleTimeout: Duration(time.Second)})
+	ctx := context.Background()
+	for round := range 2 {
+		h := newHost(t)
+		pinging, silent := &Client{PingInterval: 50 * time.Millisecond}, &Client{PingInterval: time.Hour}
+		oa, ob := createMailbox(t, pinging, h, r), createMailbox(t, silent, h, r)
+		a, err := pinging.Subscribe(ctx, h, r.info, oa.created.Mailbox, oa.key, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := silent.Subscribe(ctx, h, r.info, ob.created.Mailbox, ob.key, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitDrained(t, a)
+		waitDrained(t, b)
+		select {
+		case <-b.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: a silent subscription still open after 10 idle timeouts", round)
+		}
+		select {
+		case <-a.Done():
+			t.Fatalf("round %d: a pinging subscription was closed: %v", round, a.Err())
+		default:
+		}
+		// The pinging one still gets pushes.
+		id, err := pinging.Deposit(ctx, h, r.info, oa.created.Deposit, sealed(t, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := recvN(t, a, 1)[0]; d.Message != id {
+			t.Fatalf("round %d: push differs", round)
+		}
+		a.Close()
+	}
+}
