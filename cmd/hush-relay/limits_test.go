@@ -108,6 +108,31 @@ func TestPeerStreamLimit(t *testing.T) {
 	}
 }
 
+// The relay's yamux accept backlog is small (relayMuxer), but a peer that
+// opens all the /hush/mailbox/1 streams it may hold at once has each one
+// accepted, none reset by a full backlog. Repeated: how fast the swarm
+// takes streams off the backlog varies.
+func TestStreamBurstAccepted(t *testing.T) {
+	ai := startInProcess(t, fileConfig{})
+	ctx := context.Background()
+	for round := range 3 {
+		a := clientHost(t)
+		if err := a.Connect(ctx, ai); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, defaultStreamsPerPeer)
+		for range defaultStreamsPerPeer {
+			go func() { errs <- holdStream(ctx, a, ai) }()
+		}
+		for i := range defaultStreamsPerPeer {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: stream %d of a burst of %d: %v", round, i+1, defaultStreamsPerPeer, err)
+			}
+		}
+		a.Close()
+	}
+}
+
 // holdStream opens a /hush/mailbox/1 stream and sends a Hello the relay
 // answers (NotFound) and then waits for the next request on: the stream
 // stays open and counted.

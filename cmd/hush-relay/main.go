@@ -448,7 +448,7 @@ func newHost(key crypto.PrivKey, cfg fileConfig) (host.Host, error) {
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, relayMuxer(cfg)),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.DisableRelay(), // the relay service is started by relay.Server
@@ -460,6 +460,25 @@ func newHost(key crypto.PrivKey, cfg fileConfig) (host.Host, error) {
 	}
 	return h, nil
 }
+
+// relayMuxer is libp2p's yamux with a smaller accept backlog. yamux
+// allocates a channel of AcceptBacklog (256 by default) stream pointers
+// for every connection, 2 KiB that an idle owner's connection never uses:
+// the swarm takes each new stream off it at once. The backlog only has to
+// hold a burst of new streams opened before the swarm's accept loop runs,
+// and a peer may hold at most max_streams_per_peer /hush/mailbox/1 streams
+// and a few of the other protocols (resourceLimits), so it is that plus
+// muxBacklogSpare; a stream past a full backlog is reset.
+// docs/RELAY.md "Capacity and libp2p limits".
+func relayMuxer(cfg fileConfig) *yamux.Transport {
+	t := *yamux.DefaultTransport
+	t.AcceptBacklog = cmp.Or(cfg.MaxStreamsPerPeer, defaultStreamsPerPeer) + muxBacklogSpare
+	return &t
+}
+
+// muxBacklogSpare is the room in the accept backlog for a peer's streams
+// of other protocols (identify, ping, GossipSub) beside its mailbox ones.
+const muxBacklogSpare = 16
 
 // runRepair is `hush-relay repair [-config F] [-data DIR]`: it repairs a
 // store the relay refuses with a damaged journal (relay.Repair) and says
