@@ -3,7 +3,6 @@ package relay
 import (
 	"bufio"
 	"cmp"
-	"context"
 	"errors"
 	"io"
 	"slices"
@@ -31,8 +30,7 @@ type session struct {
 	mb   *mailbox
 	live bool
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	ended atomic.Bool // set by cancel: the session is ending
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -91,7 +89,7 @@ func (ss *session) push(ref msgRef, msg *message) {
 // (storeUnacked), so an owner that goes away loses nothing a relay that
 // keeps running took.
 func (ss *session) pushTransient(msg *message) bool {
-	if !ss.live || ss.ctx.Err() != nil {
+	if !ss.live || ss.ended.Load() {
 		return false
 	}
 	ss.mu.Lock()
@@ -130,8 +128,7 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 		s.lifeMu.Unlock()
 		return false
 	}
-	ctx, cancel := context.WithCancel(s.runCtx)
-	ss := &session{s: s, c: c, mb: mb, live: live, ctx: ctx, cancel: cancel,
+	ss := &session{s: s, c: c, mb: mb, live: live,
 		delivered: make(map[MessageID]msgRef), unacked: make(map[MessageID]*message)}
 	ss.ackRoom.L = &ss.mu
 	ss.lastRead.Store(time.Now().UnixNano())
@@ -141,7 +138,7 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 	mb.mu.Lock()
 	if mb.deleted {
 		mb.mu.Unlock()
-		cancel()
+		ss.cancel()
 		s.lifeMu.Lock()
 		delete(s.sessions, ss)
 		s.lifeMu.Unlock()
@@ -157,9 +154,6 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 	s.acl.up(c.st.Conn().RemotePeer())
 	s.m.Subscribers(s.subscribers.Add(1))
 
-	// Whoever ends the session wakes the reader and a writer blocked on
-	// the stream; each checks ctx again after setting its own deadline.
-	context.AfterFunc(ctx, func() { c.st.SetDeadline(time.Now()) })
 	ss.mu.Lock()
 	ss.writing = true // the backlog writer, below
 	ss.mu.Unlock()
@@ -167,6 +161,18 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 	go ss.readAndEnd()
 	ss.writeBacklog()
 	return true
+}
+
+// cancel ends the session: it wakes the reader and a writer blocked on
+// the stream by setting the stream's deadline to now. Each checks ended
+// again after setting its own deadline, so a cancel between its check and
+// its deadline is not missed. The server's Run cancels every session when
+// it stops (no context per session: 20,000 idle owners, docs/RELAY.md
+// "Capacity and libp2p limits").
+func (ss *session) cancel() {
+	if ss.ended.CompareAndSwap(false, true) {
+		ss.c.st.SetDeadline(time.Now())
+	}
 }
 
 // readAndEnd is the session's reader; when it stops (the stream ended or
@@ -283,10 +289,10 @@ func (ss *session) send(sw *sessionWriter, ref msgRef, msg *message, transient b
 // setWriteDeadline sets the stream's write deadline and reports whether
 // the session still runs: checked after the deadline is set, so a cancel
 // that came before is seen here and one that comes after sets the
-// deadline to now (runSession's AfterFunc).
+// deadline to now (cancel).
 func (ss *session) setWriteDeadline() bool {
 	ss.c.st.SetWriteDeadline(time.Now().Add(time.Duration(ss.s.cfg.RequestTimeout)))
-	return ss.ctx.Err() == nil
+	return !ss.ended.Load()
 }
 
 // writeBacklog sends the stored messages and Drained, then (live) the
@@ -303,7 +309,7 @@ func (ss *session) writeBacklog() {
 	n := 0
 	id := ss.mb.id
 	err := ss.s.t.messages.ScanSeq(id[:], 0, ^uint64(0), func(seq uint64, v []byte) error {
-		if ss.ctx.Err() != nil {
+		if ss.ended.Load() {
 			return errStop
 		}
 		msg, err := parseMessage(v)
@@ -354,7 +360,7 @@ func (ss *session) writePending(sw *sessionWriter) {
 	for {
 		ss.mu.Lock()
 		items := ss.pending
-		if len(items) == 0 || ss.ctx.Err() != nil || !ss.live {
+		if len(items) == 0 || ss.ended.Load() || !ss.live {
 			ss.writing = false
 			ss.mu.Unlock()
 			return
@@ -381,7 +387,7 @@ func (ss *session) writePending(sw *sessionWriter) {
 			}
 			k++
 		}
-		if ss.ctx.Err() != nil || sw.w.Flush() != nil {
+		if ss.ended.Load() || sw.w.Flush() != nil {
 			ss.cancel()
 			continue
 		}
@@ -407,18 +413,18 @@ func (ss *session) requeue(items []pushItem) {
 // readLoop reads Acks and Pings. The stream has no read deadline: any
 // frame marks the session active (lastRead), and the server's idle sweep
 // (sweepIdle) cancels a session idle for IdleTimeout, which wakes this
-// reader (runSession's AfterFunc). One ticker for all sessions, not a
+// reader (cancel). One ticker for all sessions, not a
 // timer each, reset on every frame.
 func (ss *session) readLoop() {
 	st := ss.c.st
 	st.SetReadDeadline(time.Time{})
-	if ss.ctx.Err() != nil {
-		return // cancelled before the deadline was cleared: see runSession
+	if ss.ended.Load() {
+		return // cancelled before the deadline was cleared: see cancel
 	}
 	fr := wire.NewFrameReader(st, MaxFrame)
 	for {
 		payload, err := fr.Next()
-		if err != nil || ss.ctx.Err() != nil {
+		if err != nil || ss.ended.Load() {
 			return
 		}
 		ss.lastRead.Store(time.Now().UnixNano())
