@@ -22,7 +22,7 @@ import (
 // goroutine: its reader. The stream handler's goroutine sends the
 // backlog and Drained and then ends; a push starts a writer goroutine
 // that sends what is queued and ends when nothing is (as an ack starts
-// the ack worker). The reader ends the session (end). docs/RELAY.md
+// the ack worker). The reader ends the session (readAndEnd). docs/RELAY.md
 // "Capacity and libp2p limits".
 type session struct {
 	s    *Server
@@ -116,7 +116,7 @@ func (ss *session) startWriterLocked() {
 }
 
 // runSession starts an authenticated subscription on the stream: it
-// starts the session's reader, which ends the session (end) when the
+// starts the session's reader, which ends the session (readAndEnd) when the
 // stream ends, a newer subscription replaces it, the mailbox is deleted
 // or the server stops, and sends the backlog and Drained on the calling
 // goroutine. It reports whether the reader took the stream over (it
@@ -128,17 +128,20 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 		s.lifeMu.Unlock()
 		return false
 	}
-	ss := &session{s: s, c: c, mb: mb, live: live,
+	// writing: the backlog writer (below) owns the pushes queued from
+	// the moment the session is the mailbox's, until it sent Drained.
+	ss := &session{s: s, c: c, mb: mb, live: live, writing: true,
 		delivered: make(map[MessageID]msgRef), unacked: make(map[MessageID]*message)}
 	ss.ackRoom.L = &ss.mu
 	ss.lastRead.Store(time.Now().UnixNano())
+	ss.writers.Add(1) // the backlog writer
 	s.sessions[ss] = struct{}{}
 	s.lifeMu.Unlock()
 
 	mb.mu.Lock()
 	if mb.deleted {
 		mb.mu.Unlock()
-		ss.cancel()
+		ss.ended.Store(true) // not cancel: the answer below is still written
 		s.lifeMu.Lock()
 		delete(s.sessions, ss)
 		s.lifeMu.Unlock()
@@ -154,10 +157,6 @@ func (s *Server) runSession(c *conn, mb *mailbox, live bool) bool {
 	s.acl.up(c.st.Conn().RemotePeer())
 	s.m.Subscribers(s.subscribers.Add(1))
 
-	ss.mu.Lock()
-	ss.writing = true // the backlog writer, below
-	ss.mu.Unlock()
-	ss.writers.Add(1)
 	go ss.readAndEnd()
 	ss.writeBacklog()
 	return true

@@ -194,3 +194,70 @@ func TestIdleSubscriptionClosed(t *testing.T) {
 		a.Close()
 	}
 }
+
+// Deposits that race with a new live subscription are each delivered
+// once: those committed before the backlog scan in the backlog, the rest
+// pushed after Drained, never a push written beside the backlog.
+// Repeated: the race is between goroutines.
+func TestPushesRacingSubscribe(t *testing.T) {
+	r := startRelay(t, Config{MaxMessages: 5000, PeerRate: -1, IPRate: -1})
+	c := &Client{}
+	ctx := context.Background()
+	const n = 300
+	for round := range 5 {
+		h := newHost(t)
+		o := createMailbox(t, c, h, r)
+		d, err := c.OpenDepositor(ctx, newHost(t), r.info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := sealed(t, 100)
+		deposited := make(chan error, 1)
+		go func() {
+			for i := 0; i < n; i += 10 {
+				items := make([]DepositItem, 10)
+				for j := range items {
+					e := append([]byte(nil), env...)
+					e[len(e)-1] ^= byte(i + j)
+					e[len(e)-2] ^= byte((i + j) >> 8)
+					items[j] = DepositItem{Deposit: o.created.Deposit, Envelope: e}
+				}
+				if _, err := d.DepositMany(items); err != nil {
+					deposited <- err
+					return
+				}
+			}
+			deposited <- nil
+		}()
+		sub, err := c.Subscribe(ctx, h, r.info, o.created.Mailbox, o.key, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[MessageID]bool{}
+		for len(seen) < n {
+			select {
+			case m, ok := <-sub.Messages():
+				if !ok {
+					t.Fatalf("round %d: subscription ended after %d of %d: %v", round, len(seen), n, sub.Err())
+				}
+				if seen[m.Message] {
+					t.Fatalf("round %d: a message delivered twice", round)
+				}
+				seen[m.Message] = true
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: %d of %d delivered", round, len(seen), n)
+			}
+		}
+		if err := <-deposited; err != nil {
+			t.Fatal(err)
+		}
+		waitDrained(t, sub)
+		select {
+		case m := <-sub.Messages():
+			t.Fatalf("round %d: one more delivery (%x…) after all %d", round, m.Message[:4], n)
+		default:
+		}
+		sub.Close()
+		d.Close()
+	}
+}
