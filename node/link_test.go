@@ -341,7 +341,10 @@ func TestLinkInterruptedAndResumed(t *testing.T) {
 	}
 	p := n.historyProgress()
 	n.Close()
-	if p == nil || p.Done != first.Done || p.Done >= p.Total {
+	// The chunk that triggered the cancel is committed; one already
+	// received when the cancel came may be too (a loaded machine): the
+	// home holds at least the first chunk and not the whole history.
+	if p == nil || p.Done < first.Done || p.Done >= p.Total {
 		t.Fatalf("after the interruption the home says %+v (first chunk %+v)", p, first)
 	}
 	// Resumed, and the existing device stops half-way.
