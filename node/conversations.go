@@ -260,7 +260,7 @@ func (n *Node) convLocked(contactName, groupRef string) ([]byte, *contact, *grou
 // viewByKeyLocked shows a record of the conversation with key as the
 // API does.
 func (n *Node) viewByKeyLocked(key []byte, m *msgRec) Message {
-	if len(key) == 1+len(group.GroupID{}) && key[0] == 'g' {
+	if isGroupConv(key) {
 		if gs := n.groups[group.GroupID(key[1:])]; gs != nil {
 			return n.groupMsgView(m, gs)
 		}

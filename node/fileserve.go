@@ -213,7 +213,7 @@ func (n *Node) convDevicesLocked(conv []byte) []identity.DeviceID {
 		}
 		return out
 	}
-	if len(conv) == 1+len(group.GroupID{}) && conv[0] == 'g' {
+	if isGroupConv(conv) {
 		if gs := n.groups[group.GroupID(conv[1:])]; gs != nil {
 			for _, m := range gs.eng.State().Members {
 				out = append(out, m.Devices...)

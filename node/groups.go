@@ -79,6 +79,11 @@ type welcomeParts struct {
 // the group ID (33 bytes, so it never collides with a 32-byte account).
 func convKey(id group.GroupID) []byte { return append([]byte{'g'}, id[:]...) }
 
+// isGroupConv reports whether conv is a group's conversation key
+// (convKey), not a contact's account ID: by its length as well as its
+// first byte, since one account ID in 256 starts with 'g'.
+func isGroupConv(conv []byte) bool { return len(conv) == 1+len(group.GroupID{}) && conv[0] == 'g' }
+
 func (n *Node) groupConfig() group.Config {
 	var devs []identity.DeviceID
 	for _, d := range n.list.Devices() {

@@ -222,7 +222,7 @@ func (n *Node) Search(req SearchRequest) ([]Message, error) {
 // false for one not searched: a request, a blocked account, a group
 // this device is no longer in.
 func (n *Node) searchConvLocked(conv []byte) (func(*msgRec) Message, bool) {
-	if len(conv) == 1+len(group.GroupID{}) && conv[0] == 'g' {
+	if isGroupConv(conv) {
 		gs := n.groups[group.GroupID(conv[1:])]
 		if gs == nil {
 			return nil, false

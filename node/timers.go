@@ -90,7 +90,6 @@ const goneKeep = 30 * 24 * time.Hour
 func timerKey(conv []byte) []byte         { return append([]byte{'c'}, conv...) }
 func expiryKey(id [msgIDSize]byte) []byte { return append([]byte{'e'}, id[:]...) }
 func goneKey(id [msgIDSize]byte) []byte   { return append([]byte{'x'}, id[:]...) }
-func isGroupConv(conv []byte) bool        { return len(conv) > 0 && conv[0] == 'g' }
 func timerSettingKey(acc identity.AccountID) string {
 	return settingTimerPrefix + strings.ToLower(timerB32.EncodeToString(acc[:]))
 }

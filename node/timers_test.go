@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/node/group"
 )
 
 // testClock is a clock tests move forward (no sleeping).
@@ -275,5 +278,22 @@ func TestDisappearingMessagesOtherDevices(t *testing.T) {
 	bob.n.ExpireDue()
 	if ms, _ := bob.n.Messages("alice", 0); len(ms) != 0 {
 		t.Fatalf("bob still shows %+v", ms)
+	}
+}
+
+// A contact's conversation key is its 32-byte account ID; one in 256
+// starts with 'g', the first byte of a group's key. Such a contact's
+// conversation is not a group's (its timer event named a group instead
+// of the contact: TestDisappearingMessages failed once in CI).
+func TestIsGroupConv(t *testing.T) {
+	var acc identity.AccountID
+	acc[0] = 'g'
+	if isGroupConv(acc[:]) {
+		t.Fatal("an account ID starting with 'g' taken for a group's conversation")
+	}
+	var gid group.GroupID
+	gid[0] = 1
+	if !isGroupConv(convKey(gid)) {
+		t.Fatal("a group's conversation key not recognised")
 	}
 }
