@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -18,16 +17,9 @@ func runChats(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, fs, args, 0, 0, "chats [--archived] [--json]"); err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listConversations", apitypes.ListConversationsParams{Archived: *archived}, &raw); err != nil {
+	cs, shown, err := callDecoded[[]apitypes.Conversation](ctx, e, "listConversations", apitypes.ListConversationsParams{Archived: *archived}, *asJSON, "malformed conversations")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var cs []apitypes.Conversation
-	if err := json.Unmarshal(raw, &cs); err != nil {
-		return fmt.Errorf("daemon sent malformed conversations: %w", err)
 	}
 	if len(cs) == 0 {
 		if *archived {

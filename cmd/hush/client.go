@@ -85,6 +85,23 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 	return err
 }
 
+// callDecoded calls method; with asJSON it prints the daemon's answer as
+// it came (shown), otherwise it decodes it into a T. what names the
+// answer in the error for a malformed one ("malformed messages").
+func callDecoded[T any](ctx context.Context, e *env, method string, params any, asJSON bool, what string) (v T, shown bool, err error) {
+	var raw json.RawMessage
+	if err = call(ctx, e, method, params, &raw); err != nil {
+		return v, false, err
+	}
+	if asJSON {
+		return v, true, printJSON(e.stdout, raw)
+	}
+	if err = json.Unmarshal(raw, &v); err != nil {
+		return v, false, fmt.Errorf("daemon sent %s: %w", what, err)
+	}
+	return v, false, nil
+}
+
 func runID(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "id")
 	qr := fs.Bool("qr", false, "also print the link as a QR code")
@@ -208,16 +225,9 @@ func contactList(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, fs, args, 0, 0, "contact list [--json]"); err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listContacts", nil, &raw); err != nil {
+	cs, shown, err := callDecoded[[]apitypes.Contact](ctx, e, "listContacts", nil, *asJSON, "a malformed contact list")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var cs []apitypes.Contact
-	if err := json.Unmarshal(raw, &cs); err != nil {
-		return fmt.Errorf("daemon sent a malformed contact list: %w", err)
 	}
 	if len(cs) == 0 {
 		fmt.Fprintln(e.stdout, "no contacts yet; add one with: hush contact add NAME LINK")
@@ -483,16 +493,9 @@ func listMessages(ctx context.Context, e *env, args []string, verb, synopsis, me
 	if *after != "" {
 		params["after"] = *after
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, method, params, &raw); err != nil {
+	ms, shown, err := callDecoded[[]apitypes.Message](ctx, e, method, params, *asJSON, "malformed messages")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var ms []apitypes.Message
-	if err := json.Unmarshal(raw, &ms); err != nil {
-		return fmt.Errorf("daemon sent malformed messages: %w", err)
 	}
 	if len(ms) == 0 {
 		fmt.Fprintln(e.stdout, empty(pos[0]))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -33,16 +32,9 @@ func runSearch(ctx context.Context, e *env, args []string) error {
 	} else {
 		p.Contact = *in
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "search", p, &raw); err != nil {
+	ms, shown, err := callDecoded[[]apitypes.Message](ctx, e, "search", p, *asJSON, "malformed messages")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var ms []apitypes.Message
-	if err := json.Unmarshal(raw, &ms); err != nil {
-		return fmt.Errorf("daemon sent malformed messages: %w", err)
 	}
 	if len(ms) == 0 {
 		fmt.Fprintf(e.stdout, "no messages with %q\n", p.Text)
