@@ -1,9 +1,11 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -24,6 +26,10 @@ func Init(home string, opts InitOptions) (*Self, error) {
 		return nil, err
 	}
 	opts.Name = name
+	deviceName, err := checkName(cmp.Or(opts.DeviceName, DefaultDeviceName()))
+	if err != nil {
+		return nil, fmt.Errorf("device name: %w", err)
+	}
 	if _, err := os.Stat(storeDir(home)); err == nil {
 		return nil, ErrIdentityExists
 	}
@@ -49,7 +55,7 @@ func Init(home string, opts InitOptions) (*Self, error) {
 	if err != nil {
 		return nil, err
 	}
-	prekeys, err := writeIdentity(db, account, device, cert, list, profileRec{Name: opts.Name, Created: now.UTC()}, nil, now)
+	prekeys, err := writeIdentity(db, account, device, cert, list, profileRec{Name: opts.Name, Created: now.UTC(), DeviceName: deviceName}, nil, now)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +71,22 @@ func Init(home string, opts InitOptions) (*Self, error) {
 		Fingerprint: fingerprint(cert.Account()),
 		Protected:   db.Protected(),
 	}, nil
+}
+
+// DefaultDeviceName is the name a device gets when the user gives none:
+// the machine's host name (as `hostname` prints it, shortened to its
+// first label), or "device" when it has none that is a valid name. It is
+// shown only to the account's own devices.
+func DefaultDeviceName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "device"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	if n, err := checkName(h); err == nil && n != "" && n != "localhost" {
+		return n
+	}
+	return "device"
 }
 
 // writeIdentity makes a device's prekeys and host key and commits them

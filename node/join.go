@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,11 +46,7 @@ func JoinDevice(ctx context.Context, home string, opts JoinOptions) (*Self, erro
 	if _, err := os.Stat(storeDir(home)); err == nil {
 		return resumeJoin(ctx, home, opts)
 	}
-	name := opts.Name
-	if name == "" {
-		name = "device"
-	}
-	name, err := checkName(name)
+	name, err := checkName(cmp.Or(opts.Name, DefaultDeviceName()))
 	if err != nil {
 		return nil, fmt.Errorf("device name: %w", err)
 	}

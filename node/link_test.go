@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -91,6 +92,31 @@ func deviceNames(t testing.TB, n *Node) map[string]bool {
 	return out
 }
 
+// A new identity's device is named as the user says, else after the
+// machine; a name that is no valid name is refused before anything is
+// written.
+func TestInitDeviceName(t *testing.T) {
+	for _, tc := range []struct{ give, want string }{{"laptop", "laptop"}, {"", DefaultDeviceName()}} {
+		home := filepath.Join(t.TempDir(), "home")
+		if _, err := Init(home, InitOptions{Name: "alice", DeviceName: tc.give, KDF: testKDF}); err != nil {
+			t.Fatal(err)
+		}
+		r := startNode(t, home)
+		got := deviceNames(t, r.n)
+		r.stop(t)
+		if len(got) != 1 || !got[tc.want] {
+			t.Errorf("device name %q: listed %v, want %q", tc.give, got, tc.want)
+		}
+	}
+	home := filepath.Join(t.TempDir(), "home")
+	if _, err := Init(home, InitOptions{Name: "alice", DeviceName: " bad\u202e", KDF: testKDF}); !errors.Is(err, ErrInvalidName) {
+		t.Fatalf("a bad device name: %v", err)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Fatalf("a refused init left %s behind: %v", home, err)
+	}
+}
+
 // A device links with a code: both devices list both, the new one has
 // the account's name and contacts, the code works once only, and the
 // laptop learns the phone's route once the phone runs.
@@ -117,7 +143,7 @@ func TestLinkDevice(t *testing.T) {
 	}
 	phone := startNode(t, phoneHome)
 	defer phone.stop(t)
-	if got := deviceNames(t, a.n); len(got) != 2 || got["phone"] || !got["device"] {
+	if got := deviceNames(t, a.n); len(got) != 2 || got["phone"] || !got[DefaultDeviceName()] {
 		t.Fatalf("laptop lists %v", got)
 	}
 	if got := deviceNames(t, phone.n); len(got) != 2 || !got["phone"] {

@@ -108,6 +108,7 @@ type Resources struct {
 // InitOptions configures Init.
 type InitOptions struct {
 	Name       string
+	DeviceName string // this device's name in `hush device list`; empty: DefaultDeviceName
 	Passphrase []byte // empty: no passphrase, the key is kept in a 0600 file
 	KDF        KDFParams
 }

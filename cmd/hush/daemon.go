@@ -75,9 +75,10 @@ func printStoreProtection(e *env, pass []byte) {
 }
 
 func runInit(_ context.Context, e *env, args []string) error {
-	const synopsis = "init --name NAME (--passphrase-file F | --no-passphrase)"
+	const synopsis = "init --name NAME [--device-name NAME] (--passphrase-file F | --no-passphrase)"
 	fs := newFlags(e, "init")
 	name := fs.String("name", "", "your display name")
+	deviceName := fs.String("device-name", "", "this device's name, as your other devices list it (default: this machine's host name)")
 	passphrase := newPassphraseFlags(e, fs)
 	if _, err := parseArgs(e, fs, args, 0, 0, synopsis); err != nil {
 		return err
@@ -92,7 +93,7 @@ func runInit(_ context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(e.home, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", e.home, err)
 	}
-	self, err := initIdentity(e.home, *name, pass)
+	self, err := initIdentity(e.home, *name, *deviceName, pass)
 	if err != nil {
 		if errors.Is(err, node.ErrIdentityExists) {
 			return fmt.Errorf("an identity already exists in %s", e.home)
@@ -113,8 +114,8 @@ func runInit(_ context.Context, e *env, args []string) error {
 
 // initIdentity creates a new identity and its store in home, protected
 // by pass unless it is empty: the work of init, which the demo shares.
-func initIdentity(home, name string, pass []byte) (*apitypes.Self, error) {
-	return node.Init(home, node.InitOptions{Name: name, Passphrase: pass})
+func initIdentity(home, name, deviceName string, pass []byte) (*apitypes.Self, error) {
+	return node.Init(home, node.InitOptions{Name: name, DeviceName: deviceName, Passphrase: pass})
 }
 
 // joinRequest is what `hush device join` asks of the node.

@@ -66,7 +66,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	for _, name := range []string{"Alice", "Bob"} {
 		home := filepath.Join(dir, strings.ToLower(name))
 		homes[name] = home
-		if _, err := initIdentity(home, name, nil); err != nil {
+		if _, err := initIdentity(home, name, "", nil); err != nil {
 			return fmt.Errorf("init %s: %w", name, err)
 		}
 		cfg := fmt.Sprintf(`{"relays": [%q]}`, rly.addr)

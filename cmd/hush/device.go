@@ -247,7 +247,7 @@ func (h *historyBar) stop() {
 func deviceJoin(ctx context.Context, e *env, args []string) error {
 	const synopsis = "device join CODE [--name NAME] [--history-days N] (--passphrase-file F | --no-passphrase); without CODE, resume an interrupted join"
 	fs := newFlags(e, "device join")
-	name := fs.String("name", "", `this device's name, as the account's other devices list it (default "device")`)
+	name := fs.String("name", "", "this device's name, as the account's other devices list it (default: this machine's host name)")
 	days := fs.Int("history-days", 0, "transfer only the messages of the last N days (0: all)")
 	passphrase := newPassphraseFlags(e, fs)
 	pos, err := parseArgs(e, fs, args, 0, 1, synopsis)

@@ -61,7 +61,7 @@ var verbs []verb
 
 func init() {
 	verbs = []verb{
-		{"init", "init --name NAME (--passphrase-file F | --no-passphrase)   create an identity", runInit},
+		{"init", "init --name NAME [--device-name NAME] (--passphrase-file F | --no-passphrase)   create an identity", runInit},
 		{"daemon", "daemon [--listen MULTIADDR]... [--relay MULTIADDR]... [--api-addr 127.0.0.1:PORT] [--no-mdns] [--passphrase-file F]", runDaemon},
 		{"id", "id [--qr]                      your contact links, fingerprint (and QR code)", runID},
 		{"contact", "contact add NAME LINK | list [--json] | verify NAME [--yes|--qr|--scanned DIGITS] | remove NAME | rename OLD NEW | block NAME | unblock NAME | blocked", runContact},
