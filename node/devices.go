@@ -28,11 +28,15 @@ type JoinOptions struct {
 	// device (text form). A home whose transfer was interrupted resumes
 	// without one.
 	Code string
-	// Name is this device's name, 1 to 64 bytes (default "device").
+	// Name is this device's name, 1 to 64 bytes (default
+	// DefaultDeviceName).
 	Name string
 	// HistoryDays limits the messages transferred to the last N days;
 	// 0 means all.
 	HistoryDays uint32
+	// Now, if set, is the clock the history window counts back from
+	// (tests; default time.Now).
+	Now func() time.Time
 	// Passphrase protects the new store (empty: a 0600 key file).
 	Passphrase []byte
 	// KDF overrides the Argon2id costs (tests).

@@ -121,7 +121,11 @@ func JoinDevice(ctx context.Context, home string, opts JoinOptions) (*Self, erro
 	}
 	var since uint64
 	if opts.HistoryDays > 0 {
-		since = uint64(now.Add(-time.Duration(opts.HistoryDays) * 24 * time.Hour).UnixMilli())
+		clock := time.Now
+		if opts.Now != nil {
+			clock = opts.Now
+		}
+		since = uint64(clock().Add(-time.Duration(opts.HistoryDays) * 24 * time.Hour).UnixMilli())
 	}
 	where := &msync.LinkCode{Expires: code.Expires, PeerID: code.PeerID, Addrs: code.Addrs} // no secret
 	whereBytes, err := where.Marshal()

@@ -335,6 +335,49 @@ func TestRevokeDevice(t *testing.T) {
 	}
 }
 
+// `device join --history-days N` transfers only the messages of the last
+// N days: a message alice sent five days ago (by her clock) stays on the
+// laptop, yesterday's and today's come to the phone, and the contact
+// comes whatever its age.
+func TestLinkHistoryDays(t *testing.T) {
+	clock := &testClock{}
+	laptop := startClocked(t, clock, newHome(t, "alice"))
+	defer laptop.stop(t)
+	bob := startNode(t, newHome(t, "bob"))
+	defer bob.stop(t)
+	befriend(t, laptop, bob)
+	send := func(text string) {
+		if _, err := laptop.n.Send(context.Background(), SendRequest{To: "bob", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("five days ago")
+	clock.advance(4 * 24 * time.Hour)
+	send("yesterday")
+	clock.advance(24 * time.Hour)
+	send("today")
+	offer, err := laptop.n.LinkDevice(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(t.TempDir(), "phone")
+	if _, err := JoinDevice(context.Background(), home, JoinOptions{Code: offer.Code, Name: "phone", HistoryDays: 2, Now: clock.now, KDF: testKDF}); err != nil {
+		t.Fatal(err)
+	}
+	phone := startNode(t, home)
+	defer phone.stop(t)
+	var got []string
+	for _, m := range convo(t, phone.n, "bob") {
+		got = append(got, m[strings.IndexByte(m, ' ')+1:])
+	}
+	if want := []string{"out yesterday", "out today"}; !slices.Equal(got, want) {
+		t.Fatalf("the phone shows %q, want %q", got, want)
+	}
+	if len(convo(t, laptop.n, "bob")) != 3 {
+		t.Fatal("the laptop lost a message")
+	}
+}
+
 // A history transfer interrupted on either side resumes where it
 // stopped: the new device stopped (its context cancelled: as a killed
 // process, its last chunk's commit is what it has), then the existing

@@ -120,7 +120,7 @@ type txnRec struct {
 // outbox delivers it in the background. A request whose TxnID was seen
 // before returns the original message instead of sending again.
 func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
