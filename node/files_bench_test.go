@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"testing"
 	"time"
 
@@ -113,7 +114,7 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 		}
 		waitOffered(b, bob, m.ID)
 		blob = blobSizeOf(b, a, m)
-		stopProfile := profileTransfer(b, i)
+		stopProfile := profileTransfer(b, fmt.Sprint(i))
 		t0 := time.Now()
 		if _, err := bob.n.FetchFile(context.Background(), m.ID); err != nil {
 			b.Fatal(err)
@@ -125,7 +126,11 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 		// on the heels of the file.
 		arms := []func(){
 			func() { raw += mbpsTime(blob, rawStreamMBps(b, blob)) },
-			func() { node += mbpsTime(blob, nodeHostsMBps(b, blob)) },
+			func() {
+				stop := profileTransfer(b, fmt.Sprintf("node-raw.%d", i))
+				node += mbpsTime(blob, nodeHostsMBps(b, blob))
+				stop()
+			},
 		}
 		if i%2 == 1 {
 			arms[0], arms[1] = arms[1], arms[0]
@@ -161,24 +166,36 @@ func mbpsTime(size int64, mbps float64) time.Duration {
 	return time.Duration(float64(size) / mbps / 1e6 * float64(time.Second))
 }
 
-// profileTransfer writes a CPU profile of transfer i, both nodes, to
-// $HUSH_FILE_CPUPROFILE.i when that is set (go test's -cpuprofile would
-// also take the sealing and the baselines in); the returned function
-// stops it.
-func profileTransfer(b *testing.B, i int) func() {
-	base := os.Getenv("HUSH_FILE_CPUPROFILE")
-	if base == "" {
-		return func() {}
+// profileTransfer writes a CPU profile of a transfer (the file's, both
+// nodes, or a baseline's) to $HUSH_FILE_CPUPROFILE.name, and an execution
+// trace to $HUSH_FILE_TRACE.name (go tool trace -pprof=sync|sched), when
+// those are set (go test's -cpuprofile would also take the sealing and
+// the set-up in); the returned function stops them.
+func profileTransfer(b *testing.B, name string) func() {
+	var stops []func()
+	if base := os.Getenv("HUSH_FILE_CPUPROFILE"); base != "" {
+		f, err := os.Create(base + "." + name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%d", base, i))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
+	if base := os.Getenv("HUSH_FILE_TRACE"); base != "" {
+		f, err := os.Create(base + "." + name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		for _, stop := range stops {
+			stop()
+		}
 	}
 }
