@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,8 +106,23 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 	defer bob.stop(b)
 	const size = 64 << 20
 	path, _ := writeFile(b, size, "bench")
-	var file, raw, node time.Duration
+	var file, raw, node, head, tail time.Duration
 	var blob int64
+	// lastFrame is when the download took its last bytes but the final
+	// frame's: from there to done is the tail (the last frame, the
+	// final flush and sync, the rename, the commit of the state).
+	// firstFrame is when it took its first: from FetchFile to there is
+	// the head (the commit of the state, the stream's opening, the first
+	// request's round trip).
+	var firstFrame, lastFrame atomic.Pointer[time.Time]
+	taps.Store(&tapFuncs{fed: func(n *Node, verified int64) {
+		if n == bob.n && verified < blob {
+			now := time.Now()
+			firstFrame.CompareAndSwap(nil, &now)
+			lastFrame.Store(&now)
+		}
+	}})
+	defer taps.Store(nil)
 	for i := 0; b.Loop(); i++ {
 		m, err := a.n.SendFile(context.Background(), SendFileRequest{To: "bob", Path: path})
 		if err != nil {
@@ -115,12 +131,15 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 		waitOffered(b, bob, m.ID)
 		blob = blobSizeOf(b, a, m)
 		stopProfile := profileTransfer(b, fmt.Sprint(i))
+		firstFrame.Store(nil)
 		t0 := time.Now()
 		if _, err := bob.n.FetchFile(context.Background(), m.ID); err != nil {
 			b.Fatal(err)
 		}
 		waitFileDone(b, bob, m.ID)
 		file += time.Since(t0)
+		tail += time.Since(*lastFrame.Load())
+		head += firstFrame.Load().Sub(t0)
 		stopProfile()
 		// The two baselines alternate their order, so neither always runs
 		// on the heels of the file.
@@ -144,6 +163,8 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 	b.ReportMetric(float64(blob)*n/file.Seconds()/1e6, "blob-MB/s")
 	b.ReportMetric(float64(blob)*n/raw.Seconds()/1e6, "raw-MB/s")
 	b.ReportMetric(float64(blob)*n/node.Seconds()/1e6, "node-raw-MB/s")
+	b.ReportMetric(float64(head.Milliseconds())/n, "head-ms")
+	b.ReportMetric(float64(tail.Milliseconds())/n, "tail-ms")
 	b.ReportMetric(raw.Seconds()/file.Seconds(), "ratio")
 	b.ReportMetric(node.Seconds()/file.Seconds(), "node-ratio")
 }
