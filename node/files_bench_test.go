@@ -106,7 +106,7 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 	defer bob.stop(b)
 	const size = 64 << 20
 	path, _ := writeFile(b, size, "bench")
-	var file, raw, node, head, tail time.Duration
+	var file, raw, node, head, tail, fileCPU, nodeCPU time.Duration
 	var blob int64
 	// lastFrame is when the download took its last bytes but the final
 	// frame's: from there to done is the tail (the last frame, the
@@ -132,12 +132,14 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 		blob = blobSizeOf(b, a, m)
 		stopProfile := profileTransfer(b, fmt.Sprint(i))
 		firstFrame.Store(nil)
+		c0 := cpuTime(0)
 		t0 := time.Now()
 		if _, err := bob.n.FetchFile(context.Background(), m.ID); err != nil {
 			b.Fatal(err)
 		}
 		waitFileDone(b, bob, m.ID)
 		file += time.Since(t0)
+		fileCPU += cpuTime(0) - c0
 		tail += time.Since(*lastFrame.Load())
 		head += firstFrame.Load().Sub(t0)
 		stopProfile()
@@ -147,7 +149,9 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 			func() { raw += mbpsTime(blob, rawStreamMBps(b, blob)) },
 			func() {
 				stop := profileTransfer(b, fmt.Sprintf("node-raw.%d", i))
+				c0 := cpuTime(0)
 				node += mbpsTime(blob, nodeHostsMBps(b, blob))
+				nodeCPU += cpuTime(0) - c0
 				stop()
 			},
 		}
@@ -163,6 +167,10 @@ func BenchmarkFileDirect64MiB(b *testing.B) {
 	b.ReportMetric(float64(blob)*n/file.Seconds()/1e6, "blob-MB/s")
 	b.ReportMetric(float64(blob)*n/raw.Seconds()/1e6, "raw-MB/s")
 	b.ReportMetric(float64(blob)*n/node.Seconds()/1e6, "node-raw-MB/s")
+	// CPU per byte, both ends (cpuTime(0): this process, so with the hosts' set-up
+	// for node-raw): less sensitive than MB/s to what else the machine runs.
+	b.ReportMetric(float64(fileCPU.Nanoseconds())/n/float64(blob), "file-cpu-ns/B")
+	b.ReportMetric(float64(nodeCPU.Nanoseconds())/n/float64(blob), "node-raw-cpu-ns/B")
 	b.ReportMetric(float64(head.Milliseconds())/n, "head-ms")
 	b.ReportMetric(float64(tail.Milliseconds())/n, "tail-ms")
 	b.ReportMetric(raw.Seconds()/file.Seconds(), "ratio")
