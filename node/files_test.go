@@ -484,3 +484,84 @@ func TestFileExpired(t *testing.T) {
 		t.Fatal("something was written where the file would be saved")
 	}
 }
+
+// A byte flipped in the relay's copy of a blob (on its disk, after the
+// upload): the recipient, with the sender away, fetches from the relay,
+// rejects the chunk and fails the file as corrupted; its .part holds only
+// the chunks before the damaged one, and nothing is saved.
+func TestFileTamperedOnRelay(t *testing.T) {
+	cfg := relayCfg()
+	cfg.BlobDir = t.TempDir()
+	addr := startRelay(t, cfg)
+	aHome, bHome := newHome(t, "alice"), newHome(t, "bob")
+	a := startNodeCfg(t, Config{Home: aHome, Relays: []string{addr}})
+	b := startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	waitMailbox(t, a)
+	waitMailbox(t, b)
+	befriend(t, a, b)
+	b.stop(t)
+	const size = 2<<20 + 77
+	path, _ := writeFile(t, size, "TAMPERED-MARKER")
+	m, err := a.n.SendFile(context.Background(), SendFileRequest{To: "bob", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUploaded(t, a, m)
+	waitFor(t, "the message in bob's mailbox", func() bool {
+		st, _ := a.n.WaitState(context.Background(), m.ID, StateQueued)
+		return st.State == StateSent
+	})
+	a.stop(t)
+	// The relay's blob file is the one of the blob's size.
+	blob := attach.BlobSize(stream.EncryptedSize(size))
+	const flip = 1<<20 + 100 // in the 17th chunk (index 16)
+	var flipped bool
+	entries, _ := os.ReadDir(cfg.BlobDir)
+	for _, e := range entries {
+		p := filepath.Join(cfg.BlobDir, e.Name())
+		if fi, err := os.Stat(p); err != nil || fi.Size() != blob {
+			continue
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c [1]byte
+		f.ReadAt(c[:], flip)
+		c[0] ^= 0x40
+		f.WriteAt(c[:], flip)
+		f.Close()
+		flipped = true
+	}
+	if !flipped {
+		t.Fatal("no blob of the file's size on the relay's disk")
+	}
+	b = startNodeCfg(t, Config{Home: bHome, Relays: []string{addr}})
+	defer b.stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got Message
+	waitFor(t, "the file's end", func() bool {
+		got, err = b.n.WaitFile(ctx, m.ID)
+		return err == nil || !errors.Is(err, ErrUnknownMessage)
+	})
+	if got.File == nil || got.File.State != FileFailed || !strings.Contains(got.File.Error, "corrupted") {
+		t.Fatalf("file: %+v", got.File)
+	}
+	hash, _ := hex.DecodeString(m.File.Hash)
+	part, err := os.Stat(b.n.blobPath([attach.HashSize]byte(hash), ".part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := int64(stream.ChunkSize + stream.TagSize)
+	if start := stream.NonceSize + (flip-stream.NonceSize)/sealed*sealed; part.Size() > start {
+		t.Errorf("the .part holds %d bytes, past the damaged chunk's start %d", part.Size(), start)
+	}
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if err := b.n.SaveFile(context.Background(), m.ID, out); !errors.Is(err, ErrFileNotReady) {
+		t.Fatalf("saving a corrupted file: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("something was written where the file would be saved")
+	}
+}

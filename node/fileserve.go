@@ -36,18 +36,12 @@ const (
 	fileStatusRange byte = 3 // bad range
 )
 
-// Serving tuning.
-const (
-	// fileFrameSend is how many bytes of blob the data frames this device
-	// sends hold: with the frame's length prefix and yamux's 12-byte
-	// header, a frame is one yamux message (at most 64 KiB) and one Noise
-	// transport message (at most 65,519 bytes of plaintext), so it is
-	// encrypted once and written in one system call; a frame of 64 KiB
-	// took three of each.
-	fileFrameSend = 65535 - 16 - 12 - wire.HeaderSize
-	// fileReadBlock is how much of a blob serveRange reads at a time.
-	fileReadBlock = 4 * fileFrameSend
-)
+// fileFrameSend is how many bytes of blob the data frames this device
+// sends hold: with the frame's length prefix and yamux's 12-byte header,
+// a frame is one yamux message (at most 64 KiB) and one Noise transport
+// message (at most 65,519 bytes of plaintext), so it is encrypted once
+// and written in one system call; a frame of 64 KiB took three of each.
+const fileFrameSend = 65535 - 16 - 12 - wire.HeaderSize
 
 // fileRequest is one request on /hush/file/1.
 type fileRequest struct {
@@ -87,7 +81,7 @@ func (n *Node) handleFileStream(s network.Stream) {
 	var written int64
 	defer func() { n.log.Debug("file stream ended", "bytes", written) }()
 	br := bufio.NewReaderSize(s, 4<<10)
-	buf, frame := make([]byte, fileReadBlock), make([]byte, 0, wire.HeaderSize+fileFrameSend)
+	frame := make([]byte, wire.HeaderSize+fileFrameSend)
 	for {
 		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
 		b, err := wire.ReadFrame(br, fileReqSize)
@@ -117,7 +111,7 @@ func (n *Node) handleFileStream(s network.Stream) {
 			}
 			continue
 		}
-		k, err := serveRange(s, f, int64(q.offset), int64(q.length), buf, frame)
+		k, err := serveRange(s, f, int64(q.offset), int64(q.length), frame)
 		written += k
 		f.Close()
 		if err == nil {
@@ -130,32 +124,26 @@ func (n *Node) handleFileStream(s network.Stream) {
 	}
 }
 
-// serveRange writes length bytes of f from offset as data frames of
-// fileFrameSend bytes (the last shorter) and returns the bytes of the
-// frames written. buf holds the bytes read (in blocks of len(buf)) and
-// frame (fileFrameSend + wire.HeaderSize) each frame: nothing is
-// allocated per frame.
-func serveRange(w io.Writer, f *os.File, offset, length int64, buf, frame []byte) (int64, error) {
+// serveRange writes length bytes of f from offset as data frames of up
+// to len(frame)-wire.HeaderSize bytes and returns the bytes of the frames
+// written. Each frame's data is read from f straight into frame, after
+// its length prefix: nothing is copied or allocated per frame.
+func serveRange(w io.Writer, f *os.File, offset, length int64, frame []byte) (int64, error) {
 	var written int64
 	for length > 0 {
-		k := min(int64(len(buf)), length)
-		if _, err := f.ReadAt(buf[:k], offset); err != nil {
+		m := min(int64(len(frame)-wire.HeaderSize), length)
+		if _, err := f.ReadAt(frame[wire.HeaderSize:wire.HeaderSize+m], offset); err != nil {
 			return written, err
 		}
-		for b := buf[:k]; len(b) > 0; {
-			m := min(len(b), cap(frame)-wire.HeaderSize)
-			fr, err := wire.AppendFrame(frame[:0], b[:m])
-			if err != nil {
-				return written, err
-			}
-			if _, err := w.Write(fr); err != nil {
-				return written, err
-			}
-			written += int64(m)
-			b = b[m:]
+		if err := wire.PutHeader(frame, int(m)); err != nil {
+			return written, err
 		}
-		offset += k
-		length -= k
+		if _, err := w.Write(frame[:wire.HeaderSize+m]); err != nil {
+			return written, err
+		}
+		written += m
+		offset += m
+		length -= m
 	}
 	return written, nil
 }

@@ -67,6 +67,18 @@ func AppendFrame(dst, payload []byte) ([]byte, error) {
 	return append(dst, payload...), nil
 }
 
+// PutHeader writes the length prefix of a frame of size payload bytes
+// into dst[:HeaderSize], for a writer that reads the payload straight
+// into dst[HeaderSize:] (a file served in frames). It returns
+// ErrFrameTooLarge if size is over MaxFrame or negative.
+func PutHeader(dst []byte, size int) error {
+	if size < 0 || size > MaxFrame {
+		return fmt.Errorf("%w: payload of %d bytes, limit %d", ErrFrameTooLarge, size, MaxFrame)
+	}
+	binary.BigEndian.PutUint32(dst[:HeaderSize], uint32(size))
+	return nil
+}
+
 // WriteFrame writes payload as one frame with a single Write call, so a
 // frame is never interleaved with another writer's bytes on a stream that
 // serialises Writes. It returns ErrFrameTooLarge if payload is longer than
@@ -156,6 +168,18 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 		return nil, err
 	}
 	return readBody(r, size, nil)
+}
+
+// ReadFrameInto is ReadFrame reading the payload into buf when buf has
+// the capacity (a caller that keeps a pool of buffers): the returned slice
+// is buf's memory then, and a new slice otherwise, grown as bytes arrive.
+func ReadFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
+	var hdr [HeaderSize]byte
+	size, err := readHeader(r, hdr[:], clampMax(max))
+	if err != nil {
+		return nil, err
+	}
+	return readBody(r, size, buf)
 }
 
 // FrameReader reads successive frames from one stream into a reused

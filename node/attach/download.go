@@ -43,8 +43,8 @@ type PartFile interface {
 
 // writeBlock is the size of the two blocks a Download holds in memory:
 // one receives bytes (verified chunks, then the chunk arriving), the other
-// is being hashed and written to the PartFile, on another goroutine, while
-// the first fills.
+// is being hashed and written to the PartFile, on two other goroutines,
+// while the first fills.
 const writeBlock = 4*sealedChunk + stream.NonceSize
 
 // syncEvery: while a download runs, a PartFile that has a Sync method (an
@@ -59,8 +59,9 @@ const syncEvery = 8 << 20
 //
 // A chunk is verified from memory as its last byte arrives; only verified
 // chunks are hashed and written to the PartFile, in blocks of up to
-// writeBlock bytes on a second goroutine (so receiving and verifying the
-// next block overlaps with hashing and writing the last), so the .part file
+// writeBlock bytes, the hashing and the writing each on a goroutine of its
+// own (so receiving and verifying the next block, hashing the last and
+// writing it all overlap), so the .part file
 // only ever holds bytes that verified. Opening a Download over an existing
 // .part file re-verifies it and resumes after its last whole verified
 // chunk. A Download is not safe for concurrent use.
@@ -202,8 +203,9 @@ func (d *Download) Flush() error {
 }
 
 // launch waits for the block in flight, then hands the verified bytes of
-// buf to a goroutine that hashes them and (unless reading) writes them
-// at flushed; the incomplete chunk after them moves to the other block.
+// buf to two goroutines, one hashing them and one (unless reading)
+// writing them at flushed; the incomplete chunk after them moves to the
+// other block.
 func (d *Download) launch() error {
 	if err := d.wait(); err != nil {
 		return err
@@ -218,19 +220,25 @@ func (d *Download) launch() error {
 	d.flushed += k
 	done := make(chan error, 1)
 	d.inflight = done
+	// The block is hashed on one goroutine while it is written on
+	// another: the hash sees the blocks in order, since the next waits
+	// for both.
+	hashed := make(chan struct{})
 	go func() {
 		d.h.Write(block)
+		close(hashed)
+	}()
+	go func() {
+		var err error
 		if write {
-			if _, err := d.f.WriteAt(block, off); err != nil {
-				done <- fmt.Errorf("attach: writing part file: %w", err)
-				return
-			}
-			if (off+k)/syncEvery != off/syncEvery {
-				done <- d.syncInBackground()
-				return
+			if _, werr := d.f.WriteAt(block, off); werr != nil {
+				err = fmt.Errorf("attach: writing part file: %w", werr)
+			} else if (off+k)/syncEvery != off/syncEvery {
+				err = d.syncInBackground()
 			}
 		}
-		done <- nil
+		<-hashed
+		done <- err
 	}()
 	return nil
 }
