@@ -110,7 +110,7 @@ func (n *Node) BlockContact(name string) (Contact, error) {
 	if n.blockedLocked(acc) {
 		return c.view(), nil
 	}
-	rec := blockRec{Name: c.rec.Name, At: time.Now().UTC()}
+	rec := blockRec{Name: c.rec.Name, At: n.now().UTC()}
 	t := n.newTxnLocked()
 	putJSON(t.b, n.tabs.blocks, acc[:], &rec)
 	n.blocks[acc], c.blocked = rec, true

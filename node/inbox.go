@@ -131,13 +131,15 @@ func frameBuffered(br *bufio.Reader) bool {
 // (direct or from a mailbox) before anything is decrypted, every group
 // topic message (what reaches the device, whether or not it can read
 // it), every outbox entry a node makes (what it encrypted, for whom),
-// and every relay upload of a file before it starts.
+// every relay upload of a file before it starts, and every pass of the
+// links loop.
 var taps atomic.Pointer[tapFuncs]
 
 type tapFuncs struct {
 	receive func(n *Node, from identity.AccountID)
 	topic   func(n *Node)
 	queue   func(n *Node, to identity.DeviceID) // an outbox entry made for a device
+	links   func(n *Node, at time.Time)         // the links loop finished a pass that began at at (the node's clock)
 	upload  func(n *Node)                       // a file's relay upload is about to start
 	fed     func(n *Node, verified int64)       // a download took bytes; verified: blob bytes verified so far
 }
@@ -147,7 +149,7 @@ type tapFuncs struct {
 // a relay mailbox (viaMailbox) are answered with delivery receipts, since
 // their sender saw only the relay's receipt.
 func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
-	now := time.Now()
+	now := n.now()
 	statuses := make([]byte, len(items))
 	n.mu.Lock()
 	defer n.mu.Unlock()

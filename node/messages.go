@@ -456,7 +456,7 @@ func (n *Node) Messages(contactName string, limit int) ([]Message, error) {
 // MarkRead marks every incoming message from contact as read and, unless
 // read receipts are off, tells the contact.
 func (n *Node) MarkRead(contactName string) error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	c, err := n.contactByNameLocked(contactName)
 	if err != nil {
@@ -537,7 +537,7 @@ func (n *Node) SetReadReceipts(on bool) error {
 	defer n.mu.Unlock()
 	prev := n.settings.NoReadReceipts
 	n.settings.NoReadReceipts = !on
-	now := time.Now()
+	now := n.now()
 	t := n.newTxnLocked()
 	t.undo(func() { n.settings.NoReadReceipts = prev })
 	putJSON(t.b, n.tabs.identity, idSettings, &n.settings)

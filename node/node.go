@@ -69,8 +69,11 @@ type Config struct {
 	// KDF overrides the Argon2id parameters when a store is created (tests
 	// use small ones). Zero means the RFC 9106 second recommended option.
 	KDF KDFParams
-	// Now, if set, is the clock disappearing messages count with
-	// (tests); default time.Now.
+	// Now, if set, is the node's clock (tests move it): disappearing
+	// messages, presence, prekey rotation and expiry, the card's signing
+	// time and the validity checks of cards and prekeys it receives, and
+	// the short links' refresh count with it. Default time.Now. Network
+	// deadlines and retry waits stay on the wall clock.
 	Now func() time.Time
 	// PresenceHeartbeat is how often a device with presence on refreshes
 	// its status to the contacts it is directly connected to; a status
@@ -513,7 +516,7 @@ func (n *Node) WaitLink(ctx context.Context) error {
 func (n *Node) Self() (Self, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.ownCardLocked(time.Now())
+	c, err := n.ownCardLocked(n.now())
 	if err != nil {
 		return Self{}, err
 	}
@@ -561,5 +564,5 @@ func newMessageID() [msgIDSize]byte {
 func (n *Node) Card() (*card.Card, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.ownCardLocked(time.Now())
+	return n.ownCardLocked(n.now())
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 )
 
 // Message requests (docs/protocol/addresses.md §20.5): an account that
@@ -128,7 +127,7 @@ func (n *Node) requestByNameLocked(name string) (*contact, error) {
 // AcceptRequest makes a request a contact, under its name (rename it
 // later if needed); its messages join the conversation.
 func (n *Node) AcceptRequest(name string) (Contact, error) {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
