@@ -338,12 +338,17 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			return ackRejected, nil, nil
 		}
 		// One of this account's one-time invitations, unused, makes a
-		// contact at once (addresses.md §20.4); anything else a request.
+		// contact at once (addresses.md §20.4); one used or deleted
+		// refuses the message (status 1, nothing kept: its sender,
+		// which read the record before it went, shows "this invitation
+		// was used or deleted"); anything else makes a request.
 		var inviteID []byte
 		var invite *linkRec
 		if perr == nil && p.Invite != ([shortlink.TokenSize]byte{}) {
 			if inviteID, invite = n.inviteOfTokenLocked(p.Invite); invite != nil && invite.Gone {
-				invite = nil // used, or deleted by its owner
+				delete(n.sets, cert.DeviceID())
+				n.log.Info("a first message with a used or deleted invitation refused")
+				return ackRejected, nil, nil
 			}
 		}
 		if invite == nil && n.requestCountLocked() >= MaxRequests {

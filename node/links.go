@@ -43,7 +43,7 @@ var (
 	ErrAddressExists = errors.New("this account has an address already (hush address show; --rotate makes a new one)")
 	ErrNoAddress     = errors.New("this account has no address (hush address create)")
 	ErrUnknownInvite = errors.New("no such invitation")
-	ErrLinkGone      = errors.New("this link was deleted by its owner, or the invitation was used")
+	ErrLinkGone      = errors.New("this invitation was used or deleted, or this address was deleted by its owner: ask for a new link")
 	ErrLinkRelay     = errors.New("the relay in the link cannot be reached")
 	ErrLinkStale     = errors.New("the card this link points to is out of date (its owner's device has not refreshed it for weeks, or this device's clock is wrong): ask for a new link")
 )
@@ -174,7 +174,7 @@ func (n *Node) publishLink(ctx context.Context, id []byte, rec *linkRec) error {
 // record here. relay.ErrLinkUnknown counts as deleted.
 func (n *Node) unpublishLink(ctx context.Context, id []byte, rec *linkRec) error {
 	ri, err := relay.ParseRelayAddr(rec.Relay)
-	if err == nil {
+	if err == nil && rec.Owner != nil { // nil: the record was deleted already
 		version := max(uint64(n.now().UnixMilli()), rec.Version+1)
 		err = n.withAnonHost(ctx, ri, func(ctx context.Context, h host.Host) error {
 			return n.relays.DeleteLink(ctx, h, ri, ed25519.NewKeyFromSeed(rec.Owner), relay.LinkID(id), version)
@@ -189,9 +189,12 @@ func (n *Node) unpublishLink(ctx context.Context, id []byte, rec *linkRec) error
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	b := n.db.Batch()
-	if rec.Kind == shortlink.KindInvitation && rec.Used {
+	if rec.Kind == shortlink.KindInvitation {
+		// Used or deleted, an invitation is kept to recognise its token
+		// (a late first message carrying it is refused); nothing is left
+		// to delete.
 		rec.Gone = true
-		rec.Owner = nil // kept to recognise its token; nothing left to delete
+		rec.Owner = nil
 		putJSON(b, n.tabs.links, id, rec)
 	} else {
 		b.Delete(n.tabs.links, id)
@@ -376,23 +379,39 @@ func (n *Node) DeleteInvite(ctx context.Context, ref string) error {
 	return n.retireLink(ctx, ids[found], r)
 }
 
-// inviteOfTokenLocked finds the invitation whose token is tok.
+// inviteOfTokenLocked finds the invitation whose token is tok. One used
+// by a transaction not yet committed (this one, or another whose
+// commit released the lock) shows as used.
 func (n *Node) inviteOfTokenLocked(tok [shortlink.TokenSize]byte) ([]byte, *linkRec) {
 	ids, recs := n.linksLocked()
 	for i, r := range recs {
 		if r.Kind == shortlink.KindInvitation && string(r.Token) == string(tok[:]) {
+			if n.invitesUsed[tok] {
+				r.Used, r.Gone = true, true
+			}
 			return ids[i], r
 		}
 	}
 	return nil, nil
 }
 
-// useInviteLocked marks an invitation used, in t, and deletes its relay
-// record once t is committed (the links loop retries).
+// useInviteLocked marks an invitation used, in t and at once in memory
+// (a second first message carrying its token, in this batch or the
+// next, is refused), and deletes its relay record once t is committed
+// (the links loop retries).
 func (n *Node) useInviteLocked(t *txn, id []byte, rec *linkRec) {
 	rec.Used, rec.Gone = true, true
 	putJSON(t.b, n.tabs.links, id, rec)
 	t.linksChanged = true
+	if len(rec.Token) != shortlink.TokenSize {
+		return
+	}
+	tok := [shortlink.TokenSize]byte(rec.Token)
+	if n.invitesUsed == nil {
+		n.invitesUsed = map[[shortlink.TokenSize]byte]bool{}
+	}
+	n.invitesUsed[tok] = true
+	t.undo(func() { delete(n.invitesUsed, tok) })
 }
 
 // withAnonHost calls f with a throw-away host that knows ri, within

@@ -29,6 +29,7 @@ import (
 	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/node/group"
 	"github.com/hushnet/hush/node/loops"
+	"github.com/hushnet/hush/node/shortlink"
 	"github.com/hushnet/hush/relay"
 )
 
@@ -147,19 +148,20 @@ type Node struct {
 	opener  *envelope.Opener
 	relays  *relay.Client // mailbox protocol client
 
-	events      *events.Hub    // API subscribers and WaitState callers (node/events)
-	evlog       *eventLog      // the events' persistent log (eventlog.go); nil with the test hook
-	push        *pushState     // push registration and where the wake handle is attached (push.go)
-	newSessions *sessionRate   // how many new sessions strangers and each account may open (sessionrate.go)
-	storeHealth storeHealth    // whether commits fail, for Health and a bounded log (health.go)
-	records     *records       // message records in memory: uncommitted and recent (records.go)
-	tails       tailCache      // conversations' last message and unread count (convtails.go; under mu)
-	search      searchState    // the search index (searching.go)
-	timers      timersState    // disappearing messages: timers and expiries (timers.go; under mu)
-	fileServed  atomic.Int64   // blob bytes served on /hush/file/1 (fileserve.go)
-	reqDrops    requestDrops   // what the request caps dropped (requests.go)
-	linksKick   chan struct{}  // wakes the links loop (links.go)
-	presence    *presenceState // contacts' presence and what this device told whom (presence.go; own lock)
+	events      *events.Hub                        // API subscribers and WaitState callers (node/events)
+	evlog       *eventLog                          // the events' persistent log (eventlog.go); nil with the test hook
+	push        *pushState                         // push registration and where the wake handle is attached (push.go)
+	newSessions *sessionRate                       // how many new sessions strangers and each account may open (sessionrate.go)
+	storeHealth storeHealth                        // whether commits fail, for Health and a bounded log (health.go)
+	records     *records                           // message records in memory: uncommitted and recent (records.go)
+	tails       tailCache                          // conversations' last message and unread count (convtails.go; under mu)
+	search      searchState                        // the search index (searching.go)
+	timers      timersState                        // disappearing messages: timers and expiries (timers.go; under mu)
+	fileServed  atomic.Int64                       // blob bytes served on /hush/file/1 (fileserve.go)
+	reqDrops    requestDrops                       // what the request caps dropped (requests.go)
+	linksKick   chan struct{}                      // wakes the links loop (links.go)
+	invitesUsed map[[shortlink.TokenSize]byte]bool // invitations used here since the start (links.go), committed or not yet
+	presence    *presenceState                     // contacts' presence and what this device told whom (presence.go; own lock)
 
 	ready     chan struct{}
 	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)
