@@ -694,6 +694,9 @@ func (n *Node) mergeSyncLocked(t *txn, m msync.Message, now time.Time) (bool, er
 		if strings.HasPrefix(m.Key, settingTimerPrefix) {
 			return n.applyTimerSettingLocked(t, m), nil
 		}
+		if strings.HasPrefix(m.Key, settingBlockPrefix) {
+			return n.applyBlockSettingLocked(t, m, now)
+		}
 	}
 	return n.applySyncLocked(t, m, now)
 }

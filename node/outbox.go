@@ -397,6 +397,7 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	for {
 		n.mu.Lock()
 		n.dropStaleLocked(q)
+		n.dropToBlockedLocked(q)
 		var batch []*outEntry
 		for _, e := range q.pending {
 			if !e.durable || len(batch) == deliverWindow {
