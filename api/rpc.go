@@ -224,6 +224,7 @@ var appErrors = []struct {
 	{node.ErrUnknownInvite, CodeNotFound, "unknown_invite"},
 	{node.ErrLinkGone, CodeInvalidInput, "link_gone"},
 	{node.ErrLinkRelay, CodeUnavailable, "relay_unreachable"},
+	{node.ErrLinkStale, CodeInvalidInput, "link_stale"},
 	{shortlink.ErrMalformed, CodeInvalidInput, "invalid_link"},
 	{shortlink.ErrTooLong, CodeInvalidInput, "link_too_long"},
 	{shortlink.ErrRecord, CodeInvalidInput, "wrong_record"},

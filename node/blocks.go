@@ -94,9 +94,11 @@ func (n *Node) sessionOnlyLocked(t *txn, c *contact, set *session.Set, kind enve
 	return ackOK
 }
 
-// BlockContact blocks the contact named name (§20.6). Blocking a blocked
-// contact again changes nothing.
+// BlockContact blocks the contact named name (§20.6), on every device of
+// the account (blocks_sync.go). Blocking a blocked contact again changes
+// nothing. A request blocked loses its messages (BlockRequest).
 func (n *Node) BlockContact(name string) (Contact, error) {
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -110,22 +112,57 @@ func (n *Node) BlockContact(name string) (Contact, error) {
 	if n.blockedLocked(acc) {
 		return c.view(), nil
 	}
-	rec := blockRec{Name: c.rec.Name, At: time.Now().UTC()}
 	t := n.newTxnLocked()
-	putJSON(t.b, n.tabs.blocks, acc[:], &rec)
-	n.blocks[acc], c.blocked = rec, true
-	t.undo(func() { delete(n.blocks, acc); c.blocked = false })
-	t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
+	n.blockLocked(t, acc, c.rec.Name, now)
+	n.syncBlockLocked(t, acc, c.rec.Name, now)
 	if err := n.commitReleasingLock(t); err != nil {
 		return Contact{}, fmt.Errorf("node: store: %w", err)
 	}
 	return c.view(), nil
 }
 
+// blockLocked blocks acc in t (name: the contact's name, kept for the
+// block list): a request's messages are deleted, and the queues of its
+// devices are woken so that the user's messages still queued to it are
+// dropped (dropToBlockedLocked).
+func (n *Node) blockLocked(t *txn, acc identity.AccountID, name string, at time.Time) {
+	if n.blockedLocked(acc) {
+		return
+	}
+	rec := blockRec{Name: name, At: at.UTC()}
+	putJSON(t.b, n.tabs.blocks, acc[:], &rec)
+	n.blocks[acc] = rec
+	c := n.contacts[acc]
+	if c != nil {
+		c.blocked = true
+	}
+	t.undo(func() {
+		delete(n.blocks, acc)
+		if c != nil {
+			c.blocked = false
+		}
+	})
+	if c == nil {
+		return
+	}
+	if c.rec.Request {
+		n.deleteMessagesLocked(t.b, acc)
+		t.events = append(t.events, Event{Type: EventRequest, Contact: ptr(c.view())})
+	} else {
+		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
+	}
+	for _, d := range c.card.List.Devices() {
+		if q := n.queues[d.DeviceID()]; q != nil {
+			n.kickLocked(q)
+		}
+	}
+}
+
 // UnblockContact lifts the block of a contact, by its name, or of an
 // account that is no contact any more, by the account ID (64 hex digits)
-// BlockedAccounts lists.
+// BlockedAccounts lists, on every device of the account.
 func (n *Node) UnblockContact(nameOrAccount string) error {
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -142,17 +179,30 @@ func (n *Node) UnblockContact(nameOrAccount string) error {
 			return err
 		}
 		acc = identity.AccountID(b)
-		c = n.contacts[acc]
 	default:
 		return err
 	}
-	prev, ok := n.blocks[acc]
-	if !ok {
+	if !n.blockedLocked(acc) {
 		return fmt.Errorf("%s is not blocked", nameOrAccount)
 	}
 	t := n.newTxnLocked()
+	n.unblockLocked(t, acc)
+	n.syncBlockLocked(t, acc, "", now)
+	if err := n.commitReleasingLock(t); err != nil {
+		return fmt.Errorf("node: store: %w", err)
+	}
+	return nil
+}
+
+// unblockLocked lifts acc's block in t.
+func (n *Node) unblockLocked(t *txn, acc identity.AccountID) {
+	prev, ok := n.blocks[acc]
+	if !ok {
+		return
+	}
 	t.b.Delete(n.tabs.blocks, acc[:])
 	delete(n.blocks, acc)
+	c := n.contacts[acc]
 	if c != nil {
 		c.blocked = false
 		t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
@@ -163,10 +213,36 @@ func (n *Node) UnblockContact(nameOrAccount string) error {
 			c.blocked = true
 		}
 	})
-	if err := n.commitReleasingLock(t); err != nil {
-		return fmt.Errorf("node: store: %w", err)
+}
+
+// errBlockedUnsent is the reason a message still queued when its
+// contact was blocked (here or on another device of the account) shows.
+const errBlockedUnsent = "not sent: the contact was blocked before it left"
+
+// dropToBlockedLocked drops from q, when its device's account is
+// blocked, the user's messages still queued to it (tracked entries:
+// texts, files, edits, reactions, recalls), each shown failed. The
+// queue's deliverLoop calls it before each round, so no entry it drops
+// is in flight; what a relay already took (q.redundant) has left.
+// Untracked entries (receipts, group traffic) stay: what blocks.go says
+// about groups holds. The drop commits in the background.
+func (n *Node) dropToBlockedLocked(q *peerQueue) {
+	if !n.blockedLocked(q.cert.Account()) || !slices.ContainsFunc(q.pending, func(e *outEntry) bool { return e.durable && e.Track }) {
+		return
 	}
-	return nil
+	t := n.newTxnLocked()
+	kept := q.pending[:0]
+	for _, e := range q.pending {
+		if e.durable && e.Track {
+			n.deleteOut(t.b, e)
+			n.setStateLocked(t, e.MsgID, StateFailed, errBlockedUnsent)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(q.pending[len(kept):])
+	q.pending = kept
+	n.finishInBackgroundLocked(t)
 }
 
 // BlockedAccounts lists the blocked accounts, by name: the contact's

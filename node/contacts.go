@@ -131,7 +131,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
-	now := time.Now()
+	now := n.now()
 	var c *card.Card
 	var invite [shortlink.TokenSize]byte
 	if _, serr := shortlink.Parse(link); !errors.Is(serr, shortlink.ErrNotShortLink) {
@@ -278,7 +278,7 @@ func (n *Node) RemoveContact(name string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := n.now()
 	t := n.newTxnLocked()
 	n.syncContactRemoveLocked(t, c, now)
 	n.deleteContactLocked(t.b, c)
@@ -339,7 +339,7 @@ func (n *Node) VerifyContact(name string) (Contact, error) {
 	}
 	prev := c.rec
 	c.rec.Verified, c.rec.KeyChanged, c.rec.MustVerify = true, false, false
-	now := time.Now()
+	now := n.now()
 	t := n.newTxnLocked()
 	t.undo(func() { c.rec = prev })
 	n.saveContact(t.b, c)

@@ -230,7 +230,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		n.putMsgLocked(t, p.ID, ix, m)
 		t.events = append(t.events, Event{Type: EventMessage, Message: ptr(n.convView(cv, m))})
 		if cv.group == nil {
-			n.syncMessageLocked(t, from, from, dev, p, time.Now())
+			n.syncMessageLocked(t, from, from, dev, p, n.now())
 		}
 		return &p.ID
 	case ptEdit, ptDelete, ptReaction:
@@ -259,7 +259,7 @@ func (n *Node) applyContentLocked(t *txn, cv conversation, from identity.Account
 		n.updateMsgLocked(t, p.Target, ix, m)
 		t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(n.convView(cv, m))})
 		if cv.group == nil {
-			n.syncMessageLocked(t, from, from, dev, p, time.Now())
+			n.syncMessageLocked(t, from, from, dev, p, n.now())
 		}
 	}
 	return nil

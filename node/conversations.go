@@ -366,7 +366,7 @@ func (n *Node) MessagePage(q MessageQuery) ([]Message, error) {
 // device and, unless read receipts are off, tells their senders
 // (groupreads.go).
 func (n *Node) MarkGroupRead(ref string) error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

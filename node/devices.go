@@ -306,7 +306,7 @@ func (n *Node) publishInfoLocked(t *txn, now time.Time) {
 // PublishDevice sends this device's entry to the account's other devices
 // if it changed (Run calls it once the link is complete).
 func (n *Node) publishDevice() error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	if !n.hasOtherDevicesLocked() || n.closed {
 		n.mu.Unlock()
@@ -577,7 +577,7 @@ func (n *Node) findDeviceLocked(s string) (identity.DeviceID, error) {
 // list last (farewellLocked), so that an honest one deletes its account
 // key.
 func (n *Node) RevokeDevice(idText string) error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -693,6 +693,9 @@ func (n *Node) mergeSyncLocked(t *txn, m msync.Message, now time.Time) (bool, er
 		}
 		if strings.HasPrefix(m.Key, settingTimerPrefix) {
 			return n.applyTimerSettingLocked(t, m), nil
+		}
+		if strings.HasPrefix(m.Key, settingBlockPrefix) {
+			return n.applyBlockSettingLocked(t, m, now)
 		}
 	}
 	return n.applySyncLocked(t, m, now)

@@ -57,7 +57,7 @@ func cardOf(t *testing.T, r *running) *card.Card {
 	t.Helper()
 	r.n.mu.Lock()
 	defer r.n.mu.Unlock()
-	c, err := r.n.ownCardLocked(time.Now())
+	c, err := r.n.ownCardLocked(r.n.now())
 	if err != nil {
 		t.Fatal(err)
 	}

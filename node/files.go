@@ -95,7 +95,7 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	if err != nil {
 		return Message{}, err
 	}
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

@@ -33,7 +33,7 @@ func (n *Node) onTopicData(data []byte) error {
 // It returns an error if the messages were not stored (the node is
 // closing, or the commit failed): a relay must then keep them.
 func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

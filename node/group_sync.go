@@ -243,7 +243,7 @@ func opsDigest(ops [][]byte) [32]byte {
 // askSyncNow runs an anti-entropy request for one group in its own
 // transaction.
 func (n *Node) askSyncNow(id group.GroupID) {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	gs := n.groups[id]

@@ -178,7 +178,7 @@ func (n *Node) connectRelaysLocked(gs *groupState) {
 	if n.host == nil || !n.loops.Running() || !gs.eng.IsMember() {
 		return
 	}
-	now := time.Now()
+	now := n.now()
 	seen := map[peer.ID]bool{}
 	var dial []peer.AddrInfo
 	for _, m := range gs.eng.State().Members {

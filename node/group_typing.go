@@ -28,7 +28,7 @@ const (
 // SetGroupTyping tells a group's members this user is (or stopped)
 // typing. Best effort: a member that misses it never sees it.
 func (n *Node) SetGroupTyping(ref string, typing bool) error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

@@ -211,7 +211,7 @@ func (n *Node) resolveGroupLocked(ref string) (*groupState, error) {
 // groupTxn runs fn on a group under the lock, then saves the engine,
 // commits and sends the effects.
 func (n *Node) groupTxn(ref string, fn func(t *txn, gs *groupState, now time.Time) error) (Group, error) {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -344,7 +344,7 @@ func (n *Node) InviteToGroup(ref, contactName string) (Group, error) {
 // memberCardsLocked lists the cards this device knows for a group's
 // members, its own included.
 func (n *Node) memberCardsLocked(gs *groupState) [][]byte {
-	own, err := n.ownCardLocked(time.Now())
+	own, err := n.ownCardLocked(n.now())
 	var out [][]byte
 	if err == nil {
 		out = append(out, own.Marshal())

@@ -131,13 +131,15 @@ func frameBuffered(br *bufio.Reader) bool {
 // (direct or from a mailbox) before anything is decrypted, every group
 // topic message (what reaches the device, whether or not it can read
 // it), every outbox entry a node makes (what it encrypted, for whom),
-// and every relay upload of a file before it starts.
+// every relay upload of a file before it starts, and every pass of the
+// links loop.
 var taps atomic.Pointer[tapFuncs]
 
 type tapFuncs struct {
 	receive func(n *Node, from identity.AccountID)
 	topic   func(n *Node)
 	queue   func(n *Node, to identity.DeviceID) // an outbox entry made for a device
+	links   func(n *Node, at time.Time)         // the links loop finished a pass that began at at (the node's clock)
 	upload  func(n *Node)                       // a file's relay upload is about to start
 	fed     func(n *Node, verified int64)       // a download took bytes; verified: blob bytes verified so far
 }
@@ -147,7 +149,7 @@ type tapFuncs struct {
 // a relay mailbox (viaMailbox) are answered with delivery receipts, since
 // their sender saw only the relay's receipt.
 func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
-	now := time.Now()
+	now := n.now()
 	statuses := make([]byte, len(items))
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -336,12 +338,17 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			return ackRejected, nil, nil
 		}
 		// One of this account's one-time invitations, unused, makes a
-		// contact at once (addresses.md §20.4); anything else a request.
+		// contact at once (addresses.md §20.4); one used or deleted
+		// refuses the message (status 1, nothing kept: its sender,
+		// which read the record before it went, shows "this invitation
+		// was used or deleted"); anything else makes a request.
 		var inviteID []byte
 		var invite *linkRec
 		if perr == nil && p.Invite != ([shortlink.TokenSize]byte{}) {
 			if inviteID, invite = n.inviteOfTokenLocked(p.Invite); invite != nil && invite.Gone {
-				invite = nil // used, or deleted by its owner
+				delete(n.sets, cert.DeviceID())
+				n.log.Info("a first message with a used or deleted invitation refused")
+				return ackRejected, nil, nil
 			}
 		}
 		if invite == nil && n.requestCountLocked() >= MaxRequests {

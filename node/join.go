@@ -312,7 +312,7 @@ func (n *Node) receiveHistory(c *linkConn, progress func(HistoryProgress)) error
 			return err
 		}
 		n.mu.Lock()
-		target.t, target.now = n.newTxnLocked(), time.Now()
+		target.t, target.now = n.newTxnLocked(), n.now()
 		_, err = cons.Apply(chunk)
 		if err != nil {
 			n.abortLocked(target.t)

@@ -352,7 +352,7 @@ func (n *Node) serveLink(c *linkConn) (identity.DeviceID, string, error) {
 	if err != nil {
 		return dev, name, err
 	}
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	if err := c.ch.CheckEnroll(cert, n.list); err != nil {
 		n.mu.Unlock()
@@ -453,7 +453,7 @@ func (n *Node) finishTicket(c *linkConn) {
 // transfer: everything syncstate.go converts, plus the device entries
 // and the account's display name.
 func (n *Node) historySource() (msync.Source, error) {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	rep, err := n.snapshotLocked(0)
 	if err != nil {

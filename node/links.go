@@ -43,8 +43,9 @@ var (
 	ErrAddressExists = errors.New("this account has an address already (hush address show; --rotate makes a new one)")
 	ErrNoAddress     = errors.New("this account has no address (hush address create)")
 	ErrUnknownInvite = errors.New("no such invitation")
-	ErrLinkGone      = errors.New("this link was deleted by its owner, or the invitation was used")
+	ErrLinkGone      = errors.New("this invitation was used or deleted, or this address was deleted by its owner: ask for a new link")
 	ErrLinkRelay     = errors.New("the relay in the link cannot be reached")
+	ErrLinkStale     = errors.New("the card this link points to is out of date (its owner's device has not refreshed it for weeks, or this device's clock is wrong): ask for a new link")
 )
 
 // linkRec is a links-table record, keyed by the record ID.
@@ -130,7 +131,7 @@ func (n *Node) publishLink(ctx context.Context, id []byte, rec *linkRec) error {
 		return err
 	}
 	n.mu.Lock()
-	own, err := n.ownCardLocked(time.Now())
+	own, err := n.ownCardLocked(n.now())
 	n.mu.Unlock()
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func (n *Node) publishLink(ctx context.Context, id []byte, rec *linkRec) error {
 	if err != nil {
 		return err
 	}
-	version := max(uint64(time.Now().UnixMilli()), rec.Version+1)
+	version := max(uint64(n.now().UnixMilli()), rec.Version+1)
 	err = n.withAnonHost(ctx, ri, func(ctx context.Context, h host.Host) error {
 		return n.relays.PutLink(ctx, h, ri, ed25519.NewKeyFromSeed(rec.Owner), relay.LinkID(id), version, sealed)
 	})
@@ -160,7 +161,7 @@ func (n *Node) publishLink(ctx context.Context, id []byte, rec *linkRec) error {
 	if err := n.getJSON(n.tabs.links, id, &cur); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	rec.Version, rec.CardHash, rec.Published = version, sum[:], time.Now().UTC()
+	rec.Version, rec.CardHash, rec.Published = version, sum[:], n.now().UTC()
 	if cur.Gone {
 		rec.Gone = true // deleted while the put ran: the loop deletes it
 	}
@@ -173,8 +174,8 @@ func (n *Node) publishLink(ctx context.Context, id []byte, rec *linkRec) error {
 // record here. relay.ErrLinkUnknown counts as deleted.
 func (n *Node) unpublishLink(ctx context.Context, id []byte, rec *linkRec) error {
 	ri, err := relay.ParseRelayAddr(rec.Relay)
-	if err == nil {
-		version := max(uint64(time.Now().UnixMilli()), rec.Version+1)
+	if err == nil && rec.Owner != nil { // nil: the record was deleted already
+		version := max(uint64(n.now().UnixMilli()), rec.Version+1)
 		err = n.withAnonHost(ctx, ri, func(ctx context.Context, h host.Host) error {
 			return n.relays.DeleteLink(ctx, h, ri, ed25519.NewKeyFromSeed(rec.Owner), relay.LinkID(id), version)
 		})
@@ -188,9 +189,12 @@ func (n *Node) unpublishLink(ctx context.Context, id []byte, rec *linkRec) error
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	b := n.db.Batch()
-	if rec.Kind == shortlink.KindInvitation && rec.Used {
+	if rec.Kind == shortlink.KindInvitation {
+		// Used or deleted, an invitation is kept to recognise its token
+		// (a late first message carrying it is refused); nothing is left
+		// to delete.
 		rec.Gone = true
-		rec.Owner = nil // kept to recognise its token; nothing left to delete
+		rec.Owner = nil
 		putJSON(b, n.tabs.links, id, rec)
 	} else {
 		b.Delete(n.tabs.links, id)
@@ -239,7 +243,7 @@ func (n *Node) CreateAddress(ctx context.Context, rotate bool, txnID string) (Sh
 		n.mu.Unlock()
 		return ShortLink{}, ErrAddressExists
 	}
-	id, rec, err := n.newLinkLocked(shortlink.KindAddress, "", time.Now())
+	id, rec, err := n.newLinkLocked(shortlink.KindAddress, "", n.now())
 	n.mu.Unlock()
 	if err != nil {
 		return ShortLink{}, err
@@ -324,7 +328,7 @@ func (n *Node) CreateInvite(ctx context.Context, label, txnID string) (ShortLink
 		n.mu.Unlock()
 		return ShortLink{}, ErrNotRunning
 	}
-	id, rec, err := n.newLinkLocked(shortlink.KindInvitation, label, time.Now())
+	id, rec, err := n.newLinkLocked(shortlink.KindInvitation, label, n.now())
 	n.mu.Unlock()
 	if err != nil {
 		return ShortLink{}, err
@@ -375,23 +379,39 @@ func (n *Node) DeleteInvite(ctx context.Context, ref string) error {
 	return n.retireLink(ctx, ids[found], r)
 }
 
-// inviteOfTokenLocked finds the invitation whose token is tok.
+// inviteOfTokenLocked finds the invitation whose token is tok. One used
+// by a transaction not yet committed (this one, or another whose
+// commit released the lock) shows as used.
 func (n *Node) inviteOfTokenLocked(tok [shortlink.TokenSize]byte) ([]byte, *linkRec) {
 	ids, recs := n.linksLocked()
 	for i, r := range recs {
 		if r.Kind == shortlink.KindInvitation && string(r.Token) == string(tok[:]) {
+			if n.invitesUsed[tok] {
+				r.Used, r.Gone = true, true
+			}
 			return ids[i], r
 		}
 	}
 	return nil, nil
 }
 
-// useInviteLocked marks an invitation used, in t, and deletes its relay
-// record once t is committed (the links loop retries).
+// useInviteLocked marks an invitation used, in t and at once in memory
+// (a second first message carrying its token, in this batch or the
+// next, is refused), and deletes its relay record once t is committed
+// (the links loop retries).
 func (n *Node) useInviteLocked(t *txn, id []byte, rec *linkRec) {
 	rec.Used, rec.Gone = true, true
 	putJSON(t.b, n.tabs.links, id, rec)
 	t.linksChanged = true
+	if len(rec.Token) != shortlink.TokenSize {
+		return
+	}
+	tok := [shortlink.TokenSize]byte(rec.Token)
+	if n.invitesUsed == nil {
+		n.invitesUsed = map[[shortlink.TokenSize]byte]bool{}
+	}
+	n.invitesUsed[tok] = true
+	t.undo(func() { delete(n.invitesUsed, tok) })
 }
 
 // withAnonHost calls f with a throw-away host that knows ri, within
@@ -423,10 +443,11 @@ func (n *Node) linksLoop(ctx context.Context) {
 	tick := time.NewTicker(linkCheck)
 	defer tick.Stop()
 	for {
+		at := n.now()
 		n.mu.Lock()
 		ids, recs := n.linksLocked()
 		var sum []byte
-		if own, err := n.ownCardLocked(time.Now()); err == nil {
+		if own, err := n.ownCardLocked(at); err == nil {
 			h := sha256.Sum256(own.Marshal())
 			sum = h[:]
 		}
@@ -436,12 +457,15 @@ func (n *Node) linksLoop(ctx context.Context) {
 			switch {
 			case r.Gone && r.Owner != nil:
 				err = n.unpublishLink(ctx, ids[i], r)
-			case !r.Gone && (time.Since(r.Published) > linkRefresh || (sum != nil && string(sum) != string(r.CardHash))):
+			case !r.Gone && (at.Sub(r.Published) > linkRefresh || (sum != nil && string(sum) != string(r.CardHash))):
 				err = n.publishLink(ctx, ids[i], r)
 			}
 			if err != nil && ctx.Err() == nil {
 				n.log.Info("a short link's relay record is not current yet", "err", err)
 			}
+		}
+		if tap := taps.Load(); tap != nil && tap.links != nil {
+			tap.links(n, at)
 		}
 		select {
 		case <-ctx.Done():
@@ -480,8 +504,11 @@ func (n *Node) resolveShortLink(ctx context.Context, text string) (*card.Card, [
 	if err != nil {
 		return nil, tok, err
 	}
-	c, err := card.Parse(rec.Card, time.Now())
+	c, err := card.Parse(rec.Card, n.now())
 	if err != nil {
+		if _, serr := card.ParseStored(rec.Card); serr == nil {
+			return nil, tok, ErrLinkStale // signed, but its prekeys are out of date here
+		}
 		return nil, tok, fmt.Errorf("%w: its card: %v", shortlink.ErrRecord, err)
 	}
 	if rec.Kind == shortlink.KindInvitation {

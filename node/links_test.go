@@ -2,13 +2,17 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/hushnet/hush/node/shortlink"
+	"github.com/hushnet/hush/relay"
 )
 
 // startNodeQuiet starts a node in a fresh home, a stranger to everyone.
@@ -164,8 +168,11 @@ func TestInvitationOnce(t *testing.T) {
 	})
 }
 
-// Bad short links: a wrong key (the relay's record fails its check), an
-// unknown ID, a relay that cannot be reached.
+// Bad short links (issue 17), each a clear error that adds nothing: an
+// unknown ID (a wrong secret: its key and ID both differ), a relay that
+// answers with another link's record (it fails the link's key), a
+// relay named by a wrong key, a relay that cannot be reached, a
+// malformed link; and no relay, no short links.
 func TestShortLinkBadInput(t *testing.T) {
 	addr := startRelay(t, relayCfg())
 	a := startNodeCfg(t, Config{Home: newHome(t, "alice"), Relays: []string{addr}})
@@ -189,6 +196,38 @@ func TestShortLinkBadInput(t *testing.T) {
 	// shares the relay but holds a record from another link's secret.
 	if _, err := parsed.Open([]byte("not a record at all, just bytes the relay might send back")); !errors.Is(err, shortlink.ErrRecord) {
 		t.Fatalf("a record of another link: %v", err)
+	}
+	// A relay that answers with another link's record: the address's
+	// sealed record put (by anyone: a first put of an ID is open) under
+	// the ID of a link that did not seal it.
+	other, err := shortlink.New(parsed.RelayAddr, parsed.RelayKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := parsed.Seal(&shortlink.Record{Kind: shortlink.KindAddress, Card: cardOf(t, a).Marshal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri, _ := relayOfLink(parsed)
+	_, owner, _ := ed25519.GenerateKey(rand.Reader)
+	err = b.n.withAnonHost(ctx, ri, func(ctx context.Context, h host.Host) error {
+		return b.n.relays.PutLink(ctx, h, ri, owner, relay.LinkID(other.ID()), 1, sealed)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherText, _ := other.String()
+	if _, err := b.n.AddContact("alice", otherText); !errors.Is(err, shortlink.ErrRecord) || !strings.Contains(err.Error(), "does not belong to this link") {
+		t.Fatalf("a relay answering with another link's record: %v", err)
+	}
+	// A link naming its relay by a wrong key: the relay cannot be
+	// reached as that peer.
+	wrongKey := *parsed
+	wrongPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	copy(wrongKey.RelayKey[:], wrongPub)
+	wrongKeyText, _ := wrongKey.String()
+	if _, err := b.n.AddContact("alice", wrongKeyText); !errors.Is(err, ErrLinkRelay) {
+		t.Fatalf("a link naming its relay by a wrong key: %v", err)
 	}
 	down := *parsed
 	down.RelayAddr = ma.StringCast("/ip4/127.0.0.1/tcp/1")

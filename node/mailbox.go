@@ -235,7 +235,7 @@ func (n *Node) ensureMailbox(ctx context.Context, ri peer.AddrInfo, addr string)
 	if err != nil {
 		return nil, fmt.Errorf("create mailbox: %w", err)
 	}
-	rec = &mailboxRec{Relay: addr, Owner: owner, Mailbox: created.Mailbox[:], Deposit: created.Deposit[:], Created: time.Now().UTC()}
+	rec = &mailboxRec{Relay: addr, Owner: owner, Mailbox: created.Mailbox[:], Deposit: created.Deposit[:], Created: n.now().UTC()}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	b := n.db.Batch()
@@ -258,7 +258,7 @@ func (n *Node) ensureMailbox(ctx context.Context, ri peer.AddrInfo, addr string)
 // full set replaced (PutPrekeys), as before.
 func (n *Node) uploadPrekeys(ctx context.Context, ri peer.AddrInfo, mbox relay.ID, owner ed25519.PrivateKey) error {
 	n.mu.Lock()
-	lastResort, err := n.lastResortBundleLocked(time.Now())
+	lastResort, err := n.lastResortBundleLocked(n.now())
 	n.mu.Unlock()
 	if err != nil {
 		return err
@@ -303,7 +303,7 @@ func (n *Node) lastResortBundleLocked(now time.Time) ([]byte, error) {
 func (n *Node) handOut(k int) ([][]byte, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	now := time.Now()
+	now := n.now()
 	pk := n.local.Prekeys
 	if ec, _ := pk.OneTimeAvailable(); ec < k {
 		if err := pk.GenerateOneTime(k-ec, now); err != nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -295,14 +296,21 @@ func (n *Node) encryptToLocked(t *txn, c *contact, p *payload, track bool, now t
 	return n.encryptToCardLocked(t, c.card, c.rec.Name, nil, p, track, now)
 }
 
-// routeKey digests how a card says its devices are reached, and which
-// devices its list names.
+// routeKey digests how a card says its devices are reached, which
+// devices its list names, and their signed prekeys: a rotation (weekly)
+// sends the card again, so a contact's held card stays young enough to
+// start a new session from (a signed prekey is valid 14 days; session
+// recovery, recovery.md, starts from the held card).
 func routeKey(c *card.Card) string {
 	h := sha256.New()
 	list := c.List.Hash() // a new device list rides along too (it may drop a device)
 	h.Write(list[:])
 	for _, d := range c.Devices {
 		h.Write(d.ID[:])
+		if d.Bundle != nil {
+			h.Write(binary.BigEndian.AppendUint32(nil, d.Bundle.SignedPrekey.ID))
+			h.Write(binary.BigEndian.AppendUint32(nil, d.Bundle.PQPrekey.ID))
+		}
 		h.Write(d.PeerID)
 		for _, a := range d.Addrs {
 			h.Write(a)
@@ -456,7 +464,7 @@ func (n *Node) Messages(contactName string, limit int) ([]Message, error) {
 // MarkRead marks every incoming message from contact as read and, unless
 // read receipts are off, tells the contact.
 func (n *Node) MarkRead(contactName string) error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	c, err := n.contactByNameLocked(contactName)
 	if err != nil {
@@ -537,7 +545,7 @@ func (n *Node) SetReadReceipts(on bool) error {
 	defer n.mu.Unlock()
 	prev := n.settings.NoReadReceipts
 	n.settings.NoReadReceipts = !on
-	now := time.Now()
+	now := n.now()
 	t := n.newTxnLocked()
 	t.undo(func() { n.settings.NoReadReceipts = prev })
 	putJSON(t.b, n.tabs.identity, idSettings, &n.settings)

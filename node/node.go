@@ -29,6 +29,7 @@ import (
 	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/node/group"
 	"github.com/hushnet/hush/node/loops"
+	"github.com/hushnet/hush/node/shortlink"
 	"github.com/hushnet/hush/relay"
 )
 
@@ -69,8 +70,11 @@ type Config struct {
 	// KDF overrides the Argon2id parameters when a store is created (tests
 	// use small ones). Zero means the RFC 9106 second recommended option.
 	KDF KDFParams
-	// Now, if set, is the clock disappearing messages count with
-	// (tests); default time.Now.
+	// Now, if set, is the node's clock (tests move it): disappearing
+	// messages, presence, prekey rotation and expiry, the card's signing
+	// time and the validity checks of cards and prekeys it receives, and
+	// the short links' refresh count with it. Default time.Now. Network
+	// deadlines and retry waits stay on the wall clock.
 	Now func() time.Time
 	// PresenceHeartbeat is how often a device with presence on refreshes
 	// its status to the contacts it is directly connected to; a status
@@ -144,19 +148,20 @@ type Node struct {
 	opener  *envelope.Opener
 	relays  *relay.Client // mailbox protocol client
 
-	events      *events.Hub    // API subscribers and WaitState callers (node/events)
-	evlog       *eventLog      // the events' persistent log (eventlog.go); nil with the test hook
-	push        *pushState     // push registration and where the wake handle is attached (push.go)
-	newSessions *sessionRate   // how many new sessions strangers and each account may open (sessionrate.go)
-	storeHealth storeHealth    // whether commits fail, for Health and a bounded log (health.go)
-	records     *records       // message records in memory: uncommitted and recent (records.go)
-	tails       tailCache      // conversations' last message and unread count (convtails.go; under mu)
-	search      searchState    // the search index (searching.go)
-	timers      timersState    // disappearing messages: timers and expiries (timers.go; under mu)
-	fileServed  atomic.Int64   // blob bytes served on /hush/file/1 (fileserve.go)
-	reqDrops    requestDrops   // what the request caps dropped (requests.go)
-	linksKick   chan struct{}  // wakes the links loop (links.go)
-	presence    *presenceState // contacts' presence and what this device told whom (presence.go; own lock)
+	events      *events.Hub                        // API subscribers and WaitState callers (node/events)
+	evlog       *eventLog                          // the events' persistent log (eventlog.go); nil with the test hook
+	push        *pushState                         // push registration and where the wake handle is attached (push.go)
+	newSessions *sessionRate                       // how many new sessions strangers and each account may open (sessionrate.go)
+	storeHealth storeHealth                        // whether commits fail, for Health and a bounded log (health.go)
+	records     *records                           // message records in memory: uncommitted and recent (records.go)
+	tails       tailCache                          // conversations' last message and unread count (convtails.go; under mu)
+	search      searchState                        // the search index (searching.go)
+	timers      timersState                        // disappearing messages: timers and expiries (timers.go; under mu)
+	fileServed  atomic.Int64                       // blob bytes served on /hush/file/1 (fileserve.go)
+	reqDrops    requestDrops                       // what the request caps dropped (requests.go)
+	linksKick   chan struct{}                      // wakes the links loop (links.go)
+	invitesUsed map[[shortlink.TokenSize]byte]bool // invitations used here since the start (links.go), committed or not yet
+	presence    *presenceState                     // contacts' presence and what this device told whom (presence.go; own lock)
 
 	ready     chan struct{}
 	link      *gate.Gate[peer.ID] // opens once the link is complete (WaitLink)
@@ -513,7 +518,7 @@ func (n *Node) WaitLink(ctx context.Context) error {
 func (n *Node) Self() (Self, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	c, err := n.ownCardLocked(time.Now())
+	c, err := n.ownCardLocked(n.now())
 	if err != nil {
 		return Self{}, err
 	}
@@ -561,5 +566,5 @@ func newMessageID() [msgIDSize]byte {
 func (n *Node) Card() (*card.Card, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.ownCardLocked(time.Now())
+	return n.ownCardLocked(n.now())
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/hushnet/hush/crypto/card"
+	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/wire"
 	msync "github.com/hushnet/hush/sync"
@@ -396,6 +397,7 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	for {
 		n.mu.Lock()
 		n.dropStaleLocked(q)
+		n.dropToBlockedLocked(q)
 		var batch []*outEntry
 		for _, e := range q.pending {
 			if !e.durable || len(batch) == deliverWindow {
@@ -638,11 +640,30 @@ func (n *Node) settleLocked(t *txn, batch []*outEntry, statuses []byte, okState 
 			if n.refusedBeforeResetLocked(e) { // recovery.go
 				continue
 			}
-			state, errText = StateFailed, errUndecryptable
+			state, errText = StateFailed, n.refusalLocked(e)
 		}
 		n.setStateLocked(t, e.MsgID, state, errText)
 	}
 }
+
+// refusalLocked is the reason an entry the recipient's device refused
+// shows: the first messages of a session opened with a one-time
+// invitation are refused when the invitation was used or deleted
+// (inbox.go), anything else could not be decrypted.
+func (n *Node) refusalLocked(e *outEntry) string {
+	if envelope.Kind(e.Kind) == envelope.KindPrekeyMessage {
+		if b, err := hex.DecodeString(e.Account); err == nil && len(b) == identity.AccountIDSize {
+			if c := n.contacts[identity.AccountID(b)]; c != nil && len(c.rec.Invite) > 0 {
+				return errInviteRefused
+			}
+		}
+	}
+	return errUndecryptable
+}
+
+// errInviteRefused is the reason a message sent on a used invitation
+// shows.
+const errInviteRefused = "refused: this invitation was used or deleted (a one-time invitation works once); ask for a new link"
 
 // setStateLocked moves an outgoing message forward to state, never back.
 func (n *Node) setStateLocked(t *txn, idHex string, state MessageState, errText string) {

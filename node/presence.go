@@ -128,7 +128,7 @@ func (n *Node) presenceFresh() time.Duration { return n.presenceHeartbeat() * 5 
 func (n *Node) SetPresence(on bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	now := time.Now()
+	now := n.now()
 	prev := n.settings.Presence
 	n.settings.Presence = on
 	t := n.newTxnLocked()

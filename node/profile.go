@@ -116,7 +116,7 @@ func (n *Node) SetProfile(req ProfileRequest) (Self, error) {
 			return Self{}, err
 		}
 	}
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -232,7 +232,7 @@ func (n *Node) RenameContact(oldName, newName string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 )
 
 // Message requests (docs/protocol/addresses.md §20.5): an account that
@@ -128,7 +127,7 @@ func (n *Node) requestByNameLocked(name string) (*contact, error) {
 // AcceptRequest makes a request a contact, under its name (rename it
 // later if needed); its messages join the conversation.
 func (n *Node) AcceptRequest(name string) (Contact, error) {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -188,22 +187,8 @@ func (n *Node) BlockRequest(name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := n.BlockContact(name); err != nil {
-		return err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := n.requestByNameLocked(name)
-	if err != nil {
-		return err
-	}
-	t := n.newTxnLocked()
-	n.deleteMessagesLocked(t.b, c.account())
-	t.events = append(t.events, Event{Type: EventRequest, Contact: ptr(c.view())})
-	if err := n.commitReleasingLock(t); err != nil {
-		return fmt.Errorf("node: store: %w", err)
-	}
-	return nil
+	_, err = n.BlockContact(name) // a request's messages go with the block
+	return err
 }
 
 // contactByNameLocked finds a contact by name for a conversation: a

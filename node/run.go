@@ -224,7 +224,7 @@ func (n *Node) peerConnected(c network.Conn) {
 // indicators are never retried: one that cannot go within a few seconds
 // is dropped.
 func (n *Node) SetTyping(contactName string, typing bool) error {
-	now := time.Now()
+	now := n.now()
 	n.mu.Lock()
 	c, err := n.contactByNameLocked(contactName)
 	if err != nil {

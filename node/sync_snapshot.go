@@ -64,6 +64,9 @@ func (n *Node) snapshotLocked(sinceMS uint64) (*msync.Replica, error) {
 	if s := stored.settings[settingPresence]; s != nil {
 		add(s)
 	}
+	for _, s := range n.blockSettingsLocked(stored.settings) {
+		add(s)
+	}
 	for _, s := range stored.contacts {
 		add(s)
 	}

@@ -94,7 +94,8 @@ func timerSettingKey(acc identity.AccountID) string {
 	return settingTimerPrefix + strings.ToLower(timerB32.EncodeToString(acc[:]))
 }
 
-// now is the node's clock for expiries (Config.Now in tests).
+// now is the node's clock (Config.Now in tests): expiries, presence,
+// prekeys, cards and short links count with it.
 func (n *Node) now() time.Time {
 	if n.cfg.Now != nil {
 		return n.cfg.Now()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/skip2/go-qrcode"
 
 	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/node/shortlink"
@@ -73,7 +74,8 @@ func TestAddressAndInviteCommands(t *testing.T) {
 }
 
 // A short link's QR fits an 80×24 terminal: at most 24 lines of at most
-// 80 columns, for the longest link an IPv6 relay makes.
+// 80 columns, and QR version 10 at most, for the longest link an IPv6
+// relay makes.
 func TestShortLinkQRFitsATerminal(t *testing.T) {
 	l, err := shortlink.New(ma.StringCast("/ip6/2001:db8:ffff:ffff:ffff:ffff:ffff:ffff/tcp/65535"), [shortlink.RelayKeySize]byte{0xff})
 	if err != nil {
@@ -93,5 +95,12 @@ func TestShortLinkQRFitsATerminal(t *testing.T) {
 			t.Fatalf("a QR line is %d columns", w)
 		}
 	}
-	t.Logf("a %d-character link: a QR of %d lines × %d columns", len(s), len(lines), len([]rune(lines[0])))
+	code, err := qrcode.New(strings.ToUpper(s), qrcode.Low)
+	if err != nil || code.VersionNumber > 10 {
+		t.Fatalf("the QR of a %d-character link: version %d, %v (issue 17: 10 at most)", len(s), code.VersionNumber, err)
+	}
+	if len(s) > shortlink.MaxLength || shortlink.MaxLength > 120 {
+		t.Fatalf("a %d-character link (limit %d)", len(s), shortlink.MaxLength)
+	}
+	t.Logf("a %d-character link: a version %d QR of %d lines × %d columns", len(s), code.VersionNumber, len(lines), len([]rune(lines[0])))
 }

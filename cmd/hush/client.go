@@ -128,22 +128,6 @@ func runID(ctx context.Context, e *env, args []string) error {
 	if address != "" {
 		fmt.Fprintf(e.stdout, "address:     %s\n", address)
 	}
-	if *qr {
-		switch {
-		case address != "":
-			if err := printLinkQR(e.stdout, address); err != nil {
-				return err
-			}
-		default:
-			fmt.Fprintln(e.stderr, "hush: no address: this QR holds the long link, too large for most phone cameras to read from a screen; hush address create makes a short one")
-			// Upper case fits QR alphanumeric mode: a smaller code for the same link.
-			code, err := qrcode.New(strings.ToUpper(self.Link), qrcode.Low)
-			if err != nil {
-				return fmt.Errorf("making QR code: %w", err)
-			}
-			fmt.Fprint(e.stdout, code.ToSmallString(false))
-		}
-	}
 	fmt.Fprintf(e.stdout, "name:        %s\n", self.Name)
 	fmt.Fprintf(e.stdout, "fingerprint: %s\n", self.Fingerprint)
 	fmt.Fprintf(e.stdout, "device:      %s\n", self.Device)
@@ -162,6 +146,22 @@ func runID(ctx context.Context, e *env, args []string) error {
 	if self.Relays > 0 && self.Mailboxes == 0 {
 		fmt.Fprintln(e.stderr, "warning: no relay has a mailbox for you yet (unreachable?): this link reaches you only while your daemon is online; print it again once a relay answers")
 	}
+	if !*qr {
+		return nil
+	}
+	// The QR comes last, so that the screen the command leaves shows all
+	// of it: an address's is 23 lines at most, an 80×24 terminal's
+	// height with the prompt below it.
+	if address != "" {
+		return printLinkQR(e.stdout, address)
+	}
+	fmt.Fprintln(e.stderr, "hush: no address: this QR holds the long link, too large for most phone cameras to read from a screen; hush address create makes a short one")
+	// Upper case fits QR alphanumeric mode: a smaller code for the same link.
+	code, err := qrcode.New(strings.ToUpper(self.Link), qrcode.Low)
+	if err != nil {
+		return fmt.Errorf("making QR code: %w", err)
+	}
+	fmt.Fprint(e.stdout, code.ToSmallString(false))
 	return nil
 }
 

@@ -372,9 +372,29 @@ func TestID(t *testing.T) {
 		t.Errorf("id: %+v", r)
 	}
 	r = hush(t, nil, nil, "--home", home, "id", "--qr")
-	lines := strings.Split(r.stdout, "\n")
-	if r.code != 0 || lines[0] != self.Link || len(lines) < 15 || !strings.ContainsAny(lines[2], "█▀▄") {
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if r.code != 0 || lines[0] != self.Link || len(lines) < 15 || !strings.ContainsAny(lines[len(lines)-2], "█▀▄") {
 		t.Errorf("id --qr: %+v", r)
+	}
+	// With an address, its QR ends the output and all of it fits the
+	// screen an 80×24 terminal shows after the command (23 lines and the
+	// prompt).
+	if r := hush(t, nil, nil, "--home", home, "address", "create"); r.code != 0 {
+		t.Fatalf("address create: %+v", r)
+	}
+	r = hush(t, nil, nil, "--home", home, "id", "--qr")
+	lines = strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	qr := 0
+	for i := len(lines) - 1; i >= 0 && strings.ContainsAny(lines[i], "█▀▄"); i-- {
+		qr++
+	}
+	if r.code != 0 || lines[0] != self.Link || qr < 15 || qr > 23 || strings.ContainsAny(strings.Join(lines[:len(lines)-qr], ""), "█▀▄") {
+		t.Fatalf("id --qr with an address: the QR is the last %d lines of\n%s", qr, r.stdout)
+	}
+	for _, l := range lines[len(lines)-qr:] {
+		if w := len([]rune(l)); w > 80 {
+			t.Fatalf("a QR line of %d columns", w)
+		}
 	}
 }
 
