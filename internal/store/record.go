@@ -151,12 +151,26 @@ func recordAD(buf []byte, format byte, key []byte) []byte {
 
 // seal encrypts pt for the physical key in the given format.
 func (tk *tableKeys) seal(format byte, key, pt []byte) []byte {
-	out := make([]byte, 1+suite.NonceSizeX, sealOverhead+len(pt))
+	out, _ := sealBuffer(format, len(pt))
+	return tk.sealIn(out, key, pt)
+}
+
+// sealBuffer returns a sealed record's buffer in the given format, with
+// a fresh nonce and room for n bytes of plaintext (then its tag), and an
+// empty slice where the plaintext goes: a caller appends the plaintext
+// to pt and seals it in place with sealIn, with no copy of its own.
+func sealBuffer(format byte, n int) (out, pt []byte) {
+	out = make([]byte, 1+suite.NonceSizeX, sealOverhead+n)
 	out[0] = format
-	nonce := out[1 : 1+suite.NonceSizeX]
-	fillRandom(nonce)
+	fillRandom(out[1:])
+	return out, out[len(out):len(out)]
+}
+
+// sealIn encrypts pt into out (from sealBuffer) for the physical key:
+// in place when pt was built where sealBuffer said.
+func (tk *tableKeys) sealIn(out, key, pt []byte) []byte {
 	var ad [64]byte
-	return tk.aead.Seal(out, nonce, pt, recordAD(ad[:0], format, key))
+	return tk.aead.Seal(out, out[1:1+suite.NonceSizeX], pt, recordAD(ad[:0], out[0], key))
 }
 
 // open authenticates and decrypts a stored value found under key in the
@@ -177,14 +191,14 @@ func (tk *tableKeys) open(format byte, key, raw []byte) ([]byte, error) {
 }
 
 // sealRecord encrypts id ‖ value as a plain record for the physical key.
+// The plaintext is built in the record's buffer and encrypted in place,
+// so no clear copy of it is left behind.
 func (tk *tableKeys) sealRecord(key, id, value []byte) []byte {
-	w := codec.NewWriter(2 + len(id) + len(value))
-	w.Bytes16(id)
-	w.Fixed(value)
-	pt := w.Bytes()
-	out := tk.seal(formatPlain, key, pt)
-	clear(pt)
-	return out
+	out, pt := sealBuffer(formatPlain, 2+len(id)+len(value))
+	pt = binary.BigEndian.AppendUint16(pt, uint16(len(id)))
+	pt = append(pt, id...)
+	pt = append(pt, value...)
+	return tk.sealIn(out, key, pt)
 }
 
 // decodeRecord authenticates and decrypts a plain record (or a layout 1
@@ -206,17 +220,16 @@ func (tk *tableKeys) decodeRecord(key, raw []byte) (id, value []byte, err error)
 	return nonNil(id), nonNil(value), nil
 }
 
-// sealData encrypts a data record: kind ‖ bytes16 id ‖ u64 seq ‖ value.
+// sealData encrypts a data record: kind ‖ bytes16 id ‖ u64 seq ‖ value,
+// in place as sealRecord does.
 func (tk *tableKeys) sealData(key, id []byte, seq uint64, value []byte) []byte {
-	w := codec.NewWriter(1 + 2 + len(id) + 8 + len(value))
-	w.U8(kindData)
-	w.Bytes16(id)
-	w.U64(seq)
-	w.Fixed(value)
-	pt := w.Bytes()
-	out := tk.seal(formatSeq, key, pt)
-	clear(pt)
-	return out
+	out, pt := sealBuffer(formatSeq, 1+2+len(id)+8+len(value))
+	pt = append(pt, kindData)
+	pt = binary.BigEndian.AppendUint16(pt, uint16(len(id)))
+	pt = append(pt, id...)
+	pt = binary.BigEndian.AppendUint64(pt, seq)
+	pt = append(pt, value...)
+	return tk.sealIn(out, key, pt)
 }
 
 // seqRecord is a decoded format 0x02 record: a value (kindData) or a
