@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -421,6 +422,7 @@ func (s *Server) handle(st network.Stream) {
 			if rp == nil {
 				rp = s.startReplier(c)
 			}
+			frame.recycle = true // nothing keeps its envelope (depositItems)
 			wait := s.depositItems(c, []DepositItem{{Deposit: m.Deposit, Envelope: m.Envelope}})
 			if rp.send(replyItem{hold: frame, wait: func() any { return wait()[0].single() }}) != nil {
 				return
@@ -430,6 +432,7 @@ func (s *Server) handle(st network.Stream) {
 			if rp == nil {
 				rp = s.startReplier(c)
 			}
+			frame.recycle = true
 			wait := s.depositItems(c, m.Items)
 			if rp.send(replyItem{hold: frame, wait: func() any { return &Receipts{Results: wait()} }}) != nil {
 				return
@@ -513,6 +516,9 @@ type pendingStore struct {
 	ref  msgRef
 	msg  *message
 	wait func() error // shared by the messages of one batch
+	// borrowed: msg.envelope is in a request frame's buffer, reused once
+	// the request is answered (framepool.go), so a push gets a copy.
+	borrowed bool
 }
 
 // topicShare is how much of a quota group-store filings may fill: three
@@ -619,7 +625,13 @@ func (s *Server) storeFinish(p *pendingStore) *reqErr {
 	sub := mb.sub
 	mb.mu.Unlock()
 	if sub != nil {
-		sub.push(p.ref, p.msg)
+		msg := p.msg
+		if p.borrowed {
+			c := *msg
+			c.envelope = bytes.Clone(msg.envelope)
+			msg = &c
+		}
+		sub.push(p.ref, msg)
 	}
 	return nil
 }
