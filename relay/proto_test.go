@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hushnet/hush/internal/wire"
 )
 
 func sampleMessages() []any {
@@ -286,4 +288,29 @@ func FuzzParseMessage(f *testing.F) {
 			t.Fatalf("accepted source %d", got.source)
 		}
 	})
+}
+
+// appendFrame gives the frame wire.AppendFrame(Encode(m)) gives, for a
+// DepositMany (encoded in place) as for any other message, after what
+// dst held; a DepositMany over MaxFrame is refused and dst kept.
+func TestAppendFrameMatchesEncode(t *testing.T) {
+	many := &DepositMany{}
+	for i := range 5 {
+		many.Items = append(many.Items, DepositItem{Deposit: ID{byte(i), 7}, Envelope: bytes.Repeat([]byte{byte(i)}, 100*i)})
+	}
+	for _, m := range []any{many, &DepositMany{}, &Receipt{Message: MessageID{3}}, &Deposit{Deposit: ID{1}, Envelope: []byte("env")}} {
+		want, err := wire.AppendFrame([]byte("prefix"), Encode(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendFrame([]byte("prefix"), m)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%T: appendFrame gives %x, %v; want %x", m, got, err, want)
+		}
+	}
+	big := &DepositMany{Items: []DepositItem{{Envelope: make([]byte, wire.MaxFrame)}}}
+	got, err := appendFrame([]byte("prefix"), big)
+	if !errors.Is(err, wire.ErrFrameTooLarge) || string(got) != "prefix" {
+		t.Fatalf("an oversized DepositMany: %q, %v", got[:min(len(got), 10)], err)
+	}
 }
