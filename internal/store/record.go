@@ -71,6 +71,7 @@ type tableKeys struct {
 	seqKey   []byte      // K_seq_t
 	macs     sync.Pool   // keyed HMAC-SHA-256 states for indexKey, reused
 	seqMacs  sync.Pool   // the same for seqKey
+	memo     keyMemo     // keys computed again and again (headKey, linkKey)
 }
 
 func deriveTableKeys(dek, indexRoot []byte, name string) *tableKeys {
@@ -134,12 +135,82 @@ func (tk *tableKeys) dataKey(id []byte, seq uint64) []byte {
 	return tk.seqRecordKey(kindData, id, seq, true)
 }
 
+// linkKey returns the key of the link record of (id, seq). The slice
+// may be shared (keyMemo): callers must not change it.
 func (tk *tableKeys) linkKey(id []byte, seq uint64) []byte {
+	if key := tk.memo.tail(id, seq); key != nil {
+		return key
+	}
 	return tk.seqRecordKey(kindLink, id, seq, true)
 }
 
+// headKey returns the key of id's skip-list head. The slice may be
+// shared (keyMemo): callers must not change it.
 func (tk *tableKeys) headKey(id []byte) []byte {
-	return tk.seqRecordKey(kindHead, id, 0, false)
+	if key := tk.memo.head(id); key != nil {
+		return key
+	}
+	key := tk.seqRecordKey(kindHead, id, 0, false)
+	tk.memo.setHead(id, key)
+	return key
+}
+
+// keyMemo remembers the keys a table's appends compute again and again:
+// each id's head key (every PutSeq and DeleteSeq names it), and the link
+// key of the record appended last to each id (the predecessor the next
+// append links to). A key is a function of the table, id and seq only,
+// so an entry is never stale, whatever was written or failed since; the
+// memo is bounded by forgetting everything at keyMemoSize entries. It
+// holds only keys, which are in memory anyway (docs/protocol/store.md
+// §11.3: keyed hashes, not secrets once on disk).
+type keyMemo struct {
+	mu    sync.Mutex
+	heads map[string][]byte
+	tails map[string]tailLink
+}
+
+// tailLink is the link key of one seq of an id.
+type tailLink struct {
+	seq uint64
+	key []byte
+}
+
+// keyMemoSize bounds each map of a keyMemo (about 100 bytes an entry).
+const keyMemoSize = 4096
+
+func (m *keyMemo) head(id []byte) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.heads[string(id)]
+}
+
+func (m *keyMemo) setHead(id, key []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.heads == nil || len(m.heads) >= keyMemoSize {
+		m.heads = make(map[string][]byte)
+	}
+	m.heads[string(id)] = key
+}
+
+func (m *keyMemo) tail(id []byte, seq uint64) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.tails[string(id)]; ok && t.seq == seq {
+		return t.key
+	}
+	return nil
+}
+
+// setTail remembers key as the link key of (id, seq), the record just
+// appended to id.
+func (m *keyMemo) setTail(id []byte, seq uint64, key []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tails == nil || len(m.tails) >= keyMemoSize {
+		m.tails = make(map[string]tailLink)
+	}
+	m.tails[string(id)] = tailLink{seq, key}
 }
 
 // recordAD appends "hush/v1/record" ‖ format ‖ key to buf.

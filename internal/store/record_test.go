@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -36,5 +37,47 @@ func TestSealInPlace(t *testing.T) {
 		if n := testing.AllocsPerRun(100, seal); n != 2 {
 			t.Errorf("sealing a %s record: %v allocations, want 2", name, n)
 		}
+	}
+}
+
+// The key memo gives the keys the keyed hashes give, for ids past its
+// size (it forgets and starts over) and for seqs other than the one
+// remembered; appends that use it store and read back as before.
+func TestKeyMemo(t *testing.T) {
+	tk := fuzzTableKeys()
+	for i := range keyMemoSize + 10 {
+		id := fmt.Appendf(nil, "id%d", i)
+		for range 2 {
+			if got, want := tk.headKey(id), tk.seqRecordKey(kindHead, id, 0, false); !bytes.Equal(got, want) {
+				t.Fatalf("head key of %s: %x, want %x", id, got, want)
+			}
+		}
+		tk.memo.setTail(id, uint64(i), tk.seqRecordKey(kindLink, id, uint64(i), true))
+		for _, seq := range []uint64{uint64(i), uint64(i) + 1} {
+			if got, want := tk.linkKey(id, seq), tk.seqRecordKey(kindLink, id, seq, true); !bytes.Equal(got, want) {
+				t.Fatalf("link key of %s, %d: %x, want %x", id, seq, got, want)
+			}
+		}
+	}
+	db := mustOpen(t, t.TempDir(), cfg(""))
+	tb := db.Table("memo")
+	for seq := range uint64(50) {
+		b := db.Batch()
+		b.PutSeq(tb, []byte("a"), seq, fmt.Appendf(nil, "v%d", seq))
+		b.PutSeq(tb, []byte("b"), seq, fmt.Appendf(nil, "w%d", seq))
+		if seq%7 == 3 {
+			b.DeleteSeq(tb, []byte("a"), seq-1)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	tb.ScanSeq([]byte("a"), 0, 100, func(seq uint64, v []byte) error {
+		got = append(got, string(v))
+		return nil
+	})
+	if len(got) != 50-7 || got[0] != "v0" || got[len(got)-1] != "v49" {
+		t.Fatalf("id a holds %d records %v…", len(got), got[:3])
 	}
 }

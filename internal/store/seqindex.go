@@ -312,7 +312,10 @@ func (l *seqLinker) apply(op seqOp) error {
 	var ln *linkedNode
 	if !op.del && (hd.n == nil || s > lastSeq(hd.n)) {
 		// Past the end: no link to read (appends, the common case).
-		ln = l.absent(tk, tk.linkKey(id, s), kindLink, s)
+		// The next append links to it: its key is remembered.
+		key := tk.linkKey(id, s)
+		tk.memo.setTail(id, s, key)
+		ln = l.absent(tk, key, kindLink, s)
 	} else if ln, err = l.load(tk, tk.linkKey(id, s), kindLink, s); err != nil {
 		return err
 	}
