@@ -294,12 +294,19 @@ func (tk *tableKeys) decodeRecord(key, raw []byte) (id, value []byte, err error)
 // sealData encrypts a data record: kind ‖ bytes16 id ‖ u64 seq ‖ value,
 // in place as sealRecord does.
 func (tk *tableKeys) sealData(key, id []byte, seq uint64, value []byte) []byte {
-	out, pt := sealBuffer(formatSeq, 1+2+len(id)+8+len(value))
+	return tk.sealDataParts(key, id, seq, len(value), [][]byte{value})
+}
+
+// sealDataParts is sealData of the value the parts joined (n bytes).
+func (tk *tableKeys) sealDataParts(key, id []byte, seq uint64, n int, parts [][]byte) []byte {
+	out, pt := sealBuffer(formatSeq, 1+2+len(id)+8+n)
 	pt = append(pt, kindData)
 	pt = binary.BigEndian.AppendUint16(pt, uint16(len(id)))
 	pt = append(pt, id...)
 	pt = binary.BigEndian.AppendUint64(pt, seq)
-	pt = append(pt, value...)
+	for _, p := range parts {
+		pt = append(pt, p...)
+	}
 	return tk.sealIn(out, key, pt)
 }
 

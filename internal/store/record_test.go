@@ -81,3 +81,28 @@ func TestKeyMemo(t *testing.T) {
 		t.Fatalf("id a holds %d records %v…", len(got), got[:3])
 	}
 }
+
+// PutSeqParts stores the parts joined, as PutSeq of the joined value
+// would, and refuses (stickily) a value over MaxValueSize in total.
+func TestPutSeqParts(t *testing.T) {
+	db := mustOpen(t, t.TempDir(), cfg(""))
+	tb := db.Table("parts")
+	b := db.Batch()
+	if err := b.PutSeqParts(tb, []byte("id"), 1, []byte("head "), nil, []byte("body"), []byte(" tail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := tb.GetSeq([]byte("id"), 1); err != nil || string(v) != "head body tail" {
+		t.Fatalf("GetSeq: %q, %v", v, err)
+	}
+	half := make([]byte, MaxValueSize/2+1)
+	b = db.Batch()
+	if err := b.PutSeqParts(tb, []byte("id"), 2, half, half); err == nil {
+		t.Fatal("a value over MaxValueSize in two parts was taken")
+	}
+	if err := b.Commit(); err == nil {
+		t.Fatal("a batch holding a refused value committed")
+	}
+}
