@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/internal/wire"
 )
 
@@ -243,6 +244,21 @@ func TestMessageRecordSource(t *testing.T) {
 		got, err := parseMessage(m.encode())
 		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Fatalf("round trip %+v %v", got, err)
+		}
+		// The record's layout, field by field (storage.go), and the
+		// same bytes in the parts storeQueueMany gives the store.
+		w := codec.NewWriter(0)
+		w.Fixed(m.id[:])
+		w.U64(m.storedAt)
+		w.U64(m.expiry | noIndexBit)
+		w.Bytes32(m.envelope)
+		w.U8(uint8(m.source))
+		if m.source == SourceTopic {
+			writeTopic(w, m.topic)
+		}
+		parts := append(append(m.appendHeader(nil), m.envelope...), m.appendTrailer(nil)...)
+		if !bytes.Equal(m.encode(), w.Bytes()) || !bytes.Equal(parts, w.Bytes()) {
+			t.Fatalf("record %x, in parts %x, want %x", m.encode(), parts, w.Bytes())
 		}
 	}
 	// A record written before the source existed ends after the envelope:

@@ -20,6 +20,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/internal/wire"
 )
@@ -583,7 +584,11 @@ func (s *Server) storeQueueMany(mb *mailbox, data [][]byte, src Source, topic st
 		mb.count++
 		mb.bytes += size
 		ref := msgRef{mailbox: mb.id, msg: msg.id, arrival: arrival, size: uint32(size)}
-		b.PutSeq(s.t.messages, mb.id[:], arrival, msg.encode())
+		// The record in parts: the envelope is copied once, into the
+		// sealed record.
+		var head [msgHeaderSize]byte
+		var tail [2 + gossip.MaxTopicLen]byte
+		b.PutSeqParts(s.t.messages, mb.id[:], arrival, msg.appendHeader(head[:0]), d, msg.appendTrailer(tail[:0]))
 		ps[i] = &pendingStore{mb: mb, ref: ref, msg: msg}
 		queued++
 	}
