@@ -126,18 +126,21 @@ func randomLevel() int {
 }
 
 // seqOp is one PutSeq or DeleteSeq of a batch, kept for Commit to link or
-// unlink its record.
+// unlink its record. Its keys are computed when the operation is added
+// (by the caller's goroutine), not in Commit: a grouped commit links the
+// records of all its batches in one goroutine at a time.
 type seqOp struct {
 	keys *tableKeys
 	id   []byte // the caller's id, copied
 	head []byte // the key of id's head
+	link []byte // the key of the link record of (id, seq)
 	seq  uint64
 	del  bool
 }
 
 func newSeqOp(tk *tableKeys, id []byte, seq uint64, del bool) seqOp {
 	id = slices.Clone(nonNil(id))
-	return seqOp{keys: tk, id: id, head: tk.headKey(id), seq: seq, del: del}
+	return seqOp{keys: tk, id: id, head: tk.headKey(id), link: tk.linkKey(id, seq), seq: seq, del: del}
 }
 
 // seqStripes is the number of locks the ids' skip lists are striped
@@ -313,10 +316,9 @@ func (l *seqLinker) apply(op seqOp) error {
 	if !op.del && (hd.n == nil || s > lastSeq(hd.n)) {
 		// Past the end: no link to read (appends, the common case).
 		// The next append links to it: its key is remembered.
-		key := tk.linkKey(id, s)
-		tk.memo.setTail(id, s, key)
-		ln = l.absent(tk, key, kindLink, s)
-	} else if ln, err = l.load(tk, tk.linkKey(id, s), kindLink, s); err != nil {
+		tk.memo.setTail(id, s, op.link)
+		ln = l.absent(tk, op.link, kindLink, s)
+	} else if ln, err = l.load(tk, op.link, kindLink, s); err != nil {
 		return err
 	}
 	if op.del == (ln.n == nil) {
