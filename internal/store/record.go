@@ -359,7 +359,8 @@ func (tk *tableKeys) decodeSeqRecord(key, raw []byte) (*seqRecord, error) {
 
 // sealNode encrypts a link or head record.
 func (tk *tableKeys) sealNode(key []byte, kind byte, n *seqNode) []byte {
-	return tk.seal(formatSeq, key, n.encode(kind))
+	out, pt := sealBuffer(formatSeq, n.size())
+	return tk.sealIn(out, key, n.appendTo(pt, kind))
 }
 
 func nonNil(b []byte) []byte {

@@ -30,9 +30,18 @@ func TestSealInPlace(t *testing.T) {
 	if gotID, gotValue, err := tk.decodeRecord(pkey, praw); err != nil || string(gotID) != string(id) || !bytes.Equal(gotValue, value) {
 		t.Fatalf("plain record opens to %q, %d bytes, %v", gotID, len(gotValue), err)
 	}
+	n := &seqNode{h: 3, hasNext: 5, hasPrev: 1, count: 0}
+	n.setNext(0, 9, true)
+	n.setNext(2, 12, true)
+	n.setPrev(0, 4, true)
+	lkey := tk.linkKey(id, 7)
+	if rec, err := tk.decodeSeqRecord(lkey, tk.sealNode(lkey, kindLink, n)); err != nil || rec.kind != kindLink || *rec.node != *n {
+		t.Fatalf("link record opens to %+v, %v", rec, err)
+	}
 	for name, seal := range map[string]func(){
 		"data":  func() { tk.sealData(key, id, 7, value) },
 		"plain": func() { tk.sealRecord(pkey, id, value) },
+		"link":  func() { tk.sealNode(lkey, kindLink, n) },
 	} {
 		if n := testing.AllocsPerRun(100, seal); n != 2 {
 			t.Errorf("sealing a %s record: %v allocations, want 2", name, n)

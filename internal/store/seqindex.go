@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -73,17 +74,23 @@ func slots(h int) int {
 // encode returns kind ‖ h ‖ next_mask ‖ prev_mask ‖ count ‖ h × (next ‖
 // prev) ‖ zero padding to slots(h) pairs.
 func (n *seqNode) encode(kind byte) []byte {
-	w := codec.NewWriter(14 + 16*slots(n.h))
-	w.U8(kind)
-	w.U8(uint8(n.h))
-	w.U16(n.hasNext)
-	w.U16(n.hasPrev)
-	w.U64(n.count)
+	return n.appendTo(make([]byte, 0, n.size()), kind)
+}
+
+// size is the length of n's encoding.
+func (n *seqNode) size() int { return 14 + 16*slots(n.h) }
+
+// appendTo appends n's encoding to b.
+func (n *seqNode) appendTo(b []byte, kind byte) []byte {
+	b = append(b, kind, uint8(n.h))
+	b = binary.BigEndian.AppendUint16(b, n.hasNext)
+	b = binary.BigEndian.AppendUint16(b, n.hasPrev)
+	b = binary.BigEndian.AppendUint64(b, n.count)
 	for i := range slots(n.h) {
-		w.U64(n.next[i])
-		w.U64(n.prev[i])
+		b = binary.BigEndian.AppendUint64(b, n.next[i])
+		b = binary.BigEndian.AppendUint64(b, n.prev[i])
 	}
-	return w.Bytes()
+	return b
 }
 
 // decodeNode parses what follows the kind byte, accepting only the one
