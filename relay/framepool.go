@@ -5,14 +5,14 @@ import (
 	"sync"
 )
 
-// Request frame buffers are pooled by power-of-two capacity, from
-// frameChunk to framePoolMax, so that the frames of a busy deposit
-// stream (DepositMany frames of up to MaxFrame, read at a growing size:
-// frameHold.readMax) reuse buffers instead of allocating and zeroing
-// new ones. A buffer is given back only by a request that holds no
-// reference into it once answered (deposits: frameHold.recycle); its old
-// bytes are never seen, as a frame is returned only once every byte of
-// it has been read into the buffer.
+// Request frame buffers of frameChunk bytes and more are pooled by
+// power-of-two capacity, up to framePoolMax, so that the frames of a
+// busy deposit stream (DepositMany frames of up to MaxFrame, read at a
+// growing size: frameHold.readMax) reuse buffers instead of allocating
+// and zeroing new ones. A buffer is given back only by a request that
+// holds no reference into it once answered (deposits:
+// frameHold.recycle); its old bytes are never seen, as a frame is
+// returned only once every byte of it has been read into the buffer.
 
 // framePoolMax is the largest pooled capacity: the power of two at or
 // above MaxFrame. Larger frames (the blob store's) are not pooled.
@@ -41,10 +41,12 @@ func frameClass(n int) int {
 }
 
 // getFrameBuf returns a buffer of length n: pooled (its capacity the
-// class's) up to framePoolMax, else a new one of exactly n.
+// class's) from frameChunk to framePoolMax, else a new one of exactly n
+// (a small frame, which a request may keep a part of, holds no more
+// memory than its bytes).
 func getFrameBuf(n int) []byte {
 	c := frameClass(n)
-	if c >= framePoolClasses {
+	if n < frameChunk || c >= framePoolClasses {
 		return make([]byte, n)
 	}
 	if p, ok := framePools[c].Get().(*[]byte); ok {

@@ -4,8 +4,8 @@ import "testing"
 
 // A pooled frame buffer has the length asked for and the capacity of its
 // class: at least that, under twice it past the first chunk (the frame
-// budget holds the length), and frames over the largest class are not
-// pooled.
+// budget holds the length); frames under the first chunk and over the
+// largest class are not pooled (their buffers are their size).
 func TestFrameBufClasses(t *testing.T) {
 	for _, n := range []int{1, frameChunk - 1, frameChunk, frameChunk + 1, 3 * frameChunk, MaxFrame, framePoolMax, framePoolMax + 1} {
 		b := getFrameBuf(n)
@@ -17,7 +17,7 @@ func TestFrameBufClasses(t *testing.T) {
 			if cap(b) != n {
 				t.Fatalf("getFrameBuf(%d) over the largest class: capacity %d", n, cap(b))
 			}
-		case n > frameChunk && cap(b) >= 2*n, n <= frameChunk && cap(b) != frameChunk:
+		case n > frameChunk && cap(b) >= 2*n, n == frameChunk && cap(b) != frameChunk, n < frameChunk && cap(b) != n:
 			t.Fatalf("getFrameBuf(%d): capacity %d", n, cap(b))
 		}
 		putFrameBuf(b)
