@@ -178,7 +178,7 @@ func (db *DB) lockSeqs(ops []seqOp) (unlock func()) {
 type seqLinker struct {
 	r     getter
 	cache *nodeCache
-	nodes map[string]*linkedNode
+	nodes map[nodeKey]*linkedNode
 	order []*linkedNode // in the order first read, for a stable write
 }
 
@@ -194,8 +194,12 @@ type linkedNode struct {
 }
 
 func newSeqLinker(r getter, cache *nodeCache) *seqLinker {
-	return &seqLinker{r: r, cache: cache, nodes: make(map[string]*linkedNode)}
+	return &seqLinker{r: r, cache: cache, nodes: make(map[nodeKey]*linkedNode)}
 }
+
+// nodeKey is a link or head record's key (keyLen bytes), as a map key:
+// no string copied on every insert.
+type nodeKey [keyLen]byte
 
 // nodeCache keeps the decoded link and head records that commits read
 // and wrote last, so an append does not read back and open the head and
@@ -205,7 +209,7 @@ func newSeqLinker(r getter, cache *nodeCache) *seqLinker {
 // is rebuilt. Eviction is arbitrary: a miss only costs a read.
 type nodeCache struct {
 	mu sync.Mutex
-	m  map[string]seqNode
+	m  map[nodeKey]seqNode
 }
 
 // nodeCacheSize bounds the cache: about 300 bytes an entry.
@@ -214,7 +218,7 @@ const nodeCacheSize = 8192
 func (c *nodeCache) get(key []byte) (seqNode, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, ok := c.m[string(key)]
+	n, ok := c.m[nodeKey(key)]
 	return n, ok
 }
 
@@ -224,14 +228,14 @@ func (c *nodeCache) remember(l *seqLinker) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]seqNode)
+		c.m = make(map[nodeKey]seqNode)
 	}
 	for _, ln := range l.order {
 		if ln.n == nil {
-			delete(c.m, string(ln.key))
+			delete(c.m, nodeKey(ln.key))
 			continue
 		}
-		c.m[string(ln.key)] = *ln.n
+		c.m[nodeKey(ln.key)] = *ln.n
 	}
 	if len(c.m) > nodeCacheSize {
 		for k := range c.m {
@@ -253,7 +257,7 @@ func (c *nodeCache) clear() {
 // load returns the node under key, reading it on first use; n is nil
 // when there is none.
 func (l *seqLinker) load(tk *tableKeys, key []byte, kind byte, seq uint64) (*linkedNode, error) {
-	if ln, ok := l.nodes[string(key)]; ok {
+	if ln, ok := l.nodes[nodeKey(key)]; ok {
 		return ln, nil
 	}
 	ln := l.absent(tk, key, kind, seq)
@@ -282,11 +286,11 @@ func (l *seqLinker) load(tk *tableKeys, key []byte, kind byte, seq uint64) (*lin
 // absent returns the node under key, known to be missing unless this
 // commit made it.
 func (l *seqLinker) absent(tk *tableKeys, key []byte, kind byte, seq uint64) *linkedNode {
-	if ln, ok := l.nodes[string(key)]; ok {
+	if ln, ok := l.nodes[nodeKey(key)]; ok {
 		return ln
 	}
 	ln := &linkedNode{keys: tk, key: key, kind: kind, head: kind == kindHead, seq: seq}
-	l.nodes[string(key)] = ln
+	l.nodes[nodeKey(key)] = ln
 	l.order = append(l.order, ln)
 	return ln
 }

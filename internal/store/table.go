@@ -571,7 +571,7 @@ func (b *Batch) addIndex(ldb *leveldb.DB) (mark int, l *seqLinker, err error) {
 	l = newSeqLinker(ldb, &b.db.nodes)
 	// An append changes its link, its predecessor and the head: room
 	// for those, so a large group's map does not grow step by step.
-	l.nodes = make(map[string]*linkedNode, 2*len(b.seqOps)+8)
+	l.nodes = make(map[nodeKey]*linkedNode, 2*len(b.seqOps)+8)
 	l.order = make([]*linkedNode, 0, 2*len(b.seqOps)+8)
 	for _, op := range b.seqOps {
 		if err := l.apply(op); err != nil {
