@@ -384,7 +384,7 @@ func (d *Depositor) writeLoop() {
 				} else {
 					req = &Deposit{Deposit: calls[0].item.Deposit, Envelope: calls[0].item.Envelope}
 				}
-				buf, err = wire.AppendFrame(buf[:0], Encode(req))
+				buf, err = appendFrame(buf[:0], req)
 				if err == nil {
 					d.st.SetWriteDeadline(time.Now().Add(d.c.timeout()))
 					_, err = d.st.Write(buf)

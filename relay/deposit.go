@@ -148,7 +148,9 @@ func (s *Server) checkDeposit(c *conn, it *DepositItem) (*mailbox, ErrorCode) {
 // depositItems queues the envelopes of one deposit frame for a grouped
 // commit, each mailbox's in frame order (one batch per mailbox), and
 // returns the function that waits for the commits and gives each item's
-// result. The envelopes must stay unchanged until then.
+// result. The envelopes must stay unchanged until then; nothing refers
+// to them afterwards (a live subscription is pushed a copy), so the
+// frame's buffer can be reused once the frame is answered.
 func (s *Server) depositItems(c *conn, items []DepositItem) func() []ItemResult {
 	res := make([]ItemResult, len(items))
 	type group struct {
@@ -184,6 +186,7 @@ func (s *Server) depositItems(c *conn, items []DepositItem) func() []ItemResult 
 				res[i].Code = errs[j].code
 				continue
 			}
+			ps[j].borrowed = true
 			pend = append(pend, queued{i, ps[j]})
 		}
 	}

@@ -700,3 +700,51 @@ func TestAckAfterExpiryCountsOnce(t *testing.T) {
 		t.Fatal("the young message is not the one left")
 	}
 }
+
+// Deposit frames' buffers are reused once the frames are answered
+// (framepool.go); a live subscription that has not read its pushes yet
+// still gets every envelope as deposited, not bytes of later frames.
+func TestLivePushesSurviveFrameReuse(t *testing.T) {
+	r := startRelay(t, Config{PeerRate: -1, IPRate: -1, MaxMessages: 10000})
+	c := &Client{}
+	h := newHost(t)
+	o := createMailbox(t, c, h, r)
+	sub, err := c.Subscribe(context.Background(), h, r.info, o.created.Mailbox, o.key, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitDrained(t, sub)
+	// The owner reads nothing until every deposit is answered: more
+	// than its channel and the stream's window hold stays queued at the
+	// relay while the frames' buffers go to the next frames.
+	d := openDepositor(t, c, r)
+	const n, per = 3000, 50
+	want := make(map[MessageID][]byte, n)
+	for i := 0; i < n; i += per {
+		items := make([]DepositItem, per)
+		for j := range items {
+			items[j] = DepositItem{Deposit: o.created.Deposit, Envelope: sealed1K(t)}
+		}
+		res, err := d.DepositMany(items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, rs := range res {
+			if rs.Err() != nil {
+				t.Fatal(rs.Err())
+			}
+			want[rs.Message] = items[j].Envelope
+		}
+	}
+	for i, m := range recvN(t, sub, n) {
+		env, ok := want[m.Message]
+		if !ok {
+			t.Fatalf("push %d: a message not deposited", i)
+		}
+		if !bytes.Equal(m.Envelope, env) {
+			t.Fatalf("push %d: the envelope changed after its frame was answered", i)
+		}
+		delete(want, m.Message)
+	}
+}

@@ -114,11 +114,16 @@ func (b *frameBudget) refused() {
 	}
 }
 
-// frameHold is the budget one stream holds for its current frame.
+// frameHold is the budget one stream holds for its current frame, and
+// the frame's buffer.
 type frameHold struct {
 	b   *frameBudget
 	net string
 	n   int64
+	buf []byte // the frame read (its buffer from getFrameBuf)
+	// recycle: nothing refers into buf once the request is answered
+	// (set for deposit frames), so release gives buf back for reuse.
+	recycle bool
 }
 
 func (b *frameBudget) hold(net string) *frameHold { return &frameHold{b: b, net: net} }
@@ -135,13 +140,20 @@ func (h *frameHold) grow(size int) bool {
 	return true
 }
 
-// release gives the hold back (the frame's request was answered). A nil
-// hold holds nothing.
+// release gives the hold back (the frame's request was answered), and
+// the frame's buffer too when recycle is set. A nil hold holds nothing.
 func (h *frameHold) release() {
-	if h != nil && h.n > 0 {
+	if h == nil {
+		return
+	}
+	if h.n > 0 {
 		h.b.release(h.net, h.n)
 		h.n = 0
 	}
+	if h.recycle && h.buf != nil {
+		putFrameBuf(h.buf)
+	}
+	h.buf = nil
 }
 
 // read reads one request frame of at most MaxFrame bytes from r, as
@@ -161,24 +173,32 @@ func (h *frameHold) readMax(r io.Reader, limit int) ([]byte, error) {
 	if !h.grow(buf) {
 		return nil, errFrameBudget
 	}
-	body := make([]byte, buf)
+	body := getFrameBuf(buf) // framepool.go
 	n := 0
 	for {
 		m, err := io.ReadFull(r, body[n:])
 		n += m
 		if err != nil {
+			putFrameBuf(body)
 			return nil, fmt.Errorf("%w: %w: payload has %d of %d bytes (%v)", wire.ErrTruncated, errCutFrame, n, size, err)
 		}
 		if n == size {
+			h.buf = body
 			return body, nil
 		}
 		// Every byte so far has arrived: grow, at most doubling.
 		next := min(size, 2*len(body))
 		if !h.grow(next) {
+			putFrameBuf(body)
 			return nil, errFrameBudget
 		}
-		grown := make([]byte, next)
-		copy(grown, body)
+		if next <= cap(body) {
+			body = body[:next]
+			continue
+		}
+		grown := getFrameBuf(next)
+		copy(grown, body[:n])
+		putFrameBuf(body)
 		body = grown
 	}
 }

@@ -9,6 +9,7 @@ package relay
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -348,6 +349,31 @@ type SetWake struct {
 	Time    uint64
 	Handle  string
 	Sig     []byte
+}
+
+// appendFrame appends m's frame (length prefix, then Encode(m)) to dst,
+// as wire.AppendFrame(dst, Encode(m)) does (the same errors); a
+// DepositMany is encoded straight into dst, without a copy of its
+// envelopes first (the Depositor's frames: up to MaxFrame each).
+func appendFrame(dst []byte, m any) ([]byte, error) {
+	v, ok := m.(*DepositMany)
+	if !ok {
+		return wire.AppendFrame(dst, Encode(m))
+	}
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, uint8(KindDepositMany))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(v.Items)))
+	for _, it := range v.Items {
+		dst = append(dst, it.Deposit[:]...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(it.Envelope)))
+		dst = append(dst, it.Envelope...)
+	}
+	n := len(dst) - start - wire.HeaderSize
+	if n > wire.MaxFrame {
+		return dst[:start], fmt.Errorf("%w: payload of %d bytes, limit %d", wire.ErrFrameTooLarge, n, wire.MaxFrame)
+	}
+	binary.BigEndian.PutUint32(dst[start:], uint32(n))
+	return dst, nil
 }
 
 // Encode returns the frame payload (kind ‖ body) for a message value.

@@ -8,6 +8,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hushnet/hush/crypto/codec"
+	"github.com/hushnet/hush/internal/wire"
 )
 
 func sampleMessages() []any {
@@ -242,6 +245,21 @@ func TestMessageRecordSource(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Fatalf("round trip %+v %v", got, err)
 		}
+		// The record's layout, field by field (storage.go), and the
+		// same bytes in the parts storeQueueMany gives the store.
+		w := codec.NewWriter(0)
+		w.Fixed(m.id[:])
+		w.U64(m.storedAt)
+		w.U64(m.expiry | noIndexBit)
+		w.Bytes32(m.envelope)
+		w.U8(uint8(m.source))
+		if m.source == SourceTopic {
+			writeTopic(w, m.topic)
+		}
+		parts := append(append(m.appendHeader(nil), m.envelope...), m.appendTrailer(nil)...)
+		if !bytes.Equal(m.encode(), w.Bytes()) || !bytes.Equal(parts, w.Bytes()) {
+			t.Fatalf("record %x, in parts %x, want %x", m.encode(), parts, w.Bytes())
+		}
 	}
 	// A record written before the source existed ends after the envelope:
 	// it reads as a deposit; one written before the topic existed ends
@@ -286,4 +304,29 @@ func FuzzParseMessage(f *testing.F) {
 			t.Fatalf("accepted source %d", got.source)
 		}
 	})
+}
+
+// appendFrame gives the frame wire.AppendFrame(Encode(m)) gives, for a
+// DepositMany (encoded in place) as for any other message, after what
+// dst held; a DepositMany over MaxFrame is refused and dst kept.
+func TestAppendFrameMatchesEncode(t *testing.T) {
+	many := &DepositMany{}
+	for i := range 5 {
+		many.Items = append(many.Items, DepositItem{Deposit: ID{byte(i), 7}, Envelope: bytes.Repeat([]byte{byte(i)}, 100*i)})
+	}
+	for _, m := range []any{many, &DepositMany{}, &Receipt{Message: MessageID{3}}, &Deposit{Deposit: ID{1}, Envelope: []byte("env")}} {
+		want, err := wire.AppendFrame([]byte("prefix"), Encode(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendFrame([]byte("prefix"), m)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%T: appendFrame gives %x, %v; want %x", m, got, err, want)
+		}
+	}
+	big := &DepositMany{Items: []DepositItem{{Envelope: make([]byte, wire.MaxFrame)}}}
+	got, err := appendFrame([]byte("prefix"), big)
+	if !errors.Is(err, wire.ErrFrameTooLarge) || string(got) != "prefix" {
+		t.Fatalf("an oversized DepositMany: %q, %v", got[:min(len(got), 10)], err)
+	}
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -19,6 +20,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/internal/wire"
 )
@@ -421,6 +423,7 @@ func (s *Server) handle(st network.Stream) {
 			if rp == nil {
 				rp = s.startReplier(c)
 			}
+			frame.recycle = true // nothing keeps its envelope (depositItems)
 			wait := s.depositItems(c, []DepositItem{{Deposit: m.Deposit, Envelope: m.Envelope}})
 			if rp.send(replyItem{hold: frame, wait: func() any { return wait()[0].single() }}) != nil {
 				return
@@ -430,6 +433,7 @@ func (s *Server) handle(st network.Stream) {
 			if rp == nil {
 				rp = s.startReplier(c)
 			}
+			frame.recycle = true
 			wait := s.depositItems(c, m.Items)
 			if rp.send(replyItem{hold: frame, wait: func() any { return &Receipts{Results: wait()} }}) != nil {
 				return
@@ -513,6 +517,9 @@ type pendingStore struct {
 	ref  msgRef
 	msg  *message
 	wait func() error // shared by the messages of one batch
+	// borrowed: msg.envelope is in a request frame's buffer, reused once
+	// the request is answered (framepool.go), so a push gets a copy.
+	borrowed bool
 }
 
 // topicShare is how much of a quota group-store filings may fill: three
@@ -577,7 +584,11 @@ func (s *Server) storeQueueMany(mb *mailbox, data [][]byte, src Source, topic st
 		mb.count++
 		mb.bytes += size
 		ref := msgRef{mailbox: mb.id, msg: msg.id, arrival: arrival, size: uint32(size)}
-		b.PutSeq(s.t.messages, mb.id[:], arrival, msg.encode())
+		// The record in parts: the envelope is copied once, into the
+		// sealed record.
+		var head [msgHeaderSize]byte
+		var tail [2 + gossip.MaxTopicLen]byte
+		b.PutSeqParts(s.t.messages, mb.id[:], arrival, msg.appendHeader(head[:0]), d, msg.appendTrailer(tail[:0]))
 		ps[i] = &pendingStore{mb: mb, ref: ref, msg: msg}
 		queued++
 	}
@@ -619,7 +630,13 @@ func (s *Server) storeFinish(p *pendingStore) *reqErr {
 	sub := mb.sub
 	mb.mu.Unlock()
 	if sub != nil {
-		sub.push(p.ref, p.msg)
+		msg := p.msg
+		if p.borrowed {
+			c := *msg
+			c.envelope = bytes.Clone(msg.envelope)
+			msg = &c
+		}
+		sub.push(p.ref, msg)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sync"
@@ -166,20 +167,39 @@ func (m *message) indexSeq() uint64 {
 // The source comes last so that records written before it existed (which
 // end after the envelope) still parse, as SourceDeposit.
 func (m *message) encode() []byte {
-	w := codec.NewWriter(41 + len(m.envelope))
-	w.Fixed(m.id[:])
-	w.U64(m.storedAt)
+	b := make([]byte, 0, msgHeaderSize+len(m.envelope)+2+len(m.topic))
+	b = m.appendHeader(b)
+	b = append(b, m.envelope...)
+	return m.appendTrailer(b)
+}
+
+// msgHeaderSize is the size of what appendHeader writes.
+const msgHeaderSize = MessageIDSize + 8 + 8 + 4
+
+// appendHeader appends what encode writes before the envelope: id ‖
+// stored-at ‖ expiry ‖ the envelope's length. With the envelope and
+// appendTrailer's bytes it is the record, which the store can then be
+// given in parts (store.Batch.PutSeqParts), the envelope not copied.
+func (m *message) appendHeader(b []byte) []byte {
+	b = append(b, m.id[:]...)
+	b = binary.BigEndian.AppendUint64(b, m.storedAt)
 	if m.indexed {
-		w.U64(m.expiry)
+		b = binary.BigEndian.AppendUint64(b, m.expiry)
 	} else {
-		w.U64(m.expiry | noIndexBit)
+		b = binary.BigEndian.AppendUint64(b, m.expiry|noIndexBit)
 	}
-	w.Bytes32(m.envelope)
-	w.U8(uint8(m.source))
+	return binary.BigEndian.AppendUint32(b, uint32(len(m.envelope)))
+}
+
+// appendTrailer appends what encode writes after the envelope: source
+// u8, and for SourceTopic the topic (writeTopic).
+func (m *message) appendTrailer(b []byte) []byte {
+	b = append(b, uint8(m.source))
 	if m.source == SourceTopic {
-		writeTopic(w, m.topic)
+		b = append(b, uint8(len(m.topic)))
+		b = append(b, m.topic...)
 	}
-	return w.Bytes()
+	return b
 }
 
 func parseMessage(b []byte) (*message, error) {

@@ -13,7 +13,18 @@ type groupCommitter struct {
 	mu      sync.Mutex
 	pending []*groupReq
 	leading bool // a goroutine is writing; later callers queue behind it
+
+	// merged is the batch the leader writes, kept between groups so its
+	// buffers (the records, goleveldb's index of them, the sequenced
+	// operations) are allocated once, not for every group; only the
+	// leader touches it.
+	merged Batch
 }
+
+// maxMergedKeep bounds the buffer a merged batch keeps for the next
+// group: a group larger than this (rare: many large records at once)
+// is written from a buffer of its own.
+const maxMergedKeep = 4 << 20
 
 type groupReq struct {
 	b    *Batch
@@ -67,28 +78,46 @@ func (db *DB) CommitGroupedAsync(b *Batch) (wait func() error) {
 	}
 }
 
+// writeGroup writes the batches of reqs as one, in order, in the
+// committer's merged batch. The callers' batches are not changed (the
+// index records Commit adds go into the merged batch).
 func (db *DB) writeGroup(reqs []*groupReq) error {
-	if len(reqs) == 1 {
-		return reqs[0].b.Commit()
-	}
+	m := &db.group.merged
 	// A batch's contents are its records back to back, so the merged
-	// batch is the contents joined, in one allocation.
+	// batch is the contents joined.
 	size, ops := 0, 0
 	for _, q := range reqs {
 		size += len(q.b.lb.Dump())
 		ops += len(q.b.seqOps)
 	}
-	data := make([]byte, 0, size)
-	merged := &Batch{db: db, lazy: true, seqOps: make([]seqOp, 0, ops)}
-	for _, q := range reqs {
-		merged.lazy = merged.lazy && q.b.lazy
-		data = append(data, q.b.lb.Dump()...)
-		merged.seqOps = append(merged.seqOps, q.b.seqOps...)
+	// Room for the index records Commit appends (a link record or two
+	// per sequenced operation), so they do not copy the group again.
+	want := size + ops*256
+	data := m.lb.Dump()[:0]
+	if cap(data) < want {
+		data = make([]byte, 0, want)
 	}
-	if err := merged.lb.Load(data); err != nil {
+	m.db, m.lazy, m.err = db, true, nil
+	defer func() {
+		// Keep the buffers, not what they refer to.
+		clear(m.seqOps)
+		m.seqOps = m.seqOps[:0]
+		if cap(m.lb.Dump()) > maxMergedKeep {
+			m.lb = leveldb.Batch{}
+			m.seqOps = nil
+		} else {
+			m.lb.Reset()
+		}
+	}()
+	for _, q := range reqs {
+		m.lazy = m.lazy && q.b.lazy
+		data = append(data, q.b.lb.Dump()...)
+		m.seqOps = append(m.seqOps, q.b.seqOps...)
+	}
+	if err := m.lb.Load(data); err != nil {
 		return err
 	}
-	return merged.Commit()
+	return m.Commit()
 }
 
 var _ leveldb.BatchReplay = (*leveldb.Batch)(nil)

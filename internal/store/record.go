@@ -71,6 +71,7 @@ type tableKeys struct {
 	seqKey   []byte      // K_seq_t
 	macs     sync.Pool   // keyed HMAC-SHA-256 states for indexKey, reused
 	seqMacs  sync.Pool   // the same for seqKey
+	memo     keyMemo     // keys computed again and again (headKey, linkKey)
 }
 
 func deriveTableKeys(dek, indexRoot []byte, name string) *tableKeys {
@@ -134,12 +135,82 @@ func (tk *tableKeys) dataKey(id []byte, seq uint64) []byte {
 	return tk.seqRecordKey(kindData, id, seq, true)
 }
 
+// linkKey returns the key of the link record of (id, seq). The slice
+// may be shared (keyMemo): callers must not change it.
 func (tk *tableKeys) linkKey(id []byte, seq uint64) []byte {
+	if key := tk.memo.tail(id, seq); key != nil {
+		return key
+	}
 	return tk.seqRecordKey(kindLink, id, seq, true)
 }
 
+// headKey returns the key of id's skip-list head. The slice may be
+// shared (keyMemo): callers must not change it.
 func (tk *tableKeys) headKey(id []byte) []byte {
-	return tk.seqRecordKey(kindHead, id, 0, false)
+	if key := tk.memo.head(id); key != nil {
+		return key
+	}
+	key := tk.seqRecordKey(kindHead, id, 0, false)
+	tk.memo.setHead(id, key)
+	return key
+}
+
+// keyMemo remembers the keys a table's appends compute again and again:
+// each id's head key (every PutSeq and DeleteSeq names it), and the link
+// key of the record appended last to each id (the predecessor the next
+// append links to). A key is a function of the table, id and seq only,
+// so an entry is never stale, whatever was written or failed since; the
+// memo is bounded by forgetting everything at keyMemoSize entries. It
+// holds only keys, which are in memory anyway (docs/protocol/store.md
+// §11.3: keyed hashes, not secrets once on disk).
+type keyMemo struct {
+	mu    sync.Mutex
+	heads map[string][]byte
+	tails map[string]tailLink
+}
+
+// tailLink is the link key of one seq of an id.
+type tailLink struct {
+	seq uint64
+	key []byte
+}
+
+// keyMemoSize bounds each map of a keyMemo (about 100 bytes an entry).
+const keyMemoSize = 4096
+
+func (m *keyMemo) head(id []byte) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.heads[string(id)]
+}
+
+func (m *keyMemo) setHead(id, key []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.heads == nil || len(m.heads) >= keyMemoSize {
+		m.heads = make(map[string][]byte)
+	}
+	m.heads[string(id)] = key
+}
+
+func (m *keyMemo) tail(id []byte, seq uint64) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.tails[string(id)]; ok && t.seq == seq {
+		return t.key
+	}
+	return nil
+}
+
+// setTail remembers key as the link key of (id, seq), the record just
+// appended to id.
+func (m *keyMemo) setTail(id []byte, seq uint64, key []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tails == nil || len(m.tails) >= keyMemoSize {
+		m.tails = make(map[string]tailLink)
+	}
+	m.tails[string(id)] = tailLink{seq, key}
 }
 
 // recordAD appends "hush/v1/record" ‖ format ‖ key to buf.
@@ -151,12 +222,26 @@ func recordAD(buf []byte, format byte, key []byte) []byte {
 
 // seal encrypts pt for the physical key in the given format.
 func (tk *tableKeys) seal(format byte, key, pt []byte) []byte {
-	out := make([]byte, 1+suite.NonceSizeX, sealOverhead+len(pt))
+	out, _ := sealBuffer(format, len(pt))
+	return tk.sealIn(out, key, pt)
+}
+
+// sealBuffer returns a sealed record's buffer in the given format, with
+// a fresh nonce and room for n bytes of plaintext (then its tag), and an
+// empty slice where the plaintext goes: a caller appends the plaintext
+// to pt and seals it in place with sealIn, with no copy of its own.
+func sealBuffer(format byte, n int) (out, pt []byte) {
+	out = make([]byte, 1+suite.NonceSizeX, sealOverhead+n)
 	out[0] = format
-	nonce := out[1 : 1+suite.NonceSizeX]
-	fillRandom(nonce)
+	fillRandom(out[1:])
+	return out, out[len(out):len(out)]
+}
+
+// sealIn encrypts pt into out (from sealBuffer) for the physical key:
+// in place when pt was built where sealBuffer said.
+func (tk *tableKeys) sealIn(out, key, pt []byte) []byte {
 	var ad [64]byte
-	return tk.aead.Seal(out, nonce, pt, recordAD(ad[:0], format, key))
+	return tk.aead.Seal(out, out[1:1+suite.NonceSizeX], pt, recordAD(ad[:0], out[0], key))
 }
 
 // open authenticates and decrypts a stored value found under key in the
@@ -177,14 +262,14 @@ func (tk *tableKeys) open(format byte, key, raw []byte) ([]byte, error) {
 }
 
 // sealRecord encrypts id ‖ value as a plain record for the physical key.
+// The plaintext is built in the record's buffer and encrypted in place,
+// so no clear copy of it is left behind.
 func (tk *tableKeys) sealRecord(key, id, value []byte) []byte {
-	w := codec.NewWriter(2 + len(id) + len(value))
-	w.Bytes16(id)
-	w.Fixed(value)
-	pt := w.Bytes()
-	out := tk.seal(formatPlain, key, pt)
-	clear(pt)
-	return out
+	out, pt := sealBuffer(formatPlain, 2+len(id)+len(value))
+	pt = binary.BigEndian.AppendUint16(pt, uint16(len(id)))
+	pt = append(pt, id...)
+	pt = append(pt, value...)
+	return tk.sealIn(out, key, pt)
 }
 
 // decodeRecord authenticates and decrypts a plain record (or a layout 1
@@ -206,17 +291,23 @@ func (tk *tableKeys) decodeRecord(key, raw []byte) (id, value []byte, err error)
 	return nonNil(id), nonNil(value), nil
 }
 
-// sealData encrypts a data record: kind ‖ bytes16 id ‖ u64 seq ‖ value.
+// sealData encrypts a data record: kind ‖ bytes16 id ‖ u64 seq ‖ value,
+// in place as sealRecord does.
 func (tk *tableKeys) sealData(key, id []byte, seq uint64, value []byte) []byte {
-	w := codec.NewWriter(1 + 2 + len(id) + 8 + len(value))
-	w.U8(kindData)
-	w.Bytes16(id)
-	w.U64(seq)
-	w.Fixed(value)
-	pt := w.Bytes()
-	out := tk.seal(formatSeq, key, pt)
-	clear(pt)
-	return out
+	return tk.sealDataParts(key, id, seq, len(value), [][]byte{value})
+}
+
+// sealDataParts is sealData of the value the parts joined (n bytes).
+func (tk *tableKeys) sealDataParts(key, id []byte, seq uint64, n int, parts [][]byte) []byte {
+	out, pt := sealBuffer(formatSeq, 1+2+len(id)+8+n)
+	pt = append(pt, kindData)
+	pt = binary.BigEndian.AppendUint16(pt, uint16(len(id)))
+	pt = append(pt, id...)
+	pt = binary.BigEndian.AppendUint64(pt, seq)
+	for _, p := range parts {
+		pt = append(pt, p...)
+	}
+	return tk.sealIn(out, key, pt)
 }
 
 // seqRecord is a decoded format 0x02 record: a value (kindData) or a
@@ -268,7 +359,8 @@ func (tk *tableKeys) decodeSeqRecord(key, raw []byte) (*seqRecord, error) {
 
 // sealNode encrypts a link or head record.
 func (tk *tableKeys) sealNode(key []byte, kind byte, n *seqNode) []byte {
-	return tk.seal(formatSeq, key, n.encode(kind))
+	out, pt := sealBuffer(formatSeq, n.size())
+	return tk.sealIn(out, key, n.appendTo(pt, kind))
 }
 
 func nonNil(b []byte) []byte {

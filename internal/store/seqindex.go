@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -73,17 +74,23 @@ func slots(h int) int {
 // encode returns kind ‖ h ‖ next_mask ‖ prev_mask ‖ count ‖ h × (next ‖
 // prev) ‖ zero padding to slots(h) pairs.
 func (n *seqNode) encode(kind byte) []byte {
-	w := codec.NewWriter(14 + 16*slots(n.h))
-	w.U8(kind)
-	w.U8(uint8(n.h))
-	w.U16(n.hasNext)
-	w.U16(n.hasPrev)
-	w.U64(n.count)
+	return n.appendTo(make([]byte, 0, n.size()), kind)
+}
+
+// size is the length of n's encoding.
+func (n *seqNode) size() int { return 14 + 16*slots(n.h) }
+
+// appendTo appends n's encoding to b.
+func (n *seqNode) appendTo(b []byte, kind byte) []byte {
+	b = append(b, kind, uint8(n.h))
+	b = binary.BigEndian.AppendUint16(b, n.hasNext)
+	b = binary.BigEndian.AppendUint16(b, n.hasPrev)
+	b = binary.BigEndian.AppendUint64(b, n.count)
 	for i := range slots(n.h) {
-		w.U64(n.next[i])
-		w.U64(n.prev[i])
+		b = binary.BigEndian.AppendUint64(b, n.next[i])
+		b = binary.BigEndian.AppendUint64(b, n.prev[i])
 	}
-	return w.Bytes()
+	return b
 }
 
 // decodeNode parses what follows the kind byte, accepting only the one
@@ -126,18 +133,21 @@ func randomLevel() int {
 }
 
 // seqOp is one PutSeq or DeleteSeq of a batch, kept for Commit to link or
-// unlink its record.
+// unlink its record. Its keys are computed when the operation is added
+// (by the caller's goroutine), not in Commit: a grouped commit links the
+// records of all its batches in one goroutine at a time.
 type seqOp struct {
 	keys *tableKeys
 	id   []byte // the caller's id, copied
 	head []byte // the key of id's head
+	link []byte // the key of the link record of (id, seq)
 	seq  uint64
 	del  bool
 }
 
 func newSeqOp(tk *tableKeys, id []byte, seq uint64, del bool) seqOp {
 	id = slices.Clone(nonNil(id))
-	return seqOp{keys: tk, id: id, head: tk.headKey(id), seq: seq, del: del}
+	return seqOp{keys: tk, id: id, head: tk.headKey(id), link: tk.linkKey(id, seq), seq: seq, del: del}
 }
 
 // seqStripes is the number of locks the ids' skip lists are striped
@@ -168,7 +178,7 @@ func (db *DB) lockSeqs(ops []seqOp) (unlock func()) {
 type seqLinker struct {
 	r     getter
 	cache *nodeCache
-	nodes map[string]*linkedNode
+	nodes map[nodeKey]*linkedNode
 	order []*linkedNode // in the order first read, for a stable write
 }
 
@@ -184,8 +194,12 @@ type linkedNode struct {
 }
 
 func newSeqLinker(r getter, cache *nodeCache) *seqLinker {
-	return &seqLinker{r: r, cache: cache, nodes: make(map[string]*linkedNode)}
+	return &seqLinker{r: r, cache: cache, nodes: make(map[nodeKey]*linkedNode)}
 }
+
+// nodeKey is a link or head record's key (keyLen bytes), as a map key:
+// no string copied on every insert.
+type nodeKey [keyLen]byte
 
 // nodeCache keeps the decoded link and head records that commits read
 // and wrote last, so an append does not read back and open the head and
@@ -195,7 +209,7 @@ func newSeqLinker(r getter, cache *nodeCache) *seqLinker {
 // is rebuilt. Eviction is arbitrary: a miss only costs a read.
 type nodeCache struct {
 	mu sync.Mutex
-	m  map[string]seqNode
+	m  map[nodeKey]seqNode
 }
 
 // nodeCacheSize bounds the cache: about 300 bytes an entry.
@@ -204,7 +218,7 @@ const nodeCacheSize = 8192
 func (c *nodeCache) get(key []byte) (seqNode, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, ok := c.m[string(key)]
+	n, ok := c.m[nodeKey(key)]
 	return n, ok
 }
 
@@ -214,14 +228,14 @@ func (c *nodeCache) remember(l *seqLinker) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]seqNode)
+		c.m = make(map[nodeKey]seqNode)
 	}
 	for _, ln := range l.order {
 		if ln.n == nil {
-			delete(c.m, string(ln.key))
+			delete(c.m, nodeKey(ln.key))
 			continue
 		}
-		c.m[string(ln.key)] = *ln.n
+		c.m[nodeKey(ln.key)] = *ln.n
 	}
 	if len(c.m) > nodeCacheSize {
 		for k := range c.m {
@@ -243,7 +257,7 @@ func (c *nodeCache) clear() {
 // load returns the node under key, reading it on first use; n is nil
 // when there is none.
 func (l *seqLinker) load(tk *tableKeys, key []byte, kind byte, seq uint64) (*linkedNode, error) {
-	if ln, ok := l.nodes[string(key)]; ok {
+	if ln, ok := l.nodes[nodeKey(key)]; ok {
 		return ln, nil
 	}
 	ln := l.absent(tk, key, kind, seq)
@@ -272,11 +286,11 @@ func (l *seqLinker) load(tk *tableKeys, key []byte, kind byte, seq uint64) (*lin
 // absent returns the node under key, known to be missing unless this
 // commit made it.
 func (l *seqLinker) absent(tk *tableKeys, key []byte, kind byte, seq uint64) *linkedNode {
-	if ln, ok := l.nodes[string(key)]; ok {
+	if ln, ok := l.nodes[nodeKey(key)]; ok {
 		return ln
 	}
 	ln := &linkedNode{keys: tk, key: key, kind: kind, head: kind == kindHead, seq: seq}
-	l.nodes[string(key)] = ln
+	l.nodes[nodeKey(key)] = ln
 	l.order = append(l.order, ln)
 	return ln
 }
@@ -312,8 +326,10 @@ func (l *seqLinker) apply(op seqOp) error {
 	var ln *linkedNode
 	if !op.del && (hd.n == nil || s > lastSeq(hd.n)) {
 		// Past the end: no link to read (appends, the common case).
-		ln = l.absent(tk, tk.linkKey(id, s), kindLink, s)
-	} else if ln, err = l.load(tk, tk.linkKey(id, s), kindLink, s); err != nil {
+		// The next append links to it: its key is remembered.
+		tk.memo.setTail(id, s, op.link)
+		ln = l.absent(tk, op.link, kindLink, s)
+	} else if ln, err = l.load(tk, op.link, kindLink, s); err != nil {
 		return err
 	}
 	if op.del == (ln.n == nil) {

@@ -199,6 +199,7 @@ func Open(dir string, cfg Config) (*DB, error) {
 	if testWrapStorage != nil {
 		stor = testWrapStorage(stor)
 	}
+	stor = bufferedTables{stor} // tablewrite.go
 	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys), legacy: make(map[[tagSize]byte]bool), reindex: make(map[[tagSize]byte]bool)}
 	db.wo = &opt.WriteOptions{Sync: !cfg.NoSync}
 	ok := false

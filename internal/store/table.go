@@ -446,11 +446,26 @@ func (b *Batch) Put(t *Table, id, value []byte) error {
 
 // PutSeq adds a PutSeq of value as record seq of id in t.
 func (b *Batch) PutSeq(t *Table, id []byte, seq uint64, value []byte) error {
-	if err := b.check(t, id, value); err != nil {
+	return b.PutSeqParts(t, id, seq, value)
+}
+
+// PutSeqParts is PutSeq of the value parts make joined: a caller whose
+// value is a header and a large body it already holds passes both, and
+// the store copies them once, into the sealed record.
+func (b *Batch) PutSeqParts(t *Table, id []byte, seq uint64, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if err := b.check(t, id, nil); err != nil {
 		return err
 	}
+	if n > MaxValueSize {
+		b.err = fmt.Errorf("store: value of %d bytes, limit %d", n, MaxValueSize)
+		return b.err
+	}
 	key := t.keys.dataKey(id, seq)
-	b.lb.Put(key, t.keys.sealData(key, id, seq, value))
+	b.lb.Put(key, t.keys.sealDataParts(key, id, seq, n, parts))
 	b.seqOps = append(b.seqOps, newSeqOp(t.keys, id, seq, false))
 	return nil
 }
@@ -554,6 +569,10 @@ func (b *Batch) addIndex(ldb *leveldb.DB) (mark int, l *seqLinker, err error) {
 		return -1, nil, nil
 	}
 	l = newSeqLinker(ldb, &b.db.nodes)
+	// An append changes its link, its predecessor and the head: room
+	// for those, so a large group's map does not grow step by step.
+	l.nodes = make(map[nodeKey]*linkedNode, 2*len(b.seqOps)+8)
+	l.order = make([]*linkedNode, 0, 2*len(b.seqOps)+8)
 	for _, op := range b.seqOps {
 		if err := l.apply(op); err != nil {
 			if errors.Is(err, leveldb.ErrClosed) {
