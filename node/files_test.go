@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +61,24 @@ func noMarker(t *testing.T, root, marker string) {
 		}
 		return nil
 	})
+}
+
+// writeOnlySysfs is a sysfs attribute with no read method (mode 0200),
+// which refuses to be opened for reading even by root; "" (and the test
+// says so) where there is none.
+func writeOnlySysfs(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/sys/bus/pci/rescan", "/sys/bus/platform/drivers_probe", "/sys/bus/platform/uevent"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o444 == 0 {
+			if f, err := os.Open(p); err == nil {
+				f.Close()
+				continue // readable after all
+			}
+			return p
+		}
+	}
+	t.Log("no write-only sysfs attribute here: the unreadable-file case is not checked")
+	return ""
 }
 
 // waitUploaded waits until the sender's relay upload of m's file is done.
@@ -128,8 +147,10 @@ func TestSendFileDirect(t *testing.T) {
 	noMarker(t, b.home, marker)
 }
 
-// Bad input: a directory, a missing file, a file over the limit, saving
-// before the download, a message without a file.
+// Bad input: a directory, a missing file, a FIFO, a file that cannot be
+// read, a file over the limit, saving before the download, a message
+// without a file. Each refused send leaves nothing: no spool file, no
+// message, no outbox entry.
 func TestSendFileErrors(t *testing.T) {
 	a, b := pair(t)
 	defer a.stop(t)
@@ -141,11 +162,28 @@ func TestSendFileErrors(t *testing.T) {
 	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: filepath.Join(t.TempDir(), "none")}); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("a missing file: %v", err)
 	}
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: fifo}); !errors.Is(err, ErrNotAFile) {
+		t.Errorf("a FIFO: %v", err)
+	}
+	// The tests run as root, whom file modes do not stop; a write-only
+	// sysfs attribute refuses a reader whoever it is (EACCES).
+	if path := writeOnlySysfs(t); path != "" {
+		_, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path})
+		if !errors.Is(err, ErrUnreadable) || !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("a file that cannot be read (%s): %v", path, err)
+		}
+	}
+	nothingLeft(t, a, "bad paths")
 	a.n.cfg.MaxFileSize = 1 << 10
 	path, _ := writeFile(t, 2<<10, "x")
-	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path}); !errors.Is(err, ErrFileTooLarge) {
+	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path}); !errors.Is(err, ErrFileTooLarge) || !strings.Contains(err.Error(), "the limit is 1024") {
 		t.Errorf("over the limit: %v", err)
 	}
+	nothingLeft(t, a, "over the node's limit")
 	m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "no file"})
 	if err != nil {
 		t.Fatal(err)
