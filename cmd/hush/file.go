@@ -81,13 +81,8 @@ func fileSend(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	txnID := cmp.Or(*txn, newTxnID())
-	bars := !*asJSON && e.showBars()
-	m, err := sendFileFollowing(ctx, e, "sendFile", apitypes.SendFileRequest{To: pos[0], Path: p, Caption: *caption, TxnID: txnID},
-		txnID, displayName(filepath.Base(p), ""), bars)
-	if err != nil {
-		return err
-	}
-	return reportFileSent(ctx, e, m, state, *timeout, bars, *asJSON)
+	return sendFileCommand(ctx, e, "sendFile", apitypes.SendFileRequest{To: pos[0], Path: p, Caption: *caption, TxnID: txnID},
+		txnID, p, state, *timeout, *asJSON)
 }
 
 // sendablePath makes p absolute and checks that it is a regular file.

@@ -463,6 +463,29 @@ func TestFileSendProgress(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.stderr, "uploading") {
 		t.Errorf("file send without a relay: %+v", r)
 	}
+	// --wait delivered: a bar of how far the recipient fetched it from
+	// this device.
+	done, _, stderr = runAsyncEnv(bars, "--home", home, "file", "send", "alice", "notes.txt", "--wait", "delivered")
+	id = waitSentFile(t, b, 5)
+	serve := apitypes.FileProgress{Phase: apitypes.PhaseServe, ID: id, Bytes: 15000, Total: 30000}
+	b.Publish(apitypes.Event{Type: apitypes.EventFile, File: &serve})
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "fetched notes.txt"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no bar of the recipient's fetch: %q", stderr.String())
+		}
+	}
+	serve.Bytes, serve.Done = 30000, true
+	b.Publish(apitypes.Event{Type: apitypes.EventFile, File: &serve})
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "fetched notes.txt 100%"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fetch bar did not fill: %q", stderr.String())
+		}
+	}
+	b.SetState(id, apitypes.StateDelivered)
+	if r := waitResult(t, done); r.code != 0 || r.stdout != id+" delivered\n" {
+		t.Errorf("file send --wait delivered: %+v", r)
+	}
+
 	// A group file goes the same way.
 	b.SetUploads(true)
 	if _, err := b.CreateGroup("club"); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -44,21 +45,13 @@ func newTxnID() string {
 }
 
 // sendFileFollowing calls method (sendFile or sendGroupFile, whose
-// params carry txnID) and follows the file's seal and upload: it returns
-// the message once the file is sealed and, if it goes to a relay, once
-// the relay has it. An upload that stops for now (the relay out of
-// reach) is a warning, not a failure: the message is sent, and the
-// daemon goes on uploading by itself. Bars show when bars is true.
-func sendFileFollowing(ctx context.Context, e *env, method string, params any, txnID, name string, bars bool) (apitypes.Message, error) {
-	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	// Subscribe first, so that no event of this file falls before it.
-	c := api.NewClient(socketPath(e.home))
-	sub, err := c.Subscribe(ctx, 0)
-	if err != nil {
-		return apitypes.Message{}, clientError(e, err)
-	}
-	defer sub.Close()
+// params carry txnID) and follows the file's seal and upload on sub (a
+// subscription made before the call): it returns the message once the
+// file is sealed and, if it goes to a relay, once the relay has it. An
+// upload that stops for now (the relay out of reach) is a warning, not a
+// failure: the message is sent, and the daemon goes on uploading by
+// itself. Bars show when bars is true.
+func sendFileFollowing(ctx context.Context, e *env, sub *api.Subscription, method string, params any, txnID, name string, bars bool) (apitypes.Message, error) {
 	type sent struct {
 		m   apitypes.Message
 		err error
@@ -191,24 +184,41 @@ func followServe(e *env, sub *api.Subscription, id, name string, stop <-chan str
 	}
 }
 
+// sendFileCommand is `file send` and `group file send` once their
+// arguments are checked: the send with its progress, then the report
+// (with wait, after waiting for that state).
+func sendFileCommand(ctx context.Context, e *env, method string, params any, txnID, path string, wait apitypes.MessageState, timeout time.Duration, asJSON bool) error {
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	// Subscribe first, so that no event of this file falls before it.
+	sub, err := api.NewClient(socketPath(e.home)).Subscribe(ctx, 0)
+	if err != nil {
+		return clientError(e, err)
+	}
+	defer sub.Close()
+	bars := !asJSON && e.showBars()
+	m, err := sendFileFollowing(ctx, e, sub, method, params, txnID, displayName(filepath.Base(path), ""), bars)
+	if err != nil {
+		return err
+	}
+	return reportFileSent(ctx, e, sub, m, wait, timeout, bars, asJSON)
+}
+
 // reportFileSent is reportSent for a file: with wait and bars it also
-// shows how far the recipient fetched the file from this device; with
-// asJSON it prints the message as the API's JSON instead of its ID and
-// state.
-func reportFileSent(ctx context.Context, e *env, m apitypes.Message, wait apitypes.MessageState, timeout time.Duration, bars, asJSON bool) error {
+// shows how far the recipient fetched the file from this device (serve
+// events on sub); with asJSON it prints the message as the API's JSON
+// instead of its ID and state.
+func reportFileSent(ctx context.Context, e *env, sub *api.Subscription, m apitypes.Message, wait apitypes.MessageState, timeout time.Duration, bars, asJSON bool) error {
 	if bars && wait != "" && m.File != nil {
-		if sub, err := api.NewClient(socketPath(e.home)).Subscribe(ctx, 0); err == nil {
-			stop, done := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(done)
-				followServe(e, sub, m.ID, displayName(m.File.Name, m.ID), stop)
-			}()
-			defer func() {
-				close(stop)
-				<-done
-				sub.Close()
-			}()
-		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			followServe(e, sub, m.ID, displayName(m.File.Name, m.ID), stop)
+		}()
+		defer func() {
+			close(stop)
+			<-done
+		}()
 	}
 	if !asJSON {
 		return reportSent(ctx, e, m, wait, timeout)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/hushnet/hush/api/apitypes"
@@ -119,13 +118,8 @@ func groupFile(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	txnID := cmp.Or(*txn, newTxnID())
-	bars := !*asJSON && e.showBars()
-	m, err := sendFileFollowing(ctx, e, "sendGroupFile", apitypes.GroupFileRequest{Group: pos[0], Path: path, Caption: *caption, TxnID: txnID},
-		txnID, displayName(filepath.Base(path), ""), bars)
-	if err != nil {
-		return err
-	}
-	return reportFileSent(ctx, e, m, "", 0, false, *asJSON)
+	return sendFileCommand(ctx, e, "sendGroupFile", apitypes.GroupFileRequest{Group: pos[0], Path: path, Caption: *caption, TxnID: txnID},
+		txnID, path, "", 0, *asJSON)
 }
 
 func groupSend(ctx context.Context, e *env, sub string, args []string) error {
