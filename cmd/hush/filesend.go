@@ -50,8 +50,10 @@ func newTxnID() string {
 // file is sealed and, if it goes to a relay, once the relay has it. An
 // upload that stops for now (the relay out of reach) is a warning, not a
 // failure: the message is sent, and the daemon goes on uploading by
-// itself. Bars show when bars is true.
-func sendFileFollowing(ctx context.Context, e *env, sub *api.Subscription, method string, params any, txnID, name string, bars bool) (apitypes.Message, error) {
+// itself. Bars show when bars is true. The serve events it reads (a
+// recipient fetching already) go into served, the last by message.
+func sendFileFollowing(ctx context.Context, e *env, sub *api.Subscription, method string, params any, txnID, name string, bars bool,
+	served map[string]apitypes.FileProgress) (apitypes.Message, error) {
 	type sent struct {
 		m   apitypes.Message
 		err error
@@ -110,6 +112,8 @@ func sendFileFollowing(ctx context.Context, e *env, sub *api.Subscription, metho
 				if ev.File.TxnID == txnID && m == nil { // after the answer the bar is full
 					seal.update(ev.File.Bytes, ev.File.Total)
 				}
+			case apitypes.PhaseServe:
+				served[ev.File.ID] = *ev.File
 			case apitypes.PhaseUpload:
 				if m == nil {
 					early[ev.File.ID] = *ev.File
@@ -161,10 +165,14 @@ func (b *phaseBar) finish(total int64) {
 
 // followServe shows, while waiting for m to reach state, how far the
 // recipient's device has fetched the file from this one (the daemon's
-// serve events), until stop is closed.
-func followServe(e *env, sub *api.Subscription, id, name string, stop <-chan struct{}) {
+// serve events, first the one already read if not nil), until stop is
+// closed.
+func followServe(e *env, sub *api.Subscription, first *apitypes.FileProgress, id, name string, stop <-chan struct{}) {
 	bar := fileBar{w: e.stderr, name: "fetched " + name}
 	defer bar.stop()
+	if first != nil {
+		bar.update(first.Bytes, first.Total)
+	}
 	for {
 		select {
 		case <-stop:
@@ -197,23 +205,29 @@ func sendFileCommand(ctx context.Context, e *env, method string, params any, txn
 	}
 	defer sub.Close()
 	bars := !asJSON && e.showBars()
-	m, err := sendFileFollowing(ctx, e, sub, method, params, txnID, displayName(filepath.Base(path), ""), bars)
+	served := map[string]apitypes.FileProgress{}
+	m, err := sendFileFollowing(ctx, e, sub, method, params, txnID, displayName(filepath.Base(path), ""), bars, served)
 	if err != nil {
 		return err
 	}
-	return reportFileSent(ctx, e, sub, m, wait, timeout, bars, asJSON)
+	var first *apitypes.FileProgress
+	if p, ok := served[m.ID]; ok {
+		first = &p
+	}
+	return reportFileSent(ctx, e, sub, first, m, wait, timeout, bars, asJSON)
 }
 
 // reportFileSent is reportSent for a file: with wait and bars it also
 // shows how far the recipient fetched the file from this device (serve
-// events on sub); with asJSON it prints the message as the API's JSON
-// instead of its ID and state.
-func reportFileSent(ctx context.Context, e *env, sub *api.Subscription, m apitypes.Message, wait apitypes.MessageState, timeout time.Duration, bars, asJSON bool) error {
+// events on sub, after first if not nil); with asJSON it prints the
+// message as the API's JSON instead of its ID and state.
+func reportFileSent(ctx context.Context, e *env, sub *api.Subscription, first *apitypes.FileProgress, m apitypes.Message, wait apitypes.MessageState,
+	timeout time.Duration, bars, asJSON bool) error {
 	if bars && wait != "" && m.File != nil {
 		stop, done := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(done)
-			followServe(e, sub, m.ID, displayName(m.File.Name, m.ID), stop)
+			followServe(e, sub, first, m.ID, displayName(m.File.Name, m.ID), stop)
 		}()
 		defer func() {
 			close(stop)
