@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -601,5 +603,76 @@ func TestFileTamperedOnRelay(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("something was written where the file would be saved")
+	}
+}
+
+// The sending device stops half-way through a direct download and
+// starts again: the recipient's download resumes from its last verified
+// chunk, and the restarted sender serves at most one window more than
+// what was left (the bytes it serves after the restart are counted); the
+// saved file is the original.
+func TestFileResumesAfterSenderRestart(t *testing.T) {
+	a, b := pair(t)
+	defer b.stop(t)
+	const size = 40 << 20
+	path, want := writeFile(t, size, "SENDER-RESTART-MARKER")
+	// Bob's download holds once it has 8 MiB verified, until alice is
+	// down: the cut comes at a known place, whatever the machine's speed.
+	var stoppedAt atomic.Int64
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	taps.Store(&tapFuncs{fed: func(n *Node, verified int64) {
+		if n == b.n && verified >= 8<<20 {
+			once.Do(func() {
+				stoppedAt.Store(verified)
+				close(reached)
+				<-release
+			})
+		}
+	}})
+	defer taps.Store(nil)
+	ctx := context.Background()
+	m, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the offer", func() bool {
+		got, err := b.n.FetchFile(ctx, m.ID)
+		return err == nil && got.File.State == FileDownloading
+	})
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("bob's download did not reach 8 MiB")
+	}
+	a.stop(t)
+	before := a.n.fileServed.Load()
+	close(release)
+
+	a = startNode(t, a.home)
+	defer a.stop(t)
+	// Alice's new address reaches bob with her next message.
+	if _, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "back again"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFileDone(t, b, m.ID)
+	after := a.n.fileServed.Load()
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if err := b.n.SaveFile(ctx, m.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if saved, _ := os.ReadFile(out); !bytes.Equal(saved, want) {
+		t.Fatal("the saved file differs")
+	}
+	blob := attach.BlobSize(stream.EncryptedSize(size))
+	left := blob - stoppedAt.Load()
+	t.Logf("bob had %d of %d bytes verified at the stop; alice served %d bytes before it, %d after (%d were left)",
+		stoppedAt.Load(), blob, before, after, left)
+	if after == 0 || after > left+fetchWindow*fetchRequest {
+		t.Fatalf("the restarted sender served %d bytes; %d were left, and a resume sends at most one window (%d) more",
+			after, left, fetchWindow*fetchRequest)
+	}
+	if before+after > blob+fetchWindow*fetchRequest {
+		t.Fatalf("served %d bytes in all for a %d-byte blob: more than one window was sent again", before+after, blob)
 	}
 }
