@@ -79,17 +79,30 @@ func (n *Node) checkRelayLimits(ctx context.Context, size int64) error {
 	case uint64(blob) > l.MaxBlob:
 		return tooLargeForRelay(blob, size, l.MaxBlob)
 	case charge > l.QuotaLeft:
-		return fmt.Errorf("%w: the file's encrypted blob is %s and the relay takes %s more from this network now (its quota; older uploads free it when they expire or are fetched)",
-			ErrRelayLimit, byteSize(blob), byteSize(int64(l.QuotaLeft)))
+		return &relayLimitError{msg: fmt.Sprintf("over the relay's quota for now: the file's encrypted blob is %s and the relay takes %s more from this network (older uploads free it when they expire or are fetched)",
+			byteSize(blob), byteSize(int64(l.QuotaLeft)))}
 	case charge > l.Free:
-		return fmt.Errorf("%w: the file's encrypted blob is %s and the relay has %s free", ErrRelayLimit, byteSize(blob), byteSize(int64(l.Free)))
+		return &relayLimitError{msg: fmt.Sprintf("the relay is full: the file's encrypted blob is %s and the relay has %s free", byteSize(blob), byteSize(int64(l.Free)))}
 	}
 	return nil
 }
 
 func tooLargeForRelay(blob, size int64, maxBlob uint64) error {
-	return fmt.Errorf("%w: %w: the file is %s, its encrypted blob %s, and the relay takes blobs of at most %s (its max_blob)",
-		ErrFileTooLarge, ErrRelayLimit, byteSize(size), byteSize(blob), byteSize(int64(maxBlob)))
+	return &relayLimitError{tooLarge: true, msg: fmt.Sprintf("the file is too large for the relay: it is %s, its encrypted blob %s, and the relay takes blobs of at most %s (its max_blob)",
+		byteSize(size), byteSize(blob), byteSize(int64(maxBlob)))}
+}
+
+// relayLimitError is a file refused for a relay's limit: ErrRelayLimit,
+// and ErrFileTooLarge too when it is the per-blob size.
+type relayLimitError struct {
+	msg      string
+	tooLarge bool
+}
+
+func (e *relayLimitError) Error() string { return e.msg }
+
+func (e *relayLimitError) Is(target error) bool {
+	return target == ErrRelayLimit || (e.tooLarge && target == ErrFileTooLarge)
 }
 
 // askBlobLimits asks the relay at addr for its blob limits.
