@@ -107,7 +107,7 @@ func (l *eventLog) counter(id []byte) (uint64, error) {
 // append writes evs (numbered) and the new last seq in b.
 func (l *eventLog) append(b *store.Batch, evs []Event, now time.Time) {
 	for _, ev := range evs {
-		if ev.Type == EventPresence {
+		if ev.Type == EventPresence || ev.Type == EventFile {
 			continue // volatile: numbered, never kept (docs/API.md, "The event log")
 		}
 		form := evFull

@@ -30,6 +30,7 @@ var (
 	ErrNotAFile     = errors.New("not a regular file")
 	ErrNoFile       = errors.New("the message carries no file")
 	ErrFileNotReady = errors.New("the file is not downloaded yet")
+	ErrUnreadable   = errors.New("the file cannot be read")
 )
 
 // DefaultMaxFileSize is the largest file sent or fetched unless
@@ -45,6 +46,9 @@ type fileRec struct {
 	Allowed [][]byte `json:"a,omitempty"` // sent: the devices it may be served to
 	From    []byte   `json:"f,omitempty"` // offered: the device that sent it
 	Upload  bool     `json:"u,omitempty"` // sent: its relay upload has not finished
+	// Refused is why the relay refused a sent file's upload for good
+	// (too large for it): it is not tried again.
+	Refused string `json:"ur,omitempty"`
 	// Conv is a sent file's conversation (the contact's account ID, or a
 	// group's convKey): a device the contact or a member has now may
 	// fetch it too, though the sender did not know it at the send.
@@ -74,7 +78,10 @@ func (n *Node) blobPath(hash [attach.HashSize]byte, ext string) string {
 // SendFile sends a file to a contact as an attachment: it is sealed once
 // (STREAM, a fresh key) into a spool file, and a text message with the
 // caption carries its pointer. The recipient's devices download it from
-// this device (/hush/file/1), or from this device's relay.
+// this device (/hush/file/1), or from this device's relay. A refusal
+// (an unknown or blocked contact, a bad path, the size limits) comes
+// before anything is sealed; a send that fails after the seal removes
+// the spool file.
 func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, error) {
 	n.mu.Lock()
 	c, err := n.contactByNameLocked(req.To)
@@ -83,6 +90,9 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	if err == nil {
 		acc := c.account()
 		before, sent = n.sentBeforeLocked(conversation{key: acc[:], contact: c}, req.TxnID)
+		if !sent {
+			err = n.sendableLocked(c)
+		}
 	}
 	n.mu.Unlock()
 	if err != nil {
@@ -91,18 +101,32 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	if sent { // a retry: the file is not sealed again
 		return before, nil
 	}
-	p, ptr, file, err := n.sealFile(req.Path, req.Name, req.Caption)
+	p, ptr, file, err := n.sealFile(ctx, req.Path, req.Name, req.Caption, req.TxnID)
 	if err != nil {
 		return Message{}, err
 	}
+	m, upload, err := n.sendSealed(req, c, p, ptr, file)
+	if err != nil {
+		os.Remove(n.blobPath(p.Hash, ".blob")) // its key is random: no other message has this blob
+		return Message{}, err
+	}
+	if upload {
+		m.File = withUpload(m.File, UploadPending)
+	}
+	return m, nil
+}
+
+// sendSealed sends the message carrying a sealed file to contact c and
+// records the file; upload says it goes to the relay too.
+func (n *Node) sendSealed(req SendFileRequest, c *contact, p *attach.Pointer, ptr []byte, file *FileInfo) (Message, bool, error) {
 	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return Message{}, ErrClosed
+		return Message{}, false, ErrClosed
 	}
 	if err := n.sendableLocked(c); err != nil {
-		return Message{}, err
+		return Message{}, false, err
 	}
 	acc := c.account()
 	t := n.newTxnLocked()
@@ -110,7 +134,7 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 		outgoing{Kind: KindText, Text: req.Caption, TxnID: req.TxnID, Attach: ptr, File: file}, now)
 	if err != nil {
 		n.dropQueuedLocked(t.queued)
-		return Message{}, err
+		return Message{}, false, err
 	}
 	var devices []identity.DeviceID
 	for _, l := range []*card.Card{c.card, n.siblingsLocked()} {
@@ -121,27 +145,35 @@ func (n *Node) SendFile(ctx context.Context, req SendFileRequest) (Message, erro
 	upload := n.recordSentFileLocked(t, p, ptr, m.ID, acc[:], devices)
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
-		return Message{}, fmt.Errorf("node: store: %w", err)
+		return Message{}, false, fmt.Errorf("node: store: %w", err)
 	}
 	if upload {
 		n.startUploadLocked(p.Hash)
 	}
-	return m, nil
+	return m, upload, nil
 }
 
 // SendGroupFile sends a file to a group: sealed once, uploaded once to
 // this device's relay (whatever the number of members), its pointer in a
-// group text.
+// group text. As for SendFile, an unknown group or one this account is
+// not a member of is refused before anything is sealed.
 func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message, error) {
 	n.mu.Lock()
-	if gs, err := n.resolveGroupLocked(req.Group); err == nil {
+	gs, err := n.resolveGroupLocked(req.Group)
+	if err == nil {
 		if m, ok := n.sentBeforeLocked(conversation{key: convKey(gs.eng.ID()), group: gs}, req.TxnID); ok {
 			n.mu.Unlock()
 			return m, nil // a retry: the file is not sealed again
 		}
+		if !gs.eng.IsMember() {
+			err = errors.New("accept the invitation first")
+		}
 	}
 	n.mu.Unlock()
-	p, ptr, file, err := n.sealFile(req.Path, req.Name, req.Caption)
+	if err != nil {
+		return Message{}, err
+	}
+	p, ptr, file, err := n.sealFile(ctx, req.Path, req.Name, req.Caption, req.TxnID)
 	if err != nil {
 		return Message{}, err
 	}
@@ -166,12 +198,14 @@ func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message
 		return nil
 	})
 	if err != nil {
+		os.Remove(n.blobPath(p.Hash, ".blob"))
 		return Message{}, err
 	}
 	if upload {
 		n.mu.Lock()
 		n.startUploadLocked(p.Hash)
 		n.mu.Unlock()
+		out.File = withUpload(out.File, UploadPending)
 	}
 	return out, nil
 }
@@ -194,7 +228,10 @@ func (n *Node) recordSentFileLocked(t *txn, p *attach.Pointer, ptr []byte, msgID
 
 // sealFile checks the file at path and seals it into the spool; the
 // pointer names this device, and its relay if it has one, as sources.
-func (n *Node) sealFile(path, name, caption string) (*attach.Pointer, []byte, *FileInfo, error) {
+// Everything that can refuse the file (its path, its size, the relay's
+// limits) refuses it before a byte is sealed. Sealing reports its
+// progress as file events of phase seal, naming the request's txnID.
+func (n *Node) sealFile(ctx context.Context, path, name, caption, txnID string) (*attach.Pointer, []byte, *FileInfo, error) {
 	st, err := os.Stat(path)
 	switch {
 	case err != nil:
@@ -218,20 +255,27 @@ func (n *Node) sealFile(path, name, caption string) (*attach.Pointer, []byte, *F
 	} else if name = filepath.Base(path); attach.ValidName(name) != nil {
 		name = "file"
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot send %s: %w", path, err)
-	}
-	defer f.Close()
 	size := st.Size()
-	info, err := attach.Inspect(f, size)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot read %s: %w", path, err)
-	}
-	p, err := n.sealToSpool(io.NewSectionReader(f, 0, size), size)
-	if err != nil {
+	if err := n.checkRelayLimits(ctx, size); err != nil {
 		return nil, nil, nil, err
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	defer f.Close()
+	info, err := attach.Inspect(f, size)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %s: %w", ErrUnreadable, path, err)
+	}
+	rep := n.newProgress(FileProgress{Phase: PhaseSeal, TxnID: txnID, Total: size})
+	rep.report(0)
+	p, err := n.sealToSpool(io.NewSectionReader(f, 0, size), size, rep)
+	if err != nil {
+		rep.fail(0, err)
+		return nil, nil, nil, err
+	}
+	rep.done()
 	p.Name, p.MIME, p.Thumb = name, info.MIME, info.Thumb
 	p.Width, p.Height = uint32(info.Width), uint32(info.Height)
 	p.DurationMS = info.DurationMS
@@ -261,8 +305,9 @@ func (n *Node) fileRelay() string {
 
 // sealToSpool seals size bytes of src into the spool directory as
 // <hash>.blob (through a .part file, so a crash leaves no blob that is
-// not whole) and returns the pointer's key, sizes and hash.
-func (n *Node) sealToSpool(src io.Reader, size int64) (*attach.Pointer, error) {
+// not whole) and returns the pointer's key, sizes and hash. rep (if not
+// nil) hears of the bytes of src sealed.
+func (n *Node) sealToSpool(src io.Reader, size int64, rep *progress) (*attach.Pointer, error) {
 	if err := os.MkdirAll(n.filesDir(), 0o700); err != nil {
 		return nil, err
 	}
@@ -272,7 +317,11 @@ func (n *Node) sealToSpool(src io.Reader, size int64) (*attach.Pointer, error) {
 	}
 	defer os.Remove(tmp.Name()) // gone once renamed
 	bw := bufio.NewWriterSize(tmp, 256<<10)
-	sealed, err := attach.Seal(bw, src, size, nil)
+	cr := &countingReader{r: src, report: func(int64) {}}
+	if rep != nil {
+		cr.report = rep.report
+	}
+	sealed, err := attach.Seal(bw, cr, size, nil)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -281,6 +330,9 @@ func (n *Node) sealToSpool(src io.Reader, size int64) (*attach.Pointer, error) {
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if cr.err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, cr.err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sealing the file: %w", err)
@@ -387,17 +439,59 @@ func (n *Node) setFileLocked(t *txn, idHex string, ix indexRec, m *msgRec, f fun
 	t.events = append(t.events, Event{Type: EventUpdate, Message: ptr(m.view(n.nameOfLocked(ix.Account)))})
 }
 
-// Files lists a contact's messages that carry files, oldest first.
+// Files lists a contact's messages that carry files, oldest first; a
+// file this device sent through a relay shows where its upload is.
 func (n *Node) Files(contact string) ([]Message, error) {
 	all, err := n.Messages(contact, 0)
 	if err != nil {
 		return nil, err
 	}
 	out := []Message{}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, m := range all {
 		if m.File != nil {
+			if st := n.uploadStateLocked(m.File.Hash); st != "" {
+				m.File = withUpload(m.File, st)
+			}
 			out = append(out, m)
 		}
 	}
 	return out, nil
+}
+
+// uploadStateLocked is where the relay upload of the sent file with
+// blob hash hashHex is (FileInfo.Upload): "" for a file received, or
+// sent without a relay.
+func (n *Node) uploadStateLocked(hashHex string) string {
+	hash, err := hex.DecodeString(hashHex)
+	if err != nil {
+		return ""
+	}
+	var rec fileRec
+	if n.getJSON(n.tabs.files, hash, &rec) != nil || !rec.Own {
+		return ""
+	}
+	switch {
+	case rec.Refused != "":
+		return UploadRefused
+	case rec.Upload:
+		return UploadPending
+	}
+	if p, err := attach.ParsePointer(rec.Pointer); err == nil {
+		for _, s := range p.Sources {
+			if s.Kind == attach.SourceRelay {
+				return UploadDone
+			}
+		}
+	}
+	return ""
+}
+
+// withUpload is a copy of f (shared with the store's cache) showing the
+// upload state st.
+func withUpload(f *FileInfo, st string) *FileInfo {
+	c := *f
+	c.Upload = st
+	return &c
 }

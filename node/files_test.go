@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +63,24 @@ func noMarker(t *testing.T, root, marker string) {
 		}
 		return nil
 	})
+}
+
+// writeOnlySysfs is a sysfs attribute with no read method (mode 0200),
+// which refuses to be opened for reading even by root; "" (and the test
+// says so) where there is none.
+func writeOnlySysfs(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/sys/bus/pci/rescan", "/sys/bus/platform/drivers_probe", "/sys/bus/platform/uevent"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o444 == 0 {
+			if f, err := os.Open(p); err == nil {
+				f.Close()
+				continue // readable after all
+			}
+			return p
+		}
+	}
+	t.Log("no write-only sysfs attribute here: the unreadable-file case is not checked")
+	return ""
 }
 
 // waitUploaded waits until the sender's relay upload of m's file is done.
@@ -128,8 +149,10 @@ func TestSendFileDirect(t *testing.T) {
 	noMarker(t, b.home, marker)
 }
 
-// Bad input: a directory, a missing file, a file over the limit, saving
-// before the download, a message without a file.
+// Bad input: a directory, a missing file, a FIFO, a file that cannot be
+// read, a file over the limit, saving before the download, a message
+// without a file. Each refused send leaves nothing: no spool file, no
+// message, no outbox entry.
 func TestSendFileErrors(t *testing.T) {
 	a, b := pair(t)
 	defer a.stop(t)
@@ -141,11 +164,28 @@ func TestSendFileErrors(t *testing.T) {
 	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: filepath.Join(t.TempDir(), "none")}); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("a missing file: %v", err)
 	}
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: fifo}); !errors.Is(err, ErrNotAFile) {
+		t.Errorf("a FIFO: %v", err)
+	}
+	// The tests run as root, whom file modes do not stop; a write-only
+	// sysfs attribute refuses a reader whoever it is (EACCES).
+	if path := writeOnlySysfs(t); path != "" {
+		_, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path})
+		if !errors.Is(err, ErrUnreadable) || !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("a file that cannot be read (%s): %v", path, err)
+		}
+	}
+	nothingLeft(t, a, "bad paths")
 	a.n.cfg.MaxFileSize = 1 << 10
 	path, _ := writeFile(t, 2<<10, "x")
-	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path}); !errors.Is(err, ErrFileTooLarge) {
+	if _, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path}); !errors.Is(err, ErrFileTooLarge) || !strings.Contains(err.Error(), "the limit is 1024") {
 		t.Errorf("over the limit: %v", err)
 	}
+	nothingLeft(t, a, "over the node's limit")
 	m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "no file"})
 	if err != nil {
 		t.Fatal(err)
@@ -563,5 +603,76 @@ func TestFileTamperedOnRelay(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("something was written where the file would be saved")
+	}
+}
+
+// The sending device stops half-way through a direct download and
+// starts again: the recipient's download resumes from its last verified
+// chunk, and the restarted sender serves at most one window more than
+// what was left (the bytes it serves after the restart are counted); the
+// saved file is the original.
+func TestFileResumesAfterSenderRestart(t *testing.T) {
+	a, b := pair(t)
+	defer b.stop(t)
+	const size = 40 << 20
+	path, want := writeFile(t, size, "SENDER-RESTART-MARKER")
+	// Bob's download holds once it has 8 MiB verified, until alice is
+	// down: the cut comes at a known place, whatever the machine's speed.
+	var stoppedAt atomic.Int64
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	taps.Store(&tapFuncs{fed: func(n *Node, verified int64) {
+		if n == b.n && verified >= 8<<20 {
+			once.Do(func() {
+				stoppedAt.Store(verified)
+				close(reached)
+				<-release
+			})
+		}
+	}})
+	defer taps.Store(nil)
+	ctx := context.Background()
+	m, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the offer", func() bool {
+		got, err := b.n.FetchFile(ctx, m.ID)
+		return err == nil && got.File.State == FileDownloading
+	})
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("bob's download did not reach 8 MiB")
+	}
+	a.stop(t)
+	before := a.n.fileServed.Load()
+	close(release)
+
+	a = startNode(t, a.home)
+	defer a.stop(t)
+	// Alice's new address reaches bob with her next message.
+	if _, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "back again"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFileDone(t, b, m.ID)
+	after := a.n.fileServed.Load()
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if err := b.n.SaveFile(ctx, m.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if saved, _ := os.ReadFile(out); !bytes.Equal(saved, want) {
+		t.Fatal("the saved file differs")
+	}
+	blob := attach.BlobSize(stream.EncryptedSize(size))
+	left := blob - stoppedAt.Load()
+	t.Logf("bob had %d of %d bytes verified at the stop; alice served %d bytes before it, %d after (%d were left)",
+		stoppedAt.Load(), blob, before, after, left)
+	if after == 0 || after > left+fetchWindow*fetchRequest {
+		t.Fatalf("the restarted sender served %d bytes; %d were left, and a resume sends at most one window (%d) more",
+			after, left, fetchWindow*fetchRequest)
+	}
+	if before+after > blob+fetchWindow*fetchRequest {
+		t.Fatalf("served %d bytes in all for a %d-byte blob: more than one window was sent again", before+after, blob)
 	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,7 @@ func (n *Node) handleFileStream(s network.Stream) {
 	defer s.Close()
 	var written int64
 	defer func() { n.log.Debug("file stream ended", "bytes", written) }()
+	var reps serveReports
 	br := bufio.NewReaderSize(s, 4<<10)
 	frame := make([]byte, wire.HeaderSize+fileFrameSend)
 	for {
@@ -96,7 +98,7 @@ func (n *Node) handleFileStream(s network.Stream) {
 			s.Reset()
 			return
 		}
-		status, f, size := n.openServedBlob(q.hash, s.Conn().RemotePeer())
+		status, f, size, who := n.openServedBlob(q.hash, s.Conn().RemotePeer())
 		if status == fileStatusOK && (q.length == 0 || q.length > fileMaxRequest || q.offset > uint64(size) || q.length > uint64(size)-q.offset) {
 			status = fileStatusRange
 		}
@@ -114,15 +116,39 @@ func (n *Node) handleFileStream(s network.Stream) {
 		k, err := serveRange(s, f, int64(q.offset), int64(q.length), frame)
 		written += k
 		f.Close()
-		if err == nil {
-			n.fileServed.Add(int64(q.length))
-		}
 		if err != nil {
 			s.Reset()
 			return
 		}
+		n.fileServed.Add(int64(q.length))
+		reps.served(n, q.hash, who, int64(q.offset+q.length), size)
 	}
 }
+
+// serveReports are a stream's serve progress reporters, by blob.
+type serveReports map[[attach.HashSize]byte]*progress
+
+// served reports that a range ending at end of a blob of size bytes went
+// to the device who: how far that device has fetched it from here.
+func (r *serveReports) served(n *Node, hash [attach.HashSize]byte, who servedTo, end, size int64) {
+	if *r == nil {
+		*r = make(serveReports)
+	}
+	rep := (*r)[hash]
+	if rep == nil {
+		rep = n.newProgress(FileProgress{Phase: PhaseServe, ID: who.msgID, Hash: hex.EncodeToString(hash[:]), Device: who.device, Total: size})
+		(*r)[hash] = rep
+	}
+	if end >= size {
+		rep.done()
+	} else {
+		rep.report(end)
+	}
+}
+
+// servedTo is who a served blob goes to: its message and the device
+// fetching it (hex; "" if the peer is not a device known here).
+type servedTo struct{ msgID, device string }
 
 // serveRange writes length bytes of f from offset as data frames of up
 // to len(frame)-wire.HeaderSize bytes and returns the bytes of the frames
@@ -151,16 +177,20 @@ func serveRange(w io.Writer, f *os.File, offset, length int64, frame []byte) (in
 // openServedBlob opens a blob this device sent, for a peer that is one
 // of the devices it was sent to, a device its conversation has now (a
 // contact's device linked since), or one of this account's devices.
-func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte, *os.File, int64) {
+func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte, *os.File, int64, servedTo) {
 	n.mu.Lock()
 	var rec fileRec
 	err := n.getJSON(n.tabs.files, hash[:], &rec)
 	allowed := false
+	who := servedTo{msgID: rec.MsgID}
 	if err == nil && rec.Own {
 		// The devices it was sent to, and the account's own devices (one
 		// linked later has it in its history).
 		is := func(d identity.DeviceID) bool {
 			pid, ok := n.peerOfLocked(d)
+			if ok && pid == remote {
+				who.device = hex.EncodeToString(d[:])
+			}
 			return ok && pid == remote
 		}
 		allowed = slices.ContainsFunc(rec.Allowed, func(d []byte) bool {
@@ -172,21 +202,21 @@ func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte,
 	n.mu.Unlock()
 	switch {
 	case err != nil || !rec.Own:
-		return fileStatusNone, nil, 0
+		return fileStatusNone, nil, 0, who
 	case !allowed:
-		return fileStatusDeny, nil, 0
+		return fileStatusDeny, nil, 0, who
 	}
 	f, err := os.Open(n.blobPath(hash, ".blob"))
 	if err != nil {
 		n.log.Warn("a sent file's blob is gone")
-		return fileStatusNone, nil, 0
+		return fileStatusNone, nil, 0, who
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fileStatusNone, nil, 0
+		return fileStatusNone, nil, 0, who
 	}
-	return fileStatusOK, f, st.Size()
+	return fileStatusOK, f, st.Size(), who
 }
 
 // convDevicesLocked lists the devices a conversation has now: the

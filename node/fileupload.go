@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -13,6 +15,10 @@ import (
 // Uploading a sent file to a relay's blob store (docs/protocol/files.md
 // §19.5), from a throw-away identity, with one receipt token per
 // recipient device; resumed until it is whole, also after a restart.
+// Its progress comes as file events of phase upload. A relay that
+// refuses the blob as too large is not asked again (the limits were
+// checked at the send, but a relay out of reach then, or one whose
+// limit went down since, can still refuse it).
 
 // uploadRetry is how long a failed upload waits before it goes on.
 const uploadRetry = 30 * time.Second
@@ -97,19 +103,44 @@ func (n *Node) upload(ctx context.Context, hash [attach.HashSize]byte) error {
 	}
 	defer h.Close()
 	h.Peerstore().AddAddrs(ri.ID, ri.Addrs, time.Hour)
-	if _, err := n.relays.PutBlob(ctx, h, ri, relay.BlobHash(hash), p.BlobSize, receipts, f); err != nil {
-		if errors.Is(err, relay.ErrBlobHashMismatch) {
+	rep := n.newProgress(FileProgress{Phase: PhaseUpload, ID: rec.MsgID, Hash: hex.EncodeToString(hash[:]), Total: p.BlobSize})
+	var have int64
+	_, err = n.relays.PutBlobProgress(ctx, h, ri, relay.BlobHash(hash), p.BlobSize, receipts, f, func(k int64) {
+		have = k
+		rep.report(k)
+	})
+	if err != nil {
+		refused := ""
+		switch {
+		case errors.Is(err, relay.ErrBlobHashMismatch):
 			n.log.Warn("the relay found a sent file's blob damaged; it is not uploaded")
-			return nil
+			refused = "the relay found the blob damaged"
+		case errors.Is(err, relay.ErrBlobTooLarge):
+			n.log.Warn("the relay refused a sent file as too large; it is not uploaded", "bytes", p.BlobSize)
+			refused = fmt.Sprintf("too large for the relay (%s)", byteSize(p.BlobSize))
+		default:
+			if ctx.Err() == nil {
+				rep.fail(have, fmt.Errorf("%w; the upload goes on in %v", err, uploadRetry))
+			}
+			return err
 		}
-		return err
+		rep.fail(have, errors.New(refused))
+		return n.endUpload(hash, refused)
 	}
+	rep.done()
+	return n.endUpload(hash, "")
+}
+
+// endUpload records that a sent file's upload is over: the relay has
+// the blob, or refused it for good (refused says why).
+func (n *Node) endUpload(hash [attach.HashSize]byte, refused string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	var rec fileRec
 	if err := n.getJSON(n.tabs.files, hash[:], &rec); err != nil {
 		return nil
 	}
-	rec.Upload = false
+	rec.Upload, rec.Refused = false, refused
 	b := n.db.Batch()
 	putJSON(b, n.tabs.files, hash[:], &rec)
 	return n.commit(b)

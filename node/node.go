@@ -189,6 +189,7 @@ type Node struct {
 	readRosters  map[group.GroupID]*readRoster   // groups' reader slots, loaded when used (groupreads.go)
 	fetches      fetching                        // attachment downloads running (filefetch.go)
 	uploading    uploads                         // attachment uploads to a relay running (fileupload.go)
+	blobLimits   blobLimitCache                  // the relays' blob limits as last advertised (filelimits.go)
 	receipting   receipting                      // receipts owed to relays being presented (filereceipt.go)
 	ps           *pubsub.PubSub                  // GossipSub, while Run runs
 	guard        *gossip.Guard                   // the host GossipSub runs on, while Run runs (group_guard.go)

@@ -95,6 +95,7 @@ const (
 	EventGap      = apitypes.EventGap
 	EventPresence = apitypes.EventPresence
 	EventTimer    = apitypes.EventTimer
+	EventFile     = apitypes.EventFile
 )
 
 // Presence is a contact's online status (presence.go).
@@ -117,6 +118,7 @@ type (
 // to go to a contact.
 type (
 	FileInfo         = apitypes.FileInfo
+	FileProgress     = apitypes.FileProgress
 	AutoDownload     = apitypes.AutoDownload
 	Request          = apitypes.Request
 	ShortLink        = apitypes.ShortLink
@@ -132,4 +134,15 @@ const (
 	FileDone        = apitypes.FileDone
 	FileFailed      = apitypes.FileFailed
 	FileExpired     = apitypes.FileExpired
+)
+
+// Upload states and progress phases of a sent file (apitypes has their
+// meaning).
+const (
+	UploadPending = apitypes.UploadPending
+	UploadDone    = apitypes.UploadDone
+	UploadRefused = apitypes.UploadRefused
+	PhaseSeal     = apitypes.PhaseSeal
+	PhaseUpload   = apitypes.PhaseUpload
+	PhaseServe    = apitypes.PhaseServe
 )

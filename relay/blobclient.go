@@ -126,6 +126,16 @@ func (c *Client) BlobDone(ctx context.Context, h host.Host, relay peer.AddrInfo,
 // the relay deleted it). After any other failure, calling it again goes
 // on from what the relay acknowledged. Memory: one BlobChunk buffer.
 func (c *Client) PutBlob(ctx context.Context, h host.Host, relay peer.AddrInfo, hash BlobHash, size int64, receipts []BlobHash, src io.ReaderAt) (int64, error) {
+	return c.PutBlobProgress(ctx, h, relay, hash, size, receipts, src, nil)
+}
+
+// PutBlobProgress is PutBlob that calls progress (unless nil) with the
+// bytes the relay holds of the blob: after the put's answer, and after
+// each write's. It is called on PutBlobProgress's goroutine.
+func (c *Client) PutBlobProgress(ctx context.Context, h host.Host, relay peer.AddrInfo, hash BlobHash, size int64, receipts []BlobHash, src io.ReaderAt, progress func(have int64)) (int64, error) {
+	if progress == nil {
+		progress = func(int64) {}
+	}
 	if len(receipts) > MaxBlobReceipts {
 		return 0, fmt.Errorf("%w: %d receipts, at most %d", ErrBlobBadRequest, len(receipts), MaxBlobReceipts)
 	}
@@ -143,6 +153,7 @@ func (c *Client) PutBlob(ctx context.Context, h host.Host, relay peer.AddrInfo, 
 	if err != nil {
 		return 0, err
 	}
+	progress(int64(state.Have))
 	if state.Complete {
 		return 0, nil
 	}
@@ -193,7 +204,9 @@ func (c *Client) PutBlob(ctx context.Context, h host.Host, relay peer.AddrInfo, 
 		if err := b.answer(func(r *codec.Reader) { readState(r, &state) }); err != nil {
 			rerr = err
 			b.st.Reset() // stops the writer
+			continue
 		}
+		progress(int64(state.Have))
 	}
 	switch {
 	case rerr != nil:

@@ -51,6 +51,8 @@ type Backend struct {
 	files      map[string][]byte              // file contents by message ID (files.go)
 	sentPaths  []string                       // SendFile's paths
 	fetches    int                            // FetchFile calls
+	uploads    bool                           // sent files go to a relay too (SetUploads)
+	holdSeal   chan struct{}                  // sends wait half-way through their seal until it is closed (HoldSeals)
 	autoDL     map[string]int64               // auto-download limits by conversation ("c:NAME", "g:ID")
 	requests   map[string]*node.Request       // message requests by name (requests.go)
 	blockedReq map[string]bool                // requests blocked (requests.go)

@@ -32,6 +32,7 @@ var errNotDownloaded = errors.New("the file is not downloaded yet")
 // SendFile implements api.Backend: it reads the file at req.Path and
 // stores an outgoing message (queued) whose file is "sent".
 func (b *Backend) SendFile(_ context.Context, req node.SendFileRequest) (node.Message, error) {
+	b.seal(req.TxnID, req.Path)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.contacts[req.To]; !ok {
@@ -58,7 +59,71 @@ func (b *Backend) SendFile(_ context.Context, req node.SendFileRequest) (node.Me
 	if req.TxnID != "" {
 		b.txns[req.TxnID] = m.ID
 	}
-	return *m, nil
+	return b.uploadingLocked(*m), nil
+}
+
+// seal publishes the file events of sealing the file at path, as the
+// node does while it seals: at the start, half-way and at the end; with
+// HoldSeals, it waits between half-way and the end.
+func (b *Backend) seal(txnID, path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	size := fi.Size()
+	for _, p := range []apitypes.FileProgress{{Bytes: 0}, {Bytes: size / 2}, {Bytes: size, Done: true}} {
+		if p.Done {
+			b.mu.Lock()
+			hold := b.holdSeal
+			b.mu.Unlock()
+			if hold != nil {
+				<-hold
+			}
+		}
+		p.Phase, p.TxnID, p.Total = apitypes.PhaseSeal, txnID, size
+		b.Publish(node.Event{Type: apitypes.EventFile, File: &p})
+	}
+}
+
+// HoldSeals makes the sends from now on wait half-way through their
+// seal until release is closed (nil: no more waiting).
+func (b *Backend) HoldSeals(release chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holdSeal = release
+}
+
+// uploadingLocked is the answer to a send: with uploads on, the file
+// shows its upload pending.
+func (b *Backend) uploadingLocked(m node.Message) node.Message {
+	if b.uploads && m.File != nil {
+		f := *m.File
+		f.Upload = apitypes.UploadPending
+		m.File = &f
+	}
+	return m
+}
+
+// SetUploads makes the files sent from now on go to a relay too: their
+// answer shows the upload pending, which UploadProgress drives.
+func (b *Backend) SetUploads(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.uploads = on
+}
+
+// UploadProgress publishes an upload event of message id's file: bytes
+// of its size so far, done, or stopped with errText.
+func (b *Backend) UploadProgress(id string, bytes int64, done bool, errText string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, err := b.fileLocked(id)
+	if err != nil {
+		return err
+	}
+	p := apitypes.FileProgress{Phase: apitypes.PhaseUpload, ID: id, Hash: m.File.Hash, Bytes: bytes, Total: m.File.Size, Done: done, Error: errText}
+	b.publishLocked(node.Event{Type: apitypes.EventFile, File: &p})
+	return nil
 }
 
 // fileInfo describes data as a file named name in state.
@@ -269,6 +334,7 @@ func (b *Backend) Files(contact string) ([]node.Message, error) {
 
 // SendGroupFile sends a file to a group: a group message carrying it.
 func (b *Backend) SendGroupFile(_ context.Context, req node.GroupFileRequest) (node.Message, error) {
+	b.seal(req.TxnID, req.Path)
 	data, err := os.ReadFile(req.Path)
 	if err != nil {
 		return node.Message{}, err
@@ -286,7 +352,7 @@ func (b *Backend) SendGroupFile(_ context.Context, req node.GroupFileRequest) (n
 	m.File = fileInfo(filepath.Base(req.Path), data, apitypes.FileSent)
 	b.fileData()[m.ID] = data
 	b.publishLocked(node.Event{Type: node.EventMessage, Message: ptr(*m)})
-	return *m, nil
+	return b.uploadingLocked(*m), nil
 }
 
 // convLocked is the key of the conversation with a contact or a group.

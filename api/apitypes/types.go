@@ -119,6 +119,45 @@ type FileInfo struct {
 	State string `json:"state"`
 	Bytes int64  `json:"bytes,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Upload is, on a file this device sent through a relay,
+	// "uploading" until the relay has the whole blob, then "uploaded"
+	// (or "refused": the relay will not take it). Empty without a relay.
+	// It is set in the answers of sendFile, sendGroupFile and listFiles;
+	// file events of phase "upload" follow it (FileProgress).
+	Upload string `json:"upload,omitempty"`
+}
+
+// Upload states of a sent file (FileInfo.Upload).
+const (
+	UploadPending = "uploading"
+	UploadDone    = "uploaded"
+	UploadRefused = "refused"
+)
+
+// File progress phases (FileProgress.Phase).
+const (
+	PhaseSeal   = "seal"   // the file is being sealed (encrypted) into the spool: bytes of the file
+	PhaseUpload = "upload" // the sealed blob is being uploaded to the relay: bytes of the blob the relay holds
+	PhaseServe  = "serve"  // a recipient device is fetching the blob from this device (/hush/file/1): how far
+)
+
+// FileProgress is a file event's body: how far one phase of a file's
+// journey on this device is. Events come at most every MiB or every
+// hundredth of the total, whichever is more, and once at the end (Done)
+// or when the phase stops (Error). They are not kept in the event log.
+type FileProgress struct {
+	Phase string `json:"phase"`
+	// ID is the message carrying the file (upload, serve; a seal comes
+	// before the message exists: TxnID names the request instead).
+	ID    string `json:"id,omitempty"`
+	TxnID string `json:"txnId,omitempty"` // seal: the sendFile or sendGroupFile request's txnId ("" if it had none)
+	Hash  string `json:"hash,omitempty"`  // the blob's hash (upload, serve)
+	// Device is, on a serve event, the device fetching (hex device ID).
+	Device string `json:"device,omitempty"`
+	Bytes  int64  `json:"bytes"`
+	Total  int64  `json:"total"`
+	Done   bool   `json:"done,omitempty"`  // the phase finished
+	Error  string `json:"error,omitempty"` // the phase stopped here: why (an upload is tried again later)
 }
 
 // AutoDownload is a conversation's auto-download policy (this device's):
@@ -341,6 +380,10 @@ const (
 	// Presence: it is no longer known). Not kept in the event log.
 	EventPresence EventType = "presence"
 	EventTimer    EventType = "timer" // a 1:1 conversation's disappearing-messages timer changed (Timer)
+	// EventFile: progress of a file this device sends (File): sealing,
+	// the relay upload, a recipient's download from here. Not kept in
+	// the log.
+	EventFile EventType = "file"
 )
 
 // Event is delivered to subscribers (API server-sent events, mobile
@@ -367,6 +410,8 @@ type Event struct {
 	// Timer is, on a timer event, the conversation's new timer: set
 	// here, by the contact, or on another device of the account.
 	Timer *TimerResult `json:"timer,omitempty"`
+	// File is a file event's progress.
+	File *FileProgress `json:"file,omitempty"`
 }
 
 // Gap reasons.

@@ -179,6 +179,9 @@ type daemonConfig struct {
 	// PresenceHeartbeat is how often presence is refreshed to contacts
 	// ("3m" by default; at least "1s"): docs/protocol/presence.md.
 	PresenceHeartbeat string `json:"presence_heartbeat,omitempty"`
+	// MaxFileSize is the largest file, in bytes, this device sends or
+	// fetches (1 GiB by default): docs/protocol/files.md §19.6.
+	MaxFileSize int64 `json:"max_file_size,omitempty"`
 }
 
 // configFile is the daemon's optional config file in the home directory.
@@ -259,9 +262,13 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
+	if cfg.MaxFileSize < 0 {
+		return fmt.Errorf("%s: max_file_size %d is not a number of bytes (0: the default, 1 GiB)", filepath.Join(e.home, configFile), cfg.MaxFileSize)
+	}
+
 	tuneGC(e.getenv)
 	n, err := node.New(node.Config{Home: e.home, Passphrase: pass, ListenAddrs: listen, Relays: relays,
-		NoMDNS: *noMDNS || cfg.NoMDNS, NoSync: *noFsync || cfg.NoFsync, PresenceHeartbeat: heartbeat, Logger: log})
+		NoMDNS: *noMDNS || cfg.NoMDNS, NoSync: *noFsync || cfg.NoFsync, PresenceHeartbeat: heartbeat, MaxFileSize: cfg.MaxFileSize, Logger: log})
 	switch {
 	case err == nil:
 	case errors.Is(err, node.ErrStoreInUse):

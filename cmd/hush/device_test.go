@@ -175,8 +175,13 @@ func TestDeviceLinkPrints(t *testing.T) {
 
 // runAsync runs the CLI in the background; the channel gets its result.
 func runAsync(args ...string) (<-chan result, *testutil.SyncBuffer, *testutil.SyncBuffer) {
+	return runAsyncEnv(nil, args...)
+}
+
+// runAsyncEnv is runAsync with environment variables.
+func runAsyncEnv(envv map[string]string, args ...string) (<-chan result, *testutil.SyncBuffer, *testutil.SyncBuffer) {
 	var out, errb testutil.SyncBuffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return envv[k] }}
 	done := make(chan result, 1)
 	go func() {
 		code := run(context.Background(), args, e)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,7 +25,7 @@ import (
 	"github.com/hushnet/hush/api/apitypes"
 )
 
-const fileSynopsis = "file send NAME PATH [--caption TEXT] [--wait delivered|read] [--timeout 30s] |\n" +
+const fileSynopsis = "file send NAME PATH [--caption TEXT] [--wait delivered|read] [--timeout 30s] [--json] |\n" +
 	"       get MESSAGE-ID [--out PATH] [--force] [--timeout D] | list NAME [--json] |\n" +
 	"       auto NAME [off|default|SIZE] [--group] [--json]"
 
@@ -54,14 +55,16 @@ func runFile(ctx context.Context, e *env, args []string) error {
 
 // fileSend is `file send NAME PATH`: it checks PATH here (a missing file
 // or a directory is this side's mistake to report), sends it by its
-// absolute path and prints the message ID and state, as `send` does.
+// absolute path, follows the daemon's seal and relay upload (bars on a
+// terminal), and prints the message ID and state, as `send` does.
 func fileSend(ctx context.Context, e *env, args []string) error {
-	const synopsis = "file send NAME PATH [--caption TEXT] [--wait delivered|read] [--timeout 30s]"
+	const synopsis = "file send NAME PATH [--caption TEXT] [--wait delivered|read] [--timeout 30s] [--json]"
 	flags := newFlags(e, "file send")
 	caption := flags.String("caption", "", "text shown with the file")
 	wait := flags.String("wait", "", "wait until the message is sent, delivered or read")
 	timeout := flags.Duration("timeout", 30*time.Second, "how long --wait waits")
 	txn := flags.String("txn-id", "", "client transaction ID: a retry with the same ID is not sent twice")
+	asJSON := flags.Bool("json", false, "print the message as the API's JSON (and no progress bars)")
 	pos, err := parseArgs(e, flags, args, 2, 2, synopsis)
 	if err != nil {
 		return err
@@ -77,11 +80,9 @@ func fileSend(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var m apitypes.Message
-	if err := call(ctx, e, "sendFile", apitypes.SendFileRequest{To: pos[0], Path: p, Caption: *caption, TxnID: *txn}, &m); err != nil {
-		return err
-	}
-	return reportSent(ctx, e, m, state, *timeout)
+	txnID := cmp.Or(*txn, newTxnID())
+	return sendFileCommand(ctx, e, "sendFile", apitypes.SendFileRequest{To: pos[0], Path: p, Caption: *caption, TxnID: txnID},
+		txnID, p, state, *timeout, *asJSON)
 }
 
 // sendablePath makes p absolute and checks that it is a regular file.
@@ -181,11 +182,11 @@ func fileSettled(s string) bool {
 
 // followDownload waits for m's file with waitFile, as many times as it
 // takes (the API waits at most MaxFileTimeout per call), and shows its
-// update events as a progress bar. It returns the message once the file
+// update events as a progress bar (on a terminal, see showBars). It returns the message once the file
 // is done (or this device's own), an error if it failed or expired, or
 // when ctx ends.
 func followDownload(ctx context.Context, e *env, c *api.Client, sub *api.Subscription, m apitypes.Message, limit time.Duration) (apitypes.Message, error) {
-	bar := fileBar{w: e.stderr, name: displayName(m.File.Name, m.ID)}
+	bar := phaseBar{fileBar: fileBar{w: e.stderr, name: displayName(m.File.Name, m.ID)}, on: e.showBars()}
 	defer bar.stop()
 	if !fileSettled(m.File.State) {
 		bar.update(m.File.Bytes, m.File.Size)
@@ -242,7 +243,9 @@ func followDownload(ctx context.Context, e *env, c *api.Client, sub *api.Subscri
 	case apitypes.FileExpired:
 		return m, exitError{code: 1, msg: "the file expired: no source has it any more; ask the sender to send it again"}
 	}
-	bar.finish(m.File.Size)
+	if bar.bar != nil {
+		bar.finish(m.File.Size)
+	}
 	return m, nil
 }
 

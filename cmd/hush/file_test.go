@@ -144,7 +144,7 @@ func TestFileGetProgress(t *testing.T) {
 	data := []byte(strings.Repeat("0123456789", 3000)) // 30,000 bytes
 	m := b.ReceiveFile("bob", "report.pdf", "the report", data)
 
-	done, _, _ := runAsync("--home", home, "file", "get", m.ID)
+	done, _, _ := runAsyncEnv(map[string]string{"HUSH_PROGRESS": "1"}, "--home", home, "file", "get", m.ID)
 	waitFetched(t, b, 1)
 	// The bar redraws at most every 100 ms: 15000 shows.
 	b.FileProgress(m.ID, 5000)
@@ -374,5 +374,135 @@ func TestFileAuto(t *testing.T) {
 	}
 	if r := run("club", "--group"); r.code != 1 || !strings.HasPrefix(r.stderr, "hush: ") {
 		t.Errorf("unknown group: %+v", r)
+	}
+}
+
+// waitSentFile waits until the daemon has n messages with files to
+// alice and returns the last one's ID.
+func waitSentFile(t *testing.T, b *apitest.Backend, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ms, _ := b.Files("alice"); len(ms) == n {
+			return ms[n-1].ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not get file %d", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// file send follows the daemon's file events: a bar while it seals the
+// file, then one while it uploads it to the relay, and returns when the
+// relay has it. Not on a terminal, the same without bars; an upload that
+// stops is a warning (the daemon goes on); --json prints the message,
+// its upload done.
+func TestFileSendProgress(t *testing.T) {
+	b, home, cwd := withFileContacts(t)
+	b.SetUploads(true)
+	data := strings.Repeat("0123456789", 3000)
+	os.WriteFile(filepath.Join(cwd, "notes.txt"), []byte(data), 0o600)
+	bars := map[string]string{"HUSH_PROGRESS": "1"}
+
+	// The seal shows while it goes on.
+	release := make(chan struct{})
+	b.HoldSeals(release)
+	done, _, stderr := runAsyncEnv(bars, "--home", home, "file", "send", "alice", "notes.txt")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "sealing notes.txt"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no sealing bar while the daemon seals: %q", stderr.String())
+		}
+	}
+	close(release)
+	b.HoldSeals(nil)
+	id := waitSentFile(t, b, 1)
+	b.UploadProgress(id, 15000, false, "")
+	b.UploadProgress(id, 30000, true, "")
+	r := waitResult(t, done)
+	if r.code != 0 || r.stdout != id+" queued\n" {
+		t.Fatalf("file send: %+v", r)
+	}
+	for _, want := range []string{"sealing notes.txt", "uploading notes.txt", "100%", "(29/29 KiB"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q: %q", want, r.stderr)
+		}
+	}
+
+	// No terminal: no bar, but it still waits for the upload.
+	done, _, _ = runAsync("--home", home, "file", "send", "alice", "notes.txt", "--json")
+	id = waitSentFile(t, b, 2)
+	select {
+	case r := <-done:
+		t.Fatalf("file send returned before the upload: %+v", r)
+	default:
+	}
+	b.UploadProgress(id, 30000, true, "")
+	r = waitResult(t, done)
+	var m apitypes.Message
+	if err := json.Unmarshal([]byte(r.stdout), &m); r.code != 0 || err != nil || r.stderr != "" {
+		t.Fatalf("file send --json: %+v (%v)", r, err)
+	}
+	if m.ID != id || m.File == nil || m.File.Upload != apitypes.UploadDone {
+		t.Errorf("file send --json printed %+v", m)
+	}
+
+	// The upload stops for now: a warning, exit 0.
+	done, _, _ = runAsyncEnv(bars, "--home", home, "file", "send", "alice", "notes.txt")
+	id = waitSentFile(t, b, 3)
+	b.UploadProgress(id, 1000, false, "relay: connect: connection refused; the upload goes on in 30s")
+	r = waitResult(t, done)
+	if r.code != 0 || r.stdout != id+" queued\n" ||
+		!strings.Contains(r.stderr, "warning: the upload of "+id+" to the relay stopped: relay: connect: connection refused; the upload goes on in 30s\n") {
+		t.Errorf("file send, upload stopped: %+v", r)
+	}
+
+	// Without a relay the send returns once sealed.
+	b.SetUploads(false)
+	r = hush(t, nil, bars, "--home", home, "file", "send", "alice", "notes.txt")
+	if r.code != 0 || strings.Contains(r.stderr, "uploading") {
+		t.Errorf("file send without a relay: %+v", r)
+	}
+	// --wait delivered: a bar of how far the recipient fetched it from
+	// this device.
+	done, _, stderr = runAsyncEnv(bars, "--home", home, "file", "send", "alice", "notes.txt", "--wait", "delivered")
+	id = waitSentFile(t, b, 5)
+	serve := apitypes.FileProgress{Phase: apitypes.PhaseServe, ID: id, Bytes: 15000, Total: 30000}
+	b.Publish(apitypes.Event{Type: apitypes.EventFile, File: &serve})
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "fetched notes.txt"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no bar of the recipient's fetch: %q", stderr.String())
+		}
+	}
+	serve.Bytes, serve.Done = 30000, true
+	b.Publish(apitypes.Event{Type: apitypes.EventFile, File: &serve})
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "fetched notes.txt 100%"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fetch bar did not fill: %q", stderr.String())
+		}
+	}
+	b.SetState(id, apitypes.StateDelivered)
+	if r := waitResult(t, done); r.code != 0 || r.stdout != id+" delivered\n" {
+		t.Errorf("file send --wait delivered: %+v", r)
+	}
+
+	// A group file goes the same way.
+	b.SetUploads(true)
+	if _, err := b.CreateGroup("club"); err != nil {
+		t.Fatal(err)
+	}
+	done, _, _ = runAsyncEnv(bars, "--home", home, "group", "file", "send", "club", "notes.txt")
+	var gid string
+	for deadline := time.Now().Add(5 * time.Second); gid == ""; time.Sleep(5 * time.Millisecond) {
+		if ms, _ := b.GroupMessages("club", 0); len(ms) > 0 && ms[len(ms)-1].File != nil {
+			gid = ms[len(ms)-1].ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the group file did not reach the daemon")
+		}
+	}
+	b.UploadProgress(gid, 30000, true, "")
+	if r := waitResult(t, done); r.code != 0 || r.stdout != gid+" sent\n" || !strings.Contains(r.stderr, "uploading notes.txt") {
+		t.Errorf("group file send: %+v", r)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 const groupSynopsis = "group create NAME | invite GROUP CONTACT | accept GROUP | decline GROUP | remove GROUP MEMBER |\n" +
 	"       promote GROUP MEMBER | rename GROUP NAME | leave GROUP | send GROUP TEXT [--reply-to ID] |\n" +
 	"       react GROUP MSGID EMOJI | edit GROUP MSGID TEXT | delete GROUP MSGID | messages GROUP [--limit N] [--before ID] [--after ID] [--json] | list [--json] |\n" +
-	"       file send GROUP PATH [--caption TEXT]"
+	"       file send GROUP PATH [--caption TEXT] [--json]"
 
 // runGroup dispatches `hush group ...`. GROUP is a group's name where it
 // is unambiguous, else its ID.
@@ -100,13 +101,14 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 // groupFile is `group file send GROUP PATH`: one upload to this
 // device's relay, however many members (`hush file get` fetches it).
 func groupFile(ctx context.Context, e *env, args []string) error {
-	const synopsis = "group file send GROUP PATH [--caption TEXT] [--txn-id ID]"
+	const synopsis = "group file send GROUP PATH [--caption TEXT] [--txn-id ID] [--json]"
 	if len(args) == 0 || args[0] != "send" {
 		return usagef("usage: hush %s", synopsis)
 	}
 	fs := newFlags(e, "group file send")
 	caption := fs.String("caption", "", "text shown with the file")
 	txn := fs.String("txn-id", "", "client transaction ID: a retry with the same ID is not sent twice")
+	asJSON := fs.Bool("json", false, "print the message as the API's JSON (and no progress bars)")
 	pos, err := parseArgs(e, fs, args[1:], 2, 2, synopsis)
 	if err != nil {
 		return err
@@ -115,12 +117,9 @@ func groupFile(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var m apitypes.Message
-	if err := call(ctx, e, "sendGroupFile", apitypes.GroupFileRequest{Group: pos[0], Path: path, Caption: *caption, TxnID: *txn}, &m); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "%s %s\n", m.ID, m.State)
-	return nil
+	txnID := cmp.Or(*txn, newTxnID())
+	return sendFileCommand(ctx, e, "sendGroupFile", apitypes.GroupFileRequest{Group: pos[0], Path: path, Caption: *caption, TxnID: txnID},
+		txnID, path, "", 0, *asJSON)
 }
 
 func groupSend(ctx context.Context, e *env, sub string, args []string) error {
