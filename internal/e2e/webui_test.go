@@ -286,6 +286,7 @@ func TestWebUIBrowser(t *testing.T) {
 	a.do("alice attaches a file", chromedp.SetUploadFiles(`#file`, []string{src}))
 	a.waitJS("the file sent at alice", `document.querySelector('#messages li.msg.out .file .file-name')?.textContent === 'picture.png'`)
 	b.waitJS("the file downloaded at bob", `document.querySelector('#messages li.msg.in .file[data-state="done"] a.download')`)
+	a.waitJS("alice's page shows bob fetched it (file events)", `document.querySelector('#messages li.msg.out .file .file-send')?.textContent === 'fetched'`)
 	b.waitJS("the picture inline at bob", `[...document.querySelectorAll('#messages li.msg.in img.thumb')].some(i => i.complete && i.naturalWidth === 120)`)
 	downloads := t.TempDir()
 	if _, err := chromedp.CallBrowser(b.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{

@@ -85,6 +85,9 @@ function onEvent(ev) {
       if (state.view === 'files' && ev.message && ev.message.file) more.files();
       refreshConvs();
       break;
+    case 'file':
+      chat.onFile(ev.file);
+      break;
     case 'typing':
       chat.onTyping(ev.from, ev.typing, ev.group_id);
       break;

@@ -175,6 +175,19 @@ export function onMessage(m, type) {
   }
 }
 
+// sending holds the last upload or serve progress of this page's
+// conversation's sent files, by message ID (file events).
+const sending = new Map();
+
+// onFile takes a file event: a sent file's upload to the relay, or a
+// recipient's fetch from this device, shown under the file.
+export function onFile(f) {
+  if (!f || !f.id || (f.phase !== 'upload' && f.phase !== 'serve')) return;
+  sending.set(f.id, f);
+  const m = msgs.get(f.id);
+  if (m) place(m);
+}
+
 // onTyping takes a typing event: a contact's, or a group member's
 // (group: the group's ID; from: the member's name).
 export function onTyping(from, typing, group) {
@@ -274,7 +287,19 @@ function drawFile(m) {
       f.state === 'offered' || f.state === 'failed' ? h('button', {type: 'button', class: 'fetch',
         onclick: () => guard(() => rpc.call('getFile', {id: m.id}))}, f.state === 'failed' ? 'Retry' : 'Download') : null),
     f.state === 'downloading' ? h('progress', {class: 'file-progress', max: f.size || 1, value: f.bytes || 0}) : null,
+    sendProgress(m.id),
     f.state === 'failed' || f.state === 'expired' ? h('span', {class: 'error'}, f.state + (f.error ? ': ' + f.error : '')) : null);
+}
+
+// sendProgress shows how far a sent file's upload to the relay, or a
+// recipient's fetch, has come (file events), until it is done.
+function sendProgress(id) {
+  const p = sending.get(id);
+  if (!p) return null;
+  const what = p.phase === 'upload' ? 'to the relay' : 'fetched';
+  if (p.error) return h('span', {class: 'error file-send'}, what + ': ' + p.error);
+  if (p.done) return h('span', {class: 'file-send'}, p.phase === 'upload' ? 'on the relay' : 'fetched');
+  return h('span', {class: 'file-send'}, h('progress', {class: 'file-progress', max: p.total || 1, value: p.bytes || 0}), ' ' + what);
 }
 
 function setContext(text) {
