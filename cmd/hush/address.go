@@ -133,16 +133,9 @@ func runInvite(ctx context.Context, e *env, args []string) error {
 		if _, err := parseArgs(e, flags, rest, 0, 0, "invite list [--json]"); err != nil {
 			return err
 		}
-		var raw json.RawMessage
-		if err := call(ctx, e, "listInvites", nil, &raw); err != nil {
+		ls, shown, err := callDecoded[[]apitypes.ShortLink](ctx, e, "listInvites", nil, *asJSON, "a malformed list")
+		if err != nil || shown {
 			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, raw)
-		}
-		var ls []apitypes.ShortLink
-		if err := json.Unmarshal(raw, &ls); err != nil {
-			return fmt.Errorf("daemon sent a malformed list: %w", err)
 		}
 		if len(ls) == 0 {
 			fmt.Fprintln(e.stdout, "no invitations (hush invite create)")

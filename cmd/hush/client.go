@@ -109,16 +109,9 @@ func runID(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, fs, args, 0, 0, "id [--qr] [--json]"); err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "getSelf", nil, &raw); err != nil {
+	self, shown, err := callDecoded[apitypes.Self](ctx, e, "getSelf", nil, *asJSON, "a malformed identity")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var self apitypes.Self
-	if err := json.Unmarshal(raw, &self); err != nil {
-		return fmt.Errorf("daemon sent a malformed identity: %w", err)
 	}
 	address, err := ownAddress(ctx, e)
 	if err != nil {

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -60,16 +59,9 @@ func contactBlocked(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, fs, args, 0, 0, "contact blocked [--json]"); err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listBlocked", nil, &raw); err != nil {
+	list, shown, err := callDecoded[[]apitypes.BlockedAccount](ctx, e, "listBlocked", nil, *asJSON, "a malformed block list")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var list []apitypes.BlockedAccount
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return fmt.Errorf("daemon sent a malformed block list: %w", err)
 	}
 	if len(list) == 0 {
 		fmt.Fprintln(e.stdout, "nobody is blocked")

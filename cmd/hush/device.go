@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -78,16 +77,9 @@ func deviceLink(ctx context.Context, e *env, args []string) error {
 		}
 		defer sub.Close()
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "linkDevice", nil, &raw); err != nil {
+	offer, shown, err := callDecoded[apitypes.LinkOffer](ctx, e, "linkDevice", nil, *asJSON, "a malformed link offer")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var offer apitypes.LinkOffer
-	if err := json.Unmarshal(raw, &offer); err != nil {
-		return fmt.Errorf("daemon sent a malformed link offer: %w", err)
 	}
 	// The code is upper-case base32 behind "HUSH-LINK:": QR alphanumeric mode.
 	qr, err := qrcode.New(strings.ToUpper(offer.Code), qrcode.Low)
@@ -328,16 +320,9 @@ func deviceList(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, fs, args, 0, 0, "device list [--json]"); err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listDevices", nil, &raw); err != nil {
+	ds, shown, err := callDecoded[[]apitypes.Device](ctx, e, "listDevices", nil, *asJSON, "a malformed device list")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var ds []apitypes.Device
-	if err := json.Unmarshal(raw, &ds); err != nil {
-		return fmt.Errorf("daemon sent a malformed device list: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "%-16s  %-20s  %s\n", "ID", "NAME", "ADDED")
 	for _, d := range ds {

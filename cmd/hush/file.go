@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -400,16 +399,9 @@ func fileAuto(ctx context.Context, e *env, args []string) error {
 		}
 		p.Limit = &limit
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "autoDownload", p, &raw); err != nil {
+	a, shown, err := callDecoded[apitypes.AutoDownload](ctx, e, "autoDownload", p, *asJSON, "a malformed answer")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var a apitypes.AutoDownload
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return fmt.Errorf("daemon sent a malformed answer: %w", err)
 	}
 	switch {
 	case a.Limit == 0:
@@ -464,16 +456,9 @@ func fileList(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listFiles", apitypes.ContactParams{Contact: pos[0]}, &raw); err != nil {
+	ms, shown, err := callDecoded[[]apitypes.Message](ctx, e, "listFiles", apitypes.ContactParams{Contact: pos[0]}, *asJSON, "a malformed file list")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var ms []apitypes.Message
-	if err := json.Unmarshal(raw, &ms); err != nil {
-		return fmt.Errorf("daemon sent a malformed file list: %w", err)
 	}
 	if len(ms) == 0 {
 		fmt.Fprintf(e.stdout, "no files with %s yet\n", pos[0])

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -180,16 +179,9 @@ func groupList(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, fs, args, 0, 0, "group list [--json]"); err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listGroups", nil, &raw); err != nil {
+	gs, shown, err := callDecoded[[]apitypes.Group](ctx, e, "listGroups", nil, *asJSON, "malformed groups")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var gs []apitypes.Group
-	if err := json.Unmarshal(raw, &gs); err != nil {
-		return fmt.Errorf("daemon sent malformed groups: %w", err)
 	}
 	if len(gs) == 0 {
 		fmt.Fprintln(e.stdout, "no groups")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -60,16 +59,9 @@ func runPush(ctx context.Context, e *env, args []string) error {
 		if _, err := parseArgs(e, fs, rest, 0, 0, "push status [--json]"); err != nil {
 			return err
 		}
-		var raw json.RawMessage
-		if err := call(ctx, e, "pushStatus", nil, &raw); err != nil {
+		st, shown, err := callDecoded[apitypes.PushStatus](ctx, e, "pushStatus", nil, *asJSON, "a malformed status")
+		if err != nil || shown {
 			return err
-		}
-		if *asJSON {
-			return printJSON(e.stdout, raw)
-		}
-		var st apitypes.PushStatus
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return fmt.Errorf("daemon sent a malformed status: %w", err)
 		}
 		switch st.State {
 		case "off":

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/hushnet/hush/api/apitypes"
@@ -65,16 +64,9 @@ func requestList(ctx context.Context, e *env, args []string) error {
 	if _, err := parseArgs(e, flags, args, 0, 0, "request list [--json]"); err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := call(ctx, e, "listRequests", nil, &raw); err != nil {
+	rs, shown, err := callDecoded[[]apitypes.Request](ctx, e, "listRequests", nil, *asJSON, "a malformed request list")
+	if err != nil || shown {
 		return err
-	}
-	if *asJSON {
-		return printJSON(e.stdout, raw)
-	}
-	var rs []apitypes.Request
-	if err := json.Unmarshal(raw, &rs); err != nil {
-		return fmt.Errorf("daemon sent a malformed request list: %w", err)
 	}
 	if len(rs) == 0 {
 		fmt.Fprintln(e.stdout, "no message requests")
