@@ -115,9 +115,14 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 	// An ordinary message only advances the receiving chains and the
 	// replay cache: the engine is saved lazily (flushGroupsLocked), since
 	// after a crash a message seen again is dropped by its payload ID.
-	// Anything with effects (an op, keys to send) is saved now.
-	if rec.Op != nil || len(rec.Effects.Publish) > 0 || len(rec.Effects.Pairwise) > 0 {
+	// Anything with effects (an op, keys to send) is saved now; only an op
+	// can change the group's topics and members.
+	if rec.Op != nil {
 		if err := n.saveGroupLocked(t, gs); err != nil {
+			return
+		}
+	} else if len(rec.Effects.Publish) > 0 || len(rec.Effects.Pairwise) > 0 {
+		if err := n.saveEngineLocked(t, gs); err != nil {
 			return
 		}
 	} else {

@@ -226,6 +226,7 @@ type tables struct {
 	localGone                                                                                                     *store.Table // messages deleted on this device only (recall.go)
 	timers                                                                                                        *store.Table
 	groupReads                                                                                                    *store.Table // group read receipts' reader slots (groupreads.go)
+	groupOps                                                                                                      *store.Table // each group's op log, apart from its engine state (groups.go)
 }
 
 // profileRec is the identity table's "profile" record.
@@ -306,6 +307,7 @@ func openTables(db *store.DB) tables {
 		localGone:   db.Table("localgone"),
 		timers:      db.Table("timers"),
 		groupReads:  db.Table("groupreads"),
+		groupOps:    db.Table("groupops"),
 	}
 }
 
