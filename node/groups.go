@@ -252,36 +252,54 @@ func (n *Node) resolveGroupLocked(ref string) (*groupState, error) {
 // groupTxn runs fn on a group under the lock, then saves the engine,
 // commits and sends the effects.
 func (n *Node) groupTxn(ref string, fn func(t *txn, gs *groupState, now time.Time) error) (Group, error) {
-	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	gs, err := n.groupTxnLocked(ref, fn)
+	if err != nil || gs == nil {
+		return Group{}, err
+	}
+	n.syncTopicsLocked(gs)
+	return n.groupViewLocked(gs), nil
+}
+
+// groupSendTxn is groupTxn for sending (SendGroup, SendGroupFile): a
+// message changes neither the group's topics nor its view, so the
+// caller, who waits, is not made to resubscribe and build the view, and
+// the publication, which waits for the lock, goes out sooner.
+func (n *Node) groupSendTxn(ref string, fn func(t *txn, gs *groupState, now time.Time) error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, err := n.groupTxnLocked(ref, fn)
+	return err
+}
+
+// groupTxnLocked runs fn on the group ref names (none for "") in one
+// transaction and commits it.
+func (n *Node) groupTxnLocked(ref string, fn func(t *txn, gs *groupState, now time.Time) error) (*groupState, error) {
+	now := n.now()
 	if n.closed {
-		return Group{}, ErrClosed
+		return nil, ErrClosed
 	}
 	if n.account == nil {
-		return Group{}, errors.New("groups need the account key on this device")
+		return nil, errors.New("groups need the account key on this device")
 	}
 	var gs *groupState
 	if ref != "" {
 		var err error
 		if gs, err = n.resolveGroupLocked(ref); err != nil {
-			return Group{}, err
+			return nil, err
 		}
 	}
 	t := n.newTxnLocked()
 	if err := fn(t, gs, now); err != nil {
 		n.dropQueuedLocked(t.queued)
-		return Group{}, err
+		return nil, err
 	}
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
-		return Group{}, err
+		return nil, err
 	}
-	if gs == nil {
-		return Group{}, nil
-	}
-	n.syncTopicsLocked(gs)
-	return n.groupViewLocked(gs), nil
+	return gs, nil
 }
 
 // groupOp runs one membership operation: the engine call, then the save
@@ -600,7 +618,7 @@ func (n *Node) Groups() ([]Group, error) {
 // SendGroup sends a message to a group: the same kinds as 1:1.
 func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, error) {
 	var out Message
-	_, err := n.groupTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
+	err := n.groupSendTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
 		if !gs.eng.IsMember() {
 			return errors.New("accept the invitation first")
 		}
