@@ -218,6 +218,8 @@ type Node struct {
 	ownAddrsAt  time.Time // when the host's addresses were last compared with the card's
 	ownCardAt   time.Time
 	closed      bool
+
+	localGoneAny bool // the localgone table may hold a record (recall.go)
 }
 
 type tables struct {
@@ -438,6 +440,9 @@ func (n *Node) load() error {
 		return err
 	}
 	if err := n.loadDevicesLocked(); err != nil {
+		return err
+	}
+	if err := n.loadLocalGoneLocked(); err != nil {
 		return err
 	}
 	return n.loadGroupsLocked()
