@@ -179,7 +179,7 @@ func (n *Node) SendGroupFile(ctx context.Context, req GroupFileRequest) (Message
 	}
 	var out Message
 	upload := false
-	_, err = n.groupTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
+	err = n.groupSendTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
 		if !gs.eng.IsMember() {
 			return errors.New("accept the invitation first")
 		}

@@ -112,17 +112,25 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 		n.log.Debug("group message dropped", "err", err)
 		return
 	}
-	// An ordinary message only advances the receiving chains and the
-	// replay cache: the engine is saved lazily (flushGroupsLocked), since
-	// after a crash a message seen again is dropped by its payload ID.
-	// Anything with effects (an op, keys to send) is saved now.
-	if rec.Op != nil || len(rec.Effects.Publish) > 0 || len(rec.Effects.Pairwise) > 0 {
+	// An ordinary message only advances the receiving chains, the replay
+	// cache, the seen ranges and the engine's store of recent wire
+	// messages: the engine is saved lazily (flushGroupsLocked), with those
+	// wire messages (journalLocked), all at once, and the message itself
+	// now. After a crash the engine is as it was at its last save, its
+	// store and seen ranges agreeing: a message seen again is dropped by
+	// its payload ID, and one the seen ranges lack is asked for again by
+	// anti-entropy. Anything with effects (an op, keys to send) is saved
+	// now; only an op can change the group's topics and members.
+	if rec.Op != nil {
 		if err := n.saveGroupLocked(t, gs); err != nil {
+			return
+		}
+	} else if len(rec.Effects.Publish) > 0 || len(rec.Effects.Pairwise) > 0 {
+		if err := n.saveEngineLocked(t, gs); err != nil {
 			return
 		}
 	} else {
 		gs.unsaved = true
-		n.journalLocked(t, gs)
 	}
 	n.effectsLocked(t, gs, &rec.Effects, now)
 	if rec.Op != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/codec"
 	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/node/group"
 )
 
@@ -42,12 +43,13 @@ type (
 
 // groupState is one group this device is in (or invited to).
 type groupState struct {
-	eng     *group.Engine
-	topics  map[string]*joinedTopic // subscribed topics (current and grace)
-	lastAsk time.Time               // last anti-entropy request
-	unsaved bool                    // receive-side changes not saved yet (see groupWireLocked)
-	wireSeq uint64                  // last groupwire sequence number written
-	typedAt time.Time               // when this device last said it is typing (group_typing.go)
+	eng      *group.Engine
+	topics   map[string]*joinedTopic // subscribed topics (current and grace)
+	lastAsk  time.Time               // last anti-entropy request
+	unsaved  bool                    // receive-side changes not saved yet (see groupWireLocked)
+	logSaved uint64                  // the engine's LogVersion the groupops record holds (0: none yet)
+	wireSeq  uint64                  // last groupwire sequence number written
+	typedAt  time.Time               // when this device last said it is typing (group_typing.go)
 }
 
 // groupFlushEvery bounds how long receive-side engine changes stay
@@ -58,7 +60,7 @@ const groupFlushEvery = time.Second
 func (n *Node) flushGroupsLocked(t *txn) {
 	for _, gs := range n.groups {
 		if gs.unsaved {
-			n.saveGroupLocked(t, gs)
+			n.saveEngineLocked(t, gs)
 		}
 	}
 }
@@ -107,7 +109,7 @@ func (n *Node) loadGroupsLocked() error {
 		return nil
 	}
 	return n.tabs.groups.Scan(func(id, v []byte) error {
-		eng, err := group.Unmarshal(n.groupConfig(), v)
+		eng, logSaved, err := n.loadEngine(id, v)
 		if err != nil {
 			// A group stored by an older version (the op format changed
 			// when ops began to carry signed device lists) or a damaged
@@ -116,7 +118,7 @@ func (n *Node) loadGroupsLocked() error {
 			n.log.Warn("a stored group cannot be read by this version; it is kept on disk and not shown", "err", err)
 			return nil
 		}
-		gs := &groupState{eng: eng, topics: map[string]*joinedTopic{}}
+		gs := &groupState{eng: eng, topics: map[string]*joinedTopic{}, logSaved: logSaved}
 		var wires [][]byte
 		if err := n.tabs.groupWire.ScanSeq(id, 0, math.MaxUint64, func(seq uint64, w []byte) error {
 			wires = append(wires, w)
@@ -129,6 +131,26 @@ func (n *Node) loadGroupsLocked() error {
 		n.groups[eng.ID()] = gs
 		return nil
 	})
+}
+
+// loadEngine restores a group's engine from its groups record: state
+// with the op log in groupops (saveGroupLocked), or a whole engine as
+// versions before the split saved it, whose next save writes both. It
+// returns the log version the stored log matches (0: none stored).
+func (n *Node) loadEngine(id, v []byte) (*group.Engine, uint64, error) {
+	if !group.IsState(v) {
+		eng, err := group.Unmarshal(n.groupConfig(), v)
+		return eng, 0, err
+	}
+	log, err := n.tabs.groupOps.Get(id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, 0, err
+	}
+	eng, err := group.UnmarshalParts(n.groupConfig(), v, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	return eng, eng.LogVersion(), nil
 }
 
 // keepWires is how many of a group's wire messages the node keeps for
@@ -149,17 +171,36 @@ func (n *Node) journalLocked(t *txn, gs *groupState) {
 	}
 }
 
-// saveGroupLocked writes the engine into t. Every engine call that
-// succeeded is saved before its effects leave.
+// saveGroupLocked writes the engine into t and marks the groups changed
+// (the commit resubscribes to their topics and rebuilds the guard's
+// table). Every engine call that succeeded is saved before its effects
+// leave.
 func (n *Node) saveGroupLocked(t *txn, gs *groupState) error {
 	t.groupsChanged = true
+	return n.saveEngineLocked(t, gs)
+}
+
+// saveEngineLocked writes the engine into t: its state in the groups
+// table and, when the op log changed since it was last written, the log
+// in groupops, in the same batch. An engine call that cannot change the
+// group's topics or members (Seal, Open of a message that is not an op)
+// is saved with it alone.
+func (n *Node) saveEngineLocked(t *txn, gs *groupState) error {
 	gs.unsaved = false
 	n.journalLocked(t, gs)
-	b, err := gs.eng.MarshalBinary()
+	b, err := gs.eng.MarshalState()
 	if err != nil {
 		return err
 	}
 	id := gs.eng.ID()
+	if v := gs.eng.LogVersion(); v != gs.logSaved {
+		if err := t.b.Put(n.tabs.groupOps, id[:], gs.eng.MarshalLog()); err != nil {
+			return err
+		}
+		// Noted only once committed: a save made while this commit is
+		// under way writes the log again rather than count on it.
+		t.committed = append(t.committed, func() { gs.logSaved = v })
+	}
 	return t.b.Put(n.tabs.groups, id[:], b)
 }
 
@@ -211,36 +252,54 @@ func (n *Node) resolveGroupLocked(ref string) (*groupState, error) {
 // groupTxn runs fn on a group under the lock, then saves the engine,
 // commits and sends the effects.
 func (n *Node) groupTxn(ref string, fn func(t *txn, gs *groupState, now time.Time) error) (Group, error) {
-	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	gs, err := n.groupTxnLocked(ref, fn)
+	if err != nil || gs == nil {
+		return Group{}, err
+	}
+	n.syncTopicsLocked(gs)
+	return n.groupViewLocked(gs), nil
+}
+
+// groupSendTxn is groupTxn for sending (SendGroup, SendGroupFile): a
+// message changes neither the group's topics nor its view, so the
+// caller, who waits, is not made to resubscribe and build the view, and
+// the publication, which waits for the lock, goes out sooner.
+func (n *Node) groupSendTxn(ref string, fn func(t *txn, gs *groupState, now time.Time) error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, err := n.groupTxnLocked(ref, fn)
+	return err
+}
+
+// groupTxnLocked runs fn on the group ref names (none for "") in one
+// transaction and commits it.
+func (n *Node) groupTxnLocked(ref string, fn func(t *txn, gs *groupState, now time.Time) error) (*groupState, error) {
+	now := n.now()
 	if n.closed {
-		return Group{}, ErrClosed
+		return nil, ErrClosed
 	}
 	if n.account == nil {
-		return Group{}, errors.New("groups need the account key on this device")
+		return nil, errors.New("groups need the account key on this device")
 	}
 	var gs *groupState
 	if ref != "" {
 		var err error
 		if gs, err = n.resolveGroupLocked(ref); err != nil {
-			return Group{}, err
+			return nil, err
 		}
 	}
 	t := n.newTxnLocked()
 	if err := fn(t, gs, now); err != nil {
 		n.dropQueuedLocked(t.queued)
-		return Group{}, err
+		return nil, err
 	}
 	n.saveSeqLocked(t.b)
 	if err := n.commitReleasingLock(t); err != nil {
-		return Group{}, err
+		return nil, err
 	}
-	if gs == nil {
-		return Group{}, nil
-	}
-	n.syncTopicsLocked(gs)
-	return n.groupViewLocked(gs), nil
+	return gs, nil
 }
 
 // groupOp runs one membership operation: the engine call, then the save
@@ -403,7 +462,9 @@ func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now
 		return err
 	}
 	fx := gs.eng.Flush() // a sender key Seal rotated goes to every member
-	if err := n.saveGroupLocked(t, gs); err != nil {
+	// Sealing moves this device's chain, never the group's topics or
+	// members: the commit need not resubscribe or rebuild the guard.
+	if err := n.saveEngineLocked(t, gs); err != nil {
 		return err
 	}
 	n.effectsLocked(t, gs, fx, now)
@@ -482,6 +543,7 @@ func (n *Node) LeaveGroup(ref string) error {
 func (n *Node) forgetGroupLocked(t *txn, gs *groupState) {
 	id := gs.eng.ID()
 	t.b.Delete(n.tabs.groups, id[:])
+	t.b.Delete(n.tabs.groupOps, id[:])
 	for seq := gs.wireSeq; seq > 0 && seq+keepWires > gs.wireSeq; seq-- {
 		t.b.DeleteSeq(n.tabs.groupWire, id[:], seq)
 	}
@@ -556,7 +618,7 @@ func (n *Node) Groups() ([]Group, error) {
 // SendGroup sends a message to a group: the same kinds as 1:1.
 func (n *Node) SendGroup(ctx context.Context, req GroupSendRequest) (Message, error) {
 	var out Message
-	_, err := n.groupTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
+	err := n.groupSendTxn(req.Group, func(t *txn, gs *groupState, now time.Time) error {
 		if !gs.eng.IsMember() {
 			return errors.New("accept the invitation first")
 		}

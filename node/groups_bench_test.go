@@ -45,8 +45,9 @@ var fanoutText = strings.Repeat("f", 256)
 // its host, with plain GossipSub and the same options, publishing data
 // of the same size (the padded topic message); the two arms alternate,
 // so both see the same machine. It reports each arm's p50 and p99, their
-// ratios (hush/raw), and the allocations per message (the whole process,
-// send to last arrival).
+// ratios (hush/raw), and the allocations and CPU time per message (the
+// whole process, send to last arrival: steadier than the percentiles on
+// a shared machine, and with 49 receivers on 2 cores what sets them).
 //
 // HUSH_FANOUT_ARMS=hush (or raw) runs one arm alone, for profiling;
 // HUSH_FANOUT_RAW_SIZE=n makes the raw arm publish n bytes instead;
@@ -90,6 +91,7 @@ type fanoutArm struct {
 func runFanout(b *testing.B, arms []fanoutArm) {
 	lat := make([][]time.Duration, len(arms))
 	allocs := make([]uint64, len(arms))
+	cpu := make([]time.Duration, len(arms))
 	var ms runtime.MemStats
 	i := 0
 	round := func() {
@@ -100,9 +102,11 @@ func runFanout(b *testing.B, arms []fanoutArm) {
 			}
 			runtime.ReadMemStats(&ms)
 			m0 := ms.Mallocs
+			c0 := processCPU()
 			t0 := time.Now()
 			arms[k].send(i)
 			lat[k] = append(lat[k], time.Since(t0))
+			cpu[k] += processCPU() - c0
 			runtime.ReadMemStats(&ms)
 			allocs[k] += ms.Mallocs - m0
 			time.Sleep(fanoutPace)
@@ -124,6 +128,7 @@ func runFanout(b *testing.B, arms []fanoutArm) {
 		b.ReportMetric(p[k][0], a.name+"-p50-µs")
 		b.ReportMetric(p[k][1], a.name+"-p99-µs")
 		b.ReportMetric(float64(allocs[k])/float64(len(lat[k])), a.name+"-allocs/msg")
+		b.ReportMetric(float64(cpu[k].Microseconds())/float64(len(lat[k])), a.name+"-cpu-µs/msg")
 	}
 	if len(arms) == 2 {
 		b.ReportMetric(p[0][0]/p[1][0], "p50-x")

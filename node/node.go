@@ -218,6 +218,8 @@ type Node struct {
 	ownAddrsAt  time.Time // when the host's addresses were last compared with the card's
 	ownCardAt   time.Time
 	closed      bool
+
+	localGoneAny bool // the localgone table may hold a record (recall.go)
 }
 
 type tables struct {
@@ -226,6 +228,7 @@ type tables struct {
 	localGone                                                                                                     *store.Table // messages deleted on this device only (recall.go)
 	timers                                                                                                        *store.Table
 	groupReads                                                                                                    *store.Table // group read receipts' reader slots (groupreads.go)
+	groupOps                                                                                                      *store.Table // each group's op log, apart from its engine state (groups.go)
 }
 
 // profileRec is the identity table's "profile" record.
@@ -306,6 +309,7 @@ func openTables(db *store.DB) tables {
 		localGone:   db.Table("localgone"),
 		timers:      db.Table("timers"),
 		groupReads:  db.Table("groupreads"),
+		groupOps:    db.Table("groupops"),
 	}
 }
 
@@ -436,6 +440,9 @@ func (n *Node) load() error {
 		return err
 	}
 	if err := n.loadDevicesLocked(); err != nil {
+		return err
+	}
+	if err := n.loadLocalGoneLocked(); err != nil {
 		return err
 	}
 	return n.loadGroupsLocked()

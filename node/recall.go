@@ -60,8 +60,22 @@ func (n *Node) recallAcceptedLocked(m *msgRec, timeMS uint64) bool {
 // only: a copy arriving again (another path, another device's sync) is
 // not stored again.
 func (n *Node) goneLocallyLocked(id [msgIDSize]byte) bool {
+	if !n.localGoneAny {
+		return false // nothing was ever deleted here: no lookup per incoming message
+	}
 	ok, err := n.tabs.localGone.Has(id[:])
 	return err == nil && ok
+}
+
+// loadLocalGoneLocked notes whether any message was deleted on this
+// device only (goneLocallyLocked).
+func (n *Node) loadLocalGoneLocked() error {
+	err := n.tabs.localGone.Scan(func(_, _ []byte) error { return errFound })
+	n.localGoneAny = errors.Is(err, errFound)
+	if err != nil && !n.localGoneAny {
+		return fmt.Errorf("node: load local deletions: %w", err)
+	}
+	return nil
 }
 
 // removeMsgLocked deletes message m (id, at ix) from this device's store
@@ -73,6 +87,7 @@ func (n *Node) removeMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRe
 	n.tailChangedLocked(t, ix.Account)
 	t.b.Delete(n.syncTable(), syncKey(skMessage, id[:]))
 	t.b.Put(n.tabs.localGone, id[:], []byte{1})
+	n.localGoneAny = true // at once: a copy arriving before the commit lands is refused too
 	n.records.remove(id, ix)
 	t.msgs = append(t.msgs, id)
 	if m.File != nil {

@@ -20,7 +20,7 @@ type RepairReport = store.RepairReport
 // repairTables are the tables whose records Repair counts: every table
 // openTables opens (a test keeps the two lists equal).
 var repairTables = []string{"identity", "contacts", "sessions", "messages", "msgindex", "outbox", "txns", "mailboxes", "groups", "groupwire", "peers", "counters",
-	"devices", "syncheld", "linktickets", "syncstate", "files", "convprefs", "links", "blocks", "localgone", "timers", "groupreads"}
+	"devices", "syncheld", "linktickets", "syncstate", "files", "convprefs", "links", "blocks", "localgone", "timers", "groupreads", "groupops"}
 
 // Repair repairs the store in home after New refused it with
 // ErrStoreDamaged: it keeps a copy of the damaged files, recovers every

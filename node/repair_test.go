@@ -17,7 +17,7 @@ func TestRepairTablesAreTheNodesTables(t *testing.T) {
 	defer db.Close()
 	tb := openTables(db)
 	all := []*store.Table{tb.identity, tb.contacts, tb.sessions, tb.messages, tb.msgIndex, tb.outbox, tb.txns, tb.mailboxes, tb.groups, tb.groupWire, tb.peers, tb.counters,
-		tb.devices, tb.syncHeld, tb.linkTickets, tb.syncState, tb.files, tb.convPrefs, tb.links, tb.blocks, tb.localGone, tb.timers, tb.groupReads}
+		tb.devices, tb.syncHeld, tb.linkTickets, tb.syncState, tb.files, tb.convPrefs, tb.links, tb.blocks, tb.localGone, tb.timers, tb.groupReads, tb.groupOps}
 	if n := reflect.TypeOf(tb).NumField(); n != len(all) {
 		t.Fatalf("tables has %d fields; this test lists %d", n, len(all))
 	}

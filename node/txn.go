@@ -17,6 +17,8 @@ type txn struct {
 	events  []Event
 	publish []publication // group topic messages, sent after the commit
 	onFail  func()        // undoes in-memory changes if the commit fails
+	// committed run once the commit succeeded, before the events go out.
+	committed []func()
 
 	groupsChanged bool                       // a group engine changed: resubscribe to its topics
 	seqs          map[uint64]bool            // group message sequence numbers taken in this batch
@@ -122,6 +124,9 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		n.dropQueuedLocked(t.queued)
 		n.events.Settle(t.events, false) // their numbers are given up
 		return err
+	}
+	for _, f := range t.committed {
+		f()
 	}
 	n.releaseQueuedLocked(t.queued)
 	n.search.apply(t.searchOps)

@@ -163,6 +163,9 @@ type Engine struct {
 	retired    map[chainRef]time.Time // chains a newer one replaced, and when
 	owed       bool                   // a rotated own key not yet distributed
 	topicKeys  map[topicRef]topicKeys // derived per epoch secret (topicKeysLocked)
+
+	logVersion  uint64 // changes with ops (LogVersion)
+	marshalHint int    // the size of the last MarshalState, for its buffer
 }
 
 // topicRef names an epoch's topic keys: its number and secret, all they
@@ -382,6 +385,7 @@ func (e *Engine) insertLocked(o *Op) error {
 		}
 		e.ops = append(e.ops, o)
 		e.opSet[o.hash] = true
+		e.logVersion++
 		return nil
 	}
 	// A late op: replay the whole log with it in place.
@@ -398,6 +402,7 @@ func (e *Engine) insertLocked(o *Op) error {
 	}
 	e.ops, e.ro = ops, ro
 	e.opSet[o.hash] = true
+	e.logVersion++
 	return nil
 }
 

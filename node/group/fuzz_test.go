@@ -78,12 +78,24 @@ func FuzzUnmarshal(f *testing.F) {
 	st := bob.e.State()
 	sb, _ := st.MarshalBinary()
 	f.Add(sb)
+	state, err := bob.e.MarshalState()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(state)
+	log := bob.e.MarshalLog()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if e, err := Unmarshal(bob.cfg, b); err == nil {
 			if _, err := e.MarshalBinary(); err != nil {
 				t.Fatal(err)
 			}
 		}
+		if e, err := UnmarshalParts(bob.cfg, b, log); err == nil {
+			if _, err := e.MarshalState(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		UnmarshalParts(bob.cfg, state, b)
 		var s State
 		if s.UnmarshalBinary(b) == nil {
 			back, err := s.MarshalBinary()

@@ -15,6 +15,8 @@ import (
 
 const (
 	tagEngine        = 'G' // 'E' also held the message store; 'F' had no device lists in ops nor key generations
+	tagEngineState   = 'H' // tagEngine without the op log (MarshalState)
+	tagEngineLog     = 'L' // the op log alone (MarshalLog)
 	maxSent          = MaxMembers * MaxDevicesPerMember
 	maxReceiverState = 64 << 20
 	maxSenderKeyEnc  = 256
@@ -58,19 +60,81 @@ func sortedIDs[V any](m map[[32]byte]V) [][32]byte {
 // encrypted. Held (parked) messages are not saved, nor are the stored
 // messages and their replay cache: those go out through TakeJournal and
 // come back through Restore.
+//
+// MarshalState and MarshalLog encode the same in two parts, so a caller
+// that saves the engine after every message (each Seal, and the
+// receiving chains) need not rewrite the op log, which changes only with
+// membership and is most of the bytes (about 600 per op).
 func (e *Engine) MarshalBinary() ([]byte, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	w := codec.NewWriter(4096)
+	return e.marshalLocked(true)
+}
+
+// MarshalState encodes the engine without its op log (MarshalLog); the
+// two together restore it (UnmarshalParts).
+func (e *Engine) MarshalState() ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.marshalLocked(false)
+}
+
+// MarshalLog encodes the op log alone: Version ‖ 'L' ‖ group ID ‖ u16 n
+// ‖ op bytes16·n. LogVersion says when it changed.
+func (e *Engine) MarshalLog() []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	size := 2 + 32 + 2
+	for _, o := range e.ops {
+		size += 2 + len(o.enc)
+	}
+	w := codec.NewWriter(size)
 	w.U8(Version)
-	w.U8(tagEngine)
+	w.U8(tagEngineLog)
+	w.Fixed(e.ro.id[:])
+	writeOps(w, e.ops)
+	return w.Bytes()
+}
+
+// LogVersion changes whenever the op log does (an op inserted); a caller
+// saving the parts rewrites MarshalLog only when it differs from the
+// version it last wrote. It is not saved: an engine restored or joined
+// starts at a version of its own.
+func (e *Engine) LogVersion() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.logVersion
+}
+
+func writeOps(w *codec.Writer, ops []*Op) {
+	w.U16(uint16(len(ops)))
+	for _, o := range ops {
+		w.Bytes16(o.enc)
+	}
+}
+
+// marshalLocked encodes the engine, with its op log (tagEngine) or
+// without (tagEngineState).
+func (e *Engine) marshalLocked(withLog bool) ([]byte, error) {
+	size := max(4096, e.marshalHint)
+	if withLog {
+		for _, o := range e.ops {
+			size += 2 + len(o.enc)
+		}
+	}
+	w := codec.NewWriter(size)
+	w.U8(Version)
+	if withLog {
+		w.U8(tagEngine)
+	} else {
+		w.U8(tagEngineState)
+	}
 	w.Fixed(e.ro.id[:])
 	w.Fixed(e.ro.genesis[:])
 	w.Fixed(e.self[:])
 	w.Fixed(e.cfg.Device[:])
-	w.U16(uint16(len(e.ops)))
-	for _, o := range e.ops {
-		w.Bytes16(o.enc)
+	if withLog {
+		writeOps(w, e.ops)
 	}
 	ids := sortedIDs(e.secrets)
 	w.U16(uint16(len(ids)))
@@ -148,7 +212,28 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 		w.U32(c.chain)
 		w.U64(uint64(e.retired[c].UnixNano()))
 	}
+	if !withLog {
+		e.marshalHint = max(e.marshalHint, w.Len()) // the next one in one allocation
+	}
 	return w.Bytes(), nil
+}
+
+// readOps reads an op log (writeOps) and checks each op (ParseOp).
+func readOps(r *codec.Reader) ([]*Op, error) {
+	nOps := r.Count(MaxOps)
+	ops := make([]*Op, 0, nOps)
+	for range nOps {
+		ob := r.Bytes16(maxOpSize)
+		if r.Err() != nil {
+			break
+		}
+		o, err := ParseOp(ob)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, o)
+	}
+	return ops, nil
 }
 
 // cmpChainRef orders chains by device, epoch, then chain ID.
@@ -156,18 +241,43 @@ func cmpChainRef(a, b chainRef) int {
 	return cmp.Or(bytes.Compare(a.device[:], b.device[:]), cmp.Compare(a.epoch, b.epoch), cmp.Compare(a.chain, b.chain))
 }
 
+// IsState reports whether b is engine state saved by MarshalState, which
+// UnmarshalParts restores with the op log, rather than a whole engine
+// saved by MarshalBinary.
+func IsState(b []byte) bool { return len(b) >= 2 && b[0] == Version && b[1] == tagEngineState }
+
 // Unmarshal restores an engine saved by MarshalBinary. cfg must name the
 // same account and device. Every count is checked against its cap before
 // anything is allocated; trailing bytes are rejected.
 func Unmarshal(cfg Config, b []byte) (*Engine, error) {
+	return unmarshal(cfg, b, nil)
+}
+
+// UnmarshalParts restores an engine saved in two parts, by MarshalState
+// and MarshalLog, with the same checks as Unmarshal; the log must be the
+// same group's.
+func UnmarshalParts(cfg Config, state, log []byte) (*Engine, error) {
+	if log == nil {
+		log = []byte{} // a missing log is malformed, not a whole engine
+	}
+	return unmarshal(cfg, state, log)
+}
+
+// unmarshal restores an engine: from b alone (log nil, tagEngine) or
+// from state b and its log.
+func unmarshal(cfg Config, b, log []byte) (*Engine, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: engine state: %s", ErrMalformed, fmt.Sprintf(format, a...))
 	}
+	want := byte(tagEngine)
+	if log != nil {
+		want = tagEngineState
+	}
 	r := codec.NewReader(b)
-	if v, t := r.U8(), r.U8(); r.Err() == nil && (v != Version || t != tagEngine) {
+	if v, t := r.U8(), r.U8(); r.Err() == nil && (v != Version || t != want) {
 		return nil, bad("version %d tag %#x", v, t)
 	}
 	var id GroupID
@@ -185,18 +295,27 @@ func Unmarshal(cfg Config, b []byte) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	nOps := r.Count(MaxOps)
-	ops := make([]*Op, 0, nOps)
-	for range nOps {
-		ob := r.Bytes16(maxOpSize)
-		if r.Err() != nil {
-			break
-		}
-		o, err := ParseOp(ob)
-		if err != nil {
+	var ops []*Op
+	if log == nil {
+		if ops, err = readOps(r); err != nil {
 			return nil, err
 		}
-		ops = append(ops, o)
+	} else if r.Err() == nil {
+		lr := codec.NewReader(log)
+		if v, t := lr.U8(), lr.U8(); lr.Err() == nil && (v != Version || t != tagEngineLog) {
+			return nil, bad("log version %d tag %#x", v, t)
+		}
+		var lid GroupID
+		copy(lid[:], lr.Fixed(32))
+		if lr.Err() == nil && lid != id {
+			return nil, bad("op log of another group")
+		}
+		if ops, err = readOps(lr); err != nil {
+			return nil, err
+		}
+		if err := lr.Done(); err != nil {
+			return nil, bad("op log: %v", err)
+		}
 	}
 	nSec := r.Count(2 * keepEpochs)
 	for range nSec {

@@ -437,6 +437,7 @@ func (e *Engine) loadOpsLocked(ops []*Op) error {
 		return fmt.Errorf("%w: log without its create op", ErrMalformed)
 	}
 	e.ops = sorted
+	e.logVersion++
 	e.curID = e.ro.epoch().key
 	e.epochStart = e.cfg.Now()
 	return nil
