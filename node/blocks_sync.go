@@ -9,8 +9,6 @@ package node
 // both; the history transfer carries it to a new device.
 
 import (
-	"bytes"
-	"cmp"
 	"strings"
 	"time"
 
@@ -49,15 +47,7 @@ func (n *Node) applyBlockSettingLocked(t *txn, s *msync.Setting, now time.Time) 
 	if !ok || acc == n.cert.Account() {
 		return false, nil
 	}
-	key := syncKey(skSetting, []byte(s.Key))
-	cur, err := n.getSyncLocked(t, key)
-	if err != nil {
-		return false, err
-	}
-	if cs, ok := cur.(*msync.Setting); ok && cmp.Or(s.Clock.Compare(cs.Clock), bytes.Compare(s.Value, cs.Value)) <= 0 {
-		return false, nil
-	}
-	if err := n.putSyncLocked(t, key, s); err != nil {
+	if newer, err := n.keepNewerSettingLocked(t, s); !newer || err != nil {
 		return false, err
 	}
 	if len(s.Value) == 0 {

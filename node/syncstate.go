@@ -300,13 +300,10 @@ func recStateOf(s msync.DeliveryState) MessageState {
 	return StateSent
 }
 
-// applySettingLocked keeps the last writer's value of a synced setting
-// and applies it: read_receipts and presence ("on", "off"); others are
-// left alone.
-func (n *Node) applySettingLocked(t *txn, s *msync.Setting) (bool, error) {
-	if s.Key != settingReadReceipts && s.Key != settingPresence {
-		return false, nil
-	}
+// keepNewerSettingLocked stores s if it is newer than the value held
+// for its key (last writer wins: the higher clock, then the higher
+// value), and says whether it was.
+func (n *Node) keepNewerSettingLocked(t *txn, s *msync.Setting) (bool, error) {
 	key := syncKey(skSetting, []byte(s.Key))
 	cur, err := n.getSyncLocked(t, key)
 	if err != nil {
@@ -315,7 +312,17 @@ func (n *Node) applySettingLocked(t *txn, s *msync.Setting) (bool, error) {
 	if cs, ok := cur.(*msync.Setting); ok && cmp.Or(s.Clock.Compare(cs.Clock), bytes.Compare(s.Value, cs.Value)) <= 0 {
 		return false, nil
 	}
-	if err := n.putSyncLocked(t, key, s); err != nil {
+	return true, n.putSyncLocked(t, key, s)
+}
+
+// applySettingLocked keeps the last writer's value of a synced setting
+// and applies it: read_receipts and presence ("on", "off"); others are
+// left alone.
+func (n *Node) applySettingLocked(t *txn, s *msync.Setting) (bool, error) {
+	if s.Key != settingReadReceipts && s.Key != settingPresence {
+		return false, nil
+	}
+	if newer, err := n.keepNewerSettingLocked(t, s); !newer || err != nil {
 		return false, err
 	}
 	if s.Key == settingPresence {
