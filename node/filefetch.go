@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,8 +9,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
+
 	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/internal/wire"
 	"github.com/hushnet/hush/node/attach"
 	"github.com/hushnet/hush/relay"
 )
@@ -344,6 +348,89 @@ func (n *Node) fetchRelay(ctx context.Context, id string, d *attach.Download, p 
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("the relay: %w", err)
+	})
+}
+
+// fetchDirect asks the sending device for the rest of the blob on
+// /hush/file/1, a request at a time, and feeds what arrives to d.
+func (n *Node) fetchDirect(ctx context.Context, id string, d *attach.Download, p *attach.Pointer, from identity.DeviceID) error {
+	n.mu.Lock()
+	pid, ok := n.peerOfLocked(from)
+	h := n.host
+	n.mu.Unlock()
+	if !ok || h == nil {
+		return errors.New("unreachable: the device that sent the file is not known here")
+	}
+	dctx, cancel := context.WithTimeout(ctx, fetchDialTime)
+	s, err := h.NewStream(dctx, pid, protocol.ID(ProtocolFile))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("unreachable: %w", err)
+	}
+	defer s.Close()
+	context.AfterFunc(ctx, func() { s.Reset() })
+	br := bufio.NewReaderSize(s, 128<<10)
+	// One buffer for every data frame (feed copies each out): a fresh one
+	// per frame made the receiver's heap, and its resident set, grow
+	// with the transfer's speed.
+	frames := wire.NewFrameReader(br, fileFrameData)
+	var left uint64      // bytes of the current answer still to come
+	var pending []uint64 // lengths of the requests sent and not yet answered
+	sent := d.Offset()   // where the next request starts
+	// ask keeps up to fetchWindow requests in flight, and no more than
+	// fetchWindow requests' bytes past what is written to the .part (the
+	// Download holds verified blocks in memory before it writes them), so
+	// a receiver killed is sent at most one window again.
+	ask := func() error {
+		for len(pending) < fetchWindow && sent < p.BlobSize {
+			q := fileRequest{hash: p.Hash, offset: uint64(sent), length: uint64(min(int64(fetchRequest), p.BlobSize-sent))}
+			if len(pending) > 0 && sent+int64(q.length)-d.Stored() > fetchWindow*fetchRequest {
+				return nil
+			}
+			if err := wire.WriteFrame(s, q.marshal()); err != nil {
+				return fmt.Errorf("unreachable: %w", err)
+			}
+			pending = append(pending, q.length)
+			sent += int64(q.length)
+		}
+		return nil
+	}
+	return n.feed(id, d, p, func() ([]byte, error) {
+		if left == 0 {
+			if err := ask(); err != nil {
+				return nil, err
+			}
+			if len(pending) == 0 {
+				return nil, errors.New("the whole file was asked for and did not verify")
+			}
+			s.SetReadDeadline(time.Now().Add(fileStreamIdle))
+			st, err := wire.ReadFrame(br, 1)
+			if err != nil {
+				return nil, fmt.Errorf("unreachable: %w", err)
+			}
+			switch st[0] {
+			case fileStatusOK:
+			case fileStatusNone:
+				return nil, fmt.Errorf("%w: the sending device no longer has the file", errGone)
+			case fileStatusDeny:
+				return nil, errors.New("the sending device refused: this device is not one the file was sent to")
+			default:
+				return nil, fmt.Errorf("the sending device refused the request (status %d)", st[0])
+			}
+			// The answer being read stays in the window: the next
+			// request goes out when it is all here.
+			left, pending = pending[0], pending[1:]
+		}
+		s.SetReadDeadline(time.Now().Add(fileStreamIdle))
+		b, err := frames.Next()
+		if err != nil {
+			return nil, fmt.Errorf("unreachable: %w", err)
+		}
+		if uint64(len(b)) > left {
+			return nil, errors.New("the sending device sent more than asked")
+		}
+		left -= uint64(len(b))
+		return b, nil
 	})
 }
 

@@ -170,18 +170,6 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	return readBody(r, size, nil)
 }
 
-// ReadFrameInto is ReadFrame reading the payload into buf when buf has
-// the capacity (a caller that keeps a pool of buffers): the returned slice
-// is buf's memory then, and a new slice otherwise, grown as bytes arrive.
-func ReadFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
-	var hdr [HeaderSize]byte
-	size, err := readHeader(r, hdr[:], clampMax(max))
-	if err != nil {
-		return nil, err
-	}
-	return readBody(r, size, buf)
-}
-
 // FrameReader reads successive frames from one stream into a reused
 // buffer, for hot paths where a fresh allocation per frame matters. It is
 // not safe for concurrent use. The zero value is not usable; call

@@ -97,30 +97,6 @@ func TestPutHeader(t *testing.T) {
 	}
 }
 
-// ReadFrameInto reads into the buffer it is given when it is large
-// enough, and checks the cap as ReadFrame does.
-func TestReadFrameInto(t *testing.T) {
-	payload := bytes.Repeat([]byte("hush"), 1000)
-	buf := make([]byte, 0, 8000)
-	got, err := ReadFrameInto(bytes.NewReader(frame(payload)), 8000, buf)
-	if err != nil || !bytes.Equal(got, payload) {
-		t.Fatalf("got %d bytes, %v", len(got), err)
-	}
-	if &got[0] != &buf[:1][0] {
-		t.Error("the payload was not read into the buffer given")
-	}
-	small := make([]byte, 0, 10)
-	if got, err := ReadFrameInto(bytes.NewReader(frame(payload)), 8000, small); err != nil || !bytes.Equal(got, payload) {
-		t.Fatalf("a buffer too small: %d bytes, %v", len(got), err)
-	}
-	if _, err := ReadFrameInto(bytes.NewReader(frame(payload)), 3999, buf); !errors.Is(err, ErrFrameTooLarge) {
-		t.Fatalf("over the cap: %v", err)
-	}
-	if _, err := ReadFrameInto(bytes.NewReader(nil), 10, buf); err != io.EOF {
-		t.Fatalf("an empty stream: %v, want io.EOF", err)
-	}
-}
-
 // countingWriter records how many Write calls it saw.
 type countingWriter struct {
 	calls int
