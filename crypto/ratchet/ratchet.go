@@ -109,6 +109,15 @@ type Session struct {
 
 	ns, nr, pn uint32
 
+	// A reservation (Reserve): the sending chain as the stored state
+	// gives it, ahead of the live one, so messages below mark may leave
+	// before the state that counts them is stored. markCK is CKs advanced
+	// to mark; stored is the highest mark the caller confirmed stored
+	// (Confirm). Both are for the current sending chain only and are not
+	// serialised: a loaded session starts at the stored mark.
+	mark, stored uint32
+	markCK       key
+
 	skipped []skippedKey // current receiving chain, ascending n
 	old     []oldChain   // previous receiving chains, oldest first
 
@@ -248,6 +257,10 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	mk := s.kdfCK(&s.cks)
 	h := Header{RatchetKey: s.dhsPub, PN: s.pn, N: s.ns}
 	s.ns++
+	if s.mark == s.ns { // the live chain caught up with the reservation
+		clear(s.markCK[:])
+		s.mark, s.stored = 0, 0
+	}
 	out := h.appendTo(make([]byte, 0, Overhead+len(plaintext)))
 	k := aeadKey(&mk)
 	clear(mk[:])
@@ -451,6 +464,7 @@ func (s *Session) apply(p *pending, t int64) error {
 		s.dhr, s.hasDHr = p.dhr, true
 		s.ckr, s.hasCKr, s.nr = p.ckr, true, p.nr
 		s.pn, s.ns = s.ns, 0
+		s.dropReservation()
 		s.setSendingKey(next)
 		s.rk, s.cks, s.hasCKs = rk, cks, true
 		clear(p.rk[:])

@@ -48,9 +48,13 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	w.Fixed(s.rk[:])
 	w.Fixed(s.dhs.Bytes())
 	w.Fixed(s.dhr[:])
-	w.Fixed(s.cks[:])
+	cks, ns := &s.cks, s.ns
+	if s.mark > s.ns { // reserved: the chain as it will be at the mark (reserve.go)
+		cks, ns = &s.markCK, s.mark
+	}
+	w.Fixed(cks[:])
 	w.Fixed(s.ckr[:])
-	w.U32(s.ns)
+	w.U32(ns)
 	w.U32(s.nr)
 	w.U32(s.pn)
 	writeKeys(w, s.skipped)
@@ -188,7 +192,8 @@ func ascending(keys []skippedKey, limit uint32) bool {
 	return true
 }
 
-// Clone returns an independent deep copy of the session.
+// Clone returns an independent deep copy of the session, its
+// reservation included.
 func (s *Session) Clone() *Session {
 	c := *s
 	c.ad = slices.Clone(s.ad)
