@@ -70,6 +70,8 @@ func TestMain(m *testing.M) {
 		childP2PEcho()
 	case "node":
 		childNode(os.Getenv("HUSH_BENCH_HOME"))
+	case "kill-sender":
+		childKillSender(os.Getenv("HUSH_BENCH_HOME"), os.Getenv("HUSH_KILL_TEXT"))
 	}
 	os.Exit(0)
 }

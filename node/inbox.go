@@ -142,6 +142,8 @@ type tapFuncs struct {
 	links   func(n *Node, at time.Time)         // the links loop finished a pass that began at at (the node's clock)
 	upload  func(n *Node)                       // a file's relay upload is about to start
 	fed     func(n *Node, verified int64)       // a download took bytes; verified: blob bytes verified so far
+	commit  func(n *Node, t *txn)               // commitReleasingLock is about to write t (n.mu not held)
+	acked   func(n *Node, batch []*outEntry)    // a direct round's acks came back, before its outcome is recorded
 }
 
 // receive decrypts and applies messages in one transaction and returns a
@@ -418,7 +420,7 @@ func (n *Node) updateContactCardLocked(t *txn, c *contact, cc *card.Card, now ti
 // session layer: the session set and, for a prekey message, the prekey
 // store (one-time keys consumed, replay cache).
 func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) error {
-	if err := n.saveSetLocked(t.b, set); err != nil {
+	if err := n.saveSetLocked(t, set); err != nil {
 		return err
 	}
 	if kind != envelope.KindPrekeyMessage {

@@ -262,13 +262,25 @@ func (n *Node) setForLocked(cert *identity.DeviceCert) (*session.Set, error) {
 	return s, nil
 }
 
-func (n *Node) saveSetLocked(b *store.Batch, s *session.Set) error {
+// saveSetLocked writes a session set in t. When the active session's
+// reservation runs low it reserves sending indices ahead first
+// (docs/protocol/messaging.md "Sending before the commit"): once t is
+// durable, messages under them leave before their commits.
+func (n *Node) saveSetLocked(t *txn, s *session.Set) error {
+	var res session.Reservation
+	if s.ReserveLow() {
+		res = s.Reserve()
+	}
 	enc, err := s.MarshalBinary()
 	if err != nil {
 		return err
 	}
 	id := s.Remote().DeviceID()
-	return b.Put(n.tabs.sessions, id[:], enc)
+	if err := t.b.Put(n.tabs.sessions, id[:], enc); err != nil {
+		return err
+	}
+	t.committed = append(t.committed, func() { s.Confirm(res) })
+	return nil
 }
 
 // encryptToLocked encrypts p for every device of c, writes the outbox
@@ -354,17 +366,23 @@ func (n *Node) encryptToCardLocked(t *txn, cc *card.Card, name string, only *ide
 				pp.Invite = [shortlink.TokenSize]byte(c.rec.Invite) // the invitation this account used
 			}
 		}
+		// A message whose index the stored session already covers may
+		// leave before t is committed; the set is written only when its
+		// reservation runs low. Any other is written with t.
+		early := set.Reserved()
 		kind, body, err := set.Encrypt(n.local, pp.marshal())
 		if err != nil {
 			return fmt.Errorf("node: encrypt: %w", err)
 		}
-		if err := n.saveSetLocked(b, set); err != nil {
-			return err
+		if !early || set.ReserveLow() {
+			if err := n.saveSetLocked(t, set); err != nil {
+				return err
+			}
 		}
 		e := &outEntry{outRec: outRec{
 			Seq: n.nextSeqLocked(), MsgID: hex.EncodeToString(p.ID[:]), Track: track,
 			Account: cc.Account().Hex(), Kind: uint8(kind), Body: body, Created: now.UTC(),
-		}, device: d.DeviceID()}
+		}, device: d.DeviceID(), early: early}
 		e.DirectOnly, e.Ephemeral = t.directOnly, e.Ephemeral || t.directOnly
 		n.putOut(b, e)
 		n.queueLocked(d, e)
@@ -409,7 +427,7 @@ func (n *Node) startSessionLocked(set *session.Set, cc *card.Card, d *identity.D
 }
 
 // WaitState blocks until message id reaches state (or a later one), the
-// message fails, or ctx ends.
+// message fails, or ctx ends; the state it returns is committed.
 func (n *Node) WaitState(ctx context.Context, idHex string, state MessageState) (Message, error) {
 	id, err := parseMsgID(idHex)
 	if err != nil {
@@ -423,11 +441,14 @@ func (n *Node) WaitState(ctx context.Context, idHex string, state MessageState) 
 			return Message{}, err
 		}
 		name := n.nameOfLocked(ix.Account)
-		if m.State.Rank() >= state.Rank() || m.State == StateFailed {
+		ch := n.records.uncommitted(id) // a state is reported once it is durable
+		if (m.State.Rank() >= state.Rank() || m.State == StateFailed) && ch == nil {
 			n.mu.Unlock()
 			return m.view(name), nil
 		}
-		ch := n.events.Wait(idHex)
+		if ch == nil {
+			ch = n.events.Wait(idHex)
+		}
 		n.mu.Unlock()
 		select {
 		case <-ch:

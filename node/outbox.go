@@ -73,6 +73,25 @@ type outEntry struct {
 	outRec
 	device  identity.DeviceID
 	durable bool // committed: may leave the node
+	// early: its session state was stored before it was sealed (a
+	// reservation), so it may go direct while its own commit runs, once
+	// releaseEarlyLocked set commitDone (closed when that commit finished,
+	// either way). Relays get only committed entries.
+	early      bool
+	commitDone <-chan struct{}
+}
+
+// releasable reports whether e may be sent: committed, or released early.
+func (e *outEntry) releasable() bool { return e.durable || e.commitDone != nil }
+
+// durablePrefix cuts batch before its first entry that is not committed
+// yet (for a relay, which gets only committed entries); wait is that
+// entry's commit, nil if none was cut.
+func durablePrefix(batch []*outEntry, durable int) (cut []*outEntry, wait <-chan struct{}) {
+	if durable == len(batch) {
+		return batch, nil
+	}
+	return batch[:durable], batch[durable].commitDone
 }
 
 // peerQueue holds one remote device's pending entries, in seq order.
@@ -399,9 +418,13 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 		n.dropStaleLocked(q)
 		n.dropToBlockedLocked(q)
 		var batch []*outEntry
+		durable := 0 // leading committed entries of batch
 		for _, e := range q.pending {
-			if !e.durable || len(batch) == deliverWindow {
+			if !e.releasable() || len(batch) == deliverWindow {
 				break
+			}
+			if e.durable && durable == len(batch) {
+				durable++
 			}
 			batch = append(batch, e)
 		}
@@ -480,6 +503,15 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			}
 		}
 		if viaRelay {
+			var commit <-chan struct{}
+			if batch, commit = durablePrefix(batch, durable); len(batch) == 0 && commit != nil && !redundant {
+				select { // what is left is still being committed
+				case <-ctx.Done():
+					return
+				case <-commit:
+				}
+				continue
+			}
 			if anon == nil {
 				if anon, err = newAnonHost(); err != nil {
 					anon = nil
@@ -566,6 +598,14 @@ func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
 	}
 	if len(statuses) != len(batch) {
 		return errors.New("peer acknowledged more frames than were sent")
+	}
+	if tap := taps.Load(); tap != nil && tap.acked != nil {
+		tap.acked(n, batch)
+	}
+	for _, e := range batch {
+		if e.commitDone != nil {
+			<-e.commitDone // record the outcome after the entry itself
+		}
 	}
 	n.settle(batch, statuses, StateDelivered)
 	if statuses[0] == ackRetry {

@@ -22,6 +22,7 @@ type dirtyMsg struct {
 	ix   indexRec
 	refs int
 	gone bool
+	done chan struct{} // closed when the last write ends (uncommitted made it)
 }
 
 // recentMsgs and recentBytes bound the cache. A sender far ahead of its
@@ -108,6 +109,9 @@ func (r *records) committed(ids [][msgIDSize]byte, ok bool) {
 		if d := r.dirty[id]; d != nil {
 			if d.refs--; d.refs == 0 {
 				delete(r.dirty, id)
+				if d.done != nil {
+					close(d.done)
+				}
 			}
 		}
 		if !ok {
@@ -150,4 +154,20 @@ func (r *records) forget() {
 	defer r.mu.Unlock()
 	clear(r.recent)
 	r.order, r.size = nil, 0
+}
+
+// uncommitted returns a channel closed once no batch that wrote id is
+// pending, or nil if none is: what a batch wrote is readable before its
+// commit lands, and a caller that reports it as done waits for that.
+func (r *records) uncommitted(id [msgIDSize]byte) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.dirty[id]
+	if d == nil {
+		return nil
+	}
+	if d.done == nil {
+		d.done = make(chan struct{})
+	}
+	return d.done
 }

@@ -19,6 +19,9 @@ type txn struct {
 	onFail  func()        // undoes in-memory changes if the commit fails
 	// committed run once the commit succeeded, before the events go out.
 	committed []func()
+	// done is closed when the commit finished, either way; entries
+	// released before it (releaseEarlyLocked) wait on it to settle.
+	done chan struct{}
 
 	groupsChanged bool                       // a group engine changed: resubscribe to its topics
 	seqs          map[uint64]bool            // group message sequence numbers taken in this batch
@@ -75,7 +78,11 @@ func (n *Node) updateMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRe
 func (n *Node) commitReleasingLock(t *txn) error {
 	n.numberEventsLocked(t)
 	wait := n.db.CommitGroupedAsync(t.b)
+	n.releaseEarlyLocked(t)
 	n.mu.Unlock()
+	if tap := taps.Load(); tap != nil && tap.commit != nil {
+		tap.commit(n, t)
+	}
 	err := wait()
 	n.mu.Lock()
 	return n.afterCommitLocked(t, err)
@@ -95,6 +102,7 @@ func (n *Node) commitForJobReleasingLock(t *txn, job string) {
 func (n *Node) finishInBackgroundLocked(t *txn) {
 	n.numberEventsLocked(t)
 	wait := n.db.CommitGroupedAsync(t.b)
+	n.releaseEarlyLocked(t)
 	finish := func() {
 		if err := n.afterCommitLocked(t, wait()); err != nil {
 			// Nobody waits for this commit: this is the one report. The
@@ -111,7 +119,29 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 	}
 }
 
+// releaseEarlyLocked lets t's entries whose session state was stored
+// before (a reservation: messaging.md "Sending before the commit") leave
+// while t's commit, already queued, runs. Their acknowledgements are
+// recorded only after it (settle waits on t.done).
+func (n *Node) releaseEarlyLocked(t *txn) {
+	for _, e := range t.queued {
+		if !e.early {
+			continue
+		}
+		if t.done == nil {
+			t.done = make(chan struct{})
+		}
+		e.commitDone = t.done
+		if q := n.queues[e.device]; q != nil {
+			n.kickLocked(q)
+		}
+	}
+}
+
 func (n *Node) afterCommitLocked(t *txn, err error) error {
+	if t.done != nil {
+		close(t.done)
+	}
 	n.records.committed(t.msgs, err == nil)
 	for _, k := range t.convs {
 		delete(n.tails, k)

@@ -11,7 +11,8 @@
 // Decryption is transactional (DR §3.5): a message that fails for any
 // reason leaves the session exactly as it was, so callers persist the
 // session only after Decrypt succeeds, and persist it after Encrypt before
-// the message leaves the device. Skipped message keys are bounded
+// the message leaves the device, unless a stored reservation (Reserve)
+// already covers the message's index. Skipped message keys are bounded
 // (MaxSkip, MaxStoredKeys, MaxOldChains) and expire after
 // SkippedKeyLifetime. The wire format and every KDF label are specified
 // in docs/protocol/ratchet.md.
