@@ -35,7 +35,7 @@ import (
 const (
 	benchChildEnv   = "HUSH_BENCH_CHILD_RELAY"   // the relay's address
 	benchChildNEnv  = "HUSH_BENCH_CHILD_CLIENTS" // clients in this process
-	benchChildPSEnv = "HUSH_BENCH_CHILD_PUBSUB"  // "1": each client runs GossipSub
+	benchChildPSEnv = "HUSH_BENCH_CHILD_PUBSUB"  // the clients' GossipSub: "", "idle" or "member" (benchIdleClients)
 )
 
 func TestMain(m *testing.M) {
@@ -96,8 +96,13 @@ func benchSettleGCs(b *testing.B) int {
 // its goroutine and heap profiles, taken at the first reading, are saved
 // in DIR (go tool pprof; goroutines grouped by stack in *.goroutines.txt). In
 // "gossipsub" each client is also a GossipSub peer with no topic in
-// common with the relay, as an idle node is: the relay's group-store
-// router keeps two pubsub streams and a queue for it.
+// common with the relay, as an idle node is: it announces GossipSub
+// (identify) and, since routers peer only with peers that share a topic
+// or open a stream (docs/protocol/groups.md §16.11, "Peering"), no
+// GossipSub stream goes either way. In "gossipsub-member" each client
+// opens its GossipSub stream to the relay with its hello, as a group
+// member that lists the relay does: the relay's group-store router then
+// keeps two pubsub streams and a queue for it.
 //
 // File descriptors: the relay holds one socket per client and each child
 // one per client it holds, so the benchmark raises this process's
@@ -108,11 +113,14 @@ func benchSettleGCs(b *testing.B) int {
 //
 //	HUSH_BENCH_CLIENTS=20000 HUSH_BENCH_SETTLE_GCS=2 go test -run '^$' -bench IdleClientRSS -benchtime 1x -timeout 1h ./cmd/hush-relay
 func BenchmarkIdleClientRSS(b *testing.B) {
-	b.Run("plain", func(b *testing.B) { benchIdleClients(b, false) })
-	b.Run("gossipsub", func(b *testing.B) { benchIdleClients(b, true) })
+	b.Run("plain", func(b *testing.B) { benchIdleClients(b, "") })
+	b.Run("gossipsub", func(b *testing.B) { benchIdleClients(b, "idle") })
+	b.Run("gossipsub-member", func(b *testing.B) { benchIdleClients(b, "member") })
 }
 
-func benchIdleClients(b *testing.B, withPubSub bool) {
+// benchIdleClients runs the benchmark with the clients' GossipSub: ""
+// none, "idle" announced only, "member" a stream to the relay.
+func benchIdleClients(b *testing.B, pubSub string) {
 	n := benchClients(b)
 	raiseNoFile(b, uint64(n)+256)
 	profDir := os.Getenv("HUSH_BENCH_PROFILE")
@@ -128,7 +136,7 @@ func benchIdleClients(b *testing.B, withPubSub bool) {
 		m0 := waitMetrics(b, metrics, func(map[string]float64) bool { return true })
 		before := rssKiB(b, cmd.Process.Pid)
 		start := time.Now()
-		children, retries := startChildren(b, ai.Addrs[0].String()+"/p2p/"+ai.ID.String(), n, withPubSub)
+		children, retries := startChildren(b, ai.Addrs[0].String()+"/p2p/"+ai.ID.String(), n, pubSub)
 		// Every child has reported; the relay counts its subscribers
 		// when the session starts, which is before the client sees
 		// Drained, so this is already true or about to be.
@@ -247,20 +255,16 @@ type benchChildProc struct {
 // startChildren starts the client processes and waits until each has
 // subscribed all its clients; it fails the benchmark with the first
 // errors a child reports (a refused or reset subscription).
-func startChildren(b *testing.B, addr string, n int, withPubSub bool) ([]*benchChildProc, int) {
+func startChildren(b *testing.B, addr string, n int, pubSub string) ([]*benchChildProc, int) {
 	var children []*benchChildProc
 	var retried atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []string
-	ps := "0"
-	if withPubSub {
-		ps = "1"
-	}
 	for left := n; left > 0; left -= benchClientsPerProcess {
 		k := min(left, benchClientsPerProcess)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), benchChildEnv+"="+addr, benchChildNEnv+"="+strconv.Itoa(k), benchChildPSEnv+"="+ps)
+		cmd.Env = append(os.Environ(), benchChildEnv+"="+addr, benchChildNEnv+"="+strconv.Itoa(k), benchChildPSEnv+"="+pubSub)
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -316,7 +320,7 @@ func startChildren(b *testing.B, addr string, n int, withPubSub bool) ([]*benchC
 // holds them until its stdin closes.
 func benchChild(addr string) int {
 	n, _ := strconv.Atoi(os.Getenv(benchChildNEnv))
-	withPubSub := os.Getenv(benchChildPSEnv) == "1"
+	pubSub := os.Getenv(benchChildPSEnv)
 	ai, err := relay.ParseRelayAddr(addr)
 	if err != nil {
 		fmt.Println("bad relay address:", err)
@@ -343,7 +347,7 @@ func benchChild(addr string) int {
 				if try > 0 {
 					retries.Add(1)
 				}
-				if s, err = benchClient(ctx, c, ai, withPubSub); err == nil {
+				if s, err = benchClient(ctx, c, ai, pubSub); err == nil {
 					break
 				}
 			}
@@ -365,7 +369,7 @@ func benchChild(addr string) int {
 	return 0
 }
 
-func benchClient(ctx context.Context, c *relay.Client, ai peer.AddrInfo, withPubSub bool) (_ *relay.Subscription, err error) {
+func benchClient(ctx context.Context, c *relay.Client, ai peer.AddrInfo, pubSub string) (_ *relay.Subscription, err error) {
 	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.DisableMetrics(), libp2p.DisableRelay(),
 		libp2p.Transport(tcp.NewTCPTransport), libp2p.ResourceManager(&network.NullResourceManager{}))
 	if err != nil {
@@ -376,11 +380,11 @@ func benchClient(ctx context.Context, c *relay.Client, ai peer.AddrInfo, withPub
 			h.Close()
 		}
 	}()
-	if withPubSub {
-		// An idle node's GossipSub router as the relay sees it: the
-		// peer announces GossipSub (identify), so the relay's router
-		// opens a stream to it, and opens one to the relay with its
-		// hello (an empty RPC: no topics in common). Running 20,000
+	if pubSub != "" {
+		// A node's GossipSub router as the relay sees it: the peer
+		// announces GossipSub (identify); a member also opens a stream
+		// to the relay with its hello (below), and the relay's router
+		// then opens one to it. Running 20,000
 		// routers here instead (a heartbeat a second each) starved the
 		// child processes of a 2-core machine until yamux keepalives
 		// timed out.
@@ -393,7 +397,7 @@ func benchClient(ctx context.Context, c *relay.Client, ai peer.AddrInfo, withPub
 	if err != nil {
 		return nil, fmt.Errorf("create: %w", err)
 	}
-	if withPubSub {
+	if pubSub == "member" {
 		st, err := h.NewStream(ctx, ai.ID, pubsub.GossipSubDefaultProtocols...)
 		if err != nil {
 			return nil, fmt.Errorf("gossipsub stream: %w", err)

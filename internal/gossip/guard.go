@@ -44,18 +44,21 @@ type Guard struct {
 	// topicPeers is the Members table: topic → allowed peers.
 	topicPeers atomic.Pointer[map[string]map[peer.ID]struct{}]
 
-	// mu guards streams and heard.
+	// wanted is every peer the Members table lists (peering.go).
+	wanted atomic.Pointer[map[peer.ID]struct{}]
+
+	// mu guards streams, heard, told and subs.
 	mu      sync.Mutex
 	streams map[peer.ID]*guardedStream  // the router's current stream per peer
 	heard   map[peer.ID]map[string]bool // Echo: topics each peer announced
+	told    map[peer.ID]bool            // peers the router was told of (peering.go)
+	subs    map[*peerSub]struct{}       // the router's filtered event subscriptions
 }
 
 // NewGuard wraps h for GossipSub in the given mode. It does no I/O; it
 // forgets what a peer announced when the peer's last connection closes.
 func NewGuard(h host.Host, mode Mode) *Guard {
-	g := &Guard{Host: h, mode: mode, streams: map[peer.ID]*guardedStream{}, heard: map[peer.ID]map[string]bool{}}
-	empty := map[string]map[peer.ID]struct{}{}
-	g.topicPeers.Store(&empty)
+	g := newGuard(h, mode)
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: func(nw network.Network, c network.Conn) {
 		p := c.RemotePeer()
 		if nw.Connectedness(p) == network.Connected {
@@ -63,8 +66,19 @@ func NewGuard(h host.Host, mode Mode) *Guard {
 		}
 		g.mu.Lock()
 		delete(g.heard, p)
+		delete(g.told, p) // told again when it is wanted or opens a stream
 		g.mu.Unlock()
 	}})
+	return g
+}
+
+func newGuard(h host.Host, mode Mode) *Guard {
+	g := &Guard{Host: h, mode: mode, streams: map[peer.ID]*guardedStream{}, heard: map[peer.ID]map[string]bool{},
+		told: map[peer.ID]bool{}, subs: map[*peerSub]struct{}{}}
+	empty := map[string]map[peer.ID]struct{}{}
+	g.topicPeers.Store(&empty)
+	none := map[peer.ID]struct{}{}
+	g.wanted.Store(&none)
 	return g
 }
 
@@ -110,6 +124,7 @@ func (g *Guard) SetTopicPeers(table map[string][]peer.ID) {
 		m[t] = set
 	}
 	g.topicPeers.Store(&m)
+	g.setWanted(m)
 	g.mu.Lock()
 	streams := make([]*guardedStream, 0, len(g.streams))
 	for _, s := range g.streams {

@@ -87,12 +87,7 @@ func newGuarded(g *Guard, p peer.ID) (*guardedStream, *recorder) {
 	return gs, rec
 }
 
-func bareGuard(mode Mode) *Guard {
-	g := &Guard{mode: mode, streams: map[peer.ID]*guardedStream{}, heard: map[peer.ID]map[string]bool{}}
-	empty := map[string]map[peer.ID]struct{}{}
-	g.topicPeers.Store(&empty)
-	return g
-}
+func bareGuard(mode Mode) *Guard { return newGuard(nil, mode) }
 
 // A peer hears only of the topics it is allowed: subscriptions,
 // messages and control entries of other topics are removed, and a frame
