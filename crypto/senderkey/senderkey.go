@@ -170,7 +170,8 @@ func readVersion(r *codec.Reader) error {
 
 // SenderKey is the sending side of one chain: one sender device in one
 // group epoch. It is safe for concurrent use. The caller persists it
-// (MarshalBinary) after every Encrypt and before sending the message.
+// (MarshalBinary) after every Encrypt and before sending the message,
+// unless a stored reservation (Reserve) covers the message's iteration.
 type SenderKey struct {
 	mu        sync.Mutex
 	groupID   [GroupIDSize]byte
@@ -180,6 +181,12 @@ type SenderKey struct {
 	chainKey  [32]byte
 	iteration uint32 // iteration of chainKey: the next message's
 	signing   ed25519.PrivateKey
+
+	// A reservation (reserve.go): the chain as the stored state gives
+	// it, markCK at iteration mark; stored is the highest mark confirmed
+	// stored. Not serialised: a loaded chain starts at the stored mark.
+	mark, stored uint32
+	markCK       [32]byte
 }
 
 // NewSenderKey returns a fresh chain for device in group epoch: random
@@ -290,6 +297,10 @@ func (sk *SenderKey) Encrypt(plaintext []byte) ([]byte, error) {
 	msg = append(msg, ed25519.Sign(sk.signing, msg)...)
 	copy(sk.chainKey[:], next)
 	sk.iteration++
+	if sk.iteration == sk.mark { // the live chain caught up with the reservation
+		clear(sk.markCK[:])
+		sk.mark, sk.stored = 0, 0
+	}
 	return msg, nil
 }
 
@@ -309,8 +320,12 @@ func (sk *SenderKey) MarshalBinary() ([]byte, error) {
 	w.U64(sk.epoch)
 	w.Fixed(sk.device[:])
 	w.U32(sk.chainID)
-	w.U32(sk.iteration)
-	w.Fixed(sk.chainKey[:])
+	ck, it := &sk.chainKey, sk.iteration
+	if sk.mark > sk.iteration { // reserved: the chain at the mark (reserve.go)
+		ck, it = &sk.markCK, sk.mark
+	}
+	w.U32(it)
+	w.Fixed(ck[:])
 	w.Fixed(sk.signing.Seed())
 	return w.Bytes(), nil
 }
@@ -345,6 +360,8 @@ func (sk *SenderKey) UnmarshalBinary(b []byte) error {
 	defer sk.mu.Unlock()
 	sk.groupID, sk.epoch, sk.device, sk.chainID = n.groupID, n.epoch, n.device, n.chainID
 	sk.iteration, sk.chainKey = n.iteration, n.chainKey
+	clear(sk.markCK[:])
+	sk.mark, sk.stored = 0, 0
 	sk.signing = ed25519.NewKeyFromSeed(seed)
 	return nil
 }
