@@ -72,6 +72,8 @@ func TestMain(m *testing.M) {
 		childNode(os.Getenv("HUSH_BENCH_HOME"))
 	case "kill-sender":
 		childKillSender(os.Getenv("HUSH_BENCH_HOME"), os.Getenv("HUSH_KILL_TEXT"))
+	case "kill-group-sender":
+		childKillGroupSender(os.Getenv("HUSH_BENCH_HOME"), os.Getenv("HUSH_KILL_TEXT"))
 	}
 	os.Exit(0)
 }

@@ -454,6 +454,9 @@ func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now
 	if p.TimeMS == 0 {
 		p.ID, p.TimeMS = newMessageID(), n.groupClockLocked(now)
 	}
+	// A message under an iteration the stored engine already covers may
+	// be published before t is committed (groups.md §16.13).
+	early := gs.eng.SendReserved()
 	wire, _, err := gs.eng.Seal(p.marshal())
 	if errors.Is(err, group.ErrNotReady) {
 		return ErrGroupNotReady
@@ -462,13 +465,24 @@ func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now
 		return err
 	}
 	fx := gs.eng.Flush() // a sender key Seal rotated goes to every member
+	early = early && len(fx.Publish) == 0 && len(fx.Pairwise) == 0
 	// Sealing moves this device's chain, never the group's topics or
-	// members: the commit need not resubscribe or rebuild the guard.
-	if err := n.saveEngineLocked(t, gs); err != nil {
-		return err
+	// members: the commit need not resubscribe or rebuild the guard. The
+	// engine is written with t when the message was not covered or the
+	// reservation runs low; else with the next lazy save.
+	if !early || gs.eng.ReserveLow() {
+		res := gs.eng.Reserve() // 64 iterations past the next one
+		if err := n.saveEngineLocked(t, gs); err != nil {
+			return err
+		}
+		t.committed = append(t.committed, func() { gs.eng.Confirm(res) })
+	} else {
+		gs.unsaved = true
 	}
 	n.effectsLocked(t, gs, fx, now)
+	before := len(t.publish)
 	n.queuePublishLocked(t, gs, wire)
+	t.publishEarly = early && before == 0 && len(t.publish) == 1
 	return nil
 }
 
@@ -480,6 +494,7 @@ func (n *Node) queuePublishLocked(t *txn, gs *groupState, wire []byte) {
 		n.log.Debug("group message not published", "err", err)
 		return // anti-entropy delivers it
 	}
+	t.publishEarly = false // only publishGroupPayloadLocked's own may go early
 	t.publish = append(t.publish, publication{topic: topic, data: data})
 }
 

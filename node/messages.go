@@ -262,15 +262,12 @@ func (n *Node) setForLocked(cert *identity.DeviceCert) (*session.Set, error) {
 	return s, nil
 }
 
-// saveSetLocked writes a session set in t. When the active session's
-// reservation runs low it reserves sending indices ahead first
-// (docs/protocol/messaging.md "Sending before the commit"): once t is
-// durable, messages under them leave before their commits.
+// saveSetLocked writes a session set in t with the active session's
+// sending indices reserved up to 64 past the next one (docs/protocol/
+// messaging.md "Sending before the commit"): once t is durable, messages
+// under them leave before their commits.
 func (n *Node) saveSetLocked(t *txn, s *session.Set) error {
-	var res session.Reservation
-	if s.ReserveLow() {
-		res = s.Reserve()
-	}
+	res := s.Reserve()
 	enc, err := s.MarshalBinary()
 	if err != nil {
 		return err

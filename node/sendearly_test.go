@@ -1,13 +1,16 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // childKillSender runs the node in home, sends a text to "bob" and
@@ -113,4 +116,126 @@ func TestSendEarlyKilledBeforeCommit(t *testing.T) {
 	if len(in) != 1+3*3 {
 		t.Errorf("bob has %d messages, want 10: %q", len(in), in)
 	}
+}
+
+// childKillGroupSender runs the node in home, the admin of group
+// "club": it sends a text to the group (its commit stores a sender-key
+// reservation), waits until its topic has a peer, prints "ready" and
+// waits for a line on stdin, then sends text with the commit held back
+// (the message goes out before it) and prints "sent". The parent kills
+// it once the member has the message.
+func childKillGroupSender(home, text string) {
+	n, err := New(Config{Home: home, NoMDNS: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, KDF: testKDF, GroupSync: testGroupSync})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	go n.Run(ctx)
+	<-n.Ready()
+	for {
+		_, err := n.SendGroup(ctx, GroupSendRequest{Group: "club", Text: "warm " + text})
+		if err == nil {
+			break
+		}
+		if err != ErrGroupNotReady {
+			panic(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for !topicHasPeer(n, "club") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	taps.Store(&tapFuncs{commit: func(n *Node, t *txn) {
+		if t.publishEarly { // it published before its commit: never write it
+			select {}
+		}
+	}})
+	go n.SendGroup(ctx, GroupSendRequest{Group: "club", Text: text})
+	fmt.Println("sent")
+	select {}
+}
+
+// topicHasPeer reports whether the group's current topic has a peer.
+func topicHasPeer(n *Node, group string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	gs, err := n.resolveGroupLocked(group)
+	if err != nil {
+		return false
+	}
+	for _, jt := range gs.topics {
+		if len(jt.t.ListPeers()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// A group message published before its commit (a reserved sender-key
+// iteration, docs/protocol/groups.md §16.13), the sender killed with
+// SIGKILL once the member has it and before the commit landed: after the
+// restart the next message uses a fresh iteration and the member reads
+// it (a reused iteration would be refused as a duplicate). Three times.
+func TestGroupSendEarlyKilledBeforeCommit(t *testing.T) {
+	nodes := makeGroup(t, 2, "club")
+	admin, member := nodes[0], nodes[1]
+	home := admin.home
+	sendGroupEventually(t, admin, "club", "hello")
+	waitFor(t, "hello", func() bool { return hasGroupText(t, member, "hello") })
+	admin.stop(t)
+
+	for round := range 3 {
+		doomed := fmt.Sprintf("published before its commit, round %d", round)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), benchChildEnv+"=kill-group-sender", "HUSH_BENCH_HOME="+home, "HUSH_KILL_TEXT="+doomed)
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(stdout)
+		if l, err := r.ReadString('\n'); err != nil || l != "ready\n" {
+			cmd.Process.Kill()
+			t.Fatalf("round %d: the sender said %q, %v", round, l, err)
+		}
+		waitFor(t, "the warm-up message", func() bool {
+			return hasGroupText(t, member, "warm "+doomed)
+		})
+		fmt.Fprintln(stdin, "go")
+		if l, err := r.ReadString('\n'); err != nil || l != "sent\n" {
+			cmd.Process.Kill()
+			t.Fatalf("round %d: the sender said %q, %v", round, l, err)
+		}
+		waitFor(t, "the member has the message published before its commit", func() bool {
+			return hasGroupText(t, member, doomed)
+		})
+		cmd.Process.Kill() // SIGKILL
+		cmd.Wait()
+
+		admin = startNode(t, home)
+		nodes[0] = admin // stopped by makeGroup's cleanup
+		if hasGroupText(t, admin, doomed) {
+			t.Fatalf("round %d: the held commit landed; the test proves nothing", round)
+		}
+		after := fmt.Sprintf("after the restart, round %d", round)
+		sendGroupEventually(t, admin, "club", after)
+		waitFor(t, "the member reads the message after the restart", func() bool {
+			return hasGroupText(t, member, after)
+		})
+		admin.stop(t)
+	}
+	seen := map[string]int{}
+	for _, text := range groupTexts(t, member, "club") {
+		if seen[text]++; seen[text] == 2 {
+			t.Errorf("the member has %q twice", text)
+		}
+	}
+}
+
+// hasGroupText reports whether node r shows text in group "club".
+func hasGroupText(t *testing.T, r *running, text string) bool {
+	return slices.ContainsFunc(groupTexts(t, r, "club"), func(s string) bool { return strings.HasSuffix(s, ": "+text) })
 }

@@ -16,7 +16,11 @@ type txn struct {
 	queued  []*outEntry
 	events  []Event
 	publish []publication // group topic messages, sent after the commit
-	onFail  func()        // undoes in-memory changes if the commit fails
+	// publishEarly: publish holds one group message under a reserved
+	// sender-key iteration, which goes before the commit
+	// (releaseEarlyLocked).
+	publishEarly bool
+	onFail       func() // undoes in-memory changes if the commit fails
 	// committed run once the commit succeeded, before the events go out.
 	committed []func()
 	// done is closed when the commit finished, either way; entries
@@ -124,6 +128,11 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 // while t's commit, already queued, runs. Their acknowledgements are
 // recorded only after it (settle waits on t.done).
 func (n *Node) releaseEarlyLocked(t *txn) {
+	if t.publishEarly && len(t.publish) > 0 {
+		pubs := t.publish
+		t.publish = nil // not again after the commit
+		n.loops.Go(func(ctx context.Context) { n.publishAll(ctx, pubs) })
+	}
 	for _, e := range t.queued {
 		if !e.early {
 			continue
