@@ -173,7 +173,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 		n.syncContactAddLocked(t, existing, now)
 		n.routeChangedLocked(existing.card)
 		n.releaseHeldLocked(t, existing.account(), now)
-		n.saveSeqLocked(b)
+		n.saveSeqLocked(t)
 		if err := n.commitReleasingLock(t); err != nil {
 			return Contact{}, fmt.Errorf("node: store: %w", err)
 		}
@@ -209,7 +209,7 @@ func (n *Node) AddContact(name, link string) (Contact, error) {
 	}
 	n.routeChangedLocked(c)
 	n.releaseHeldLocked(t, c.Account(), now)
-	n.saveSeqLocked(b)
+	n.saveSeqLocked(t)
 	t.undo(func() { delete(n.contacts, c.Account()) })
 	if err := n.commitReleasingLock(t); err != nil {
 		return Contact{}, fmt.Errorf("node: store: %w", err)

@@ -413,7 +413,7 @@ func (n *Node) MarkGroupRead(ref string) error {
 		}
 	}
 	n.sendGroupReadsLocked(t, gs, bySender, now)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		return fmt.Errorf("node: store: %w", err)
 	}

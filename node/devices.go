@@ -314,7 +314,7 @@ func (n *Node) publishDevice() error {
 	}
 	t := n.newTxnLocked()
 	n.publishInfoLocked(t, now)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	return n.commitReleasingLockUnlock(t)
 }
 
@@ -627,7 +627,7 @@ func (n *Node) RevokeDevice(idText string) error {
 			n.log.Debug("new card not sent to a contact", "err", err)
 		}
 	}
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	return n.commitReleasingLockUnlock(t)
 }
 

@@ -33,7 +33,7 @@ func fillHistory(b *testing.B, n *Node, count int) {
 			}
 			n.putMsgLocked(t, id, indexRec{Account: acc[:], Seq: n.nextSeqLocked()}, m)
 		}
-		n.saveSeqLocked(t.b)
+		n.saveSeqLocked(t)
 		if err := n.commitReleasingLock(t); err != nil {
 			b.Fatal(err)
 		}

@@ -143,7 +143,7 @@ func (n *Node) sendSealed(req SendFileRequest, c *contact, p *attach.Pointer, pt
 		}
 	}
 	upload := n.recordSentFileLocked(t, p, ptr, m.ID, acc[:], devices)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		return Message{}, false, fmt.Errorf("node: store: %w", err)
 	}

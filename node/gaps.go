@@ -511,7 +511,7 @@ func (n *Node) reportGapsLocked(now time.Time) (next time.Time, ok bool, err err
 			Event{Type: EventMissing, From: c.rec.Name, Missing: ptr(shownMissing(count)), Message: &v})
 	}
 	n.saveTracksLocked(t)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err = n.commitReleasingLock(t); err != nil {
 		n.logStoreError("missing-messages notice not stored; it is written again later", err)
 	}

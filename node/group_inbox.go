@@ -57,7 +57,7 @@ func (n *Node) onGroupWires(batch []topicMsg, durable bool) error {
 	// (groupSeqLocked), not from n.seq: the settings record is rewritten
 	// only when something in the batch did allocate a sequence number.
 	if n.seq != seq {
-		n.saveSeqLocked(t.b)
+		n.saveSeqLocked(t)
 	}
 	if !durable && len(t.queued) == 0 && len(t.publish) == 0 && !t.groupsChanged {
 		t.b.Lazy()

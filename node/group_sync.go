@@ -252,7 +252,7 @@ func (n *Node) askSyncNow(id group.GroupID) {
 	}
 	t := n.newTxnLocked()
 	n.askSyncLocked(t, gs, now)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	n.commitForJobReleasingLock(t, "group sync")
 }
 
@@ -314,7 +314,7 @@ func (n *Node) groupLoop(ctx context.Context) {
 			last, first = now, false
 		}
 		if t.b.Len() > 0 || len(t.queued) > 0 || len(t.publish) > 0 {
-			n.saveSeqLocked(t.b)
+			n.saveSeqLocked(t)
 			n.commitForJobReleasingLock(t, "group timers")
 		}
 		n.mu.Unlock()

@@ -295,7 +295,7 @@ func (n *Node) groupTxnLocked(ref string, fn func(t *txn, gs *groupState, now ti
 		n.dropQueuedLocked(t.queued)
 		return nil, err
 	}
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		return nil, err
 	}

@@ -142,7 +142,7 @@ type tapFuncs struct {
 	links   func(n *Node, at time.Time)         // the links loop finished a pass that began at at (the node's clock)
 	upload  func(n *Node)                       // a file's relay upload is about to start
 	fed     func(n *Node, verified int64)       // a download took bytes; verified: blob bytes verified so far
-	commit  func(n *Node, t *txn)               // commitReleasingLock is about to write t (n.mu not held)
+	hold    func(n *Node, t *txn) bool          // commitReleasingLock never writes t and blocks (a test's crash)
 	acked   func(n *Node, batch []*outEntry)    // a direct round's acks came back, before its outcome is recorded
 }
 
@@ -186,7 +186,7 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 		}
 	}
 	n.saveTracksLocked(t) // once per batch, not once per text
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		n.logStoreError("received messages not stored; their senders will retry", err)
 		for i := range statuses {

@@ -327,7 +327,7 @@ func (n *Node) receiveHistory(c *linkConn, progress func(HistoryProgress)) error
 		if s.Complete {
 			target.t.b.Delete(n.tabs.identity, idLinkTicket)
 		}
-		n.saveSeqLocked(target.t.b)
+		n.saveSeqLocked(target.t)
 		if err := n.commitReleasingLockUnlock(target.t); err != nil {
 			return err
 		}

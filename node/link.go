@@ -374,7 +374,7 @@ func (n *Node) serveLink(c *linkConn) (identity.DeviceID, string, error) {
 	n.syncOutLocked(t, &msync.DeviceList{List: list}, now)
 	// Its groups follow once its entry arrives (the Welcomes need it).
 	t.b.Put(n.tabs.identity, groupAddKey(dev), []byte{1})
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLockUnlock(t); err != nil {
 		return dev, name, err
 	}

@@ -142,7 +142,7 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (Message, error) {
 		n.dropQueuedLocked(t.queued)
 		return Message{}, err
 	}
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		return Message{}, fmt.Errorf("node: store: %w", err)
 	}
@@ -551,7 +551,7 @@ func (n *Node) MarkRead(contactName string) error {
 			return err
 		}
 	}
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	err = n.commitReleasingLock(t)
 	n.mu.Unlock()
 	return err

@@ -178,6 +178,7 @@ type Node struct {
 	blocks       map[identity.AccountID]blockRec // blocked accounts (blocks.go)
 	sets         map[identity.DeviceID]*session.Set
 	seq          uint64 // last allocated sequence number
+	seqStored    uint64 // the sequence mark a committed settings record holds (saveSeqLocked)
 	host         host.Host
 	queues       map[identity.DeviceID]*peerQueue
 	mailboxes    map[peer.ID]*mailboxRec           // this device's mailboxes, by relay
@@ -403,7 +404,7 @@ func (n *Node) load() error {
 	if err := n.getJSON(t, idSettings, &n.settings); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	n.seq = n.settings.Seq
+	n.seq, n.seqStored = n.settings.Seq, n.settings.Seq
 	certBytes, err := t.Get(idCert)
 	if err != nil {
 		return fmt.Errorf("node: load certificate: %w", err)
@@ -473,10 +474,24 @@ func (n *Node) nextSeqLocked() uint64 {
 	return n.seq
 }
 
-// saveSeqLocked records the sequence high-water mark in b.
-func (n *Node) saveSeqLocked(b *store.Batch) {
-	n.settings.Seq = n.seq
-	putJSON(b, n.tabs.identity, idSettings, &n.settings)
+// seqAhead is how far past the last sequence number allocated the stored
+// mark is set: the settings record is rewritten about once every
+// seqAhead/2 allocations instead of with each.
+const seqAhead = 1 << 12
+
+// saveSeqLocked makes the numbers allocated so far (nextSeqLocked)
+// durable with t: when the stored mark has less than seqAhead/2 to go,
+// t writes a new mark seqAhead past n.seq. After a restart allocation
+// goes on from the stored mark, so a number used in a committed batch is
+// never given again (the ones skipped make a gap, which only order sees).
+func (n *Node) saveSeqLocked(t *txn) {
+	if n.seq+seqAhead/2 <= n.seqStored {
+		return
+	}
+	mark := n.seq + seqAhead
+	n.settings.Seq = mark
+	putJSON(t.b, n.tabs.identity, idSettings, &n.settings)
+	t.committed = append(t.committed, func() { n.seqStored = max(n.seqStored, mark) })
 }
 
 // commit writes b durably, grouped with concurrent commits.

@@ -137,7 +137,7 @@ func (n *Node) SetProfile(req ProfileRequest) (Self, error) {
 	}
 	putJSON(t.b, n.tabs.identity, idProfile, &n.profile)
 	n.sendProfileLocked(t, now)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		n.mu.Unlock()
 		return Self{}, fmt.Errorf("node: store: %w", err)
@@ -254,7 +254,7 @@ func (n *Node) RenameContact(oldName, newName string) (Contact, error) {
 		n.syncContactAddLocked(t, c, now) // the other devices show the name too
 	}
 	t.events = append(t.events, Event{Type: EventContact, Contact: ptr(c.view())})
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		return Contact{}, fmt.Errorf("node: store: %w", err)
 	}

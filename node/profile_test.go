@@ -312,7 +312,7 @@ func TestProfileFromNonContact(t *testing.T) {
 	bob := a.n.contacts[identity.AccountID(mustHex(t, sb.Account))]
 	err = a.n.encryptToCardLocked(tx, bob.card, "bob", nil, &payload{Type: 99, ID: newMessageID(), TimeMS: uint64(now.UnixMilli())}, false, now)
 	if err == nil {
-		a.n.saveSeqLocked(tx.b)
+		a.n.saveSeqLocked(tx)
 		err = a.n.commitReleasingLock(tx)
 	}
 	a.n.mu.Unlock()

@@ -145,7 +145,7 @@ func (n *Node) AcceptRequest(name string) (Contact, error) {
 	n.syncContactAddLocked(t, c, now)
 	n.routeChangedLocked(c.card)
 	n.releaseHeldLocked(t, c.account(), now)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		return Contact{}, fmt.Errorf("node: store: %w", err)
 	}

@@ -248,7 +248,7 @@ func (n *Node) SetTyping(contactName string, typing bool) error {
 	for _, e := range t.queued {
 		e.Ephemeral = true
 	}
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	err = n.commitReleasingLock(t)
 	n.mu.Unlock()
 	return err

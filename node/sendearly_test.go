@@ -21,10 +21,8 @@ import (
 // the message, this device never stored it.
 func childKillSender(home, text string) {
 	taps.Store(&tapFuncs{
-		commit: func(n *Node, t *txn) {
-			if t.done != nil { // it released entries early: never write it
-				select {}
-			}
+		hold: func(n *Node, t *txn) bool {
+			return slices.ContainsFunc(t.queued, func(e *outEntry) bool { return e.early }) // never write it
 		},
 		acked: func(n *Node, batch []*outEntry) {
 			for _, e := range batch {
@@ -147,10 +145,8 @@ func childKillGroupSender(home, text string) {
 	}
 	fmt.Println("ready")
 	bufio.NewReader(os.Stdin).ReadString('\n')
-	taps.Store(&tapFuncs{commit: func(n *Node, t *txn) {
-		if t.publishEarly { // it published before its commit: never write it
-			select {}
-		}
+	taps.Store(&tapFuncs{hold: func(n *Node, t *txn) bool {
+		return t.publishEarly // it publishes before its commit: never write it
 	}})
 	go n.SendGroup(ctx, GroupSendRequest{Group: "club", Text: text})
 	fmt.Println("sent")

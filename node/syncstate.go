@@ -365,7 +365,7 @@ func (n *Node) applySyncLocked(t *txn, m msync.Message, now time.Time) (changed 
 	seq := n.seq
 	defer func() {
 		if n.seq != seq {
-			n.saveSeqLocked(t.b)
+			n.saveSeqLocked(t)
 		}
 	}()
 	switch m := m.(type) {

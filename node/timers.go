@@ -206,7 +206,7 @@ func (n *Node) SetTimer(req TimerRequest) (time.Duration, error) {
 		return 0, err
 	}
 	n.syncLocalLocked(t, &msync.Setting{Key: timerSettingKey(acc), Clock: n.tickLocked(t, now), Value: ct.value()}, now)
-	n.saveSeqLocked(t.b)
+	n.saveSeqLocked(t)
 	if err := n.commitReleasingLock(t); err != nil {
 		return 0, fmt.Errorf("node: store: %w", err)
 	}
