@@ -97,7 +97,7 @@ func (n *Node) sendLocked(t *txn, cv conversation, o outgoing, now time.Time) (M
 	if m, ok := n.sentBeforeLocked(cv, o.TxnID); ok {
 		return m, nil
 	}
-	p := &payload{ID: newMessageID(), Text: o.Text, Attach: o.Attach}
+	p := &payload{ID: n.messageIDFor(cv.key, o.TxnID), Text: o.Text, Attach: o.Attach}
 	if cv.group != nil {
 		p.TimeMS = n.groupClockLocked(now) // orders one sender's group messages everywhere
 	} else {

@@ -44,8 +44,9 @@ func TestSameMessageIDStoredOnce(t *testing.T) {
 // store left it, so the next message takes the same message key, and a
 // ciphertext that had left before the commit would make the recipient
 // drop that next message as a replay (attack class 14). The entry stays
-// unsendable until its batch is committed; the message after the
-// restart arrives.
+// unsendable until its batch is queued for its commit (and then goes
+// before the commit only under a reserved index: TestSendEarlyKilledBeforeCommit);
+// the message after the restart arrives.
 func TestCrashBetweenEncryptAndCommit(t *testing.T) {
 	a, b := pair(t)
 	defer b.stop(t)

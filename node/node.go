@@ -179,6 +179,7 @@ type Node struct {
 	sets         map[identity.DeviceID]*session.Set
 	seq          uint64 // last allocated sequence number
 	seqStored    uint64 // the sequence mark a committed settings record holds (saveSeqLocked)
+	txnIDKey     []byte // keys the message IDs of sends with a transaction ID (txnids.go)
 	host         host.Host
 	queues       map[identity.DeviceID]*peerQueue
 	mailboxes    map[peer.ID]*mailboxRec           // this device's mailboxes, by relay
@@ -268,6 +269,7 @@ var (
 	idCert     = []byte("cert")
 	idPrekeys  = []byte("prekeys")
 	idSettings = []byte("settings")
+	idTxnIDKey = []byte("txnidkey")
 )
 
 func openStore(home string, passphrase []byte, kdf KDFParams, noSync bool, log *slog.Logger) (*store.DB, error) {
@@ -428,6 +430,9 @@ func (n *Node) load() error {
 		return err
 	}
 	n.local = &session.Local{Cert: n.cert, Device: n.device, Prekeys: prekeys}
+	if err := n.loadTxnIDKey(); err != nil {
+		return err
+	}
 	if n.opener, err = envelope.NewOpener(n.device.MailboxKey()); err != nil {
 		return err
 	}

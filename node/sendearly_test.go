@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,7 +52,7 @@ func childKillSender(home, text string) {
 	if _, err := n.WaitState(ctx, warm.ID, StateDelivered); err != nil {
 		panic(err)
 	}
-	if _, err := n.Send(ctx, SendRequest{To: "bob", Text: text}); err != nil {
+	if _, err := n.Send(ctx, SendRequest{To: "bob", Text: text, TxnID: "txn " + text}); err != nil {
 		panic(err)
 	}
 	fmt.Println("Send returned: the commit was not held")
@@ -94,6 +95,18 @@ func TestSendEarlyKilledBeforeCommit(t *testing.T) {
 		a = startNode(t, aliceHome)
 		if slices.Contains(texts(t, a.n, "bob", "out"), doomed) {
 			t.Fatalf("round %d: the held commit landed; the test proves nothing", round)
+		}
+		// The user retries the send the crash interrupted, with its
+		// transaction ID: the same message ID, which bob drops as a copy.
+		retry, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: doomed, TxnID: "txn " + doomed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lastIn(t, b.n, "alice"); got.Text != doomed || got.ID != retry.ID {
+			t.Fatalf("round %d: bob has %q as %s, the retry is %s", round, got.Text, got.ID, retry.ID)
+		}
+		if _, err := a.n.WaitState(context.Background(), retry.ID, StateDelivered); err != nil {
+			t.Fatal(err)
 		}
 		after := fmt.Sprintf("after the restart, round %d", round)
 		if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: after}); err != nil {
@@ -148,7 +161,7 @@ func childKillGroupSender(home, text string) {
 	taps.Store(&tapFuncs{hold: func(n *Node, t *txn) bool {
 		return t.publishEarly // it publishes before its commit: never write it
 	}})
-	go n.SendGroup(ctx, GroupSendRequest{Group: "club", Text: text})
+	go n.SendGroup(ctx, GroupSendRequest{Group: "club", Text: text, TxnID: "txn " + text})
 	fmt.Println("sent")
 	select {}
 }
@@ -216,6 +229,9 @@ func TestGroupSendEarlyKilledBeforeCommit(t *testing.T) {
 		if hasGroupText(t, admin, doomed) {
 			t.Fatalf("round %d: the held commit landed; the test proves nothing", round)
 		}
+		// The retry with the transaction ID: the member drops it as a copy
+		// (checked with the others at the end).
+		sendGroupTxnEventually(t, admin, doomed, "txn "+doomed)
 		after := fmt.Sprintf("after the restart, round %d", round)
 		sendGroupEventually(t, admin, "club", after)
 		waitFor(t, "the member reads the message after the restart", func() bool {
@@ -234,4 +250,19 @@ func TestGroupSendEarlyKilledBeforeCommit(t *testing.T) {
 // hasGroupText reports whether node r shows text in group "club".
 func hasGroupText(t *testing.T, r *running, text string) bool {
 	return slices.ContainsFunc(groupTexts(t, r, "club"), func(s string) bool { return strings.HasSuffix(s, ": "+text) })
+}
+
+// sendGroupTxnEventually is sendGroupEventually with a transaction ID.
+func sendGroupTxnEventually(t *testing.T, r *running, text, txnID string) {
+	t.Helper()
+	waitFor(t, "group keys", func() bool {
+		_, err := r.n.SendGroup(context.Background(), GroupSendRequest{Group: "club", Text: text, TxnID: txnID})
+		if errors.Is(err, ErrGroupNotReady) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
 }

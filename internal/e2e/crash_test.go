@@ -22,10 +22,12 @@ func (u *user) kill() {
 
 // Killing the sender's daemon with SIGKILL while it sends loses and
 // doubles nothing, and the session goes on, as a user sees it. (The
-// defence against a ciphertext leaving before its commit is proved
-// deterministically by node.TestCrashBetweenEncryptAndCommit; a kill
-// lands in that millisecond window too rarely for this test to catch its
-// removal.) Every tenth send is cut by a kill at a random moment:
+// defences are proved deterministically in node: a ciphertext leaves
+// before its commit only under a reserved ratchet index, and a retry
+// with the same --txn-id makes the same message ID, which the recipient
+// drops as a copy (TestCrashBetweenEncryptAndCommit,
+// TestSendEarlyKilledBeforeCommit); a kill lands in those millisecond
+// windows too rarely for this test to catch their removal.) Every tenth send is cut by a kill at a random moment:
 // before the daemon reads it, while it encrypts and commits, or after,
 // while earlier messages are still being delivered. The user retries
 // the send with the same --txn-id, as the CLI's error tells them to.
