@@ -83,7 +83,9 @@ func TestGroupTyping(t *testing.T) {
 		waitFor(t, "the first text", func() bool { return len(groupTexts(t, r, "team")) == 1 })
 	}
 	// The sender's engine: what it journaled and its digest (the admin
-	// is the only one who publishes from here on).
+	// is the only one who publishes from here on). A text sent under a
+	// reserved iteration is journaled with the lazy save: flushed first.
+	nodes[0].n.flushGroups()
 	seq, have := wireSeqOf(t, nodes[0], "team"), haveOf(t, nodes[0], "team")
 	seen := []*typingSeen{watchTyping(t, nodes[1]), watchTyping(t, nodes[2])}
 	self := watchTyping(t, nodes[0])
