@@ -49,10 +49,16 @@ func activeMembers(g Group) int {
 // sendGroupEventually retries while the group's keys are still arriving.
 func sendGroupEventually(t testing.TB, r *running, name, text string) Message {
 	t.Helper()
+	return sendGroupReqEventually(t, r, GroupSendRequest{Group: name, Text: text})
+}
+
+// sendGroupReqEventually is sendGroupEventually for any request.
+func sendGroupReqEventually(t testing.TB, r *running, req GroupSendRequest) Message {
+	t.Helper()
 	var m Message
 	waitFor(t, "group keys", func() bool {
 		var err error
-		m, err = r.n.SendGroup(context.Background(), GroupSendRequest{Group: name, Text: text})
+		m, err = r.n.SendGroup(context.Background(), req)
 		if errors.Is(err, ErrGroupNotReady) {
 			return false
 		}

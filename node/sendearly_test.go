@@ -3,7 +3,6 @@ package node
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -231,7 +230,7 @@ func TestGroupSendEarlyKilledBeforeCommit(t *testing.T) {
 		}
 		// The retry with the transaction ID: the member drops it as a copy
 		// (checked with the others at the end).
-		sendGroupTxnEventually(t, admin, doomed, "txn "+doomed)
+		sendGroupReqEventually(t, admin, GroupSendRequest{Group: "club", Text: doomed, TxnID: "txn " + doomed})
 		after := fmt.Sprintf("after the restart, round %d", round)
 		sendGroupEventually(t, admin, "club", after)
 		waitFor(t, "the member reads the message after the restart", func() bool {
@@ -250,19 +249,4 @@ func TestGroupSendEarlyKilledBeforeCommit(t *testing.T) {
 // hasGroupText reports whether node r shows text in group "club".
 func hasGroupText(t *testing.T, r *running, text string) bool {
 	return slices.ContainsFunc(groupTexts(t, r, "club"), func(s string) bool { return strings.HasSuffix(s, ": "+text) })
-}
-
-// sendGroupTxnEventually is sendGroupEventually with a transaction ID.
-func sendGroupTxnEventually(t *testing.T, r *running, text, txnID string) {
-	t.Helper()
-	waitFor(t, "group keys", func() bool {
-		_, err := r.n.SendGroup(context.Background(), GroupSendRequest{Group: "club", Text: text, TxnID: txnID})
-		if errors.Is(err, ErrGroupNotReady) {
-			return false
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return true
-	})
 }
