@@ -156,6 +156,17 @@ func (r *records) forget() {
 	r.order, r.size = nil, 0
 }
 
+// stored reports whether id's record is known to be in the store,
+// committed: cached (read from the store, or written in a batch that
+// committed: a failed one drops it from the cache) and written in no
+// batch still pending.
+func (r *records) stored(id [msgIDSize]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, cached := r.recent[id]
+	return cached && r.dirty[id] == nil
+}
+
 // uncommitted returns a channel closed once no batch that wrote id is
 // pending, or nil if none is: what a batch wrote is readable before its
 // commit lands, and a caller that reports it as done waits for that.

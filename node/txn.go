@@ -59,13 +59,28 @@ func (t *txn) undo(f func()) {
 func (n *Node) putMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
 	t.b.Put(n.tabs.msgIndex, id[:], ix.marshal())
 	n.noteExpiryLocked(t, id, ix, m, t.ttls[id])
-	n.updateMsgLocked(t, id, ix, m)
+	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
+	n.writeMsgLocked(t, id, ix, m)
 }
 
 // updateMsgLocked rewrites a stored message record (a new state, an
-// edit, a reaction); its index entry, which never changes, stays.
+// edit, a reaction); its index entry, which never changes, stays. A
+// record known to be committed is replaced without the store reading
+// its place in the conversation's index (store.Batch.ReplaceSeq): a
+// sender far ahead of its receipts would read it back from disk for
+// each "delivered".
 func (n *Node) updateMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
-	t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
+	if n.records.stored(id) {
+		t.b.ReplaceSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
+	} else {
+		t.b.PutSeq(n.tabs.messages, ix.Account, ix.Seq, m.marshal())
+	}
+	n.writeMsgLocked(t, id, ix, m)
+}
+
+// putMsgLocked's and updateMsgLocked's common part: the record in
+// memory, the conversation's tail, search and expiry.
+func (n *Node) writeMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec) {
 	n.tailChangedLocked(t, ix.Account)
 	n.records.write(id, m, ix)
 	t.msgs = append(t.msgs, id)

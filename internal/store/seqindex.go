@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
@@ -210,6 +211,8 @@ type nodeKey [keyLen]byte
 type nodeCache struct {
 	mu sync.Mutex
 	m  map[nodeKey]seqNode
+	// reads counts the loads the cache did not answer (DB.IndexReads).
+	reads atomic.Uint64
 }
 
 // nodeCacheSize bounds the cache: about 300 bytes an entry.
@@ -265,6 +268,7 @@ func (l *seqLinker) load(tk *tableKeys, key []byte, kind byte, seq uint64) (*lin
 		ln.n = &n
 		return ln, nil
 	}
+	l.cache.reads.Add(1)
 	raw, err := l.r.Get(key, nil)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):

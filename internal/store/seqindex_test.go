@@ -720,3 +720,55 @@ func TestSeqAppendReadsCachedNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// ReplaceSeq rewrites a record's value and nothing of the index: a scan
+// shows the new value in place, the list is unchanged, and the commit has
+// no index operation (so it reads nothing back). A replacement of a seq
+// that does not exist stores a record scans do not find.
+func TestReplaceSeq(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir, cfg(""))
+	tb := db.Table("log")
+	id := []byte("conv")
+	b := db.Batch()
+	for s := range uint64(5) {
+		b.PutSeq(tb, id, s+1, fmt.Appendf(nil, "v%d", s+1))
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b = db.Batch()
+	b.ReplaceSeq(tb, id, 3, []byte("three"))
+	b.ReplaceSeq(tb, id, 9, []byte("nine")) // never put
+	if len(b.seqOps) != 0 {
+		t.Fatalf("%d index operations for two replacements, want none", len(b.seqOps))
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		if got := fmt.Sprint(checkIndex(t, tb, id)); got != "[1 2 3 4 5]" {
+			t.Fatalf("the list holds %s", got)
+		}
+		var vals []string
+		if err := tb.ScanSeq(id, 0, 100, func(s uint64, v []byte) error {
+			vals = append(vals, string(v))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(vals); got != "[v1 v2 three v4 v5]" {
+			t.Fatalf("scan: %s", got)
+		}
+		if v, err := tb.GetSeq(id, 9); err != nil || string(v) != "nine" {
+			t.Fatalf("GetSeq of the record replaced without a put: %q %v", v, err)
+		}
+	}
+	check()
+	db.Close()
+	db = mustOpen(t, dir, cfg(""))
+	defer db.Close()
+	tb = db.Table("log")
+	check()
+}

@@ -334,6 +334,10 @@ func (db *DB) SchemaVersion() uint32 { return db.schema }
 // benchmarks read it to count what a change costs).
 func (db *DB) SyncedWrites() uint64 { return db.syncedWrites.Load() }
 
+// IndexReads counts the skip-list nodes commits read from the database
+// (not found in the node cache) since Open, for benchmarks.
+func (db *DB) IndexReads() uint64 { return db.nodes.reads.Load() }
+
 // Close closes the store and forgets its keys (best effort: Go cannot
 // guarantee memory is wiped). Closing twice is harmless.
 func (db *DB) Close() error {

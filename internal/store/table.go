@@ -470,6 +470,23 @@ func (b *Batch) PutSeqParts(t *Table, id []byte, seq uint64, parts ...[]byte) er
 	return nil
 }
 
+// ReplaceSeq adds a replacement of the value of record seq of id, which
+// the caller knows to exist: committed before this batch commits. Only
+// the record is written; the skip list, which a replacement does not
+// change, is not read (PutSeq of an existing seq reads the record's link
+// to learn that it exists, from disk once the store's node cache has
+// dropped it). A replacement of a record that does not exist stores one
+// that scans do not find (GetSeq does) until a repair links it: callers
+// that cannot be sure use PutSeq.
+func (b *Batch) ReplaceSeq(t *Table, id []byte, seq uint64, value []byte) error {
+	if err := b.check(t, id, value); err != nil {
+		return err
+	}
+	key := t.keys.dataKey(id, seq)
+	b.lb.Put(key, t.keys.sealDataParts(key, id, seq, len(value), [][]byte{value}))
+	return nil
+}
+
 // Delete adds a Delete of the plain record id in t.
 func (b *Batch) Delete(t *Table, id []byte) error {
 	if err := b.check(t, id, nil); err != nil {
