@@ -47,9 +47,18 @@ const pruneEvery = 10 * time.Minute
 // its events are no longer read back. Records of the first form wrote the
 // JSON right after the time ('{').
 var (
-	evLastID   = []byte("last")   // u64: the highest seq written
+	evLastID   = []byte("last")   // u64: a mark at or above every seq written (evAhead)
 	evOldestID = []byte("oldest") // u64: the lowest seq not pruned
 )
+
+// evAhead is how far above the last seq numbered the stored mark is set.
+// The mark is rewritten when the numbers come within half of it (about
+// once every 2,048 events), not in every commit, and a restarted log
+// numbers on from the mark: the numbers between the last event and the
+// mark are skipped, never given twice (a client may have seen one, on a
+// presence event that is not logged). Stores that wrote the exact last
+// seq read it as a mark.
+const evAhead = 4096
 
 // Forms of a logged event (the byte after the time).
 const (
@@ -63,6 +72,9 @@ type eventLog struct {
 	db     *store.DB
 	tab    *store.Table
 	oldest atomic.Uint64 // the lowest seq not deleted (the pruner's, read by append)
+	// mark is the mark a committed record holds (the node's lock, or
+	// the test's goroutine, guards it).
+	mark uint64
 	kick   chan struct{} // cap 1: the log outgrew its count limit
 	// message returns a message as the store has it now, false if it is
 	// gone (set by the node; nil: references read back as logged).
@@ -87,6 +99,7 @@ func openEvents(db *store.DB) (*eventLog, *events.Hub, error) {
 		return nil, nil, err
 	}
 	l.oldest.Store(max(oldest, 1))
+	l.mark = last
 	return l, events.Open(events.Config{Log: l, Last: last, Oldest: l.oldest.Load()}), nil
 }
 
@@ -104,8 +117,10 @@ func (l *eventLog) counter(id []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// append writes evs (numbered) and the new last seq in b.
-func (l *eventLog) append(b *store.Batch, evs []Event, now time.Time) {
+// append writes evs (numbered) in b, and a new mark when the last of
+// them comes within evAhead/2 of the stored one: committed must then
+// be called with it once b is.
+func (l *eventLog) append(b *store.Batch, evs []Event, now time.Time) (mark uint64, wrote bool) {
 	for _, ev := range evs {
 		if ev.Type == EventPresence || ev.Type == EventFile {
 			continue // volatile: numbered, never kept (docs/API.md, "The event log")
@@ -119,14 +134,22 @@ func (l *eventLog) append(b *store.Batch, evs []Event, now time.Time) {
 		b.Put(l.tab, seqID(ev.Seq), append(append(v, form), js...))
 	}
 	last := evs[len(evs)-1].Seq
-	b.Put(l.tab, evLastID, seqID(last))
 	if last-l.oldest.Load() > uint64(eventRetention+eventRetention/10) {
 		select {
 		case l.kick <- struct{}{}:
 		default:
 		}
 	}
+	if last+evAhead/2 <= l.mark {
+		return 0, false
+	}
+	mark = last + evAhead
+	b.Put(l.tab, evLastID, seqID(mark))
+	return mark, true
 }
+
+// committed records that a batch holding mark committed.
+func (l *eventLog) committed(mark uint64) { l.mark = max(l.mark, mark) }
 
 // Read implements events.Log.
 func (l *eventLog) Read(from, to uint64, limit int) ([]apitypes.Event, error) {
@@ -251,7 +274,9 @@ func (n *Node) numberEventsLocked(t *txn) {
 	if t.b.Len() == 0 {
 		t.b.Lazy()
 	}
-	n.evlog.append(t.b, t.events, time.Now())
+	if mark, ok := n.evlog.append(t.b, t.events, time.Now()); ok {
+		t.committed = append(t.committed, func() { n.evlog.committed(mark) })
+	}
 }
 
 // loggedMessage is a logged event's message as the store has it now;
