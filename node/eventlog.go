@@ -75,7 +75,7 @@ type eventLog struct {
 	// mark is the mark a committed record holds (the node's lock, or
 	// the test's goroutine, guards it).
 	mark uint64
-	kick   chan struct{} // cap 1: the log outgrew its count limit
+	kick chan struct{} // cap 1: the log outgrew its count limit
 	// message returns a message as the store has it now, false if it is
 	// gone (set by the node; nil: references read back as logged).
 	message func(id string) (*Message, bool)
