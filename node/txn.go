@@ -127,19 +127,22 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 	n.numberEventsLocked(t)
 	wait := n.db.CommitGroupedAsync(t.b)
 	n.releaseEarlyLocked(t)
-	finish := func() {
-		if err := n.afterCommitLocked(t, wait()); err != nil {
+	finish := func(err error) {
+		if err := n.afterCommitLocked(t, err); err != nil {
 			// Nobody waits for this commit: this is the one report. The
 			// entries stay in the store and go again after a restart.
 			n.logStoreError("store commit failed", err)
 		}
 	}
 	if !n.loops.Go(func(context.Context) {
+		// The disk works without the node's lock (a commit waited for
+		// under it held up every other change for a whole fsync).
+		err := wait()
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		finish()
+		finish(err)
 	}) {
-		finish() // not running: nobody else would finish it
+		finish(wait()) // not running: nobody else would finish it
 	}
 }
 
