@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -352,7 +353,9 @@ func benchThroughput(b *testing.B, noSync bool) {
 	total := b.N
 	pid := lastChildPID
 	b.ResetTimer()
-	t0, cpu0, reads0 := time.Now(), cpuTime(pid), a.n.db.IndexReads()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t0, cpu0, reads0, allocs0 := time.Now(), cpuTime(pid), a.n.db.IndexReads(), ms.Mallocs
 	wait := sendConcurrently(b, a.n, senders, total, text)
 	seen := make(map[string]bool, total)
 	timeout := time.After(120 * time.Second)
@@ -377,6 +380,10 @@ func benchThroughput(b *testing.B, noSync bool) {
 	// Skip-list nodes the sender's commits read from disk (the
 	// receipts that came by the last arrival).
 	b.ReportMetric(float64(a.n.db.IndexReads()-reads0)/float64(total), "sender-index-reads/msg")
+	// The sending process's allocations (the receipts that came by the
+	// last arrival included).
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.Mallocs-allocs0)/float64(total), "sender-allocs/msg")
 }
 
 // BenchmarkNodeThroughputHistory256: the throughput benchmark's load
