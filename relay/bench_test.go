@@ -32,6 +32,11 @@ var benchConfig = Config{PeerRate: -1, IPRate: -1, MaxMessages: 1 << 30, MaxMail
 //     (their envelopes share DepositMany frames): deposits/s, and that
 //     rate over the baseline's (x-baseline), and the deposits one synced
 //     commit carried on average (deposits/sync);
+//   - relay-2048: relay with 256 goroutines per host. The 512 of relay
+//     are a closed loop bound by a deposit's round trip (about 12 ms:
+//     512 in flight / 12 ms is the rate, with the store's writes in
+//     flight two thirds of the time, docs/PERFORMANCE.md); four times
+//     as many show what the relay takes when it is kept busy;
 //   - relay-unbatched: as before deposits in batches, 8 hosts × 64
 //     streams, one Deposit in flight on each.
 func BenchmarkDeposit1KiB(b *testing.B) {
@@ -42,8 +47,9 @@ func BenchmarkDeposit1KiB(b *testing.B) {
 		baselineRate = rate
 		b.ReportMetric(rate, "entries/s")
 	})
-	b.Run("relay", func(b *testing.B) { benchDeposits(b, true) })
-	b.Run("relay-unbatched", func(b *testing.B) { benchDeposits(b, false) })
+	b.Run("relay", func(b *testing.B) { benchDeposits(b, true, 64) })
+	b.Run("relay-2048", func(b *testing.B) { benchDeposits(b, true, 256) })
+	b.Run("relay-unbatched", func(b *testing.B) { benchDeposits(b, false, 64) })
 }
 
 // cpuTime is the CPU time this process has used (user and system), for
@@ -102,10 +108,10 @@ func leveldbBatchRate(b *testing.B, n int) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-func benchDeposits(b *testing.B, batched bool) {
+func benchDeposits(b *testing.B, batched bool, callers int) {
 	r := startRelay(b, benchConfig)
 	c := &Client{}
-	const hosts, callers = 8, 64
+	const hosts = 8
 	setup := newHost(b)
 	var boxes []*owner
 	for range 64 {
@@ -164,6 +170,8 @@ func benchDeposits(b *testing.B, batched bool) {
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/deposit")
 	b.ReportMetric(float64(b.N)/float64(r.srv.db.SyncedWrites()-syncs), "deposits/sync")
 	b.ReportMetric(rate, "deposits/s")
+	// Each caller has one deposit in flight: the mean round trip.
+	b.ReportMetric(float64(hosts*callers)/rate*1e3, "round-trip-ms")
 	if batched {
 		base := baselineRate
 		if base == 0 {
