@@ -390,7 +390,9 @@ func benchThroughput(b *testing.B, noSync bool) {
 // (64 concurrent senders, 256 B, fsync on) for historyTotal messages in
 // one conversation, reporting the receive rate over the window after the
 // first 1,000 messages and over the last window: whether sending slows
-// as both stores grow. b.N is ignored (one run is the measurement).
+// as both stores grow; and both processes' CPU per message over the
+// same windows (cpu-late/early: whether a message costs more). b.N is
+// ignored (one run is the measurement).
 func BenchmarkNodeThroughputHistory256(b *testing.B) {
 	total := 100_000
 	if s := os.Getenv("HUSH_BENCH_HISTORY"); s != "" {
@@ -404,6 +406,11 @@ func BenchmarkNodeThroughputHistory256(b *testing.B) {
 	defer stop()
 	text := strings.Repeat("h", 256)
 	reads0 := a.n.db.IndexReads()
+	pid := lastChildPID
+	// Both processes' CPU when the windows begin and end: the cost of a
+	// message, which the machine's other work moves much less than the
+	// rate.
+	cpuAt := map[int]time.Duration{1_000: 0, 1_000 + window: 0, total - window: 0, total: 0}
 	b.ResetTimer()
 	wait := sendConcurrently(b, a.n, 64, total, text)
 	at := make([]int64, 0, total)
@@ -416,6 +423,9 @@ func BenchmarkNodeThroughputHistory256(b *testing.B) {
 			}
 			ns, _ := strconv.ParseInt(got[1], 10, 64)
 			at = append(at, ns)
+			if _, ok := cpuAt[len(at)]; ok {
+				cpuAt[len(at)] = cpuTime(pid)
+			}
 		case <-timeout:
 			b.Fatalf("only %d of %d messages arrived", len(at), total)
 		}
@@ -428,5 +438,10 @@ func BenchmarkNodeThroughputHistory256(b *testing.B) {
 	b.ReportMetric(first, "msgs/s-early")
 	b.ReportMetric(last, "msgs/s-late")
 	b.ReportMetric(last/first, "late/early")
+	cpuEarly := cpuAt[1_000+window] - cpuAt[1_000]
+	cpuLate := cpuAt[total] - cpuAt[total-window]
+	b.ReportMetric(float64(cpuEarly.Microseconds())/window, "cpu-µs/msg-early")
+	b.ReportMetric(float64(cpuLate.Microseconds())/window, "cpu-µs/msg-late")
+	b.ReportMetric(float64(cpuLate)/float64(cpuEarly), "cpu-late/early")
 	b.ReportMetric(float64(a.n.db.IndexReads()-reads0)/float64(total), "sender-index-reads/msg")
 }
