@@ -223,6 +223,22 @@ func (n *Node) recordSentFileLocked(t *txn, p *attach.Pointer, ptr []byte, msgID
 		}
 	}
 	putJSON(t.b, n.tabs.files, p.Hash[:], &rec)
+	// The message may leave before this commit lands (messaging.md
+	// "Sending before the commit"), and its recipient ask for the file
+	// at once: the file server waits for the commit instead of
+	// answering that there is no such file.
+	if t.done == nil {
+		t.done = make(chan struct{})
+	}
+	done, hash := t.done, p.Hash
+	n.filesPending[hash] = done
+	forget := func() {
+		if n.filesPending[hash] == done {
+			delete(n.filesPending, hash)
+		}
+	}
+	t.committed = append(t.committed, forget)
+	t.undo(forget)
 	return rec.Upload
 }
 

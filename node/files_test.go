@@ -676,3 +676,64 @@ func TestFileResumesAfterSenderRestart(t *testing.T) {
 		t.Fatalf("served %d bytes in all for a %d-byte blob: more than one window was sent again", before+after, blob)
 	}
 }
+
+// A file's message may reach its recipient before the sender's commit
+// lands (a message under a reserved ratchet index leaves while the
+// commit runs), and the recipient's auto-download asks for the file at
+// once. The sender's commit is held here until that request has come:
+// the sender waits for the commit and serves the file. (Answering that
+// it has no such file made the recipient mark the file expired.)
+func TestFileAskedForBeforeItsCommitLands(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	ctx := context.Background()
+	warm, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "warm-up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the warm-up", func() bool {
+		_, err := b.n.WaitState(ctx, warm.ID, StateReceived)
+		return err == nil
+	})
+	asked := make(chan struct{})
+	var askedOnce sync.Once
+	var hold atomic.Bool
+	hold.Store(true)
+	taps.Store(&tapFuncs{
+		commitWait: func(n *Node, tx *txn) {
+			if n == a.n && hold.CompareAndSwap(true, false) {
+				<-asked // the file's commit waits for bob's request
+			}
+		},
+		fileWait: func(n *Node) { askedOnce.Do(func() { close(asked) }) },
+	})
+	defer taps.Store(nil)
+	path, _ := writeFile(t, 20<<10, "EARLY-MARKER")
+	sent := make(chan error, 1)
+	go func() {
+		_, err := a.n.SendFile(ctx, SendFileRequest{To: "bob", Path: path})
+		sent <- err
+	}()
+	var m Message
+	waitFor(t, "the file at bob, fetched or failed", func() bool {
+		msgs, err := b.n.Messages("alice", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range msgs {
+			if x.File != nil && (x.File.State == FileDone || x.File.State == FileExpired || x.File.State == FileFailed) {
+				m = x
+				return true
+			}
+		}
+		return false
+	})
+	askedOnce.Do(func() { close(asked) }) // never leave the sender blocked
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if m.File.State != FileDone {
+		t.Fatalf("bob's file: %+v", m.File)
+	}
+}

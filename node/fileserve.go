@@ -181,6 +181,16 @@ func (n *Node) openServedBlob(hash [attach.HashSize]byte, remote peer.ID) (byte,
 	n.mu.Lock()
 	var rec fileRec
 	err := n.getJSON(n.tabs.files, hash[:], &rec)
+	if pending := n.filesPending[hash]; err != nil && pending != nil {
+		// Sent, its commit not landed yet: wait for it.
+		if tap := taps.Load(); tap != nil && tap.fileWait != nil {
+			tap.fileWait(n)
+		}
+		n.mu.Unlock()
+		<-pending
+		n.mu.Lock()
+		err = n.getJSON(n.tabs.files, hash[:], &rec)
+	}
 	allowed := false
 	who := servedTo{msgID: rec.MsgID}
 	if err == nil && rec.Own {

@@ -144,6 +144,12 @@ type tapFuncs struct {
 	fed     func(n *Node, verified int64)       // a download took bytes; verified: blob bytes verified so far
 	hold    func(n *Node, t *txn) bool          // commitReleasingLock never writes t and blocks (a test's crash)
 	acked   func(n *Node, batch []*outEntry)    // a direct round's acks came back, before its outcome is recorded
+	// commitWait runs in commitReleasingLock after the lock is released,
+	// before the commit is waited for (a commit the caller leads is
+	// written only after it returns); fileWait when a peer asks for a
+	// sent file whose record's commit has not landed.
+	commitWait func(n *Node, t *txn)
+	fileWait   func(n *Node)
 }
 
 // receive decrypts and applies messages in one transaction and returns a

@@ -25,6 +25,7 @@ import (
 	"github.com/hushnet/hush/crypto/session"
 	"github.com/hushnet/hush/internal/gossip"
 	"github.com/hushnet/hush/internal/store"
+	"github.com/hushnet/hush/node/attach"
 	"github.com/hushnet/hush/node/events"
 	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/node/group"
@@ -222,6 +223,10 @@ type Node struct {
 	closed      bool
 
 	localGoneAny bool // the localgone table may hold a record (recall.go)
+
+	// filesPending are the sent files whose record's commit has not
+	// landed: each channel is closed when it has (openServedBlob).
+	filesPending map[[attach.HashSize]byte]chan struct{}
 }
 
 type tables struct {
@@ -357,6 +362,7 @@ func New(cfg Config) (*Node, error) {
 		contacts:     make(map[identity.AccountID]*contact),
 		sets:         make(map[identity.DeviceID]*session.Set),
 		queues:       make(map[identity.DeviceID]*peerQueue),
+		filesPending: make(map[[attach.HashSize]byte]chan struct{}),
 		mailboxes:    make(map[peer.ID]*mailboxRec),
 		records:      newRecords(),
 		tails:        tailCache{},

@@ -107,6 +107,9 @@ func (n *Node) commitReleasingLock(t *txn) error {
 	wait := n.db.CommitGroupedAsync(t.b)
 	n.releaseEarlyLocked(t)
 	n.mu.Unlock()
+	if tap := taps.Load(); tap != nil && tap.commitWait != nil {
+		tap.commitWait(n, t)
+	}
 	err := wait()
 	n.mu.Lock()
 	return n.afterCommitLocked(t, err)
