@@ -170,8 +170,9 @@ func benchDeposits(b *testing.B, batched bool, callers int) {
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/deposit")
 	b.ReportMetric(float64(b.N)/float64(r.srv.db.SyncedWrites()-syncs), "deposits/sync")
 	b.ReportMetric(rate, "deposits/s")
-	// Each caller has one deposit in flight: the mean round trip.
-	b.ReportMetric(float64(hosts*callers)/rate*1e3, "round-trip-ms")
+	// Each caller has one deposit in flight (while deposits are left):
+	// the mean round trip.
+	b.ReportMetric(float64(min(hosts*callers, b.N))/rate*1e3, "round-trip-ms")
 	if batched {
 		base := baselineRate
 		if base == 0 {
