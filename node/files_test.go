@@ -698,6 +698,8 @@ func TestFileAskedForBeforeItsCommitLands(t *testing.T) {
 	})
 	asked := make(chan struct{})
 	var askedOnce sync.Once
+	// Whatever happens, the sender is not left blocked when the nodes stop.
+	defer askedOnce.Do(func() { close(asked) })
 	var hold atomic.Bool
 	hold.Store(true)
 	taps.Store(&tapFuncs{
