@@ -540,9 +540,12 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 	}
 }
 
-// dropStaleLocked removes expired ephemeral entries from q.
+// dropStaleLocked removes expired ephemeral entries from q. Their
+// records go in a lazy commit: it runs under the node's lock, on the
+// delivery loop's way, and a delete lost to a power cut is made again
+// after the restart (the entries are as stale then).
 func (n *Node) dropStaleLocked(q *peerQueue) {
-	cutoff := time.Now().Add(-ephemeralTTL)
+	cutoff := n.now().Add(-ephemeralTTL)
 	kept := q.pending[:0]
 	var stale []*outEntry
 	for _, e := range q.pending {
@@ -557,6 +560,7 @@ func (n *Node) dropStaleLocked(q *peerQueue) {
 		return
 	}
 	b := n.db.Batch()
+	b.Lazy()
 	for _, e := range stale {
 		n.deleteOut(b, e)
 	}

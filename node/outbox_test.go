@@ -337,3 +337,61 @@ func TestMovedContactReachableAfterItWrites(t *testing.T) {
 	defer a.stop(t)
 	sendAndWait(t, a.n, "bob", 1)
 }
+
+// A typing indicator for a contact that is offline is dropped once older
+// than ephemeralTTL, on the node's clock, from the queue and the store,
+// with no fsync of its own (a lazy commit: it runs under the node's
+// lock, on the delivery loop's way).
+func TestStaleTypingDroppedLazily(t *testing.T) {
+	clock := &testClock{}
+	a := startClocked(t, clock, newHome(t, "alice"))
+	b := startNode(t, newHome(t, "bob"))
+	befriend(t, a, b)
+	b.stop(t)
+	defer a.stop(t)
+	if err := a.n.SetTyping("bob", true); err != nil {
+		t.Fatal(err)
+	}
+	// pending returns the typing entries queued for bob and whether
+	// every one is committed.
+	pending := func() (n int, durable bool) {
+		a.n.mu.Lock()
+		defer a.n.mu.Unlock()
+		durable = true
+		for _, q := range a.n.queues {
+			for _, e := range q.pending {
+				if e.Ephemeral {
+					n++
+					durable = durable && e.durable
+				}
+			}
+		}
+		return n, durable
+	}
+	waitFor(t, "the typing entry, committed", func() bool { n, ok := pending(); return n == 1 && ok })
+	stored := func() int {
+		n := 0
+		if err := a.n.tabs.outbox.Scan(func(_, _ []byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := stored() // the typing entry, and whatever else waits for bob
+	if before == 0 {
+		t.Fatal("the typing entry is not in the store")
+	}
+	syncs := a.n.db.SyncedWrites()
+	clock.advance(ephemeralTTL + time.Second)
+	a.n.mu.Lock()
+	for _, q := range a.n.queues {
+		a.n.kickLocked(q)
+	}
+	a.n.mu.Unlock()
+	waitFor(t, "the stale entry dropped", func() bool { n, _ := pending(); return n == 0 })
+	if got := stored(); got != before-1 {
+		t.Fatalf("%d outbox records after the drop, want %d", got, before-1)
+	}
+	if got := a.n.db.SyncedWrites() - syncs; got != 0 {
+		t.Fatalf("dropping stale typing indicators made %d synced writes, want 0", got)
+	}
+}
