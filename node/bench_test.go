@@ -24,7 +24,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +31,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/hushnet/hush/internal/testutil"
 )
 
 const benchChildEnv = "HUSH_BENCH_CHILD"
@@ -44,9 +45,7 @@ var lastChildPID int
 // process pid have used: on a shared machine the CPU a message costs
 // moves less than the rate.
 func cpuTime(pid int) time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	self := testutil.ProcessCPU()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return self

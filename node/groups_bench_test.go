@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hushnet/hush/internal/testutil"
 	"github.com/hushnet/hush/node/group"
 )
 
@@ -102,11 +103,11 @@ func runFanout(b *testing.B, arms []fanoutArm) {
 			}
 			runtime.ReadMemStats(&ms)
 			m0 := ms.Mallocs
-			c0 := processCPU()
+			c0 := testutil.ProcessCPU()
 			t0 := time.Now()
 			arms[k].send(i)
 			lat[k] = append(lat[k], time.Since(t0))
-			cpu[k] += processCPU() - c0
+			cpu[k] += testutil.ProcessCPU() - c0
 			runtime.ReadMemStats(&ms)
 			allocs[k] += ms.Mallocs - m0
 			time.Sleep(fanoutPace)

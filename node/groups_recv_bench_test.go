@@ -1,11 +1,11 @@
 package node
 
 import (
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hushnet/hush/crypto/identity"
+	"github.com/hushnet/hush/internal/testutil"
 	"github.com/hushnet/hush/node/group"
 )
 
@@ -32,7 +32,7 @@ func BenchmarkGroupReceive(b *testing.B) {
 	acc, dev := from.n.cert.Account(), from.n.cert.DeviceID()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := testutil.ProcessCPU()
 	for i := range b.N {
 		if k := keys[i]; k != nil { // a rotated key, before the first message under it
 			b.StopTimer()
@@ -47,7 +47,7 @@ func BenchmarkGroupReceive(b *testing.B) {
 	// The process's CPU, the node's other goroutines included (the
 	// engine's periodic save, the commit), is steadier than wall time on
 	// a shared machine.
-	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+	b.ReportMetric(float64((testutil.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 	if ms, _ := to.n.GroupMessages("recv", 0); len(ms) != 1+b.N {
 		b.Fatalf("%d messages stored, want %d", len(ms), 1+b.N)
 	}
@@ -85,15 +85,6 @@ func sealGroupTexts(b *testing.B, from *running, count int) (group.GroupID, [][]
 		out = append(out, data)
 	}
 	return gs.eng.ID(), out, keys
-}
-
-// processCPU is the CPU time the process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // applyGroupPairwise hands to a pairwise group message from (acc, dev),

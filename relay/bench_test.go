@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+
+	"github.com/hushnet/hush/internal/testutil"
 )
 
 // benchConfig lifts the limits that would stop a benchmark.
@@ -41,24 +42,15 @@ var benchConfig = Config{PeerRate: -1, IPRate: -1, MaxMessages: 1 << 30, MaxMail
 //     streams, one Deposit in flight on each.
 func BenchmarkDeposit1KiB(b *testing.B) {
 	b.Run("baseline-leveldb", func(b *testing.B) {
-		cpu := cpuTime()
+		cpu := testutil.ProcessCPU()
 		rate := leveldbBatchRate(b, b.N)
-		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/entry")
+		b.ReportMetric(float64((testutil.ProcessCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/entry")
 		baselineRate = rate
 		b.ReportMetric(rate, "entries/s")
 	})
 	b.Run("relay", func(b *testing.B) { benchDeposits(b, true, 64) })
 	b.Run("relay-2048", func(b *testing.B) { benchDeposits(b, true, 256) })
 	b.Run("relay-unbatched", func(b *testing.B) { benchDeposits(b, false, 64) })
-}
-
-// cpuTime is the CPU time this process has used (user and system), for
-// CPU per operation: on a machine shared with other work the rates move
-// with the load, the CPU an operation costs much less.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // baselineRate is the entry rate the baseline arm measured last in this
@@ -147,7 +139,7 @@ func benchDeposits(b *testing.B, batched bool, callers int) {
 	}
 	b.SetBytes(int64(len(env)))
 	b.ResetTimer()
-	start, cpu, syncs := time.Now(), cpuTime(), r.srv.db.SyncedWrites()
+	start, cpu, syncs := time.Now(), testutil.ProcessCPU(), r.srv.db.SyncedWrites()
 	var wg sync.WaitGroup
 	var left atomic.Int64
 	left.Store(int64(b.N))
@@ -167,7 +159,7 @@ func benchDeposits(b *testing.B, batched bool, callers int) {
 	wg.Wait()
 	rate := float64(b.N) / time.Since(start).Seconds()
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/deposit")
+	b.ReportMetric(float64((testutil.ProcessCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/deposit")
 	b.ReportMetric(float64(b.N)/float64(r.srv.db.SyncedWrites()-syncs), "deposits/sync")
 	b.ReportMetric(rate, "deposits/s")
 	// Each caller has one deposit in flight (while deposits are left):

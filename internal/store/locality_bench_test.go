@@ -6,11 +6,12 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
+
+	"github.com/hushnet/hush/internal/testutil"
 )
 
 // BenchmarkKeyLocality asks what keys with locality would save: goleveldb
@@ -45,32 +46,33 @@ func BenchmarkKeyLocality(b *testing.B) {
 	}
 }
 
-func keyLocalityRun(b *testing.B, n int, ordered bool) (early, late, compactedMB float64) {
+func keyLocalityRun(b *testing.B, n int, ordered bool) (early, late, tableMB float64) {
 	db, err := leveldb.OpenFile(b.TempDir(), ldbOptions())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
+	const per = 8 // records a batch
 	value := make([]byte, 400)
 	rand.Read(value)
-	keys := make([]byte, keyLen*8)
+	keys := make([]byte, keyLen*per)
 	var batch leveldb.Batch
-	tenth := n / 10
-	var cpuEarly, cpuLate time.Duration
-	var t0 time.Duration
-	for i := 0; i < n; i += 8 {
-		switch i {
-		case 0, n - tenth - (n-tenth)%8:
-			t0 = processCPU()
-		case tenth - tenth%8:
-			cpuEarly = processCPU() - t0
+	batches := n / per
+	tenth := batches / 10 // batches a window
+	cpu := map[int]time.Duration{}
+	for i := 0; i <= batches; i++ {
+		if i == 0 || i == tenth || i == batches-tenth || i == batches {
+			cpu[i] = testutil.ProcessCPU()
+		}
+		if i == batches {
+			break
 		}
 		rand.Read(keys)
 		batch.Reset()
-		for j := range 8 {
+		for j := range per {
 			k := keys[j*keyLen : (j+1)*keyLen]
 			if ordered {
-				binary.BigEndian.PutUint64(k, uint64(i+j))
+				binary.BigEndian.PutUint64(k, uint64(i*per+j))
 			}
 			batch.Put(k, value)
 		}
@@ -78,17 +80,19 @@ func keyLocalityRun(b *testing.B, n int, ordered bool) (early, late, compactedMB
 			b.Fatal(err)
 		}
 	}
-	cpuLate = processCPU() - t0
 	stats, err := db.GetProperty("leveldb.stats")
 	if err != nil {
 		b.Fatal(err)
 	}
-	return float64(cpuEarly.Microseconds()) / float64(tenth), float64(cpuLate.Microseconds()) / float64(tenth), compactionWriteMB(stats)
+	records := float64(tenth * per)
+	early = float64((cpu[tenth] - cpu[0]).Microseconds()) / records
+	late = float64((cpu[batches] - cpu[batches-tenth]).Microseconds()) / records
+	return early, late, tableWriteMB(stats)
 }
 
-// compactionWriteMB sums the Write(MB) column of goleveldb's
+// tableWriteMB sums the Write(MB) column of goleveldb's
 // "leveldb.stats" table (flushes count as level 0's writes).
-func compactionWriteMB(stats string) float64 {
+func tableWriteMB(stats string) float64 {
 	total := 0.0
 	row := regexp.MustCompile(`(?m)^\s*\d+\s*\|\s*\d+\s*\|\s*[\d.]+\s*\|\s*[\d.]+\s*\|\s*[\d.]+\s*\|\s*([\d.]+)\s*$`)
 	for _, m := range row.FindAllStringSubmatch(stats, -1) {
@@ -96,10 +100,4 @@ func compactionWriteMB(stats string) float64 {
 		total += v
 	}
 	return total
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
