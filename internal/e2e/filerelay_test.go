@@ -8,9 +8,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hushnet/hush/api/apitypes"
 	"github.com/hushnet/hush/crypto/stream"
+	"github.com/hushnet/hush/internal/testutil"
 	"github.com/hushnet/hush/node/attach"
 )
 
@@ -94,6 +96,10 @@ func TestFileRelayLimitCLI(t *testing.T) {
 	if done := metric("hush_relay_blobs_completed_total"); done != 1 {
 		t.Fatalf("%v blobs complete on the relay when file send returned, want 1", done)
 	}
+	eventually(t, "the file's message at bob", func() bool {
+		ms := bob.messages("alice")
+		return len(ms) == 1 && ms[0].ID == id
+	})
 	dst := filepath.Join(t.TempDir(), "got.bin")
 	bob.mustRun("file", "get", id, "--out", dst)
 	if got := sha256File(t, dst); got != want {
@@ -138,20 +144,46 @@ func TestFileRelayKillResumeCLI(t *testing.T) {
 	alice.stop()
 
 	bob.start()
+	// Bob asks for the file once he sees its message, as he would: it
+	// comes from his mailbox on the relay after his daemon starts.
+	eventually(t, "the file's message at bob", func() bool {
+		ms := bob.messages("alice")
+		return len(ms) == 1 && ms[0].ID == id
+	})
 	sub := bob.subscribe()
 	dst := filepath.Join(t.TempDir(), "got.bin")
 	get := exec.Command(bob.bin, "--home", bob.home, "file", "get", id, "--out", dst)
-	var getOut strings.Builder
+	var getOut testutil.SyncBuffer
 	get.Stdout, get.Stderr = &getOut, &getOut
 	if err := get.Start(); err != nil {
 		t.Fatal(err)
 	}
+	getDone := make(chan error, 1)
+	go func() { getDone <- get.Wait() }()
 	var cut int64
-	waitFileEvent(t, sub, id, "a quarter of the file", func(f *apitypes.FileInfo) bool {
-		cut = f.Bytes
-		return f.State == apitypes.FileDownloading && f.Bytes >= size/4
-	})
+	quarter := make(chan struct{})
+	go func() {
+		defer close(quarter)
+		for ev := range sub.Events {
+			if m := ev.Message; m != nil && m.ID == id && m.File != nil &&
+				m.File.State == apitypes.FileDownloading && m.File.Bytes >= size/4 {
+				cut = m.File.Bytes
+				return
+			}
+		}
+	}()
+	select {
+	case <-quarter:
+	case err := <-getDone:
+		t.Fatalf("file get ended before a quarter of the file arrived: %v\n%s", err, getOut.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("timed out waiting for a quarter of the file; file get printed:\n%s\nbob's daemon printed:\n%s",
+			getOut.String(), bob.log.String())
+	}
 	sub.Close()
+	if cut == 0 {
+		t.Fatalf("the event stream ended before a quarter of the file: %v", sub.Err())
+	}
 	r.cmd.Process.Signal(syscall.SIGSTOP) // frozen where it is, then killed there
 	if f := bob.fileOf(id); f == nil || f.State != apitypes.FileDownloading {
 		t.Fatalf("the download was not under way when the relay froze: %+v", f)
@@ -159,7 +191,7 @@ func TestFileRelayKillResumeCLI(t *testing.T) {
 	r.stop(syscall.SIGKILL)
 	part, _ := os.Stat(filepath.Join(bob.home, "files", hashOf(t, bob, id)+".part"))
 	r.start()
-	if err := get.Wait(); err != nil {
+	if err := <-getDone; err != nil {
 		t.Fatalf("file get: %v\n%s", err, getOut.String())
 	}
 	if got := sha256File(t, dst); got != want {
