@@ -64,6 +64,11 @@ const evAhead = 4096
 const (
 	evFull byte = 1 // the event's JSON as published
 	evRef  byte = 2 // the event's JSON with its message reduced to the ID
+	// evMsg is an event that carries a message and nothing else (its
+	// type and the message's ID, most of the log), without JSON: the
+	// type's length (one byte), the type, the message ID. Its seq is
+	// the record's key.
+	evMsg byte = 3
 )
 
 // eventLog is the node's side of the log: the store table the hub reads
@@ -125,12 +130,19 @@ func (l *eventLog) append(b *store.Batch, evs []Event, now time.Time) (mark uint
 		if ev.Type == EventPresence || ev.Type == EventFile {
 			continue // volatile: numbered, never kept (docs/API.md, "The event log")
 		}
+		at := uint64(now.UnixNano())
 		form := evFull
 		if ev.Message != nil {
+			if len(ev.Type) <= 0xff && onlyMessage(ev) {
+				v := binary.BigEndian.AppendUint64(make([]byte, 0, 10+len(ev.Type)+len(ev.Message.ID)), at)
+				v = append(append(append(v, evMsg, byte(len(ev.Type))), ev.Type...), ev.Message.ID...)
+				b.Put(l.tab, seqID(ev.Seq), v)
+				continue
+			}
 			form, ev.Message = evRef, &Message{ID: ev.Message.ID}
 		}
 		js, _ := json.Marshal(ev) // plain data: it cannot fail
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(js)), uint64(now.UnixNano()))
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(js)), at)
 		b.Put(l.tab, seqID(ev.Seq), append(append(v, form), js...))
 	}
 	last := evs[len(evs)-1].Seq
@@ -182,7 +194,15 @@ func (l *eventLog) get(seq uint64) (Event, time.Time, error) {
 	if len(b) < 8 {
 		return Event{}, time.Time{}, fmt.Errorf("node: event log: %w: record of %d bytes", store.ErrCorrupt, len(b))
 	}
+	at := time.Unix(0, int64(binary.BigEndian.Uint64(b)))
 	js := b[8:]
+	if len(js) > 0 && js[0] == evMsg {
+		if len(js) < 2 || len(js) < 2+int(js[1]) {
+			return Event{}, time.Time{}, fmt.Errorf("node: event log: %w: message event of %d bytes", store.ErrCorrupt, len(b))
+		}
+		typ, id := js[2:2+int(js[1])], js[2+int(js[1]):]
+		return Event{Seq: seq, Type: EventType(typ), Message: &Message{ID: string(id)}}, at, nil
+	}
 	if len(js) > 0 && (js[0] == evFull || js[0] == evRef) {
 		js = js[1:]
 	}
@@ -190,7 +210,14 @@ func (l *eventLog) get(seq uint64) (Event, time.Time, error) {
 	if err := json.Unmarshal(js, &ev); err != nil {
 		return Event{}, time.Time{}, fmt.Errorf("node: event log: %w: %v", store.ErrCorrupt, err)
 	}
-	return ev, time.Unix(0, int64(binary.BigEndian.Uint64(b))), nil
+	return ev, at, nil
+}
+
+// onlyMessage reports whether ev holds nothing but its seq, its type and
+// a message: what the evMsg form keeps.
+func onlyMessage(ev Event) bool {
+	ev.Seq, ev.Type, ev.Message = 0, "", nil
+	return ev == Event{}
 }
 
 // prune deletes the events beyond the retention: all but the last

@@ -3,7 +3,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +261,59 @@ func TestEventLogKeepsNoText(t *testing.T) {
 	}
 	if read() {
 		t.Fatal("a message deleted here is still read back from the log")
+	}
+}
+
+// An event that carries a message and nothing else is logged without
+// JSON (evMsg: its type and the message's ID), and reads back as the
+// same event; one with more than that keeps the JSON reference form; a
+// cut record of the compact form is corrupt, not misread.
+func TestEventLogCompactMessageForm(t *testing.T) {
+	db, l, h := openTestLog(t, t.TempDir())
+	defer db.Close()
+	defer h.Close()
+	id := strings.Repeat("ab", 16)
+	evs := []Event{
+		{Type: EventMessage, Message: &Message{ID: id, Text: "not logged", Contact: "bob"}},
+		{Type: EventUpdate, Message: &Message{ID: id}, From: "bob"},
+		{Type: EventTyping, From: "carol"},
+	}
+	h.Number(evs)
+	b := db.Batch()
+	l.append(b, evs, time.Unix(0, 42))
+	if err := db.CommitGrouped(b); err != nil {
+		t.Fatal(err)
+	}
+	h.Settle(evs, true)
+	wantForm := []byte{evMsg, evRef, evFull}
+	for i, want := range evs {
+		raw, err := l.tab.Get(seqID(want.Seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw[8] != wantForm[i] {
+			t.Errorf("event %d (%s) logged in form %d, want %d", i, want.Type, raw[8], wantForm[i])
+		}
+		got, at, err := l.get(want.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at.UnixNano() != 42 || got.Seq != want.Seq || got.Type != want.Type || got.From != want.From ||
+			(want.Message == nil) != (got.Message == nil) || (got.Message != nil && !reflect.DeepEqual(*got.Message, Message{ID: id})) {
+			t.Errorf("event %d reads back as %+v at %v, want %+v", i, got, at, want)
+		}
+	}
+	if raw, _ := l.tab.Get(seqID(evs[0].Seq)); len(raw) != 8+2+len(EventMessage)+len(id) {
+		t.Errorf("the compact record is %d bytes", len(raw))
+	}
+	for _, cut := range [][]byte{{evMsg}, {evMsg, 200, 'm'}} {
+		b := db.Batch()
+		b.Put(l.tab, seqID(1000), append(make([]byte, 8), cut...))
+		if err := db.CommitGrouped(b); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := l.get(1000); !errors.Is(err, store.ErrCorrupt) {
+			t.Errorf("a cut record %x reads back with %v", cut, err)
+		}
 	}
 }
