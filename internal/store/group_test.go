@@ -2,8 +2,11 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/syndtr/goleveldb/leveldb/storage"
 )
 
 func TestCommitGrouped(t *testing.T) {
@@ -199,5 +202,97 @@ func TestCommitGroupedReusedBuffer(t *testing.T) {
 				t.Fatalf("w%d r%d: another value", w, r)
 			}
 		}
+	}
+}
+
+// Sync makes one synced write that leaves nothing a scan sees, and
+// none in a store opened with NoSync; lazy writes before it read back
+// after a reopen.
+func TestSync(t *testing.T) {
+	dir := t.TempDir()
+	synced := cfg("")
+	synced.NoSync = false
+	db := mustOpen(t, dir, synced)
+	tab := db.Table("t")
+	b := db.Batch()
+	b.Put(tab, []byte("lazy"), []byte("v"))
+	b.Lazy()
+	syncs := db.SyncedWrites()
+	if err := db.CommitGrouped(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.SyncedWrites() - syncs; got != 1 {
+		t.Fatalf("a lazy commit and Sync made %d synced writes, want 1", got)
+	}
+	db.Close()
+	db = mustOpen(t, dir, synced)
+	n := 0
+	if err := db.Table("t").Scan(func(id, v []byte) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("the table holds %d records after Sync and a reopen (%v), want the one put", n, err)
+	}
+	db.Close()
+
+	c := cfg("")
+	c.NoSync = true
+	db = mustOpen(t, t.TempDir(), c)
+	defer db.Close()
+	if err := db.Sync(); err != nil || db.SyncedWrites() != 0 {
+		t.Fatalf("Sync on a NoSync store: %v, %d synced writes", err, db.SyncedWrites())
+	}
+}
+
+// journalStorage records, for each journal file, the calls made on it.
+type journalStorage struct {
+	storage.Storage
+	mu    *sync.Mutex
+	calls *[]string
+}
+
+func (s journalStorage) Create(fd storage.FileDesc) (storage.Writer, error) {
+	w, err := s.Storage.Create(fd)
+	if err != nil || fd.Type != storage.TypeJournal {
+		return w, err
+	}
+	return journalWriter{w, s}, nil
+}
+
+type journalWriter struct {
+	storage.Writer
+	s journalStorage
+}
+
+func (w journalWriter) note(call string) {
+	w.s.mu.Lock()
+	*w.s.calls = append(*w.s.calls, call)
+	w.s.mu.Unlock()
+}
+func (w journalWriter) Write(p []byte) (int, error) { w.note("write"); return w.Writer.Write(p) }
+func (w journalWriter) Sync() error                 { w.note("sync"); return w.Writer.Sync() }
+func (w journalWriter) Close() error                { w.note("close"); return w.Writer.Close() }
+
+// A journal is synced before it is closed, so a lazy write in a journal
+// goleveldb leaves behind is durable before any later synced write
+// (DB.Sync's guarantee). Without the sync the calls end "write, close".
+func TestJournalSyncedOnClose(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	testWrapStorage = func(s storage.Storage) storage.Storage { return journalStorage{s, &mu, &calls} }
+	t.Cleanup(func() { testWrapStorage = nil })
+	db := mustOpen(t, t.TempDir(), cfg(""))
+	b := db.Batch()
+	b.Put(db.Table("t"), []byte("lazy"), []byte("v"))
+	b.Lazy()
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	last := strings.Join(calls[max(0, len(calls)-3):], ",")
+	if last != "write,sync,close" {
+		t.Fatalf("the journal's last calls were %q (all: %v), want write,sync,close", last, calls)
 	}
 }
