@@ -74,6 +74,8 @@ func TestMain(m *testing.M) {
 		childKillSender(os.Getenv("HUSH_BENCH_HOME"), os.Getenv("HUSH_KILL_TEXT"))
 	case "kill-group-sender":
 		childKillGroupSender(os.Getenv("HUSH_BENCH_HOME"), os.Getenv("HUSH_KILL_TEXT"))
+	case "kill-receiver":
+		childKillReceiver(os.Getenv("HUSH_BENCH_HOME"), os.Getenv("HUSH_KILL_TEXT"))
 	}
 	os.Exit(0)
 }
@@ -292,20 +294,27 @@ func benchPair(b *testing.B, noSync bool) (*running, <-chan [2]string, func()) {
 }
 
 // BenchmarkNodeMessageLatency256: Send on node A → message event on node B
-// (another process), one message at a time, 256 B of text.
+// (another process), one message at a time, 256 B of text. In "fsync"
+// and "nosync" each Send follows the previous message's event at once,
+// so it may wait behind that message's acknowledgement (B acknowledges
+// once its write is durable; A delivers a round at a time). In
+// "fsync-idle" each Send waits until the previous message is
+// acknowledged ("delivered"): the latency of a message sent on its own.
 func BenchmarkNodeMessageLatency256(b *testing.B) {
-	b.Run("fsync", func(b *testing.B) { benchLatency(b, false) })
-	b.Run("nosync", func(b *testing.B) { benchLatency(b, true) })
+	b.Run("fsync", func(b *testing.B) { benchLatency(b, false, false) })
+	b.Run("fsync-idle", func(b *testing.B) { benchLatency(b, false, true) })
+	b.Run("nosync", func(b *testing.B) { benchLatency(b, true, false) })
 }
 
-func benchLatency(b *testing.B, noSync bool) {
+func benchLatency(b *testing.B, noSync, idle bool) {
 	a, arrivals, stop := benchPair(b, noSync)
 	defer stop()
 	text := strings.Repeat("x", 256)
 	var lat []time.Duration
+	ctx := context.Background()
 	for b.Loop() {
 		t0 := time.Now()
-		m, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: text})
+		m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: text})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -315,6 +324,13 @@ func benchLatency(b *testing.B, noSync bool) {
 		}
 		at, _ := strconv.ParseInt(got[1], 10, 64)
 		lat = append(lat, time.Unix(0, at).Sub(t0))
+		if idle {
+			b.StopTimer()
+			if _, err := a.n.WaitState(ctx, m.ID, StateDelivered); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
 	}
 	reportPercentiles(b, lat)
 }

@@ -150,6 +150,9 @@ type tapFuncs struct {
 	// sent file whose record's commit has not landed.
 	commitWait func(n *Node, t *txn)
 	fileWait   func(n *Node)
+	// syncWait runs when received messages are written and shown, before
+	// the synced write that lets their acknowledgements go (receive).
+	syncWait func(n *Node)
 }
 
 // receive decrypts and applies messages in one transaction and returns a
@@ -193,7 +196,26 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 	}
 	n.saveTracksLocked(t) // once per batch, not once per text
 	n.saveSeqLocked(t)
-	if err := n.commitReleasingLock(t); err != nil {
+	// Shown once written, acknowledged once durable (messaging.md): the
+	// batch is written without an fsync, its events go out, then one
+	// synced write makes it durable before the statuses go back.
+	t.syncLater = true
+	t.b.Lazy()
+	err := n.commitReleasingLock(t)
+	if err == nil {
+		n.mu.Unlock()
+		if tap := taps.Load(); tap != nil && tap.syncWait != nil {
+			tap.syncWait(n)
+		}
+		err = n.db.Sync()
+		n.mu.Lock()
+		if err == nil {
+			n.afterDurableLocked(t)
+		} else {
+			n.failSyncLocked(t)
+		}
+	}
+	if err != nil {
 		n.logStoreError("received messages not stored; their senders will retry", err)
 		for i := range statuses {
 			statuses[i] = ackRetry

@@ -21,11 +21,21 @@ type txn struct {
 	// (releaseEarlyLocked).
 	publishEarly bool
 	onFail       func() // undoes in-memory changes if the commit fails
-	// committed run once the commit succeeded, before the events go out.
+	// committed run once the commit is durable: before the events go
+	// out, or after them for a txn that is shown before it is durable
+	// (syncLater).
 	committed []func()
-	// done is closed when the commit finished, either way; entries
-	// released before it (releaseEarlyLocked) wait on it to settle.
+	// done is closed when the commit finished, either way (durable, or
+	// failed); entries released before it (releaseEarlyLocked) wait on
+	// it to settle.
 	done chan struct{}
+	// syncLater: the batch is written lazily and its effects shown (its
+	// events published, its records read) once written; the caller
+	// then makes it durable (DB.Sync) and calls afterDurableLocked, which
+	// confirms reservations and lets its entries leave. receive uses it:
+	// a message is shown once written and acknowledged once durable
+	// (messaging.md "Shown once written, acknowledged once durable").
+	syncLater bool
 
 	groupsChanged bool                       // a group engine changed: resubscribe to its topics
 	seqs          map[uint64]bool            // group message sequence numbers taken in this batch
@@ -174,15 +184,15 @@ func (n *Node) releaseEarlyLocked(t *txn) {
 }
 
 func (n *Node) afterCommitLocked(t *txn, err error) error {
-	if t.done != nil {
-		close(t.done)
-	}
 	n.records.committed(t.msgs, err == nil)
 	for _, k := range t.convs {
 		delete(n.tails, k)
 	}
 	n.storeHealth.commitDone(err, time.Now()) // a failure is logged by whoever reports it (logStoreError)
 	if err != nil {
+		if t.done != nil {
+			close(t.done)
+		}
 		if t.onFail != nil {
 			t.onFail()
 		}
@@ -190,10 +200,9 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		n.events.Settle(t.events, false) // their numbers are given up
 		return err
 	}
-	for _, f := range t.committed {
-		f()
+	if !t.syncLater {
+		n.afterDurableLocked(t)
 	}
-	n.releaseQueuedLocked(t.queued)
 	n.search.apply(t.searchOps)
 	if t.timersChanged {
 		n.kickExpiry()
@@ -206,9 +215,6 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 	if t.linksChanged {
 		n.kickLinks()
 	}
-	if len(t.publish) > 0 { // when not running, anti-entropy repairs it later
-		n.loops.Go(func(ctx context.Context) { n.publishAll(ctx, t.publish) })
-	}
 	if t.groupsChanged {
 		n.guardBatchLocked(func() {
 			for _, gs := range n.groups {
@@ -217,4 +223,34 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		})
 	}
 	return nil
+}
+
+// afterDurableLocked does what waits until t's commit is durable: it
+// confirms the reservations t stored (a message under them may then
+// leave before its own commit), lets t's outbox entries and group
+// publications leave, and releases what waits on t.done.
+// afterCommitLocked calls it, unless t.syncLater; then the caller does,
+// after DB.Sync (or, if that failed, failSyncLocked).
+func (n *Node) afterDurableLocked(t *txn) {
+	if t.done != nil {
+		close(t.done)
+	}
+	for _, f := range t.committed {
+		f()
+	}
+	n.releaseQueuedLocked(t.queued)
+	if len(t.publish) > 0 { // when not running, anti-entropy repairs it later
+		n.loops.Go(func(ctx context.Context) { n.publishAll(ctx, t.publish) })
+	}
+}
+
+// failSyncLocked ends a syncLater txn written but not made durable: its
+// entries do not leave now (they are in the store, and go after a
+// restart) and nothing it reserved is confirmed (the next change writes
+// the reservations again).
+func (n *Node) failSyncLocked(t *txn) {
+	if t.done != nil {
+		close(t.done)
+	}
+	n.dropQueuedLocked(t.queued)
 }

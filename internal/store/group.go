@@ -122,24 +122,17 @@ func (db *DB) writeGroup(reqs []*groupReq) error {
 
 var _ leveldb.BatchReplay = (*leveldb.Batch)(nil)
 
-// syncMarker is the key DB.Sync deletes: goleveldb writes nothing for an
-// empty batch, and a deletion of a key no table uses (table keys start
-// with an 8-byte keyed tag, and this one is shorter) leaves nothing a
-// scan sees.
-var syncMarker = []byte("sync")
-
 // Sync makes every write committed before it durable, lazy ones
-// included: one synced write, grouped with the commits running at the
-// same time (a synced write flushes goleveldb's journal, which holds the
-// earlier writes; the journals it left behind were synced when closed,
-// tablewrite.go). It does nothing when the store was opened with NoSync.
-// A caller that shows a change once it is written and acknowledges it
-// once it is durable commits it lazily, then calls Sync.
+// included: it syncs goleveldb's open journal files itself (a journal it
+// left behind was synced when closed, tablewrite.go), so it writes
+// nothing and does not wait behind writes in progress. It does nothing
+// when the store was opened with NoSync. A caller that shows a change
+// once it is written and acknowledges it once it is durable commits it
+// lazily, then calls Sync.
 func (db *DB) Sync() error {
 	if !db.wo.Sync {
 		return nil
 	}
-	b := db.Batch()
-	b.lb.Delete(syncMarker)
-	return db.CommitGrouped(b)
+	db.syncedWrites.Add(1)
+	return db.journals.sync()
 }

@@ -296,3 +296,34 @@ func TestJournalSyncedOnClose(t *testing.T) {
 		t.Fatalf("the journal's last calls were %q (all: %v), want write,sync,close", last, calls)
 	}
 }
+
+// fakeJournal counts the syncs of one journal file.
+type fakeJournal struct {
+	storage.Writer
+	syncs, closes int
+}
+
+func (f *fakeJournal) Sync() error  { f.syncs++; return nil }
+func (f *fakeJournal) Close() error { f.closes++; return nil }
+
+// Sync syncs every journal goleveldb has open, the one it is leaving
+// included (a write there is not covered by a sync of the new one);
+// a journal is synced once at its close and left out after it.
+func TestSyncCoversOpenJournals(t *testing.T) {
+	js := &journals{}
+	old, cur := &fakeJournal{}, &fakeJournal{}
+	fo, fc := js.add(old), js.add(cur)
+	if err := js.sync(); err != nil || old.syncs != 1 || cur.syncs != 1 {
+		t.Fatalf("sync with two journals open: %v, syncs %d and %d, want 1 and 1", err, old.syncs, cur.syncs)
+	}
+	if err := fo.Close(); err != nil || old.syncs != 2 || old.closes != 1 {
+		t.Fatalf("close: %v, %d syncs, %d closes; want a sync before the close", err, old.syncs, old.closes)
+	}
+	if err := js.sync(); err != nil || old.syncs != 2 || cur.syncs != 2 {
+		t.Fatalf("sync after the close: %v, syncs %d and %d, want 2 and 2", err, old.syncs, cur.syncs)
+	}
+	if err := fo.Sync(); err != nil || old.syncs != 2 {
+		t.Fatalf("a closed journal's Sync: %v, %d syncs", err, old.syncs)
+	}
+	fc.Close()
+}

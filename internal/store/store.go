@@ -107,6 +107,8 @@ type DB struct {
 	dir  string
 	stor storage.Storage
 	wo   *opt.WriteOptions
+	// journals are goleveldb's open journal files (DB.Sync).
+	journals *journals
 	// syncedWrites counts writes made with fsync (tests read it).
 	syncedWrites atomic.Uint64
 	log          *slog.Logger
@@ -199,8 +201,9 @@ func Open(dir string, cfg Config) (*DB, error) {
 	if testWrapStorage != nil {
 		stor = testWrapStorage(stor)
 	}
-	stor = bufferedTables{stor} // tablewrite.go
-	db := &DB{dir: dir, stor: stor, log: log, kdf: kdf, tables: make(map[string]*tableKeys), legacy: make(map[[tagSize]byte]bool), reindex: make(map[[tagSize]byte]bool)}
+	js := &journals{}
+	stor = bufferedTables{stor, js} // tablewrite.go
+	db := &DB{dir: dir, stor: stor, journals: js, log: log, kdf: kdf, tables: make(map[string]*tableKeys), legacy: make(map[[tagSize]byte]bool), reindex: make(map[[tagSize]byte]bool)}
 	db.wo = &opt.WriteOptions{Sync: !cfg.NoSync}
 	ok := false
 	defer func() {
@@ -337,8 +340,9 @@ func (db *DB) Protected() bool {
 // SchemaVersion reports the store's schema version.
 func (db *DB) SchemaVersion() uint32 { return db.schema }
 
-// SyncedWrites counts the writes made with fsync since Open (tests and
-// benchmarks read it to count what a change costs).
+// SyncedWrites counts the writes made with fsync, and the Sync calls,
+// since Open (tests and benchmarks read it to count what a change
+// costs).
 func (db *DB) SyncedWrites() uint64 { return db.syncedWrites.Load() }
 
 // IndexReads counts the skip-list nodes commits read from the database

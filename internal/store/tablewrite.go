@@ -2,6 +2,8 @@ package store
 
 import (
 	"bufio"
+	"slices"
+	"sync"
 
 	"github.com/syndtr/goleveldb/leveldb/storage"
 )
@@ -21,8 +23,11 @@ import (
 const tableWriteBuffer = 256 << 10
 
 // bufferedTables wraps a storage so that table files are written
-// through a buffer.
-type bufferedTables struct{ storage.Storage }
+// through a buffer, and journal files through journalFile (below).
+type bufferedTables struct {
+	storage.Storage
+	journals *journals
+}
 
 func (s bufferedTables) Create(fd storage.FileDesc) (storage.Writer, error) {
 	w, err := s.Storage.Create(fd)
@@ -33,24 +38,78 @@ func (s bufferedTables) Create(fd storage.FileDesc) (storage.Writer, error) {
 	case storage.TypeTable:
 		return &bufferedWriter{w: w, b: bufio.NewWriterSize(w, tableWriteBuffer)}, nil
 	case storage.TypeJournal:
-		return syncedOnClose{w}, nil
+		return s.journals.add(w), nil
 	}
 	return w, err
 }
 
-// syncedOnClose is a journal file: goleveldb closes the journal it
-// leaves for a new one (a full memory table) without syncing it, so an
-// unsynced write in it could be lost to a power cut while a synced write
-// in the new journal survives. Syncing it at close keeps what is on disk
-// a prefix of what was written: a synced write (DB.Sync) makes every
-// write before it durable, whichever journal holds it. It costs one
-// fsync per memory table (16 MiB).
-type syncedOnClose struct{ storage.Writer }
+// journals are the journal files goleveldb has open: the one it writes
+// and, while it moves to a new one (a full memory table), the one it
+// leaves. DB.Sync syncs them without going through goleveldb, so it
+// neither writes a record nor waits behind goleveldb's writes.
+type journals struct {
+	mu   sync.Mutex
+	open []*journalFile
+}
 
-func (f syncedOnClose) Close() error {
-	err := f.Writer.Sync()
-	if cerr := f.Writer.Close(); err == nil {
-		err = cerr
+// journalFile is a journal file. goleveldb closes the journal it leaves
+// without syncing it; a journal here is synced before it is closed, so
+// what is on disk stays a prefix of what was written: a sync of the
+// open journals makes every earlier write durable, whichever journal
+// holds it. It costs one fsync per memory table (16 MiB).
+type journalFile struct {
+	storage.Writer
+	js       *journals
+	mu       sync.Mutex // orders Sync and Close
+	closed   bool
+	closeErr error // the sync at close
+}
+
+func (js *journals) add(w storage.Writer) *journalFile {
+	f := &journalFile{Writer: w, js: js}
+	js.mu.Lock()
+	js.open = append(js.open, f)
+	js.mu.Unlock()
+	return f
+}
+
+// sync syncs every open journal; one closed meanwhile was synced by its
+// Close.
+func (js *journals) sync() error {
+	js.mu.Lock()
+	open := slices.Clone(js.open)
+	js.mu.Unlock()
+	for _, f := range open {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *journalFile) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return f.closeErr
+	}
+	return f.Writer.Sync()
+}
+
+func (f *journalFile) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return f.closeErr
+	}
+	f.closed = true
+	f.closeErr = f.Writer.Sync()
+	err := f.Writer.Close()
+	f.js.mu.Lock()
+	f.js.open = slices.DeleteFunc(f.js.open, func(o *journalFile) bool { return o == f })
+	f.js.mu.Unlock()
+	if f.closeErr != nil {
+		return f.closeErr
 	}
 	return err
 }
