@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -204,6 +205,11 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 	err := n.commitReleasingLock(t)
 	if err == nil {
 		n.mu.Unlock()
+		// The event's subscribers were just woken: let them run before
+		// this goroutine blocks in the fsync (txn.wakeEarly says why; in
+		// the latency benchmark the event reached its subscriber 32 µs
+		// after it was published without this, 3–4 µs with it).
+		runtime.Gosched()
 		if tap := taps.Load(); tap != nil && tap.syncWait != nil {
 			tap.syncWait(n)
 		}

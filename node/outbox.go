@@ -168,10 +168,20 @@ func (n *Node) routeChangedLocked(c *card.Card) {
 }
 
 func (n *Node) kickLocked(q *peerQueue) {
+	q.kick()
+	n.startLoopLocked(q)
+}
+
+// kick wakes q's delivery loop; it needs no lock.
+func (q *peerQueue) kick() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+}
+
+// startLoopLocked starts q's delivery loop if it is not running.
+func (n *Node) startLoopLocked(q *peerQueue) {
 	if !q.running && n.host != nil {
 		q.running = n.loops.Go(func(ctx context.Context) { n.deliverLoop(ctx, q) })
 	}
