@@ -24,13 +24,7 @@ func TestReceivedShownBeforeDurableAckedAfter(t *testing.T) {
 	defer a.stop(t)
 	defer b.stop(t)
 	ctx := context.Background()
-	warm, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "warm"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.n.WaitState(ctx, warm.ID, StateDelivered); err != nil {
-		t.Fatal(err)
-	}
+	sendAndWaitDelivered(t, a.n, "warm")
 	held, release := make(chan struct{}), make(chan struct{})
 	var once atomic.Bool
 	taps.Store(&tapFuncs{syncWait: func(n *Node) {
@@ -116,13 +110,7 @@ func TestReceiverKilledAfterShowBeforeSync(t *testing.T) {
 	defer a.stop(t)
 	befriend(t, a, b)
 	ctx := context.Background()
-	warm, err := a.n.Send(ctx, SendRequest{To: "bob", Text: "warm"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.n.WaitState(ctx, warm.ID, StateDelivered); err != nil {
-		t.Fatal(err)
-	}
+	sendAndWaitDelivered(t, a.n, "warm")
 	b.stop(t)
 	for round := range 3 {
 		doomed := fmt.Sprintf("shown, then killed before its sync, round %d", round)
