@@ -17,6 +17,7 @@ import (
 
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/node/gate"
 	"github.com/hushnet/hush/relay"
 )
@@ -585,11 +586,25 @@ func (n *Node) prefetchPrekeys(ctx context.Context, c *card.Card) {
 				continue
 			}
 			n.mu.Lock()
-			n.prefetched[d.ID] = bundle
+			n.keepPrefetchedLocked(d.ID, bundle)
 			n.mu.Unlock()
 			break
 		}
 	}
+}
+
+// keepPrefetchedLocked keeps a fetched one-time bundle for device id,
+// unless the device has a session or a bundle by now: the fetch ran
+// without the lock, a session may have started meanwhile (using a bundle
+// another fetch left), and a bundle kept then would wait for a session
+// that never comes. It reports whether it kept it.
+func (n *Node) keepPrefetchedLocked(id identity.DeviceID, bundle []byte) bool {
+	set := n.sets[id]
+	if _, have := n.prefetched[id]; have || (set != nil && set.HasSession()) {
+		return false
+	}
+	n.prefetched[id] = bundle
+	return true
 }
 
 // topicsChangedLocked wakes the watch loops: the set of group topics

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hushnet/hush/crypto/identity"
 	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/relay"
 )
@@ -327,4 +328,29 @@ func TestDepositsFromOwnIdentities(t *testing.T) {
 	if len(seen) < 2 {
 		t.Fatalf("the relay saw %d depositors for two contacts, want one identity each", len(seen))
 	}
+}
+
+// A one-time bundle fetched while a session with the device started is
+// not kept (the fetch runs without the node's lock): kept, it would wait
+// for a session that never comes, and TestOfflineDeliveryThroughRelay
+// saw it left over when a slow fetch finished after the first message.
+func TestPrefetchedBundleNotKeptOnceSessionStarted(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	sendAndWaitDelivered(t, a.n, "a session")
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	if a.n.keepPrefetchedLocked(b.n.cert.DeviceID(), []byte("bundle")) {
+		t.Error("a bundle was kept for a device with a session")
+	}
+	var other identity.DeviceID
+	other[0] = 1
+	if !a.n.keepPrefetchedLocked(other, []byte("first")) {
+		t.Error("a bundle for a device without a session was not kept")
+	}
+	if a.n.keepPrefetchedLocked(other, []byte("second")) || string(a.n.prefetched[other]) != "first" {
+		t.Error("a second bundle replaced the first")
+	}
+	delete(a.n.prefetched, other)
 }
