@@ -198,11 +198,12 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 	n.saveTracksLocked(t) // once per batch, not once per text
 	n.saveSeqLocked(t)
 	// Shown once written, acknowledged once durable (messaging.md): the
-	// batch is written without an fsync, its events go out, then one
-	// synced write makes it durable before the statuses go back.
+	// batch is written without an fsync, its events go out, then a sync
+	// of the store makes it durable before the statuses go back.
 	t.syncLater = true
 	t.b.Lazy()
 	err := n.commitReleasingLock(t)
+	what := "received messages not stored; their senders will retry"
 	if err == nil {
 		n.mu.Unlock()
 		// The event's subscribers were just woken: let them run before
@@ -219,10 +220,11 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 			n.afterDurableLocked(t)
 		} else {
 			n.failSyncLocked(t)
+			what = "received messages written but not synced; their senders will retry"
 		}
 	}
 	if err != nil {
-		n.logStoreError("received messages not stored; their senders will retry", err)
+		n.logStoreError(what, err)
 		for i := range statuses {
 			statuses[i] = ackRetry
 		}
