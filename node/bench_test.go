@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,13 +188,6 @@ func childNode(home string) {
 	n.Close()
 }
 
-func reportPercentiles(b *testing.B, d []time.Duration) {
-	slices.Sort(d)
-	p := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) }
-	b.ReportMetric(p(0.5), "p50-µs")
-	b.ReportMetric(p(0.99), "p99-µs")
-}
-
 func BenchmarkBaselineTCPRoundTrip256(b *testing.B) {
 	addr, _, stop := child(b, "tcp-echo")
 	defer stop()
@@ -214,7 +206,7 @@ func BenchmarkBaselineTCPRoundTrip256(b *testing.B) {
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	reportPercentiles(b, lat)
+	testutil.ReportPercentiles(b, lat)
 }
 
 func BenchmarkBaselineLibp2pRoundTrip256(b *testing.B) {
@@ -246,7 +238,7 @@ func BenchmarkBaselineLibp2pRoundTrip256(b *testing.B) {
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	reportPercentiles(b, lat)
+	testutil.ReportPercentiles(b, lat)
 }
 
 // benchPair starts node A here and node B in a child process, contacts
@@ -332,7 +324,7 @@ func benchLatency(b *testing.B, noSync, idle bool) {
 			b.StartTimer()
 		}
 	}
-	reportPercentiles(b, lat)
+	testutil.ReportPercentiles(b, lat)
 }
 
 // sendConcurrently sends total texts to "bob" from n over senders

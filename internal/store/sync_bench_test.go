@@ -5,11 +5,12 @@ package store
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hushnet/hush/internal/testutil"
 )
 
 // BenchmarkDiskSync measures what one durable write costs on this disk,
@@ -102,8 +103,5 @@ func timeEach(b *testing.B, op func()) {
 		op()
 		d = append(d, time.Since(t0))
 	}
-	slices.Sort(d)
-	p := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Nanoseconds()) / 1e3 }
-	b.ReportMetric(p(0.5), "p50-µs")
-	b.ReportMetric(p(0.99), "p99-µs")
+	testutil.ReportPercentiles(b, d)
 }

@@ -4,8 +4,10 @@ package testutil
 
 import (
 	"bytes"
+	"slices"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -38,4 +40,14 @@ func ProcessCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ReportPercentiles reports the p50 and p99 of d, in µs, as benchmark
+// metrics ("p50-µs", "p99-µs").
+func ReportPercentiles(b *testing.B, d []time.Duration) {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	p := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) }
+	b.ReportMetric(p(0.5), "p50-µs")
+	b.ReportMetric(p(0.99), "p99-µs")
 }
