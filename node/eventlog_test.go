@@ -227,11 +227,17 @@ func TestEventLogKeepsNoText(t *testing.T) {
 	a, b := pair(t)
 	defer a.stop(t)
 	defer b.stop(t)
+	events, cancel := b.n.Subscribe(0)
+	defer cancel()
 	m, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "EVENTLOG-MARKER"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the message at bob", func() bool { return len(texts(t, b.n, "alice", "in")) == 1 })
+	// The event, not the message's record: a record is readable while
+	// its commit (which holds the event's log record) is being written.
+	waitEvent(t, events, "the message's event at bob", func(ev Event) bool {
+		return ev.Type == EventMessage && ev.Message.ID == m.ID
+	})
 	read := func() (found bool) {
 		evs, err := b.n.evlog.Read(1, b.n.events.Head(), 10000)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -71,11 +72,23 @@ func decodeDirect(b []byte) (*envelope.Inner, error) {
 	return in, nil
 }
 
-// handleMsgStream serves /hush/msg/1: it reads delivery frames, commits
-// what they carry in groups and answers one status byte per frame, in
-// order, after the commit.
+// handleMsgStream serves /hush/msg/1: it reads delivery frames, writes
+// what they carry in groups (shown once written) and hands each group to
+// the stream's acker, which makes it durable and answers one status byte
+// per frame, in order (messaging.md "Pipelined rounds"). The next frames
+// are read and written while the acker's sync runs.
 func (n *Node) handleMsgStream(s network.Stream) {
-	defer s.Close()
+	rounds := make(chan *receivedRound, ackerQueue)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		n.ackRounds(s, rounds)
+	}()
+	defer func() {
+		close(rounds)
+		<-acked // every round written is made durable (or failed) and answered
+		s.Close()
+	}()
 	br := bufio.NewReaderSize(s, 64<<10)
 	for {
 		s.SetReadDeadline(time.Now().Add(streamIdle))
@@ -106,11 +119,48 @@ func (n *Node) handleMsgStream(s network.Stream) {
 			items[i] = in
 		}
 		n.waitCaughtUp()
-		statuses := n.receive(items, false)
+		rounds <- n.receiveWritten(items, false)
+	}
+}
+
+// ackerQueue is how many written rounds a delivery stream's reader may
+// hand its acker before it waits: a sender keeps at most deliverWindow
+// frames in flight, so a well-behaved one never fills it.
+const ackerQueue = 8
+
+// ackRounds makes the rounds a delivery stream's reader wrote durable and
+// answers them, in order. It takes every round already waiting, makes
+// them durable with one sync, and writes their statuses in one frame. It
+// finishes every round it is given, even once the stream failed: a
+// round's entries and reservations wait on it.
+func (n *Node) ackRounds(s network.Stream, rounds <-chan *receivedRound) {
+	failed := false
+	for r := range rounds {
+		group := []*receivedRound{r}
+	more:
+		for {
+			select {
+			case r, ok := <-rounds:
+				if !ok {
+					break more
+				}
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		n.finishReceived(group)
+		if failed {
+			continue
+		}
+		var statuses []byte
+		for _, r := range group {
+			statuses = append(statuses, r.statuses...)
+		}
 		s.SetWriteDeadline(time.Now().Add(streamDeadline))
 		if err := wire.WriteFrame(s, statuses); err != nil {
-			s.Reset()
-			return
+			s.Reset() // the reader sees it and stops
+			failed = true
 		}
 	}
 }
@@ -157,26 +207,42 @@ type tapFuncs struct {
 }
 
 // receive decrypts and applies messages in one transaction and returns a
-// status per message; a nil item is rejected. Messages that came through
-// a relay mailbox (viaMailbox) are answered with delivery receipts, since
-// their sender saw only the relay's receipt.
+// status per message, once what they carried is durable; a nil item is
+// rejected. Messages that came through a relay mailbox (viaMailbox) are
+// answered with delivery receipts, since their sender saw only the
+// relay's receipt.
 func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
+	r := n.receiveWritten(items, viaMailbox)
+	n.finishReceived([]*receivedRound{r})
+	return r.statuses
+}
+
+// receivedRound is a group of received messages written and shown but
+// not yet durable (receiveWritten); finishReceived ends it.
+type receivedRound struct {
+	t        *txn // nil: nothing was written (closed node, failed write)
+	statuses []byte
+}
+
+// receiveWritten is receive's first half: it decrypts and applies the
+// messages in one transaction written without an fsync, and publishes its
+// events (messaging.md "Shown once written, acknowledged once durable").
+// The statuses are final only after finishReceived.
+func (n *Node) receiveWritten(items []*envelope.Inner, viaMailbox bool) *receivedRound {
 	now := n.now()
-	statuses := make([]byte, len(items))
+	r := &receivedRound{statuses: make([]byte, len(items))}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		for i := range statuses {
-			statuses[i] = ackRetry
-		}
-		return statuses
+		r.retry()
+		return r
 	}
 	t := n.newTxnLocked()
 	t.viaMailbox = viaMailbox
 	receipts := make(map[*contact][][msgIDSize]byte)
 	for i, in := range items {
 		if in == nil {
-			statuses[i] = ackRejected
+			r.statuses[i] = ackRejected
 			continue
 		}
 		if tap := taps.Load(); tap != nil && tap.receive != nil {
@@ -184,7 +250,7 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 		}
 		var c *contact
 		var newText *[msgIDSize]byte
-		statuses[i], c, newText = n.receiveOneLocked(t, in, now)
+		r.statuses[i], c, newText = n.receiveOneLocked(t, in, now)
 		if viaMailbox && newText != nil && len(receipts[c]) < maxReceiptIDs {
 			receipts[c] = append(receipts[c], *newText)
 		}
@@ -197,39 +263,56 @@ func (n *Node) receive(items []*envelope.Inner, viaMailbox bool) []byte {
 	}
 	n.saveTracksLocked(t) // once per batch, not once per text
 	n.saveSeqLocked(t)
-	// Shown once written, acknowledged once durable (messaging.md): the
-	// batch is written without an fsync, its events go out, then a sync
-	// of the store makes it durable before the statuses go back.
 	t.syncLater = true
 	t.b.Lazy()
-	err := n.commitReleasingLock(t)
-	what := "received messages not stored; their senders will retry"
-	if err == nil {
-		n.mu.Unlock()
-		// The event's subscribers were just woken: let them run before
-		// this goroutine blocks in the fsync (txn.wakeEarly says why; in
-		// the latency benchmark the event reached its subscriber 32 µs
-		// after it was published without this, 3–4 µs with it).
-		runtime.Gosched()
-		if tap := taps.Load(); tap != nil && tap.syncWait != nil {
-			tap.syncWait(n)
-		}
-		err = n.db.Sync()
-		n.mu.Lock()
-		if err == nil {
-			n.afterDurableLocked(t)
-		} else {
-			n.failSyncLocked(t)
-			what = "received messages written but not synced; their senders will retry"
+	if err := n.commitReleasingLock(t); err != nil {
+		n.logStoreError("received messages not stored; their senders will retry", err)
+		r.retry()
+		return r
+	}
+	r.t = t
+	return r
+}
+
+// retry answers every message of r "try again".
+func (r *receivedRound) retry() {
+	for i := range r.statuses {
+		r.statuses[i] = ackRetry
+	}
+}
+
+// finishReceived is receive's second half for rounds written in this
+// order: one sync of the store makes them all durable, then each
+// confirms what it reserved and lets the entries it queued leave; if the
+// sync fails, their statuses become "try again".
+func (n *Node) finishReceived(rounds []*receivedRound) {
+	if !slices.ContainsFunc(rounds, func(r *receivedRound) bool { return r.t != nil }) {
+		return
+	}
+	// The events' subscribers were just woken: let them run before this
+	// goroutine blocks in the fsync (txn.wakeEarly says why; in the
+	// latency benchmark the event reached its subscriber 32 µs after it
+	// was published without this, 3–4 µs with it).
+	runtime.Gosched()
+	if tap := taps.Load(); tap != nil && tap.syncWait != nil {
+		tap.syncWait(n)
+	}
+	err := n.db.Sync()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, r := range rounds {
+		switch {
+		case r.t == nil:
+		case err == nil:
+			n.afterDurableLocked(r.t)
+		default:
+			n.failSyncLocked(r.t)
+			r.retry()
 		}
 	}
 	if err != nil {
-		n.logStoreError(what, err)
-		for i := range statuses {
-			statuses[i] = ackRetry
-		}
+		n.logStoreError("received messages written but not synced; their senders will retry", err)
 	}
-	return statuses
 }
 
 // receiveOneLocked decrypts and applies one message. It returns the

@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/hushnet/hush/crypto/card"
 	"github.com/hushnet/hush/crypto/envelope"
 	"github.com/hushnet/hush/crypto/identity"
-	"github.com/hushnet/hush/internal/wire"
 	msync "github.com/hushnet/hush/sync"
 )
 
@@ -79,6 +76,9 @@ type outEntry struct {
 	// either way). Relays get only committed entries.
 	early      bool
 	commitDone <-chan struct{}
+	// inflight: written on the queue's direct stream, its status not
+	// back yet (directStream; only the queue's deliverLoop uses it).
+	inflight bool
 }
 
 // releasable reports whether e may be sent: committed, or released early.
@@ -404,7 +404,7 @@ func (n *Node) peerOfLocked(id identity.DeviceID) (peer.ID, bool) {
 // queued, a round deposits only those. Every other failure retries on a
 // timer.
 func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
-	var s network.Stream
+	var d *directStream
 	// Deposits for this device go from an identity of their own, made
 	// when the queue first needs a relay and dropped once it has been
 	// empty for anonIdle (newAnonHost).
@@ -415,10 +415,14 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			anon = nil
 		}
 	}
-	defer func() {
-		if s != nil {
-			s.Reset()
+	leaveStream := func() {
+		if d != nil {
+			d.leave()
+			d = nil
 		}
+	}
+	defer func() {
+		leaveStream()
 		dropAnon()
 	}()
 	backoff := backoffMin
@@ -427,10 +431,21 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 		n.mu.Lock()
 		n.dropStaleLocked(q)
 		n.dropToBlockedLocked(q)
+		pid, ok := n.peerOfLocked(q.cert.DeviceID())
+		relays := n.hasMailboxesLocked(q.cert.DeviceID())
+		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
+		if viaRelay && d != nil {
+			n.mu.Unlock()
+			leaveStream() // what it had in flight goes to the relays
+			continue
+		}
 		var batch []*outEntry
 		durable := 0 // leading committed entries of batch
 		for _, e := range q.pending {
-			if !e.releasable() || len(batch) == deliverWindow {
+			if e.inflight {
+				continue // written on the stream, waiting for its status
+			}
+			if !e.releasable() || len(batch) == d.room() {
 				break
 			}
 			if e.durable && durable == len(batch) {
@@ -438,9 +453,6 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			}
 			batch = append(batch, e)
 		}
-		pid, ok := n.peerOfLocked(q.cert.DeviceID())
-		relays := n.hasMailboxesLocked(q.cert.DeviceID())
-		viaRelay := relays && (!ok || time.Since(q.directFailed) < directRetryWait)
 		if slices.ContainsFunc(batch, isDirectOnly) && (!ok || viaRelay || !n.directConnLocked(pid)) {
 			// Presence goes on a live direct connection or not at all.
 			batch = n.dropDirectOnlyLocked(q, batch)
@@ -449,8 +461,10 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			n.pruneRedundantLocked(q, nil, time.Now()) // no mailbox listed: none is left to confirm
 		}
 		// Entries a relay holds go on into the mailboxes that have not
-		// confirmed them; they never hold back what is queued.
-		redundant := relays && len(q.redundant) > 0
+		// confirmed them; they never hold back what is queued, and wait
+		// while a direct round is in flight.
+		inflight := d != nil && len(d.inflight) > 0
+		redundant := relays && len(q.redundant) > 0 && !inflight
 		n.mu.Unlock()
 		if len(batch) > 0 && !ok && !relays && !noRouteLogged {
 			// Cards made by this version always name the peer; one that
@@ -459,13 +473,20 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			n.log.Warn("messages wait for a device whose card gives no peer ID and no mailbox; they go when a newer card arrives", "queued", len(batch))
 			noRouteLogged = true
 		}
+		var err error
 		if (len(batch) == 0 && !redundant) || (!ok && !relays) {
-			// The deposit identity outlives a short pause (a chat), so a
-			// conversation's messages do not each cost a new connection,
-			// and goes after anonIdle without traffic.
+			// Nothing to write: wait for a change, or for the statuses
+			// of what is in flight. The deposit identity outlives a
+			// short pause (a chat), so a conversation's messages do not
+			// each cost a new connection, and goes after anonIdle
+			// without traffic.
 			var idle <-chan time.Time
 			if anon != nil {
 				idle = time.After(anonIdle)
+			}
+			var acks <-chan statusFrame
+			if d != nil {
+				acks = d.acks
 			}
 			select {
 			case <-ctx.Done():
@@ -475,69 +496,78 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 			case <-idle:
 				dropAnon()
 				continue
-			}
-		}
-		var err error
-		if len(batch) == 0 {
-			viaRelay = true // only redundant deposits are left
-		}
-		if !viaRelay {
-			if s == nil {
-				s, err = n.openMsgStream(ctx, pid)
-			}
-			if err == nil && relayedConn(s.Conn()) {
-				// The stream found only a relay's circuit: what must go
-				// direct stays off it.
-				batch = n.dropDirectOnly(q, batch)
-			}
-			if err == nil && len(batch) > 0 {
-				err = n.deliverRound(s, batch)
-			}
-			if err != nil && relays {
-				// The device is not reachable now: use its mailboxes
-				// for a while, then try directly again.
-				n.log.Debug("direct delivery failed, using relays", "err", err)
-				n.mu.Lock()
-				q.directFailed = time.Now()
-				if n.host.Network().Connectedness(pid) == network.Connected {
-					// A new connection is already up (the device came back
-					// while the old stream failed): try it next round.
-					q.directFailed = time.Time{}
+			case f := <-acks:
+				if err = f.err; err == nil {
+					err = n.takeStatuses(d, f.statuses)
+				} else if !inflight {
+					leaveStream() // closed between rounds (idle): the next round opens another
+					continue
 				}
-				n.mu.Unlock()
-				viaRelay = true
-				if s != nil {
-					s.Reset()
-					s = nil
-				}
+			case <-d.deadline():
+				err = errRoundDeadline
 			}
-		}
-		if viaRelay {
-			var commit <-chan struct{}
-			if batch, commit = durablePrefix(batch, durable); len(batch) == 0 && commit != nil && !redundant {
-				select { // what is left is still being committed
-				case <-ctx.Done():
-					return
-				case <-commit:
-				}
+			if err == nil {
+				backoff = backoffMin
 				continue
 			}
-			if anon == nil {
-				if anon, err = newAnonHost(); err != nil {
-					anon = nil
+			leaveStream()
+			if relays {
+				n.directFailed(q, pid, err)
+				continue // the next round goes to the relays
+			}
+		} else {
+			if len(batch) == 0 {
+				viaRelay = true // only redundant deposits are left
+			}
+			if !viaRelay {
+				if d == nil {
+					var s network.Stream
+					if s, err = n.openMsgStream(ctx, pid); err == nil {
+						d = newDirectStream(s)
+					}
+				}
+				if err == nil && relayedConn(d.s.Conn()) {
+					// The stream found only a relay's circuit: what must go
+					// direct stays off it.
+					batch = n.dropDirectOnly(q, batch)
+				}
+				if err == nil && len(batch) > 0 {
+					err = n.writeRound(d, batch)
+				}
+				if err == nil {
+					continue // its statuses come while the next round is written
+				}
+				leaveStream()
+				if relays {
+					// The device is not reachable now: use its mailboxes
+					// for a while, then try directly again.
+					n.directFailed(q, pid, err)
+					viaRelay = true
 				}
 			}
-			if anon != nil {
-				err = n.depositRound(ctx, anon, q, batch)
+			if viaRelay {
+				var commit <-chan struct{}
+				if batch, commit = durablePrefix(batch, durable); len(batch) == 0 && commit != nil && !redundant {
+					select { // what is left is still being committed
+					case <-ctx.Done():
+						return
+					case <-commit:
+					}
+					continue
+				}
+				if anon == nil {
+					if anon, err = newAnonHost(); err != nil {
+						anon = nil
+					}
+				}
+				if anon != nil {
+					err = n.depositRound(ctx, anon, q, batch)
+				}
 			}
-		}
-		if err == nil {
-			backoff = backoffMin
-			continue
-		}
-		if s != nil && len(batch) > 0 { // a failed redundant round leaves a working stream be
-			s.Reset()
-			s = nil
+			if err == nil {
+				backoff = backoffMin
+				continue
+			}
 		}
 		n.log.Debug("delivery failed, retrying", "backoff", backoff, "err", err)
 		select {
@@ -547,6 +577,19 @@ func (n *Node) deliverLoop(ctx context.Context, q *peerQueue) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// directFailed notes that direct delivery to q's device failed: its
+// mailboxes are used for directRetryWait, unless a new connection is
+// already up (the device came back while the old stream failed).
+func (n *Node) directFailed(q *peerQueue, pid peer.ID, err error) {
+	n.log.Debug("direct delivery failed, using relays", "err", err)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	q.directFailed = time.Now()
+	if n.host.Network().Connectedness(pid) == network.Connected {
+		q.directFailed = time.Time{}
 	}
 }
 
@@ -584,53 +627,6 @@ func (n *Node) openMsgStream(ctx context.Context, pid peer.ID) (network.Stream, 
 	defer cancel()
 	return n.host.NewStream(ctx, pid, ProtocolMsg)
 }
-
-// deliverRound writes batch as frames and reads one status per frame.
-func (n *Node) deliverRound(s network.Stream, batch []*outEntry) error {
-	s.SetDeadline(time.Now().Add(streamDeadline))
-	buf := make([]byte, 0, 64*len(batch))
-	for _, e := range batch {
-		var err error
-		buf, err = wire.AppendFrame(buf, encodeDirect(n.cert, e))
-		if err != nil {
-			return err
-		}
-	}
-	if _, err := s.Write(buf); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	statuses := make([]byte, 0, len(batch))
-	for len(statuses) < len(batch) {
-		f, err := wire.ReadFrame(s, deliverWindow)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("read acks: %w", err)
-		}
-		statuses = append(statuses, f...)
-	}
-	if len(statuses) != len(batch) {
-		return errors.New("peer acknowledged more frames than were sent")
-	}
-	if tap := taps.Load(); tap != nil && tap.acked != nil {
-		tap.acked(n, batch)
-	}
-	for _, e := range batch {
-		if e.commitDone != nil {
-			<-e.commitDone // record the outcome after the entry itself
-		}
-	}
-	n.settle(batch, statuses, StateDelivered)
-	if statuses[0] == ackRetry {
-		// Nothing was taken (the receiver could not store it now): back
-		// off instead of sending the same frames again at once.
-		return errNotStored
-	}
-	return nil
-}
-
-var errNotStored = errors.New("the receiving device could not store the messages now")
 
 // settle records the outcome of entries delivered directly. The entries
 // leave the queue at once; the store catches up in the background

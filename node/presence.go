@@ -513,7 +513,7 @@ func (n *Node) presenceGoodbye() {
 			}
 			stop := context.AfterFunc(ctx, func() { s.Reset() })
 			defer stop()
-			if err := n.deliverRound(s, []*outEntry{tg.e}); err != nil {
+			if err := n.deliverOnce(s, []*outEntry{tg.e}); err != nil {
 				n.log.Debug("offline status not delivered", "err", err)
 			}
 		})
