@@ -26,7 +26,16 @@ type directStream struct {
 	// written, or when the last statuses came.
 	inflight []*outEntry
 	since    time.Time
+	// ends holds, for each round in flight, how many of inflight it
+	// ends with (so len(ends) is the number of rounds in flight).
+	ends []int
 }
+
+// roundsInFlight is how many rounds a direct stream has unanswered at
+// most. Two let the next message go while the last one is being synced
+// at the receiver; more would only cut a fast sender's traffic into
+// smaller rounds, each with its own commit at both ends.
+const roundsInFlight = 2
 
 type statusFrame struct {
 	statuses []byte
@@ -72,13 +81,16 @@ func (d *directStream) leave() {
 	for _, e := range d.inflight {
 		e.inflight = false
 	}
-	d.inflight = nil
+	d.inflight, d.ends = nil, nil
 }
 
 // room is how many more frames may be written before statuses come.
 func (d *directStream) room() int {
-	if d == nil {
+	switch {
+	case d == nil:
 		return deliverWindow
+	case len(d.ends) >= roundsInFlight:
+		return 0
 	}
 	return deliverWindow - len(d.inflight)
 }
@@ -113,6 +125,7 @@ func (n *Node) writeRound(d *directStream, batch []*outEntry) error {
 		e.inflight = true
 	}
 	d.inflight = append(d.inflight, batch...)
+	d.ends = append(d.ends, len(d.inflight))
 	return nil
 }
 
@@ -126,6 +139,13 @@ func (n *Node) takeStatuses(d *directStream, statuses []byte) error {
 	batch := d.inflight[:len(statuses):len(statuses)]
 	d.inflight = d.inflight[len(statuses):]
 	d.since = time.Now()
+	ends := d.ends[:0]
+	for _, end := range d.ends {
+		if end -= len(statuses); end > 0 {
+			ends = append(ends, end)
+		}
+	}
+	d.ends = ends
 	for _, e := range batch {
 		e.inflight = false
 	}

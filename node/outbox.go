@@ -59,8 +59,12 @@ type outRec struct {
 	Left   []string `json:"left,omitempty"`
 }
 
-// ephemeralTTL is how long a typing indicator may wait for delivery.
-const ephemeralTTL = 5 * time.Second
+// ephemeralTTL is how long a typing indicator may wait for delivery;
+// it may be dropped up to staleScanEvery later.
+const (
+	ephemeralTTL   = 5 * time.Second
+	staleScanEvery = time.Second
+)
 
 // redundantFor is how long a mailbox may fail to confirm an entry after a
 // relay first took it: past it the mailbox is declared dead for the entry.
@@ -107,6 +111,7 @@ type peerQueue struct {
 	running   bool
 
 	directFailed time.Time // last failed direct attempt; relays are used for directRetryWait after it
+	staleScan    time.Time // when dropStaleLocked last looked for stale entries
 }
 
 // queueLocked appends e to its device's queue (not yet durable).
@@ -597,8 +602,17 @@ func (n *Node) directFailed(q *peerQueue, pid peer.ID, err error) {
 // records go in a lazy commit: it runs under the node's lock, on the
 // delivery loop's way, and a delete lost to a power cut is made again
 // after the restart (the entries are as stale then).
+//
+// It looks at most once every staleScanEvery: the loop passes here on
+// every wake-up and every status frame, and a queue that a fast sender
+// has filled is long.
 func (n *Node) dropStaleLocked(q *peerQueue) {
-	cutoff := n.now().Add(-ephemeralTTL)
+	now := n.now()
+	if d := now.Sub(q.staleScan); d >= 0 && d < staleScanEvery {
+		return
+	}
+	q.staleScan = now
+	cutoff := now.Add(-ephemeralTTL)
 	kept := q.pending[:0]
 	var stale []*outEntry
 	for _, e := range q.pending {
