@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -77,23 +79,33 @@ func TestReceivedShownBeforeDurableAckedAfter(t *testing.T) {
 	}
 }
 
-// childKillReceiver runs bob's node in home and prints "ready"; when a
-// received text is shown (its event has come) and before the synced
-// write that acknowledges it, it prints "shown" and kills itself with
-// SIGKILL.
-func childKillReceiver(home, text string) {
+// childKillReceiver runs bob's node in home and prints "ready". When
+// its synced write of received messages is about to run and every text
+// of texts (one per line) has been shown (its event has come, from this
+// write or one made while it waits), it kills itself with SIGKILL. It
+// prints "shown: TEXT" for each text as its event comes.
+func childKillReceiver(home, texts string) {
 	n, err := New(Config{Home: home, NoMDNS: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, KDF: testKDF})
 	if err != nil {
 		panic(err)
 	}
+	want := strings.Split(texts, "\n")
 	events, _ := n.Subscribe(0)
+	var mu sync.Mutex
+	shown := map[string]bool{}
 	taps.Store(&tapFuncs{syncWait: func(n *Node) {
+		mu.Lock() // one sync waits here at a time
+		defer mu.Unlock()
 		timeout := time.After(10 * time.Second)
 		for {
 			select {
 			case ev := <-events:
-				if ev.Type == EventMessage && ev.Message.Text == text {
-					fmt.Println("shown")
+				if ev.Type != EventMessage || !slices.Contains(want, ev.Message.Text) {
+					continue
+				}
+				shown[ev.Message.Text] = true
+				fmt.Println("shown: " + ev.Message.Text)
+				if len(shown) == len(want) {
 					syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				}
 			case <-timeout:
@@ -105,6 +117,51 @@ func childKillReceiver(home, text string) {
 	<-n.Ready()
 	fmt.Println("ready")
 	select {}
+}
+
+// killedReceiver starts bob's process in home (childKillReceiver) to be
+// killed once texts are shown; lines are what it prints after "ready".
+func killedReceiver(t *testing.T, home string, texts ...string) (cmd *exec.Cmd, lines <-chan string) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchChildEnv+"=kill-receiver", "HUSH_BENCH_HOME="+home, "HUSH_KILL_TEXT="+strings.Join(texts, "\n"))
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan string, 8)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	if line := <-ch; line != "ready" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("bob's process said %q", line)
+	}
+	return cmd, ch
+}
+
+// waitKilled collects what the process prints until it ends and checks
+// that it was killed with SIGKILL after showing every one of texts.
+func waitKilled(t *testing.T, cmd *exec.Cmd, lines <-chan string, texts ...string) {
+	t.Helper()
+	var out []string
+	for line := range lines {
+		out = append(out, line)
+	}
+	err := cmd.Wait()
+	for _, text := range texts {
+		if !slices.Contains(out, "shown: "+text) {
+			t.Fatalf("bob did not show %q before it was killed (%v): %q", text, err, out)
+		}
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("bob was not killed (%v): %q", err, out)
+	}
 }
 
 // A received message shown and then lost to a SIGKILL before its synced
@@ -121,39 +178,14 @@ func TestReceiverKilledAfterShowBeforeSync(t *testing.T) {
 	b.stop(t)
 	for round := range 3 {
 		doomed := fmt.Sprintf("shown, then killed before its sync, round %d", round)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), benchChildEnv+"=kill-receiver", "HUSH_BENCH_HOME="+bobHome, "HUSH_KILL_TEXT="+doomed)
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 4)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
 		t0 := time.Now()
-		if line := <-lines; line != "ready" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: bob's process said %q", round, line)
-		}
+		cmd, lines := killedReceiver(t, bobHome, doomed)
 		m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: doomed})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []string
-		for line := range lines {
-			out = append(out, line)
-		}
-		err = cmd.Wait()
+		waitKilled(t, cmd, lines, doomed)
 		t.Logf("round %d: bob killed %v after it started", round, time.Since(t0).Round(time.Millisecond))
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !slices.Contains(out, "shown") {
-			t.Fatalf("round %d: bob was not killed after showing the message (%v): %q", round, err, out)
-		}
 		if st := lastOut(t, a.n, "bob"); st.ID != m.ID || st.State == StateDelivered {
 			t.Fatalf("round %d: alice's message is %s before bob's write was durable", round, st.State)
 		}
@@ -173,5 +205,57 @@ func TestReceiverKilledAfterShowBeforeSync(t *testing.T) {
 	in := texts(t, b.n, "alice", "in")
 	if len(in) != 4 {
 		t.Errorf("bob has %d messages, want the warm-up and three, once each: %q", len(in), in)
+	}
+}
+
+// Two rounds in flight when the receiver dies (messaging.md "Pipelined
+// rounds"): bob's sync of the first message is held until the second,
+// which alice sends once bob shows the first, has been written and
+// shown; then bob is killed with SIGKILL. After the restart bob has
+// both; alice, with neither acknowledged, sends both again, and bob keeps
+// one copy of each, in order. With a sender that waits for a round's
+// statuses the second message never comes while the first one's sync is
+// held, and bob is not killed.
+func TestReceiverKilledWithRoundsInFlight(t *testing.T) {
+	bobHome := newHome(t, "bob")
+	a, b := startNode(t, newHome(t, "alice")), startNode(t, bobHome)
+	defer a.stop(t)
+	befriend(t, a, b)
+	ctx := context.Background()
+	sendAndWaitDelivered(t, a.n, "warm")
+	b.stop(t)
+	const first, second = "first, its sync held", "second, shown while the first one's sync waits"
+	cmd, lines := killedReceiver(t, bobHome, first, second)
+	m1, err := a.n.Send(ctx, SendRequest{To: "bob", Text: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := <-lines; line != "shown: "+first {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("bob said %q, want the first message shown", line)
+	}
+	m2, err := a.n.Send(ctx, SendRequest{To: "bob", Text: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitKilled(t, cmd, lines, second)
+	for _, id := range []string{m1.ID, m2.ID} {
+		if m, err := a.n.GetMessage(id); err != nil || m.State == StateDelivered {
+			t.Fatalf("%s is %v (%v) though bob died before its sync", id, m.State, err)
+		}
+	}
+	b = startNode(t, bobHome)
+	defer b.stop(t)
+	if got, want := texts(t, b.n, "alice", "in"), []string{"warm", first, second}; !slices.Equal(got, want) {
+		t.Fatalf("after the kill bob has %q, want %q", got, want)
+	}
+	for _, id := range []string{m1.ID, m2.ID} {
+		if _, err := a.n.WaitState(ctx, id, StateDelivered); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := texts(t, b.n, "alice", "in"), []string{"warm", first, second}; !slices.Equal(got, want) {
+		t.Fatalf("after alice sent both again bob has %q, want %q", got, want)
 	}
 }
