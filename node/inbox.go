@@ -2,6 +2,8 @@ package node
 
 import (
 	"bufio"
+	"bytes"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -119,7 +121,14 @@ func (n *Node) handleMsgStream(s network.Stream) {
 			items[i] = in
 		}
 		n.waitCaughtUp()
-		rounds <- n.receiveWritten(items, false)
+		r := n.receiveWritten(items, false)
+		rounds <- r
+		if r.t == nil {
+			// Not written: its statuses say "try again". Frames after it
+			// are left unread, so that none is stored before it comes
+			// again; the sender resends them all.
+			return
+		}
 	}
 }
 
@@ -204,6 +213,9 @@ type tapFuncs struct {
 	// syncWait runs when received messages are written and shown, before
 	// the synced write that lets their acknowledgements go (receive).
 	syncWait func(n *Node)
+	// failCommit, when it returns true, fails t in commitReleasingLock
+	// without writing it, as a disk error would.
+	failCommit func(n *Node, t *txn) bool
 }
 
 // receive decrypts and applies messages in one transaction and returns a
@@ -538,18 +550,63 @@ func (n *Node) updateContactCardLocked(t *txn, c *contact, cc *card.Card, now ti
 // saveSessionLocked writes what a decrypted message changed in the
 // session layer: the session set and, for a prekey message, the prekey
 // store (one-time keys consumed, replay cache).
+//
+// If t's commit fails, the message was not stored and its sender is
+// told to send it again, but the set in memory has already used the
+// message's key: the copy would be taken for one already stored, and
+// lost. So a failed commit puts back what the store holds (messaging.md
+// "A failed write loses nothing"): the set is dropped from memory, to be
+// read again, and the prekey store is read again, each unless it changed
+// after t wrote it: another change then used it (a message sealed under
+// the set may have left, and reading it again could reuse a key).
 func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) error {
-	if err := n.saveSetLocked(t, set); err != nil {
-		return err
-	}
-	if kind != envelope.KindPrekeyMessage {
-		return nil
-	}
-	pk, err := n.local.Prekeys.MarshalBinary()
+	enc, err := n.putSetLocked(t, set)
 	if err != nil {
 		return err
 	}
-	return t.b.Put(n.tabs.identity, idPrekeys, pk)
+	var pk []byte
+	if kind == envelope.KindPrekeyMessage {
+		if pk, err = n.local.Prekeys.MarshalBinary(); err != nil {
+			return err
+		}
+		if err := t.b.Put(n.tabs.identity, idPrekeys, pk); err != nil {
+			return err
+		}
+	}
+	id := set.Remote().DeviceID()
+	t.undo(func() {
+		if n.sets[id] != set || !marshalsTo(set, enc) {
+			return
+		}
+		delete(n.sets, id)
+		if pk != nil && marshalsTo(n.local.Prekeys, pk) {
+			if err := n.reloadPrekeysLocked(); err != nil {
+				n.log.Warn("prekeys not read again after a failed commit", "err", err)
+			}
+		}
+	})
+	return nil
+}
+
+// marshalsTo reports whether v's encoding is b.
+func marshalsTo(v encoding.BinaryMarshaler, b []byte) bool {
+	now, err := v.MarshalBinary()
+	return err == nil && bytes.Equal(now, b)
+}
+
+// reloadPrekeysLocked reads this device's prekey store again from the
+// store.
+func (n *Node) reloadPrekeysLocked() error {
+	b, err := n.tabs.identity.Get(idPrekeys)
+	if err != nil {
+		return err
+	}
+	pk, err := unmarshalPrekeys(b, n.device)
+	if err != nil {
+		return err
+	}
+	n.local.Prekeys = pk
+	return nil
 }
 
 // freeNameLocked returns name, or name with a number, that neither is

@@ -267,17 +267,23 @@ func (n *Node) setForLocked(cert *identity.DeviceCert) (*session.Set, error) {
 // messaging.md "Sending before the commit"): once t is durable, messages
 // under them leave before their commits.
 func (n *Node) saveSetLocked(t *txn, s *session.Set) error {
+	_, err := n.putSetLocked(t, s)
+	return err
+}
+
+// putSetLocked is saveSetLocked returning the bytes it wrote.
+func (n *Node) putSetLocked(t *txn, s *session.Set) ([]byte, error) {
 	res := s.Reserve()
 	enc, err := s.MarshalBinary()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	id := s.Remote().DeviceID()
 	if err := t.b.Put(n.tabs.sessions, id[:], enc); err != nil {
-		return err
+		return nil, err
 	}
 	t.committed = append(t.committed, func() { s.Confirm(res) })
-	return nil
+	return enc, nil
 }
 
 // encryptToLocked encrypts p for every device of c, writes the outbox

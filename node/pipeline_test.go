@@ -24,28 +24,9 @@ func TestPipelinedRoundWhileStatusesWait(t *testing.T) {
 	defer b.stop(t)
 	ctx := context.Background()
 	sendAndWaitDelivered(t, a.n, "warm")
-	held, release := make(chan struct{}), make(chan struct{})
-	var once atomic.Bool
 	const first, second = "first, its sync held", "second, written meanwhile"
-	taps.Store(&tapFuncs{syncWait: func(n *Node) {
-		if n != b.n {
-			return
-		}
-		ms, _ := n.Messages("alice", 0)
-		if len(ms) > 0 && ms[len(ms)-1].Text == first && once.CompareAndSwap(false, true) {
-			close(held)
-			<-release
-		}
-	}})
-	defer taps.Store(nil)
-	released := false
-	free := func() {
-		if !released {
-			released = true
-			close(release)
-		}
-	}
-	defer free()
+	held, release := holdSyncOf(t, b.n, first)
+	defer release() // before the nodes stop: a held sync would hold bob's stop
 	events, cancel := b.n.Subscribe(0)
 	defer cancel()
 	m1, err := a.n.Send(ctx, SendRequest{To: "bob", Text: first})
@@ -76,7 +57,7 @@ func TestPipelinedRoundWhileStatusesWait(t *testing.T) {
 			t.Fatalf("%s is %v (%v) before bob's sync", id, m.State, err)
 		}
 	}
-	free()
+	release()
 	for _, id := range []string{m1.ID, m2.ID} {
 		if _, err := a.n.WaitState(ctx, id, StateDelivered); err != nil {
 			t.Fatal(err)
@@ -169,6 +150,79 @@ func TestPipelinedStatusesBadOrRetry(t *testing.T) {
 	b.n.host.SetStreamHandler(ProtocolMsg, b.n.handleMsgStream)
 	if _, err := a.n.WaitState(ctx, m2.ID, StateDelivered); err != nil {
 		t.Fatal(err)
+	}
+	if got, want := texts(t, b.n, "alice", "in"), []string{"warm", first, second}; !slices.Equal(got, want) {
+		t.Fatalf("bob has %q, want %q", got, want)
+	}
+}
+
+// A group of received frames that bob fails to write is answered "try
+// again" and loses nothing (messaging.md "A failed write loses
+// nothing"): bob puts back the session state the failed write held, so
+// the copy alice sends again is read, not taken for one already stored;
+// and bob reads nothing more from that stream, so a message alice wrote
+// behind it is not stored before it. Both arrive, once each, in the
+// order sent. Twice: while alice still sends prekey messages (bob has not
+// written to her yet), and once bob has.
+func TestFailedReceiveWriteLosesNothing(t *testing.T) {
+	t.Run("prekey-message", func(t *testing.T) { failReceiveWrite(t, false) })
+	t.Run("message", func(t *testing.T) { failReceiveWrite(t, true) })
+}
+
+func failReceiveWrite(t *testing.T, replied bool) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	ctx := context.Background()
+	sendAndWaitDelivered(t, a.n, "warm")
+	if replied {
+		m, err := b.n.Send(ctx, SendRequest{To: "alice", Text: "reply"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.n.WaitState(ctx, m.ID, StateDelivered); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const first, second = "first, its write fails", "second, sent behind it"
+	failing, proceed := make(chan struct{}), make(chan struct{})
+	var once, going atomic.Bool
+	goOn := func() {
+		if going.CompareAndSwap(false, true) {
+			close(proceed)
+		}
+	}
+	defer goOn() // before the nodes stop
+	taps.Store(&tapFuncs{failCommit: func(n *Node, t *txn) bool {
+		holds := slices.ContainsFunc(t.events, func(ev Event) bool {
+			return ev.Type == EventMessage && ev.Message != nil && ev.Message.Text == first
+		})
+		if n != b.n || !holds || !once.CompareAndSwap(false, true) {
+			return false
+		}
+		close(failing)
+		<-proceed // alice sends the second meanwhile
+		return true
+	}})
+	defer taps.Store(nil)
+	m1, err := a.n.Send(ctx, SendRequest{To: "bob", Text: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-failing:
+	case <-time.After(time.Minute):
+		t.Fatal("bob never wrote the first message")
+	}
+	m2, err := a.n.Send(ctx, SendRequest{To: "bob", Text: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goOn()
+	for _, id := range []string{m1.ID, m2.ID} {
+		if _, err := a.n.WaitState(ctx, id, StateDelivered); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got, want := texts(t, b.n, "alice", "in"), []string{"warm", first, second}; !slices.Equal(got, want) {
 		t.Fatalf("bob has %q, want %q", got, want)

@@ -27,22 +27,9 @@ func TestReceivedShownBeforeDurableAckedAfter(t *testing.T) {
 	defer b.stop(t)
 	ctx := context.Background()
 	sendAndWaitDelivered(t, a.n, "warm")
-	held, release := make(chan struct{}), make(chan struct{})
-	var once atomic.Bool
 	const text = "shown before durable"
-	taps.Store(&tapFuncs{syncWait: func(n *Node) {
-		if n != b.n {
-			return
-		}
-		// Only the batch that holds the text (anything else bob gets
-		// passes), and only once.
-		ms, _ := n.Messages("alice", 0)
-		if len(ms) > 0 && ms[len(ms)-1].Text == text && once.CompareAndSwap(false, true) {
-			close(held)
-			<-release
-		}
-	}})
-	defer taps.Store(nil)
+	held, release := holdSyncOf(t, b.n, text)
+	defer release() // before the nodes stop: a held sync would hold bob's stop
 	events, cancel := b.n.Subscribe(0)
 	defer cancel()
 	m, err := a.n.Send(ctx, SendRequest{To: "bob", Text: text})
@@ -52,7 +39,6 @@ func TestReceivedShownBeforeDurableAckedAfter(t *testing.T) {
 	select {
 	case <-held:
 	case <-time.After(time.Minute):
-		close(release)
 		t.Fatal("bob never reached the synced write")
 	}
 	shown := false
@@ -61,22 +47,63 @@ func TestReceivedShownBeforeDurableAckedAfter(t *testing.T) {
 		case ev := <-events:
 			shown = ev.Type == EventMessage && ev.Message.ID == m.ID
 		case <-time.After(time.Minute):
-			close(release)
 			t.Fatal("no event for the message while its synced write is held")
 		}
 	}
 	if got := lastIn(t, b.n, "alice"); got.ID != m.ID {
-		close(release)
 		t.Fatalf("bob's store reads back %q while the synced write is held", got.Text)
 	}
 	if st := lastOut(t, a.n, "bob").State; st == StateDelivered {
-		close(release)
 		t.Fatal("alice has bob's acknowledgement before bob's write is durable")
 	}
-	close(release)
+	release()
 	if _, err := a.n.WaitState(ctx, m.ID, StateDelivered); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// holdSyncOf holds n's synced write of received messages, once, when
+// the last message of its conversation with alice is text: held is
+// closed then, and the write waits until release is called (release may
+// be called more than once; a test defers it, so that it runs before the
+// nodes stop, and its cleanup calls it too).
+func holdSyncOf(t *testing.T, n *Node, text string) (held <-chan struct{}, release func()) {
+	h, r := make(chan struct{}), make(chan struct{})
+	var once, released atomic.Bool
+	taps.Store(&tapFuncs{syncWait: func(m *Node) {
+		if m != n {
+			return
+		}
+		// Only the batch that holds the text (anything else passes),
+		// and only once.
+		ms, _ := m.Messages("alice", 0)
+		if len(ms) > 0 && ms[len(ms)-1].Text == text && once.CompareAndSwap(false, true) {
+			close(h)
+			<-r
+		}
+	}})
+	release = func() {
+		if released.CompareAndSwap(false, true) {
+			close(r)
+		}
+	}
+	t.Cleanup(func() {
+		release()
+		taps.Store(nil)
+	})
+	return h, release
+}
+
+// bobKillable starts alice and bob, makes them contacts, delivers a
+// warm-up text and stops bob, whose home is then for a process the test
+// kills (killedReceiver).
+func bobKillable(t *testing.T) (a *running, bobHome string) {
+	bobHome = newHome(t, "bob")
+	a, b := startNode(t, newHome(t, "alice")), startNode(t, bobHome)
+	befriend(t, a, b)
+	sendAndWaitDelivered(t, a.n, "warm")
+	b.stop(t)
+	return a, bobHome
 }
 
 // childKillReceiver runs bob's node in home and prints "ready". When
@@ -169,13 +196,9 @@ func waitKilled(t *testing.T, cmd *exec.Cmd, lines <-chan string, texts ...strin
 // after the restart; alice had no acknowledgement, so she sends it
 // again, and bob keeps one copy and acknowledges it. Three rounds.
 func TestReceiverKilledAfterShowBeforeSync(t *testing.T) {
-	bobHome := newHome(t, "bob")
-	a, b := startNode(t, newHome(t, "alice")), startNode(t, bobHome)
+	a, bobHome := bobKillable(t)
 	defer a.stop(t)
-	befriend(t, a, b)
 	ctx := context.Background()
-	sendAndWaitDelivered(t, a.n, "warm")
-	b.stop(t)
 	for round := range 3 {
 		doomed := fmt.Sprintf("shown, then killed before its sync, round %d", round)
 		t0 := time.Now()
@@ -190,7 +213,7 @@ func TestReceiverKilledAfterShowBeforeSync(t *testing.T) {
 			t.Fatalf("round %d: alice's message is %s before bob's write was durable", round, st.State)
 		}
 		t1 := time.Now()
-		b = startNode(t, bobHome)
+		b := startNode(t, bobHome)
 		if got := lastIn(t, b.n, "alice"); got.Text != doomed {
 			t.Fatalf("round %d: after the kill bob's last message is %q, want the one shown", round, got.Text)
 		}
@@ -200,7 +223,7 @@ func TestReceiverKilledAfterShowBeforeSync(t *testing.T) {
 		t.Logf("round %d: delivered %v after bob's restart", round, time.Since(t1).Round(time.Millisecond))
 		b.stop(t)
 	}
-	b = startNode(t, bobHome)
+	b := startNode(t, bobHome)
 	defer b.stop(t)
 	in := texts(t, b.n, "alice", "in")
 	if len(in) != 4 {
@@ -217,13 +240,9 @@ func TestReceiverKilledAfterShowBeforeSync(t *testing.T) {
 // statuses the second message never comes while the first one's sync is
 // held, and bob is not killed.
 func TestReceiverKilledWithRoundsInFlight(t *testing.T) {
-	bobHome := newHome(t, "bob")
-	a, b := startNode(t, newHome(t, "alice")), startNode(t, bobHome)
+	a, bobHome := bobKillable(t)
 	defer a.stop(t)
-	befriend(t, a, b)
 	ctx := context.Background()
-	sendAndWaitDelivered(t, a.n, "warm")
-	b.stop(t)
 	const first, second = "first, its sync held", "second, shown while the first one's sync waits"
 	cmd, lines := killedReceiver(t, bobHome, first, second)
 	m1, err := a.n.Send(ctx, SendRequest{To: "bob", Text: first})
@@ -245,7 +264,7 @@ func TestReceiverKilledWithRoundsInFlight(t *testing.T) {
 			t.Fatalf("%s is %v (%v) though bob died before its sync", id, m.State, err)
 		}
 	}
-	b = startNode(t, bobHome)
+	b := startNode(t, bobHome)
 	defer b.stop(t)
 	if got, want := texts(t, b.n, "alice", "in"), []string{"warm", first, second}; !slices.Equal(got, want) {
 		t.Fatalf("after the kill bob has %q, want %q", got, want)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"time"
@@ -121,6 +122,9 @@ func (n *Node) commitReleasingLock(t *txn) error {
 		t.wakeEarly(false)
 		select {}
 	}
+	if tap := taps.Load(); tap != nil && tap.failCommit != nil && tap.failCommit(n, t) {
+		return n.afterCommitLocked(t, errTestCommit)
+	}
 	wait := n.db.CommitGroupedAsync(t.b)
 	n.releaseEarlyLocked(t)
 	n.mu.Unlock()
@@ -132,6 +136,9 @@ func (n *Node) commitReleasingLock(t *txn) error {
 	n.mu.Lock()
 	return n.afterCommitLocked(t, err)
 }
+
+// errTestCommit is the failure a test's failCommit tap gives.
+var errTestCommit = errors.New("node: commit failed by a test")
 
 // commitForJobReleasingLock is commitReleasingLock for the node's own
 // jobs (timers, anti-entropy), which have no caller to report to: a
