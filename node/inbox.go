@@ -573,19 +573,33 @@ func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) e
 			return err
 		}
 	}
-	id := set.Remote().DeviceID()
-	t.undo(func() {
-		if n.sets[id] != set || !marshalsTo(set, enc) {
-			return
+	t.sessions = append(t.sessions, savedSession{set: set, enc: enc, prekeys: pk})
+	return nil
+}
+
+// savedSession is what saveSessionLocked wrote in a txn: a session set's
+// encoding and, for a prekey message, the prekey store's.
+type savedSession struct {
+	set          *session.Set
+	enc, prekeys []byte
+}
+
+// unsaveSessionsLocked puts back, after t's commit failed, the session
+// sets and prekey store t wrote (saveSessionLocked says when).
+func (n *Node) unsaveSessionsLocked(t *txn) {
+	for i := len(t.sessions) - 1; i >= 0; i-- { // a set's last write first
+		s := t.sessions[i]
+		id := s.set.Remote().DeviceID()
+		if n.sets[id] != s.set || !marshalsTo(s.set, s.enc) {
+			continue
 		}
 		delete(n.sets, id)
-		if pk != nil && marshalsTo(n.local.Prekeys, pk) {
+		if s.prekeys != nil && marshalsTo(n.local.Prekeys, s.prekeys) {
 			if err := n.reloadPrekeysLocked(); err != nil {
 				n.log.Warn("prekeys not read again after a failed commit", "err", err)
 			}
 		}
-	})
-	return nil
+	}
 }
 
 // marshalsTo reports whether v's encoding is b.

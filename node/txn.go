@@ -55,6 +55,7 @@ type txn struct {
 	convs         []string                   // conversations whose messages changed: their cached tails go (convtails.go)
 	directOnly    bool                       // the entries it queues go only on a live direct connection (presence.go)
 	viaMailbox    bool                       // it takes messages that came through a relay mailbox (receive)
+	sessions      []savedSession             // session state received messages wrote, put back if the commit fails (saveSessionLocked)
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
@@ -231,6 +232,7 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 		if t.onFail != nil {
 			t.onFail()
 		}
+		n.unsaveSessionsLocked(t)
 		n.dropQueuedLocked(t.queued)
 		n.events.Settle(t.events, false) // their numbers are given up
 		return err
