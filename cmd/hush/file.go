@@ -154,7 +154,13 @@ func fileGet(ctx context.Context, e *env, args []string) error {
 	}
 	defer sub.Close()
 	var m apitypes.Message
-	if err := call(ctx, e, "getFile", apitypes.FileParams{ID: id}, &m); err != nil {
+	err = c.Call(ctx, "getFile", apitypes.FileParams{ID: id}, &m)
+	if ae := (*api.Error)(nil); errors.As(err, &ae) && ae.Data != nil && ae.Data.Reason == "unknown_message" {
+		// Most often the file's message has not arrived yet (the daemon
+		// just started, its mailboxes are still being read).
+		return exitError{code: 1, msg: fmt.Sprintf("no message %s on this device (yet): a file can be fetched once its message has arrived; hush messages NAME lists them", id)}
+	}
+	if err := clientError(e, err); err != nil {
 		return err
 	}
 	if m.File == nil {

@@ -226,7 +226,7 @@ func TestFileGetOut(t *testing.T) {
 	if r := hush(t, nil, nil, "--home", home, "file", "get", plain.ID); r.code != 1 || !strings.Contains(r.stderr, "no file") {
 		t.Errorf("plain message: %+v", r)
 	}
-	if r := hush(t, nil, nil, "--home", home, "file", "get", "m9999"); r.code != 1 || r.stderr != "hush: unknown message\n" {
+	if r := hush(t, nil, nil, "--home", home, "file", "get", "m9999"); r.code != 1 || r.stderr != "hush: no message m9999 on this device (yet): a file can be fetched once its message has arrived; hush messages NAME lists them\n" {
 		t.Errorf("unknown message: %+v", r)
 	}
 }
