@@ -112,6 +112,7 @@ func (n *Node) groupWireLocked(t *txn, data []byte, now time.Time) {
 		n.log.Debug("group message dropped", "err", err)
 		return
 	}
+	t.openedWith(gs)
 	// An ordinary message only advances the receiving chains, the replay
 	// cache, the seen ranges and the engine's store of recent wire
 	// messages: the engine is saved lazily (flushGroupsLocked), with those

@@ -51,6 +51,7 @@ func (n *Node) SetGroupTyping(ref string, typing bool) error {
 	if typing {
 		p.Flags = flagOn
 	}
+	gs.changes++
 	topic, data, err := gs.eng.SealEphemeral(p.marshal(), p.TimeMS, n.device.Sign)
 	if errors.Is(err, group.ErrNotReady) {
 		return ErrGroupNotReady

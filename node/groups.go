@@ -50,6 +50,10 @@ type groupState struct {
 	logSaved uint64                  // the engine's LogVersion the groupops record holds (0: none yet)
 	wireSeq  uint64                  // last groupwire sequence number written
 	typedAt  time.Time               // when this device last said it is typing (group_typing.go)
+	// changes counts the engine's saves and seals: a txn that opened
+	// messages with the engine reads it back from the store after a
+	// failed commit only if none came after its own (reopenGroupsLocked).
+	changes uint64
 }
 
 // groupFlushEvery bounds how long receive-side engine changes stay
@@ -119,18 +123,64 @@ func (n *Node) loadGroupsLocked() error {
 			return nil
 		}
 		gs := &groupState{eng: eng, topics: map[string]*joinedTopic{}, logSaved: logSaved}
-		var wires [][]byte
-		if err := n.tabs.groupWire.ScanSeq(id, 0, math.MaxUint64, func(seq uint64, w []byte) error {
-			wires = append(wires, w)
-			gs.wireSeq = seq
-			return nil
-		}); err != nil {
-			return fmt.Errorf("node: stored group messages: %w", err)
+		if gs.wireSeq, err = n.restoreWires(eng); err != nil {
+			return err
 		}
-		eng.Restore(wires)
 		n.groups[eng.ID()] = gs
 		return nil
 	})
+}
+
+// restoreWires gives eng the wire messages stored for its group and
+// returns the last one's sequence number.
+func (n *Node) restoreWires(eng *group.Engine) (last uint64, err error) {
+	id := eng.ID()
+	var wires [][]byte
+	if err := n.tabs.groupWire.ScanSeq(id[:], 0, math.MaxUint64, func(seq uint64, w []byte) error {
+		wires = append(wires, w)
+		last = seq
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("node: stored group messages: %w", err)
+	}
+	eng.Restore(wires)
+	return last, nil
+}
+
+// reopenGroupsLocked reads back from the store, after t's commit failed,
+// the engines of the groups t opened messages with (groupWireLocked):
+// opening a message moved the engine past it (its seen ranges, its
+// receiving chain), so without this the member would never take it
+// again, from anti-entropy or a relay, and it would be lost. The engine
+// is then as after a restart (the messages it saw since its last save
+// are asked for again, and the stored ones dropped as copies). An engine
+// saved or used to seal since t's changes is left as it is: what it
+// sent may rest on that state.
+func (n *Node) reopenGroupsLocked(t *txn) {
+	for _, o := range t.opened {
+		gs := o.gs
+		id := gs.eng.ID()
+		if n.groups[id] != gs || gs.changes != o.changes {
+			continue
+		}
+		v, err := n.tabs.groups.Get(id[:])
+		if err != nil {
+			n.log.Warn("a group not read again after a failed commit", "err", err)
+			continue
+		}
+		eng, logSaved, err := n.loadEngine(id[:], v)
+		if err != nil {
+			n.log.Warn("a group not read again after a failed commit", "err", err)
+			continue
+		}
+		wireSeq, err := n.restoreWires(eng)
+		if err != nil {
+			n.log.Warn("a group not read again after a failed commit", "err", err)
+			continue
+		}
+		gs.eng, gs.logSaved, gs.wireSeq, gs.unsaved = eng, logSaved, wireSeq, false
+		gs.changes++
+	}
 }
 
 // loadEngine restores a group's engine from its groups record: state
@@ -187,6 +237,7 @@ func (n *Node) saveGroupLocked(t *txn, gs *groupState) error {
 // is saved with it alone.
 func (n *Node) saveEngineLocked(t *txn, gs *groupState) error {
 	gs.unsaved = false
+	gs.changes++
 	n.journalLocked(t, gs)
 	b, err := gs.eng.MarshalState()
 	if err != nil {
@@ -457,6 +508,7 @@ func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now
 	// A message under an iteration the stored engine already covers may
 	// be published before t is committed (groups.md §16.13).
 	early := gs.eng.SendReserved()
+	gs.changes++
 	wire, _, err := gs.eng.Seal(p.marshal())
 	if errors.Is(err, group.ErrNotReady) {
 		return ErrGroupNotReady
@@ -489,6 +541,7 @@ func (n *Node) publishGroupPayloadLocked(t *txn, gs *groupState, p *payload, now
 // queuePublishLocked seals a wire message for its epoch's topic
 // (Engine.SealTopic) and queues it in t, to go out after the commit.
 func (n *Node) queuePublishLocked(t *txn, gs *groupState, wire []byte) {
+	gs.changes++
 	topic, data, err := gs.eng.SealTopic(wire)
 	if err != nil {
 		n.log.Debug("group message not published", "err", err)

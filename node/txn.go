@@ -56,6 +56,29 @@ type txn struct {
 	directOnly    bool                       // the entries it queues go only on a live direct connection (presence.go)
 	viaMailbox    bool                       // it takes messages that came through a relay mailbox (receive)
 	sessions      []savedSession             // session state received messages wrote, put back if the commit fails (saveSessionLocked)
+	opened        []openedGroup              // groups whose engines opened messages in t, read back if the commit fails (reopenGroupsLocked)
+}
+
+// openedGroup is a group whose engine opened a message in a txn, with its
+// change count once the txn is queued for its commit.
+type openedGroup struct {
+	gs      *groupState
+	changes uint64
+}
+
+// openedWith notes that gs's engine opened a message in t.
+func (t *txn) openedWith(gs *groupState) {
+	if !slices.ContainsFunc(t.opened, func(o openedGroup) bool { return o.gs == gs }) {
+		t.opened = append(t.opened, openedGroup{gs: gs})
+	}
+}
+
+// noteGroupChanges records, as t is queued for its commit, how far the
+// engines it opened messages with have changed.
+func (t *txn) noteGroupChanges() {
+	for i := range t.opened {
+		t.opened[i].changes = t.opened[i].gs.changes
+	}
 }
 
 func (n *Node) newTxnLocked() *txn { return &txn{b: n.db.Batch()} }
@@ -114,6 +137,7 @@ func (n *Node) writeMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec
 // error is the caller's to report (once: the API logs internal errors).
 func (n *Node) commitReleasingLock(t *txn) error {
 	n.numberEventsLocked(t)
+	t.noteGroupChanges()
 	if tap := taps.Load(); tap != nil && tap.hold != nil && tap.hold(n, t) {
 		// A test's crash before the write: what may leave early goes,
 		// the batch never reaches the store, and the caller waits until
@@ -154,6 +178,7 @@ func (n *Node) commitForJobReleasingLock(t *txn, job string) {
 // finishes it in a goroutine, for callers that must not wait.
 func (n *Node) finishInBackgroundLocked(t *txn) {
 	n.numberEventsLocked(t)
+	t.noteGroupChanges()
 	wait := n.db.CommitGroupedAsync(t.b)
 	n.releaseEarlyLocked(t)
 	t.wakeEarly(false) // the caller keeps the lock
@@ -233,6 +258,7 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 			t.onFail()
 		}
 		n.unsaveSessionsLocked(t)
+		n.reopenGroupsLocked(t)
 		n.dropQueuedLocked(t.queued)
 		n.events.Settle(t.events, false) // their numbers are given up
 		return err
