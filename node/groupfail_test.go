@@ -13,26 +13,13 @@ import (
 func TestGroupFailedReceiveWriteLosesNothing(t *testing.T) {
 	nodes := makeGroup(t, 2, "club")
 	admin, member := nodes[0], nodes[1]
-	texts := func() []string {
-		ms, err := member.n.GroupMessages("club", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range ms {
-			out = append(out, m.Text)
-		}
-		return out
-	}
+	texts := func() []string { return groupTextsOnly(t, member, "club") }
 	sendGroupEventually(t, admin, "club", "warm")
 	waitFor(t, "the warm-up at the member", func() bool { return slices.Contains(texts(), "warm") })
 	const text = "its write fails"
 	var failed atomic.Bool
 	taps.Store(&tapFuncs{failCommit: func(n *Node, t *txn) bool {
-		holds := slices.ContainsFunc(t.events, func(ev Event) bool {
-			return ev.Type == EventMessage && ev.Message != nil && ev.Message.Text == text
-		})
-		return n == member.n && holds && failed.CompareAndSwap(false, true)
+		return n == member.n && t.shows(text) && failed.CompareAndSwap(false, true)
 	}})
 	defer taps.Store(nil)
 	sendGroupEventually(t, admin, "club", text)

@@ -142,13 +142,22 @@ func makeGroupCfg(t testing.TB, name string, relays []string, mkCfg func(home st
 }
 
 func groupTexts(t testing.TB, r *running, name string) []string {
+	return groupTextsBy(t, r, name, func(m Message) string { return m.Sender + ": " + m.Text })
+}
+
+// groupTextsOnly is groupTexts without the senders.
+func groupTextsOnly(t testing.TB, r *running, name string) []string {
+	return groupTextsBy(t, r, name, func(m Message) string { return m.Text })
+}
+
+func groupTextsBy(t testing.TB, r *running, name string, show func(Message) string) []string {
 	ms, err := r.n.GroupMessages(name, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, m := range ms {
-		out = append(out, m.Sender+": "+m.Text)
+		out = append(out, show(m))
 	}
 	return out
 }

@@ -194,10 +194,7 @@ func failReceiveWrite(t *testing.T, replied bool) {
 	}
 	defer goOn() // before the nodes stop
 	taps.Store(&tapFuncs{failCommit: func(n *Node, t *txn) bool {
-		holds := slices.ContainsFunc(t.events, func(ev Event) bool {
-			return ev.Type == EventMessage && ev.Message != nil && ev.Message.Text == first
-		})
-		if n != b.n || !holds || !once.CompareAndSwap(false, true) {
+		if n != b.n || !t.shows(first) || !once.CompareAndSwap(false, true) {
 			return false
 		}
 		close(failing)
@@ -227,4 +224,12 @@ func failReceiveWrite(t *testing.T, replied bool) {
 	if got, want := texts(t, b.n, "alice", "in"), []string{"warm", first, second}; !slices.Equal(got, want) {
 		t.Fatalf("bob has %q, want %q", got, want)
 	}
+}
+
+// shows reports whether t publishes a message event for text (for taps
+// that pick the commit holding a given message).
+func (t *txn) shows(text string) bool {
+	return slices.ContainsFunc(t.events, func(ev Event) bool {
+		return ev.Type == EventMessage && ev.Message != nil && ev.Message.Text == text
+	})
 }
