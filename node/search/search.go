@@ -6,6 +6,7 @@
 package search
 
 import (
+	"hash/maphash"
 	"math/bits"
 	"slices"
 	"sort"
@@ -29,6 +30,7 @@ type doc struct {
 	id   ID
 	conv string
 	time int64
+	sum  uint64 // of the text, so a Put of the same text is seen as one
 	live bool
 }
 
@@ -41,11 +43,12 @@ type Index struct {
 	postings map[string][]uint32
 	terms    []string // the sorted words, for prefix lookups; nil when stale
 	dead     int
+	seed     maphash.Seed
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{byID: make(map[ID]uint32), postings: make(map[string][]uint32)}
+	return &Index{byID: make(map[ID]uint32), postings: make(map[string][]uint32), seed: maphash.MakeSeed()}
 }
 
 // Words splits text into lowercased words: runs of letters and digits.
@@ -71,7 +74,19 @@ func Words(text string) []string {
 // Put indexes message id of conversation conv at time t (unix ns) with
 // text, replacing what was indexed for id. Empty text (a deleted
 // message) leaves it out of the index.
+//
+// A message whose state changed (sent, delivered, read) is put again
+// with the text it had: that Put changes nothing and costs a hash of the
+// text, not a tokenising and a dead doc.
 func (x *Index) Put(id ID, conv string, t int64, text string) {
+	sum := maphash.String(x.seed, text)
+	x.mu.RLock()
+	num, ok := x.byID[id]
+	same := ok && x.docs[num].sum == sum && x.docs[num].time == t && x.docs[num].conv == conv
+	x.mu.RUnlock()
+	if same {
+		return
+	}
 	words := Words(text)
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -79,8 +94,8 @@ func (x *Index) Put(id ID, conv string, t int64, text string) {
 	if len(words) == 0 {
 		return
 	}
-	num := uint32(len(x.docs))
-	x.docs = append(x.docs, doc{id: id, conv: conv, time: t, live: true})
+	num = uint32(len(x.docs))
+	x.docs = append(x.docs, doc{id: id, conv: conv, time: t, sum: sum, live: true})
 	x.byID[id] = num
 	slices.Sort(words)
 	words = slices.Compact(words)

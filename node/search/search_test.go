@@ -66,6 +66,40 @@ func TestSearch(t *testing.T) {
 	}
 }
 
+// A message put again unchanged (its state changed: sent, delivered,
+// read) leaves the index as it was: no dead doc, the same hits; a change
+// of text, time or conversation still replaces it.
+func TestPutUnchanged(t *testing.T) {
+	x := New()
+	x.Put(id(1), "a", 1, "lunch at noon")
+	for range 3 {
+		x.Put(id(1), "a", 1, "lunch at noon")
+	}
+	if len(x.docs) != 1 || x.dead != 0 {
+		t.Fatalf("docs %d, dead %d after unchanged puts", len(x.docs), x.dead)
+	}
+	if got := ids(x.Search("lunch", 0, nil)); fmt.Sprint(got) != "[1]" {
+		t.Fatalf("unchanged: %v", got)
+	}
+	x.Put(id(1), "a", 2, "lunch at noon") // another time
+	if got := x.Search("lunch", 0, nil); len(got) != 1 || got[0].Time != 2 {
+		t.Fatalf("new time: %v", got)
+	}
+	x.Put(id(1), "b", 2, "lunch at noon") // another conversation
+	if got := x.Search("lunch", 0, func(c string) bool { return c == "b" }); len(got) != 1 {
+		t.Fatalf("new conversation: %v", got)
+	}
+	x.Put(id(1), "b", 2, "dinner")
+	if got := x.Search("lunch", 0, nil); got != nil {
+		t.Fatalf("edited: %v", got)
+	}
+	x.Put(id(1), "b", 2, "")
+	x.Put(id(1), "b", 2, "")
+	if x.Len() != 0 {
+		t.Fatalf("deleted: %d", x.Len())
+	}
+}
+
 func TestCompaction(t *testing.T) {
 	x := New()
 	for i := range 5000 {
