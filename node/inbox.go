@@ -547,9 +547,12 @@ func (n *Node) updateContactCardLocked(t *txn, c *contact, cc *card.Card, now ti
 	n.releaseHeldLocked(t, cc.Account(), now)
 }
 
-// saveSessionLocked writes what a decrypted message changed in the
+// saveSessionLocked notes in t what a decrypted message changed in the
 // session layer: the session set and, for a prekey message, the prekey
-// store (one-time keys consumed, replay cache).
+// store (one-time keys consumed, replay cache). They are written once
+// per txn, as they are when t is committed (writeSessionsLocked): a
+// round of messages from one device rewrites its set once, not once a
+// message.
 //
 // If t's commit fails, the message was not stored and its sender is
 // told to send it again, but the set in memory has already used the
@@ -560,35 +563,62 @@ func (n *Node) updateContactCardLocked(t *txn, c *contact, cc *card.Card, now ti
 // after t wrote it: another change then used it (a message sealed under
 // the set may have left, and reading it again could reuse a key).
 func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) error {
-	enc, err := n.putSetLocked(t, set)
-	if err != nil {
-		return err
+	i := slices.IndexFunc(t.sessions, func(s savedSession) bool { return s.set == set })
+	if i < 0 {
+		t.sessions = append(t.sessions, savedSession{set: set})
+		i = len(t.sessions) - 1
 	}
-	var pk []byte
-	if kind == envelope.KindPrekeyMessage {
-		if pk, err = n.local.Prekeys.MarshalBinary(); err != nil {
-			return err
-		}
-		if err := t.b.Put(n.tabs.identity, idPrekeys, pk); err != nil {
-			return err
-		}
-	}
-	t.sessions = append(t.sessions, savedSession{set: set, enc: enc, prekeys: pk})
+	t.sessions[i].prekeyMessage = t.sessions[i].prekeyMessage || kind == envelope.KindPrekeyMessage
 	return nil
 }
 
-// savedSession is what saveSessionLocked wrote in a txn: a session set's
-// encoding and, for a prekey message, the prekey store's.
+// writeSessionsLocked puts into t's batch the session sets and prekey
+// store saveSessionLocked noted, as they are now. The commit functions
+// call it before they queue the batch.
+//
+// A set ended or replaced later in t (a contact removed, a device
+// dropped from its list) is not written: whatever ended or replaced it
+// wrote the store, and writing the set after that would bring it back.
+func (n *Node) writeSessionsLocked(t *txn) error {
+	var pk []byte
+	for i := range t.sessions {
+		s := &t.sessions[i]
+		if s.prekeyMessage {
+			if pk == nil {
+				var err error
+				if pk, err = n.local.Prekeys.MarshalBinary(); err != nil {
+					return err
+				}
+				if err := t.b.Put(n.tabs.identity, idPrekeys, pk); err != nil {
+					return err
+				}
+			}
+			s.prekeys = pk
+		}
+		if n.sets[s.set.Remote().DeviceID()] != s.set {
+			continue
+		}
+		enc, err := n.putSetLocked(t, s.set)
+		if err != nil {
+			return err
+		}
+		s.enc = enc
+	}
+	return nil
+}
+
+// savedSession is a session set a txn writes: its encoding and, when a
+// prekey message used it, the prekey store's.
 type savedSession struct {
-	set          *session.Set
-	enc, prekeys []byte
+	set           *session.Set
+	prekeyMessage bool
+	enc, prekeys  []byte
 }
 
 // unsaveSessionsLocked puts back, after t's commit failed, the session
 // sets and prekey store t wrote (saveSessionLocked says when).
 func (n *Node) unsaveSessionsLocked(t *txn) {
-	for i := len(t.sessions) - 1; i >= 0; i-- { // a set's last write first
-		s := t.sessions[i]
+	for _, s := range t.sessions {
 		id := s.set.Remote().DeviceID()
 		if n.sets[id] != s.set || !marshalsTo(s.set, s.enc) {
 			continue

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/hushnet/hush/crypto/envelope"
+	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/internal/wire"
 )
 
@@ -232,4 +234,37 @@ func (t *txn) shows(text string) bool {
 	return slices.ContainsFunc(t.events, func(ev Event) bool {
 		return ev.Type == EventMessage && ev.Message != nil && ev.Message.Text == text
 	})
+}
+
+// A received message's session set is written when its txn commits, as
+// it is then (once for a round of messages, not once a message); a set
+// the same txn ended afterwards (its device dropped, its contact removed)
+// is not written back, or the ended session would come back from the
+// store.
+func TestSessionEndedInTxnStaysEnded(t *testing.T) {
+	a, b := pair(t)
+	defer a.stop(t)
+	defer b.stop(t)
+	sendAndWaitDelivered(t, a.n, "warm")
+	dev := a.n.cert.DeviceID()
+	b.n.mu.Lock()
+	set := b.n.sets[dev]
+	if set == nil {
+		b.n.mu.Unlock()
+		t.Fatal("bob has no session with alice's device")
+	}
+	tx := b.n.newTxnLocked()
+	if err := b.n.saveSessionLocked(tx, set, envelope.KindMessage); err != nil {
+		b.n.mu.Unlock()
+		t.Fatal(err)
+	}
+	b.n.endDeviceLocked(tx, dev)
+	err := b.n.commitReleasingLock(tx)
+	b.n.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.n.tabs.sessions.Get(dev[:]); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the ended session is in the store again (err %v)", err)
+	}
 }

@@ -138,6 +138,9 @@ func (n *Node) writeMsgLocked(t *txn, id [msgIDSize]byte, ix indexRec, m *msgRec
 func (n *Node) commitReleasingLock(t *txn) error {
 	n.numberEventsLocked(t)
 	t.noteGroupChanges()
+	if err := n.writeSessionsLocked(t); err != nil {
+		return n.afterCommitLocked(t, err)
+	}
 	if tap := taps.Load(); tap != nil && tap.hold != nil && tap.hold(n, t) {
 		// A test's crash before the write: what may leave early goes,
 		// the batch never reaches the store, and the caller waits until
@@ -179,9 +182,6 @@ func (n *Node) commitForJobReleasingLock(t *txn, job string) {
 func (n *Node) finishInBackgroundLocked(t *txn) {
 	n.numberEventsLocked(t)
 	t.noteGroupChanges()
-	wait := n.db.CommitGroupedAsync(t.b)
-	n.releaseEarlyLocked(t)
-	t.wakeEarly(false) // the caller keeps the lock
 	finish := func(err error) {
 		if err := n.afterCommitLocked(t, err); err != nil {
 			// Nobody waits for this commit: this is the one report. The
@@ -189,6 +189,13 @@ func (n *Node) finishInBackgroundLocked(t *txn) {
 			n.logStoreError("store commit failed", err)
 		}
 	}
+	if err := n.writeSessionsLocked(t); err != nil {
+		finish(err)
+		return
+	}
+	wait := n.db.CommitGroupedAsync(t.b)
+	n.releaseEarlyLocked(t)
+	t.wakeEarly(false) // the caller keeps the lock
 	if !n.loops.Go(func(context.Context) {
 		// The disk works without the node's lock (a commit waited for
 		// under it held up every other change for a whole fsync).
