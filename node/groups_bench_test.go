@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"runtime"
@@ -19,6 +20,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/hushnet/hush/crypto/senderkey"
+	"github.com/hushnet/hush/internal/store"
 	"github.com/hushnet/hush/internal/testutil"
 	"github.com/hushnet/hush/node/group"
 )
@@ -45,12 +48,18 @@ var fanoutText = strings.Repeat("f", 256)
 // message through the raw arm: 50 more hosts built as the node builds
 // its host, with plain GossipSub and the same options, publishing data
 // of the same size (the padded topic message); the two arms alternate,
-// so both see the same machine. It reports each arm's p50 and p99, their
-// ratios (hush/raw), and the allocations and CPU time per message (the
-// whole process, send to last arrival: steadier than the percentiles on
-// a shared machine, and with 49 receivers on 2 cores what sets them).
+// so both see the same machine. A third arm, floor (floorFanoutArm), is
+// the raw arm plus the work the architecture requires of each member (the
+// sender-key signature check, the decryption, one sealed record written):
+// the least a member doing that work can reach. It reports each arm's p50
+// and p99, their ratios to the raw arm (p50-x and p99-x for hush, the
+// target's; floor-p50-x, floor-p99-x), and the allocations and CPU time
+// per message (the whole process, send to last arrival: steadier than the
+// percentiles on a shared machine, and with 49 receivers on 2 cores what
+// sets them).
 //
-// HUSH_FANOUT_ARMS=hush (or raw) runs one arm alone, for profiling;
+// HUSH_FANOUT_ARMS=hush,raw (any of hush, raw, floor, comma-separated)
+// runs those arms only, for profiling or a shorter run;
 // HUSH_FANOUT_RAW_SIZE=n makes the raw arm publish n bytes instead;
 // HUSH_FANOUT_PROFILE=prefix writes a CPU profile of the timed loop
 // (prefix.cpu) and heap profiles at its start and end (prefix.mem0,
@@ -69,13 +78,22 @@ func BenchmarkGossipSubFanout50(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, noSync bool) {
-	var arms []fanoutArm
 	only := os.Getenv("HUSH_FANOUT_ARMS")
-	if only == "" || only == "hush" {
-		arms = append(arms, hushFanoutArm(b, noSync))
+	if only == "" {
+		only = "hush,raw,floor"
 	}
-	if only == "" || only == "raw" {
-		arms = append(arms, rawFanoutArm(b))
+	var arms []fanoutArm
+	for _, name := range strings.Split(only, ",") {
+		switch name {
+		case "hush":
+			arms = append(arms, hushFanoutArm(b, noSync))
+		case "raw":
+			arms = append(arms, rawFanoutArm(b))
+		case "floor":
+			arms = append(arms, floorFanoutArm(b))
+		default:
+			b.Fatalf("HUSH_FANOUT_ARMS: unknown arm %q (hush, raw, floor)", name)
+		}
 	}
 	runFanout(b, arms)
 }
@@ -131,9 +149,19 @@ func runFanout(b *testing.B, arms []fanoutArm) {
 		b.ReportMetric(float64(allocs[k])/float64(len(lat[k])), a.name+"-allocs/msg")
 		b.ReportMetric(float64(cpu[k].Microseconds())/float64(len(lat[k])), a.name+"-cpu-µs/msg")
 	}
-	if len(arms) == 2 {
-		b.ReportMetric(p[0][0]/p[1][0], "p50-x")
-		b.ReportMetric(p[0][1]/p[1][1], "p99-x")
+	// Each arm's ratios to the raw arm: p50-x and p99-x for hush (the
+	// target's), floor-p50-x and floor-p99-x for the floor arm.
+	raw := slices.IndexFunc(arms, func(a fanoutArm) bool { return a.name == "raw" })
+	for k, a := range arms {
+		if raw < 0 || k == raw {
+			continue
+		}
+		prefix := a.name + "-"
+		if a.name == "hush" {
+			prefix = ""
+		}
+		b.ReportMetric(p[k][0]/p[raw][0], prefix+"p50-x")
+		b.ReportMetric(p[k][1]/p[raw][1], prefix+"p99-x")
 	}
 }
 
@@ -231,14 +259,96 @@ func fanoutTopicSize() int {
 
 // rawFanoutArm makes 50 hosts as newHost makes a node's, fully
 // connected, running GossipSub with the group topic options (no guard,
-// no validator); host 0 publishes.
+// no validator); host 0 publishes data of the size hush puts on the
+// topic.
 func rawFanoutArm(b *testing.B) fanoutArm {
+	size := fanoutTopicSize()
+	if v, err := strconv.Atoi(os.Getenv("HUSH_FANOUT_RAW_SIZE")); err == nil && v >= 16 {
+		size = v // to see what the size costs (GossipSub sends IDONTWANT for 1 KiB and more)
+	}
+	payload := make([]byte, size)
+	return gossipFanoutArm(b, "raw", fanoutMembers, func(i int) []byte {
+		copy(payload, fmt.Sprintf("%016d", i))
+		return append([]byte(nil), payload...)
+	}, func(_ int, data []byte) string { return string(data[:16]) })
+}
+
+// floorFanoutArm is the raw arm plus what docs/ARCHITECTURE.md requires
+// of every member for a group message, and nothing else: the sender
+// encrypts under a sender key, each receiver checks its Ed25519 signature,
+// decrypts it and writes it as one sealed record into its own store
+// (internal/store, written as the node writes a received group message:
+// lazily, its fsync left to the store's next synced write). No topic
+// seal, no padding check, no guard, no events, no index. Its ratio to
+// the raw arm is the least a member doing the required work can reach
+// on this machine.
+func floorFanoutArm(b *testing.B) fanoutArm {
+	var gid [senderkey.GroupIDSize]byte
+	var dev [senderkey.DeviceIDSize]byte
+	rand.Read(gid[:])
+	rand.Read(dev[:])
+	sk, err := senderkey.NewSenderKey(gid, 1, dev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	recvs := make([]*senderkey.Receiver, fanoutMembers)
+	dbs := make([]*store.DB, fanoutMembers)
+	for r := 1; r < fanoutMembers; r++ {
+		recvs[r] = senderkey.NewReceiver(gid)
+		if err := recvs[r].Add(sk.Distribution()); err != nil {
+			b.Fatal(err)
+		}
+		db, err := store.Open(b.TempDir(), store.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		dbs[r] = db
+	}
+	plain := make([]byte, len((&payload{Type: ptText, Text: fanoutText}).marshal()))
+	size := fanoutTopicSize()
+	return gossipFanoutArm(b, "floor", fanoutMembers, func(i int) []byte {
+		copy(plain, fmt.Sprintf("%016d", i))
+		msg, err := sk.Encrypt(plain)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data := make([]byte, max(size, 2+len(msg)))
+		binary.BigEndian.PutUint16(data, uint16(len(msg)))
+		copy(data[2:], msg)
+		return data
+	}, func(r int, data []byte) string {
+		n := int(binary.BigEndian.Uint16(data))
+		pt, _, err := recvs[r].Decrypt(data[2 : 2+n])
+		if err != nil {
+			b.Error(err)
+			return ""
+		}
+		batch := dbs[r].Batch()
+		batch.Lazy()
+		tab := dbs[r].Table("messages")
+		if err := batch.Put(tab, pt[:16], pt); err != nil {
+			b.Error(err)
+		}
+		if err := batch.Commit(); err != nil {
+			b.Error(err)
+		}
+		return string(pt[:16])
+	})
+}
+
+// gossipFanoutArm makes n hosts as newHost makes a node's, fully
+// connected, running GossipSub with the group topic options (no guard,
+// no validator). Host 0 publishes message(i); each other host r hands
+// what arrives to receive(r, data), which returns the message's ID (the
+// first 16 bytes of message(i)'s plaintext).
+func gossipFanoutArm(b *testing.B, name string, n int, message func(i int) []byte, receive func(r int, data []byte) string) fanoutArm {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	var hosts []host.Host
 	var topics []*pubsub.Topic
 	var subs []*pubsub.Subscription
-	for range fanoutMembers {
+	for range n {
 		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 		if err != nil {
 			b.Fatal(err)
@@ -271,36 +381,30 @@ func rawFanoutArm(b *testing.B) fanoutArm {
 		}
 	}
 	// Host 0 floods its messages to every peer it knows is on the topic.
-	waitLong(b, "the raw topic's peers", func() bool { return len(topics[0].ListPeers()) == fanoutMembers-1 })
+	waitLong(b, "the "+name+" topic's peers", func() bool { return len(topics[0].ListPeers()) == n-1 })
 	var mu sync.Mutex
 	got := map[string]int{}
 	arrived := make(chan string, 1<<16)
-	for _, sub := range subs[1:] {
+	for r, sub := range subs[1:] {
 		go func() {
 			for {
 				m, err := sub.Next(ctx)
 				if err != nil {
 					return
 				}
-				id := string(m.Data[:16])
+				id := receive(r+1, m.Data)
 				mu.Lock()
 				got[id]++
-				if got[id] == fanoutMembers-1 {
+				if got[id] == n-1 {
 					arrived <- id
 				}
 				mu.Unlock()
 			}
 		}()
 	}
-	size := fanoutTopicSize()
-	if v, err := strconv.Atoi(os.Getenv("HUSH_FANOUT_RAW_SIZE")); err == nil && v >= 16 {
-		size = v // to see what the size costs (GossipSub sends IDONTWANT for 1 KiB and more)
-	}
-	payload := make([]byte, size)
 	send := func(i int) {
 		id := fmt.Sprintf("%016d", i)
-		copy(payload, id)
-		if err := topics[0].Publish(ctx, append([]byte(nil), payload...)); err != nil {
+		if err := topics[0].Publish(ctx, message(i)); err != nil {
 			b.Fatal(err)
 		}
 		select {
@@ -313,7 +417,7 @@ func rawFanoutArm(b *testing.B) fanoutArm {
 		}
 	}
 	send(-1) // warm-up
-	return fanoutArm{name: "raw", send: send}
+	return fanoutArm{name: name, send: send}
 }
 
 func waitLong(t testing.TB, what string, cond func() bool) {
