@@ -82,6 +82,13 @@ func TestMain(m *testing.M) {
 // child starts this binary in a mode and returns its first stdout line
 // and a reader for the rest. The child exits when its stdin closes.
 func child(b *testing.B, mode string, env ...string) (string, *bufio.Reader, func()) {
+	line, r, _, stop := childWithStdin(b, mode, env...)
+	return line, r, stop
+}
+
+// childWithStdin is child also returning the child's standard input, for
+// requests (the node child answers "written").
+func childWithStdin(b *testing.B, mode string, env ...string) (string, *bufio.Reader, io.Writer, func()) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), append(env, benchChildEnv+"="+mode)...)
@@ -97,7 +104,7 @@ func child(b *testing.B, mode string, env ...string) (string, *bufio.Reader, fun
 	if err != nil {
 		b.Fatalf("child %s: %v", mode, err)
 	}
-	return strings.TrimSpace(line), r, func() { stdin.Close(); cmd.Wait() }
+	return strings.TrimSpace(line), r, stdin, func() { stdin.Close(); cmd.Wait() }
 }
 
 func waitStdin() { io.Copy(io.Discard, os.Stdin) }
@@ -155,6 +162,7 @@ func childNode(home string) {
 	<-n.Ready()
 	events, _ := n.Subscribe(0)
 	s, _ := n.Self()
+	var outMu sync.Mutex
 	out := bufio.NewWriterSize(os.Stdout, 1<<16)
 	fmt.Fprintf(out, "ready %s\n", s.Link)
 	out.Flush()
@@ -171,8 +179,10 @@ func childNode(home string) {
 				ev.Type = EventMessage
 			}
 			if ev.Type == EventMessage && ev.Message.Direction == "in" {
+				outMu.Lock()
 				fmt.Fprintf(out, "msg %s %d\n", ev.Message.ID, time.Now().UnixNano())
 				out.Flush()
+				outMu.Unlock()
 				if !replied {
 					// Answer the first message, as a person would, so the
 					// sender's session leaves the prekey-message phase.
@@ -182,7 +192,18 @@ func childNode(home string) {
 			}
 		}
 	}()
-	waitStdin()
+	// "written" asks what the store has written so far (records and
+	// bytes, store.DB.Written); the end of input stops the node.
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "written" {
+			records, bytes := n.db.Written()
+			outMu.Lock()
+			fmt.Fprintf(out, "written %d %d\n", records, bytes)
+			out.Flush()
+			outMu.Unlock()
+		}
+	}
 	cancel()
 	<-done
 	n.Close()
@@ -243,35 +264,58 @@ func BenchmarkBaselineLibp2pRoundTrip256(b *testing.B) {
 
 // benchPair starts node A here and node B in a child process, contacts
 // both ways, and returns A, a channel of (ID, arrival) from B, and stop.
-func benchPair(b *testing.B, noSync bool) (*running, <-chan [2]string, func()) {
+// benchPair starts alice in this process and bob in a child process,
+// alice adds bob and they exchange a first message each. It returns
+// alice, bob's arrivals (message ID, unix ns), and bob's store.DB.Written
+// (asked of the child).
+func benchPair(b *testing.B, noSync bool) (a *running, arrivals <-chan [2]string, bobWritten func() (records, bytes uint64), stop func()) {
 	bHome := newHome(b, "bob")
 	env := []string{"HUSH_BENCH_HOME=" + bHome}
 	if noSync {
 		env = append(env, "HUSH_BENCH_NOSYNC=1")
 	}
-	line, r, stopChild := child(b, "node", env...)
+	line, r, stdin, stopChild := childWithStdin(b, "node", env...)
 	link, ok := strings.CutPrefix(line, "ready ")
 	if !ok {
 		b.Fatalf("child said %q", line)
 	}
-	a := startNodeCfg(b, Config{Home: newHome(b, "alice"), NoSync: noSync})
+	a = startNodeCfg(b, Config{Home: newHome(b, "alice"), NoSync: noSync})
 	if _, err := a.n.AddContact("bob", link); err != nil {
 		b.Fatal(err)
 	}
-	arrivals := make(chan [2]string, 1<<16)
+	got := make(chan [2]string, 1<<16)
+	written := make(chan [2]uint64, 1)
 	go func() {
 		for {
 			l, err := r.ReadString('\n')
 			if err != nil {
-				close(arrivals)
+				close(got)
 				return
 			}
 			f := strings.Fields(l)
-			if len(f) == 3 && f[0] == "msg" {
-				arrivals <- [2]string{f[1], f[2]}
+			switch {
+			case len(f) == 3 && f[0] == "msg":
+				got <- [2]string{f[1], f[2]}
+			case len(f) == 3 && f[0] == "written":
+				records, _ := strconv.ParseUint(f[1], 10, 64)
+				bytes, _ := strconv.ParseUint(f[2], 10, 64)
+				written <- [2]uint64{records, bytes}
 			}
 		}
 	}()
+	arrivals = got
+	bobWritten = func() (uint64, uint64) {
+		if _, err := io.WriteString(stdin, "written\n"); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case w := <-written:
+			return w[0], w[1]
+		case <-time.After(20 * time.Second):
+			b.Fatal("bob never said what he wrote")
+			return 0, 0
+		}
+	}
 	// Warm up: the first message carries the PQXDH handshake.
 	if _, err := a.n.Send(context.Background(), SendRequest{To: "bob", Text: "warm-up"}); err != nil {
 		b.Fatal(err)
@@ -282,7 +326,7 @@ func benchPair(b *testing.B, noSync bool) (*running, <-chan [2]string, func()) {
 		b.Fatal("warm-up message never arrived")
 	}
 	waitFor(b, "the reply", func() bool { return len(texts(b, a.n, "bob", "in")) == 1 })
-	return a, arrivals, func() { a.stop(b); stopChild() }
+	return a, arrivals, bobWritten, func() { a.stop(b); stopChild() }
 }
 
 // BenchmarkNodeMessageLatency256: Send on node A → message event on node B
@@ -299,7 +343,7 @@ func BenchmarkNodeMessageLatency256(b *testing.B) {
 }
 
 func benchLatency(b *testing.B, noSync, idle bool) {
-	a, arrivals, stop := benchPair(b, noSync)
+	a, arrivals, _, stop := benchPair(b, noSync)
 	defer stop()
 	text := strings.Repeat("x", 256)
 	var lat []time.Duration
@@ -353,12 +397,14 @@ func BenchmarkNodeThroughput256(b *testing.B) {
 }
 
 func benchThroughput(b *testing.B, noSync bool) {
-	a, arrivals, stop := benchPair(b, noSync)
+	a, arrivals, bobWritten, stop := benchPair(b, noSync)
 	defer stop()
 	text := strings.Repeat("y", 256)
 	const senders = 64
 	total := b.N
 	pid := lastChildPID
+	aRec0, aBytes0 := a.n.db.Written()
+	bRec0, bBytes0 := bobWritten()
 	b.ResetTimer()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -391,6 +437,16 @@ func benchThroughput(b *testing.B, noSync bool) {
 	// last arrival included).
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.Mallocs-allocs0)/float64(total), "sender-allocs/msg")
+	// What each store wrote a message (goleveldb records and batch
+	// bytes): the sender's once every Send has returned and every
+	// message is delivered, so its acknowledgements are written too.
+	waitFor(b, "every message delivered", func() bool { return outboxLen(b, a.n) == 0 })
+	aRec, aBytes := a.n.db.Written()
+	bRec, bBytes := bobWritten()
+	b.ReportMetric(float64(aRec-aRec0)/float64(total), "sender-records/msg")
+	b.ReportMetric(float64(aBytes-aBytes0)/float64(total), "sender-bytes/msg")
+	b.ReportMetric(float64(bRec-bRec0)/float64(total), "receiver-records/msg")
+	b.ReportMetric(float64(bBytes-bBytes0)/float64(total), "receiver-bytes/msg")
 }
 
 // BenchmarkNodeThroughputHistory256: the throughput benchmark's load
@@ -409,7 +465,7 @@ func BenchmarkNodeThroughputHistory256(b *testing.B) {
 	if total < 2*window {
 		b.Skipf("HUSH_BENCH_HISTORY=%d: at least %d messages", total, 2*window)
 	}
-	a, arrivals, stop := benchPair(b, false)
+	a, arrivals, _, stop := benchPair(b, false)
 	defer stop()
 	text := strings.Repeat("h", 256)
 	reads0 := a.n.db.IndexReads()

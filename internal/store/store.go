@@ -111,9 +111,11 @@ type DB struct {
 	journals *journals
 	// syncedWrites counts writes made with fsync (tests read it).
 	syncedWrites atomic.Uint64
-	log          *slog.Logger
-	kdf          KDFParams
-	schema       uint32
+	// records and bytes count what committed batches wrote (Written).
+	records, bytes atomic.Uint64
+	log            *slog.Logger
+	kdf            KDFParams
+	schema         uint32
 
 	group groupCommitter // CommitGrouped
 
@@ -348,6 +350,13 @@ func (db *DB) SyncedWrites() uint64 { return db.syncedWrites.Load() }
 // IndexReads counts the skip-list nodes commits read from the database
 // (not found in the node cache) since Open, for benchmarks.
 func (db *DB) IndexReads() uint64 { return db.nodes.reads.Load() }
+
+// Written counts the goleveldb records (puts and deletes, the skip-list
+// index records included) and the bytes of batch (keys, sealed values
+// and goleveldb's framing) that commits wrote since Open, for
+// benchmarks: what a change costs the memory table, the journal and
+// later compactions.
+func (db *DB) Written() (records, bytes uint64) { return db.records.Load(), db.bytes.Load() }
 
 // Close closes the store and forgets its keys (best effort: Go cannot
 // guarantee memory is wiped). Closing twice is harmless.

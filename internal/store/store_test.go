@@ -950,3 +950,43 @@ func TestKeyFileExposedRefused(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// Written counts the records and batch bytes of committed batches: the
+// puts, the deletes and the skip-list records a sequenced put adds; an
+// empty batch and a failed commit count nothing.
+func TestWrittenCounts(t *testing.T) {
+	db := mustOpen(t, t.TempDir(), cfg(""))
+	tb := db.Table("t")
+	r0, b0 := db.Written() // what Open wrote (the schema record)
+	b := db.Batch()
+	b.Put(tb, []byte("a"), []byte("one"))
+	b.Delete(tb, []byte("b"))
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	records, bytes := db.Written()
+	if records, bytes = records-r0, bytes-b0; records != 2 || bytes < 2*keyLen+3 {
+		t.Fatalf("written %d records, %d bytes", records, bytes)
+	}
+	if err := db.Batch().Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b = db.Batch()
+	b.PutSeq(tb, []byte("c"), 1, []byte("x"))
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r2, _ := db.Written()
+	if r2-records-r0 < 2 { // the record and at least its skip-list head
+		t.Fatalf("a sequenced put wrote %d records", r2-records-r0)
+	}
+	db.Close()
+	b = db.Batch()
+	b.Put(tb, []byte("d"), []byte("x"))
+	if err := b.Commit(); err == nil {
+		t.Fatal("commit on a closed store succeeded")
+	}
+	if r3, _ := db.Written(); r3 != r2 {
+		t.Fatalf("a failed commit counted %d records", r3-r2)
+	}
+}

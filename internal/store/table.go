@@ -550,6 +550,7 @@ func (b *Batch) Commit() error {
 		b.db.ldbMu.RUnlock()
 		return err
 	}
+	records, bytes := b.lb.Len(), len(b.lb.Dump())
 	err = ldb.Write(&b.lb, wo)
 	b.db.ldbMu.RUnlock()
 	if mark >= 0 {
@@ -573,6 +574,8 @@ func (b *Batch) Commit() error {
 	if linker != nil {
 		b.db.nodes.remember(linker)
 	}
+	b.db.records.Add(uint64(records))
+	b.db.bytes.Add(uint64(bytes))
 	return nil
 }
 
