@@ -263,9 +263,9 @@ func (n *Node) setForLocked(cert *identity.DeviceCert) (*session.Set, error) {
 }
 
 // saveSetLocked writes a session set in t with the active session's
-// sending indices reserved up to 64 past the next one (docs/protocol/
-// messaging.md "Sending before the commit"): once t is durable, messages
-// under them leave before their commits.
+// sending indices reserved up to ratchet.ReserveAhead past the next one
+// (docs/protocol/messaging.md "Sending before the commit"): once t is
+// durable, messages under them leave before their commits.
 func (n *Node) saveSetLocked(t *txn, s *session.Set) error {
 	_, err := n.putSetLocked(t, s)
 	return err
