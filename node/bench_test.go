@@ -69,6 +69,8 @@ func TestMain(m *testing.M) {
 		childP2PEcho()
 	case "node":
 		childNode(os.Getenv("HUSH_BENCH_HOME"))
+	case "floor-recv":
+		childFloorRecv()
 	case "kill-sender":
 		childKillSender(os.Getenv("HUSH_BENCH_HOME"), os.Getenv("HUSH_KILL_TEXT"))
 	case "kill-group-sender":
