@@ -48,13 +48,30 @@ const floorProto = "/hush-bench/floor/1"
 // BenchmarkNodeThroughput256: 64 concurrent senders, 256 B, fsync on; it
 // reports msgs/s (until the receiver acknowledged every message, which
 // it does once they are durable) and both processes' CPU a message.
+//
+// Arm "contract" is the floor described above. Arm "records" adds the
+// small records hush writes for what its users get on top (the API's
+// durable event log: an event for the message sent, one for its
+// delivery, one for the message received; the index from message ID to
+// conversation position; the link that keeps a conversation's history in
+// order), one each of about their size, in the same batches: what those
+// records cost, without the code that makes them.
 func BenchmarkFloorThroughput256(b *testing.B) {
+	b.Run("contract", func(b *testing.B) { benchFloor(b, false) })
+	b.Run("records", func(b *testing.B) { benchFloor(b, true) })
+}
+
+func benchFloor(b *testing.B, records bool) {
 	alice, bob := floorSessions(b)
 	bobState, err := bob.MarshalBinary()
 	if err != nil {
 		b.Fatal(err)
 	}
-	line, _, stop := child(b, "floor-recv", "HUSH_FLOOR_HOME="+b.TempDir(), "HUSH_FLOOR_SESSION="+hex.EncodeToString(bobState))
+	env := []string{"HUSH_FLOOR_HOME=" + b.TempDir(), "HUSH_FLOOR_SESSION=" + hex.EncodeToString(bobState)}
+	if records {
+		env = append(env, "HUSH_FLOOR_RECORDS=1")
+	}
+	line, _, stop := child(b, "floor-recv", env...)
 	defer stop()
 	pid := lastChildPID
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
@@ -89,6 +106,9 @@ func BenchmarkFloorThroughput256(b *testing.B) {
 	}
 	defer db.Close()
 	f := &floorSender{db: db, outbox: db.Table("outbox"), history: db.Table("messages"), states: db.Table("states"), sessions: db.Table("sessions"), sess: alice, wake: make(chan struct{}, 1)}
+	if records {
+		f.extra = floorExtra(db)
+	}
 	total := b.N
 	acked := make(chan error, 1)
 	go func() { acked <- f.readAcks(s, total) }()
@@ -149,6 +169,7 @@ func floorSessions(b *testing.B) (alice, bob *ratchet.Session) {
 type floorSender struct {
 	db                                *store.DB
 	outbox, history, states, sessions *store.Table
+	extra                             *floorRecords // arm "records"
 	wake                              chan struct{}
 
 	mu      sync.Mutex
@@ -189,6 +210,9 @@ func (f *floorSender) send(i int, text []byte) error {
 	}
 	batch.Put(f.history, pt[:8], pt)
 	batch.Put(f.outbox, binary.BigEndian.AppendUint64(nil, f.seq), ct)
+	if f.extra != nil {
+		f.extra.put(batch, pt[:8], 3) // event, ID index, history link
+	}
 	f.seq++
 	fr := &floorFrame{ct: ct}
 	f.pending = append(f.pending, fr)
@@ -244,14 +268,19 @@ func (f *floorSender) readAcks(s network.Stream, total int) error {
 		}
 		batch := f.db.Batch()
 		batch.Lazy()
+		f.mu.Lock() // f.extra's numbering is shared with send
 		for range binary.BigEndian.Uint32(hdr[:]) {
 			// Keyed by the outbox sequence, which stands for the message
 			// ID here (keys are keyed hashes: the same cost).
 			id := binary.BigEndian.AppendUint64(nil, next)
 			batch.Delete(f.outbox, id)
 			batch.Put(f.states, id, []byte{1}) // delivered
+			if f.extra != nil {
+				f.extra.put(batch, id, 1) // the delivery's event
+			}
 			next++
 		}
+		f.mu.Unlock()
 		if err := batch.Commit(); err != nil {
 			return err
 		}
@@ -276,6 +305,10 @@ func childFloorRecv() {
 	}
 	defer db.Close()
 	msgs, sessions := db.Table("messages"), db.Table("sessions")
+	var extra *floorRecords
+	if os.Getenv("HUSH_FLOOR_RECORDS") != "" {
+		extra = floorExtra(db)
+	}
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
 		panic(err)
@@ -305,6 +338,9 @@ func childFloorRecv() {
 					panic(err)
 				}
 				batch.Put(msgs, pt[:8], pt)
+				if extra != nil {
+					extra.put(batch, pt[:8], 3) // event, ID index, history link
+				}
 				n++
 				if r.Buffered() == 0 {
 					break // the burst read so far: store and acknowledge it
@@ -326,4 +362,29 @@ func childFloorRecv() {
 	})
 	fmt.Printf("%s/p2p/%s\n", h.Addrs()[0], h.ID())
 	waitStdin()
+}
+
+// floorRecords writes the arm "records" small records: an event (48
+// bytes), an ID index entry (43) and a history link (80), as hush's
+// are, each under a key of its own.
+type floorRecords struct {
+	tabs [3]*store.Table
+	seq  uint64
+}
+
+func floorExtra(db *store.DB) *floorRecords {
+	return &floorRecords{tabs: [3]*store.Table{db.Table("events"), db.Table("msgindex"), db.Table("links")}}
+}
+
+var floorRecordSizes = [3]int{48, 43, 80}
+
+// put adds the first n of the three records for message id to batch (the
+// caller serialises calls).
+func (r *floorRecords) put(batch *store.Batch, id []byte, n int) {
+	for k := range n {
+		r.seq++
+		v := make([]byte, floorRecordSizes[k])
+		copy(v, id)
+		batch.Put(r.tabs[k], binary.BigEndian.AppendUint64(nil, r.seq), v)
+	}
 }
