@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -110,6 +113,22 @@ func childWithStdin(b *testing.B, mode string, env ...string) (string, *bufio.Re
 }
 
 func waitStdin() { io.Copy(io.Discard, os.Stdin) }
+
+// loopbackHost is a host built by newHost, as Run builds a node's, with
+// a new key, listening on loopback TCP; closed when tb ends.
+func loopbackHost(tb testing.TB) host.Host {
+	tb.Helper()
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := newHost(HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.Close() })
+	return h
+}
 
 func childTCPEcho() {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -44,20 +42,7 @@ func rawStreamMBps(b *testing.B, size int64) float64 {
 // benchmark's nodes are: the same stack /hush/file/1 runs on, without
 // hush.
 func nodeHostsMBps(b *testing.B, size int64) float64 {
-	mk := func() host.Host {
-		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		h, err := newHost(HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return h
-	}
-	src, dst := mk(), mk()
-	defer src.Close()
-	defer dst.Close()
+	src, dst := loopbackHost(b), loopbackHost(b)
 	return sinkMBps(b, src, dst, size)
 }
 

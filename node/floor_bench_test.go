@@ -74,15 +74,7 @@ func benchFloor(b *testing.B, records bool) {
 	line, _, stop := child(b, "floor-recv", env...)
 	defer stop()
 	pid := lastChildPID
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := newHost(HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close()
+	h := loopbackHost(b)
 	m, err := ma.NewMultiaddr(line)
 	if err != nil {
 		b.Fatalf("child said %q", line)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -349,15 +348,7 @@ func gossipFanoutArm(b *testing.B, name string, n int, message func(i int) []byt
 	var topics []*pubsub.Topic
 	var subs []*pubsub.Subscription
 	for range n {
-		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		h, err := newHost(HostConfig{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { h.Close() })
+		h := loopbackHost(b)
 		ps, err := pubsub.NewGossipSub(ctx, h, group.PubSubOptions()...)
 		if err != nil {
 			b.Fatal(err)
