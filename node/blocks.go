@@ -88,9 +88,7 @@ func (n *Node) sessionOnlyLocked(t *txn, c *contact, set *session.Set, kind enve
 			n.updateContactCardLocked(t, c, cc, now)
 		}
 	}
-	if err := n.saveSessionLocked(t, set, kind); err != nil {
-		return ackRetry
-	}
+	n.saveSessionLocked(t, set, kind)
 	return ackOK
 }
 

@@ -416,9 +416,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 				n.applyDeviceListLocked(t, cc.List, now)
 			}
 		}
-		if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
-			return ackRetry, nil, nil
-		}
+		n.saveSessionLocked(t, set, in.Kind)
 		switch {
 		case perr != nil:
 		case p.Type == ptSync:
@@ -433,9 +431,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		return ackOK, nil, nil
 	}
 	if perr == nil && recoveryType(p.Type) {
-		if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
-			return ackRetry, nil, nil
-		}
+		n.saveSessionLocked(t, set, in.Kind)
 		if c != nil && (p.Type == ptResetAck || commit != nil) {
 			n.applyRecoveryLocked(t, c, in.SenderDevice, p, now)
 		}
@@ -447,9 +443,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		if p.Card != nil {
 			n.learnCardLocked(t, p.Card, now)
 		}
-		if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
-			return ackRetry, nil, nil
-		}
+		n.saveSessionLocked(t, set, in.Kind)
 		n.applyGroupPairwiseLocked(t, acc, in.SenderDevice, p, now)
 		return ackOK, nil, nil
 	}
@@ -514,9 +508,7 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 			n.updateContactCardLocked(t, c, cc, now)
 		}
 	}
-	if err := n.saveSessionLocked(t, set, in.Kind); err != nil {
-		return ackRetry, nil, nil
-	}
+	n.saveSessionLocked(t, set, in.Kind)
 	if perr != nil {
 		n.log.Debug("malformed payload", "err", perr)
 		return ackOK, c, nil // the session advanced; nothing to show
@@ -562,14 +554,13 @@ func (n *Node) updateContactCardLocked(t *txn, c *contact, cc *card.Card, now ti
 // read again, and the prekey store is read again, each unless it changed
 // after t wrote it: another change then used it (a message sealed under
 // the set may have left, and reading it again could reuse a key).
-func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) error {
+func (n *Node) saveSessionLocked(t *txn, set *session.Set, kind envelope.Kind) {
 	i := slices.IndexFunc(t.sessions, func(s savedSession) bool { return s.set == set })
 	if i < 0 {
 		t.sessions = append(t.sessions, savedSession{set: set})
 		i = len(t.sessions) - 1
 	}
 	t.sessions[i].prekeyMessage = t.sessions[i].prekeyMessage || kind == envelope.KindPrekeyMessage
-	return nil
 }
 
 // writeSessionsLocked puts into t's batch the session sets and prekey
