@@ -370,6 +370,10 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 	// Nothing a refused message would change is changed: the session and
 	// the prekey store take the message only once it is accepted.
 	pt, commit, err := set.DecryptUncommitted(n.local, in, now)
+	digest := messageDigest(in)
+	if redo, ok := n.unwritten.take(digest); ok && errors.Is(err, ratchet.ErrDuplicate) {
+		pt, err = redo, nil // read before, its write failed (unwritten.go)
+	}
 	if err != nil {
 		forget()
 		if errors.Is(err, ratchet.ErrDuplicate) {
@@ -384,7 +388,8 @@ func (n *Node) receiveOneLocked(t *txn, in *envelope.Inner, now time.Time) (byte
 		}
 		return ackRejected, nil, nil
 	}
-	n.sawLocked(cert.DeviceID(), in)
+	n.sawLocked(cert.DeviceID(), in, digest)
+	t.read = append(t.read, readMsg{digest: digest, pt: pt})
 	p, perr := parsePayload(pt)
 	if !listed && (perr != nil || !cardListsDevice(p.Card, acc, in.SenderDevice, held, now)) {
 		forget()

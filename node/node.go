@@ -202,6 +202,7 @@ type Node struct {
 	guardDirty   bool                            // one is due then
 	counters     *counters                       // conversation counters and gap trackers (gaps.go; own lock)
 	recovery     recoveries                      // session resets per remote device (recovery.go)
+	unwritten    unwritten                       // messages read whose write failed (unwritten.go)
 	tempTopics   map[string]*pubsub.Topic        // joined only to publish
 	heldPairwise map[identity.AccountID][]heldPW // group messages waiting for a member's card
 	groupClock   uint64                          // last group message time stamp (ms), see groupClockLocked

@@ -167,11 +167,16 @@ func TestPipelinedStatusesBadOrRetry(t *testing.T) {
 // order sent. Twice: while alice still sends prekey messages (bob has not
 // written to her yet), and once bob has.
 func TestFailedReceiveWriteLosesNothing(t *testing.T) {
-	t.Run("prekey-message", func(t *testing.T) { failReceiveWrite(t, false) })
-	t.Run("message", func(t *testing.T) { failReceiveWrite(t, true) })
+	t.Run("prekey-message", func(t *testing.T) { failReceiveWrite(t, false, false) })
+	t.Run("message", func(t *testing.T) { failReceiveWrite(t, true, false) })
+	// The set is used after the failed batch was built (bob seals a
+	// message under it while the write runs): it cannot be read back,
+	// and the copy alice sends again is read as the first one was
+	// (unwritten.go).
+	t.Run("set-used-meanwhile", func(t *testing.T) { failReceiveWrite(t, true, true) })
 }
 
-func failReceiveWrite(t *testing.T, replied bool) {
+func failReceiveWrite(t *testing.T, replied, useSet bool) {
 	a, b := pair(t)
 	defer a.stop(t)
 	defer b.stop(t)
@@ -195,9 +200,23 @@ func failReceiveWrite(t *testing.T, replied bool) {
 		}
 	}
 	defer goOn() // before the nodes stop
-	taps.Store(&tapFuncs{failCommit: func(n *Node, t *txn) bool {
-		if n != b.n || !t.shows(first) || !once.CompareAndSwap(false, true) {
+	taps.Store(&tapFuncs{failCommit: func(n *Node, tx *txn) bool {
+		if n != b.n || !tx.shows(first) || !once.CompareAndSwap(false, true) {
 			return false
+		}
+		if useSet {
+			// A message to alice sealed now (and lost on its way), whose
+			// batch reserved further indices (encryptToCardLocked does
+			// when the reservation runs low): the set's stored form
+			// changed after the failed batch took it.
+			set := n.sets[a.n.cert.DeviceID()]
+			if _, _, err := set.Encrypt(n.local, []byte("meanwhile")); err != nil {
+				panic(err)
+			}
+			set.Reserve()
+			if marshalsTo(set, tx.sessions[0].enc) {
+				panic("the set's stored form did not change")
+			}
 		}
 		close(failing)
 		<-proceed // alice sends the second meanwhile

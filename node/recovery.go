@@ -96,8 +96,9 @@ var errKeyReused = errors.New("session: the sender's device used this message nu
 
 func messageDigest(in *envelope.Inner) [sha256.Size]byte { return sha256.Sum256(in.Body) }
 
-// sawLocked remembers a message the session layer accepted.
-func (n *Node) sawLocked(dev identity.DeviceID, in *envelope.Inner) {
+// sawLocked remembers a message the session layer accepted; digest is
+// messageDigest(in).
+func (n *Node) sawLocked(dev identity.DeviceID, in *envelope.Inner, digest [sha256.Size]byte) {
 	h, ok := session.MessageHeader(in)
 	if !ok {
 		return
@@ -115,7 +116,7 @@ func (n *Node) sawLocked(dev identity.DeviceID, in *envelope.Inner) {
 			r.order = r.order[1:]
 		}
 	}
-	r.digest[id] = messageDigest(in)
+	r.digest[id] = digest
 }
 
 // reusedLocked reports whether a message the ratchet calls a duplicate

@@ -56,6 +56,7 @@ type txn struct {
 	directOnly    bool                       // the entries it queues go only on a live direct connection (presence.go)
 	viaMailbox    bool                       // it takes messages that came through a relay mailbox (receive)
 	sessions      []savedSession             // session state received messages wrote, put back if the commit fails (saveSessionLocked)
+	read          []readMsg                  // messages the session layer read in t, kept if the commit fails (unwritten.go)
 	opened        []openedGroup              // groups whose engines opened messages in t, read back if the commit fails (reopenGroupsLocked)
 }
 
@@ -265,6 +266,7 @@ func (n *Node) afterCommitLocked(t *txn, err error) error {
 			t.onFail()
 		}
 		n.unsaveSessionsLocked(t)
+		n.unwritten.keep(t.read)
 		n.reopenGroupsLocked(t)
 		n.dropQueuedLocked(t.queued)
 		n.events.Settle(t.events, false) // their numbers are given up
