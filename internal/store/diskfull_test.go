@@ -163,3 +163,75 @@ func TestReopenWaitsForReaders(t *testing.T) {
 		t.Fatalf("Put after the scan: %v", err)
 	}
 }
+
+// syncFaults wraps a store's storage: while failing is set, a journal's
+// sync fails with EIO; it counts the syncs of table files.
+type syncFaults struct {
+	storage.Storage
+	failing    *atomic.Bool
+	tableSyncs *atomic.Int32
+}
+
+func (d syncFaults) Create(fd storage.FileDesc) (storage.Writer, error) {
+	w, err := d.Storage.Create(fd)
+	if err != nil {
+		return nil, err
+	}
+	return syncFaultWriter{w, fd.Type, d}, nil
+}
+
+type syncFaultWriter struct {
+	storage.Writer
+	typ storage.FileType
+	d   syncFaults
+}
+
+func (w syncFaultWriter) Sync() error {
+	switch {
+	case w.typ == storage.TypeJournal && w.d.failing.Load():
+		return syscall.EIO
+	case w.typ == storage.TypeTable:
+		w.d.tableSyncs.Add(1)
+	}
+	return w.Writer.Sync()
+}
+
+// After a Sync fails, the next one does not rest on a later fsync of the
+// same journal (the kernel may have dropped the pages it could not
+// write and still report the next fsync as a success): it reopens the
+// store, which writes what the journal holds into a table and syncs it,
+// and only then reports success. The record written before reads back.
+func TestSyncAfterFailedSyncReopens(t *testing.T) {
+	failing := new(atomic.Bool)
+	tableSyncs := new(atomic.Int32)
+	testWrapStorage = func(s storage.Storage) storage.Storage { return syncFaults{s, failing, tableSyncs} }
+	t.Cleanup(func() { testWrapStorage = nil })
+	c := cfg("")
+	c.NoSync = false
+	db := mustOpen(t, t.TempDir(), c)
+	tab := db.Table("t")
+	b := db.Batch()
+	b.Put(tab, []byte("lazy"), []byte("v"))
+	b.Lazy()
+	if err := db.CommitGrouped(b); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	if err := db.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Sync on a failing disk: %v, want EIO", err)
+	}
+	failing.Store(false)
+	before := tableSyncs.Load()
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if tableSyncs.Load() == before {
+		t.Fatal("the Sync after a failed one rested on the journal's fsync: no table was written and synced")
+	}
+	if v := mustGet(t, tab, "lazy"); v != "v" {
+		t.Fatalf("read back %q", v)
+	}
+	if err := db.Sync(); err != nil { // and Sync is an fsync again
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/syndtr/goleveldb/leveldb"
@@ -129,10 +131,28 @@ var _ leveldb.BatchReplay = (*leveldb.Batch)(nil)
 // when the store was opened with NoSync. A caller that shows a change
 // once it is written and acknowledges it once it is durable commits it
 // lazily, then calls Sync.
+//
+// A failed Sync leaves nothing to trust: Linux may drop the pages it
+// could not write and mark them clean, so a later fsync can succeed
+// without them. The store then reopens goleveldb before the next Sync
+// or commit (as after a failed write), and goleveldb writes what its
+// journals hold into a table it syncs: a later Sync that returns nil
+// has made the earlier writes durable again (PostgreSQL restarts from
+// its WAL after a failed fsync for the same reason).
 func (db *DB) Sync() error {
 	if !db.wo.Sync {
 		return nil
 	}
 	db.syncedWrites.Add(1)
-	return db.journals.sync()
+	if db.needReopen.Load() {
+		db.tryReopen()
+		if db.needReopen.Load() {
+			return errors.New("store: sync: not made durable: the store has not reopened since a failed write")
+		}
+	}
+	if err := db.journals.sync(); err != nil {
+		db.needReopen.Store(true)
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
 }
