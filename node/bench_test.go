@@ -32,6 +32,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/hushnet/hush/internal/testutil"
@@ -113,6 +114,30 @@ func childWithStdin(b *testing.B, mode string, env ...string) (string, *bufio.Re
 }
 
 func waitStdin() { io.Copy(io.Discard, os.Stdin) }
+
+// dialChild connects h to the child process listening at addr (a
+// multiaddr ending in /p2p/ID, the child's first line) and opens a
+// stream of protocol proto.
+func dialChild(b *testing.B, h host.Host, addr string, proto protocol.ID) network.Stream {
+	b.Helper()
+	m, err := ma.NewMultiaddr(addr)
+	if err != nil {
+		b.Fatalf("child said %q", addr)
+	}
+	pi, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := h.Connect(ctx, *pi); err != nil {
+		b.Fatal(err)
+	}
+	s, err := h.NewStream(ctx, pi.ID, proto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
 
 // loopbackHost is a host built by newHost, as Run builds a node's, with
 // a new key, listening on loopback TCP; closed when tb ends.
@@ -259,16 +284,7 @@ func BenchmarkBaselineLibp2pRoundTrip256(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer h.Close()
-	m, _ := ma.NewMultiaddr(addr)
-	pi, _ := peer.AddrInfoFromP2pAddr(m)
-	ctx := context.Background()
-	if err := h.Connect(ctx, *pi); err != nil {
-		b.Fatal(err)
-	}
-	s, err := h.NewStream(ctx, pi.ID, echoProto)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := dialChild(b, h, addr, echoProto)
 	defer s.Close()
 	buf := make([]byte, 256)
 	var lat []time.Duration

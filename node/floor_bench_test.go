@@ -2,7 +2,6 @@ package node
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/hushnet/hush/crypto/ratchet"
 	"github.com/hushnet/hush/crypto/x25519"
@@ -74,23 +71,7 @@ func benchFloor(b *testing.B, records bool) {
 	line, _, stop := child(b, "floor-recv", env...)
 	defer stop()
 	pid := lastChildPID
-	h := loopbackHost(b)
-	m, err := ma.NewMultiaddr(line)
-	if err != nil {
-		b.Fatalf("child said %q", line)
-	}
-	pi, err := peer.AddrInfoFromP2pAddr(m)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := h.Connect(ctx, *pi); err != nil {
-		b.Fatal(err)
-	}
-	s, err := h.NewStream(ctx, pi.ID, floorProto)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := dialChild(b, loopbackHost(b), line, floorProto)
 	defer s.Close()
 	db, err := store.Open(b.TempDir(), store.Config{})
 	if err != nil {
